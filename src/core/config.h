@@ -1,0 +1,78 @@
+/* hermod configuration: one INI file parsed with libinih.
+ * Every key, its type and default is documented in docs/config.md. */
+#ifndef HERMOD_CORE_CONFIG_H
+#define HERMOD_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/hermod/hermod.conf"
+
+struct config {
+	char *path; /* the file it was loaded from */
+
+	/* [server] */
+	char *hostname; /* default: gethostname() */
+	char *data_dir; /* required */
+	char *user;     /* NULL = keep the starting user */
+	char *log_level; /* debug|info|warn|error, default info */
+
+	/* [listen]: "host:port" or "[v6]:port"; NULL when empty/absent = off */
+	char *listen_smtp;
+	char *listen_submission;
+	char *listen_submissions;
+	char *listen_imap;
+	char *listen_imaps;
+	char *listen_pop3;
+	char *listen_pop3s;
+	char *listen_http;
+
+	/* [tls] */
+	char *tls_cert;
+	char *tls_key;
+
+	/* [limits] */
+	uint64_t max_message_size;      /* bytes, default 50M */
+	unsigned max_recipients;        /* per transaction, default 100 */
+	unsigned max_connections;       /* global, default 1000 */
+	unsigned max_connections_per_ip; /* default 20 */
+	unsigned max_errors;            /* protocol errors before 421 + close, default 10 */
+	unsigned max_line_length;       /* DATA text line incl. CRLF, default 1000; 0 = unlimited */
+	unsigned idle_timeout;          /* seconds waiting for a command, default 300 */
+	unsigned command_timeout;       /* seconds for one command line to complete, default 60 */
+	unsigned data_timeout;          /* seconds between DATA/BDAT reads, default 600 */
+	unsigned shutdown_timeout;      /* seconds SIGTERM waits for transactions, default 30 */
+
+	/* [store] */
+	char *store_backend; /* "sqlite" (default) */
+	bool store_fsync;    /* default true; false only for throw-away test instances */
+	unsigned store_workers; /* worker threads for blocking work, default 16 */
+
+	/* [delivery] */
+	unsigned remote_port;   /* default 25 */
+	char *smarthost;        /* host:port or NULL */
+	char *retry_schedule;   /* comma-separated durations, default "5m,15m,30m,1h,2h,4h" */
+	unsigned expiry;        /* seconds, default 5d */
+
+	/* [dns] */
+	char *resolver; /* host:port or NULL = /etc/resolv.conf */
+};
+
+/* Loads and validates path. Returns 1 ok (*cfg_r set), -1 on error with *error_r a
+ * malloc'd "FILE:LINE: message" (LINE 0 when the error is not tied to a line, e.g.
+ * a missing required key or an unreadable file: "FILE: message"). */
+int config_load(const char *path, struct config **cfg_r, char **error_r);
+void config_free(struct config **cfg);
+
+/* Value parsers shared with the CLI; return 1 ok, -1 bad syntax/overflow. */
+int config_parse_size(const char *s, uint64_t *r);     /* "10", "10K", "50M", "1G" (1024-based) */
+int config_parse_duration(const char *s, unsigned *r); /* "30", "30s", "5m", "2h", "5d" -> seconds */
+int config_parse_bool(const char *s, bool *r);         /* yes/no true/false on/off 1/0 */
+
+/* Splits "host:port" / "[v6]:port". Returns 1 ok, -1 bad. host_r malloc'd. */
+int config_parse_hostport(const char *s, char **host_r, unsigned *port_r);
+
+/* Resolves the config path: explicit (non-NULL) wins, then $HERMOD_CONFIG, then default. */
+const char *config_default_path(const char *explicit_path);
+
+#endif

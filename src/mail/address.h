@@ -1,0 +1,37 @@
+/* Mail addresses as SMTP paths (RFC 5321 4.1.2, RFC 6531 for UTF-8). */
+#ifndef HERMOD_MAIL_ADDRESS_H
+#define HERMOD_MAIL_ADDRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* RFC 5321 4.5.3.1: local-part 64, domain 255, path 256 octets. */
+#define MAIL_LOCALPART_MAX 64
+#define MAIL_DOMAIN_MAX 255
+#define MAIL_PATH_MAX 256
+
+struct mail_address {
+	bool null;    /* the null path "<>" */
+	bool utf8;    /* contains non-ASCII (needs SMTPUTF8) */
+	char *local;  /* unquoted local part (quoted-pair escapes removed), malloc'd */
+	char *domain; /* domain lower-cased (ASCII), or address literal "[1.2.3.4]" as given */
+	bool domain_literal;
+	char *addr;   /* "local@domain", local re-quoted if it needs quoting; "" for null; malloc'd */
+};
+
+/* Parses a path "<...>" at the start of s (len bytes). *consumed_r = bytes up to and
+ * including '>'. allow_null: "<>" accepted (reverse-path). allow_utf8: RFC 6531
+ * UTF-8 in local part and domain (must be valid UTF-8). Returns 1 ok, -1 bad with
+ * *error_r a static string. On ok, free with mail_address_free. */
+int mail_address_parse_path(const char *s, size_t len, bool allow_null, bool allow_utf8,
+			    struct mail_address *r, size_t *consumed_r, const char **error_r);
+/* Parses a bare "local@domain" (no brackets), e.g. from the CLI. Same rules. */
+int mail_address_parse(const char *s, size_t len, bool allow_utf8, struct mail_address *r,
+		       const char **error_r);
+void mail_address_free(struct mail_address *r);
+
+/* Checks an RFC 5321 Domain (dot-separated sub-domains: let-dig [ldh-str]) or
+ * with allow_utf8 a U-label domain. 1 ok, -1 bad. */
+int mail_domain_valid(const char *s, size_t len, bool allow_utf8);
+
+#endif

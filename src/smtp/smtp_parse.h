@@ -1,0 +1,125 @@
+/* SMTP (RFC 5321) command-line and argument parsers, and the DATA/BDAT body reader.
+ * Pure functions over bytes: no I/O, no replies, no logs. Fuzzed in tests/fuzz. */
+#ifndef HERMOD_SMTP_PARSE_H
+#define HERMOD_SMTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "mail/address.h"
+
+/* RFC 5321 4.5.3.1.4: command line max 512 octets including CRLF. */
+#define SMTP_COMMAND_LINE_MAX 512
+
+enum smtp_verb {
+	SMTP_VERB_UNKNOWN = 0,
+	SMTP_VERB_EHLO,
+	SMTP_VERB_HELO,
+	SMTP_VERB_MAIL,
+	SMTP_VERB_RCPT,
+	SMTP_VERB_DATA,
+	SMTP_VERB_BDAT,
+	SMTP_VERB_RSET,
+	SMTP_VERB_NOOP,
+	SMTP_VERB_QUIT,
+	SMTP_VERB_HELP,
+	SMTP_VERB_VRFY,
+	SMTP_VERB_EXPN,
+	SMTP_VERB_STARTTLS,
+	SMTP_VERB_AUTH,
+};
+
+struct smtp_command {
+	enum smtp_verb verb;
+	const char *args; /* points into the line (lifetime: the line); after the verb and
+			     one SP; "" when none. For MAIL/RCPT it starts after "FROM:"/"TO:"
+			     (case-insensitive), with optional spaces before '<' skipped. */
+	size_t args_len;
+};
+
+enum smtp_parse_result {
+	SMTP_PARSE_OK = 1,
+	SMTP_PARSE_SYNTAX = -1,  /* reply 501 5.5.4 (or 500 5.5.2 for an unknown verb) */
+	SMTP_PARSE_PARAM = -2,   /* unrecognized/unsupported MAIL/RCPT parameter: 555 5.5.4 */
+};
+
+/* line: one command line without its line terminator (CRLF already stripped).
+ * Unknown verbs give SMTP_PARSE_OK with verb SMTP_VERB_UNKNOWN. A MAIL without
+ * "FROM:" or RCPT without "TO:" gives SMTP_PARSE_SYNTAX. */
+enum smtp_parse_result smtp_command_parse(const char *line, size_t len,
+					  struct smtp_command *cmd_r, const char **error_r);
+
+enum smtp_body_type { SMTP_BODY_7BIT = 0, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
+
+struct smtp_mail_args {
+	struct mail_address from; /* null reverse-path "<>" gives from.null = true */
+	bool has_size;
+	uint64_t size;
+	enum smtp_body_type body;
+	bool smtputf8;
+	/* DSN (RFC 3461) and AUTH= (RFC 4954) values, NULL when absent; malloc'd */
+	char *ret;   /* "FULL" / "HDRS" */
+	char *envid; /* xtext-decoded */
+	char *auth;  /* xtext-decoded, "<>" allowed */
+};
+
+struct smtp_rcpt_args {
+	struct mail_address to;
+	char *notify; /* malloc'd or NULL */
+	char *orcpt;  /* malloc'd or NULL, as given (addr-type;xtext) */
+};
+
+/* args/len: smtp_command.args of MAIL / RCPT. Path syntax per RFC 5321 4.1.2
+ * (with RFC 6531 UTF-8 when utf8_ok is true — the client said SMTPUTF8 on MAIL,
+ * or for MAIL itself when the parameter list contains SMTPUTF8). Source routes
+ * ("<@a,@b:user@c>") are accepted and dropped (RFC 5321 4.1.2 / C.). The paths must
+ * be enclosed in <>. Duplicate parameters, bad values (SIZE not a number or
+ * overflowing) are SYNTAX; unknown keywords are PARAM.
+ * On OK the caller frees with smtp_mail_args_free / smtp_rcpt_args_free. */
+enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len,
+					    struct smtp_mail_args *r, const char **error_r);
+enum smtp_parse_result smtp_rcpt_args_parse(const char *args, size_t len, bool utf8_ok,
+					    struct smtp_rcpt_args *r, const char **error_r);
+void smtp_mail_args_free(struct smtp_mail_args *r);
+void smtp_rcpt_args_free(struct smtp_rcpt_args *r);
+
+/* BDAT argument: "<chunk-size> [LAST]". chunk size up to UINT64 without overflow. */
+enum smtp_parse_result smtp_bdat_args_parse(const char *args, size_t len, uint64_t *size_r,
+					    bool *last_r, const char **error_r);
+
+/* ---- message body reader ----
+ * Framing for DATA (dot-stuffed, ends only at <CRLF>.<CRLF>, RFC 5321 4.1.1.4 and
+ * 4.5.2) and BDAT (raw chunks, RFC 3030). Only CRLF is a line end for framing:
+ * a bare LF or bare CR never ends the message and never starts a line for
+ * dot-unstuffing (SMTP smuggling). When stored, each bare LF and bare CR is written
+ * as CRLF so mailbox contents are canonical RFC 5322 text. NUL bytes are kept.
+ * The reader starts at the beginning of a line (right after the 354 reply). */
+enum smtp_body_mode { SMTP_BODY_MODE_DATA, SMTP_BODY_MODE_BDAT };
+
+struct smtp_body_reader {
+	enum smtp_body_mode mode;
+	int state;             /* private */
+	size_t max_line;       /* stored line length limit incl. CRLF; 0 = none */
+	uint64_t max_size;     /* stored size limit; 0 = none */
+	uint64_t size;         /* bytes of the message as stored so far (even when too big) */
+	size_t line_len;       /* private */
+	bool line_too_long;    /* a stored line exceeded max_line */
+	bool too_big;          /* size exceeded max_size: output stopped growing */
+	bool done;             /* DATA: the terminating <CRLF>.<CRLF> was consumed */
+};
+
+void smtp_body_reader_init(struct smtp_body_reader *r, enum smtp_body_mode mode,
+			   size_t max_line, uint64_t max_size);
+/* Consumes up to len bytes of in, appending the stored form to out (nothing more is
+ * appended once too_big). Returns the number of bytes consumed: in DATA mode it
+ * stops right after the terminating ".\r\n" (done = true); in BDAT mode it consumes
+ * everything (the caller feeds exactly the chunk's bytes). -1 only when out
+ * cannot grow for memory reasons. */
+long smtp_body_reader_feed(struct smtp_body_reader *r, const char *in, size_t len,
+			   struct buf *out);
+/* BDAT LAST / end of message: flushes a pending bare CR (as CRLF). */
+void smtp_body_reader_finish(struct smtp_body_reader *r, struct buf *out);
+
+#endif

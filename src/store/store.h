@@ -1,0 +1,116 @@
+/* The mail store interface. Functions are synchronous and thread-safe: they are
+ * called from worker threads (never from an event loop) and from the CLI.
+ * The embedded backend is SQLite (WAL) plus content-addressed blob files under
+ * data_dir/blobs/ab/cd/<sha256>. A PostgreSQL backend will implement the same
+ * interface later.
+ *
+ * Results: 1 ok / found, 0 not found (where documented), -1 error with *error_r
+ * set to a malloc'd human-readable message (caller frees; error_r may be NULL).
+ * Addresses are passed and stored lower-cased in the domain part; local parts are
+ * compared case-insensitively for ASCII (RFC 5321 2.4 permits this for our own
+ * mailboxes). */
+#ifndef HERMOD_STORE_STORE_H
+#define HERMOD_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+struct store_options {
+	const char *data_dir;
+	bool fsync; /* false only for throw-away test instances */
+};
+
+/* Opens (creating and migrating as needed) the store under opts->data_dir. */
+int store_open(const struct store_options *opts, struct store **store_r, char **error_r);
+void store_close(struct store **store);
+
+/* ---- domains, accounts, aliases (admin) ---- */
+int store_domain_add(struct store *st, const char *domain, char **error_r); /* -1 if exists */
+int store_domain_del(struct store *st, const char *domain, char **error_r); /* 0 if absent */
+/* 1 local, 0 not ours, -1 error */
+int store_domain_exists(struct store *st, const char *domain, char **error_r);
+typedef void store_name_cb(void *ctx, const char *name);
+int store_domain_list(struct store *st, store_name_cb *cb, void *ctx, char **error_r);
+
+/* The account's domain must exist. pwhash is a crypt(3) string. Creates INBOX, Sent,
+ * Drafts, Trash, Junk, Archive with their special-use attributes (RFC 6154). */
+int store_account_add(struct store *st, const char *address, const char *pwhash, char **error_r);
+int store_account_del(struct store *st, const char *address, char **error_r); /* 0 if absent */
+int store_account_set_password(struct store *st, const char *address, const char *pwhash,
+			       char **error_r); /* 0 if absent */
+/* 1 found (*pwhash_r malloc'd), 0 absent */
+int store_account_get_password(struct store *st, const char *address, char **pwhash_r,
+			       char **error_r);
+int store_account_list(struct store *st, store_name_cb *cb, void *ctx, char **error_r);
+
+/* source is "user@domain" or "@domain" (catch-all); target is an address (local
+ * account, or any address). The source's domain must be local. */
+int store_alias_add(struct store *st, const char *source, const char *target, char **error_r);
+/* target NULL: delete all targets of source. 0 if nothing matched. */
+int store_alias_del(struct store *st, const char *source, const char *target, char **error_r);
+typedef void store_alias_cb(void *ctx, const char *source, const char *target);
+int store_alias_list(struct store *st, store_alias_cb *cb, void *ctx, char **error_r);
+
+/* Resolves a recipient address to local accounts, in this order: exact account;
+ * exact alias; plus-address "user+tag@d" retried as "user@d" (account, then alias);
+ * catch-all "@d". Alias targets are followed (bounded depth 8) to accounts; targets
+ * that are not local accounts are ignored for now (no forwarding yet).
+ * Returns 1 with *accounts_r a malloc'd NULL-terminated array of malloc'd canonical
+ * account addresses (free with store_strv_free), 0 when nothing local matches,
+ * -1 error. */
+int store_resolve_recipient(struct store *st, const char *address, char ***accounts_r,
+			    char **error_r);
+void store_strv_free(char ***strv);
+
+/* ---- delivery ---- */
+struct store_delivery {
+	const char *const *accounts; /* canonical account addresses (deduplicated by caller) */
+	size_t naccounts;
+	const char *mailbox; /* NULL = INBOX */
+	const char *data;    /* the full message as stored (Return-Path/Received included) */
+	size_t len;
+	int64_t internal_date; /* unix seconds; 0 = now */
+	const char *flags;     /* NULL or space-separated system flags/keywords */
+};
+/* Stores one blob (written and fsync'd first) and a message entry in each account's
+ * mailbox, in one metadata transaction. Returns only when durable. Concurrent calls
+ * are group-committed: they share one transaction and one WAL fsync. Nothing is
+ * half-delivered: on -1 no account got the message. *uids_r (optional, caller-allocated
+ * array of naccounts) receives the UIDs. */
+int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *uids_r,
+		  char **error_r);
+
+/* ---- reading (admin CLI now, IMAP/POP3 later) ---- */
+struct store_mailbox_info {
+	const char *name;
+	const char *special_use; /* "\\Sent" etc. or NULL */
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages, unseen;
+	uint64_t size;
+};
+typedef void store_mailbox_cb(void *ctx, const struct store_mailbox_info *mb);
+/* 0 if the account does not exist */
+int store_mailbox_list(struct store *st, const char *account, store_mailbox_cb *cb, void *ctx,
+		       char **error_r);
+
+struct store_message_info {
+	uint32_t uid;
+	uint64_t modseq;
+	uint64_t size;
+	int64_t internal_date;
+	const char *flags;   /* space-separated, "" when none */
+	const char *blob_id; /* hex sha256 */
+};
+typedef void store_message_cb(void *ctx, const struct store_message_info *m);
+/* 0 if the account or mailbox does not exist */
+int store_message_list(struct store *st, const char *account, const char *mailbox,
+		       store_message_cb *cb, void *ctx, char **error_r);
+/* 1 with *data_r malloc'd (message bytes) and *len_r; 0 if not found */
+int store_message_get(struct store *st, const char *account, const char *mailbox, uint32_t uid,
+		      char **data_r, size_t *len_r, char **error_r);
+
+#endif
