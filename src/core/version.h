@@ -1,0 +1,4 @@
+#ifndef HERMOD_CORE_VERSION_H
+#define HERMOD_CORE_VERSION_H
+#define HERMOD_VERSION "0.1.0"
+#endif

@@ -1,0 +1,1027 @@
+/* Inbound SMTP sessions (RFC 5321, with PIPELINING RFC 2920, SIZE RFC 1870,
+ * 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, ENHANCEDSTATUSCODES RFC 2034/3463,
+ * CHUNKING RFC 3030). The replies are listed in docs/smtp-replies.md.
+ *
+ * Flow: bytes arrive in the bufferevent's input buffer; smtp_session_process()
+ * takes complete command lines (or body bytes in DATA/BDAT) from it. Anything that
+ * blocks (recipient lookup, delivery) runs as a worker job; while a job runs the
+ * session is "busy": reading is paused and buffered pipelined input waits. */
+#include "smtp/smtp_session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "smtp/smtp_parse.h"
+#include "store/store.h"
+
+/* Stop taking input while this much output is unsent (a client that pipelines but
+ * does not read its replies). */
+#define SMTP_OUTPUT_HIGH 65536
+/* Most input buffered before it is processed. */
+#define SMTP_INPUT_HIGH (256 * 1024)
+
+enum smtp_state {
+	SMTP_STATE_COMMAND, /* reading command lines */
+	SMTP_STATE_DATA,    /* reading a DATA body */
+	SMTP_STATE_BDAT,    /* reading a BDAT chunk */
+	SMTP_STATE_CLOSED,  /* goodbye sent, output flushing */
+};
+
+static const char *const smtp_state_names[] = {"command", "data", "bdat", "closed"};
+
+/* Copied from the config when the session starts, so SIGHUP can swap configs. */
+struct smtp_limits {
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned max_errors;
+	unsigned max_line_length;
+	unsigned idle_timeout;
+	unsigned command_timeout;
+	unsigned data_timeout;
+	char hostname[256];
+};
+
+struct smtp_rcpt {
+	struct smtp_rcpt *next;
+	char *addr;
+	char **accounts; /* NULL-terminated local accounts it resolved to */
+};
+
+/* One mail transaction: created by MAIL, ended by RSET, delivery or an error. */
+struct smtp_tx {
+	char id[32];
+	char *from; /* reverse-path address, "" for <> */
+	bool smtputf8;
+	enum smtp_body_type body;
+	struct smtp_rcpt *rcpts;
+	struct smtp_rcpt **rcpt_tail;
+	unsigned nrcpts;
+	bool bdat_used;
+	struct smtp_body_reader reader;
+	struct buf msg; /* trace headers + body as stored */
+};
+
+struct smtp_session {
+	struct conn *c;
+	struct smtp_limits lim;
+	enum smtp_state state;
+	char *helo;
+	bool esmtp;
+	unsigned errors;
+	unsigned ntx;
+	bool busy;           /* a worker job is running for this session */
+	bool output_blocked; /* paused until the client reads its replies */
+	bool discarding;     /* skipping the rest of an overlong command line */
+	bool stopping;       /* server shutdown: end after the current transaction */
+	struct smtp_tx *tx;
+	/* BDAT chunk in progress */
+	uint64_t bdat_size;
+	uint64_t bdat_remaining;
+	bool bdat_last;
+	const char *bdat_reply; /* error reply owed once the chunk is consumed */
+	struct event *cmd_timer; /* a started command line must complete in time */
+	bool cmd_timer_armed;
+};
+
+static void smtp_session_process(struct smtp_session *s);
+
+/* ---- state and replies ---- */
+
+static void smtp_session_set_state(struct smtp_session *s, enum smtp_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug(s->c->sid, "event=state old=%s new=%s", smtp_state_names[s->state],
+		  smtp_state_names[state]);
+	s->state = state;
+	struct timeval tv = {.tv_sec = state == SMTP_STATE_COMMAND ? s->lim.idle_timeout
+								  : s->lim.data_timeout};
+	struct timeval wtv = {.tv_sec = s->lim.data_timeout};
+	if (s->c->bev != NULL && state != SMTP_STATE_CLOSED)
+		bufferevent_set_timeouts(s->c->bev, &tv, &wtv);
+}
+
+static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	if (s->c->dead)
+		return;
+	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Sends a final reply and ends the session once it is written. */
+static void smtp_session_goodbye(struct smtp_session *s, const char *reply)
+{
+	if (s->state == SMTP_STATE_CLOSED || s->c->dead)
+		return;
+	smtp_reply(s, "%s", reply);
+	smtp_session_set_state(s, SMTP_STATE_CLOSED);
+	conn_finish(s->c);
+}
+
+/* A reply to a client mistake: counted towards max_errors (checked before the next
+ * command, as the limit is on the number of errors the client may make). */
+static void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
+{
+	if (s->c->dead)
+		return;
+	s->errors++;
+	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* ---- transactions ---- */
+
+static void smtp_tx_free(struct smtp_tx **txp)
+{
+	struct smtp_tx *tx = *txp;
+	if (tx == NULL)
+		return;
+	while (tx->rcpts != NULL) {
+		struct smtp_rcpt *r = tx->rcpts;
+		tx->rcpts = r->next;
+		free(r->addr);
+		store_strv_free(&r->accounts);
+		free(r);
+	}
+	free(tx->from);
+	buf_free(&tx->msg);
+	free(tx);
+	*txp = NULL;
+}
+
+/* Ends the current transaction (RSET, delivery, error). */
+static void smtp_session_end_tx(struct smtp_session *s)
+{
+	smtp_tx_free(&s->tx);
+	if (s->stopping)
+		smtp_session_goodbye(s, "421 4.3.2 Shutting down");
+}
+
+/* ---- async jobs ---- */
+
+/* Parks the session while a worker job runs. */
+static void smtp_session_park(struct smtp_session *s)
+{
+	s->busy = true;
+	bufferevent_disable(s->c->bev, EV_READ);
+}
+
+static void smtp_session_unpark(struct smtp_session *s)
+{
+	s->busy = false;
+	if (s->state == SMTP_STATE_CLOSED || s->c->dead)
+		return;
+	bufferevent_enable(s->c->bev, EV_READ);
+	smtp_session_process(s); /* pipelined input that arrived meanwhile */
+}
+
+/* RCPT: recipient lookup in the store */
+struct smtp_rcpt_job {
+	struct smtp_session *s;
+	struct store *store;
+	char *addr;       /* as given, for the reply log */
+	char *lookup;     /* address to resolve */
+	char *domain;     /* NULL: no domain check (postmaster) */
+	bool literal;     /* domain is an address literal: never ours */
+	int result;       /* 1 local account(s), 0 unknown user, 2 not our domain, -1 error */
+	char **accounts;
+	char *error;
+};
+
+static void smtp_rcpt_job_run(void *arg)
+{
+	struct smtp_rcpt_job *j = arg;
+	if (j->literal) {
+		j->result = 2;
+		return;
+	}
+	if (j->domain != NULL) {
+		int r = store_domain_exists(j->store, j->domain, &j->error);
+		if (r <= 0) {
+			j->result = r < 0 ? -1 : 2;
+			return;
+		}
+	}
+	int r = store_resolve_recipient(j->store, j->lookup, &j->accounts, &j->error);
+	j->result = r < 0 ? -1 : r > 0 ? 1 : 0;
+}
+
+static void smtp_rcpt_job_done(void *arg)
+{
+	struct smtp_rcpt_job *j = arg;
+	struct smtp_session *s = j->s;
+	if (!conn_is_dead(s->c) && s->tx != NULL) {
+		char esc[300];
+		log_escape(j->addr, strlen(j->addr), 256, esc, sizeof(esc));
+		switch (j->result) {
+		case 1: {
+			struct smtp_rcpt *r = calloc(1, sizeof(*r));
+			if (r == NULL) {
+				smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+				break;
+			}
+			r->addr = j->addr;
+			r->accounts = j->accounts;
+			j->addr = NULL;
+			j->accounts = NULL;
+			*s->tx->rcpt_tail = r;
+			s->tx->rcpt_tail = &r->next;
+			s->tx->nrcpts++;
+			log_info(s->c->sid, "event=rcpt to=\"%s\" result=ok", esc);
+			smtp_reply(s, "250 2.1.5 Ok");
+			break;
+		}
+		case 0:
+			log_info(s->c->sid, "event=rcpt to=\"%s\" result=unknown-user", esc);
+			smtp_reply_error(s, "550 5.1.1 User unknown");
+			break;
+		case 2:
+			log_info(s->c->sid, "event=rcpt to=\"%s\" result=relay-denied", esc);
+			smtp_reply_error(s, "554 5.7.1 Relay access denied");
+			break;
+		default:
+			log_error(s->c->sid, "event=rcpt to=\"%s\" result=store-error error=\"%s\"",
+				  esc, j->error != NULL ? j->error : "?");
+			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+			break;
+		}
+	}
+	free(j->addr);
+	free(j->lookup);
+	free(j->domain);
+	free(j->error);
+	store_strv_free(&j->accounts);
+	free(j);
+	if (!conn_is_dead(s->c))
+		smtp_session_unpark(s);
+}
+
+/* Delivery of a complete message */
+struct smtp_deliver_job {
+	struct smtp_session *s;
+	struct store *store;
+	struct smtp_tx *tx;
+	const char **accounts;
+	size_t naccounts;
+	int result;
+	char *error;
+};
+
+static void smtp_deliver_job_run(void *arg)
+{
+	struct smtp_deliver_job *j = arg;
+	struct store_delivery d = {
+		.accounts = j->accounts,
+		.naccounts = j->naccounts,
+		.mailbox = NULL,
+		.data = j->tx->msg.data != NULL ? j->tx->msg.data : "",
+		.len = j->tx->msg.len,
+		.internal_date = (int64_t)time(NULL),
+		.flags = NULL,
+	};
+	j->result = store_deliver(j->store, &d, NULL, &j->error);
+}
+
+static void smtp_deliver_job_done(void *arg)
+{
+	struct smtp_deliver_job *j = arg;
+	struct smtp_session *s = j->s;
+	struct smtp_tx *tx = j->tx;
+	bool dead = conn_is_dead(s->c);
+	if (j->result > 0) {
+		log_info(s->c->sid, "event=delivered id=%s size=%zu accounts=%zu%s", tx->id,
+			 tx->msg.len, j->naccounts, dead ? " client=gone" : "");
+		if (!dead)
+			smtp_reply(s, "250 2.0.0 Ok: delivered as %s", tx->id);
+	} else {
+		log_error(s->c->sid, "event=delivery-failed id=%s error=\"%s\"", tx->id,
+			  j->error != NULL ? j->error : "?");
+		if (!dead)
+			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+	}
+	free(j->accounts);
+	free(j->error);
+	free(j);
+	/* s->tx was detached when the job started */
+	smtp_tx_free(&tx);
+	if (!dead) {
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		if (s->stopping)
+			smtp_session_goodbye(s, "421 4.3.2 Shutting down");
+		smtp_session_unpark(s);
+	}
+}
+
+/* The message is complete: deliver it to every distinct account. */
+static void smtp_session_deliver(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t n = 0;
+	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next)
+		for (char **a = r->accounts; a != NULL && *a != NULL; a++)
+			n++;
+	struct smtp_deliver_job *j = calloc(1, sizeof(*j));
+	const char **accounts = calloc(n + 1, sizeof(*accounts));
+	if (j == NULL || accounts == NULL) {
+		free(j);
+		free(accounts);
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_session_end_tx(s);
+		return;
+	}
+	/* one entry per account, however many recipients lead to it */
+	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
+		for (char **a = r->accounts; a != NULL && *a != NULL; a++) {
+			size_t k;
+			for (k = 0; k < j->naccounts; k++)
+				if (strcmp(accounts[k], *a) == 0)
+					break;
+			if (k == j->naccounts)
+				accounts[j->naccounts++] = *a;
+		}
+	}
+	j->s = s;
+	j->store = s->c->srv->store;
+	j->tx = tx;
+	j->accounts = accounts;
+	s->tx = NULL; /* owned by the job now */
+	if (conn_submit(s->c, smtp_deliver_job_run, smtp_deliver_job_done, j) < 0) {
+		s->tx = tx;
+		free(accounts);
+		free(j);
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_session_end_tx(s);
+		return;
+	}
+	smtp_session_park(s);
+}
+
+/* ---- trace headers (RFC 5321 4.4) ---- */
+
+/* The HELO name goes into Received: only when it is a domain or an address
+ * literal, so the header stays within the RFC 5321 4.4 grammar. */
+static bool smtp_helo_is_domain(const char *helo)
+{
+	size_t len = strlen(helo);
+	if (len >= 3 && helo[0] == '[' && helo[len - 1] == ']') {
+		return strspn(helo + 1, "0123456789abcdefABCDEF.:IPv") == len - 2;
+	}
+	return mail_domain_valid(helo, len, false) > 0;
+}
+
+static int smtp_tx_add_trace(struct smtp_session *s, struct smtp_tx *tx)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	/* RFC 5322 3.3 date-time; the C locale gives English names */
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	const char *proto = tx->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+	bool v6 = strchr(s->c->ip, ':') != NULL;
+	const char *helo = s->helo != NULL && smtp_helo_is_domain(s->helo) ? s->helo : "unknown";
+	int r = buf_printf(&tx->msg, "Return-Path: <%s>\r\n", tx->from);
+	if (r > 0)
+		r = buf_printf(&tx->msg,
+			       "Received: from %s ([%s%s])\r\n\tby %s (hermod) with %s id %s",
+			       helo, v6 ? "IPv6:" : "", s->c->ip, s->lim.hostname, proto, tx->id);
+	/* "for" only with a single recipient: it would disclose the others */
+	if (r > 0 && tx->nrcpts == 1)
+		r = buf_printf(&tx->msg, "\r\n\tfor <%s>", tx->rcpts->addr);
+	if (r > 0)
+		r = buf_printf(&tx->msg, "; %s\r\n", date);
+	return r;
+}
+
+/* ---- commands ---- */
+
+enum {
+	SMTP_CMD_NEED_HELO = 1 << 0, /* EHLO/HELO first */
+	SMTP_CMD_NEED_MAIL = 1 << 1, /* inside a transaction */
+	SMTP_CMD_NEED_RCPT = 1 << 2, /* at least one accepted recipient */
+};
+
+struct smtp_command_def {
+	enum smtp_verb verb;
+	unsigned flags;
+	void (*run)(struct smtp_session *s, const struct smtp_command *cmd);
+};
+
+static bool smtp_need_helo(struct smtp_session *s)
+{
+	if (s->helo != NULL)
+		return true;
+	smtp_reply_error(s, "503 5.5.1 Send EHLO or HELO first");
+	return false;
+}
+
+static bool smtp_need_mail(struct smtp_session *s)
+{
+	if (s->tx != NULL)
+		return true;
+	smtp_reply_error(s, "503 5.5.1 Need MAIL first");
+	return false;
+}
+
+static bool smtp_need_rcpt(struct smtp_session *s)
+{
+	if (s->tx != NULL && s->tx->nrcpts > 0)
+		return true;
+	smtp_reply_error(s, "503 5.5.1 Need RCPT first");
+	return false;
+}
+
+static bool smtp_args_empty(const struct smtp_command *cmd)
+{
+	for (size_t i = 0; i < cmd->args_len; i++)
+		if (cmd->args[i] != ' ' && cmd->args[i] != '\t')
+			return false;
+	return true;
+}
+
+static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	bool ehlo = cmd->verb == SMTP_VERB_EHLO;
+	/* the domain: first word of the arguments */
+	size_t start = 0, end;
+	while (start < cmd->args_len && cmd->args[start] == ' ')
+		start++;
+	end = start;
+	while (end < cmd->args_len && cmd->args[end] != ' ')
+		end++;
+	if (end == start) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+		return;
+	}
+	for (size_t i = start; i < end; i++) {
+		unsigned char ch = (unsigned char)cmd->args[i];
+		if (ch < 0x21 || ch == 0x7f) {
+			smtp_reply_error(s, "501 5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+			return;
+		}
+	}
+	free(s->helo);
+	s->helo = strndup(cmd->args + start, end - start);
+	if (s->helo == NULL) {
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		return;
+	}
+	s->esmtp = ehlo;
+	/* RFC 5321 4.1.4: EHLO/HELO resets the transaction */
+	smtp_tx_free(&s->tx);
+	char esc[300];
+	log_info(s->c->sid, "event=helo helo=\"%s\" esmtp=%d",
+		 log_escape(s->helo, strlen(s->helo), 255, esc, sizeof(esc)), ehlo);
+	if (!ehlo) {
+		smtp_reply(s, "250 %s", s->lim.hostname);
+		return;
+	}
+	smtp_reply(s, "250-%s", s->lim.hostname);
+	smtp_reply(s, "250-PIPELINING");
+	smtp_reply(s, "250-SIZE %llu", (unsigned long long)s->lim.max_message_size);
+	smtp_reply(s, "250-8BITMIME");
+	smtp_reply(s, "250-SMTPUTF8");
+	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtp_reply(s, "250 CHUNKING");
+}
+
+static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (s->tx != NULL) {
+		smtp_reply_error(s, "503 5.5.1 Sender already specified");
+		return;
+	}
+	struct smtp_mail_args args;
+	const char *error = "bad syntax";
+	enum smtp_parse_result pr = smtp_mail_args_parse(cmd->args, cmd->args_len, &args, &error);
+	if (pr == SMTP_PARSE_PARAM) {
+		smtp_reply_error(s, "555 5.5.4 %s", error);
+		return;
+	}
+	if (pr != SMTP_PARSE_OK) {
+		smtp_reply_error(s, "501 5.5.4 %s", error);
+		return;
+	}
+	if (args.from.utf8 && !args.smtputf8) {
+		smtp_reply_error(s, "553 5.6.7 SMTPUTF8 required for this address");
+		smtp_mail_args_free(&args);
+		return;
+	}
+	if (args.has_size && args.size > s->lim.max_message_size) {
+		smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+		smtp_mail_args_free(&args);
+		return;
+	}
+	struct smtp_tx *tx = calloc(1, sizeof(*tx));
+	if (tx == NULL || (tx->from = strdup(args.from.null ? "" : args.from.addr)) == NULL) {
+		free(tx);
+		smtp_mail_args_free(&args);
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		return;
+	}
+	tx->smtputf8 = args.smtputf8;
+	tx->body = args.body;
+	tx->rcpt_tail = &tx->rcpts;
+	buf_init(&tx->msg, 0);
+	snprintf(tx->id, sizeof(tx->id), "%s.%u", s->c->sid, ++s->ntx);
+	s->tx = tx;
+	char esc[300];
+	log_info(s->c->sid, "event=mail id=%s from=\"%s\"", tx->id,
+		 log_escape(tx->from, strlen(tx->from), 256, esc, sizeof(esc)));
+	smtp_mail_args_free(&args);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static char *smtp_lower_dup(const char *in)
+{
+	char *out = strdup(in);
+	if (out != NULL)
+		for (char *p = out; *p != '\0'; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	return out;
+}
+
+static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_rcpt_args args;
+	const char *error = "bad syntax";
+	enum smtp_parse_result pr =
+		smtp_rcpt_args_parse(cmd->args, cmd->args_len, true, &args, &error);
+	if (pr == SMTP_PARSE_PARAM) {
+		smtp_reply_error(s, "555 5.5.4 %s", error);
+		return;
+	}
+	if (pr != SMTP_PARSE_OK) {
+		smtp_reply_error(s, "501 5.5.4 %s", error);
+		return;
+	}
+	if (args.to.null || args.to.addr == NULL) {
+		smtp_rcpt_args_free(&args);
+		smtp_reply_error(s, "501 5.5.4 Bad recipient address");
+		return;
+	}
+	if (args.to.utf8 && !s->tx->smtputf8) {
+		smtp_rcpt_args_free(&args);
+		smtp_reply_error(s, "553 5.6.7 SMTPUTF8 required for this address");
+		return;
+	}
+	/* RFC 5321 4.5.3.1.8: a server that limits recipients answers 452 and the
+	 * client sends the rest in another transaction; not a client error. */
+	if (s->tx->nrcpts >= s->lim.max_recipients) {
+		smtp_rcpt_args_free(&args);
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	struct smtp_rcpt_job *j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		smtp_rcpt_args_free(&args);
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		return;
+	}
+	j->s = s;
+	j->store = s->c->srv->store;
+	j->addr = strdup(args.to.addr);
+	if (args.to.domain == NULL) {
+		/* RFC 5321 4.1.1.3: "Postmaster" without a domain must be accepted; it is
+		 * the postmaster of this host's domain */
+		const char *dot = strchr(s->lim.hostname, '.');
+		size_t n = strlen(s->lim.hostname) + 16;
+		j->lookup = malloc(n);
+		if (j->lookup != NULL)
+			snprintf(j->lookup, n, "postmaster@%s", dot != NULL ? dot + 1 : s->lim.hostname);
+	} else {
+		j->lookup = smtp_lower_dup(args.to.addr);
+		j->domain = smtp_lower_dup(args.to.domain);
+		j->literal = args.to.domain_literal;
+	}
+	smtp_rcpt_args_free(&args);
+	if (j->addr == NULL || j->lookup == NULL ||
+	    conn_submit(s->c, smtp_rcpt_job_run, smtp_rcpt_job_done, j) < 0) {
+		free(j->addr);
+		free(j->lookup);
+		free(j->domain);
+		free(j);
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		return;
+	}
+	smtp_session_park(s);
+}
+
+static void smtp_tx_start_body(struct smtp_session *s, enum smtp_body_mode mode)
+{
+	struct smtp_tx *tx = s->tx;
+	smtp_body_reader_init(&tx->reader, mode, s->lim.max_line_length, s->lim.max_message_size);
+	buf_reset(&tx->msg);
+	if (smtp_tx_add_trace(s, tx) < 0)
+		tx->reader.too_big = true; /* cannot happen short of memory */
+}
+
+static void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (!smtp_args_empty(cmd)) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->tx->bdat_used) {
+		smtp_reply_error(s, "503 5.5.1 DATA not allowed after BDAT");
+		return;
+	}
+	smtp_tx_start_body(s, SMTP_BODY_MODE_DATA);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_session_set_state(s, SMTP_STATE_DATA);
+}
+
+static void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	uint64_t size;
+	bool last;
+	const char *error = "bad syntax";
+	if (smtp_bdat_args_parse(cmd->args, cmd->args_len, &size, &last, &error) != SMTP_PARSE_OK) {
+		/* without a valid size the chunk cannot be skipped: the stream is lost */
+		smtp_reply_error(s, "501 5.5.4 %s", error);
+		return;
+	}
+	/* RFC 3030 2: the chunk's octets are read even when the command fails */
+	s->bdat_remaining = size;
+	s->bdat_size = size;
+	s->bdat_last = last;
+	s->bdat_reply = NULL;
+	if (s->helo == NULL)
+		s->bdat_reply = "503 5.5.1 Send EHLO or HELO first";
+	else if (s->tx == NULL)
+		s->bdat_reply = "503 5.5.1 Need MAIL first";
+	else if (s->tx->nrcpts == 0)
+		s->bdat_reply = "503 5.5.1 Need RCPT first";
+	else if (!s->tx->bdat_used) {
+		s->tx->bdat_used = true;
+		smtp_tx_start_body(s, SMTP_BODY_MODE_BDAT);
+	}
+	smtp_session_set_state(s, SMTP_STATE_BDAT);
+}
+
+static void smtp_cmd_rset(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	smtp_tx_free(&s->tx);
+	smtp_reply(s, "250 2.0.0 Ok");
+	if (s->stopping)
+		smtp_session_goodbye(s, "421 4.3.2 Shutting down");
+}
+
+static void smtp_cmd_noop(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void smtp_cmd_quit(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	smtp_session_goodbye(s, "221 2.0.0 Bye");
+}
+
+static void smtp_cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	smtp_reply(s, "214 2.0.0 See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT RSET "
+		      "NOOP QUIT HELP VRFY");
+}
+
+static void smtp_cmd_vrfy(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	/* RFC 5321 3.5.3: 252 when we will not confirm addresses (harvesting) */
+	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void smtp_cmd_not_implemented(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	smtp_reply_error(s, "502 5.5.1 Command not implemented");
+}
+
+static const struct smtp_command_def smtp_commands[] = {
+	{SMTP_VERB_EHLO, 0, smtp_cmd_helo},
+	{SMTP_VERB_HELO, 0, smtp_cmd_helo},
+	{SMTP_VERB_MAIL, SMTP_CMD_NEED_HELO, smtp_cmd_mail},
+	{SMTP_VERB_RCPT, SMTP_CMD_NEED_HELO | SMTP_CMD_NEED_MAIL, smtp_cmd_rcpt},
+	{SMTP_VERB_DATA, SMTP_CMD_NEED_HELO | SMTP_CMD_NEED_MAIL | SMTP_CMD_NEED_RCPT,
+	 smtp_cmd_data},
+	{SMTP_VERB_BDAT, 0, smtp_cmd_bdat}, /* checks its own state: it must eat the chunk */
+	{SMTP_VERB_RSET, 0, smtp_cmd_rset},
+	{SMTP_VERB_NOOP, 0, smtp_cmd_noop},
+	{SMTP_VERB_QUIT, 0, smtp_cmd_quit},
+	{SMTP_VERB_HELP, 0, smtp_cmd_help},
+	{SMTP_VERB_VRFY, 0, smtp_cmd_vrfy},
+	{SMTP_VERB_EXPN, 0, smtp_cmd_not_implemented},
+	{SMTP_VERB_STARTTLS, 0, smtp_cmd_not_implemented},
+	{SMTP_VERB_AUTH, 0, smtp_cmd_not_implemented},
+};
+
+static void smtp_session_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	const char *error = "bad syntax";
+	enum smtp_parse_result pr = smtp_command_parse(line, len, &cmd, &error);
+	if (pr == SMTP_PARSE_OK && cmd.verb == SMTP_VERB_UNKNOWN) {
+		char esc[64];
+		log_info(s->c->sid, "event=unknown-command line=\"%s\"",
+			 log_escape(line, len, 32, esc, sizeof(esc)));
+		smtp_reply_error(s, "500 5.5.2 Command unrecognized");
+		return;
+	}
+	if (pr != SMTP_PARSE_OK) {
+		smtp_reply_error(s, "501 5.5.4 %s", error);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++) {
+		const struct smtp_command_def *def = &smtp_commands[i];
+		if (def->verb != cmd.verb)
+			continue;
+		if ((def->flags & SMTP_CMD_NEED_HELO) && !smtp_need_helo(s))
+			return;
+		if ((def->flags & SMTP_CMD_NEED_MAIL) && !smtp_need_mail(s))
+			return;
+		if ((def->flags & SMTP_CMD_NEED_RCPT) && !smtp_need_rcpt(s))
+			return;
+		def->run(s, &cmd);
+		return;
+	}
+	smtp_reply_error(s, "500 5.5.2 Command unrecognized");
+}
+
+/* ---- input ---- */
+
+static void smtp_cmd_timer_arm(struct smtp_session *s, bool on)
+{
+	if (on == s->cmd_timer_armed)
+		return;
+	s->cmd_timer_armed = on;
+	if (on) {
+		struct timeval tv = {.tv_sec = s->lim.command_timeout};
+		event_add(s->cmd_timer, &tv);
+	} else {
+		event_del(s->cmd_timer);
+	}
+}
+
+/* Takes command lines from the input. Returns false when processing must stop. */
+static bool smtp_session_read_command(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t eol_len = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	size_t avail = evbuffer_get_length(in);
+	if (p.pos < 0) {
+		/* RFC 5321 4.5.3.1.4: 512 octets including CRLF; do not buffer more */
+		if (avail > SMTP_COMMAND_LINE_MAX) {
+			evbuffer_drain(in, avail);
+			s->discarding = true;
+		}
+		smtp_cmd_timer_arm(s, avail > 0 || s->discarding);
+		return false;
+	}
+	smtp_cmd_timer_arm(s, false);
+	size_t linelen = (size_t)p.pos; /* without the LF */
+	if (s->discarding || linelen + 1 > SMTP_COMMAND_LINE_MAX) {
+		/* accepting a bare LF end too: count the line as if it ended in CRLF */
+		evbuffer_drain(in, linelen + eol_len);
+		s->discarding = false;
+		smtp_reply_error(s, "500 5.5.2 Line too long");
+		return true;
+	}
+	char line[SMTP_COMMAND_LINE_MAX + 1];
+	evbuffer_remove(in, line, linelen + eol_len);
+	if (linelen > 0 && line[linelen - 1] == '\r')
+		linelen--;
+	else if (linelen + 2 > SMTP_COMMAND_LINE_MAX) {
+		smtp_reply_error(s, "500 5.5.2 Line too long");
+		return true;
+	}
+	line[linelen] = '\0';
+	smtp_session_command(s, line, linelen);
+	return true;
+}
+
+/* DATA or BDAT body bytes. Returns false when processing must stop. */
+static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
+{
+	struct smtp_tx *tx = s->tx;
+	bool bdat = s->state == SMTP_STATE_BDAT;
+	size_t want = evbuffer_get_length(in);
+	if (want == 0 && !(bdat && s->bdat_remaining == 0))
+		return false;
+	if (bdat && want > s->bdat_remaining)
+		want = (size_t)s->bdat_remaining;
+	size_t consumed = 0;
+	bool done = false;
+	while (consumed < want && !done) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, (ev_ssize_t)(want - consumed), NULL, &v, 1) < 1)
+			break;
+		size_t n = v.iov_len < want - consumed ? v.iov_len : want - consumed;
+		long used;
+		if (bdat && s->bdat_reply != NULL) {
+			used = (long)n; /* failed command: skip the chunk */
+		} else {
+			used = smtp_body_reader_feed(&tx->reader, v.iov_base, n, &tx->msg);
+			if (used < 0) {
+				log_error(s->c->sid, "event=out-of-memory");
+				smtp_session_goodbye(s, "421 4.3.0 Out of memory");
+				return false;
+			}
+			done = !bdat && tx->reader.done;
+		}
+		evbuffer_drain(in, (size_t)used);
+		consumed += (size_t)used;
+	}
+	if (bdat) {
+		s->bdat_remaining -= consumed;
+		if (s->bdat_remaining > 0)
+			return false;
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		if (s->bdat_reply != NULL) {
+			smtp_reply_error(s, "%s", s->bdat_reply);
+			return true;
+		}
+		if (tx->reader.too_big) {
+			smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+			smtp_session_end_tx(s);
+			return true;
+		}
+		if (!s->bdat_last) {
+			smtp_reply(s, "250 2.0.0 %llu octets received",
+				   (unsigned long long)s->bdat_size);
+			return true;
+		}
+		smtp_body_reader_finish(&tx->reader, &tx->msg);
+	} else if (!done) {
+		return false;
+	} else {
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	}
+	/* the message is complete */
+	if (tx->reader.too_big) {
+		log_info(s->c->sid, "event=rejected id=%s reason=size size=%llu", tx->id,
+			 (unsigned long long)tx->reader.size);
+		smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+		smtp_session_end_tx(s);
+		return true;
+	}
+	if (tx->reader.line_too_long) {
+		log_info(s->c->sid, "event=rejected id=%s reason=line-length", tx->id);
+		smtp_reply_error(s, "500 5.5.2 Line too long");
+		smtp_session_end_tx(s);
+		return true;
+	}
+	smtp_session_deliver(s);
+	return false;
+}
+
+static void smtp_session_process(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->c->bev);
+	for (;;) {
+		if (s->busy || s->c->dead || s->c->closing || s->state == SMTP_STATE_CLOSED)
+			return;
+		if (evbuffer_get_length(bufferevent_get_output(s->c->bev)) > SMTP_OUTPUT_HIGH) {
+			/* resume from the write callback once the client has read */
+			s->output_blocked = true;
+			bufferevent_disable(s->c->bev, EV_READ);
+			return;
+		}
+		bool more;
+		if (s->state == SMTP_STATE_COMMAND) {
+			if (s->errors >= s->lim.max_errors && evbuffer_get_length(in) > 0) {
+				log_info(s->c->sid, "event=too-many-errors errors=%u", s->errors);
+				smtp_session_goodbye(s, "421 4.7.0 Too many errors");
+				return;
+			}
+			more = smtp_session_read_command(s, in);
+		} else {
+			more = smtp_session_read_body(s, in);
+		}
+		if (!more)
+			return;
+	}
+}
+
+/* ---- bufferevent callbacks ---- */
+
+static void smtp_on_read(struct bufferevent *bev, void *ctx)
+{
+	smtp_session_process(ctx);
+}
+
+static void smtp_on_write(struct bufferevent *bev, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if (s->output_blocked) {
+		s->output_blocked = false;
+		if (!s->busy)
+			bufferevent_enable(bev, EV_READ);
+		smtp_session_process(s);
+	}
+}
+
+static void smtp_on_event(struct bufferevent *bev, short what, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info(s->c->sid, "event=timeout state=%s", smtp_state_names[s->state]);
+		smtp_session_goodbye(s, "421 4.4.2 Timeout");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		log_info(s->c->sid, "event=connection-error state=%s", smtp_state_names[s->state]);
+	conn_close(s->c);
+}
+
+static void smtp_on_cmd_timeout(evutil_socket_t fd, short what, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	s->cmd_timer_armed = false;
+	log_info(s->c->sid, "event=timeout state=command-line");
+	smtp_session_goodbye(s, "421 4.4.2 Timeout");
+}
+
+/* ---- proto_ops ---- */
+
+static int smtp_session_start(struct conn *c)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -1;
+	const struct config *cfg = c->srv->cfg;
+	s->c = c;
+	c->proto_data = s;
+	s->lim.max_message_size = cfg->max_message_size;
+	s->lim.max_recipients = cfg->max_recipients;
+	s->lim.max_errors = cfg->max_errors;
+	s->lim.max_line_length = cfg->max_line_length;
+	s->lim.idle_timeout = cfg->idle_timeout;
+	s->lim.command_timeout = cfg->command_timeout;
+	s->lim.data_timeout = cfg->data_timeout;
+	snprintf(s->lim.hostname, sizeof(s->lim.hostname), "%s", cfg->hostname);
+	s->cmd_timer = evtimer_new(c->srv->base, smtp_on_cmd_timeout, s);
+	if (s->cmd_timer == NULL)
+		return -1;
+	s->state = SMTP_STATE_DATA; /* so that set_state applies the timeouts */
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	bufferevent_setcb(c->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, SMTP_INPUT_HIGH);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	smtp_reply(s, "220 %s ESMTP hermod", s->lim.hostname);
+	return 1;
+}
+
+static void smtp_session_shutdown(struct conn *c)
+{
+	struct smtp_session *s = c->proto_data;
+	if (s->busy || s->tx != NULL) {
+		s->stopping = true; /* ends after the transaction */
+		return;
+	}
+	smtp_session_goodbye(s, "421 4.3.2 Shutting down");
+}
+
+static void smtp_session_free(struct conn *c)
+{
+	struct smtp_session *s = c->proto_data;
+	if (s == NULL)
+		return;
+	if (s->cmd_timer != NULL)
+		event_free(s->cmd_timer);
+	smtp_tx_free(&s->tx);
+	free(s->helo);
+	free(s);
+	c->proto_data = NULL;
+}
+
+const struct proto_ops smtp_proto = {
+	.name = "smtp",
+	.start = smtp_session_start,
+	.shutdown = smtp_session_shutdown,
+	.free = smtp_session_free,
+	.overload_reply = "421 4.7.0 Too many connections\r\n",
+};
