@@ -4,6 +4,7 @@
 #define HERMOD_CORE_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/hermod/hermod.conf"
@@ -12,9 +13,9 @@ struct config {
 	char *path; /* the file it was loaded from */
 
 	/* [server] */
-	char *hostname; /* default: gethostname() */
-	char *data_dir; /* required */
-	char *user;     /* NULL = keep the starting user */
+	char *hostname;  /* default: gethostname() */
+	char *data_dir;  /* required */
+	char *user;      /* NULL = keep the starting user */
 	char *log_level; /* debug|info|warn|error, default info */
 
 	/* [listen]: "host:port" or "[v6]:port"; NULL when empty/absent = off */
@@ -31,28 +32,31 @@ struct config {
 	char *tls_cert;
 	char *tls_key;
 
+	/* [auth] password auth without TLS from 127.0.0.0/8 and ::1; default false */
+	bool auth_allow_plaintext_on_loopback;
+
 	/* [limits] */
-	uint64_t max_message_size;      /* bytes, default 50M */
-	unsigned max_recipients;        /* per transaction, default 100 */
-	unsigned max_connections;       /* global, default 1000 */
+	uint64_t max_message_size;       /* bytes, default 50M */
+	unsigned max_recipients;         /* per transaction, default 100 */
+	unsigned max_connections;        /* global, default 1000 */
 	unsigned max_connections_per_ip; /* default 20 */
-	unsigned max_errors;            /* protocol errors before 421 + close, default 10 */
-	unsigned max_line_length;       /* DATA text line incl. CRLF, default 1000; 0 = unlimited */
-	unsigned idle_timeout;          /* seconds waiting for a command, default 300 */
-	unsigned command_timeout;       /* seconds for one command line to complete, default 60 */
-	unsigned data_timeout;          /* seconds between DATA/BDAT reads, default 600 */
-	unsigned shutdown_timeout;      /* seconds SIGTERM waits for transactions, default 30 */
+	unsigned max_errors;             /* protocol errors before 421 + close, default 10 */
+	unsigned max_line_length;  /* DATA text line incl. CRLF, default 1000; 0 = unlimited */
+	unsigned idle_timeout;     /* seconds waiting for a command, default 300 */
+	unsigned command_timeout;  /* seconds for one command line to complete, default 60 */
+	unsigned data_timeout;     /* seconds between DATA/BDAT reads, default 600 */
+	unsigned shutdown_timeout; /* seconds SIGTERM waits for transactions, default 30 */
 
 	/* [store] */
-	char *store_backend; /* "sqlite" (default) */
-	bool store_fsync;    /* default true; false only for throw-away test instances */
+	char *store_backend;    /* "sqlite" (default) */
+	bool store_fsync;       /* default true; false only for throw-away test instances */
 	unsigned store_workers; /* worker threads for blocking work, default 16 */
 
 	/* [delivery] */
-	unsigned remote_port;   /* default 25 */
-	char *smarthost;        /* host:port or NULL */
-	char *retry_schedule;   /* comma-separated durations, default "5m,15m,30m,1h,2h,4h" */
-	unsigned expiry;        /* seconds, default 5d */
+	unsigned remote_port; /* default 25 */
+	char *smarthost;      /* host:port or NULL */
+	char *retry_schedule; /* comma-separated durations, default "5m,15m,30m,1h,2h,4h" */
+	unsigned expiry;      /* seconds, default 5d */
 
 	/* [dns] */
 	char *resolver; /* host:port or NULL = /etc/resolv.conf */
@@ -60,16 +64,34 @@ struct config {
 
 /* Loads and validates path. Returns 1 ok (*cfg_r set), -1 on error with *error_r a
  * malloc'd "FILE:LINE: message" (LINE 0 when the error is not tied to a line, e.g.
- * a missing required key or an unreadable file: "FILE: message"). */
+ * a missing required key or an unreadable file: "FILE: message"). The first error
+ * found is reported (*error_r is NULL only if memory ran out formatting it).
+ * A relative data_dir is resolved against the directory holding the config file
+ * (made absolute when that directory exists). */
 int config_load(const char *path, struct config **cfg_r, char **error_r);
+/* Same, parsing text[0..len) (may hold any bytes, need not be NUL-terminated);
+ * name is used in error messages, as cfg->path and to resolve a relative data_dir. */
+int config_load_string(const char *name, const char *text, size_t len, struct config **cfg_r,
+                       char **error_r);
 void config_free(struct config **cfg);
 
 /* Value parsers shared with the CLI; return 1 ok, -1 bad syntax/overflow. */
-int config_parse_size(const char *s, uint64_t *r);     /* "10", "10K", "50M", "1G" (1024-based) */
-int config_parse_duration(const char *s, unsigned *r); /* "30", "30s", "5m", "2h", "5d" -> seconds */
-int config_parse_bool(const char *s, bool *r);         /* yes/no true/false on/off 1/0 */
+/* "10", "10K", "50M", "1G" -> bytes (1024-based) */
+int config_parse_size(const char *s, uint64_t *r);
+/* "30", "30s", "5m", "2h", "5d" -> seconds */
+int config_parse_duration(const char *s, unsigned *r);
+/* yes/no true/false on/off 1/0 */
+int config_parse_bool(const char *s, bool *r);
 
-/* Splits "host:port" / "[v6]:port". Returns 1 ok, -1 bad. host_r malloc'd. */
+/* Parses a retry schedule "5m, 15m,1h": 1..max positive durations separated by commas
+ * (blanks around commas allowed) into out[]. Returns 1 ok (*n_r set), -1 bad. */
+#define CONFIG_RETRY_MAX 64
+int config_parse_retry_schedule(const char *s, unsigned *out, size_t max, size_t *n_r);
+
+/* Splits "host:port" / "[v6]:port" (port 1-65535; host a name or IPv4 literal, or an
+ * IPv6 literal in brackets, returned without them). Returns 1 ok, -1 bad or out of
+ * memory. host_r may be NULL (validate only); else *host_r is malloc'd on success and
+ * NULL on failure. */
 int config_parse_hostport(const char *s, char **host_r, unsigned *port_r);
 
 /* Resolves the config path: explicit (non-NULL) wins, then $HERMOD_CONFIG, then default. */

@@ -18,6 +18,19 @@ struct mail_address {
 	bool domain_literal;
 	char *addr;   /* "local@domain", local re-quoted if it needs quoting; "" for null; malloc'd */
 };
+/* Notes for users of the result:
+ * - local is the unquoted local part and may contain '@', '%', '!', '"' or spaces
+ *   (from a Quoted-string, e.g. <"a@b"@example.test>). Decide routing and relaying
+ *   on the domain field only; never split addr at an '@'.
+ * - Limits are counted on the wire form: local part as transmitted (quotes and
+ *   escapes included) <= 64, domain <= 255, whole path incl. "<", ">" and any
+ *   source route <= 256. Domain labels <= 63 octets (RFC 1035) unless they are
+ *   U-labels. An empty quoted local part <""@d> is grammatical and accepted.
+ * - IPv6 literals follow RFC 4291 text form ("::" may stand for one group).
+ *   General-address-literals "[tag:content]" are accepted syntactically.
+ * - UTF-8 (allow_utf8) must be well-formed, with no overlongs, surrogates or C1
+ *   controls; no NUL or control character is accepted anywhere.
+ * - On failure *r is zeroed (mail_address_free on it is a no-op). */
 
 /* Parses a path "<...>" at the start of s (len bytes). *consumed_r = bytes up to and
  * including '>'. allow_null: "<>" accepted (reverse-path). allow_utf8: RFC 6531

@@ -47,7 +47,11 @@ enum smtp_parse_result {
 
 /* line: one command line without its line terminator (CRLF already stripped).
  * Unknown verbs give SMTP_PARSE_OK with verb SMTP_VERB_UNKNOWN. A MAIL without
- * "FROM:" or RCPT without "TO:" gives SMTP_PARSE_SYNTAX. */
+ * "FROM:" or RCPT without "TO:" gives SMTP_PARSE_SYNTAX. The verb must be followed
+ * by SP or the end of the line ("MAILX" is unknown). For a known verb, a control
+ * character (NUL, TAB, CR, LF, DEL) anywhere in the line is SYNTAX, and so are
+ * arguments to DATA, RSET, QUIT and STARTTLS. Trailing spaces are not part of args.
+ * cmd_r->args is "" (not NULL) when there are no arguments. */
 enum smtp_parse_result smtp_command_parse(const char *line, size_t len,
 					  struct smtp_command *cmd_r, const char **error_r);
 
@@ -66,8 +70,12 @@ struct smtp_mail_args {
 };
 
 struct smtp_rcpt_args {
+	/* RFC 5321 4.1.1.3: "<Postmaster>" without a domain (any case) is accepted and
+	 * gives to.local = to.addr = "postmaster" with to.domain NULL; the session
+	 * maps it to the postmaster of its primary domain. No other domain-less form
+	 * is accepted. */
 	struct mail_address to;
-	char *notify; /* malloc'd or NULL */
+	char *notify; /* malloc'd or NULL; normalized upper case: "NEVER" or e.g. "SUCCESS,DELAY" */
 	char *orcpt;  /* malloc'd or NULL, as given (addr-type;xtext) */
 };
 
@@ -76,7 +84,12 @@ struct smtp_rcpt_args {
  * or for MAIL itself when the parameter list contains SMTPUTF8). Source routes
  * ("<@a,@b:user@c>") are accepted and dropped (RFC 5321 4.1.2 / C.). The paths must
  * be enclosed in <>. Duplicate parameters, bad values (SIZE not a number or
- * overflowing) are SYNTAX; unknown keywords are PARAM.
+ * overflowing) are SYNTAX; unknown keywords are PARAM. Parameters are separated
+ * by one or more SP. A UTF-8 path or parameter value without SMTPUTF8 (MAIL) /
+ * utf8_ok (RCPT) is SYNTAX. xtext values (ENVID, AUTH, ORCPT's xtext) must use
+ * upper-case hex and decode to printable ASCII. ENVID <= 100, ORCPT <= 500 octets
+ * (RFC 3461 4.4, 4.2). On error *r is zeroed and error_r is a short static text
+ * for a reply such as "501 5.5.4 <error_r>".
  * On OK the caller frees with smtp_mail_args_free / smtp_rcpt_args_free. */
 enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len,
 					    struct smtp_mail_args *r, const char **error_r);
@@ -95,6 +108,12 @@ enum smtp_parse_result smtp_bdat_args_parse(const char *args, size_t len, uint64
  * a bare LF or bare CR never ends the message and never starts a line for
  * dot-unstuffing (SMTP smuggling). When stored, each bare LF and bare CR is written
  * as CRLF so mailbox contents are canonical RFC 5322 text. NUL bytes are kept.
+ * The same normalization applies in BDAT mode (so BODY=BINARYMIME content with
+ * bare CR/LF is altered). A line starting with '.' loses that dot even when a bare
+ * CR or LF follows (".\n" is stored as "\r\n"). In DATA mode the CRLF before the
+ * terminating dot belongs to the message, so a stored message ends with CRLF
+ * (or is empty). The output is identical however the input is split; a CR (or
+ * ".\r" at a line start) at the end of one feed is held until the next byte.
  * The reader starts at the beginning of a line (right after the 354 reply). */
 enum smtp_body_mode { SMTP_BODY_MODE_DATA, SMTP_BODY_MODE_BDAT };
 
@@ -106,7 +125,8 @@ struct smtp_body_reader {
 	uint64_t size;         /* bytes of the message as stored so far (even when too big) */
 	size_t line_len;       /* private */
 	bool line_too_long;    /* a stored line exceeded max_line */
-	bool too_big;          /* size exceeded max_size: output stopped growing */
+	bool too_big;          /* size exceeded max_size: out holds exactly the first
+				  max_size stored bytes and grows no more */
 	bool done;             /* DATA: the terminating <CRLF>.<CRLF> was consumed */
 };
 

@@ -206,7 +206,7 @@ struct smtp_rcpt_job {
 	char *addr;       /* as given, for the reply log */
 	char *lookup;     /* address to resolve */
 	char *domain;     /* NULL: no domain check (postmaster) */
-	bool literal;     /* domain is an address literal: never ours */
+	bool literal;     /* address literal or routing in the local part: never ours */
 	int result;       /* 1 local account(s), 0 unknown user, 2 not our domain, -1 error */
 	char **accounts;
 	char *error;
@@ -616,6 +616,11 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 		j->lookup = malloc(n);
 		if (j->lookup != NULL)
 			snprintf(j->lookup, n, "postmaster@%s", dot != NULL ? dot + 1 : s->lim.hostname);
+	} else if (strpbrk(args.to.local, "%!@") != NULL) {
+		/* Sender-specified routing (user%host@, host!user@, "user@host"@):
+		 * never interpreted, refused as relaying like Postfix does */
+		j->literal = true;
+		j->lookup = strdup(args.to.addr);
 	} else {
 		j->lookup = smtp_lower_dup(args.to.addr);
 		j->domain = smtp_lower_dup(args.to.domain);

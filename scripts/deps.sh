@@ -1,0 +1,90 @@
+#!/bin/sh
+# Install the Debian packages hermod needs.
+#
+#   scripts/deps.sh run    build tools and libraries (make run)
+#   scripts/deps.sh test   all of run, plus test peers and tools (make test)
+#
+# Quiet and exit 0 when everything is present. When something is missing:
+# as root, installs it with apt-get; otherwise prints the one command to run
+# and exits 1.
+set -eu
+
+mode=${1:-run}
+
+run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev libcrypt-dev zlib1g-dev openssl"
+# python3-pytest: integration tests (run with /usr/bin/python3)
+# swaks, postfix (smtp-source/smtp-sink, a peer MTA, the benchmark), curl: peers
+# clang, libclang-rt-14-dev: libFuzzer for `make fuzz`
+test_pkgs="python3-pytest swaks postfix clang libclang-rt-14-dev curl"
+
+case $mode in
+run) pkgs=$run_pkgs ;;
+test) pkgs="$run_pkgs $test_pkgs" ;;
+*)
+	echo "usage: $0 run|test" >&2
+	exit 2
+	;;
+esac
+
+missing=
+for p in $pkgs; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	if [ "$status" != installed ]; then
+		missing="$missing $p"
+	fi
+done
+missing=${missing# }
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "hermod: missing Debian packages: $missing" >&2
+	echo "run this, then try again:" >&2
+	echo "  sudo apt-get install -y --no-install-recommends $missing" >&2
+	exit 1
+fi
+
+echo "hermod: installing Debian packages: $missing" >&2
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Postfix: preseed debconf so the package installs without configuring or
+# starting a system instance (hermod's tests and benchmark run private ones).
+case " $missing " in
+*" postfix "*)
+	printf '%s\n' \
+		'postfix postfix/main_mailer_type select No configuration' \
+		'postfix postfix/mailname string localhost' |
+		debconf-set-selections
+	;;
+esac
+
+apt_install() {
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing
+}
+
+lists_empty() {
+	[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' 2>/dev/null | head -n 1)" ]
+}
+
+if lists_empty; then
+	apt-get update -q
+	apt_install
+elif ! apt_install; then
+	echo "hermod: install failed; refreshing package lists and retrying" >&2
+	apt-get update -q
+	apt_install
+fi
+
+# Check again: apt-get can succeed without installing everything we asked for
+# only in odd cases, but say so clearly if it happens.
+still=
+for p in $missing; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$status" = installed ] || still="$still $p"
+done
+if [ -n "$still" ]; then
+	echo "hermod: still missing after apt-get:$still" >&2
+	exit 1
+fi

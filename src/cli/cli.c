@@ -1,0 +1,766 @@
+/* The admin CLI: domain, user, alias, mailbox and message subcommands.
+ *
+ * Arguments are checked before the config is read, so a typo gets a usage error
+ * (exit 2) even on a machine without a config; runtime failures exit 1. Every
+ * failure is exactly one line on stderr starting with "hermod: ". Successful
+ * add/del/passwd commands print nothing (scriptable, like useradd). */
+#include "cli/cli.h"
+
+#include "auth/password.h"
+#include "core/config.h"
+#include "mail/address.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define CLI_PASSWORD_MAX 1024
+#define CLI_ARGS_MAX 8
+#define CLI_SUBJECT_SCAN_MAX (256 * 1024) /* header bytes scanned for Subject: */
+
+struct cli {
+	const char *cmd;    /* "domain", ... */
+	const char *action; /* "add", ...; NULL if none given */
+	const char *args[CLI_ARGS_MAX];
+	int nargs;
+	const char *config_path; /* -c FILE, or NULL */
+	bool password_stdin;
+
+	struct config *cfg;
+	struct store *st;
+};
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("hermod: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+static int fail_store(char *error, const char *fallback)
+{
+	int ret = fail(CLI_EXIT_ERROR, "%s", error != NULL ? error : fallback);
+	free(error);
+	return ret;
+}
+
+static const struct {
+	const char *cmd, *usage;
+} usages[] = {
+    {"domain", "hermod domain add|del|list [DOMAIN] [-c FILE]"},
+    {"user", "hermod user add|del|list|passwd [ADDRESS] [--password-stdin] [-c FILE]"},
+    {"alias", "hermod alias add|del|list [SOURCE [TARGET]] [-c FILE]"},
+    {"mailbox", "hermod mailbox list ADDRESS [-c FILE]"},
+    {"message", "hermod message list ADDRESS [MAILBOX] | show ADDRESS MAILBOX UID [-c FILE]"},
+};
+
+static const char *usage_of(const char *cmd)
+{
+	for (size_t i = 0; i < sizeof(usages) / sizeof(usages[0]); i++) {
+		if (strcmp(usages[i].cmd, cmd) == 0)
+			return usages[i].usage;
+	}
+	return NULL;
+}
+
+int cli_handles(const char *subcommand)
+{
+	return subcommand != NULL && usage_of(subcommand) != NULL;
+}
+
+static int usage(const struct cli *c)
+{
+	return fail(CLI_EXIT_USAGE, "usage: %s", usage_of(c->cmd));
+}
+
+/* ---- argument checks ---- */
+
+/* Normalizes an account or alias-target address into *addr_r (malloc'd, domain
+ * lower-cased). Returns 1 ok or prints a usage error and returns 0. */
+static int check_address(const char *s, const char *what, char **addr_r)
+{
+	struct mail_address a;
+	const char *error = NULL;
+
+	if (mail_address_parse(s, strlen(s), true, &a, &error) < 0) {
+		fail(CLI_EXIT_USAGE, "invalid %s '%s': %s", what, s, error ? error : "bad syntax");
+		return 0;
+	}
+	if (a.domain_literal) {
+		mail_address_free(&a);
+		fail(CLI_EXIT_USAGE, "invalid %s '%s': address literals are not supported", what,
+		     s);
+		return 0;
+	}
+	*addr_r = a.addr;
+	a.addr = NULL;
+	mail_address_free(&a);
+	return 1;
+}
+
+static int check_domain(const char *s, char **domain_r)
+{
+	if (mail_domain_valid(s, strlen(s), true) < 0) {
+		fail(CLI_EXIT_USAGE, "invalid domain '%s'", s);
+		return 0;
+	}
+	*domain_r = strdup(s);
+	if (*domain_r == NULL)
+		abort();
+	for (char *p = *domain_r; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	return 1;
+}
+
+/* An alias source: an address, or "@domain" for a catch-all. */
+static int check_alias_source(const char *s, char **src_r)
+{
+	char *dom;
+
+	if (s[0] != '@')
+		return check_address(s, "alias source", src_r);
+	if (!check_domain(s + 1, &dom))
+		return 0;
+	if (asprintf(src_r, "@%s", dom) < 0)
+		abort();
+	free(dom);
+	return 1;
+}
+
+static int parse_uid(const char *s, uint32_t *uid_r)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return 0;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > UINT32_MAX)
+			return 0;
+	}
+	if (v == 0)
+		return 0;
+	*uid_r = (uint32_t)v;
+	return 1;
+}
+
+/* ---- config and store ---- */
+
+static int cli_open(struct cli *c)
+{
+	const char *path = config_default_path(c->config_path);
+	struct store_options opts;
+	char *error = NULL;
+
+	if (config_load(path, &c->cfg, &error) < 0)
+		return fail_store(error, "cannot load config");
+	opts.data_dir = c->cfg->data_dir;
+	opts.fsync = c->cfg->store_fsync;
+	if (store_open(&opts, &c->st, &error) < 0)
+		return fail_store(error, "cannot open the store");
+	return CLI_EXIT_OK;
+}
+
+/* ---- passwords ---- */
+
+static void strip_newline(char *s)
+{
+	size_t len = strlen(s);
+
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		s[--len] = '\0';
+}
+
+/* Reads one line into buf (size CLI_PASSWORD_MAX + 2). 1 ok, 0 EOF, -1 too long. */
+static int read_line(FILE *f, char *buf, size_t size)
+{
+	if (fgets(buf, (int)size, f) == NULL)
+		return 0;
+	if (strchr(buf, '\n') == NULL && strlen(buf) >= size - 1 && !feof(f))
+		return -1;
+	strip_newline(buf);
+	return 1;
+}
+
+static int prompt_tty(FILE *tty, const char *prompt, char *buf, size_t size)
+{
+	struct termios old, noecho;
+	bool restored = false;
+	int fd = fileno(tty), rc;
+
+	fputs(prompt, tty);
+	fflush(tty);
+	if (tcgetattr(fd, &old) == 0) {
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		noecho.c_lflag |= ECHONL;
+		if (tcsetattr(fd, TCSAFLUSH, &noecho) == 0)
+			restored = true;
+	}
+	rc = read_line(tty, buf, size);
+	if (restored)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	return rc;
+}
+
+/* Gets the new password (stdin or tty, see DESIGN.md) and hashes it.
+ * Returns CLI_EXIT_OK with *hash_r malloc'd, or an exit code after printing. */
+static int get_password_hash(const struct cli *c, char **hash_r)
+{
+	char pw[CLI_PASSWORD_MAX + 2], pw2[CLI_PASSWORD_MAX + 2], *error = NULL;
+	int rc, ret = CLI_EXIT_ERROR;
+
+	if (c->password_stdin) {
+		rc = read_line(stdin, pw, sizeof(pw));
+		if (rc <= 0) {
+			ret = fail(CLI_EXIT_ERROR,
+			           rc == 0 ? "no password on stdin"
+			                   : "password too long (max %d bytes)",
+			           CLI_PASSWORD_MAX);
+			goto out;
+		}
+	} else {
+		FILE *tty = fopen("/dev/tty", "r+");
+		if (tty == NULL) {
+			ret = fail(CLI_EXIT_ERROR,
+			           "no terminal to read the password from; use --password-stdin");
+			goto out;
+		}
+		rc = prompt_tty(tty, "New password: ", pw, sizeof(pw));
+		if (rc > 0 && pw[0] != '\0')
+			rc = prompt_tty(tty, "Retype new password: ", pw2, sizeof(pw2));
+		fclose(tty);
+		if (rc < 0) {
+			ret = fail(CLI_EXIT_ERROR, "password too long (max %d bytes)",
+			           CLI_PASSWORD_MAX);
+			goto out;
+		}
+		if (rc == 0) {
+			ret = fail(CLI_EXIT_ERROR, "no password entered");
+			goto out;
+		}
+		if (pw[0] != '\0' && strcmp(pw, pw2) != 0) {
+			ret = fail(CLI_EXIT_ERROR, "passwords do not match");
+			goto out;
+		}
+	}
+	if (pw[0] == '\0') {
+		ret = fail(CLI_EXIT_ERROR, "empty password refused");
+		goto out;
+	}
+	if (password_hash(pw, hash_r, &error) < 0) {
+		ret = fail_store(error, "password hashing failed");
+		goto out;
+	}
+	ret = CLI_EXIT_OK;
+out:
+	explicit_bzero(pw, sizeof(pw));
+	explicit_bzero(pw2, sizeof(pw2));
+	return ret;
+}
+
+/* ---- list callbacks ---- */
+
+static void print_name(void *ctx, const char *name)
+{
+	printf("%s\n", name);
+}
+
+static void print_alias(void *ctx, const char *source, const char *target)
+{
+	printf("%s %s\n", source, target);
+}
+
+static void print_mailbox(void *ctx, const struct store_mailbox_info *mb)
+{
+	printf("%s %u %u %llu\n", mb->name, mb->messages, mb->unseen, (unsigned long long)mb->size);
+}
+
+/* ---- subcommands ---- */
+
+static int cmd_domain(struct cli *c)
+{
+	char *dom = NULL, *error = NULL;
+	int ret, rc;
+
+	if (c->action == NULL)
+		return usage(c);
+	if (strcmp(c->action, "list") == 0) {
+		if (c->nargs != 0)
+			return usage(c);
+		if ((ret = cli_open(c)) != CLI_EXIT_OK)
+			return ret;
+		if (store_domain_list(c->st, print_name, NULL, &error) < 0)
+			return fail_store(error, "listing domains failed");
+		return CLI_EXIT_OK;
+	}
+	if ((strcmp(c->action, "add") != 0 && strcmp(c->action, "del") != 0) || c->nargs != 1)
+		return usage(c);
+	if (!check_domain(c->args[0], &dom))
+		return CLI_EXIT_USAGE;
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		goto out;
+	if (strcmp(c->action, "add") == 0) {
+		if (store_domain_add(c->st, dom, &error) < 0)
+			ret = fail_store(error, "adding the domain failed");
+	} else {
+		rc = store_domain_del(c->st, dom, &error);
+		if (rc < 0)
+			ret = fail_store(error, "deleting the domain failed");
+		else if (rc == 0)
+			ret = fail(CLI_EXIT_ERROR, "domain %s does not exist", dom);
+	}
+out:
+	free(dom);
+	return ret;
+}
+
+static int cmd_user(struct cli *c)
+{
+	char *addr = NULL, *hash = NULL, *error = NULL;
+	int ret, rc;
+
+	if (c->action == NULL)
+		return usage(c);
+	if (strcmp(c->action, "list") == 0) {
+		if (c->nargs != 0)
+			return usage(c);
+		if ((ret = cli_open(c)) != CLI_EXIT_OK)
+			return ret;
+		if (store_account_list(c->st, print_name, NULL, &error) < 0)
+			return fail_store(error, "listing accounts failed");
+		return CLI_EXIT_OK;
+	}
+	if ((strcmp(c->action, "add") != 0 && strcmp(c->action, "del") != 0 &&
+	     strcmp(c->action, "passwd") != 0) ||
+	    c->nargs != 1)
+		return usage(c);
+	if (c->password_stdin && strcmp(c->action, "del") == 0)
+		return usage(c);
+	if (!check_address(c->args[0], "address", &addr))
+		return CLI_EXIT_USAGE;
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		goto out;
+
+	if (strcmp(c->action, "del") == 0) {
+		rc = store_account_del(c->st, addr, &error);
+		if (rc < 0)
+			ret = fail_store(error, "deleting the account failed");
+		else if (rc == 0)
+			ret = fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
+		goto out;
+	}
+
+	/* Check what can fail before asking for a password. */
+	rc = store_account_get_password(c->st, addr, &hash, &error);
+	free(hash);
+	hash = NULL;
+	if (rc < 0) {
+		ret = fail_store(error, "looking up the account failed");
+		goto out;
+	}
+	if (strcmp(c->action, "add") == 0) {
+		char *at = strrchr(addr, '@');
+		if (rc == 1) {
+			ret = fail(CLI_EXIT_ERROR, "account %s already exists", addr);
+			goto out;
+		}
+		rc = store_domain_exists(c->st, at + 1, &error);
+		if (rc <= 0) {
+			ret = rc < 0 ? fail_store(error, "looking up the domain failed")
+			             : fail(CLI_EXIT_ERROR, "domain %s does not exist", at + 1);
+			goto out;
+		}
+		if ((ret = get_password_hash(c, &hash)) != CLI_EXIT_OK)
+			goto out;
+		if (store_account_add(c->st, addr, hash, &error) < 0)
+			ret = fail_store(error, "adding the account failed");
+	} else {
+		if (rc == 0) {
+			ret = fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
+			goto out;
+		}
+		if ((ret = get_password_hash(c, &hash)) != CLI_EXIT_OK)
+			goto out;
+		rc = store_account_set_password(c->st, addr, hash, &error);
+		if (rc < 0)
+			ret = fail_store(error, "setting the password failed");
+		else if (rc == 0)
+			ret = fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
+	}
+out:
+	free(hash);
+	free(addr);
+	return ret;
+}
+
+static int cmd_alias(struct cli *c)
+{
+	char *src = NULL, *dst = NULL, *error = NULL;
+	int ret = CLI_EXIT_USAGE, rc;
+
+	if (c->action == NULL)
+		return usage(c);
+	if (strcmp(c->action, "list") == 0) {
+		if (c->nargs != 0)
+			return usage(c);
+		if ((ret = cli_open(c)) != CLI_EXIT_OK)
+			return ret;
+		if (store_alias_list(c->st, print_alias, NULL, &error) < 0)
+			return fail_store(error, "listing aliases failed");
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(c->action, "add") == 0) {
+		if (c->nargs != 2)
+			return usage(c);
+	} else if (strcmp(c->action, "del") == 0) {
+		if (c->nargs != 1 && c->nargs != 2)
+			return usage(c);
+	} else {
+		return usage(c);
+	}
+	if (!check_alias_source(c->args[0], &src))
+		goto out;
+	if (c->nargs == 2 && !check_address(c->args[1], "alias target", &dst))
+		goto out;
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		goto out;
+	if (strcmp(c->action, "add") == 0) {
+		if (store_alias_add(c->st, src, dst, &error) < 0)
+			ret = fail_store(error, "adding the alias failed");
+	} else {
+		rc = store_alias_del(c->st, src, dst, &error);
+		if (rc < 0)
+			ret = fail_store(error, "deleting the alias failed");
+		else if (rc == 0 && dst != NULL)
+			ret = fail(CLI_EXIT_ERROR, "alias %s -> %s does not exist", src, dst);
+		else if (rc == 0)
+			ret = fail(CLI_EXIT_ERROR, "alias %s does not exist", src);
+	}
+out:
+	free(src);
+	free(dst);
+	return ret;
+}
+
+/* Why a mailbox lookup found nothing: the account or the mailbox. */
+static int fail_no_mailbox(struct cli *c, const char *addr, const char *mailbox)
+{
+	char *hash = NULL, *error = NULL;
+	int rc = store_account_get_password(c->st, addr, &hash, &error);
+
+	free(hash);
+	if (rc < 0)
+		return fail_store(error, "looking up the account failed");
+	if (rc == 0)
+		return fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
+	return fail(CLI_EXIT_ERROR, "mailbox %s of %s does not exist", mailbox, addr);
+}
+
+static int cmd_mailbox(struct cli *c)
+{
+	char *addr = NULL, *error = NULL;
+	int ret, rc;
+
+	if (c->action == NULL || strcmp(c->action, "list") != 0 || c->nargs != 1)
+		return usage(c);
+	if (!check_address(c->args[0], "address", &addr))
+		return CLI_EXIT_USAGE;
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		goto out;
+	rc = store_mailbox_list(c->st, addr, print_mailbox, NULL, &error);
+	if (rc < 0)
+		ret = fail_store(error, "listing mailboxes failed");
+	else if (rc == 0)
+		ret = fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
+out:
+	free(addr);
+	return ret;
+}
+
+/* Finds the Subject header field in the message's header section and returns its
+ * value unfolded (RFC 5322 2.2.3: CRLF followed by WSP is removed), leading and
+ * trailing blanks trimmed, and control characters replaced so it prints on one
+ * line. No RFC 2047 decoding. Returns a malloc'd string ("" when absent). */
+static char *message_subject(const char *data, size_t len)
+{
+	size_t i = 0, end = len < CLI_SUBJECT_SCAN_MAX ? len : CLI_SUBJECT_SCAN_MAX;
+	char *out;
+
+	while (i < end) {
+		size_t line = i, eol;
+
+		/* an empty line ends the header section */
+		if (data[i] == '\n' || (data[i] == '\r' && i + 1 < end && data[i + 1] == '\n'))
+			break;
+		eol = i;
+		while (eol < end && data[eol] != '\n')
+			eol++;
+		if (eol - line >= 8 && strncasecmp(data + line, "Subject", 7) == 0) {
+			size_t p = line + 7;
+			while (p < eol && (data[p] == ' ' || data[p] == '\t'))
+				p++;
+			if (p < eol && data[p] == ':') {
+				size_t o = 0, vend;
+
+				p++;
+				/* the value runs on through continuation lines */
+				vend = eol;
+				while (vend + 1 < end &&
+				       (data[vend + 1] == ' ' || data[vend + 1] == '\t')) {
+					vend++;
+					while (vend < end && data[vend] != '\n')
+						vend++;
+				}
+				out = malloc(vend - p + 1);
+				if (out == NULL)
+					abort();
+				for (size_t k = p; k < vend; k++) {
+					unsigned char ch = (unsigned char)data[k];
+					if (ch == '\r' || ch == '\n')
+						continue; /* unfold */
+					if (ch == '\t')
+						ch = ' ';
+					else if (ch < ' ' || ch == 0x7f)
+						ch = '?';
+					out[o++] = (char)ch;
+				}
+				while (o > 0 && out[o - 1] == ' ')
+					o--;
+				out[o] = '\0';
+				size_t lead = strspn(out, " ");
+				memmove(out, out + lead, o - lead + 1);
+				return out;
+			}
+		}
+		i = eol + 1;
+	}
+	out = strdup("");
+	if (out == NULL)
+		abort();
+	return out;
+}
+
+struct message_row {
+	uint32_t uid;
+	uint64_t size;
+	char *flags;
+};
+
+struct message_rows {
+	struct message_row *v;
+	size_t n, cap;
+};
+
+static void collect_message(void *ctx, const struct store_message_info *m)
+{
+	struct message_rows *rows = ctx;
+
+	if (rows->n == rows->cap) {
+		size_t cap = rows->cap == 0 ? 64 : rows->cap * 2;
+		struct message_row *v = realloc(rows->v, cap * sizeof(*v));
+		if (v == NULL)
+			abort();
+		rows->v = v;
+		rows->cap = cap;
+	}
+	rows->v[rows->n].uid = m->uid;
+	rows->v[rows->n].size = m->size;
+	rows->v[rows->n].flags = strdup(m->flags);
+	if (rows->v[rows->n].flags == NULL)
+		abort();
+	rows->n++;
+}
+
+static int message_list(struct cli *c, const char *addr, const char *mailbox)
+{
+	struct message_rows rows = {0};
+	char *error = NULL;
+	int ret = CLI_EXIT_OK, rc;
+
+	rc = store_message_list(c->st, addr, mailbox, collect_message, &rows, &error);
+	if (rc < 0)
+		return fail_store(error, "listing messages failed");
+	if (rc == 0)
+		return fail_no_mailbox(c, addr, mailbox);
+	/* Subjects are read after the listing so that no read transaction stays open
+	 * while blob files are read. */
+	for (size_t i = 0; i < rows.n; i++) {
+		char *data = NULL, *subject;
+		size_t len = 0;
+
+		if (ret != CLI_EXIT_OK)
+			break;
+		rc = store_message_get(c->st, addr, mailbox, rows.v[i].uid, &data, &len, &error);
+		if (rc < 0) {
+			ret = fail_store(error, "reading a message failed");
+			break;
+		}
+		if (rc == 0)
+			continue; /* expunged meanwhile */
+		subject = message_subject(data, len);
+		printf("%u %llu (%s) %s\n", rows.v[i].uid, (unsigned long long)rows.v[i].size,
+		       rows.v[i].flags, subject);
+		free(subject);
+		free(data);
+	}
+	for (size_t i = 0; i < rows.n; i++)
+		free(rows.v[i].flags);
+	free(rows.v);
+	return ret;
+}
+
+static int message_show(struct cli *c, const char *addr, const char *mailbox, uint32_t uid)
+{
+	char *data = NULL, *error = NULL;
+	size_t len = 0;
+	int rc, ret = CLI_EXIT_OK;
+
+	rc = store_message_get(c->st, addr, mailbox, uid, &data, &len, &error);
+	if (rc < 0)
+		return fail_store(error, "reading the message failed");
+	if (rc == 0) {
+		/* distinguish a missing account/mailbox from a missing UID */
+		struct message_rows rows = {0};
+		char *err2 = NULL;
+		rc = store_message_list(c->st, addr, mailbox, collect_message, &rows, &err2);
+		for (size_t i = 0; i < rows.n; i++)
+			free(rows.v[i].flags);
+		free(rows.v);
+		if (rc < 0)
+			return fail_store(err2, "listing messages failed");
+		if (rc == 0)
+			return fail_no_mailbox(c, addr, mailbox);
+		return fail(CLI_EXIT_ERROR, "no message with UID %u in mailbox %s of %s", uid,
+		            mailbox, addr);
+	}
+	if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
+		ret = fail(CLI_EXIT_ERROR, "writing the message: %s", strerror(errno));
+	free(data);
+	return ret;
+}
+
+static int cmd_message(struct cli *c)
+{
+	char *addr = NULL;
+	uint32_t uid = 0;
+	int ret;
+
+	if (c->action == NULL)
+		return usage(c);
+	if (strcmp(c->action, "list") == 0) {
+		if (c->nargs != 1 && c->nargs != 2)
+			return usage(c);
+	} else if (strcmp(c->action, "show") == 0) {
+		if (c->nargs != 3)
+			return usage(c);
+		if (!parse_uid(c->args[2], &uid))
+			return fail(CLI_EXIT_USAGE, "invalid UID '%s'", c->args[2]);
+	} else {
+		return usage(c);
+	}
+	if (c->nargs >= 2 && c->args[1][0] == '\0')
+		return fail(CLI_EXIT_USAGE, "empty mailbox name");
+	if (!check_address(c->args[0], "address", &addr))
+		return CLI_EXIT_USAGE;
+	if ((ret = cli_open(c)) == CLI_EXIT_OK) {
+		const char *mailbox = c->nargs >= 2 ? c->args[1] : "INBOX";
+		if (uid == 0)
+			ret = message_list(c, addr, mailbox);
+		else
+			ret = message_show(c, addr, mailbox, uid);
+	}
+	free(addr);
+	return ret;
+}
+
+/* ---- entry ---- */
+
+static const struct {
+	const char *name;
+	int (*run)(struct cli *c);
+} commands[] = {
+    {"domain", cmd_domain},   {"user", cmd_user},       {"alias", cmd_alias},
+    {"mailbox", cmd_mailbox}, {"message", cmd_message},
+};
+
+int cli_main(int argc, char **argv)
+{
+	struct cli c = {0};
+	int (*run)(struct cli *) = NULL;
+	bool positional_only = false;
+	int ret;
+
+	if (argc < 1 || argv[0] == NULL)
+		return fail(CLI_EXIT_USAGE, "no command given");
+	c.cmd = argv[0];
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].name, c.cmd) == 0)
+			run = commands[i].run;
+	}
+	if (run == NULL)
+		return fail(CLI_EXIT_USAGE, "unknown command '%s'", c.cmd);
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!positional_only && a[0] == '-' && a[1] != '\0') {
+			if (strcmp(a, "--") == 0) {
+				positional_only = true;
+			} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+				if (i + 1 >= argc)
+					return fail(CLI_EXIT_USAGE, "option %s needs a file", a);
+				c.config_path = argv[++i];
+			} else if (strncmp(a, "--config=", 9) == 0) {
+				c.config_path = a + 9;
+			} else if (strcmp(a, "--password-stdin") == 0 &&
+			           strcmp(c.cmd, "user") == 0) {
+				c.password_stdin = true;
+			} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+				printf("usage: %s\n", usage_of(c.cmd));
+				return CLI_EXIT_OK;
+			} else {
+				return fail(CLI_EXIT_USAGE, "unknown option '%s' (usage: %s)", a,
+				            usage_of(c.cmd));
+			}
+			continue;
+		}
+		if (c.action == NULL)
+			c.action = a;
+		else if (c.nargs < CLI_ARGS_MAX)
+			c.args[c.nargs++] = a;
+		else
+			return usage(&c);
+	}
+	if (c.password_stdin && c.action != NULL && strcmp(c.action, "add") != 0 &&
+	    strcmp(c.action, "passwd") != 0)
+		return fail(CLI_EXIT_USAGE, "--password-stdin only goes with user add|passwd");
+
+	ret = run(&c);
+	store_close(&c.st);
+	config_free(&c.cfg);
+	if (fflush(stdout) != 0 && ret == CLI_EXIT_OK)
+		ret = fail(CLI_EXIT_ERROR, "writing output: %s", strerror(errno));
+	return ret;
+}

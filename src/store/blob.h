@@ -1,0 +1,42 @@
+/* Content-addressed, immutable blob files: data_dir/blobs/ab/cd/<sha256 hex>.
+ * A blob is written to data_dir/tmp, fsync'd, renamed into place, and the directory
+ * fsync'd, so once blob_write() returns 1 the bytes survive a crash. Blob files carry
+ * no reference count: the store's metadata does (see store_sqlite.c). This module
+ * knows nothing about the database. */
+#ifndef HERMOD_STORE_BLOB_H
+#define HERMOD_STORE_BLOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BLOB_ID_LEN 64 /* hex SHA-256 */
+
+/* Creates data_dir/blobs and data_dir/tmp if missing. 1 ok, -1 error. */
+int blob_dirs_init(const char *data_dir, char **error_r);
+
+/* Hex SHA-256 of data into id_r (BLOB_ID_LEN + 1 bytes, NUL-terminated). 1 ok, -1 error. */
+int blob_hash(const void *data, size_t len, char id_r[BLOB_ID_LEN + 1]);
+
+/* 1 if id is BLOB_ID_LEN lower-case hex digits, else 0. */
+int blob_id_valid(const char *id);
+
+/* Path of a blob into buf. 1 ok, -1 too long or invalid id. */
+int blob_path(const char *data_dir, const char *id, char *buf, size_t bufsz);
+
+/* Writes data as a blob (or reuses an existing one with the same content) and sets
+ * id_r. With do_fsync, the file and its directory entries are durable on return.
+ * 1 ok, -1 error with *error_r malloc'd (error_r may be NULL). */
+int blob_write(const char *data_dir, const void *data, size_t len, bool do_fsync,
+               char id_r[BLOB_ID_LEN + 1], char **error_r);
+
+/* 1 if the blob file exists, 0 if not, -1 error. */
+int blob_exists(const char *data_dir, const char *id, char **error_r);
+
+/* Reads a whole blob: 1 with *data_r malloc'd (NUL-terminated, NUL not counted in
+ * *len_r), 0 if the file does not exist, -1 error. */
+int blob_read(const char *data_dir, const char *id, char **data_r, size_t *len_r, char **error_r);
+
+/* Removes a blob file. 1 removed, 0 absent, -1 error. */
+int blob_unlink(const char *data_dir, const char *id, char **error_r);
+
+#endif

@@ -1,0 +1,684 @@
+"""Shared harness for hermod's integration tests.
+
+Every test drives a real `hermod serve` process started on a free loopback
+port with its own temporary data directory.  Nothing here talks to anything
+outside 127.0.0.0/8.
+
+Fixtures
+  hermod_bin      path of the binary (env HERMOD_BIN, default <repo>/hermod)
+  make_server     factory: make_server(limits={...}) -> started Server,
+                  stopped (SIGTERM, then SIGKILL) and wait()ed at teardown
+  server          a module-scoped default Server (limits as in DEFAULT_LIMITS)
+
+Helpers
+  Server          temp dir, config, CLI set-up, start/stop/kill9/restart,
+                  cli(), messages(), show(), deliver(), assert_serves()
+  SMTPClient      raw-socket client: read full (multi-line) replies, send
+                  bytes, all with timeouts
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+HOSTNAME = "mx.example.test"
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+PASSWORDS = {ALICE: "alice-secret-1", BOB: "bob-secret-2"}
+# info@example.test -> alice (alias); @catch.test -> bob (catch-all).
+ALIASES = [("info@example.test", ALICE), ("@catch.test", BOB)]
+DOMAINS = ["example.test", "catch.test"]
+
+DEFAULT_LIMITS = {
+    "max_message_size": "40M",
+    "max_recipients": "50",
+    "max_connections": "200",
+    "max_connections_per_ip": "100",
+    "max_errors": "10",
+    "idle_timeout": "60s",
+}
+
+START_TIMEOUT = 15.0   # seconds for the port to accept connections
+STOP_TIMEOUT = 20.0    # seconds after SIGTERM before SIGKILL
+IO_TIMEOUT = 30.0      # default socket timeout: only to avoid hanging
+CLI_TIMEOUT = 60.0
+
+# Commands whose second word is an action ("user add"): -c goes after it.
+_ACTION_COMMANDS = {"domain", "user", "alias", "mailbox", "message", "queue", "dkim"}
+
+_SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer",
+                      b"runtime error:", b"ThreadSanitizer")
+
+DELIVERED_RE = re.compile(r"^250 2\.0\.0 Ok: delivered as \S+$")
+
+# Every Server that exists right now (so a failing test can show their logs).
+_LIVE_SERVERS = []
+
+
+# --------------------------------------------------------------------------
+# small utilities
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def unique(prefix="t"):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+def make_message(subject, body=b"hello\r\n", sender="sender@remote.test",
+                 to=ALICE, msgid=None, extra_headers=()):
+    """An RFC 5322 message as bytes with CRLF line ends (body used as given)."""
+    if isinstance(body, str):
+        body = body.encode()
+    if msgid is None:
+        msgid = "<%s@remote.test>" % uuid.uuid4().hex
+    hdrs = [
+        "From: <%s>" % sender,
+        "To: <%s>" % to,
+        "Subject: %s" % subject,
+        "Message-ID: %s" % msgid,
+        "Date: Mon, 01 Jan 2024 00:00:00 +0000",
+    ]
+    hdrs.extend(extra_headers)
+    return ("\r\n".join(hdrs) + "\r\n\r\n").encode() + body
+
+
+def dot_stuff(msg):
+    """DATA transparency (RFC 5321 4.5.2) for a CRLF message; adds the final
+    CRLF if missing. Returns the bytes to send *without* the terminator."""
+    if not msg.endswith(b"\r\n"):
+        msg += b"\r\n"
+    lines = msg.split(b"\r\n")
+    out = [(b"." + l) if l.startswith(b".") else l for l in lines]
+    return b"\r\n".join(out)
+
+
+_ADDED_RE = re.compile(
+    rb"\AReturn-Path: (<[^\r\n]*>)\r\n"
+    rb"(Received:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)")
+
+
+def split_stored(raw):
+    """Splits a stored message into (return_path, received_field, rest).
+
+    The stored form is "Return-Path: <sender>\\r\\n" + "Received: ...\\r\\n"
+    (possibly folded) + the message as sent. Fails the test if the added
+    header fields are missing or malformed."""
+    m = _ADDED_RE.match(raw)
+    assert m, "stored message does not start with Return-Path + Received:\n%r" % raw[:600]
+    return m.group(1).decode("utf-8", "replace"), m.group(2), raw[m.end():]
+
+
+def header_value(msg, name):
+    """First header field value (unfolded) of a CRLF message, or None."""
+    head = msg.split(b"\r\n\r\n", 1)[0]
+    head = re.sub(rb"\r\n[ \t]+", b" ", head)
+    for line in head.split(b"\r\n"):
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == name.lower().encode():
+            return v.strip().decode("latin-1")
+    return None
+
+
+def count_files(path):
+    n = 0
+    for _root, _dirs, files in os.walk(path):
+        n += len(files)
+    return n
+
+
+# --------------------------------------------------------------------------
+# raw SMTP client
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class Reply:
+    """One SMTP reply: code (int), lines (list of str without CRLF)."""
+
+    def __init__(self, lines):
+        self.lines = lines
+        self.code = int(lines[-1][:3])
+
+    @property
+    def line(self):
+        """The last (for single-line replies: the only) line."""
+        return self.lines[-1]
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    def __repr__(self):
+        return "Reply(%r)" % (self.lines,)
+
+    def __str__(self):
+        return self.text
+
+
+class SMTPClient:
+    """A deliberately dumb SMTP client over a raw socket."""
+
+    def __init__(self, host, port, timeout=IO_TIMEOUT, source=None):
+        self.timeout = timeout
+        src = (source, 0) if source else None
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=src)
+        self.buf = b""
+        self.closed = False
+
+    # -- plumbing
+
+    def _fill(self, timeout=None):
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            data = self.sock.recv(65536)
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not data:
+            self.closed = True
+            raise ConnectionClosed("connection closed by server; unread: %r" % self.buf)
+        self.buf += data
+
+    def read_line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def read_reply(self):
+        lines = []
+        while True:
+            line = self.read_line()
+            assert re.match(r"^\d{3}([ -]|$)", line), "malformed reply line %r" % line
+            lines.append(line)
+            if len(line) == 3 or line[3] == " ":
+                return Reply(lines)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def cmd(self, line):
+        self.send(line + "\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.read_reply()
+
+    def pending(self, timeout=1.0):
+        """Whatever arrives within `timeout` seconds (b"" if nothing). Used to
+        show that *no* further reply is sent; never a timing assertion."""
+        data = self.buf
+        self.buf = b""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return data
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return data
+            except OSError:
+                return data
+            finally:
+                self.sock.settimeout(self.timeout)
+            if not chunk:
+                self.closed = True
+                return data
+            data += chunk
+
+    def wait_closed(self, timeout=IO_TIMEOUT):
+        """Reads until EOF; returns the bytes read. Fails if the server keeps
+        the connection open longer than `timeout`."""
+        data = self.buf
+        self.buf = b""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            assert left > 0, "server did not close the connection; got %r" % data
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                self.closed = True
+                return data
+            if not chunk:
+                self.closed = True
+                return data
+            data += chunk
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- conveniences that assert the happy path
+
+    def greet(self):
+        r = self.read_reply()
+        assert r.line == "220 %s ESMTP hermod" % HOSTNAME, r
+        return r
+
+    def ehlo(self, name="client.remote.test"):
+        r = self.cmd("EHLO " + name)
+        assert r.code == 250, r
+        return r
+
+    def mail(self, sender="sender@remote.test", params=""):
+        r = self.cmd("MAIL FROM:<%s>%s" % (sender, (" " + params) if params else ""))
+        assert r.line == "250 2.1.0 Ok", r
+        return r
+
+    def rcpt(self, rcpt):
+        r = self.cmd("RCPT TO:<%s>" % rcpt)
+        assert r.line == "250 2.1.5 Ok", r
+        return r
+
+    def data(self, msg):
+        """DATA + dot-stuffed msg + terminator; returns the final reply."""
+        r = self.cmd("DATA")
+        assert r.line == "354 End data with <CR><LF>.<CR><LF>", r
+        self.send(dot_stuff(msg) + b".\r\n")
+        return self.read_reply()
+
+    def quit(self):
+        try:
+            r = self.cmd("QUIT")
+            assert r.line == "221 2.0.0 Bye", r
+        finally:
+            self.close()
+
+
+# --------------------------------------------------------------------------
+# the server under test
+
+
+class Server:
+    def __init__(self, binary, base_dir, limits=None, extra=None, setup=True,
+                 fsync=True):
+        self.binary = binary
+        self.dir = base_dir
+        os.makedirs(self.dir, exist_ok=True)
+        self.data_dir = os.path.join(self.dir, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.config_path = os.path.join(self.dir, "hermod.conf")
+        self.stderr_path = os.path.join(self.dir, "hermod.stderr")
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.limits = dict(DEFAULT_LIMITS)
+        for k, v in (limits or {}).items():
+            if v is None:
+                self.limits.pop(k, None)
+            else:
+                self.limits[k] = str(v)
+        self.extra = extra or {}
+        self.fsync = fsync
+        self.proc = None
+        self.last_returncode = None
+        self._write_config()
+        if setup:
+            self.setup_accounts()
+        _LIVE_SERVERS.append(self)
+
+    # -- config and set-up
+
+    def _write_config(self):
+        sections = {
+            "server": {"hostname": HOSTNAME, "data_dir": self.data_dir,
+                       "log_level": "info"},
+            "listen": {"smtp": "%s:%d" % (self.host, self.port)},
+            "limits": self.limits,
+            "store": {"fsync": "yes" if self.fsync else "no"},
+        }
+        for sec, kv in self.extra.items():
+            sections.setdefault(sec, {}).update(kv)
+        with open(self.config_path, "w") as f:
+            for sec, kv in sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+                f.write("\n")
+
+    def setup_accounts(self):
+        for d in DOMAINS:
+            self.cli("domain", "add", d)
+        for addr, pw in PASSWORDS.items():
+            self.cli("user", "add", addr, "--password-stdin", input=pw + "\n")
+        for src, dst in ALIASES:
+            self.cli("alias", "add", src, dst)
+
+    # -- CLI
+
+    def cli(self, *args, input=None, check=True, binary_out=False):
+        """Runs `hermod ARGS` with -c CONFIG; returns CompletedProcess
+        (stdout str, or bytes with binary_out)."""
+        args = [str(a) for a in args]
+        pos = 2 if (args and args[0] in _ACTION_COMMANDS and len(args) > 1) else 1
+        argv = [self.binary] + args[:pos] + ["-c", self.config_path] + args[pos:]
+        env = dict(os.environ, HERMOD_CONFIG=self.config_path)
+        p = subprocess.run(argv, input=input.encode() if isinstance(input, str) else input,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=CLI_TIMEOUT, env=env)
+        if not binary_out:
+            p.stdout = p.stdout.decode("utf-8", "replace")
+        if check and p.returncode != 0:
+            raise AssertionError("%s exited %d\nstdout: %r\nstderr: %s" % (
+                " ".join(argv), p.returncode, p.stdout[:2000],
+                p.stderr.decode("utf-8", "replace")[-4000:]))
+        return p
+
+    _ROW_RE = re.compile(r"^(\d+) (\d+) \(([^)]*)\)(?: (.*))?$")
+
+    def messages(self, addr, mailbox="INBOX"):
+        """Rows of `hermod message list`: dicts uid, size, flags (list), subject."""
+        out = self.cli("message", "list", addr, mailbox).stdout
+        rows = []
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            m = self._ROW_RE.match(line)
+            assert m, "unparsable `message list` line: %r" % line
+            rows.append({"uid": int(m.group(1)), "size": int(m.group(2)),
+                         "flags": m.group(3).split(), "subject": m.group(4) or ""})
+        return rows
+
+    def mailboxes(self, addr):
+        """Rows of `hermod mailbox list`: dict name -> (messages, unseen, size)."""
+        out = self.cli("mailbox", "list", addr).stdout
+        res = {}
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            name, n, unseen, size = line.rsplit(" ", 3)
+            res[name] = (int(n), int(unseen), int(size))
+        return res
+
+    def show(self, addr, mailbox, uid):
+        return self.cli("message", "show", addr, mailbox, uid, binary_out=True).stdout
+
+    def find(self, addr, subject, mailbox="INBOX"):
+        return [r for r in self.messages(addr, mailbox) if r["subject"] == subject]
+
+    def fetch_one(self, addr, subject, mailbox="INBOX"):
+        """The stored bytes of the one message with this subject."""
+        rows = self.find(addr, subject, mailbox)
+        assert len(rows) == 1, "expected exactly one message %r in %s/%s, found %r" % (
+            subject, addr, mailbox, rows)
+        return self.show(addr, mailbox, rows[0]["uid"])
+
+    def blob_count(self):
+        return count_files(os.path.join(self.data_dir, "blobs"))
+
+    # -- process control
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._stderr = open(self.stderr_path, "ab")
+        self._stderr.write(b"---- start %s ----\n" % time.strftime("%H:%M:%S").encode())
+        self._stderr.flush()
+        env = dict(os.environ, HERMOD_CONFIG=self.config_path)
+        self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config_path],
+                                     stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=self._stderr, env=env)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self._close_stderr()
+                raise AssertionError("hermod serve exited with %d during start-up\n%s"
+                                     % (rc, self.stderr_tail()))
+            try:
+                with socket.create_connection((self.host, self.port), timeout=5) as s:
+                    # Take the greeting and QUIT so the probe is gone when the
+                    # test starts (matters for connection-limit tests).
+                    s.settimeout(10)
+                    buf = b""
+                    try:
+                        while b"\r\n" not in buf:
+                            chunk = s.recv(4096)
+                            if not chunk:
+                                break
+                            buf += chunk
+                        if buf.startswith(b"220"):
+                            s.sendall(b"QUIT\r\n")
+                            while s.recv(4096):
+                                pass
+                    except OSError:
+                        pass
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill9()
+                raise AssertionError("hermod did not accept connections on %s:%d within %ds\n%s"
+                                     % (self.host, self.port, START_TIMEOUT, self.stderr_tail()))
+            time.sleep(0.05)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, then SIGKILL after `timeout`; always wait(). Returns the exit
+        status (negative = signal), or None if it was not running."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                self.last_returncode = "SIGKILLed after SIGTERM timeout"
+                self.proc = None
+                self._close_stderr()
+                return self.last_returncode
+        self.last_returncode = self.proc.returncode
+        self.proc = None
+        self._close_stderr()
+        return self.last_returncode
+
+    def kill9(self):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+        self.last_returncode = self.proc.returncode
+        self.proc = None
+        self._close_stderr()
+        return self.last_returncode
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def _close_stderr(self):
+        f = getattr(self, "_stderr", None)
+        if f is not None:
+            f.close()
+            self._stderr = None
+
+    def stderr_bytes(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def stderr_tail(self, n=60):
+        lines = self.stderr_bytes().decode("utf-8", "replace").splitlines()
+        return "---- hermod stderr (%s), last %d lines ----\n%s" % (
+            self.stderr_path, n, "\n".join(lines[-n:]))
+
+    def sanitizer_report(self):
+        data = self.stderr_bytes()
+        return any(m in data for m in _SANITIZER_MARKERS)
+
+    def cleanup(self):
+        """Stop (if running) and check the exit was clean."""
+        was_running = self.alive()
+        crashed_before = (self.proc is not None and not was_running)
+        rc = self.stop()
+        if self in _LIVE_SERVERS:
+            _LIVE_SERVERS.remove(self)
+        problems = []
+        if crashed_before:
+            problems.append("hermod had exited on its own (status %r) before teardown" % rc)
+        elif was_running and rc != 0:
+            problems.append("hermod exited with %r after SIGTERM (expected 0)" % rc)
+        if self.sanitizer_report():
+            problems.append("sanitizer report in hermod's stderr")
+        if problems:
+            raise AssertionError("; ".join(problems) + "\n" + self.stderr_tail(120))
+
+    # -- SMTP conveniences
+
+    def connect(self, timeout=IO_TIMEOUT, source=None):
+        return SMTPClient(self.host, self.port, timeout=timeout, source=source)
+
+    def deliver(self, rcpts, msg, sender="sender@remote.test"):
+        """One transaction over a new connection; returns the reply to the end
+        of DATA (asserts the steps before it succeed)."""
+        if isinstance(rcpts, str):
+            rcpts = [rcpts]
+        with self.connect() as c:
+            c.greet()
+            c.ehlo()
+            c.mail(sender)
+            for r in rcpts:
+                c.rcpt(r)
+            reply = c.data(msg)
+            c.quit()
+        return reply
+
+    def assert_serves(self, check_stored=True):
+        """The server is alive and a fresh client gets 220 and can deliver."""
+        assert self.alive(), "hermod is not running\n" + self.stderr_tail()
+        subject = unique("probe")
+        reply = self.deliver([ALICE], make_message(subject, b"probe\r\n"))
+        assert DELIVERED_RE.match(reply.line), reply
+        if check_stored:
+            self.fetch_one(ALICE, subject)
+
+
+# --------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="session")
+def hermod_bin():
+    path = os.environ.get("HERMOD_BIN") or os.path.join(REPO, "hermod")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("hermod binary not found or not executable: %s "
+                    "(build it with `make`, or set HERMOD_BIN)" % path, pytrace=False)
+    return path
+
+
+def _tmpdir(prefix):
+    return tempfile.mkdtemp(prefix="hermod-%s-" % prefix)
+
+
+@pytest.fixture
+def make_server(hermod_bin):
+    """Factory: make_server(limits={...}, extra={section: {...}}, setup=True,
+    start=True) -> Server. All are stopped and checked at teardown."""
+    servers = []
+    dirs = []
+
+    def factory(limits=None, extra=None, setup=True, start=True, fsync=True):
+        d = _tmpdir("test")
+        dirs.append(d)
+        srv = Server(hermod_bin, d, limits=limits, extra=extra, setup=setup, fsync=fsync)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield factory
+    errors = []
+    for srv in servers:
+        try:
+            srv.cleanup()
+        except AssertionError as e:
+            errors.append(str(e))
+    if not errors:
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+def module_server(hermod_bin, prefix="mod", **kwargs):
+    """Generator for module-scoped server fixtures:
+
+        @pytest.fixture(scope="module")
+        def lim(hermod_bin):
+            yield from module_server(hermod_bin, "limits", limits={...})
+    """
+    d = _tmpdir(prefix)
+    srv = Server(hermod_bin, d, **kwargs)
+    try:
+        srv.start()
+    except BaseException:
+        if srv in _LIVE_SERVERS:
+            _LIVE_SERVERS.remove(srv)
+        raise
+    yield srv
+    srv.cleanup()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(hermod_bin):
+    """One default server shared by the tests of a module."""
+    yield from module_server(hermod_bin)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for srv in list(_LIVE_SERVERS):
+            rep.sections.append(("hermod stderr %s:%d" % (srv.host, srv.port),
+                                 srv.stderr_tail()))
