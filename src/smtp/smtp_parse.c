@@ -461,8 +461,8 @@ enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len, struct
 	    params_walk(args + n, len - n, &value_utf8, mail_param, &ctx, error_r);
 	if (res == SMTP_PARSE_OK && !r->smtputf8 && (r->from.utf8 || value_utf8)) {
 		/* RFC 6531 3.4 */
-		*error_r = "UTF-8 address requires SMTPUTF8";
-		res = SMTP_PARSE_SYNTAX;
+		*error_r = "SMTPUTF8 required for this address";
+		res = SMTP_PARSE_UTF8;
 	}
 	if (res != SMTP_PARSE_OK)
 		smtp_mail_args_free(r);
@@ -587,14 +587,15 @@ enum smtp_parse_result smtp_rcpt_args_parse(const char *args, size_t len, bool u
 			return SMTP_PARSE_SYNTAX;
 		}
 		n = sizeof(pm) - 1;
-	} else if (mail_address_parse_path(args, len, false, utf8_ok, &r->to, &n, error_r) < 0) {
+	} else if (mail_address_parse_path(args, len, false, true, &r->to, &n, error_r) < 0) {
 		return SMTP_PARSE_SYNTAX;
 	}
 	enum smtp_parse_result res =
 	    params_walk(args + n, len - n, &value_utf8, rcpt_param, r, error_r);
-	if (res == SMTP_PARSE_OK && value_utf8 && !utf8_ok) {
-		*error_r = "UTF-8 parameter requires SMTPUTF8";
-		res = SMTP_PARSE_SYNTAX;
+	if (res == SMTP_PARSE_OK && (value_utf8 || r->to.utf8) && !utf8_ok) {
+		/* RFC 6531 3.4 */
+		*error_r = "SMTPUTF8 required for this address";
+		res = SMTP_PARSE_UTF8;
 	}
 	if (res != SMTP_PARSE_OK)
 		smtp_rcpt_args_free(r);

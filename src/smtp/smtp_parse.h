@@ -43,6 +43,7 @@ enum smtp_parse_result {
 	SMTP_PARSE_OK = 1,
 	SMTP_PARSE_SYNTAX = -1,  /* reply 501 5.5.4 (or 500 5.5.2 for an unknown verb) */
 	SMTP_PARSE_PARAM = -2,   /* unrecognized/unsupported MAIL/RCPT parameter: 555 5.5.4 */
+	SMTP_PARSE_UTF8 = -3,    /* well-formed UTF-8 where SMTPUTF8 was not given: 553 5.6.7 */
 };
 
 /* line: one command line without its line terminator (CRLF already stripped).

@@ -524,13 +524,12 @@ static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_reply_error(s, "555 5.5.4 %s", error);
 		return;
 	}
-	if (pr != SMTP_PARSE_OK) {
-		smtp_reply_error(s, "501 5.5.4 %s", error);
+	if (pr == SMTP_PARSE_UTF8) {
+		smtp_reply_error(s, "553 5.6.7 %s", error);
 		return;
 	}
-	if (args.from.utf8 && !args.smtputf8) {
-		smtp_reply_error(s, "553 5.6.7 SMTPUTF8 required for this address");
-		smtp_mail_args_free(&args);
+	if (pr != SMTP_PARSE_OK) {
+		smtp_reply_error(s, "501 5.5.4 %s", error);
 		return;
 	}
 	if (args.has_size && args.size > s->lim.max_message_size) {
@@ -573,9 +572,13 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	struct smtp_rcpt_args args;
 	const char *error = "bad syntax";
 	enum smtp_parse_result pr =
-		smtp_rcpt_args_parse(cmd->args, cmd->args_len, true, &args, &error);
+		smtp_rcpt_args_parse(cmd->args, cmd->args_len, s->tx->smtputf8, &args, &error);
 	if (pr == SMTP_PARSE_PARAM) {
 		smtp_reply_error(s, "555 5.5.4 %s", error);
+		return;
+	}
+	if (pr == SMTP_PARSE_UTF8) {
+		smtp_reply_error(s, "553 5.6.7 %s", error);
 		return;
 	}
 	if (pr != SMTP_PARSE_OK) {
@@ -585,11 +588,6 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	if (args.to.null || args.to.addr == NULL) {
 		smtp_rcpt_args_free(&args);
 		smtp_reply_error(s, "501 5.5.4 Bad recipient address");
-		return;
-	}
-	if (args.to.utf8 && !s->tx->smtputf8) {
-		smtp_rcpt_args_free(&args);
-		smtp_reply_error(s, "553 5.6.7 SMTPUTF8 required for this address");
 		return;
 	}
 	/* RFC 5321 4.5.3.1.8: a server that limits recipients answers 452 and the

@@ -280,7 +280,8 @@ USER_UNKNOWN = "550 5.1.1 User unknown"
     ("<other.test!user@example.test>", RELAY_DENIED),  # bang path
     ("<@example.test:user@other.test>", RELAY_DENIED),  # source route: real rcpt user@other.test
     ("<@example.test,@mx.example.test:user@other.test>", RELAY_DENIED),
-    ('<"user@other.test"@example.test>', USER_UNKNOWN),  # quoted local part, no such user
+    # quoted local part holding an address: sender-specified routing, refused
+    ('<"user@other.test"@example.test>', RELAY_DENIED),
     # trailing dot: not a valid RFC 5321 Domain, so a syntax error is as good
     # as relay denied (either way: a 5xx and no recipient)
     ("<user@other.test.>", (RELAY_DENIED, "501 5.5.4 *")),

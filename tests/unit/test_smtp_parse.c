@@ -168,7 +168,7 @@ static const struct mail_case mail_cases[] = {
     {"<@x.y:a@B.C>", SMTP_PARSE_OK, "a@b.c", 0, 0, -1, 0, NULL, NULL, NULL},
     {"<\"a b\"@b.c>", SMTP_PARSE_OK, "\"a b\"@b.c", 0, 0, -1, 0, NULL, NULL, NULL},
     /* UTF-8 needs SMTPUTF8 on the same command */
-    {"<\xc3\xa9@b.c>", SMTP_PARSE_SYNTAX, NULL, ANY},
+    {"<\xc3\xa9@b.c>", SMTP_PARSE_UTF8, NULL, ANY},
     {"<\xc3\xa9@b.c> SMTPUTF8", SMTP_PARSE_OK, "\xc3\xa9@b.c", 0, 0, -1, 1, NULL, NULL, NULL},
     {"<a@\xc3\xa9.c> SMTPUTF8", SMTP_PARSE_OK, "a@\xc3\xa9.c", 0, 0, -1, 1, NULL, NULL, NULL},
     {"<\xc3@b.c> SMTPUTF8", SMTP_PARSE_SYNTAX, NULL, ANY},
@@ -265,7 +265,7 @@ static const struct rcpt_case rcpt_cases[] = {
     {"<u@x.test> XFOO", false, SMTP_PARSE_PARAM, NULL, NULL, NULL, NULL},
     {"<u@x.test>XFOO", false, SMTP_PARSE_SYNTAX, NULL, NULL, NULL, NULL},
     {"u@x.test", false, SMTP_PARSE_SYNTAX, NULL, NULL, NULL, NULL},
-    {"<\xc3\xa9@x.test>", false, SMTP_PARSE_SYNTAX, NULL, NULL, NULL, NULL},
+    {"<\xc3\xa9@x.test>", false, SMTP_PARSE_UTF8, NULL, NULL, NULL, NULL},
     {"<\xc3\xa9@x.test>", true, SMTP_PARSE_OK, "\xc3\xa9@x.test", "x.test", NULL, NULL},
     {"<u@x.test> XFOO=\xc3\xa9", false, SMTP_PARSE_PARAM, NULL, NULL, NULL, NULL},
 };

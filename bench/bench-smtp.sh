@@ -1,0 +1,470 @@
+#!/bin/bash
+# `make bench-smtp`: inbound SMTP throughput of hermod against Postfix, measured
+# on this machine in the same run, with durability on in both.
+#
+# Load: Postfix's smtp-source, BENCH_SESSIONS (20) concurrent sessions sending
+# BENCH_MESSAGES (20000) messages with a BENCH_SIZE (4096) byte body to one
+# local recipient, a new connection per message.
+#
+#   accepted    messages / time until smtp-source got its last 250
+#   end-to-end  messages / time from the first connection until the last
+#               message is in the recipient's mailbox (hermod: INBOX count
+#               from `hermod mailbox list`; Postfix: files in Maildir/new)
+#
+# hermod runs from a temp dir with [store] fsync = yes. Postfix runs as a
+# throw-away private instance (its own config, queue and data directories in
+# the temp dir, smtpd on a loopback port, virtual(8) delivery into a Maildir,
+# which Postfix fsyncs); it needs root. Nothing listens beyond 127.0.0.1 and
+# neither server sends mail anywhere.
+#
+# Environment: BENCH_MESSAGES, BENCH_SESSIONS, BENCH_SIZE, BENCH_TIMEOUT
+# (seconds to wait for delivery), BENCH_ONLY=hermod|postfix, HERMOD (binary),
+# BENCH_KEEP=1 (keep the temp dir for inspection).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+N=${BENCH_MESSAGES:-20000}
+S=${BENCH_SESSIONS:-20}
+SIZE=${BENCH_SIZE:-4096}
+TIMEOUT=${BENCH_TIMEOUT:-$((120 + N / 50))}
+ONLY=${BENCH_ONLY:-}
+HERMOD=${HERMOD:-$ROOT/hermod}
+SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+SENDER=sender@remote.test
+RCPT=rcpt@example.test
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+[ -x "$SMTP_SOURCE" ] || die "$SMTP_SOURCE not found (Debian package postfix; run scripts/deps.sh test)"
+
+# Under /tmp (not $TMPDIR): the postfix and nobody users must traverse it.
+TMP=$(mktemp -d /tmp/bench-smtp.XXXXXX)
+chmod 755 "$TMP" # Postfix daemons run as the postfix user and need to traverse it
+
+HERMOD_PID=
+PF_ETC=
+PF_REAPER_PID=
+
+# ---------------------------------------------------------------- helpers
+
+now() { date +%s.%N; }
+
+# rate N T0 T1 -> messages per second
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) d = 1e-9; printf "%.1f", n / d }'; }
+
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# proc_state PID -> one-letter state, empty when the process is gone
+proc_state() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	s=${s##*) }
+	printf '%s' "${s%% *}"
+}
+
+# stop_child PID SECONDS: SIGTERM a child of this shell, wait for it; SIGKILL
+# after SECONDS. Returns its exit status.
+stop_child() {
+	local pid=$1 limit=$2 i=0 st
+	kill -TERM "$pid" 2>/dev/null || true
+	while :; do
+		st=$(proc_state "$pid")
+		[ -z "$st" ] || [ "$st" = Z ] && break
+		if [ "$i" -ge $((limit * 10)) ]; then
+			say "pid $pid did not exit after ${limit}s; SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$pid"
+}
+
+# run_load PORT LOG: smtp-source against 127.0.0.1:PORT; sets T0/T1.
+run_load() {
+	local port=$1 log=$2 rc=0
+	T0=$(now)
+	if [ -t 1 ]; then
+		"$SMTP_SOURCE" -c -s "$S" -m "$N" -l "$SIZE" -f "$SENDER" -t "$RCPT" "127.0.0.1:$port" 2>"$log" || rc=$?
+		printf '\n'
+	else
+		"$SMTP_SOURCE" -s "$S" -m "$N" -l "$SIZE" -f "$SENDER" -t "$RCPT" "127.0.0.1:$port" >/dev/null 2>"$log" || rc=$?
+	fi
+	T1=$(now)
+	if [ "$rc" -ne 0 ] || [ -s "$log" ]; then
+		say "smtp-source (exit $rc):"
+		tail -n 20 "$log" >&2
+		[ "$rc" -eq 0 ] || return 1
+	fi
+}
+
+# wait_count CMD...: polls CMD (prints a number) until it reaches N; sets T2.
+wait_count() {
+	local deadline c=0
+	deadline=$(($(date +%s) + TIMEOUT))
+	while :; do
+		c=$("$@" 2>/dev/null) || c=0
+		c=${c%%$'\n'*}
+		[[ $c =~ ^[0-9]+$ ]] || c=0
+		if [ "$c" -ge "$N" ]; then
+			T2=$(now)
+			return 0
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			say "timeout: $c of $N messages delivered after ${TIMEOUT}s"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "$HERMOD_PID" ]; then
+		stop_child "$HERMOD_PID" 30 >/dev/null 2>&1
+		HERMOD_PID=
+	fi
+	postfix_stop
+	if [ -n "${BENCH_KEEP:-}" ]; then
+		say "kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- hermod
+
+H_ACC='' H_E2E='' H_RSS=''
+
+bench_hermod() {
+	local dir=$TMP/hermod port conf pw
+	[ -x "$HERMOD" ] || {
+		say "$HERMOD not found; build it with 'make hermod'"
+		return 1
+	}
+	mkdir -p "$dir" || return 1
+	port=$(free_port) || return 1
+	conf=$dir/hermod.conf
+	cat >"$conf" <<EOF
+[server]
+hostname = bench.example.test
+data_dir = data
+
+[listen]
+smtp = 127.0.0.1:$port
+
+[limits]
+max_connections = 2000
+max_connections_per_ip = 2000
+
+[store]
+fsync = yes
+EOF
+	# (set -e does not apply inside a function called from `||`: check each step.)
+	"$HERMOD" check -c "$conf" >/dev/null || return 1
+	"$HERMOD" domain add example.test -c "$conf" >/dev/null || return 1
+	pw=$(head -c 24 /dev/urandom | base64)
+	printf '%s\n' "$pw" | "$HERMOD" user add "$RCPT" --password-stdin -c "$conf" >/dev/null || return 1
+
+	"$HERMOD" serve -c "$conf" 2>"$dir/hermod.log" &
+	HERMOD_PID=$!
+	local i=0
+	until port_open "$port"; do
+		if [ -z "$(proc_state "$HERMOD_PID")" ] || [ "$(proc_state "$HERMOD_PID")" = Z ]; then
+			say "hermod exited at start-up:"
+			tail -n 20 "$dir/hermod.log" >&2
+			wait "$HERMOD_PID" || true
+			HERMOD_PID=
+			return 1
+		fi
+		i=$((i + 1))
+		[ "$i" -lt 300 ] || {
+			say "hermod does not listen on 127.0.0.1:$port"
+			return 1
+		}
+		sleep 0.1
+	done
+
+	say "hermod: $N messages, $S sessions, 127.0.0.1:$port"
+	run_load "$port" "$dir/smtp-source.log" || return 1
+	H_ACC=$(rate "$N" "$T0" "$T1")
+
+	hermod_inbox() {
+		"$HERMOD" mailbox list "$RCPT" -c "$conf" | awk '$1 == "INBOX" { n = $2 } END { print n + 0 }'
+	}
+	if ! wait_count hermod_inbox; then
+		tail -n 20 "$dir/hermod.log" >&2
+		return 1
+	fi
+	H_E2E=$(rate "$N" "$T0" "$T2")
+
+	H_RSS=$(awk '/^VmHWM:/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$HERMOD_PID/status")
+	local rc=0
+	stop_child "$HERMOD_PID" 30 || rc=$?
+	HERMOD_PID=
+	[ "$rc" -eq 0 ] || say "hermod exited with status $rc after SIGTERM"
+}
+
+# ---------------------------------------------------------------- postfix
+
+P_ACC='' P_E2E=''
+
+# A tiny subreaper: runs `postfix start`, writes its exit status to a file,
+# then adopts and reaps the daemonized master and all its children until none
+# is left, so that a stopped instance leaves no zombies behind (nothing else
+# reaps orphans here).
+REAPER='
+import ctypes, os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    print("bench: warning: cannot become a subreaper", file=sys.stderr)
+status_file, cmd = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    os.execvp(cmd[0], cmd)
+while True:
+    try:
+        wpid, st = os.wait()
+    except ChildProcessError:
+        break
+    if wpid == pid:
+        with open(status_file + ".tmp", "w") as f:
+            f.write("%d\n" % os.waitstatus_to_exitcode(st))
+        os.rename(status_file + ".tmp", status_file)
+'
+
+postfix_stop() {
+	[ -n "$PF_ETC" ] || return 0
+	local etc=$PF_ETC
+	PF_ETC=
+	postfix -c "$etc" stop >/dev/null 2>&1 || true
+	[ -n "$PF_REAPER_PID" ] || return 0
+	# The reaper exits once every Postfix process is gone.
+	local i=0 st
+	while :; do
+		st=$(proc_state "$PF_REAPER_PID")
+		[ -z "$st" ] || [ "$st" = Z ] && break
+		if [ "$i" -eq 200 ]; then
+			say "Postfix processes still running after 20s; SIGKILL"
+			local p
+			for p in $(ps -e -o pid=,ppid= | awk -v r="$PF_REAPER_PID" '$2 == r { print $1 }'); do
+				kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+			done
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$PF_REAPER_PID" 2>/dev/null || true
+	PF_REAPER_PID=
+}
+
+bench_postfix() {
+	if [ "$(id -u)" -ne 0 ]; then
+		say "the Postfix comparison needs root (a private instance runs its daemons as the postfix user); skipped"
+		return 2
+	fi
+	command -v postfix >/dev/null || {
+		say "postfix not installed (scripts/deps.sh test); skipped"
+		return 2
+	}
+	getent passwd postfix >/dev/null && getent group postdrop >/dev/null || {
+		say "user postfix / group postdrop missing (broken postfix install); skipped"
+		return 2
+	}
+
+	local dir=$TMP/postfix
+	local etc=$dir/etc spool=$dir/spool data=$dir/lib vmail=$dir/vmail port
+	local vuid vgid
+	vuid=$(id -u nobody)
+	vgid=$(id -g nobody)
+	mkdir -p "$etc" "$spool" "$data" "$vmail" &&
+		chmod 755 "$dir" "$etc" "$spool" &&
+		chown postfix: "$data" &&
+		chown "$vuid:$vgid" "$vmail" || return 1
+	port=$(free_port) || return 1
+
+	if [ -f /etc/postfix/master.cf ]; then
+		cp /etc/postfix/master.cf "$etc/master.cf" || return 1
+	elif [ -f /usr/share/postfix/master.cf.dist ]; then
+		cp /usr/share/postfix/master.cf.dist "$etc/master.cf" || return 1
+	else
+		cat >"$etc/master.cf" <<'EOF'
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+smtp      inet  n       -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+	fi
+
+	printf '%s %s\n' "$RCPT" "example.test/rcpt/" >"$etc/vmailbox"
+
+	cat >"$etc/main.cf" <<EOF
+# Throw-away Postfix instance for bench/bench-smtp.sh.
+compatibility_level = 3.6
+queue_directory = $spool
+data_directory = $data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix-bench.localhost
+mydomain = localhost
+myorigin = \$myhostname
+mydestination = \$myhostname, localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+biff = no
+notify_classes =
+# Mail for example.test goes into a Maildir (virtual(8) fsyncs it).
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = $vmail
+virtual_mailbox_maps = texthash:$etc/vmailbox
+virtual_uid_maps = static:$vuid
+virtual_gid_maps = static:$vgid
+# Nothing leaves this machine.
+default_transport = error:outbound mail disabled in this benchmark
+relay_transport = error:outbound mail disabled in this benchmark
+smtp_dns_support_level = disabled
+# No syslog here: log to a file so that start-up errors are visible.
+maillog_file = $dir/maillog
+maillog_file_prefixes = $TMP
+EOF
+
+	# Only our loopback smtpd: no port 25, no chroot (no jail set up).
+	postconf -c "$etc" -MX smtp/inet &&
+		postconf -c "$etc" -M "127.0.0.1:$port/inet = 127.0.0.1:$port inet n - n - - smtpd" &&
+		postconf -c "$etc" -F '*/*/chroot = n' || return 1
+	# Nothing but our smtpd may listen on a network socket.
+	if postconf -c "$etc" -M | awk '$2 == "inet" && $1 != "127.0.0.1:'"$port"'"' | grep -q .; then
+		say "unexpected inet services in $etc/master.cf:"
+		postconf -c "$etc" -M | awk '$2 == "inet"' >&2
+		return 1
+	fi
+
+	if ! postfix -c "$etc" check 2>"$dir/check.log"; then
+		say "postfix check failed:"
+		cat "$dir/check.log" >&2
+		return 1
+	fi
+
+	PF_ETC=$etc
+	local status=$dir/start-status
+	"$PY" -c "$REAPER" "$status" postfix -c "$etc" start >"$dir/start.log" 2>&1 &
+	PF_REAPER_PID=$!
+	local i=0
+	until [ -f "$status" ]; do
+		i=$((i + 1))
+		[ "$i" -lt 600 ] || break
+		sleep 0.1
+	done
+	if [ "$(cat "$status" 2>/dev/null)" != 0 ]; then
+		say "postfix start failed:"
+		cat "$dir/start.log" >&2
+		[ -f "$dir/maillog" ] && tail -n 20 "$dir/maillog" >&2
+		return 1
+	fi
+	i=0
+	until port_open "$port"; do
+		i=$((i + 1))
+		[ "$i" -lt 300 ] || {
+			say "postfix does not listen on 127.0.0.1:$port"
+			tail -n 20 "$dir/maillog" >&2
+			return 1
+		}
+		sleep 0.1
+	done
+
+	say "postfix: $N messages, $S sessions, 127.0.0.1:$port"
+	run_load "$port" "$dir/smtp-source.log" || {
+		tail -n 20 "$dir/maillog" >&2
+		return 1
+	}
+	P_ACC=$(rate "$N" "$T0" "$T1")
+
+	local new=$vmail/example.test/rcpt/new
+	maildir_count() {
+		if [ -d "$new" ]; then
+			find "$new" -maxdepth 1 -type f | wc -l
+		else
+			echo 0
+		fi
+	}
+	if ! wait_count maildir_count; then
+		grep -E 'status=(deferred|bounced)|fatal|panic|error' "$dir/maillog" | tail -n 20 >&2
+		return 1
+	fi
+	P_E2E=$(rate "$N" "$T0" "$T2")
+
+	postfix_stop
+}
+
+# ---------------------------------------------------------------- main
+
+failed=0
+if [ "$ONLY" != postfix ]; then
+	bench_hermod || failed=1
+fi
+if [ "$ONLY" != hermod ]; then
+	rc=0
+	bench_postfix || rc=$?
+	[ "$rc" -eq 1 ] && failed=1
+fi
+
+ratio() {
+	if [ -n "$1" ] && [ -n "$2" ]; then
+		awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
+	else
+		echo "n/a"
+	fi
+}
+
+printf '\nbench-smtp: %d messages of %d bytes, %d concurrent sessions, fsync on\n' "$N" "$SIZE" "$S"
+printf '  %-16s %14s %18s\n' "" "accepted msg/s" "end-to-end msg/s"
+printf '  %-16s %14s %18s\n' hermod "${H_ACC:-n/a}" "${H_E2E:-n/a}"
+printf '  %-16s %14s %18s\n' postfix "${P_ACC:-n/a}" "${P_E2E:-n/a}"
+printf '  %-16s %14s %18s\n' hermod/postfix "$(ratio "$H_ACC" "$P_ACC")" "$(ratio "$H_E2E" "$P_E2E")"
+printf '  hermod peak RSS: %s\n' "${H_RSS:-n/a}"
+
+exit "$failed"
