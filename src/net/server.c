@@ -461,7 +461,14 @@ int server_main(const char *config_path)
 	signal(SIGPIPE, SIG_IGN);
 	srv.next_sid = ((unsigned long)time(NULL) & 0xffffu) << 16;
 	srv.ip_counts = calloc(SERVER_IP_BUCKETS, sizeof(*srv.ip_counts));
-	srv.base = event_base_new();
+	/* The change list folds the add/delete pairs of one loop iteration (a reply
+	 * written at once, say) into nothing, saving epoll_ctl calls. */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg != NULL) {
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		srv.base = event_base_new_with_config(ecfg);
+		event_config_free(ecfg);
+	}
 	if (srv.base == NULL || srv.ip_counts == NULL) {
 		fprintf(stderr, "hermod: cannot create event loop\n");
 		goto out;

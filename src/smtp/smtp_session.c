@@ -183,11 +183,12 @@ static void smtp_session_end_tx(struct smtp_session *s)
 
 /* ---- async jobs ---- */
 
-/* Parks the session while a worker job runs. */
+/* Parks the session while a worker job runs. Reading stays enabled (pipelined
+ * input collects in the input buffer, bounded by its high watermark), so a job
+ * costs no event changes. */
 static void smtp_session_park(struct smtp_session *s)
 {
 	s->busy = true;
-	bufferevent_disable(s->c->bev, EV_READ);
 }
 
 static void smtp_session_unpark(struct smtp_session *s)
@@ -195,7 +196,6 @@ static void smtp_session_unpark(struct smtp_session *s)
 	s->busy = false;
 	if (s->state == SMTP_STATE_CLOSED || s->c->dead)
 		return;
-	bufferevent_enable(s->c->bev, EV_READ);
 	smtp_session_process(s); /* pipelined input that arrived meanwhile */
 }
 
@@ -941,8 +941,7 @@ static void smtp_on_write(struct bufferevent *bev, void *ctx)
 	struct smtp_session *s = ctx;
 	if (s->output_blocked) {
 		s->output_blocked = false;
-		if (!s->busy)
-			bufferevent_enable(bev, EV_READ);
+		bufferevent_enable(bev, EV_READ);
 		smtp_session_process(s);
 	}
 }

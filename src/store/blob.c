@@ -1,8 +1,11 @@
 /* Content-addressed blob files. See blob.h for the contract.
  *
- * Durability order (DESIGN.md principle 1): write the temp file, fsync it, rename it
- * into place, fsync the directory holding it (and the parents of any directory we
- * just created). Only then may metadata referencing the blob be committed. */
+ * Durability order (DESIGN.md principle 1): write the file and link it into place,
+ * fsync it, fsync the directory holding it (and the parents of any directory we
+ * just created). Only then may metadata referencing the blob be committed. The two
+ * halves are separate calls so the group-commit leader can sync a whole batch in a
+ * row: the first sync commits the file system journal for all of them, and the
+ * rest find little left to do. */
 #include "store/blob.h"
 
 #include <errno.h>
@@ -21,8 +24,7 @@
 
 /* Directory fsyncs a blob write owes before it is durable (bit flags). */
 #define BLOB_SYNC_BLOBS 0x1 /* data_dir/blobs: a new "ab" entry */
-#define BLOB_SYNC_AB 0x2    /* data_dir/blobs/ab: a new "cd" entry */
-#define BLOB_SYNC_ABCD 0x4  /* data_dir/blobs/ab/cd: the blob's own entry */
+#define BLOB_SYNC_AB 0x2    /* data_dir/blobs/ab: the blob's own entry */
 
 static void set_error(char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -78,22 +80,40 @@ static int mkdir_new(const char *path)
 
 int blob_dirs_init(const char *data_dir, char **error_r)
 {
+	static const char hex[] = "0123456789abcdef";
 	char path[BLOB_PATH_MAX];
-	static const char *const subdirs[] = {"blobs", "tmp"};
+	int created = 0, r;
 
 	if (mkdir_new(data_dir) < 0) {
 		set_error(error_r, "mkdir %s: %s", data_dir, strerror(errno));
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		if (path_join(path, sizeof(path), "%s/%s", data_dir, subdirs[i]) < 0) {
+	if (path_join(path, sizeof(path), "%s/blobs", data_dir) < 0) {
+		set_error(error_r, "data_dir path too long");
+		return -1;
+	}
+	if ((r = mkdir_new(path)) < 0) {
+		set_error(error_r, "mkdir %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* All 256 fan-out directories exist from the start, so a delivery never
+	 * creates a directory (on a young store that was most of the cost). */
+	for (int i = 0; i < 256; i++) {
+		if (path_join(path, sizeof(path), "%s/blobs/%c%c", data_dir, hex[i >> 4],
+		              hex[i & 15]) < 0) {
 			set_error(error_r, "data_dir path too long");
 			return -1;
 		}
-		if (mkdir_new(path) < 0) {
+		if ((r = mkdir_new(path)) < 0) {
 			set_error(error_r, "mkdir %s: %s", path, strerror(errno));
 			return -1;
 		}
+		created |= r;
+	}
+	if (created && path_join(path, sizeof(path), "%s/blobs", data_dir) > 0 &&
+	    (fsync_dir(path) < 0 || fsync_dir(data_dir) < 0)) {
+		set_error(error_r, "fsync %s: %s", path, strerror(errno));
+		return -1;
 	}
 	return 1;
 }
@@ -130,26 +150,28 @@ int blob_path(const char *data_dir, const char *id, char *buf, size_t bufsz)
 {
 	if (!blob_id_valid(id))
 		return -1;
-	return path_join(buf, bufsz, "%s/blobs/%.2s/%.2s/%s", data_dir, id, id + 2, id);
+	return path_join(buf, bufsz, "%s/blobs/%.2s/%s", data_dir, id, id);
 }
 
-/* Creates blobs/ab and blobs/ab/cd as needed. A newly created directory's entry
- * becomes durable only when its parent is fsync'd: those parents are added to
- * *dir_sync. */
+/* Creates blobs/ab if it is missing (blob_dirs_init makes all 256; this covers a
+ * data_dir whose directories were removed). A newly created directory's entry
+ * becomes durable only when its parent is fsync'd: that is added to *dir_sync. */
 static int blob_mkdirs(const char *data_dir, const char *id, unsigned *dir_sync, char **error_r)
 {
-	char d1[BLOB_PATH_MAX], d2[BLOB_PATH_MAX], d0[BLOB_PATH_MAX];
+	char d0[BLOB_PATH_MAX], d1[BLOB_PATH_MAX];
+	struct stat stbuf;
 	int r;
 
 	if (path_join(d0, sizeof(d0), "%s/blobs", data_dir) < 0 ||
-	    path_join(d1, sizeof(d1), "%s/%.2s", d0, id) < 0 ||
-	    path_join(d2, sizeof(d2), "%s/%.2s", d1, id + 2) < 0) {
+	    path_join(d1, sizeof(d1), "%s/%.2s", d0, id) < 0) {
 		set_error(error_r, "blob path too long");
 		return -1;
 	}
+	if (stat(d1, &stbuf) == 0 && S_ISDIR(stbuf.st_mode))
+		return 1;
 	r = mkdir_new(d1);
 	if (r < 0 && errno == ENOENT) {
-		/* blobs/ itself vanished or was never created */
+		/* blobs/ itself vanished */
 		if (mkdir_new(d0) < 0) {
 			set_error(error_r, "mkdir %s: %s", d0, strerror(errno));
 			return -1;
@@ -162,13 +184,6 @@ static int blob_mkdirs(const char *data_dir, const char *id, unsigned *dir_sync,
 	}
 	if (r == 1)
 		*dir_sync |= BLOB_SYNC_BLOBS;
-	r = mkdir_new(d2);
-	if (r < 0) {
-		set_error(error_r, "mkdir %s: %s", d2, strerror(errno));
-		return -1;
-	}
-	if (r == 1)
-		*dir_sync |= BLOB_SYNC_AB;
 	return 1;
 }
 
@@ -179,17 +194,14 @@ static int blob_sync_dirs(const char *data_dir, const char *id, unsigned dir_syn
 	static const struct {
 		unsigned flag;
 		int depth;
-	} order[] = {{BLOB_SYNC_ABCD, 2}, {BLOB_SYNC_AB, 1}, {BLOB_SYNC_BLOBS, 0}};
+	} order[] = {{BLOB_SYNC_AB, 1}, {BLOB_SYNC_BLOBS, 0}};
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		int r;
 
 		if ((dir_sync & order[i].flag) == 0)
 			continue;
-		if (order[i].depth == 2)
-			r = path_join(path, sizeof(path), "%s/blobs/%.2s/%.2s", data_dir, id,
-			              id + 2);
-		else if (order[i].depth == 1)
+		if (order[i].depth == 1)
 			r = path_join(path, sizeof(path), "%s/blobs/%.2s", data_dir, id);
 		else
 			r = path_join(path, sizeof(path), "%s/blobs", data_dir);
@@ -220,76 +232,171 @@ static int write_all(int fd, const char *p, size_t len)
 	return 1;
 }
 
-/* Writes the blob file; the directory fsyncs it owes go to *dir_sync. */
-static int blob_write_file(const char *data_dir, const void *data, size_t len, bool do_fsync,
-                           char id_r[BLOB_ID_LEN + 1], unsigned *dir_sync, char **error_r)
+/* Creates the file in its final directory: an unnamed O_TMPFILE inode linked into
+ * place once complete (a crash before the link leaves nothing behind), or where the
+ * file system lacks O_TMPFILE a temporary name in the same directory renamed into
+ * place. Same-directory operations keep concurrent writers off the file system's
+ * cross-directory rename lock. Returns the open fd (>= 0) or -1. */
+static int blob_create_file(const char *path, const void *data, size_t len, bool replace,
+                            char **error_r)
 {
-	char path[BLOB_PATH_MAX], tmp[BLOB_PATH_MAX];
-	struct stat stbuf;
+	char dir[BLOB_PATH_MAX], tmp[BLOB_PATH_MAX], proc[64];
+	const char *slash = strrchr(path, '/');
 	int fd, saved;
 
-	*dir_sync = 0;
-	if (blob_hash(data, len, id_r) < 0) {
-		set_error(error_r, "SHA-256 failed");
-		return -1;
-	}
-	if (blob_path(data_dir, id_r, path, sizeof(path)) < 0 ||
-	    path_join(tmp, sizeof(tmp), "%s/tmp/blob.XXXXXX", data_dir) < 0) {
+	if (slash == NULL || (size_t)(slash - path) >= sizeof(dir)) {
 		set_error(error_r, "blob path too long");
 		return -1;
 	}
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
 
-	if (stat(path, &stbuf) == 0 && S_ISREG(stbuf.st_mode) && (uint64_t)stbuf.st_size == len) {
-		/* Same content already stored. Another writer may have renamed it in
-		 * place but not yet fsync'd the directory, so sync the entry ourselves
-		 * before anyone commits metadata pointing at it. */
-		*dir_sync = BLOB_SYNC_ABCD;
-		return 1;
+	fd = replace ? -1 : open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
+	if (replace) {
+		/* linkat cannot replace: go the rename way */
+	} else if (fd >= 0) {
+		if (write_all(fd, data, len) < 0) {
+			saved = errno;
+			close(fd);
+			set_error(error_r, "write blob in %s: %s", dir, strerror(saved));
+			return -1;
+		}
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 ||
+		    errno == EEXIST) /* same content linked by a concurrent writer */
+			return fd;
+		saved = errno;
+		close(fd);
+		if (saved != ENOENT) { /* ENOENT: no /proc; fall back below */
+			set_error(error_r, "link %s: %s", path, strerror(saved));
+			return -1;
+		}
+	} else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+		set_error(error_r, "create blob in %s: %s", dir, strerror(errno));
+		return -1;
 	}
 
-	if (blob_mkdirs(data_dir, id_r, dir_sync, error_r) < 0)
+	if (path_join(tmp, sizeof(tmp), "%s/.tmp.XXXXXX", dir) < 0) {
+		set_error(error_r, "blob path too long");
 		return -1;
-
+	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		set_error(error_r, "create %s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, data, len) < 0 || (do_fsync && fsync(fd) < 0)) {
+	/* The content is immutable, so replacing a blob a concurrent writer already
+	 * renamed into place with identical bytes is harmless. */
+	if (write_all(fd, data, len) < 0 || rename(tmp, path) < 0) {
 		saved = errno;
 		close(fd);
 		unlink(tmp);
-		set_error(error_r, "write %s: %s", tmp, strerror(saved));
+		set_error(error_r, "write %s: %s", path, strerror(saved));
 		return -1;
 	}
-	if (close(fd) < 0) {
-		saved = errno;
-		unlink(tmp);
-		set_error(error_r, "close %s: %s", tmp, strerror(saved));
+	return fd;
+}
+
+/* Opens path when its content is exactly data (fd >= 0), else -1. */
+static int blob_open_if_equal(const char *path, const void *data, size_t len)
+{
+	char chunk[65536];
+	struct stat stbuf;
+	size_t off = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &stbuf) < 0 || !S_ISREG(stbuf.st_mode) || (uint64_t)stbuf.st_size != len)
+		goto differ;
+	while (off < len) {
+		ssize_t n = read(fd, chunk, len - off < sizeof(chunk) ? len - off : sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || memcmp(chunk, (const char *)data + off, (size_t)n) != 0)
+			goto differ;
+		off += (size_t)n;
+	}
+	return fd;
+differ:
+	close(fd);
+	return -1;
+}
+
+int blob_write_begin(const char *data_dir, const void *data, size_t len,
+                     struct blob_pending *p, char **error_r)
+{
+	char path[BLOB_PATH_MAX];
+	struct stat stbuf;
+
+	p->fd = -1;
+	p->dir_sync = 0;
+	if (blob_hash(data, len, p->id) < 0) {
+		set_error(error_r, "SHA-256 failed");
 		return -1;
 	}
-	/* The content is immutable, so if a concurrent writer already renamed the same
-	 * blob into place, replacing it with identical bytes is harmless. */
-	if (rename(tmp, path) < 0) {
-		saved = errno;
-		unlink(tmp);
-		set_error(error_r, "rename %s: %s", path, strerror(saved));
+	if (blob_path(data_dir, p->id, path, sizeof(path)) < 0) {
+		set_error(error_r, "blob path too long");
 		return -1;
 	}
-	*dir_sync |= BLOB_SYNC_ABCD;
+	bool replace = false;
+	if (stat(path, &stbuf) == 0) {
+		/* Same content already stored, or a file a crash left before it was
+		 * synced: reuse it only when its bytes are right. Another writer may
+		 * have linked it but not synced it yet, so keep it open and sync it
+		 * ourselves before anyone commits metadata pointing at it. */
+		int fd = blob_open_if_equal(path, data, len);
+		if (fd >= 0) {
+			p->fd = fd;
+			p->dir_sync = BLOB_SYNC_AB;
+			return 1;
+		}
+		replace = true;
+	}
+	if (blob_mkdirs(data_dir, p->id, &p->dir_sync, error_r) < 0)
+		return -1;
+	p->fd = blob_create_file(path, data, len, replace, error_r);
+	if (p->fd < 0)
+		return -1;
+	p->dir_sync |= BLOB_SYNC_AB;
 	return 1;
+}
+
+int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync, char **error_r)
+{
+	int r = 1;
+
+	if (p->fd >= 0) {
+		if (do_fsync && fdatasync(p->fd) < 0) {
+			set_error(error_r, "fsync blob %s: %s", p->id, strerror(errno));
+			r = -1;
+		}
+		close(p->fd);
+		p->fd = -1;
+	}
+	if (r > 0 && do_fsync && blob_sync_dirs(data_dir, p->id, p->dir_sync, error_r) < 0)
+		r = -1;
+	p->dir_sync = 0;
+	return r;
+}
+
+void blob_pending_abort(struct blob_pending *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	p->dir_sync = 0;
 }
 
 int blob_write(const char *data_dir, const void *data, size_t len, bool do_fsync,
                char id_r[BLOB_ID_LEN + 1], char **error_r)
 {
-	unsigned dir_sync;
+	struct blob_pending p;
 
-	if (blob_write_file(data_dir, data, len, do_fsync, id_r, &dir_sync, error_r) < 0)
+	if (blob_write_begin(data_dir, data, len, &p, error_r) < 0)
 		return -1;
-	if (do_fsync && blob_sync_dirs(data_dir, id_r, dir_sync, error_r) < 0)
-		return -1;
-	return 1;
+	memcpy(id_r, p.id, BLOB_ID_LEN + 1);
+	return blob_write_sync(data_dir, &p, do_fsync, error_r);
 }
 
 int blob_exists(const char *data_dir, const char *id, char **error_r)

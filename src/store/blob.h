@@ -1,6 +1,6 @@
-/* Content-addressed, immutable blob files: data_dir/blobs/ab/cd/<sha256 hex>.
- * A blob is written to data_dir/tmp, fsync'd, renamed into place, and the directory
- * fsync'd, so once blob_write() returns 1 the bytes survive a crash. Blob files carry
+/* Content-addressed, immutable blob files: data_dir/blobs/ab/<sha256 hex>.
+ * A blob is written in its directory (O_TMPFILE, linked into place), fsync'd, and
+ * the directory fsync'd, so once blob_write() returns 1 the bytes survive a crash. Blob files carry
  * no reference count: the store's metadata does (see store_sqlite.c). This module
  * knows nothing about the database. */
 #ifndef HERMOD_STORE_BLOB_H
@@ -11,7 +11,7 @@
 
 #define BLOB_ID_LEN 64 /* hex SHA-256 */
 
-/* Creates data_dir/blobs and data_dir/tmp if missing. 1 ok, -1 error. */
+/* Creates data_dir, data_dir/blobs and its 256 fan-out directories if missing. 1 ok, -1 error. */
 int blob_dirs_init(const char *data_dir, char **error_r);
 
 /* Hex SHA-256 of data into id_r (BLOB_ID_LEN + 1 bytes, NUL-terminated). 1 ok, -1 error. */
@@ -28,6 +28,21 @@ int blob_path(const char *data_dir, const char *id, char *buf, size_t bufsz);
  * 1 ok, -1 error with *error_r malloc'd (error_r may be NULL). */
 int blob_write(const char *data_dir, const void *data, size_t len, bool do_fsync,
                char id_r[BLOB_ID_LEN + 1], char **error_r);
+
+/* A blob written but not yet durable (blob_write in two halves). */
+struct blob_pending {
+	char id[BLOB_ID_LEN + 1];
+	int fd;            /* the new file, -1 when an existing blob was reused */
+	unsigned dir_sync; /* directory fsyncs owed (private) */
+};
+/* First half: writes the file into place (not synced) and sets p->id. 1 ok, -1 error.
+ * On ok, exactly one of blob_write_sync / blob_pending_abort must follow. */
+int blob_write_begin(const char *data_dir, const void *data, size_t len,
+                     struct blob_pending *p, char **error_r);
+/* Second half: with do_fsync makes the file and its directory entries durable.
+ * Releases p. 1 ok, -1 error. */
+int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync, char **error_r);
+void blob_pending_abort(struct blob_pending *p);
 
 /* 1 if the blob file exists, 0 if not, -1 error. */
 int blob_exists(const char *data_dir, const char *id, char **error_r);

@@ -1,7 +1,8 @@
 /* The mail store interface. Functions are synchronous and thread-safe: they are
  * called from worker threads (never from an event loop) and from the CLI.
  * The embedded backend is SQLite (WAL) plus content-addressed blob files under
- * data_dir/blobs/ab/cd/<sha256>. A PostgreSQL backend will implement the same
+ * data_dir/blobs/ab/<sha256> (one level of 256
+ * directories, like Postfix's hashed queue). A PostgreSQL backend will implement the same
  * interface later.
  *
  * Results: 1 ok / found, 0 not found (where documented), -1 error with *error_r

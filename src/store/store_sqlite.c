@@ -11,10 +11,10 @@
  *   - A small pool of reader connections; WAL readers never block the writer.
  *
  * Group commit (store_deliver)
- *   Each caller writes and fsyncs its blob (file and directory entry) in its own
- *   thread, so these fsyncs run in parallel, then queues a request.
- *   If no commit is running, the caller becomes the leader: it takes the whole queue
- *   and commits it in ONE transaction (one WAL fsync with synchronous=FULL), then
+ *   Each caller writes its blob file in its own thread, then queues a request.
+ *   If no commit is running, the caller becomes the leader: it takes the whole queue,
+ *   makes the batch's blobs durable with one syncfs() (see gc_sync_blobs), and commits the metadata in ONE transaction (one WAL fsync with
+ *   synchronous=FULL), then
  *   marks every request done and wakes the waiters. Requests that arrive while that
  *   COMMIT runs pile up, and the first of them to wake leads the next batch. Each
  *   delivery runs inside its own SAVEPOINT: a delivery that fails (say a missing
@@ -33,6 +33,8 @@
 #include "store/blob.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +59,7 @@ struct store_conn {
 
 struct store_gc_req {
 	const struct store_delivery *d;
+	struct blob_pending *blob; /* written, synced by the leader */
 	const char *blob_id;
 	const char *flags;
 	int64_t internal_date;
@@ -80,6 +83,8 @@ struct store {
 	pthread_mutex_t rmu; /* guards the idle reader list */
 	struct store_conn *idle;
 	unsigned nidle;
+
+	int data_fd; /* data_dir, for syncfs() */
 
 	pthread_mutex_t gc_mu;
 	pthread_cond_t gc_cond;
@@ -467,6 +472,14 @@ int store_open(const struct store_options *opts, struct store **store_r, char **
 	if (st == NULL)
 		abort();
 	st->data_dir = xstrdup(opts->data_dir);
+	st->data_fd = open(opts->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->data_fd < 0) {
+		set_error(error_r, "open %s: %s", opts->data_dir, strerror(errno));
+		free(st->data_dir);
+		free(st);
+		return -1;
+	}
+
 	st->fsync = opts->fsync;
 	pthread_mutex_init(&st->wmu, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
@@ -509,6 +522,8 @@ void store_close(struct store **stp)
 	pthread_mutex_destroy(&st->rmu);
 	pthread_mutex_destroy(&st->gc_mu);
 	pthread_cond_destroy(&st->gc_cond);
+	if (st->data_fd >= 0)
+		close(st->data_fd);
 	free(st->data_dir);
 	free(st);
 }
@@ -1299,6 +1314,29 @@ static void gc_fail_all(struct store_gc_req *batch, const char *error)
 	}
 }
 
+/* Makes the blobs of a batch durable before their metadata is committed: one
+ * syncfs() of the file system holding data_dir flushes every file and directory
+ * entry of the batch in one writeback pass and one journal commit, where a fsync
+ * per file (and per directory) would pay that cost for each message. On failure
+ * every request moves to *failed with result -1. */
+static void gc_sync_blobs(struct store *st, struct store_gc_req **batch,
+                          struct store_gc_req **failed)
+{
+	int err = 0;
+	if (st->fsync && syncfs(st->data_fd) < 0)
+		err = errno;
+	for (struct store_gc_req *r = *batch; r != NULL; r = r->next)
+		blob_write_sync(st->data_dir, r->blob, false, NULL); /* releases it */
+	if (err == 0)
+		return;
+	for (struct store_gc_req *r = *batch; r != NULL; r = r->next) {
+		r->result = -1;
+		set_error(&r->error, "syncfs %s: %s", st->data_dir, strerror(err));
+	}
+	*failed = *batch;
+	*batch = NULL;
+}
+
 /* Commits a batch of queued deliveries in one transaction. Sets each r->result. */
 static void gc_commit_batch(struct store *st, struct store_gc_req *batch)
 {
@@ -1358,7 +1396,8 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
                   char **error_r)
 {
 	struct store_gc_req req = {0};
-	char blob_id[BLOB_ID_LEN + 1], *flags = NULL;
+	struct blob_pending blob;
+	char *flags = NULL;
 
 	if (d == NULL || d->naccounts == 0 || d->accounts == NULL ||
 	    (d->data == NULL && d->len > 0)) {
@@ -1367,16 +1406,18 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 	}
 	if (flags_normalize(d->flags, &flags, error_r) < 0)
 		return -1;
-	/* The blob is durable (file and directory entries fsync'd) before any
-	 * metadata can point at it; this runs in parallel with other deliveries. */
-	if (blob_write(st->data_dir, d->data != NULL ? d->data : "", d->len, st->fsync, blob_id,
-	               error_r) < 0) {
+	/* Written here, in parallel with other deliveries; the leader makes it
+	 * durable (file and directory entries fsync'd) before committing metadata
+	 * that points at it. */
+	if (blob_write_begin(st->data_dir, d->data != NULL ? d->data : "", d->len, &blob,
+	                     error_r) < 0) {
 		free(flags);
 		return -1;
 	}
 
 	req.d = d;
-	req.blob_id = blob_id;
+	req.blob = &blob;
+	req.blob_id = blob.id;
 	req.flags = flags;
 	req.internal_date = d->internal_date != 0 ? d->internal_date : (int64_t)time(NULL);
 	req.uids_r = uids_r;
@@ -1396,11 +1437,16 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 		st->gc_busy = true;
 		pthread_mutex_unlock(&st->gc_mu);
 
-		gc_commit_batch(st, batch);
+		struct store_gc_req *failed = NULL;
+		gc_sync_blobs(st, &batch, &failed);
+		if (batch != NULL)
+			gc_commit_batch(st, batch);
 
 		pthread_mutex_lock(&st->gc_mu);
 		/* Followers sleep on gc_mu, so the list stays valid until we unlock. */
 		for (struct store_gc_req *r = batch; r != NULL; r = r->next)
+			r->done = true;
+		for (struct store_gc_req *r = failed; r != NULL; r = r->next)
 			r->done = true;
 		st->gc_busy = false;
 		pthread_cond_broadcast(&st->gc_cond);
