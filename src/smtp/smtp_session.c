@@ -199,6 +199,13 @@ static void smtp_session_unpark(struct smtp_session *s)
 	smtp_session_process(s); /* pipelined input that arrived meanwhile */
 }
 
+/* True when the session can take no more replies: closed, or its goodbye sent
+ * (a timeout can end it while a job runs). */
+static bool smtp_session_gone(const struct smtp_session *s)
+{
+	return conn_is_dead(s->c) || s->c->closing || s->state == SMTP_STATE_CLOSED;
+}
+
 /* RCPT: recipient lookup in the store */
 struct smtp_rcpt_job {
 	struct smtp_session *s;
@@ -234,7 +241,7 @@ static void smtp_rcpt_job_done(void *arg)
 {
 	struct smtp_rcpt_job *j = arg;
 	struct smtp_session *s = j->s;
-	if (!conn_is_dead(s->c) && s->tx != NULL) {
+	if (!smtp_session_gone(s) && s->tx != NULL) {
 		char esc[300];
 		log_escape(j->addr, strlen(j->addr), 256, esc, sizeof(esc));
 		switch (j->result) {
@@ -276,7 +283,7 @@ static void smtp_rcpt_job_done(void *arg)
 	free(j->error);
 	store_strv_free(&j->accounts);
 	free(j);
-	if (!conn_is_dead(s->c))
+	if (!smtp_session_gone(s))
 		smtp_session_unpark(s);
 }
 
@@ -311,7 +318,7 @@ static void smtp_deliver_job_done(void *arg)
 	struct smtp_deliver_job *j = arg;
 	struct smtp_session *s = j->s;
 	struct smtp_tx *tx = j->tx;
-	bool dead = conn_is_dead(s->c);
+	bool dead = smtp_session_gone(s);
 	if (j->result > 0) {
 		log_info(s->c->sid, "event=delivered id=%s size=%zu accounts=%zu%s", tx->id,
 			 tx->msg.len, j->naccounts, dead ? " client=gone" : "");
