@@ -504,3 +504,17 @@ def test_idle_timeout(make_server):
             assert c3.cmd("NOOP").line == "250 2.0.0 Ok"
         c3.quit()
     srv.assert_serves()
+
+
+def test_command_timeout(make_server):
+    # A command line that was started must be finished within command_timeout,
+    # even when the session's idle timeout is much longer (slow-loris clients).
+    srv = make_server(limits={"idle_timeout": "60s", "command_timeout": "2s"})
+    with srv.connect() as c:
+        c.greet()
+        c.ehlo()
+        c.send(b"NOOP")              # no CRLF: the line never completes
+        r = c.read_reply()           # arrives on its own after ~2 s (30 s cap)
+        assert r.line == "421 4.4.2 Timeout"
+        c.wait_closed()
+    srv.assert_serves()
