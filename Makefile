@@ -40,7 +40,8 @@ $(BUILD)/%.o: src/%.c
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LDLIBS) $(EXTRA_LDFLAGS)
+	@echo "  CCLD $@"
+	@$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LDLIBS) $(EXTRA_LDFLAGS)
 
 -include $(OBJ:.o=.d)
 

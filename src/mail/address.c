@@ -46,7 +46,7 @@ static bool is_qtext(unsigned char c)
 /* Length of one well-formed UTF-8 sequence (RFC 3629 4) at s that starts with a
  * byte >= 0x80, or 0 if it is not valid UTF-8. Overlong forms, surrogates, code
  * points above U+10FFFF and C1 controls (U+0080..U+009F) are rejected. */
-static size_t utf8_seq_len(const unsigned char *s, size_t len)
+size_t mail_utf8_seq_len(const unsigned char *s, size_t len)
 {
 	unsigned char c = s[0];
 	size_t n;
@@ -175,7 +175,7 @@ static bool label_valid(const char *s, size_t len, bool allow_utf8, bool *utf8_r
 		if (p[i] >= 0x80) {
 			if (!allow_utf8)
 				return false;
-			size_t n = utf8_seq_len(p + i, len - i);
+			size_t n = mail_utf8_seq_len(p + i, len - i);
 			if (n == 0)
 				return false;
 			non_ascii = true;
@@ -331,7 +331,7 @@ static size_t scan_local(const char *s, size_t len, bool allow_utf8, char *out, 
 				out[o++] = (char)c;
 				i++;
 			} else if (c >= 0x80 && allow_utf8) {
-				size_t n = utf8_seq_len(p + i, len - i);
+				size_t n = mail_utf8_seq_len(p + i, len - i);
 				if (n == 0) {
 					*error_r = "invalid UTF-8 in local part";
 					return 0;
@@ -359,7 +359,7 @@ static size_t scan_local(const char *s, size_t len, bool allow_utf8, char *out, 
 					*error_r = "non-ASCII local part needs SMTPUTF8";
 					return 0;
 				}
-				size_t n = utf8_seq_len(p + i, len - i);
+				size_t n = mail_utf8_seq_len(p + i, len - i);
 				if (n == 0) {
 					*error_r = "invalid UTF-8 in local part";
 					return 0;

@@ -47,4 +47,9 @@ void mail_address_free(struct mail_address *r);
  * with allow_utf8 a U-label domain. 1 ok, -1 bad. */
 int mail_domain_valid(const char *s, size_t len, bool allow_utf8);
 
+/* Length of one well-formed UTF-8 sequence (RFC 3629 4) at s, whose first byte is
+ * >= 0x80, or 0 when it is not valid UTF-8. Overlong forms, surrogates, code points
+ * above U+10FFFF and C1 controls (U+0080..U+009F) are rejected. */
+size_t mail_utf8_seq_len(const unsigned char *s, size_t len);
+
 #endif

@@ -134,39 +134,6 @@ struct esmtp_param {
 	size_t value_len;
 };
 
-/* Length of a valid UTF-8 sequence at s (first byte >= 0x80), 0 if invalid.
- * C1 controls are rejected. RFC 6531 3.3 allows UTF-8 in esmtp-value. */
-static size_t utf8_len(const unsigned char *s, size_t len)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned long cp;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
-		return 0;
-	return n;
-}
-
 /* Parses one esmtp-param = esmtp-keyword ["=" esmtp-value] at s (RFC 5321 4.1.2).
  * The parameter ends at SP or the end of input. *utf8_r is set when the value
  * contains UTF-8. Returns the length consumed, 0 on a syntax error. */
@@ -200,7 +167,7 @@ static size_t param_scan(const char *s, size_t len, struct esmtp_param *p, bool 
 		if (u[i] >= 33 && u[i] <= 126 && u[i] != '=') {
 			i++;
 		} else if (u[i] >= 0x80) {
-			size_t n = utf8_len(u + i, len - i);
+			size_t n = mail_utf8_seq_len(u + i, len - i); /* RFC 6531 3.3 */
 			if (n == 0) {
 				*error_r = "invalid UTF-8 in parameter value";
 				return 0;
