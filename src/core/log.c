@@ -79,3 +79,10 @@ const char *log_escape(const char *in, size_t len, size_t max, char *out, size_t
 	out[o] = '\0';
 	return out;
 }
+
+const char *log_escape_str(const char *in, char *out, size_t outsz)
+{
+	if (in == NULL)
+		in = "?";
+	return log_escape(in, strlen(in), 512, out, outsz);
+}

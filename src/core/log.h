@@ -21,4 +21,7 @@ void log_msg(enum log_level level, const char *sid, const char *fmt, ...)
  * Writes a NUL-terminated string into out (size outsz) and returns out. */
 const char *log_escape(const char *in, size_t len, size_t max, char *out, size_t outsz);
 
+/* log_escape for a NUL-terminated string; NULL gives "?". */
+const char *log_escape_str(const char *in, char *out, size_t outsz);
+
 #endif

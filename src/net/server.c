@@ -400,7 +400,9 @@ static void server_on_reload(evutil_socket_t sig, short what, void *ctx)
 	struct config *cfg = NULL;
 	char *err = NULL;
 	if (config_load(srv->cfg->path, &cfg, &err) < 0) {
-		log_error(NULL, "event=reload-failed error=\"%s\"", err != NULL ? err : "?");
+		char esc[600];
+		log_error(NULL, "event=reload-failed error=\"%s\"",
+			  log_escape_str(err, esc, sizeof(esc)));
 		free(err);
 		return;
 	}

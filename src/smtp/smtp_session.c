@@ -271,8 +271,9 @@ static void smtp_rcpt_job_done(void *arg)
 			smtp_reply_error(s, "554 5.7.1 Relay access denied");
 			break;
 		default:
+			char eesc[600];
 			log_error(s->c->sid, "event=rcpt to=\"%s\" result=store-error error=\"%s\"",
-				  esc, j->error != NULL ? j->error : "?");
+				  esc, log_escape_str(j->error, eesc, sizeof(eesc)));
 			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 			break;
 		}
@@ -325,8 +326,9 @@ static void smtp_deliver_job_done(void *arg)
 		if (!dead)
 			smtp_reply(s, "250 2.0.0 Ok: delivered as %s", tx->id);
 	} else {
+		char esc[600];
 		log_error(s->c->sid, "event=delivery-failed id=%s error=\"%s\"", tx->id,
-			  j->error != NULL ? j->error : "?");
+			  log_escape_str(j->error, esc, sizeof(esc)));
 		if (!dead)
 			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 	}

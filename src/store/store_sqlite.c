@@ -159,14 +159,19 @@ static void ascii_lower(char *s)
 	}
 }
 
-static bool text_ok(const char *s)
+static bool text_ok_ex(const char *s, bool allow_space)
 {
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c <= ' ' || c == 0x7f)
+		if (c < ' ' || c == 0x7f || (c == ' ' && !allow_space))
 			return false;
 	}
 	return true;
+}
+
+static bool text_ok(const char *s)
+{
+	return text_ok_ex(s, false);
 }
 
 static int domain_normalize(const char *domain, char **r, char **error_r)
@@ -182,13 +187,15 @@ static int domain_normalize(const char *domain, char **r, char **error_r)
 }
 
 /* "local@domain" -> copy with the domain lower-cased. allow_empty_local accepts the
- * catch-all form "@domain". *at_r (optional) = offset of '@' in the result. */
-static int addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
-                          char **error_r)
+ * catch-all form "@domain"; allow_space a quoted local part such as "a b"@d (a
+ * recipient can be anything RFC 5321 allows; our own accounts have no spaces).
+ * *at_r (optional) = offset of '@' in the result. */
+static int addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space,
+                             char **r, size_t *at_r, char **error_r)
 {
 	const char *at;
 
-	if (address == NULL || !text_ok(address) || strlen(address) > 320 ||
+	if (address == NULL || !text_ok_ex(address, allow_space) || strlen(address) > 320 ||
 	    (at = strrchr(address, '@')) == NULL || at[1] == '\0' ||
 	    (at == address && !allow_empty_local)) {
 		set_error(error_r, "invalid address '%s'", address != NULL ? address : "");
@@ -199,6 +206,12 @@ static int addr_normalize(const char *address, bool allow_empty_local, char **r,
 	if (at_r != NULL)
 		*at_r = (size_t)(at - address);
 	return 1;
+}
+
+static int addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
+                          char **error_r)
+{
+	return addr_normalize_ex(address, allow_empty_local, false, r, at_r, error_r);
 }
 
 static const char *mailbox_normalize(const char *name)
@@ -1141,7 +1154,7 @@ static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, struct 
 	const char *plus;
 	int rc;
 
-	if (addr_normalize(address, false, &addr, &at, error_r) < 0)
+	if (addr_normalize_ex(address, false, true, &addr, &at, error_r) < 0)
 		return 0; /* a malformed alias target matches nothing */
 
 	/* exact account, then exact alias */
@@ -1177,7 +1190,7 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
 	int rc;
 
 	*accounts_r = NULL;
-	if (addr_normalize(address, false, &addr, NULL, error_r) < 0)
+	if (addr_normalize_ex(address, false, true, &addr, NULL, error_r) < 0)
 		return -1;
 	if (reader_get(st, &db, error_r) < 0) {
 		free(addr);
