@@ -71,7 +71,7 @@ struct key_def {
 #define F(field) offsetof(struct config, field)
 
 static const char *const config_sections[] = {
-    "server", "listen", "tls", "auth", "limits", "store", "delivery", "dns",
+    "server", "listen", "tls", "auth", "submission", "limits", "store", "delivery", "dns",
 };
 
 static const struct key_def config_keys[] = {
@@ -91,9 +91,18 @@ static const struct key_def config_keys[] = {
 
     {"tls", "cert", KT_PATH, F(tls_cert), 0, 0, false},
     {"tls", "key", KT_PATH, F(tls_key), 0, 0, false},
+    {"tls", "sni_dir", KT_PATH, F(tls_sni_dir), 0, 0, false},
 
     {"auth", "allow_plaintext_on_loopback", KT_BOOL, F(auth_allow_plaintext_on_loopback), 0, 0,
      false},
+    {"auth", "max_failures", KT_UINT, F(auth_max_failures), 1, 1000000, false},
+    {"auth", "account_max_failures", KT_UINT, F(auth_account_max_failures), 1, 1000000, false},
+    {"auth", "failure_window", KT_DURATION, F(auth_failure_window), 1, UINT_MAX, false},
+    {"auth", "lockout", KT_DURATION, F(auth_lockout), 1, UINT_MAX, false},
+    {"auth", "max_delay", KT_DURATION, F(auth_max_delay), 0, 60, false},
+
+    {"submission", "require_from_match", KT_BOOL, F(submission_require_from_match), 0, 0, false},
+    {"submission", "rate_limit", KT_UINT, F(submission_rate_limit), 0, 100000000, true},
 
     {"limits", "max_message_size", KT_SIZE, F(max_message_size), 1, UINT64_MAX, false},
     {"limits", "max_recipients", KT_UINT, F(max_recipients), 1, 1000000, false},
@@ -745,6 +754,13 @@ static int config_set_defaults(struct config *cfg)
 	cfg->remote_port = 25;
 	cfg->expiry = 5 * 86400;
 	cfg->auth_allow_plaintext_on_loopback = false;
+	cfg->auth_max_failures = 10;
+	cfg->auth_account_max_failures = 50;
+	cfg->auth_failure_window = 15 * 60;
+	cfg->auth_lockout = 15 * 60;
+	cfg->auth_max_delay = 5;
+	cfg->submission_require_from_match = true;
+	cfg->submission_rate_limit = 500;
 	if (cfg->log_level == NULL || cfg->store_backend == NULL || cfg->retry_schedule == NULL)
 		return -1;
 	return 1;
@@ -765,8 +781,9 @@ static char *const *config_field(struct config *cfg, int idx)
 	return (char *const *)(void *)((char *)cfg + config_keys[idx].offset);
 }
 
-/* Listeners that need TLS from the first byte (implicit TLS). */
-static const char *const config_tls_listeners[] = {"submissions", "imaps", "pop3s"};
+/* Listeners that need a certificate: implicit TLS, and submission (RFC 8314:
+ * AUTH only after STARTTLS). */
+static const char *const config_tls_listeners[] = {"submission", "submissions", "imaps", "pop3s"};
 
 static void config_check_tls(struct config_ctx *ctx)
 {
@@ -993,6 +1010,7 @@ void config_free(struct config **cfgp)
 	free(cfg->listen_http);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->tls_sni_dir);
 	free(cfg->store_backend);
 	free(cfg->smarthost);
 	free(cfg->retry_schedule);

@@ -31,9 +31,19 @@ struct config {
 	/* [tls] */
 	char *tls_cert;
 	char *tls_key;
+	char *tls_sni_dir; /* DIR/<server name>/{fullchain,privkey}.pem, or NULL */
 
 	/* [auth] password auth without TLS from 127.0.0.0/8 and ::1; default false */
 	bool auth_allow_plaintext_on_loopback;
+	unsigned auth_max_failures;   /* failures per IP in the window, default 10 */
+	unsigned auth_account_max_failures; /* failures per account in the window, default 50 */
+	unsigned auth_failure_window; /* seconds, default 15m */
+	unsigned auth_lockout;        /* seconds refused after max_failures, default 15m */
+	unsigned auth_max_delay;      /* seconds, cap of the growing delay, default 5 */
+
+	/* [submission] */
+	bool submission_require_from_match; /* From: must be the sender's, default yes */
+	unsigned submission_rate_limit;     /* recipients per user and hour, default 500; 0 = off */
 
 	/* [limits] */
 	uint64_t max_message_size;       /* bytes, default 50M */

@@ -46,6 +46,22 @@ int store_account_set_password(struct store *st, const char *address, const char
 int store_account_get_password(struct store *st, const char *address, char **pwhash_r,
 			       char **error_r);
 int store_account_list(struct store *st, store_name_cb *cb, void *ctx, char **error_r);
+/* SCRAM credentials (format of scram_credentials_make in auth/sasl.h) stored beside
+ * the password hash; NULL clears them (e.g. a hash imported from elsewhere, for
+ * which no SCRAM keys can be derived). 0 if the account is absent. */
+int store_account_set_scram(struct store *st, const char *address, const char *scram,
+			    char **error_r);
+/* Credentials for authentication. address is matched case-insensitively like
+ * recipients (but no aliases, plus-tags or catch-alls: a login is an account).
+ * 1 found: *account_r (canonical address), *pwhash_r, *scram_r (NULL when none)
+ * malloc'd; 0 absent. Any of the out pointers may be NULL. */
+int store_account_get_credentials(struct store *st, const char *address, char **account_r,
+				  char **pwhash_r, char **scram_r, char **error_r);
+/* Whether account may use address as its sender (RFC 6409 submission): the account's
+ * own address, its plus-addresses (user+tag@d), or an alias source whose targets
+ * include the account (catch-all "@d" aliases do not count). 1 yes, 0 no. */
+int store_account_owns_address(struct store *st, const char *account, const char *address,
+			       char **error_r);
 
 /* source is "user@domain" or "@domain" (catch-all); target is an address (local
  * account, or any address). The source's domain must be local. */
@@ -69,20 +85,39 @@ void store_strv_free(char ***strv);
 /* ---- delivery ---- */
 struct store_delivery {
 	const char *const *accounts; /* canonical account addresses (deduplicated by caller) */
-	size_t naccounts;
+	size_t naccounts;            /* may be 0 when the message only goes to the queue */
+	/* Outbound queue (submission to remote recipients): queued in the same
+	 * transaction as the local entries, sharing the blob. */
+	const char *queue_sender;           /* envelope sender ("" for <>) */
+	const char *const *queue_rcpts;     /* remote recipient addresses */
+	size_t nqueue_rcpts;
+	const char *queue_account;          /* submitting account, for the log/queue list */
 	const char *mailbox; /* NULL = INBOX */
 	const char *data;    /* the full message as stored (Return-Path/Received included) */
 	size_t len;
 	int64_t internal_date; /* unix seconds; 0 = now */
 	const char *flags;     /* NULL or space-separated system flags/keywords */
 };
-/* Stores one blob (written and fsync'd first) and a message entry in each account's
- * mailbox, in one metadata transaction. Returns only when durable. Concurrent calls
+/* Stores one blob (written and fsync'd first), a message entry in each account's
+ * mailbox and the queue entry (if any), in one metadata transaction. Returns only when durable. Concurrent calls
  * are group-committed: they share one transaction and one WAL fsync. Nothing is
  * half-delivered: on -1 no account got the message. *uids_r (optional, caller-allocated
  * array of naccounts) receives the UIDs. */
 int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *uids_r,
 		  char **error_r);
+
+/* ---- outbound queue (delivered by the outbound work; listed by the CLI) ---- */
+struct store_queue_info {
+	int64_t id;
+	const char *sender;
+	const char *rcpts;   /* space-separated */
+	uint64_t size;
+	int64_t created;     /* unix seconds */
+	const char *account; /* submitting account or "" */
+	const char *blob_id;
+};
+typedef void store_queue_cb(void *ctx, const struct store_queue_info *q);
+int store_queue_list(struct store *st, store_queue_cb *cb, void *ctx, char **error_r);
 
 /* ---- reading (admin CLI now, IMAP/POP3 later) ---- */
 struct store_mailbox_info {
