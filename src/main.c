@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/version.h"
 #include "net/server.h"
+#include "net/tls.h"
 
 static void usage(FILE *f)
 {
@@ -19,6 +20,7 @@ static void usage(FILE *f)
 		   "  mailbox list ADDRESS\n"
 		   "  message list ADDRESS [MAILBOX]\n"
 		   "  message show ADDRESS MAILBOX UID\n"
+		   "  queue   list\n"
 		   "  version\n"
 		   "The config file is -c FILE, else $HERMOD_CONFIG, else " CONFIG_DEFAULT_PATH ".\n");
 }
@@ -69,12 +71,20 @@ int main(int argc, char **argv)
 			free(err);
 			return 1;
 		}
+		/* the certificates too: a bad one must not wait for the next start */
+		struct tls_server *tls = NULL;
+		if (tls_server_new(cfg, &tls, &err) < 0) {
+			fprintf(stderr, "%s: %s\n", path, err != NULL ? err : "TLS set-up failed");
+			free(err);
+			config_free(&cfg);
+			return 1;
+		}
+		tls_server_unref(&tls);
 		config_free(&cfg);
 		printf("%s: ok\n", path);
 		return 0;
 	}
-	if (strcmp(cmd, "domain") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "alias") == 0 ||
-	    strcmp(cmd, "mailbox") == 0 || strcmp(cmd, "message") == 0)
+	if (cli_handles(cmd))
 		return cli_main(argc - 1, argv + 1);
 	fprintf(stderr, "hermod: unknown command '%s' (try 'hermod help')\n", cmd);
 	return 2;

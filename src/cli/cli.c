@@ -1,4 +1,5 @@
-/* The admin CLI: domain, user, alias, mailbox and message subcommands.
+/* The admin CLI: domain, user, alias, mailbox, message and queue subcommands
+ * (documented for admins in docs/cli.md).
  *
  * Arguments are checked before the config is read, so a typo gets a usage error
  * (exit 2) even on a machine without a config; runtime failures exit 1. Every
@@ -7,10 +8,12 @@
 #include "cli/cli.h"
 
 #include "auth/password.h"
+#include "auth/sasl.h"
 #include "core/config.h"
 #include "mail/address.h"
 #include "store/store.h"
 
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CLI_PASSWORD_MAX 1024
@@ -34,6 +38,7 @@ struct cli {
 	int nargs;
 	const char *config_path; /* -c FILE, or NULL */
 	bool password_stdin;
+	const char *hash; /* --hash: an existing crypt(3) hash to store as-is */
 
 	struct config *cfg;
 	struct store *st;
@@ -65,10 +70,12 @@ static const struct {
 	const char *cmd, *usage;
 } usages[] = {
     {"domain", "hermod domain add|del|list [DOMAIN] [-c FILE]"},
-    {"user", "hermod user add|del|list|passwd [ADDRESS] [--password-stdin] [-c FILE]"},
+    {"user", "hermod user add|del|list|passwd [ADDRESS] [--password-stdin | --hash HASH] "
+             "[-c FILE]"},
     {"alias", "hermod alias add|del|list [SOURCE [TARGET]] [-c FILE]"},
     {"mailbox", "hermod mailbox list ADDRESS [-c FILE]"},
     {"message", "hermod message list ADDRESS [MAILBOX] | show ADDRESS MAILBOX UID [-c FILE]"},
+    {"queue", "hermod queue list | show ID [-c FILE]"},
 };
 
 static const char *usage_of(const char *cmd)
@@ -224,9 +231,11 @@ static int prompt_tty(FILE *tty, const char *prompt, char *buf, size_t size)
 	return rc;
 }
 
-/* Gets the new password (stdin or tty, see DESIGN.md) and hashes it.
- * Returns CLI_EXIT_OK with *hash_r malloc'd, or an exit code after printing. */
-static int get_password_hash(const struct cli *c, char **hash_r)
+/* Gets the new password (stdin or tty, see DESIGN.md), hashes it and derives its
+ * SCRAM-SHA-256 credentials (both slow on purpose; done before the store is
+ * written so that a failure changes nothing). Returns CLI_EXIT_OK with *hash_r and
+ * *scram_r malloc'd, or an exit code after printing. */
+static int get_new_credentials(const struct cli *c, char **hash_r, char **scram_r)
 {
 	char pw[CLI_PASSWORD_MAX + 2], pw2[CLI_PASSWORD_MAX + 2], *error = NULL;
 	int rc, ret = CLI_EXIT_ERROR;
@@ -273,11 +282,149 @@ static int get_password_hash(const struct cli *c, char **hash_r)
 		ret = fail_store(error, "password hashing failed");
 		goto out;
 	}
+	if (scram_credentials_make(pw, 0, scram_r) < 0) {
+		free(*hash_r);
+		*hash_r = NULL;
+		ret = fail(CLI_EXIT_ERROR, "deriving the SCRAM credentials failed");
+		goto out;
+	}
 	ret = CLI_EXIT_OK;
 out:
 	explicit_bzero(pw, sizeof(pw));
 	explicit_bzero(pw2, sizeof(pw2));
 	return ret;
+}
+
+/* ---- imported hashes (--hash) ---- */
+
+#define CLI_HASH_MAX 512
+
+/* Dovecot's password scheme names (doveadm pw -l) that are crypt(3) hashes, with
+ * the crypt prefixes each may carry. {CRYPT} is "whatever crypt(3) does"; we take
+ * only the strong methods from it (DES and MD5 crypt are refused). */
+static const struct {
+	const char *scheme;
+	const char *prefixes[6];
+} hash_schemes[] = {
+    {"SHA512-CRYPT", {"$6$"}},
+    {"SHA256-CRYPT", {"$5$"}},
+    {"BLF-CRYPT", {"$2y$", "$2b$", "$2a$"}},
+    {"CRYPT", {"$y$", "$6$", "$5$", "$2y$", "$2b$", "$2a$"}},
+};
+
+/* crypt(3)'s base64 alphabet */
+static size_t crypt_b64_span(const char *s)
+{
+	return strspn(s, "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+}
+
+/* Whether h is a complete hash of a method we verify, checked by shape (not by
+ * running crypt: an imported bcrypt hash of cost 31 would take days). */
+static bool hash_shape_ok(const char *h)
+{
+	size_t n;
+
+	if (strncmp(h, "$6$", 3) == 0 || strncmp(h, "$5$", 3) == 0) {
+		/* $6$[rounds=N$]salt$hash: salt 1..16, hash 86 (SHA-512) or 43 chars */
+		size_t want = h[1] == '6' ? 86 : 43;
+		h += 3;
+		if (strncmp(h, "rounds=", 7) == 0) {
+			n = strspn(h + 7, "0123456789");
+			if (n == 0 || n > 9 || h[7 + n] != '$')
+				return false;
+			h += 7 + n + 1;
+		}
+		n = crypt_b64_span(h);
+		if (n == 0 || n > 16 || h[n] != '$')
+			return false;
+		h += n + 1;
+		return crypt_b64_span(h) == want && h[want] == '\0';
+	}
+	if (h[0] == '$' && h[1] == '2' && (h[2] == 'a' || h[2] == 'b' || h[2] == 'y') &&
+	    h[3] == '$') {
+		/* $2b$NN$ + 22 chars salt + 31 chars hash */
+		if (h[4] < '0' || h[4] > '3' || h[5] < '0' || h[5] > '9' || h[6] != '$')
+			return false;
+		return crypt_b64_span(h + 7) == 53 && h[60] == '\0';
+	}
+	if (strncmp(h, "$y$", 3) == 0) {
+		/* $y$params$salt$hash, hash 43 chars */
+		h += 3;
+		for (int field = 0; field < 2; field++) {
+			n = crypt_b64_span(h);
+			if (n == 0 || h[n] != '$')
+				return false;
+			h += n + 1;
+		}
+		return crypt_b64_span(h) == 43 && h[43] == '\0';
+	}
+	return false;
+}
+
+/* Checks an imported hash (Dovecot passwd-file field or a bare crypt string) and
+ * returns the crypt(3) string to store in *hash_r (malloc'd), or prints a usage
+ * error and returns its exit code. The hash itself is never printed. */
+static int import_hash(const char *in, char **hash_r)
+{
+	const char *h = in, *scheme = NULL;
+	size_t scheme_len = 0;
+	int si = -1;
+
+	if (strlen(in) > CLI_HASH_MAX)
+		return fail(CLI_EXIT_USAGE, "--hash: value too long (max %d bytes)", CLI_HASH_MAX);
+	if (in[0] == '{') {
+		const char *end = strchr(in, '}');
+		if (end == NULL)
+			return fail(CLI_EXIT_USAGE, "--hash: unterminated {SCHEME} prefix");
+		scheme = in + 1;
+		scheme_len = (size_t)(end - scheme);
+		h = end + 1;
+		/* scheme names are case-insensitive in Dovecot */
+		for (size_t i = 0; i < sizeof(hash_schemes) / sizeof(hash_schemes[0]); i++) {
+			if (strlen(hash_schemes[i].scheme) == scheme_len &&
+			    strncasecmp(hash_schemes[i].scheme, scheme, scheme_len) == 0)
+				si = (int)i;
+		}
+		if (si < 0) {
+			/* only printable scheme names are echoed */
+			bool printable = scheme_len <= 32;
+			for (size_t i = 0; printable && i < scheme_len; i++)
+				printable = scheme[i] > ' ' && scheme[i] < 0x7f;
+			return fail(CLI_EXIT_USAGE,
+			            "--hash: password scheme {%.*s} cannot be imported (supported: "
+			            "SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, CRYPT); set a new "
+			            "password instead",
+			            printable ? (int)scheme_len : 1, printable ? scheme : "?");
+		}
+	} else {
+		si = (int)(sizeof(hash_schemes) / sizeof(hash_schemes[0])) - 1; /* like CRYPT */
+	}
+
+	bool prefix_ok = false;
+	for (size_t i = 0; i < 6 && hash_schemes[si].prefixes[i] != NULL; i++) {
+		if (strncmp(h, hash_schemes[si].prefixes[i],
+		            strlen(hash_schemes[si].prefixes[i])) == 0)
+			prefix_ok = true;
+	}
+	if (!prefix_ok) {
+		if (scheme != NULL &&
+		    si != (int)(sizeof(hash_schemes) / sizeof(hash_schemes[0])) - 1)
+			return fail(CLI_EXIT_USAGE,
+			            "--hash: the hash does not match its scheme {%s}",
+			            hash_schemes[si].scheme);
+		return fail(CLI_EXIT_USAGE,
+		            "--hash: not a supported crypt(3) hash (expected $y$, $6$, $5$ or "
+		            "$2b$/$2y$, optionally after a {SCHEME} prefix; DES and MD5 crypt are "
+		            "refused)");
+	}
+	int cs = crypt_checksalt(h);
+	if (!hash_shape_ok(h) || (cs != CRYPT_SALT_OK && cs != CRYPT_SALT_METHOD_LEGACY))
+		return fail(CLI_EXIT_USAGE, "--hash: malformed %s hash (truncated or corrupted?)",
+		            scheme != NULL ? hash_schemes[si].scheme : "crypt(3)");
+	*hash_r = strdup(h);
+	if (*hash_r == NULL)
+		abort();
+	return CLI_EXIT_OK;
 }
 
 /* ---- list callbacks ---- */
@@ -336,9 +483,38 @@ out:
 	return ret;
 }
 
+/* After the password hash is stored: store (or, for an imported hash, clear) the
+ * SCRAM credentials. */
+static int user_store_scram(struct cli *c, const char *addr, const char *scram)
+{
+	char *error = NULL;
+	int rc = store_account_set_scram(c->st, addr, scram, &error);
+
+	if (rc < 0) {
+		int ret = fail(CLI_EXIT_ERROR,
+		               "password stored, but storing the SCRAM credentials failed (%s); "
+		               "SCRAM logins fail until the password is set again",
+		               error != NULL ? error : "?");
+		free(error);
+		return ret;
+	}
+	if (rc == 0)
+		return fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
+	if (scram == NULL) {
+		/* a note, not an error: exit status stays 0 */
+		fflush(stdout);
+		fprintf(stderr,
+		        "hermod: note: %s has an imported hash, from which no SCRAM-SHA-256 "
+		        "credentials can be derived; SCRAM logins work after the next password "
+		        "change (PLAIN and LOGIN work now)\n",
+		        addr);
+	}
+	return CLI_EXIT_OK;
+}
+
 static int cmd_user(struct cli *c)
 {
-	char *addr = NULL, *hash = NULL, *error = NULL;
+	char *addr = NULL, *hash = NULL, *scram = NULL, *error = NULL;
 	int ret, rc;
 
 	if (c->action == NULL)
@@ -356,10 +532,13 @@ static int cmd_user(struct cli *c)
 	     strcmp(c->action, "passwd") != 0) ||
 	    c->nargs != 1)
 		return usage(c);
-	if (c->password_stdin && strcmp(c->action, "del") == 0)
+	if ((c->password_stdin || c->hash != NULL) && strcmp(c->action, "del") == 0)
 		return usage(c);
 	if (!check_address(c->args[0], "address", &addr))
 		return CLI_EXIT_USAGE;
+	/* an imported hash is an argument: checked before anything is opened */
+	if (c->hash != NULL && (ret = import_hash(c->hash, &hash)) != CLI_EXIT_OK)
+		goto out;
 	if ((ret = cli_open(c)) != CLI_EXIT_OK)
 		goto out;
 
@@ -373,9 +552,7 @@ static int cmd_user(struct cli *c)
 	}
 
 	/* Check what can fail before asking for a password. */
-	rc = store_account_get_password(c->st, addr, &hash, &error);
-	free(hash);
-	hash = NULL;
+	rc = store_account_get_credentials(c->st, addr, NULL, NULL, NULL, &error);
 	if (rc < 0) {
 		ret = fail_store(error, "looking up the account failed");
 		goto out;
@@ -392,24 +569,33 @@ static int cmd_user(struct cli *c)
 			             : fail(CLI_EXIT_ERROR, "domain %s does not exist", at + 1);
 			goto out;
 		}
-		if ((ret = get_password_hash(c, &hash)) != CLI_EXIT_OK)
+		if (hash == NULL && (ret = get_new_credentials(c, &hash, &scram)) != CLI_EXIT_OK)
 			goto out;
 		if (store_account_add(c->st, addr, hash, &error) < 0)
 			ret = fail_store(error, "adding the account failed");
+		else
+			ret = user_store_scram(c, addr, scram);
 	} else {
 		if (rc == 0) {
 			ret = fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
 			goto out;
 		}
-		if ((ret = get_password_hash(c, &hash)) != CLI_EXIT_OK)
+		if (hash == NULL && (ret = get_new_credentials(c, &hash, &scram)) != CLI_EXIT_OK)
 			goto out;
+		/* This also clears the SCRAM credentials of the old password. */
 		rc = store_account_set_password(c->st, addr, hash, &error);
 		if (rc < 0)
 			ret = fail_store(error, "setting the password failed");
 		else if (rc == 0)
 			ret = fail(CLI_EXIT_ERROR, "account %s does not exist", addr);
+		else
+			ret = user_store_scram(c, addr, scram);
 	}
 out:
+	if (scram != NULL) {
+		explicit_bzero(scram, strlen(scram));
+		free(scram);
+	}
 	free(hash);
 	free(addr);
 	return ret;
@@ -695,6 +881,91 @@ static int cmd_message(struct cli *c)
 	return ret;
 }
 
+/* ---- queue ---- */
+
+/* "ID SIZE CREATED SENDER -> RCPT[,RCPT...]": CREATED in ISO 8601 UTC, the null
+ * sender as "<>". The store separates recipients with spaces; a space inside a
+ * quoted local part ("a b"@d) is part of its recipient and stays. */
+static void print_queue_entry(void *ctx, const struct store_queue_info *q)
+{
+	char created[32] = "?";
+	struct tm tm;
+	time_t t = (time_t)q->created;
+	bool quoted = false, escaped = false;
+
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%lld %llu %s %s -> ", (long long)q->id, (unsigned long long)q->size, created,
+	       q->sender[0] != '\0' ? q->sender : "<>");
+	for (const char *p = q->rcpts; *p != '\0'; p++) {
+		if (escaped)
+			escaped = false;
+		else if (quoted && *p == '\\')
+			escaped = true;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (*p == ' ' && !quoted) {
+			putchar(',');
+			continue;
+		}
+		putchar(*p);
+	}
+	putchar('\n');
+}
+
+/* A queue id: a positive decimal integer. */
+static int parse_queue_id(const char *s, int64_t *id_r)
+{
+	int64_t v = 0;
+
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	if (v == 0)
+		return 0;
+	*id_r = v;
+	return 1;
+}
+
+static int cmd_queue(struct cli *c)
+{
+	char *data = NULL, *error = NULL;
+	size_t len = 0;
+	int64_t id = 0;
+	int ret, rc;
+
+	if (c->action == NULL)
+		return usage(c);
+	if (strcmp(c->action, "list") == 0) {
+		if (c->nargs != 0)
+			return usage(c);
+		if ((ret = cli_open(c)) != CLI_EXIT_OK)
+			return ret;
+		if (store_queue_list(c->st, print_queue_entry, NULL, &error) < 0)
+			return fail_store(error, "listing the queue failed");
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(c->action, "show") != 0 || c->nargs != 1)
+		return usage(c);
+	if (!parse_queue_id(c->args[0], &id))
+		return fail(CLI_EXIT_USAGE, "invalid queue id '%s'", c->args[0]);
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		return ret;
+	rc = store_queue_get(c->st, id, &data, &len, &error);
+	if (rc < 0)
+		return fail_store(error, "reading the queued message failed");
+	if (rc == 0)
+		return fail(CLI_EXIT_ERROR, "queue entry %lld does not exist", (long long)id);
+	if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
+		ret = fail(CLI_EXIT_ERROR, "writing the message: %s", strerror(errno));
+	free(data);
+	return ret;
+}
+
 /* ---- entry ---- */
 
 static const struct {
@@ -702,7 +973,7 @@ static const struct {
 	int (*run)(struct cli *c);
 } commands[] = {
     {"domain", cmd_domain},   {"user", cmd_user},       {"alias", cmd_alias},
-    {"mailbox", cmd_mailbox}, {"message", cmd_message},
+    {"mailbox", cmd_mailbox}, {"message", cmd_message}, {"queue", cmd_queue},
 };
 
 int cli_main(int argc, char **argv)
@@ -737,6 +1008,12 @@ int cli_main(int argc, char **argv)
 			} else if (strcmp(a, "--password-stdin") == 0 &&
 			           strcmp(c.cmd, "user") == 0) {
 				c.password_stdin = true;
+			} else if (strcmp(a, "--hash") == 0 && strcmp(c.cmd, "user") == 0) {
+				if (i + 1 >= argc)
+					return fail(CLI_EXIT_USAGE, "option --hash needs a hash");
+				c.hash = argv[++i];
+			} else if (strncmp(a, "--hash=", 7) == 0 && strcmp(c.cmd, "user") == 0) {
+				c.hash = a + 7;
 			} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 				printf("usage: %s\n", usage_of(c.cmd));
 				return CLI_EXIT_OK;
@@ -756,6 +1033,11 @@ int cli_main(int argc, char **argv)
 	if (c.password_stdin && c.action != NULL && strcmp(c.action, "add") != 0 &&
 	    strcmp(c.action, "passwd") != 0)
 		return fail(CLI_EXIT_USAGE, "--password-stdin only goes with user add|passwd");
+	if (c.hash != NULL && c.action != NULL && strcmp(c.action, "add") != 0 &&
+	    strcmp(c.action, "passwd") != 0)
+		return fail(CLI_EXIT_USAGE, "--hash only goes with user add|passwd");
+	if (c.hash != NULL && c.password_stdin)
+		return fail(CLI_EXIT_USAGE, "--hash and --password-stdin exclude each other");
 
 	ret = run(&c);
 	store_close(&c.st);

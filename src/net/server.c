@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <grp.h>
 #include <pwd.h>
@@ -18,6 +19,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "auth/ratelimit.h"
+#include "auth/throttle.h"
+#include "net/tls.h"
 #include "smtp/smtp_session.h"
 #include "store/store.h"
 
@@ -99,6 +103,9 @@ static void conn_free(struct conn *c)
 	struct server *srv = c->srv;
 	if (c->proto != NULL && c->proto->free != NULL)
 		c->proto->free(c);
+	tls_server_unref(&c->tls);
+	if (c->ev_close != NULL)
+		event_free(c->ev_close);
 	free(c);
 	server_check_stopped(srv);
 }
@@ -122,6 +129,10 @@ void conn_close(struct conn *c)
 	struct server *srv = c->srv;
 	c->dead = true;
 	if (c->bev != NULL) {
+		struct bufferevent *under = bufferevent_get_underlying(c->bev);
+		if (c->under_cb != NULL && under != NULL)
+			evbuffer_remove_cb_entry(bufferevent_get_output(under), c->under_cb);
+		c->under_cb = NULL;
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
@@ -143,14 +154,43 @@ void conn_close(struct conn *c)
 	}
 }
 
+/* Output still to be written: with TLS, also the encrypted bytes waiting in the
+ * socket bufferevent under the TLS filter. */
+static size_t conn_output_pending(struct conn *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
 static void conn_on_flushed(struct bufferevent *bev, void *ctx)
 {
-	conn_close(ctx);
+	struct conn *c = ctx;
+	/* with TLS the records may still sit in the socket's buffer */
+	if (conn_output_pending(c) == 0)
+		conn_close(c);
 }
 
 static void conn_on_flush_event(struct bufferevent *bev, short what, void *ctx)
 {
 	conn_close(ctx);
+}
+
+static void conn_on_close_event(evutil_socket_t fd, short what, void *ctx)
+{
+	conn_close(ctx);
+}
+
+/* The socket under a TLS filter drained: close from the loop, not from inside
+ * the buffer's callback. */
+static void conn_on_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+				  void *ctx)
+{
+	struct conn *c = ctx;
+	if (info->n_deleted > 0 && !c->dead && conn_output_pending(c) == 0 && c->ev_close != NULL)
+		event_active(c->ev_close, EV_TIMEOUT, 0);
 }
 
 void conn_finish(struct conn *c)
@@ -159,12 +199,19 @@ void conn_finish(struct conn *c)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if (conn_output_pending(c) == 0) {
 		conn_close(c);
 		return;
 	}
 	bufferevent_setcb(c->bev, NULL, conn_on_flushed, conn_on_flush_event, c);
 	bufferevent_enable(c->bev, EV_WRITE);
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under != NULL) {
+		c->ev_close = event_new(c->srv->base, -1, 0, conn_on_close_event, c);
+		if (c->ev_close != NULL)
+			c->under_cb = evbuffer_add_cb(bufferevent_get_output(under),
+						      conn_on_under_drained, c);
+	}
 }
 
 struct conn_job {
@@ -210,6 +257,49 @@ int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *
 	}
 	c->jobs++;
 	return 1;
+}
+
+int conn_start_tls(struct conn *c)
+{
+	struct server *srv = c->srv;
+	if (srv->tls == NULL || c->ssl != NULL)
+		return -1;
+	SSL *ssl = tls_server_ssl_new(srv->tls);
+	if (ssl == NULL)
+		return -1;
+	struct bufferevent *tb = bufferevent_openssl_filter_new(
+		srv->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	c->bev = tb; /* frees the plain one with it */
+	c->ssl = ssl;
+	c->tls = tls_server_ref(srv->tls);
+	return 1;
+}
+
+bool conn_is_loopback(const struct conn *c)
+{
+	if (c->peer.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&c->peer;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (c->peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&c->peer;
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127;
+	}
+	return false;
+}
+
+int64_t server_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- listeners ---- */
@@ -266,7 +356,23 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
 	srv->conns = c;
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (l->proto->implicit_tls) {
+		SSL *ssl = srv->tls != NULL ? tls_server_ssl_new(srv->tls) : NULL;
+		if (ssl != NULL) {
+			c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+								BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE);
+			if (c->bev == NULL)
+				SSL_free(ssl);
+		}
+		if (c->bev != NULL) {
+			c->ssl = ssl;
+			c->tls = tls_server_ref(srv->tls);
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+		}
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
 		conn_close(c);
@@ -394,6 +500,21 @@ static void server_apply_log_level(const struct config *cfg)
 			log_set_level((enum log_level)i);
 }
 
+static void server_apply_throttle(struct server *srv, const struct config *cfg)
+{
+	struct throttle_limits lim = {
+		.max_failures = cfg->auth_max_failures,
+		.account_max_failures = cfg->auth_account_max_failures,
+		.window = cfg->auth_failure_window,
+		.lockout = cfg->auth_lockout,
+		.max_delay_ms = cfg->auth_max_delay * 1000,
+	};
+	if (srv->throttle == NULL)
+		srv->throttle = throttle_new(&lim);
+	else
+		throttle_set_limits(srv->throttle, &lim);
+}
+
 static void server_on_reload(evutil_socket_t sig, short what, void *ctx)
 {
 	struct server *srv = ctx;
@@ -406,6 +527,23 @@ static void server_on_reload(evutil_socket_t sig, short what, void *ctx)
 		free(err);
 		return;
 	}
+	/* Certificates: a bad new one keeps the old one (and the old config). */
+	struct tls_server *tls = NULL;
+	if (tls_server_new(cfg, &tls, &err) < 0) {
+		char esc[600];
+		log_error(NULL, "event=reload-failed error=\"%s\"",
+			  log_escape_str(err, esc, sizeof(esc)));
+		free(err);
+		config_free(&cfg);
+		return;
+	}
+	if (tls == NULL && srv->tls != NULL)
+		log_warn(NULL, "event=reload-tls-kept reason=\"no [tls] cert in the new config\"");
+	else {
+		tls_server_unref(&srv->tls); /* connections keep their own reference */
+		srv->tls = tls;
+	}
+	server_apply_throttle(srv, cfg);
 	/* Listeners and data_dir stay as they were: changing them needs a restart.
 	 * Sessions copy what they use from the config when they start, so the old
 	 * one can go now. */
@@ -475,7 +613,24 @@ int server_main(const char *config_path)
 		fprintf(stderr, "hermod: cannot create event loop\n");
 		goto out;
 	}
+	if (tls_server_new(srv.cfg, &srv.tls, &err) < 0) {
+		fprintf(stderr, "hermod: %s: %s\n", srv.cfg->path, err != NULL ? err : "TLS set-up failed");
+		free(err);
+		goto out;
+	}
+	server_apply_throttle(&srv, srv.cfg);
+	srv.ratelimit = ratelimit_new();
+	if (srv.throttle == NULL || srv.ratelimit == NULL) {
+		fprintf(stderr, "hermod: out of memory\n");
+		goto out;
+	}
 	if (srv.cfg->listen_smtp != NULL && server_listen(&srv, srv.cfg->listen_smtp, &smtp_proto) < 0)
+		goto out;
+	if (srv.cfg->listen_submission != NULL &&
+	    server_listen(&srv, srv.cfg->listen_submission, &submission_proto) < 0)
+		goto out;
+	if (srv.cfg->listen_submissions != NULL &&
+	    server_listen(&srv, srv.cfg->listen_submissions, &submissions_proto) < 0)
 		goto out;
 	if (srv.listeners == NULL) {
 		fprintf(stderr, "hermod: %s: no listener configured in [listen]\n", srv.cfg->path);
@@ -521,6 +676,9 @@ out:
 	if (srv.ev_reap != NULL)
 		server_on_reap(-1, 0, &srv);
 	store_close(&srv.store);
+	tls_server_unref(&srv.tls);
+	throttle_free(&srv.throttle);
+	ratelimit_free(&srv.ratelimit);
 	if (srv.ev_sigterm != NULL)
 		event_free(srv.ev_sigterm);
 	if (srv.ev_sigint != NULL)

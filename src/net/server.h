@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <openssl/ssl.h>
+
 #include "core/worker.h"
 
 struct bufferevent;
@@ -16,6 +18,7 @@ struct config;
 struct conn;
 struct event;
 struct event_base;
+struct evbuffer_cb_entry;
 struct server;
 struct store;
 
@@ -31,6 +34,7 @@ struct proto_ops {
 	void (*free)(struct conn *c);
 	/* Sent verbatim before closing a connection refused by a connection limit. */
 	const char *overload_reply;
+	bool implicit_tls; /* TLS from the first byte (465, 993, 995) */
 };
 
 struct conn {
@@ -42,6 +46,10 @@ struct conn {
 	char ip[INET6_ADDRSTRLEN];     /* peer address, text */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage local;
+	SSL *ssl;        /* set once TLS is on (owned by bev) */
+	struct tls_server *tls; /* reference held while TLS is on */
+	struct event *ev_close;            /* conn_finish with TLS: close from the loop */
+	struct evbuffer_cb_entry *under_cb; /* watching the socket under the TLS filter */
 	unsigned jobs;   /* worker jobs submitted, completion not yet run */
 	bool closing;    /* flushing output, then close */
 	bool dead;       /* socket closed; freed once jobs == 0 */
@@ -53,6 +61,9 @@ struct server {
 	struct config *cfg;
 	struct store *store;
 	struct worker_pool *pool;
+	struct tls_server *tls;     /* NULL without [tls] cert */
+	struct throttle *throttle;  /* authentication failures, shared by all protocols */
+	struct ratelimit *ratelimit; /* submission recipients per user and hour */
 	struct server_listener *listeners;
 	struct conn *conns;
 	unsigned nconns;
@@ -75,6 +86,15 @@ bool conn_is_dead(const struct conn *c);
 void conn_finish(struct conn *c);
 /* Closes now (output discarded); memory is freed later at a safe point. */
 void conn_close(struct conn *c);
+/* STARTTLS: switches c to TLS as the server side. The caller has queued its
+ * "go ahead" reply and discarded buffered input; c->bev is replaced (callbacks and
+ * timeouts must be set again). 1 ok, -1 failure (the connection is unusable). */
+int conn_start_tls(struct conn *c);
+/* 1 when the peer is on a loopback address (127.0.0.0/8, ::1). */
+bool conn_is_loopback(const struct conn *c);
+/* Milliseconds on a monotonic clock, for timers and throttling. */
+int64_t server_now_ms(void);
+
 /* Called by protocols when a session that was allowed to finish during shutdown
  * has ended; harmless otherwise. */
 void server_check_stopped(struct server *srv);

@@ -10,6 +10,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,9 +19,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/ratelimit.h"
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "mail/header.h"
+#include "net/tls.h"
 #include "smtp/smtp_parse.h"
 #include "store/store.h"
 
@@ -34,9 +42,13 @@ enum smtp_state {
 	SMTP_STATE_DATA,    /* reading a DATA body */
 	SMTP_STATE_BDAT,    /* reading a BDAT chunk */
 	SMTP_STATE_CLOSED,  /* goodbye sent, output flushing */
+	SMTP_STATE_AUTH,    /* reading SASL responses (RFC 4954) */
 };
 
-static const char *const smtp_state_names[] = {"command", "data", "bdat", "closed"};
+static const char *const smtp_state_names[] = {"command", "data", "bdat", "closed", "auth"};
+
+/* RFC 4954 4: a server must take AUTH responses of at least 12288 octets. */
+#define SMTP_AUTH_LINE_MAX 12288
 
 /* Copied from the config when the session starts, so SIGHUP can swap configs. */
 struct smtp_limits {
@@ -47,6 +59,9 @@ struct smtp_limits {
 	unsigned idle_timeout;
 	unsigned command_timeout;
 	unsigned data_timeout;
+	bool allow_plaintext_on_loopback;
+	bool require_from_match;
+	unsigned rate_limit;
 	char hostname[256];
 };
 
@@ -54,6 +69,7 @@ struct smtp_rcpt {
 	struct smtp_rcpt *next;
 	char *addr;
 	char **accounts; /* NULL-terminated local accounts it resolved to */
+	bool remote;     /* submission to another domain: goes to the outbound queue */
 };
 
 /* One mail transaction: created by MAIL, ended by RSET, delivery or an error. */
@@ -68,6 +84,7 @@ struct smtp_tx {
 	bool bdat_used;
 	struct smtp_body_reader reader;
 	struct buf msg; /* trace headers + body as stored */
+	size_t trace_len; /* bytes of msg that are our Return-Path: and Received: */
 };
 
 struct smtp_session {
@@ -82,6 +99,13 @@ struct smtp_session {
 	bool output_blocked; /* paused until the client reads its replies */
 	bool discarding;     /* skipping the rest of an overlong command line */
 	bool stopping;       /* server shutdown: end after the current transaction */
+	bool auth_final_pending; /* SCRAM server-final sent as 334, awaiting the empty line */
+	bool submission;     /* RFC 6409 submission service: AUTH, relaying for users */
+	char *auth_user;     /* authenticated account */
+	struct sasl_server *sasl; /* AUTH exchange in progress */
+	char *sasl_user;     /* the identity being tried, for logs and throttling */
+	enum sasl_mech sasl_mech;
+	struct event *auth_timer; /* failure delay before the 535 */
 	struct smtp_tx *tx;
 	/* BDAT chunk in progress */
 	uint64_t bdat_size;
@@ -93,6 +117,11 @@ struct smtp_session {
 };
 
 static void smtp_session_process(struct smtp_session *s);
+static void smtp_auth_response(struct smtp_session *s, const char *line, size_t len);
+static void smtp_session_line_too_long(struct smtp_session *s);
+static void smtp_session_install(struct smtp_session *s);
+static bool smtp_tls_available(const struct smtp_session *s);
+static bool smtp_plaintext_ok(const struct smtp_session *s);
 
 /* ---- state and replies ---- */
 
@@ -103,8 +132,8 @@ static void smtp_session_set_state(struct smtp_session *s, enum smtp_state state
 	log_debug(s->c->sid, "event=state old=%s new=%s", smtp_state_names[s->state],
 		  smtp_state_names[state]);
 	s->state = state;
-	struct timeval tv = {.tv_sec = state == SMTP_STATE_COMMAND ? s->lim.idle_timeout
-								  : s->lim.data_timeout};
+	bool idle = state == SMTP_STATE_COMMAND || state == SMTP_STATE_AUTH;
+	struct timeval tv = {.tv_sec = idle ? s->lim.idle_timeout : s->lim.data_timeout};
 	struct timeval wtv = {.tv_sec = s->lim.data_timeout};
 	if (s->c->bev != NULL && state != SMTP_STATE_CLOSED)
 		bufferevent_set_timeouts(s->c->bev, &tv, &wtv);
@@ -214,7 +243,9 @@ struct smtp_rcpt_job {
 	char *lookup;     /* address to resolve */
 	char *domain;     /* NULL: no domain check (postmaster) */
 	bool literal;     /* address literal or routing in the local part: never ours */
-	int result;       /* 1 local account(s), 0 unknown user, 2 not our domain, -1 error */
+	bool submission;  /* an authenticated user's: other domains are relayed */
+	int result;       /* 1 local account(s), 0 unknown user, 2 not our domain, 3 remote
+			     (submission), -1 error */
 	char **accounts;
 	char *error;
 };
@@ -223,13 +254,13 @@ static void smtp_rcpt_job_run(void *arg)
 {
 	struct smtp_rcpt_job *j = arg;
 	if (j->literal) {
-		j->result = 2;
+		j->result = j->submission ? 3 : 2;
 		return;
 	}
 	if (j->domain != NULL) {
 		int r = store_domain_exists(j->store, j->domain, &j->error);
 		if (r <= 0) {
-			j->result = r < 0 ? -1 : 2;
+			j->result = r < 0 ? -1 : j->submission ? 3 : 2;
 			return;
 		}
 	}
@@ -245,12 +276,23 @@ static void smtp_rcpt_job_done(void *arg)
 		char esc[300];
 		log_escape(j->addr, strlen(j->addr), 256, esc, sizeof(esc));
 		switch (j->result) {
-		case 1: {
+		case 1:
+		case 3: {
 			struct smtp_rcpt *r = calloc(1, sizeof(*r));
 			if (r == NULL) {
 				smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 				break;
 			}
+			if (s->submission &&
+			    !ratelimit_take(s->c->srv->ratelimit, s->auth_user, s->lim.rate_limit,
+					    server_now_ms())) {
+				free(r);
+				log_warn(s->c->sid, "event=rcpt to=\"%s\" result=rate-limited user=%s",
+					 esc, s->auth_user);
+				smtp_reply(s, "452 4.7.1 Sending rate limit exceeded, try again later");
+				break;
+			}
+			r->remote = j->result == 3;
 			r->addr = j->addr;
 			r->accounts = j->accounts;
 			j->addr = NULL;
@@ -258,7 +300,8 @@ static void smtp_rcpt_job_done(void *arg)
 			*s->tx->rcpt_tail = r;
 			s->tx->rcpt_tail = &r->next;
 			s->tx->nrcpts++;
-			log_info(s->c->sid, "event=rcpt to=\"%s\" result=ok", esc);
+			log_info(s->c->sid, "event=rcpt to=\"%s\" result=%s", esc,
+				 r->remote ? "queued" : "ok");
 			smtp_reply(s, "250 2.1.5 Ok");
 			break;
 		}
@@ -270,12 +313,13 @@ static void smtp_rcpt_job_done(void *arg)
 			log_info(s->c->sid, "event=rcpt to=\"%s\" result=relay-denied", esc);
 			smtp_reply_error(s, "554 5.7.1 Relay access denied");
 			break;
-		default:
+		default: {
 			char eesc[600];
 			log_error(s->c->sid, "event=rcpt to=\"%s\" result=store-error error=\"%s\"",
 				  esc, log_escape_str(j->error, eesc, sizeof(eesc)));
 			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 			break;
+		}
 		}
 	}
 	free(j->addr);
@@ -295,21 +339,110 @@ struct smtp_deliver_job {
 	struct smtp_tx *tx;
 	const char **accounts;
 	size_t naccounts;
-	int result;
+	const char **queue_rcpts; /* submission: remote recipients */
+	size_t nqueue;
+	/* submission */
+	bool submission;
+	bool require_from_match;
+	char *account;
+	char hostname[256];
+	int result; /* 1 ok, -1 store error, -2 From: not the user's */
 	char *error;
 };
+
+struct smtp_from_check {
+	struct smtp_deliver_job *j;
+	bool all_owned;
+};
+
+static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
+{
+	struct smtp_from_check *fc = ctx;
+	if (!fc->all_owned)
+		return;
+	char *a = strndup(addr, len);
+	char *err = NULL;
+	int r = a != NULL ? store_account_owns_address(fc->j->store, fc->j->account, a, &err) : -1;
+	if (r <= 0)
+		fc->all_owned = false;
+	free(err);
+	free(a);
+}
+
+/* RFC 6409 8.1-8.3: an MSA may add a missing Date: and Message-ID:. They go right
+ * after our trace fields. Runs on the worker (copies the message once). */
+static int smtp_submission_fix_headers(struct smtp_deliver_job *j)
+{
+	struct smtp_tx *tx = j->tx;
+	const char *hdr = tx->msg.data + tx->trace_len;
+	size_t hlen = tx->msg.len - tx->trace_len;
+	const char *v;
+	size_t vl;
+	bool need_date = mail_header_find(hdr, hlen, "Date", &v, &vl) == 0;
+	bool need_id = mail_header_find(hdr, hlen, "Message-ID", &v, &vl) == 0;
+	if (!need_date && !need_id)
+		return 1;
+	struct buf out;
+	buf_init(&out, 0);
+	int r = buf_append(&out, tx->msg.data, tx->trace_len);
+	if (r > 0 && need_id)
+		r = buf_printf(&out, "Message-ID: <%s@%s>\r\n", tx->id, j->hostname);
+	if (r > 0 && need_date) {
+		char date[64];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		r = buf_printf(&out, "Date: %s\r\n", date);
+	}
+	if (r > 0)
+		r = buf_append(&out, hdr, hlen);
+	if (r < 0) {
+		buf_free(&out);
+		return -1;
+	}
+	buf_free(&tx->msg);
+	tx->msg = out;
+	return 1;
+}
 
 static void smtp_deliver_job_run(void *arg)
 {
 	struct smtp_deliver_job *j = arg;
+	struct smtp_tx *tx = j->tx;
+	if (j->submission) {
+		if (j->require_from_match) {
+			const char *hdr = tx->msg.data + tx->trace_len;
+			const char *v;
+			size_t vl;
+			if (mail_header_find(hdr, tx->msg.len - tx->trace_len, "From", &v, &vl) > 0) {
+				struct smtp_from_check fc = {.j = j, .all_owned = true};
+				if (mail_header_addresses(v, vl, smtp_from_check_cb, &fc) < 0)
+					fc.all_owned = false;
+				if (!fc.all_owned) {
+					j->result = -2;
+					return;
+				}
+			}
+		}
+		if (smtp_submission_fix_headers(j) < 0) {
+			j->result = -1;
+			j->error = strdup("out of memory");
+			return;
+		}
+	}
 	struct store_delivery d = {
 		.accounts = j->accounts,
 		.naccounts = j->naccounts,
 		.mailbox = NULL,
-		.data = j->tx->msg.data != NULL ? j->tx->msg.data : "",
-		.len = j->tx->msg.len,
+		.data = tx->msg.data != NULL ? tx->msg.data : "",
+		.len = tx->msg.len,
 		.internal_date = (int64_t)time(NULL),
 		.flags = NULL,
+		.queue_sender = tx->from,
+		.queue_rcpts = j->queue_rcpts,
+		.nqueue_rcpts = j->nqueue,
+		.queue_account = j->account,
 	};
 	j->result = store_deliver(j->store, &d, NULL, &j->error);
 }
@@ -321,10 +454,16 @@ static void smtp_deliver_job_done(void *arg)
 	struct smtp_tx *tx = j->tx;
 	bool dead = smtp_session_gone(s);
 	if (j->result > 0) {
-		log_info(s->c->sid, "event=delivered id=%s size=%zu accounts=%zu%s", tx->id,
-			 tx->msg.len, j->naccounts, dead ? " client=gone" : "");
+		log_info(s->c->sid, "event=delivered id=%s size=%zu accounts=%zu queued=%zu%s",
+			 tx->id, tx->msg.len, j->naccounts, j->nqueue, dead ? " client=gone" : "");
 		if (!dead)
-			smtp_reply(s, "250 2.0.0 Ok: delivered as %s", tx->id);
+			smtp_reply(s, "250 2.0.0 Ok: %s as %s",
+				   s->submission ? "queued" : "delivered", tx->id);
+	} else if (j->result == -2) {
+		log_info(s->c->sid, "event=rejected id=%s reason=from-not-owned user=%s", tx->id,
+			 j->account);
+		if (!dead)
+			smtp_reply_error(s, "550 5.7.1 From: header not owned by authenticated user");
 	} else {
 		char esc[600];
 		log_error(s->c->sid, "event=delivery-failed id=%s error=\"%s\"", tx->id,
@@ -333,6 +472,8 @@ static void smtp_deliver_job_done(void *arg)
 			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 	}
 	free(j->accounts);
+	free(j->queue_rcpts);
+	free(j->account);
 	free(j->error);
 	free(j);
 	/* s->tx was detached when the job started */
@@ -345,19 +486,27 @@ static void smtp_deliver_job_done(void *arg)
 	}
 }
 
-/* The message is complete: deliver it to every distinct account. */
+/* The message is complete: deliver it to every distinct account (and queue it
+ * for the remote recipients of a submission). */
 static void smtp_session_deliver(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
-	size_t n = 0;
-	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next)
+	size_t n = 0, nremote = 0;
+	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
+		nremote += r->remote;
 		for (char **a = r->accounts; a != NULL && *a != NULL; a++)
 			n++;
+	}
 	struct smtp_deliver_job *j = calloc(1, sizeof(*j));
 	const char **accounts = calloc(n + 1, sizeof(*accounts));
-	if (j == NULL || accounts == NULL) {
+	const char **queue = calloc(nremote + 1, sizeof(*queue));
+	char *account = s->auth_user != NULL ? strdup(s->auth_user) : NULL;
+	if (j == NULL || accounts == NULL || queue == NULL ||
+	    (s->auth_user != NULL && account == NULL)) {
 		free(j);
 		free(accounts);
+		free(queue);
+		free(account);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
 		smtp_session_end_tx(s);
@@ -365,6 +514,8 @@ static void smtp_session_deliver(struct smtp_session *s)
 	}
 	/* one entry per account, however many recipients lead to it */
 	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
+		if (r->remote)
+			queue[j->nqueue++] = r->addr;
 		for (char **a = r->accounts; a != NULL && *a != NULL; a++) {
 			size_t k;
 			for (k = 0; k < j->naccounts; k++)
@@ -378,10 +529,17 @@ static void smtp_session_deliver(struct smtp_session *s)
 	j->store = s->c->srv->store;
 	j->tx = tx;
 	j->accounts = accounts;
+	j->queue_rcpts = queue;
+	j->submission = s->submission;
+	j->require_from_match = s->lim.require_from_match;
+	j->account = account;
+	snprintf(j->hostname, sizeof(j->hostname), "%s", s->lim.hostname);
 	s->tx = NULL; /* owned by the job now */
 	if (conn_submit(s->c, smtp_deliver_job_run, smtp_deliver_job_done, j) < 0) {
 		s->tx = tx;
 		free(accounts);
+		free(queue);
+		free(account);
 		free(j);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
@@ -412,7 +570,12 @@ static int smtp_tx_add_trace(struct smtp_session *s, struct smtp_tx *tx)
 	gmtime_r(&now, &tm);
 	/* RFC 5322 3.3 date-time; the C locale gives English names */
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	const char *proto = tx->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+	/* RFC 3848 / RFC 6531 3.7.3: ESMTP, +S with TLS, +A with AUTH */
+	char proto[16];
+	snprintf(proto, sizeof(proto), "%s%s%s",
+		 tx->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+		 (s->esmtp || tx->smtputf8) && s->c->ssl != NULL ? "S" : "",
+		 (s->esmtp || tx->smtputf8) && s->auth_user != NULL ? "A" : "");
 	bool v6 = strchr(s->c->ip, ':') != NULL;
 	const char *helo = s->helo != NULL && smtp_helo_is_domain(s->helo) ? s->helo : "unknown";
 	int r = buf_printf(&tx->msg, "Return-Path: <%s>\r\n", tx->from);
@@ -425,6 +588,7 @@ static int smtp_tx_add_trace(struct smtp_session *s, struct smtp_tx *tx)
 		r = buf_printf(&tx->msg, "\r\n\tfor <%s>", tx->rcpts->addr);
 	if (r > 0)
 		r = buf_printf(&tx->msg, "; %s\r\n", date);
+	tx->trace_len = tx->msg.len;
 	return r;
 }
 
@@ -517,13 +681,115 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250-SMTPUTF8");
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	if (smtp_tls_available(s))
+		smtp_reply(s, "250-STARTTLS");
+	if (s->submission && smtp_plaintext_ok(s)) {
+		unsigned char cb[32];
+		bool have_cb = s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
+		explicit_bzero(cb, sizeof(cb));
+		smtp_reply(s, "250-AUTH %s", sasl_mechs_advertised(true, have_cb));
+	}
 	smtp_reply(s, "250 CHUNKING");
+}
+
+/* Starts the transaction MAIL asked for. */
+static void smtp_mail_accept(struct smtp_session *s, const char *from, bool smtputf8,
+			     enum smtp_body_type body)
+{
+	struct smtp_tx *tx = calloc(1, sizeof(*tx));
+	if (tx == NULL || (tx->from = strdup(from)) == NULL) {
+		free(tx);
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		return;
+	}
+	tx->smtputf8 = smtputf8;
+	tx->body = body;
+	tx->rcpt_tail = &tx->rcpts;
+	buf_init(&tx->msg, 0);
+	snprintf(tx->id, sizeof(tx->id), "%s.%u", s->c->sid, ++s->ntx);
+	s->tx = tx;
+	char esc[300];
+	log_info(s->c->sid, "event=mail id=%s from=\"%s\"%s%s", tx->id,
+		 log_escape(tx->from, strlen(tx->from), 256, esc, sizeof(esc)),
+		 s->auth_user != NULL ? " user=" : "", s->auth_user != NULL ? s->auth_user : "");
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* Submission: does the authenticated user own the sender address? */
+struct smtp_mail_job {
+	struct smtp_session *s;
+	struct store *store;
+	char *account, *from;
+	bool smtputf8;
+	enum smtp_body_type body;
+	int result;
+	char *error;
+};
+
+static void smtp_mail_job_run(void *arg)
+{
+	struct smtp_mail_job *j = arg;
+	j->result = store_account_owns_address(j->store, j->account, j->from, &j->error);
+}
+
+static void smtp_mail_job_done(void *arg)
+{
+	struct smtp_mail_job *j = arg;
+	struct smtp_session *s = j->s;
+	if (!smtp_session_gone(s)) {
+		char esc[300];
+		if (j->result > 0) {
+			smtp_mail_accept(s, j->from, j->smtputf8, j->body);
+		} else if (j->result == 0) {
+			log_info(s->c->sid, "event=mail-refused user=%s from=\"%s\" reason=not-owner",
+				 j->account, log_escape(j->from, strlen(j->from), 256, esc, sizeof(esc)));
+			smtp_reply_error(s, "553 5.7.1 Sender address not owned by authenticated user");
+		} else {
+			log_error(s->c->sid, "event=mail error=\"%s\"",
+				  log_escape_str(j->error, esc, sizeof(esc)));
+			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		}
+	}
+	free(j->account);
+	free(j->from);
+	free(j->error);
+	free(j);
+	if (!smtp_session_gone(s))
+		smtp_session_unpark(s);
+}
+
+static void smtp_mail_check_owner(struct smtp_session *s, const struct smtp_mail_args *args)
+{
+	struct smtp_mail_job *j = calloc(1, sizeof(*j));
+	if (j != NULL) {
+		j->s = s;
+		j->store = s->c->srv->store;
+		j->account = strdup(s->auth_user);
+		j->from = strdup(args->from.addr);
+		j->smtputf8 = args->smtputf8;
+		j->body = args->body;
+	}
+	if (j == NULL || j->account == NULL || j->from == NULL ||
+	    conn_submit(s->c, smtp_mail_job_run, smtp_mail_job_done, j) < 0) {
+		if (j != NULL) {
+			free(j->account);
+			free(j->from);
+			free(j);
+		}
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		return;
+	}
+	smtp_session_park(s);
 }
 
 static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	if (s->tx != NULL) {
 		smtp_reply_error(s, "503 5.5.1 Sender already specified");
+		return;
+	}
+	if (s->submission && s->auth_user == NULL) {
+		smtp_reply_error(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	struct smtp_mail_args args;
@@ -546,24 +812,14 @@ static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_mail_args_free(&args);
 		return;
 	}
-	struct smtp_tx *tx = calloc(1, sizeof(*tx));
-	if (tx == NULL || (tx->from = strdup(args.from.null ? "" : args.from.addr)) == NULL) {
-		free(tx);
+	if (s->submission && !args.from.null) {
+		/* RFC 6409 6.1: the sender must be the user's; ask the store */
+		smtp_mail_check_owner(s, &args);
 		smtp_mail_args_free(&args);
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		return;
 	}
-	tx->smtputf8 = args.smtputf8;
-	tx->body = args.body;
-	tx->rcpt_tail = &tx->rcpts;
-	buf_init(&tx->msg, 0);
-	snprintf(tx->id, sizeof(tx->id), "%s.%u", s->c->sid, ++s->ntx);
-	s->tx = tx;
-	char esc[300];
-	log_info(s->c->sid, "event=mail id=%s from=\"%s\"", tx->id,
-		 log_escape(tx->from, strlen(tx->from), 256, esc, sizeof(esc)));
+	smtp_mail_accept(s, args.from.null ? "" : args.from.addr, args.smtputf8, args.body);
 	smtp_mail_args_free(&args);
-	smtp_reply(s, "250 2.1.0 Ok");
 }
 
 static char *smtp_lower_dup(const char *in)
@@ -614,6 +870,7 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	}
 	j->s = s;
 	j->store = s->c->srv->store;
+	j->submission = s->submission;
 	j->addr = strdup(args.to.addr);
 	if (args.to.domain == NULL) {
 		/* RFC 5321 4.1.1.3: "Postmaster" without a domain must be accepted; it is
@@ -623,7 +880,7 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 		j->lookup = malloc(n);
 		if (j->lookup != NULL)
 			snprintf(j->lookup, n, "postmaster@%s", dot != NULL ? dot + 1 : s->lim.hostname);
-	} else if (strpbrk(args.to.local, "%!@") != NULL) {
+	} else if (!s->submission && strpbrk(args.to.local, "%!@") != NULL) {
 		/* Sender-specified routing (user%host@, host!user@, "user@host"@):
 		 * never interpreted, refused as relaying like Postfix does */
 		j->literal = true;
@@ -733,6 +990,310 @@ static void smtp_cmd_not_implemented(struct smtp_session *s, const struct smtp_c
 	smtp_reply_error(s, "502 5.5.1 Command not implemented");
 }
 
+/* ---- STARTTLS (RFC 3207) and AUTH (RFC 4954) ---- */
+
+static bool smtp_tls_available(const struct smtp_session *s)
+{
+	return s->c->srv->tls != NULL && s->c->ssl == NULL;
+}
+
+/* PLAIN and LOGIN (and AUTH at all on 587): inside TLS, or on loopback when the
+ * admin allowed it (the development instance). */
+static bool smtp_plaintext_ok(const struct smtp_session *s)
+{
+	return s->c->ssl != NULL || (s->lim.allow_plaintext_on_loopback && conn_is_loopback(s->c));
+}
+
+static void smtp_cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (s->c->ssl != NULL) {
+		smtp_reply_error(s, "503 5.5.1 TLS already active");
+		return;
+	}
+	if (!smtp_tls_available(s)) {
+		smtp_reply_error(s, "502 5.5.1 Command not implemented");
+		return;
+	}
+	if (!smtp_args_empty(cmd)) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	/* RFC 3207 4.2 / CVE-2011-0411: nothing the client sent before the handshake
+	 * may be taken as a command inside TLS */
+	struct evbuffer *in = bufferevent_get_input(s->c->bev);
+	size_t junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		log_warn(s->c->sid, "event=starttls-pipelined-input-discarded bytes=%zu", junk);
+		evbuffer_drain(in, junk);
+	}
+	if (conn_start_tls(s->c) < 0) {
+		log_error(s->c->sid, "event=starttls-failed");
+		conn_close(s->c);
+		return;
+	}
+	/* RFC 3207 4.2: forget everything learnt from the client */
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	smtp_tx_free(&s->tx);
+	smtp_session_install(s);
+	log_info(s->c->sid, "event=starttls");
+}
+
+static void smtp_auth_end(struct smtp_session *s)
+{
+	sasl_server_free(&s->sasl);
+	free(s->sasl_user);
+	s->sasl_user = NULL;
+	if (s->state == SMTP_STATE_AUTH)
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+}
+
+static void smtp_auth_failed_reply(struct smtp_session *s)
+{
+	smtp_reply_error(s, "535 5.7.8 Authentication credentials invalid");
+	smtp_auth_end(s);
+}
+
+static void smtp_on_auth_delay(evutil_socket_t fd, short what, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if (smtp_session_gone(s))
+		return;
+	smtp_auth_failed_reply(s);
+	smtp_session_unpark(s);
+}
+
+/* A failed authentication: logged, counted, answered after the throttle's delay. */
+static void smtp_auth_fail(struct smtp_session *s, const char *reason)
+{
+	const char *user = s->sasl_user;
+	struct sasl_lookup *l = s->sasl != NULL ? sasl_server_lookup(s->sasl) : NULL;
+	if (user == NULL && l != NULL)
+		user = l->user;
+	char esc[300];
+	log_warn(s->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"", s->c->ip,
+		 sasl_mech_name(s->sasl_mech),
+		 user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "",
+		 reason);
+	unsigned delay = throttle_failure(s->c->srv->throttle, s->c->ip, user, server_now_ms());
+	if (delay == 0 || s->auth_timer == NULL) {
+		smtp_auth_failed_reply(s);
+		return;
+	}
+	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+	evtimer_add(s->auth_timer, &tv);
+	smtp_session_park(s);
+}
+
+static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size_t inlen);
+
+static void smtp_auth_lookup_run(void *arg)
+{
+	struct smtp_session *s = arg;
+	sasl_lookup_run(s->c->srv->store, sasl_server_lookup(s->sasl));
+}
+
+static void smtp_auth_lookup_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	if (smtp_session_gone(s))
+		return;
+	s->busy = false;
+	smtp_auth_step(s, NULL, 0);
+	if (!s->busy)
+		smtp_session_unpark(s);
+}
+
+/* Runs the SASL exchange one step and answers. */
+static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size_t inlen)
+{
+	const unsigned char *out = NULL;
+	size_t outlen = 0;
+	enum sasl_step step = sasl_server_step(s->sasl, in, inlen, &out, &outlen);
+	struct sasl_lookup *l;
+	char *b64 = NULL;
+
+	switch (step) {
+	case SASL_STEP_CHALLENGE:
+		if (base64_encode(out, outlen, &b64) < 0) {
+			smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+			smtp_auth_end(s);
+			return;
+		}
+		smtp_reply(s, "334 %s", b64);
+		free(b64);
+		smtp_session_set_state(s, SMTP_STATE_AUTH);
+		return;
+	case SASL_STEP_LOOKUP:
+		l = sasl_server_lookup(s->sasl);
+		if (l != NULL && l->user != NULL && s->sasl_user == NULL)
+			s->sasl_user = strdup(l->user);
+		if (l != NULL && l->user != NULL &&
+		    throttle_refused(s->c->srv->throttle, s->c->ip, l->user, server_now_ms())) {
+			log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
+			smtp_reply(s, "454 4.7.0 Too many failed authentications, try again later");
+			smtp_auth_end(s);
+			return;
+		}
+		if (conn_submit(s->c, smtp_auth_lookup_run, smtp_auth_lookup_done, s) < 0) {
+			smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+			smtp_auth_end(s);
+			return;
+		}
+		smtp_session_park(s);
+		return;
+	case SASL_STEP_OK:
+		if (outlen > 0) {
+			/* RFC 4954 4: additional data with success goes in a last 334
+			 * challenge; the client answers with an empty line */
+			if (base64_encode(out, outlen, &b64) < 0) {
+				smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+				smtp_auth_end(s);
+				return;
+			}
+			smtp_reply(s, "334 %s", b64);
+			free(b64);
+			smtp_session_set_state(s, SMTP_STATE_AUTH);
+			s->auth_final_pending = true;
+			return;
+		}
+		free(s->auth_user);
+		s->auth_user = strdup(sasl_server_user(s->sasl));
+		throttle_success(s->c->srv->throttle, s->c->ip, s->auth_user, server_now_ms());
+		log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", s->auth_user,
+			 sasl_mech_name(s->sasl_mech), s->c->ip);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		smtp_auth_end(s);
+		return;
+	case SASL_STEP_FAIL:
+		smtp_auth_fail(s, sasl_server_reason(s->sasl));
+		return;
+	case SASL_STEP_TEMPFAIL:
+		log_error(s->c->sid, "event=auth-tempfail ip=%s reason=\"%s\"", s->c->ip,
+			  sasl_server_reason(s->sasl));
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_auth_end(s);
+		return;
+	case SASL_STEP_MALFORMED:
+	default:
+		s->errors++;
+		smtp_auth_fail(s, sasl_server_reason(s->sasl));
+		return;
+	}
+}
+
+/* One response line of an AUTH exchange. */
+static void smtp_auth_response(struct smtp_session *s, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		/* RFC 4954 4: the client cancels */
+		smtp_reply_error(s, "501 5.7.0 Authentication cancelled");
+		smtp_auth_end(s);
+		return;
+	}
+	if (s->auth_final_pending) {
+		/* the client's (empty) answer to the server-final challenge */
+		s->auth_final_pending = false;
+		if (len != 0) {
+			smtp_reply_error(s, "501 5.5.4 Malformed authentication data");
+			smtp_auth_end(s);
+			return;
+		}
+		free(s->auth_user);
+		s->auth_user = strdup(sasl_server_user(s->sasl));
+		throttle_success(s->c->srv->throttle, s->c->ip, s->auth_user, server_now_ms());
+		log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", s->auth_user,
+			 sasl_mech_name(s->sasl_mech), s->c->ip);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		smtp_auth_end(s);
+		return;
+	}
+	unsigned char *data = NULL;
+	size_t dlen = 0;
+	if (base64_decode(line, len, &data, &dlen) < 0) {
+		smtp_reply_error(s, "501 5.5.2 Cannot decode response");
+		smtp_auth_end(s);
+		return;
+	}
+	smtp_auth_step(s, data, dlen);
+	if (data != NULL) {
+		explicit_bzero(data, dlen);
+		free(data);
+	}
+}
+
+static void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (!s->submission) {
+		smtp_reply_error(s, "502 5.5.1 Command not implemented");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		smtp_reply_error(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	if (s->tx != NULL) {
+		smtp_reply_error(s, "503 5.5.1 Not allowed during a mail transaction");
+		return;
+	}
+	if (!smtp_plaintext_ok(s)) {
+		/* RFC 8314 / issue 3: on 587 AUTH only after STARTTLS */
+		smtp_reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	/* AUTH mechanism [initial-response] */
+	size_t i = 0, mstart, mend;
+	while (i < cmd->args_len && cmd->args[i] == ' ')
+		i++;
+	mstart = i;
+	while (i < cmd->args_len && cmd->args[i] != ' ')
+		i++;
+	mend = i;
+	while (i < cmd->args_len && cmd->args[i] == ' ')
+		i++;
+	if (mend == mstart) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	int mech = sasl_mech_from_name(cmd->args + mstart, mend - mstart);
+	unsigned char cb[32];
+	bool have_cb = s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
+	if (mech < 0 || (mech == SASL_MECH_SCRAM_SHA_256_PLUS && !have_cb)) {
+		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	if (throttle_refused(s->c->srv->throttle, s->c->ip, NULL, server_now_ms())) {
+		log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
+		smtp_reply(s, "454 4.7.0 Too many failed authentications, try again later");
+		return;
+	}
+	s->sasl_mech = (enum sasl_mech)mech;
+	s->sasl = sasl_server_new(s->sasl_mech, have_cb ? cb : NULL, have_cb ? sizeof(cb) : 0);
+	explicit_bzero(cb, sizeof(cb));
+	if (s->sasl == NULL) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	if (i == cmd->args_len) {
+		smtp_auth_step(s, NULL, 0); /* no initial response */
+		return;
+	}
+	/* RFC 4954 4: "=" is an empty initial response */
+	smtp_auth_response(s, cmd->args + i, cmd->args_len - i);
+}
+
+static void smtp_session_line_too_long(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_AUTH) {
+		smtp_reply_error(s, "500 5.5.6 Authentication exchange line is too long");
+		smtp_auth_end(s);
+		return;
+	}
+	smtp_reply_error(s, "500 5.5.2 Line too long");
+}
+
 static const struct smtp_command_def smtp_commands[] = {
 	{SMTP_VERB_EHLO, 0, smtp_cmd_helo},
 	{SMTP_VERB_HELO, 0, smtp_cmd_helo},
@@ -747,8 +1308,8 @@ static const struct smtp_command_def smtp_commands[] = {
 	{SMTP_VERB_HELP, 0, smtp_cmd_help},
 	{SMTP_VERB_VRFY, 0, smtp_cmd_vrfy},
 	{SMTP_VERB_EXPN, 0, smtp_cmd_not_implemented},
-	{SMTP_VERB_STARTTLS, 0, smtp_cmd_not_implemented},
-	{SMTP_VERB_AUTH, 0, smtp_cmd_not_implemented},
+	{SMTP_VERB_STARTTLS, 0, smtp_cmd_starttls},
+	{SMTP_VERB_AUTH, SMTP_CMD_NEED_HELO, smtp_cmd_auth},
 };
 
 static void smtp_session_command(struct smtp_session *s, const char *line, size_t len)
@@ -798,15 +1359,17 @@ static void smtp_cmd_timer_arm(struct smtp_session *s, bool on)
 	}
 }
 
-/* Takes command lines from the input. Returns false when processing must stop. */
+/* Takes command lines (or AUTH responses) from the input. Returns false when
+ * processing must stop. */
 static bool smtp_session_read_command(struct smtp_session *s, struct evbuffer *in)
 {
+	/* RFC 5321 4.5.3.1.4: 512 octets including CRLF; RFC 4954 4 for AUTH */
+	size_t max = s->state == SMTP_STATE_AUTH ? SMTP_AUTH_LINE_MAX : SMTP_COMMAND_LINE_MAX;
 	size_t eol_len = 0;
 	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 	size_t avail = evbuffer_get_length(in);
 	if (p.pos < 0) {
-		/* RFC 5321 4.5.3.1.4: 512 octets including CRLF; do not buffer more */
-		if (avail > SMTP_COMMAND_LINE_MAX) {
+		if (avail > max) { /* do not buffer more than a line */
 			evbuffer_drain(in, avail);
 			s->discarding = true;
 		}
@@ -815,23 +1378,26 @@ static bool smtp_session_read_command(struct smtp_session *s, struct evbuffer *i
 	}
 	smtp_cmd_timer_arm(s, false);
 	size_t linelen = (size_t)p.pos; /* without the LF */
-	if (s->discarding || linelen + 1 > SMTP_COMMAND_LINE_MAX) {
+	if (s->discarding || linelen + 1 > max) {
 		/* accepting a bare LF end too: count the line as if it ended in CRLF */
 		evbuffer_drain(in, linelen + eol_len);
 		s->discarding = false;
-		smtp_reply_error(s, "500 5.5.2 Line too long");
+		smtp_session_line_too_long(s);
 		return true;
 	}
-	char line[SMTP_COMMAND_LINE_MAX + 1];
+	char line[SMTP_AUTH_LINE_MAX + 1];
 	evbuffer_remove(in, line, linelen + eol_len);
 	if (linelen > 0 && line[linelen - 1] == '\r')
 		linelen--;
-	else if (linelen + 2 > SMTP_COMMAND_LINE_MAX) {
-		smtp_reply_error(s, "500 5.5.2 Line too long");
+	else if (linelen + 2 > max) {
+		smtp_session_line_too_long(s);
 		return true;
 	}
 	line[linelen] = '\0';
-	smtp_session_command(s, line, linelen);
+	if (s->state == SMTP_STATE_AUTH)
+		smtp_auth_response(s, line, linelen);
+	else
+		smtp_session_command(s, line, linelen);
 	return true;
 }
 
@@ -912,8 +1478,9 @@ static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
 
 static void smtp_session_process(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->c->bev);
 	for (;;) {
+		/* fetched each time: STARTTLS replaces the bufferevent */
+		struct evbuffer *in = s->c->bev != NULL ? bufferevent_get_input(s->c->bev) : NULL;
 		if (s->busy || s->c->dead || s->c->closing || s->state == SMTP_STATE_CLOSED)
 			return;
 		if (evbuffer_get_length(bufferevent_get_output(s->c->bev)) > SMTP_OUTPUT_HIGH) {
@@ -923,7 +1490,7 @@ static void smtp_session_process(struct smtp_session *s)
 			return;
 		}
 		bool more;
-		if (s->state == SMTP_STATE_COMMAND) {
+		if (s->state == SMTP_STATE_COMMAND || s->state == SMTP_STATE_AUTH) {
 			if (s->errors >= s->lim.max_errors && evbuffer_get_length(in) > 0) {
 				log_info(s->c->sid, "event=too-many-errors errors=%u", s->errors);
 				smtp_session_goodbye(s, "421 4.7.0 Too many errors");
@@ -963,8 +1530,22 @@ static void smtp_on_event(struct bufferevent *bev, short what, void *ctx)
 		smtp_session_goodbye(s, "421 4.4.2 Timeout");
 		return;
 	}
-	if (what & BEV_EVENT_ERROR)
-		log_info(s->c->sid, "event=connection-error state=%s", smtp_state_names[s->state]);
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done (implicit TLS or STARTTLS) */
+		char desc[128];
+		log_info(s->c->sid, "event=tls %s",
+			 s->c->ssl != NULL ? tls_describe(s->c->ssl, desc, sizeof(desc)) : "?");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = s->c->ssl != NULL ? bufferevent_get_openssl_error(bev) : 0;
+		char err[256] = "";
+		if (e != 0)
+			ERR_error_string_n(e, err, sizeof(err));
+		log_info(s->c->sid, "event=connection-error state=%s%s%s%s",
+			 smtp_state_names[s->state], err[0] ? " tls_error=\"" : "", err,
+			 err[0] ? "\"" : "");
+	}
 	conn_close(s->c);
 }
 
@@ -978,7 +1559,21 @@ static void smtp_on_cmd_timeout(evutil_socket_t fd, short what, void *ctx)
 
 /* ---- proto_ops ---- */
 
-static int smtp_session_start(struct conn *c)
+/* Callbacks, watermark and timeouts on the current bufferevent (again after
+ * STARTTLS, which replaces it). */
+static void smtp_session_install(struct smtp_session *s)
+{
+	struct bufferevent *bev = s->c->bev;
+	bufferevent_setcb(bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_INPUT_HIGH);
+	bool idle = s->state == SMTP_STATE_COMMAND || s->state == SMTP_STATE_AUTH;
+	struct timeval tv = {.tv_sec = idle ? s->lim.idle_timeout : s->lim.data_timeout};
+	struct timeval wtv = {.tv_sec = s->lim.data_timeout};
+	bufferevent_set_timeouts(bev, &tv, &wtv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static int smtp_session_start_mode(struct conn *c, bool submission)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -986,6 +1581,7 @@ static int smtp_session_start(struct conn *c)
 	const struct config *cfg = c->srv->cfg;
 	s->c = c;
 	c->proto_data = s;
+	s->submission = submission;
 	s->lim.max_message_size = cfg->max_message_size;
 	s->lim.max_recipients = cfg->max_recipients;
 	s->lim.max_errors = cfg->max_errors;
@@ -993,17 +1589,29 @@ static int smtp_session_start(struct conn *c)
 	s->lim.idle_timeout = cfg->idle_timeout;
 	s->lim.command_timeout = cfg->command_timeout;
 	s->lim.data_timeout = cfg->data_timeout;
+	s->lim.allow_plaintext_on_loopback = cfg->auth_allow_plaintext_on_loopback;
+	s->lim.require_from_match = cfg->submission_require_from_match;
+	s->lim.rate_limit = cfg->submission_rate_limit;
 	snprintf(s->lim.hostname, sizeof(s->lim.hostname), "%s", cfg->hostname);
 	s->cmd_timer = evtimer_new(c->srv->base, smtp_on_cmd_timeout, s);
-	if (s->cmd_timer == NULL)
+	s->auth_timer = evtimer_new(c->srv->base, smtp_on_auth_delay, s);
+	if (s->cmd_timer == NULL || s->auth_timer == NULL)
 		return -1;
-	s->state = SMTP_STATE_DATA; /* so that set_state applies the timeouts */
-	smtp_session_set_state(s, SMTP_STATE_COMMAND);
-	bufferevent_setcb(c->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, SMTP_INPUT_HIGH);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	s->state = SMTP_STATE_COMMAND;
+	smtp_session_install(s);
+	/* with implicit TLS this waits in the output until the handshake is done */
 	smtp_reply(s, "220 %s ESMTP hermod", s->lim.hostname);
 	return 1;
+}
+
+static int smtp_session_start(struct conn *c)
+{
+	return smtp_session_start_mode(c, false);
+}
+
+static int smtp_session_start_submission(struct conn *c)
+{
+	return smtp_session_start_mode(c, true);
 }
 
 static void smtp_session_shutdown(struct conn *c)
@@ -1023,6 +1631,11 @@ static void smtp_session_free(struct conn *c)
 		return;
 	if (s->cmd_timer != NULL)
 		event_free(s->cmd_timer);
+	if (s->auth_timer != NULL)
+		event_free(s->auth_timer);
+	sasl_server_free(&s->sasl);
+	free(s->sasl_user);
+	free(s->auth_user);
 	smtp_tx_free(&s->tx);
 	free(s->helo);
 	free(s);
@@ -1035,4 +1648,22 @@ const struct proto_ops smtp_proto = {
 	.shutdown = smtp_session_shutdown,
 	.free = smtp_session_free,
 	.overload_reply = "421 4.7.0 Too many connections\r\n",
+};
+
+const struct proto_ops submission_proto = {
+	.name = "submission",
+	.start = smtp_session_start_submission,
+	.shutdown = smtp_session_shutdown,
+	.free = smtp_session_free,
+	.overload_reply = "421 4.7.0 Too many connections\r\n",
+};
+
+/* RFC 8314: TLS from the first byte; the over-limit reply cannot be sent in clear */
+const struct proto_ops submissions_proto = {
+	.name = "submissions",
+	.start = smtp_session_start_submission,
+	.shutdown = smtp_session_shutdown,
+	.free = smtp_session_free,
+	.overload_reply = NULL,
+	.implicit_tls = true,
 };

@@ -5,6 +5,8 @@
 
 #include "net/server.h"
 
-extern const struct proto_ops smtp_proto;
+extern const struct proto_ops smtp_proto;        /* MX, [listen] smtp (25) */
+extern const struct proto_ops submission_proto;  /* RFC 6409, [listen] submission (587) */
+extern const struct proto_ops submissions_proto; /* RFC 8314, [listen] submissions (465) */
 
 #endif

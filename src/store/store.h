@@ -40,8 +40,10 @@ int store_domain_list(struct store *st, store_name_cb *cb, void *ctx, char **err
  * Drafts, Trash, Junk, Archive with their special-use attributes (RFC 6154). */
 int store_account_add(struct store *st, const char *address, const char *pwhash, char **error_r);
 int store_account_del(struct store *st, const char *address, char **error_r); /* 0 if absent */
+/* Also clears the SCRAM credentials (derived from the old password): set them again
+ * with store_account_set_scram. 0 if absent. */
 int store_account_set_password(struct store *st, const char *address, const char *pwhash,
-			       char **error_r); /* 0 if absent */
+			       char **error_r);
 /* 1 found (*pwhash_r malloc'd), 0 absent */
 int store_account_get_password(struct store *st, const char *address, char **pwhash_r,
 			       char **error_r);
@@ -117,7 +119,12 @@ struct store_queue_info {
 	const char *blob_id;
 };
 typedef void store_queue_cb(void *ctx, const struct store_queue_info *q);
+/* Every queue entry with all its recipients, oldest first. */
 int store_queue_list(struct store *st, store_queue_cb *cb, void *ctx, char **error_r);
+/* The message of queue entry id: 1 with *data_r malloc'd and *len_r, 0 if there is no
+ * such entry. */
+int store_queue_get(struct store *st, int64_t id, char **data_r, size_t *len_r,
+		    char **error_r);
 
 /* ---- reading (admin CLI now, IMAP/POP3 later) ---- */
 struct store_mailbox_info {

@@ -24,7 +24,8 @@
  *   is never half-delivered.
  *
  * Blob lifetime
- *   blobs.refcount counts message entries. A blob file is removed only by the sweep,
+ *   blobs.refcount counts message entries and queue entries (one per queue entry,
+ *   however many recipients it has). A blob file is removed only by the sweep,
  *   which runs inside a write transaction (holding SQLite's write lock, so across
  *   processes too) and removes files of rows whose refcount dropped to 0. A delivery
  *   re-checks inside its write transaction that its blob file still exists and
@@ -51,6 +52,7 @@
 #define STORE_ALIAS_DEPTH_MAX 8
 #define STORE_RESOLVE_MAX 1000 /* accounts one recipient may expand to */
 #define STORE_FLAGS_MAX 4096
+#define STORE_QUEUE_RCPTS_MAX 100000 /* sanity bound; the SMTP layer limits far lower */
 
 struct store_conn {
 	sqlite3 *db;
@@ -63,6 +65,10 @@ struct store_gc_req {
 	const char *blob_id;
 	const char *flags;
 	int64_t internal_date;
+	/* normalized queue envelope (NULL when nothing is queued) */
+	char *queue_sender;
+	char **queue_rcpts;
+	int64_t created;
 	uint32_t *uids_r;
 	int result;
 	char *error;
@@ -79,6 +85,8 @@ struct store {
 	sqlite3_stmt *st_mbox_bump;
 	sqlite3_stmt *st_blob_ref;
 	sqlite3_stmt *st_msg_insert;
+	sqlite3_stmt *st_queue_insert;
+	sqlite3_stmt *st_queue_rcpt;
 
 	pthread_mutex_t rmu; /* guards the idle reader list */
 	struct store_conn *idle;
@@ -400,6 +408,29 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (mailbox, uid)) WITHOUT ROWID;"
     "CREATE INDEX messages_blob ON messages(blob);"
     "CREATE INDEX messages_modseq ON messages(mailbox, modseq);",
+    /* v2: SCRAM credentials beside the password hash (NULL: none, e.g. an imported
+     * crypt hash), and the outbound queue. A queue entry holds one reference on its
+     * blob (blobs.refcount), however many recipients it has. queue_rcpts keeps its
+     * rowid so that recipients list in the order they were given. AUTOINCREMENT: a
+     * queue id is never reused, so log lines naming one stay unambiguous. */
+    "ALTER TABLE accounts ADD COLUMN scram TEXT;"
+    "CREATE TABLE queue ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  blob TEXT NOT NULL REFERENCES blobs(id),"
+    "  sender TEXT NOT NULL,"
+    "  account TEXT NOT NULL DEFAULT '',"
+    "  size INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  next_attempt INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX queue_next_attempt ON queue(next_attempt);"
+    "CREATE INDEX queue_blob ON queue(blob);"
+    "CREATE TABLE queue_rcpts ("
+    "  queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,"
+    "  rcpt TEXT NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending',"
+    "  last_reply TEXT,"
+    "  PRIMARY KEY (queue_id, rcpt));",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -460,6 +491,12 @@ static int store_prepare_writer(struct store *st, char **error_r)
 	    {offsetof(struct store, st_msg_insert),
 	     "INSERT INTO messages (mailbox, uid, blob, size, internal_date, flags, modseq)"
 	     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+	    {offsetof(struct store, st_queue_insert),
+	     "INSERT INTO queue (blob, sender, account, size, created, next_attempt)"
+	     " VALUES (?1, ?2, ?3, ?4, ?5, ?5)"},
+	    /* The caller deduplicates; a repeated recipient is queued once. */
+	    {offsetof(struct store, st_queue_rcpt),
+	     "INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt) VALUES (?1, ?2)"},
 	};
 
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
@@ -530,6 +567,8 @@ void store_close(struct store **stp)
 	sqlite3_finalize(st->st_mbox_bump);
 	sqlite3_finalize(st->st_blob_ref);
 	sqlite3_finalize(st->st_msg_insert);
+	sqlite3_finalize(st->st_queue_insert);
+	sqlite3_finalize(st->st_queue_rcpt);
 	sqlite3_close(st->wdb);
 	pthread_mutex_destroy(&st->wmu);
 	pthread_mutex_destroy(&st->rmu);
@@ -957,8 +996,11 @@ int store_account_set_password(struct store *st, const char *address, const char
 	if (addr_normalize(address, false, &addr, NULL, error_r) < 0)
 		return -1;
 	const char *params[] = {pwhash != NULL ? pwhash : "", addr};
-	n = wexec_text(st, "UPDATE accounts SET pwhash = ?1 WHERE address = ?2", params, 2, NULL,
-	               error_r);
+	/* SCRAM keys derived from the old password must not outlive it: they are
+	 * cleared here, in the same statement, and set again by the caller
+	 * (store_account_set_scram) when it has keys for the new password. */
+	n = wexec_text(st, "UPDATE accounts SET pwhash = ?1, scram = NULL WHERE address = ?2",
+	               params, 2, NULL, error_r);
 	free(addr);
 	return n < 0 ? -1 : n > 0 ? 1 : 0;
 }
@@ -974,6 +1016,83 @@ int store_account_get_password(struct store *st, const char *address, char **pwh
 	const char *params[] = {addr};
 	ret = rquery_text(st, "SELECT pwhash FROM accounts WHERE address = ?1", params, 1, pwhash_r,
 	                  error_r);
+	free(addr);
+	return ret;
+}
+
+int store_account_set_scram(struct store *st, const char *address, const char *scram,
+                            char **error_r)
+{
+	char *addr;
+	int n;
+
+	if (scram != NULL && (*scram == '\0' || !text_ok(scram) || strlen(scram) > 1024)) {
+		set_error(error_r, "invalid SCRAM credentials");
+		return -1;
+	}
+	if (addr_normalize(address, false, &addr, NULL, error_r) < 0)
+		return -1;
+	/* A NULL parameter binds SQL NULL. */
+	const char *params[] = {scram, addr};
+	n = wexec_text(st, "UPDATE accounts SET scram = ?1 WHERE address = ?2", params, 2, NULL,
+	               error_r);
+	free(addr);
+	return n < 0 ? -1 : n > 0 ? 1 : 0;
+}
+
+static char *column_dup(sqlite3_stmt *stmt, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(stmt, col);
+	return t != NULL ? xstrdup(t) : NULL;
+}
+
+int store_account_get_credentials(struct store *st, const char *address, char **account_r,
+                                  char **pwhash_r, char **scram_r, char **error_r)
+{
+	sqlite3_stmt *stmt = NULL;
+	sqlite3 *db;
+	char *addr;
+	int rc, ret = -1;
+
+	if (account_r != NULL)
+		*account_r = NULL;
+	if (pwhash_r != NULL)
+		*pwhash_r = NULL;
+	if (scram_r != NULL)
+		*scram_r = NULL;
+	/* A login name that cannot be an address names no account: "not found", not
+	 * an error (which the protocol would answer with a temporary failure). */
+	if (addr_normalize(address, false, &addr, NULL, NULL) < 0)
+		return 0;
+	if (reader_get(st, &db, error_r) < 0) {
+		free(addr);
+		return -1;
+	}
+	/* address is COLLATE NOCASE: ASCII case-insensitive in the local part too */
+	if (db_prepare(db, "SELECT address, pwhash, scram FROM accounts WHERE address = ?1", &stmt,
+	               error_r) < 0)
+		goto out;
+	sqlite3_bind_text(stmt, 1, addr, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else if (rc == SQLITE_ROW) {
+		if (account_r != NULL)
+			*account_r = column_dup(stmt, 0);
+		if (pwhash_r != NULL) {
+			*pwhash_r = column_dup(stmt, 1);
+			if (*pwhash_r == NULL)
+				*pwhash_r = xstrdup("");
+		}
+		if (scram_r != NULL)
+			*scram_r = column_dup(stmt, 2);
+		ret = 1;
+	} else {
+		db_fail(db, error_r, "database");
+	}
+out:
+	sqlite3_finalize(stmt);
+	reader_put(st, db);
 	free(addr);
 	return ret;
 }
@@ -1107,12 +1226,13 @@ static int resolve_account(sqlite3 *db, const char *address, struct strv *out, c
 	return rc;
 }
 
-static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, struct strv *out,
-                       char **error_r);
+static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, bool catchall,
+                       struct strv *out, char **error_r);
 
-/* 1 if source has alias rows (each target followed), 0 if none, -1 error. */
-static int resolve_alias(sqlite3 *db, const char *source, unsigned depth, struct strv *out,
-                         char **error_r)
+/* 1 if source has alias rows (each target followed), 0 if none, -1 error.
+ * catchall: whether targets may fall through to their domain's catch-all. */
+static int resolve_alias(sqlite3 *db, const char *source, unsigned depth, bool catchall,
+                         struct strv *out, char **error_r)
 {
 	sqlite3_stmt *stmt;
 	struct strv targets = {0};
@@ -1136,7 +1256,7 @@ static int resolve_alias(sqlite3 *db, const char *source, unsigned depth, struct
 		/* Targets that are neither accounts nor aliases are ignored (no
 		 * forwarding yet); past the depth bound a loop just stops expanding. */
 		for (size_t i = 0; i < targets.n && depth < STORE_ALIAS_DEPTH_MAX; i++) {
-			if (resolve_rec(db, targets.v[i], depth + 1, out, error_r) < 0) {
+			if (resolve_rec(db, targets.v[i], depth + 1, catchall, out, error_r) < 0) {
 				ret = -1;
 				break;
 			}
@@ -1146,8 +1266,8 @@ static int resolve_alias(sqlite3 *db, const char *source, unsigned depth, struct
 	return ret;
 }
 
-static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, struct strv *out,
-                       char **error_r)
+static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, bool catchall,
+                       struct strv *out, char **error_r)
 {
 	char *addr, *base = NULL;
 	size_t at;
@@ -1160,7 +1280,7 @@ static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, struct 
 	/* exact account, then exact alias */
 	rc = resolve_account(db, addr, out, error_r);
 	if (rc == 0)
-		rc = resolve_alias(db, addr, depth, out, error_r);
+		rc = resolve_alias(db, addr, depth, catchall, out, error_r);
 	/* plus-addressing: "user+tag@d" is retried as "user@d" */
 	if (rc == 0 && (plus = memchr(addr, '+', at)) != NULL && plus != addr) {
 		size_t llen = (size_t)(plus - addr), dlen = strlen(addr + at);
@@ -1171,11 +1291,11 @@ static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, struct 
 		memcpy(base + llen, addr + at, dlen + 1);
 		rc = resolve_account(db, base, out, error_r);
 		if (rc == 0)
-			rc = resolve_alias(db, base, depth, out, error_r);
+			rc = resolve_alias(db, base, depth, catchall, out, error_r);
 	}
 	/* catch-all "@d" */
-	if (rc == 0)
-		rc = resolve_alias(db, addr + at, depth, out, error_r);
+	if (rc == 0 && catchall)
+		rc = resolve_alias(db, addr + at, depth, catchall, out, error_r);
 	free(base);
 	free(addr);
 	return rc;
@@ -1199,7 +1319,7 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
 	/* One read transaction: a consistent snapshot across all the lookups. */
 	rc = db_exec(db, "BEGIN", error_r);
 	if (rc > 0) {
-		rc = resolve_rec(db, addr, 0, &out, error_r);
+		rc = resolve_rec(db, addr, 0, true, &out, error_r);
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	reader_put(st, db);
@@ -1210,6 +1330,86 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
 	}
 	*accounts_r = out.v;
 	return 1;
+}
+
+/* Sender ownership (RFC 6409 submission). The rules mirror delivery: an address
+ * that is an account belongs to that account alone (resolve never looks at alias
+ * rows for it); an address with alias rows belongs to every account its targets
+ * reach, with the same depth bound as resolve but never through a catch-all (a
+ * catch-all receives mail for unknown names; it does not make every name in the
+ * domain the catch-all owner's sender address); a plus-address "user+tag@d" without
+ * alias rows of its own belongs to the account "user@d". */
+int store_account_owns_address(struct store *st, const char *account, const char *address,
+                               char **error_r)
+{
+	struct strv reached = {0};
+	char *acct = NULL, *addr = NULL, *canon = NULL;
+	const char *plus;
+	sqlite3 *db;
+	size_t at;
+	int rc, ret = -1;
+
+	if (addr_normalize(account, false, &acct, NULL, error_r) < 0)
+		return -1;
+	/* A sender that is not even an address is not owned (the caller's parser
+	 * should have refused it already). */
+	if (addr_normalize_ex(address, false, true, &addr, &at, NULL) < 0) {
+		free(acct);
+		return 0;
+	}
+	if (reader_get(st, &db, error_r) < 0) {
+		free(acct);
+		free(addr);
+		return -1;
+	}
+	if (db_exec(db, "BEGIN", error_r) < 0)
+		goto out;
+	const char *aparams[] = {acct};
+	rc = query_text(db, "SELECT address FROM accounts WHERE address = ?1", aparams, 1, &canon,
+	                error_r);
+	if (rc <= 0) {
+		ret = rc; /* no such account owns nothing */
+		goto out;
+	}
+	if (strcasecmp(addr, canon) == 0) {
+		ret = 1;
+		goto out;
+	}
+	const char *params[] = {addr};
+	rc = query_text(db, "SELECT 1 FROM accounts WHERE address = ?1", params, 1, NULL, error_r);
+	if (rc != 0) {
+		ret = rc < 0 ? -1 : 0; /* another account's own address */
+		goto out;
+	}
+	rc = resolve_alias(db, addr, 0, false, &reached, error_r);
+	if (rc < 0)
+		goto out;
+	if (rc == 1) {
+		ret = 0;
+		for (size_t i = 0; i < reached.n; i++) {
+			if (strcasecmp(reached.v[i], canon) == 0)
+				ret = 1;
+		}
+		goto out;
+	}
+	ret = 0;
+	plus = memchr(addr, '+', at);
+	if (plus != NULL && plus != addr) {
+		size_t llen = (size_t)(plus - addr);
+		const char *cat = strrchr(canon, '@');
+		/* canon's local part is addr's up to the '+', and the domains match */
+		if (cat != NULL && (size_t)(cat - canon) == llen &&
+		    strncasecmp(addr, canon, llen) == 0 && strcasecmp(addr + at, cat) == 0)
+			ret = 1;
+	}
+out:
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	reader_put(st, db);
+	store_strv_free(&reached.v);
+	free(canon);
+	free(acct);
+	free(addr);
+	return ret;
 }
 
 void store_strv_free(char ***strvp)
@@ -1230,6 +1430,42 @@ static void stmt_done(sqlite3_stmt *stmt)
 {
 	sqlite3_reset(stmt);
 	sqlite3_clear_bindings(stmt);
+}
+
+static void queue_envelope_free(struct store_gc_req *req)
+{
+	free(req->queue_sender);
+	req->queue_sender = NULL;
+	store_strv_free(&req->queue_rcpts);
+}
+
+/* The queue entry of a delivery, inside its savepoint. */
+static int gc_queue_one(struct store *st, struct store_gc_req *r, char **error_r)
+{
+	const struct store_delivery *d = r->d;
+	int64_t queue_id;
+	int rc;
+
+	sqlite3_bind_text(st->st_queue_insert, 1, r->blob_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st->st_queue_insert, 2, r->queue_sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st->st_queue_insert, 3, d->queue_account != NULL ? d->queue_account : "",
+	                  -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->st_queue_insert, 4, (int64_t)d->len);
+	sqlite3_bind_int64(st->st_queue_insert, 5, r->created);
+	rc = sqlite3_step(st->st_queue_insert);
+	stmt_done(st->st_queue_insert);
+	if (rc != SQLITE_DONE)
+		return db_fail(st->wdb, error_r, "database");
+	queue_id = sqlite3_last_insert_rowid(st->wdb);
+	for (size_t i = 0; r->queue_rcpts[i] != NULL; i++) {
+		sqlite3_bind_int64(st->st_queue_rcpt, 1, queue_id);
+		sqlite3_bind_text(st->st_queue_rcpt, 2, r->queue_rcpts[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(st->st_queue_rcpt);
+		stmt_done(st->st_queue_rcpt);
+		if (rc != SQLITE_DONE)
+			return db_fail(st->wdb, error_r, "database");
+	}
+	return 1;
 }
 
 /* One delivery inside the batch transaction (and its own savepoint). */
@@ -1253,7 +1489,9 @@ static int gc_deliver_one(struct store *st, struct store_gc_req *r, char **error
 
 	sqlite3_bind_text(st->st_blob_ref, 1, r->blob_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st->st_blob_ref, 2, (int64_t)d->len);
-	sqlite3_bind_int64(st->st_blob_ref, 3, (int64_t)d->naccounts);
+	/* one reference per mailbox entry, and one for the queue entry */
+	sqlite3_bind_int64(st->st_blob_ref, 3,
+	                   (int64_t)d->naccounts + (r->queue_rcpts != NULL ? 1 : 0));
 	rc = sqlite3_step(st->st_blob_ref);
 	stmt_done(st->st_blob_ref);
 	if (rc != SQLITE_DONE)
@@ -1302,6 +1540,8 @@ static int gc_deliver_one(struct store *st, struct store_gc_req *r, char **error
 		if (r->uids_r != NULL)
 			r->uids_r[i] = (uint32_t)uid;
 	}
+	if (r->queue_rcpts != NULL && gc_queue_one(st, r, error_r) < 0)
+		return -1;
 	return 1;
 }
 
@@ -1405,6 +1645,38 @@ out:
 	free(error);
 }
 
+/* Checks and normalizes the queue envelope of d into req (domains lower-cased; local
+ * parts kept as given: a remote server decides what they mean, RFC 5321 2.4). */
+static int queue_envelope_normalize(const struct store_delivery *d, struct store_gc_req *req,
+                                    char **error_r)
+{
+	const char *sender = d->queue_sender != NULL ? d->queue_sender : "";
+
+	if (d->nqueue_rcpts > STORE_QUEUE_RCPTS_MAX) {
+		set_error(error_r, "store_deliver: too many queue recipients");
+		return -1;
+	}
+	if (d->queue_account != NULL && !text_ok(d->queue_account)) {
+		set_error(error_r, "store_deliver: invalid queue account");
+		return -1;
+	}
+	if (*sender == '\0')
+		req->queue_sender = xstrdup("");
+	else if (addr_normalize_ex(sender, false, true, &req->queue_sender, NULL, error_r) < 0)
+		return -1;
+	req->queue_rcpts = calloc(d->nqueue_rcpts + 1, sizeof(*req->queue_rcpts));
+	if (req->queue_rcpts == NULL)
+		abort();
+	for (size_t i = 0; i < d->nqueue_rcpts; i++) {
+		if (addr_normalize_ex(d->queue_rcpts[i], false, true, &req->queue_rcpts[i], NULL,
+		                      error_r) < 0) {
+			queue_envelope_free(req);
+			return -1;
+		}
+	}
+	return 1;
+}
+
 int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *uids_r,
                   char **error_r)
 {
@@ -1412,18 +1684,24 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 	struct blob_pending blob;
 	char *flags = NULL;
 
-	if (d == NULL || d->naccounts == 0 || d->accounts == NULL ||
-	    (d->data == NULL && d->len > 0)) {
+	if (d == NULL || (d->naccounts == 0 && d->nqueue_rcpts == 0) ||
+	    (d->naccounts > 0 && d->accounts == NULL) ||
+	    (d->nqueue_rcpts > 0 && d->queue_rcpts == NULL) || (d->data == NULL && d->len > 0)) {
 		set_error(error_r, "store_deliver: no recipients");
 		return -1;
 	}
-	if (flags_normalize(d->flags, &flags, error_r) < 0)
+	if (d->nqueue_rcpts > 0 && queue_envelope_normalize(d, &req, error_r) < 0)
 		return -1;
+	if (flags_normalize(d->flags, &flags, error_r) < 0) {
+		queue_envelope_free(&req);
+		return -1;
+	}
 	/* Written here, in parallel with other deliveries; the leader makes it
 	 * durable (file and directory entries fsync'd) before committing metadata
 	 * that points at it. */
 	if (blob_write_begin(st->data_dir, d->data != NULL ? d->data : "", d->len, &blob,
 	                     error_r) < 0) {
+		queue_envelope_free(&req);
 		free(flags);
 		return -1;
 	}
@@ -1432,7 +1710,8 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 	req.blob = &blob;
 	req.blob_id = blob.id;
 	req.flags = flags;
-	req.internal_date = d->internal_date != 0 ? d->internal_date : (int64_t)time(NULL);
+	req.created = (int64_t)time(NULL);
+	req.internal_date = d->internal_date != 0 ? d->internal_date : req.created;
 	req.uids_r = uids_r;
 
 	pthread_mutex_lock(&st->gc_mu);
@@ -1466,6 +1745,7 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 	}
 	pthread_mutex_unlock(&st->gc_mu);
 
+	queue_envelope_free(&req);
 	free(flags);
 	if (req.result < 0) {
 		if (error_r != NULL)
@@ -1658,6 +1938,121 @@ out:
 	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
 	if (rc == 0)
 		set_error(error_r, "blob %s of message %u is missing", blob_id, uid);
+	free(blob_id);
+	return rc == 1 ? 1 : -1;
+}
+
+/* ---- outbound queue ---- */
+
+struct strbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static void strbuf_add(struct strbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap == 0 ? 128 : b->cap;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->s, cap);
+		if (p == NULL)
+			abort();
+		b->s = p;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n + 1);
+	b->len += n;
+}
+
+int store_queue_list(struct store *st, store_queue_cb *cb, void *ctx, char **error_r)
+{
+	sqlite3_stmt *stmt = NULL;
+	struct strbuf rcpts = {0};
+	struct store_queue_info cur = {0};
+	char *sender = NULL, *account = NULL, *blob_id = NULL;
+	bool have = false;
+	sqlite3 *db;
+	int rc, ret = -1;
+
+	if (reader_get(st, &db, error_r) < 0)
+		return -1;
+	/* One row per recipient, grouped here (not with group_concat, whose order
+	 * SQLite does not promise) to list recipients in the order they were queued. */
+	if (db_prepare(db,
+	               "SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, r.rcpt"
+	               " FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
+	               " ORDER BY q.created, q.id, r.rowid",
+	               &stmt, error_r) < 0)
+		goto out;
+	for (;;) {
+		rc = sqlite3_step(stmt);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			db_fail(db, error_r, "database");
+			goto out;
+		}
+		if (have && (rc == SQLITE_DONE || sqlite3_column_int64(stmt, 0) != cur.id)) {
+			cur.sender = sender != NULL ? sender : "";
+			cur.account = account != NULL ? account : "";
+			cur.blob_id = blob_id != NULL ? blob_id : "";
+			cur.rcpts = rcpts.s != NULL ? rcpts.s : "";
+			cb(ctx, &cur);
+			free(sender);
+			free(account);
+			free(blob_id);
+			sender = account = blob_id = NULL;
+			rcpts.len = 0;
+			if (rcpts.s != NULL)
+				rcpts.s[0] = '\0';
+			have = false;
+		}
+		if (rc == SQLITE_DONE)
+			break;
+		if (!have) {
+			cur.id = sqlite3_column_int64(stmt, 0);
+			sender = column_dup(stmt, 1);
+			cur.size = (uint64_t)sqlite3_column_int64(stmt, 2);
+			cur.created = sqlite3_column_int64(stmt, 3);
+			account = column_dup(stmt, 4);
+			blob_id = column_dup(stmt, 5);
+			have = true;
+		}
+		const char *rcpt = (const char *)sqlite3_column_text(stmt, 6);
+		if (rcpt != NULL) {
+			if (rcpts.len > 0)
+				strbuf_add(&rcpts, " ");
+			strbuf_add(&rcpts, rcpt);
+		}
+	}
+	ret = 1;
+out:
+	sqlite3_finalize(stmt);
+	reader_put(st, db);
+	free(sender);
+	free(account);
+	free(blob_id);
+	free(rcpts.s);
+	return ret;
+}
+
+int store_queue_get(struct store *st, int64_t id, char **data_r, size_t *len_r, char **error_r)
+{
+	char idbuf[32], *blob_id = NULL;
+	int rc;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+	const char *params[] = {idbuf};
+	rc = rquery_text(st, "SELECT blob FROM queue WHERE id = CAST(?1 AS INTEGER)", params, 1,
+	                 &blob_id, error_r);
+	if (rc <= 0)
+		return rc;
+	/* As with messages: a blob removed by a racing delete makes this an error. */
+	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
+	if (rc == 0)
+		set_error(error_r, "blob %s of queue entry %lld is missing", blob_id,
+		          (long long)id);
 	free(blob_id);
 	return rc == 1 ? 1 : -1;
 }
