@@ -1453,6 +1453,12 @@ static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
 			return true;
 		}
 		smtp_body_reader_finish(&tx->reader, &tx->msg);
+		/* A BDAT message need not end in CRLF; stored messages always do (RFC 5322
+		 * 2.1: lines end in CRLF), so POP3 sizes and IMAP literals stay exact. */
+		if (tx->msg.len > tx->trace_len &&
+		    (tx->msg.len < 2 || memcmp(tx->msg.data + tx->msg.len - 2, "\r\n", 2) != 0) &&
+		    buf_append(&tx->msg, "\r\n", 2) < 0)
+			tx->reader.too_big = true; /* out of memory: refuse rather than truncate */
 	} else if (!done) {
 		return false;
 	} else {
