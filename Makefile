@@ -24,7 +24,7 @@ LIB_OBJ  := $(filter-out $(BUILD)/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-test run test test-unit test-integration test-asan fuzz bench bench-smtp clean format
+.PHONY: all deps deps-test npm-deps run test test-unit test-integration test-asan fuzz bench bench-smtp bench-tls clean format
 
 all: hermod
 
@@ -50,6 +50,15 @@ deps:
 
 deps-test:
 	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory npm-deps
+
+# Node.js clients for the tests (tests/npm): installed when node_modules is
+# missing or older than package.json.
+npm-deps: tests/npm/node_modules/.installed
+
+tests/npm/node_modules/.installed: tests/npm/package.json
+	cd tests/npm && npm install --no-audit --no-fund
+	@touch $@
 
 run: deps hermod
 	@scripts/devrun.sh
@@ -78,6 +87,9 @@ fuzz: deps-test
 
 bench bench-smtp: deps-test hermod
 	@bench/bench-smtp.sh
+
+bench-tls: deps-test hermod
+	@bench/bench-tls.sh
 
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/fuzz/*.c)

@@ -15,7 +15,14 @@ run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev
 # python3-pytest: integration tests (run with /usr/bin/python3)
 # swaks, postfix (smtp-source/smtp-sink, a peer MTA, the benchmark), curl: peers
 # clang, libclang-rt-14-dev: libFuzzer for `make fuzz`
-test_pkgs="python3-pytest swaks postfix clang libclang-rt-14-dev curl"
+# libnet-ssleay-perl: swaks --tls; apache2-utils: htpasswd (bcrypt hashes)
+test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils"
+# Node.js + npm for the npm clients in tests/npm (nodemailer, the SCRAM-PLUS
+# client): Debian's packages, unless node and npm are already installed
+# (e.g. a Node.js that came with the machine).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	test_pkgs="$test_pkgs nodejs npm"
+fi
 
 case $mode in
 run) pkgs=$run_pkgs ;;

@@ -2,7 +2,8 @@
 # `make run`: a development instance of hermod under ./run/, served in the
 # foreground on loopback. Creates the instance the first time (config, data
 # dir, domain example.test, account demo@example.test with a generated
-# password), and reuses it after that.
+# password, a self-signed TLS certificate in run/tls/), and reuses it after
+# that.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ CONF=$RUN/hermod.conf
 PWFILE=$RUN/demo-password
 DOMAIN=example.test
 DEMO=demo@$DOMAIN
+TLS_DIR=$RUN/tls
 
 if [ ! -x "$HERMOD" ]; then
 	echo "devrun: $HERMOD not found; run 'make hermod' first (or 'make run')" >&2
@@ -52,6 +54,46 @@ EOF
 	echo "devrun: wrote $CONF" >&2
 fi
 
+# A self-signed ECDSA P-256 certificate for the development instance.
+if [ ! -s "$TLS_DIR/cert.pem" ] || [ ! -s "$TLS_DIR/key.pem" ]; then
+	mkdir -p "$TLS_DIR"
+	(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-days 825 -subj /CN=mx.example.test \
+		-addext "subjectAltName=DNS:mx.example.test,DNS:localhost,IP:127.0.0.1" \
+		-keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null)
+	chmod 644 "$TLS_DIR/cert.pem"
+	echo "devrun: wrote a self-signed certificate to $TLS_DIR/cert.pem" >&2
+fi
+
+# TLS, submission and the loopback exception; also added to an instance made
+# before they existed (sections may repeat in the config file).
+if ! grep -q '^[[:space:]]*\[tls\]' "$CONF"; then
+	cat >>"$CONF" <<EOF
+
+[tls]
+# Self-signed, made by scripts/devrun.sh. For a real certificate see README.md.
+cert = $PWD/$TLS_DIR/cert.pem
+key = $PWD/$TLS_DIR/key.pem
+EOF
+fi
+if ! grep -q '^[[:space:]]*submission[[:space:]]*[=:]' "$CONF"; then
+	cat >>"$CONF" <<'EOF'
+
+[listen]
+# Mail submission: 587 role (STARTTLS) and 465 role (implicit TLS).
+submission = 127.0.0.1:2587
+submissions = 127.0.0.1:2465
+EOF
+fi
+if ! grep -q '^[[:space:]]*allow_plaintext_on_loopback' "$CONF"; then
+	cat >>"$CONF" <<'EOF'
+
+[auth]
+# Development only: AUTH PLAIN/LOGIN without TLS from 127.0.0.1.
+allow_plaintext_on_loopback = yes
+EOF
+fi
+
 "$HERMOD" check -c "$CONF" >/dev/null
 
 # Domain, account and password: each step only when missing, so an instance
@@ -85,13 +127,19 @@ cat <<EOF
 
   hermod development instance
   ---------------------------
-  config:    $CONF   (data in $RUN/data)
-  account:   $DEMO
-  password:  $(cat "$PWFILE")   (saved in $PWFILE)
-  SMTP:      127.0.0.1:2525
+  config:      $CONF   (data in $RUN/data)
+  account:     $DEMO
+  password:    $(cat "$PWFILE")   (saved in $PWFILE)
+  SMTP:        127.0.0.1:2525   (STARTTLS offered)
+  submission:  127.0.0.1:2587   (STARTTLS, then AUTH; plaintext AUTH allowed on loopback)
+  submissions: 127.0.0.1:2465   (implicit TLS)
+  TLS:         self-signed $TLS_DIR/cert.pem (mx.example.test, localhost, 127.0.0.1)
 
   send a test message:
     swaks --server 127.0.0.1:2525 --to $DEMO
+  submit one as the demo user:
+    swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user $DEMO \\
+      --auth-password "\$(cat $PWFILE)" --from $DEMO --to $DEMO
   look at it:
     $HERMOD mailbox list $DEMO -c $CONF
     $HERMOD message list $DEMO -c $CONF

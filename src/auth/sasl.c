@@ -49,11 +49,11 @@ struct sasl_server {
 	size_t outlen;
 
 	/* SCRAM */
-	bool cb_used;          /* gs2 flag "p" */
-	char *gs2_header;      /* as the client sent it, e.g. "n,," */
+	bool cb_used;     /* gs2 flag "p" */
+	char *gs2_header; /* as the client sent it, e.g. "n,," */
 	char *client_first_bare;
 	char *client_nonce;
-	char *nonce;           /* client nonce + server nonce */
+	char *nonce; /* client nonce + server nonce */
 	char *server_first;
 	char *test_nonce;
 	unsigned char stored_key[SCRAM_KEY_LEN];
@@ -62,16 +62,17 @@ struct sasl_server {
 };
 
 static const char *const sasl_mech_names[] = {
-	[SASL_MECH_PLAIN] = "PLAIN",
-	[SASL_MECH_LOGIN] = "LOGIN",
-	[SASL_MECH_SCRAM_SHA_256] = "SCRAM-SHA-256",
-	[SASL_MECH_SCRAM_SHA_256_PLUS] = "SCRAM-SHA-256-PLUS",
+    [SASL_MECH_PLAIN] = "PLAIN",
+    [SASL_MECH_LOGIN] = "LOGIN",
+    [SASL_MECH_SCRAM_SHA_256] = "SCRAM-SHA-256",
+    [SASL_MECH_SCRAM_SHA_256_PLUS] = "SCRAM-SHA-256-PLUS",
 };
 
 int sasl_mech_from_name(const char *name, size_t len)
 {
 	for (size_t i = 0; i < sizeof(sasl_mech_names) / sizeof(sasl_mech_names[0]); i++) {
-		if (strlen(sasl_mech_names[i]) == len && strncasecmp(sasl_mech_names[i], name, len) == 0)
+		if (strlen(sasl_mech_names[i]) == len &&
+		    strncasecmp(sasl_mech_names[i], name, len) == 0)
 			return (int)i;
 	}
 	return -1;
@@ -89,7 +90,7 @@ const char *sasl_mechs_advertised(bool plaintext_ok, bool channel_binding)
 	/* Strongest first: clients that pick the first mechanism they know get SCRAM. */
 	if (plaintext_ok)
 		return channel_binding ? "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"
-				       : "SCRAM-SHA-256 PLAIN LOGIN";
+		                       : "SCRAM-SHA-256 PLAIN LOGIN";
 	return channel_binding ? "SCRAM-SHA-256-PLUS SCRAM-SHA-256" : "SCRAM-SHA-256";
 }
 
@@ -231,8 +232,11 @@ static enum sasl_step plain_message(struct sasl_server *s, const unsigned char *
 		return finish(s, SASL_STEP_MALFORMED, "PLAIN: bad authorization identity");
 	if (!identity_valid(cid, clen))
 		return finish(s, SASL_STEP_MALFORMED, "PLAIN: bad authentication identity");
-	/* RFC 4616 2: passwd = 1*SAFE */
-	if (plen == 0 || plen > SASL_FIELD_MAX)
+	/* RFC 4616 2: passwd = 1*SAFE. An empty one is what a user who typed
+	 * nothing sends: no account has it, so it is a plain failure (535 / -ERR). */
+	if (plen == 0)
+		return finish(s, SASL_STEP_FAIL, "PLAIN: empty password");
+	if (plen > SASL_FIELD_MAX)
 		return finish(s, SASL_STEP_MALFORMED, "PLAIN: bad password length");
 
 	s->lookup.user = memdup_str(cid, clen);
@@ -294,7 +298,7 @@ static void scram_secret_init(void)
 }
 
 static bool hmac_sha256(const unsigned char *key, size_t keylen, const void *data, size_t len,
-			unsigned char out[SCRAM_KEY_LEN])
+                        unsigned char out[SCRAM_KEY_LEN])
 {
 	unsigned int outlen = 0;
 	return HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen) != NULL &&
@@ -348,8 +352,7 @@ static bool scram_printable(const char *p, size_t len)
 }
 
 /* attr-val = ALPHA "=" value: the attribute at p (up to the next ',' or end). */
-static bool scram_attr(const char *p, const char *end, char name, const char **val,
-		       size_t *vlen)
+static bool scram_attr(const char *p, const char *end, char name, const char **val, size_t *vlen)
 {
 	if (end - p < 2 || p[0] != name || p[1] != '=')
 		return false;
@@ -389,7 +392,7 @@ static enum sasl_step scram_client_first(struct sasl_server *s, const char *m, s
 			return finish(s, SASL_STEP_MALFORMED, "SCRAM: bad cb-name");
 		if (!plus)
 			return finish(s, SASL_STEP_MALFORMED,
-				      "SCRAM: channel binding requested without -PLUS");
+			              "SCRAM: channel binding requested without -PLUS");
 		/* RFC 9266: tls-exporter is the one type we offer */
 		if ((size_t)(c - m - 2) != strlen("tls-exporter") ||
 		    memcmp(m + 2, "tls-exporter", strlen("tls-exporter")) != 0)
@@ -416,7 +419,7 @@ static enum sasl_step scram_client_first(struct sasl_server *s, const char *m, s
 		authzid = scram_saslname_decode(v, vlen, &oom);
 		if (authzid == NULL)
 			return finish(s, oom ? SASL_STEP_TEMPFAIL : SASL_STEP_MALFORMED,
-				      oom ? "out of memory" : "SCRAM: bad authzid");
+			              oom ? "out of memory" : "SCRAM: bad authzid");
 		p = v + vlen;
 	}
 	if (p >= end || *p != ',') {
@@ -443,7 +446,7 @@ static enum sasl_step scram_client_first(struct sasl_server *s, const char *m, s
 	if (s->lookup.user == NULL) {
 		free(authzid);
 		return finish(s, oom ? SASL_STEP_TEMPFAIL : SASL_STEP_MALFORMED,
-			      oom ? "out of memory" : "SCRAM: bad user name");
+		              oom ? "out of memory" : "SCRAM: bad user name");
 	}
 	if (authzid != NULL) {
 		bool same = identity_equal(authzid, s->lookup.user);
@@ -475,8 +478,8 @@ static enum sasl_step scram_client_first(struct sasl_server *s, const char *m, s
 
 /* Parses "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
 static bool scram_creds_parse(const char *creds, unsigned *iter_r, unsigned char **salt_r,
-			      size_t *salt_len_r, unsigned char stored[SCRAM_KEY_LEN],
-			      unsigned char server[SCRAM_KEY_LEN])
+                              size_t *salt_len_r, unsigned char stored[SCRAM_KEY_LEN],
+                              unsigned char server[SCRAM_KEY_LEN])
 {
 	size_t plen = strlen(SCRAM_PREFIX);
 	const char *p = creds, *c1, *c2, *c3;
@@ -648,10 +651,8 @@ static enum sasl_step scram_client_final(struct sasl_server *s, const char *m, s
 
 	if (!scram_attr(m, without_proof_end, 'c', &v, &vlen))
 		return finish(s, SASL_STEP_MALFORMED, "SCRAM: missing channel binding");
-	int r = base64_decode(v, vlen, &cbind, &cbind_len);
-	if (r <= 0)
-		return finish(s, r < 0 ? SASL_STEP_TEMPFAIL : SASL_STEP_MALFORMED,
-			      r < 0 ? "out of memory" : "SCRAM: bad channel binding encoding");
+	if (base64_decode(v, vlen, &cbind, &cbind_len) != 1)
+		return finish(s, SASL_STEP_MALFORMED, "SCRAM: bad channel binding encoding");
 	p = v + vlen;
 	if (p == without_proof_end || !scram_attr(p + 1, without_proof_end, 'r', &v, &vlen)) {
 		free(cbind);
@@ -670,19 +671,19 @@ static enum sasl_step scram_client_final(struct sasl_server *s, const char *m, s
 		const char *c = memchr(p, ',', (size_t)(without_proof_end - p));
 		p = c != NULL ? c : without_proof_end;
 	}
-	r = base64_decode(proof_attr + 2, (size_t)(end - proof_attr - 2), &proof, &proof_len);
-	if (r <= 0 || proof_len != SCRAM_KEY_LEN) {
+	const char *proof64 = proof_attr + 2;
+	if (base64_decode(proof64, (size_t)(end - proof64), &proof, &proof_len) != 1 ||
+	    proof_len != SCRAM_KEY_LEN) {
 		free(cbind);
 		free(proof);
-		return finish(s, r < 0 ? SASL_STEP_TEMPFAIL : SASL_STEP_MALFORMED,
-			      r < 0 ? "out of memory" : "SCRAM: bad proof");
+		return finish(s, SASL_STEP_MALFORMED, "SCRAM: bad proof");
 	}
 
 	/* RFC 5802 6/7: c= is base64(gs2-header [cbind-data]); cbind-data only with "p" */
 	size_t glen = strlen(s->gs2_header);
 	size_t want_len = glen + (s->cb_used ? s->cb_len : 0);
 	bool cb_ok = cbind_len == want_len && memcmp(cbind, s->gs2_header, glen) == 0 &&
-		     (!s->cb_used || CRYPTO_memcmp(cbind + glen, s->cb, s->cb_len) == 0);
+	             (!s->cb_used || CRYPTO_memcmp(cbind + glen, s->cb, s->cb_len) == 0);
 	free(cbind);
 
 	/* AuthMessage = client-first-message-bare "," server-first-message ","
@@ -727,7 +728,7 @@ static enum sasl_step scram_client_final(struct sasl_server *s, const char *m, s
 	} else if (s->fake) {
 		step = SASL_STEP_FAIL;
 		reason = s->lookup.result == 1 ? "SCRAM: account has no SCRAM credentials"
-					       : "SCRAM: unknown user";
+		                               : "SCRAM: unknown user";
 	} else if (!proof_ok) {
 		step = SASL_STEP_FAIL;
 		reason = "SCRAM: wrong password";
@@ -759,7 +760,7 @@ static enum sasl_step scram_client_final(struct sasl_server *s, const char *m, s
 /* ---- the state machine ---- */
 
 struct sasl_server *sasl_server_new(enum sasl_mech mech, const unsigned char *cb_data,
-				    size_t cb_len)
+                                    size_t cb_len)
 {
 	struct sasl_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -797,7 +798,8 @@ void sasl_server_free(struct sasl_server **sp)
 
 void sasl_server_set_test_nonce(struct sasl_server *s, const char *nonce)
 {
-	if (nonce == NULL || strlen(nonce) > SCRAM_NONCE_MAX || !scram_printable(nonce, strlen(nonce)))
+	if (nonce == NULL || strlen(nonce) > SCRAM_NONCE_MAX ||
+	    !scram_printable(nonce, strlen(nonce)))
 		return;
 	free(s->test_nonce);
 	s->test_nonce = strdup(nonce);
@@ -824,7 +826,7 @@ const char *sasl_server_claimed_user(const struct sasl_server *s)
 }
 
 enum sasl_step sasl_server_step(struct sasl_server *s, const unsigned char *in, size_t inlen,
-				const unsigned char **out, size_t *outlen)
+                                const unsigned char **out, size_t *outlen)
 {
 	enum sasl_step step;
 
@@ -903,7 +905,7 @@ enum sasl_step sasl_server_step(struct sasl_server *s, const unsigned char *in, 
 /* ---- stored credentials ---- */
 
 int scram_credentials_make_salt(const char *password, unsigned iter, const unsigned char *salt,
-				size_t salt_len, char **creds_r)
+                                size_t salt_len, char **creds_r)
 {
 	unsigned char salted[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN];
 	unsigned char stored[SCRAM_KEY_LEN], server[SCRAM_KEY_LEN];
@@ -918,7 +920,7 @@ int scram_credentials_make_salt(const char *password, unsigned iter, const unsig
 	/* RFC 5802 3: SaltedPassword = Hi(Normalize(password), salt, i), Hi being
 	 * PBKDF2 with HMAC (RFC 2898) and one block of output. No SASLprep (sasl.h). */
 	if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, (int)iter,
-			      EVP_sha256(), SCRAM_KEY_LEN, salted) != 1)
+	                      EVP_sha256(), SCRAM_KEY_LEN, salted) != 1)
 		goto out;
 	if (!hmac_sha256(salted, SCRAM_KEY_LEN, "Client Key", 10, client_key) ||
 	    SHA256(client_key, SCRAM_KEY_LEN, stored) == NULL ||
@@ -928,7 +930,8 @@ int scram_credentials_make_salt(const char *password, unsigned iter, const unsig
 	    base64_encode(stored, SCRAM_KEY_LEN, &stored64) < 0 ||
 	    base64_encode(server, SCRAM_KEY_LEN, &server64) < 0)
 		goto out;
-	size_t n = strlen(SCRAM_PREFIX) + 12 + strlen(salt64) + strlen(stored64) + strlen(server64) + 4;
+	size_t n =
+	    strlen(SCRAM_PREFIX) + 12 + strlen(salt64) + strlen(stored64) + strlen(server64) + 4;
 	char *creds = malloc(n);
 	if (creds == NULL)
 		goto out;

@@ -52,16 +52,16 @@ enum sasl_step {
 	SASL_STEP_CHALLENGE, /* send *out (may be empty) to the client, wait for its response */
 	SASL_STEP_LOOKUP,    /* run sasl_lookup_run(lookup) off the loop, then step(NULL, 0) */
 	SASL_STEP_OK,        /* authenticated as sasl_server_user(); *out (if not NULL) is
-				the final server data (SCRAM server-final "v=...": SMTP
-				sends it as a last 334 challenge or in the 235 reply per
-				protocol) */
+	                        the final server data (SCRAM server-final "v=...": SMTP
+	                        sends it as a last 334 challenge or in the 235 reply per
+	                        protocol) */
 	SASL_STEP_FAIL,      /* wrong credentials / unknown user / refused identity or
-				channel binding: "authentication failed" (SMTP 535 5.7.8) */
+	                        channel binding: "authentication failed" (SMTP 535 5.7.8) */
 	SASL_STEP_MALFORMED, /* client sent something that breaks the mechanism's syntax
-				(SMTP 501 5.5.2) */
+	                        (SMTP 501 5.5.2) */
 	SASL_STEP_TEMPFAIL,  /* the lookup failed (store error) or a local resource
-				failed (randomness, memory): a temporary failure, e.g.
-				SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP] */
+	                        failed (randomness, memory): a temporary failure, e.g.
+	                        SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP] */
 };
 /* OK, FAIL, MALFORMED and TEMPFAIL end the exchange: further steps return
  * SASL_STEP_MALFORMED. */
@@ -71,16 +71,16 @@ struct sasl_server;
 /* The lookup a step needs (owned by the sasl_server; the caller only passes it to
  * sasl_lookup_run, or in tests fills the results by hand). */
 struct sasl_lookup {
-	char *user;             /* authentication identity (an account address) */
-	char *password;         /* PLAIN/LOGIN: verify this password (wiped and freed by
-				   sasl_lookup_run as soon as it is used) */
-	bool want_scram;        /* SCRAM: fetch the credentials, no password to verify */
+	char *user;      /* authentication identity (an account address) */
+	char *password;  /* PLAIN/LOGIN: verify this password (wiped and freed by
+	                    sasl_lookup_run as soon as it is used) */
+	bool want_scram; /* SCRAM: fetch the credentials, no password to verify */
 	/* results, filled by sasl_lookup_run (malloc'd, freed by the sasl_server): */
-	int result;             /* 1 verified / found, 0 no such user or wrong password, -1 error */
-	char *scram;            /* SCRAM: the account's stored SCRAM credentials, or NULL
-				   (an account without them fails like an unknown user) */
-	char *account;          /* canonical account address on success (NULL: user) */
-	char *error;            /* on -1: for the log */
+	int result;    /* 1 verified / found, 0 no such user or wrong password, -1 error */
+	char *scram;   /* SCRAM: the account's stored SCRAM credentials, or NULL
+	                  (an account without them fails like an unknown user) */
+	char *account; /* canonical account address on success (NULL: user) */
+	char *error;   /* on -1: for the log */
 };
 
 /* cb_data: the tls-exporter channel binding value (32 bytes, RFC 9266), or NULL when
@@ -88,7 +88,7 @@ struct sasl_lookup {
  * cb_data means SCRAM-SHA-256-PLUS was advertised, which matters for the RFC 5802
  * section 6 downgrade check ("y" flag). Returns NULL only when out of memory. */
 struct sasl_server *sasl_server_new(enum sasl_mech mech, const unsigned char *cb_data,
-				    size_t cb_len);
+                                    size_t cb_len);
 void sasl_server_free(struct sasl_server **s);
 
 /* Feeds the client's (base64-decoded) response. For the first step in/inlen is
@@ -99,7 +99,7 @@ void sasl_server_free(struct sasl_server **s);
  * *out is NULL when there is nothing to send. The caller should wipe its copy of
  * the client's message (it may hold a password). */
 enum sasl_step sasl_server_step(struct sasl_server *s, const unsigned char *in, size_t inlen,
-				const unsigned char **out, size_t *outlen);
+                                const unsigned char **out, size_t *outlen);
 /* Valid after SASL_STEP_LOOKUP. */
 struct sasl_lookup *sasl_server_lookup(struct sasl_server *s);
 /* Valid after SASL_STEP_OK: the canonical account address; NULL before. */
@@ -126,7 +126,7 @@ void sasl_lookup_run(struct store *st, struct sasl_lookup *l);
  * Returns 1 with *creds_r malloc'd, -1 error (bad iter, randomness, memory). */
 int scram_credentials_make(const char *password, unsigned iter, char **creds_r);
 /* The same with a given salt (1..64 bytes): for tests and for importing. */
-int scram_credentials_make_salt(const char *password, unsigned iter,
-				const unsigned char *salt, size_t salt_len, char **creds_r);
+int scram_credentials_make_salt(const char *password, unsigned iter, const unsigned char *salt,
+                                size_t salt_len, char **creds_r);
 
 #endif

@@ -13,7 +13,7 @@
 #define THROTTLE_MIN_BUCKETS 64
 
 struct throttle_entry {
-	struct throttle_entry *hnext;             /* hash chain */
+	struct throttle_entry *hnext;               /* hash chain */
 	struct throttle_entry *lru_prev, *lru_next; /* head = least recently failed */
 	uint64_t hash;
 	int64_t window_start_ms;
@@ -115,7 +115,7 @@ unsigned throttle_count(const struct throttle *t)
 }
 
 static struct throttle_entry *throttle_find(struct throttle *t, const char *key, size_t len,
-					    uint64_t hash)
+                                            uint64_t hash)
 {
 	struct throttle_entry *e = t->buckets[hash & (t->nbuckets - 1)];
 	for (; e != NULL; e = e->hnext) {
@@ -182,7 +182,7 @@ static void throttle_grow(struct throttle *t)
 }
 
 static struct throttle_entry *throttle_get(struct throttle *t, const char *key, size_t len,
-					   uint64_t hash, int64_t now_ms)
+                                           uint64_t hash, int64_t now_ms)
 {
 	struct throttle_entry *e = throttle_find(t, key, len, hash);
 	if (e != NULL)
@@ -222,7 +222,7 @@ static int64_t sec_ms(unsigned s)
 
 /* Counts one failure of a key; returns its failures in the current window. */
 static uint32_t throttle_count_failure(struct throttle *t, char kind, const char *name,
-				       unsigned max, int64_t now_ms)
+                                       unsigned max, int64_t now_ms)
 {
 	char key[THROTTLE_KEY_MAX];
 	size_t len = throttle_key(key, kind, name);
@@ -256,8 +256,7 @@ bool throttle_refused(struct throttle *t, const char *ip, const char *account, i
 	return false;
 }
 
-unsigned throttle_failure(struct throttle *t, const char *ip, const char *account,
-			  int64_t now_ms)
+unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
 {
 	uint32_t n = 0, m;
 

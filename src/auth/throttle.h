@@ -47,8 +47,7 @@ void throttle_set_limits(struct throttle *t, const struct throttle_limits *limit
  * Returns true when the attempt must be refused now (temporary failure reply). */
 bool throttle_refused(struct throttle *t, const char *ip, const char *account, int64_t now_ms);
 /* Records a failure; returns the delay in ms to wait before sending the failure reply. */
-unsigned throttle_failure(struct throttle *t, const char *ip, const char *account,
-			  int64_t now_ms);
+unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, int64_t now_ms);
 void throttle_success(struct throttle *t, const char *ip, const char *account, int64_t now_ms);
 /* Tests: a smaller cap than THROTTLE_MAX_ENTRIES (0 restores the default). */
 void throttle_set_max_entries(struct throttle *t, unsigned max_entries);

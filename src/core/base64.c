@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 static const char base64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* 0..63 for alphabet characters, -1 otherwise. */
 static int base64_value(unsigned char c)
@@ -80,7 +80,7 @@ int base64_decode(const char *in, size_t len, unsigned char **out_r, size_t *out
 
 	/* RFC 4648 3.2: padded encodings are a whole number of 4-character groups */
 	if (len % 4 != 0)
-		return 0;
+		return -1;
 	if (len > 0 && s[len - 1] == '=') {
 		pad = 1;
 		if (s[len - 2] == '=')
@@ -119,5 +119,5 @@ int base64_decode(const char *in, size_t len, unsigned char **out_r, size_t *out
 	return 1;
 bad:
 	free(out);
-	return 0;
+	return -1;
 }

@@ -24,8 +24,8 @@ size_t base64_encode_buf(const unsigned char *in, size_t len, char *out);
 
 /* Decodes in/len. Returns 1 with *out_r malloc'd (len *outlen_r, followed by a NUL
  * that is not counted, so text can be used as a C string after checking it holds
- * no NUL), 0 when the input is not valid base64 (*out_r untouched), -1 out of
- * memory. An empty input decodes to an empty output. */
+ * no NUL), or -1 when the input is not valid base64 or memory ran out (*out_r and
+ * *outlen_r untouched). An empty input decodes to an empty output. */
 int base64_decode(const char *in, size_t len, unsigned char **out_r, size_t *outlen_r);
 
 #endif

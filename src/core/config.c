@@ -56,6 +56,7 @@ enum key_type {
 	KT_DURATION,  /* unsigned seconds */
 	KT_UINT,      /* unsigned */
 	KT_BOOL,      /* bool */
+	KT_EXPIRE,    /* unsigned days, or "never" = CONFIG_POP3_EXPIRE_NEVER */
 };
 
 struct key_def {
@@ -71,7 +72,7 @@ struct key_def {
 #define F(field) offsetof(struct config, field)
 
 static const char *const config_sections[] = {
-    "server", "listen", "tls", "auth", "submission", "limits", "store", "delivery", "dns",
+    "server", "listen", "tls", "auth", "submission", "limits", "store", "delivery", "dns", "pop3",
 };
 
 static const struct key_def config_keys[] = {
@@ -126,6 +127,10 @@ static const struct key_def config_keys[] = {
     {"delivery", "expiry", KT_DURATION, F(expiry), 1, UINT_MAX, false},
 
     {"dns", "resolver", KT_RESOLVER, F(resolver), 0, 0, false},
+
+    /* RFC 2449 6.7: EXPIRE 0 would promise deletion right after RETR; not offered. */
+    {"pop3", "expire", KT_EXPIRE, F(pop3_expire), 1, 100000, false},
+    {"pop3", "login_delay", KT_DURATION, F(pop3_login_delay), 0, UINT_MAX, false},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -668,6 +673,18 @@ static int config_set(struct config_ctx *ctx, const struct key_def *k, const cha
 		}
 		num = u;
 		break;
+	case KT_EXPIRE:
+		if (strcasecmp(value, "never") == 0) {
+			*(unsigned *)(void *)base = CONFIG_POP3_EXPIRE_NEVER;
+			return 1;
+		}
+		if (config_parse_uint(value, &u) < 0) {
+			ctx_error_at(ctx, ctx->lineno, "bad %s '%s' (expected never or a number of days)",
+			             k->name, config_quote(value, q));
+			return -1;
+		}
+		num = u;
+		break;
 	case KT_UINT:
 		if (config_parse_uint(value, &u) < 0) {
 			ctx_error_at(ctx, ctx->lineno, "bad number '%s' for %s",
@@ -761,6 +778,8 @@ static int config_set_defaults(struct config *cfg)
 	cfg->auth_max_delay = 5;
 	cfg->submission_require_from_match = true;
 	cfg->submission_rate_limit = 500;
+	cfg->pop3_expire = CONFIG_POP3_EXPIRE_NEVER;
+	cfg->pop3_login_delay = 0;
 	if (cfg->log_level == NULL || cfg->store_backend == NULL || cfg->retry_schedule == NULL)
 		return -1;
 	return 1;

@@ -70,7 +70,14 @@ struct config {
 
 	/* [dns] */
 	char *resolver; /* host:port or NULL = /etc/resolv.conf */
+
+	/* [pop3] */
+	unsigned pop3_expire;      /* days, advertised as CAPA EXPIRE; CONFIG_POP3_EXPIRE_NEVER
+				      (default) for "never" */
+	unsigned pop3_login_delay; /* seconds between two logins of one account, 0 = off (default) */
 };
+
+#define CONFIG_POP3_EXPIRE_NEVER (~0u)
 
 /* Loads and validates path. Returns 1 ok (*cfg_r set), -1 on error with *error_r a
  * malloc'd "FILE:LINE: message" (LINE 0 when the error is not tied to a line, e.g.

@@ -22,6 +22,7 @@
 #include "auth/ratelimit.h"
 #include "auth/throttle.h"
 #include "net/tls.h"
+#include "pop3/pop3_session.h"
 #include "smtp/smtp_session.h"
 #include "store/store.h"
 
@@ -128,6 +129,19 @@ void conn_close(struct conn *c)
 		return;
 	struct server *srv = c->srv;
 	c->dead = true;
+	if (c->bev != NULL && c->ssl != NULL && c->closing) {
+		/* A goodbye: send TLS close_notify (clients such as openssl s_client
+		 * treat a bare TCP close as truncation). Best effort, never waits. */
+		SSL_shutdown(c->ssl);
+		struct bufferevent *under = bufferevent_get_underlying(c->bev);
+		if (under != NULL) {
+			/* a bufferevent freezes the front of its output; it is going away,
+			 * so write the close_notify record out directly */
+			struct evbuffer *out = bufferevent_get_output(under);
+			evbuffer_unfreeze(out, 1);
+			evbuffer_write(out, bufferevent_getfd(under));
+		}
+	}
 	if (c->bev != NULL) {
 		struct bufferevent *under = bufferevent_get_underlying(c->bev);
 		if (c->under_cb != NULL && under != NULL)
@@ -632,6 +646,11 @@ int server_main(const char *config_path)
 	if (srv.cfg->listen_submissions != NULL &&
 	    server_listen(&srv, srv.cfg->listen_submissions, &submissions_proto) < 0)
 		goto out;
+	if (srv.cfg->listen_pop3 != NULL && server_listen(&srv, srv.cfg->listen_pop3, &pop3_proto) < 0)
+		goto out;
+	if (srv.cfg->listen_pop3s != NULL &&
+	    server_listen(&srv, srv.cfg->listen_pop3s, &pop3s_proto) < 0)
+		goto out;
 	if (srv.listeners == NULL) {
 		fprintf(stderr, "hermod: %s: no listener configured in [listen]\n", srv.cfg->path);
 		goto out;
@@ -675,6 +694,7 @@ out:
 		worker_pool_destroy(&srv.pool); /* runs pending completions */
 	if (srv.ev_reap != NULL)
 		server_on_reap(-1, 0, &srv);
+	pop3_session_cleanup();
 	store_close(&srv.store);
 	tls_server_unref(&srv.tls);
 	throttle_free(&srv.throttle);

@@ -20,17 +20,26 @@
 struct verb_name {
 	const char *name;
 	enum smtp_verb verb;
-	bool no_args; /* RFC 5321 4.1.1: DATA, RSET, QUIT take no arguments */
+	/* RFC 5321 4.1.1, RFC 3207 4: DATA, RSET, QUIT, STARTTLS take no arguments;
+	 * the syntax reply for them, else NULL */
+	const char *no_args;
 };
 
 static const struct verb_name verbs[] = {
-    {"EHLO", SMTP_VERB_EHLO, false},        {"HELO", SMTP_VERB_HELO, false},
-    {"MAIL", SMTP_VERB_MAIL, false},        {"RCPT", SMTP_VERB_RCPT, false},
-    {"DATA", SMTP_VERB_DATA, true},         {"BDAT", SMTP_VERB_BDAT, false},
-    {"RSET", SMTP_VERB_RSET, true},         {"NOOP", SMTP_VERB_NOOP, false},
-    {"QUIT", SMTP_VERB_QUIT, true},         {"HELP", SMTP_VERB_HELP, false},
-    {"VRFY", SMTP_VERB_VRFY, false},        {"EXPN", SMTP_VERB_EXPN, false},
-    {"STARTTLS", SMTP_VERB_STARTTLS, true}, {"AUTH", SMTP_VERB_AUTH, false},
+    {"EHLO", SMTP_VERB_EHLO, NULL},
+    {"HELO", SMTP_VERB_HELO, NULL},
+    {"MAIL", SMTP_VERB_MAIL, NULL},
+    {"RCPT", SMTP_VERB_RCPT, NULL},
+    {"DATA", SMTP_VERB_DATA, "Syntax: DATA"},
+    {"BDAT", SMTP_VERB_BDAT, NULL},
+    {"RSET", SMTP_VERB_RSET, "Syntax: RSET"},
+    {"NOOP", SMTP_VERB_NOOP, NULL},
+    {"QUIT", SMTP_VERB_QUIT, "Syntax: QUIT"},
+    {"HELP", SMTP_VERB_HELP, NULL},
+    {"VRFY", SMTP_VERB_VRFY, NULL},
+    {"EXPN", SMTP_VERB_EXPN, NULL},
+    {"STARTTLS", SMTP_VERB_STARTTLS, "Syntax: STARTTLS"},
+    {"AUTH", SMTP_VERB_AUTH, NULL},
 };
 
 static bool is_alpha(unsigned char c)
@@ -99,8 +108,8 @@ enum smtp_parse_result smtp_command_parse(const char *line, size_t len, struct s
 	while (alen > 0 && args[alen - 1] == ' ')
 		alen--;
 
-	if (v->no_args && alen > 0) {
-		*error_r = "no arguments allowed";
+	if (v->no_args != NULL && alen > 0) {
+		*error_r = v->no_args;
 		return SMTP_PARSE_SYNTAX;
 	}
 	if (v->verb == SMTP_VERB_MAIL || v->verb == SMTP_VERB_RCPT) {

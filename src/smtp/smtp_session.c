@@ -1177,10 +1177,19 @@ static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size
 		smtp_auth_end(s);
 		return;
 	case SASL_STEP_MALFORMED:
-	default:
-		s->errors++;
-		smtp_auth_fail(s, sasl_server_reason(s->sasl));
+	default: {
+		/* counted like a failure, but answered as a syntax error */
+		const char *user = s->sasl_user;
+		char esc[300];
+		log_warn(s->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"",
+			 s->c->ip, sasl_mech_name(s->sasl_mech),
+			 user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "",
+			 sasl_server_reason(s->sasl));
+		throttle_failure(s->c->srv->throttle, s->c->ip, user, server_now_ms());
+		smtp_reply_error(s, "501 5.5.4 Malformed authentication data");
+		smtp_auth_end(s);
 		return;
+	}
 	}
 }
 

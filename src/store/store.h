@@ -156,4 +156,14 @@ int store_message_list(struct store *st, const char *account, const char *mailbo
 int store_message_get(struct store *st, const char *account, const char *mailbox, uint32_t uid,
 		      char **data_r, size_t *len_r, char **error_r);
 
+/* Removes the entries uids[0..n) of account's mailbox in one transaction (durable
+ * when it returns): each blob loses one reference (files of blobs no longer
+ * referenced are swept afterwards), the mailbox's HIGHESTMODSEQ goes up by one, and
+ * every removed UID is recorded with that MODSEQ in the expunge log (for IMAP
+ * QRESYNC VANISHED, RFC 7162 3.2.10). UIDs that are not (or no longer) in the
+ * mailbox are skipped. Returns the number of entries removed (0 also when the
+ * account or mailbox does not exist), -1 error (nothing removed). */
+int store_message_expunge(struct store *st, const char *account, const char *mailbox,
+			  const uint32_t *uids, size_t n, char **error_r);
+
 #endif

@@ -431,6 +431,15 @@ static const char *const migrations[] = {
     "  state TEXT NOT NULL DEFAULT 'pending',"
     "  last_reply TEXT,"
     "  PRIMARY KEY (queue_id, rcpt));",
+    /* v3: the expunge log. One row per removed message entry with the MODSEQ of the
+     * change that removed it, so that an IMAP client resynchronising with QRESYNC
+     * (RFC 7162 3.2.5.2) can be told which UIDs vanished since its MODSEQ. */
+    "CREATE TABLE expunged ("
+    "  mailbox INTEGER NOT NULL REFERENCES mailboxes(id),"
+    "  uid INTEGER NOT NULL,"
+    "  modseq INTEGER NOT NULL,"
+    "  PRIMARY KEY (mailbox, uid)) WITHOUT ROWID;"
+    "CREATE INDEX expunged_modseq ON expunged(mailbox, modseq);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -953,6 +962,7 @@ int store_account_del(struct store *st, const char *address, char **error_r)
 	    " WHERE id IN (SELECT m.blob FROM messages m JOIN mailboxes b ON b.id = m.mailbox"
 	    "              WHERE b.account = ?1)",
 	    "DELETE FROM messages WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
+	    "DELETE FROM expunged WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
 	    "DELETE FROM mailboxes WHERE account = ?1",
 	    "DELETE FROM accounts WHERE id = ?1",
 	};
@@ -1940,6 +1950,115 @@ out:
 		set_error(error_r, "blob %s of message %u is missing", blob_id, uid);
 	free(blob_id);
 	return rc == 1 ? 1 : -1;
+}
+
+/* ---- expunge ---- */
+
+int store_message_expunge(struct store *st, const char *account, const char *mailbox,
+                          const uint32_t *uids, size_t n, char **error_r)
+{
+	sqlite3_stmt *del = NULL, *unref = NULL, *log = NULL, *bump = NULL;
+	int64_t mbox_id, modseq = 0;
+	int rc, ret = -1;
+	size_t removed = 0;
+
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&st->wmu);
+	if (db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
+		goto out;
+	rc = mailbox_lookup(st->wdb, account, mailbox, &mbox_id, error_r);
+	if (rc <= 0) {
+		ret = rc;
+		goto rollback;
+	}
+	/* One MODSEQ for the whole change (RFC 7162 3.1.1: a mailbox change gets a
+	 * MODSEQ greater than every earlier one). Bumped first; rolled back with the
+	 * rest when nothing was removed. */
+	if (db_prepare(st->wdb,
+	               "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1"
+	               " RETURNING highestmodseq",
+	               &bump, error_r) < 0)
+		goto rollback;
+	sqlite3_bind_int64(bump, 1, mbox_id);
+	if (sqlite3_step(bump) != SQLITE_ROW) {
+		db_fail(st->wdb, error_r, "database");
+		goto rollback;
+	}
+	modseq = sqlite3_column_int64(bump, 0);
+	if (sqlite3_step(bump) != SQLITE_DONE) {
+		db_fail(st->wdb, error_r, "database");
+		goto rollback;
+	}
+	if (db_prepare(st->wdb, "DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2 RETURNING blob",
+	               &del, error_r) < 0 ||
+	    db_prepare(st->wdb, "UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1", &unref,
+	               error_r) < 0 ||
+	    db_prepare(st->wdb,
+	               "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq) VALUES (?1, ?2, ?3)",
+	               &log, error_r) < 0)
+		goto rollback;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, mbox_id);
+		sqlite3_bind_int64(del, 2, uids[i]);
+		rc = sqlite3_step(del);
+		if (rc == SQLITE_DONE)
+			continue; /* already gone */
+		if (rc != SQLITE_ROW) {
+			db_fail(st->wdb, error_r, "database");
+			goto rollback;
+		}
+		char *blob = xstrdup((const char *)sqlite3_column_text(del, 0) != NULL
+		                         ? (const char *)sqlite3_column_text(del, 0)
+		                         : "");
+		rc = sqlite3_step(del);
+		if (rc != SQLITE_DONE) {
+			free(blob);
+			db_fail(st->wdb, error_r, "database");
+			goto rollback;
+		}
+		sqlite3_reset(unref);
+		sqlite3_bind_text(unref, 1, blob, -1, SQLITE_TRANSIENT);
+		free(blob);
+		if (sqlite3_step(unref) != SQLITE_DONE) {
+			db_fail(st->wdb, error_r, "database");
+			goto rollback;
+		}
+		sqlite3_reset(log);
+		sqlite3_bind_int64(log, 1, mbox_id);
+		sqlite3_bind_int64(log, 2, uids[i]);
+		sqlite3_bind_int64(log, 3, modseq);
+		if (sqlite3_step(log) != SQLITE_DONE) {
+			db_fail(st->wdb, error_r, "database");
+			goto rollback;
+		}
+		removed++;
+	}
+	if (removed == 0) {
+		ret = 0; /* nothing changed: keep HIGHESTMODSEQ as it was */
+		goto rollback;
+	}
+	if (db_exec(st->wdb, "COMMIT", error_r) < 0)
+		goto rollback;
+	ret = removed > INT32_MAX ? INT32_MAX : (int)removed;
+	goto out;
+rollback:
+	db_rollback(st->wdb);
+out:
+	sqlite3_finalize(del);
+	sqlite3_finalize(unref);
+	sqlite3_finalize(log);
+	sqlite3_finalize(bump);
+	pthread_mutex_unlock(&st->wmu);
+	if (ret > 0) {
+		/* The entries are gone either way; a failed sweep leaves unreferenced blobs
+		 * for the next one. */
+		char *err = NULL;
+		(void)store_blob_sweep(st, &err);
+		free(err);
+	}
+	return ret;
 }
 
 /* ---- outbound queue ---- */

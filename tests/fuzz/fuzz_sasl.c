@@ -23,10 +23,7 @@ static void check_base64(const uint8_t *p, size_t len)
 {
 	unsigned char *dec = NULL;
 	size_t declen = 0;
-	int r = base64_decode((const char *)p, len, &dec, &declen);
-	if (r < 0)
-		return;
-	if (r == 0)
+	if (base64_decode((const char *)p, len, &dec, &declen) != 1)
 		return;
 	char *enc = NULL;
 	if (base64_encode(dec, declen, &enc) != 1)
@@ -77,8 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(msg, p, len);
 		const unsigned char *out = NULL;
 		size_t outlen = 0;
-		enum sasl_step st = sasl_server_step(s, first && len == 0 ? NULL : msg, len, &out,
-						     &outlen);
+		enum sasl_step st =
+		    sasl_server_step(s, first && len == 0 ? NULL : msg, len, &out, &outlen);
 		free(msg);
 		first = false;
 		p = q < end ? q + 1 : end;

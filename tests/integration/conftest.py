@@ -9,19 +9,35 @@ Fixtures
   make_server     factory: make_server(limits={...}) -> started Server,
                   stopped (SIGTERM, then SIGKILL) and wait()ed at teardown
   server          a module-scoped default Server (limits as in DEFAULT_LIMITS)
+  tls_cert        session-scoped self-signed ECDSA P-256 certificate for
+                  mx.example.test (a CertPair: .cert, .key, .der, .context())
+  make_cert       factory: make_cert(cn) -> CertPair for another name
+  npm_dir         tests/npm with node_modules installed (skips without node)
+
+make_server(tls=True) adds [tls] cert/key (the tls_cert pair, or tls=CertPair);
+make_server(submission=True) also opens the submission (587 role, STARTTLS)
+and submissions (465 role, implicit TLS) listeners on free ports:
+srv.submission_port, srv.submissions_port. Submission servers get fast auth
+throttling defaults (AUTH_TEST_DEFAULTS) and a smarthost on a closed loopback
+port, so that queued mail never leaves the machine.
 
 Helpers
   Server          temp dir, config, CLI set-up, start/stop/kill9/restart,
                   cli(), messages(), show(), deliver(), assert_serves()
   SMTPClient      raw-socket client: read full (multi-line) replies, send
-                  bytes, all with timeouts
+                  bytes, all with timeouts; starttls()/tls() wrap the socket
+  SMTPName, SMTP_SSLName   smtplib clients that connect to 127.0.0.1 but
+                  verify the certificate for mx.example.test
 """
 
+import base64
 import os
 import re
 import shutil
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -60,6 +76,14 @@ _SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer",
                       b"runtime error:", b"ThreadSanitizer")
 
 DELIVERED_RE = re.compile(r"^250 2\.0\.0 Ok: delivered as \S+$")
+QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as (\S+)$")
+
+# [auth] for servers made with submission=True: quick tests (the growing
+# failure delay is capped at 1 s); tests override through extra={"auth": ...}.
+AUTH_TEST_DEFAULTS = {"max_delay": "1"}
+
+AUTH_OK = "235 2.7.0 Authentication successful"
+AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
 
 # Every Server that exists right now (so a failing test can show their logs).
 _LIVE_SERVERS = []
@@ -137,6 +161,96 @@ def header_value(msg, name):
     return None
 
 
+def b64(data):
+    """base64 of str/bytes as str (the form of SASL responses)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def plain_response(user, password, authzid=""):
+    """The RFC 4616 PLAIN message, base64-encoded."""
+    return b64("%s\0%s\0%s" % (authzid, user, password))
+
+
+class CertPair:
+    """A PEM certificate + key on disk."""
+
+    def __init__(self, cert, key, name):
+        self.cert = cert
+        self.key = key
+        self.name = name
+        with open(cert) as f:
+            self.pem = f.read()
+        self.der = ssl.PEM_cert_to_DER_cert(self.pem)
+
+    def context(self, **kw):
+        """A client SSLContext that trusts only this certificate and checks
+        the host name (connect with server_hostname=self.name)."""
+        return client_context(self.cert, **kw)
+
+
+def client_context(cafile=None, verify=True, minimum_version=None, maximum_version=None):
+    if verify:
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.check_hostname = True
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if minimum_version is not None:
+        ctx.minimum_version = minimum_version
+    if maximum_version is not None:
+        ctx.maximum_version = maximum_version
+    return ctx
+
+
+def make_cert_files(directory, cn, cert_name="cert.pem", key_name="key.pem", days=2):
+    """A self-signed ECDSA P-256 certificate for DNS name `cn`, written with
+    the openssl command; returns a CertPair."""
+    os.makedirs(directory, exist_ok=True)
+    cert = os.path.join(directory, cert_name)
+    key = os.path.join(directory, key_name)
+    p = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", str(days), "-subj", "/CN=" + cn,
+         "-addext", "subjectAltName=DNS:" + cn, "-keyout", key, "-out", cert],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=60)
+    assert p.returncode == 0, "openssl req failed: %s" % p.stdout.decode("utf-8", "replace")
+    os.chmod(key, 0o600)
+    return CertPair(cert, key, cn)
+
+
+class SMTPName(smtplib.SMTP):
+    """smtplib.SMTP that connects to `addr` (127.0.0.1) but uses HOSTNAME as
+    the TLS server name, so starttls(context=tls_cert.context()) verifies the
+    test certificate."""
+
+    def __init__(self, addr, port, server_name=HOSTNAME, **kw):
+        self._addr = addr
+        kw.setdefault("timeout", IO_TIMEOUT)
+        kw.setdefault("local_hostname", "client.example.test")
+        super().__init__(server_name, port, **kw)
+
+    def _get_socket(self, host, port, timeout):
+        return socket.create_connection((self._addr, port), timeout, self.source_address)
+
+
+class SMTP_SSLName(smtplib.SMTP_SSL):
+    """smtplib.SMTP_SSL (implicit TLS) with the same trick as SMTPName."""
+
+    def __init__(self, addr, port, server_name=HOSTNAME, **kw):
+        self._addr = addr
+        kw.setdefault("timeout", IO_TIMEOUT)
+        kw.setdefault("local_hostname", "client.example.test")
+        super().__init__(server_name, port, **kw)
+
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((self._addr, port), timeout, self.source_address)
+        return self.context.wrap_socket(sock, server_hostname=self._host)
+
+
 def count_files(path):
     n = 0
     for _root, _dirs, files in os.walk(path):
@@ -178,13 +292,51 @@ class Reply:
 class SMTPClient:
     """A deliberately dumb SMTP client over a raw socket."""
 
-    def __init__(self, host, port, timeout=IO_TIMEOUT, source=None):
+    def __init__(self, host, port, timeout=IO_TIMEOUT, source=None, tls_context=None,
+                 server_hostname=HOSTNAME):
+        """tls_context: implicit TLS (a submissions/465 listener): the
+        handshake is done before anything is read."""
         self.timeout = timeout
         src = (source, 0) if source else None
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=src)
         self.buf = b""
         self.closed = False
+        if tls_context is not None:
+            self.tls(tls_context, server_hostname)
+
+    # -- TLS
+
+    def tls(self, context, server_hostname=HOSTNAME):
+        """TLS handshake on the socket now. Whatever was buffered but not yet
+        read is dropped (and returned): after STARTTLS nothing plaintext may
+        count."""
+        dropped = self.buf
+        self.buf = b""
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.sock.settimeout(self.timeout)
+        return dropped
+
+    def starttls(self, context, server_hostname=HOSTNAME):
+        """STARTTLS; asserts the 220 and does the handshake."""
+        r = self.cmd("STARTTLS")
+        assert r.line == "220 2.0.0 Ready to start TLS", r
+        dropped = self.tls(context, server_hostname)
+        assert dropped == b"", "server sent bytes after its 220 to STARTTLS: %r" % dropped
+        return r
+
+    @property
+    def tls_active(self):
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def auth_plain(self, user, password):
+        """AUTH PLAIN with an initial response; returns the final reply."""
+        return self.cmd("AUTH PLAIN " + plain_response(user, password))
+
+    def login(self, user, password):
+        r = self.auth_plain(user, password)
+        assert r.line == AUTH_OK, r
+        return r
 
     # -- plumbing
 
@@ -324,7 +476,13 @@ class SMTPClient:
 
 class Server:
     def __init__(self, binary, base_dir, limits=None, extra=None, setup=True,
-                 fsync=True):
+                 fsync=True, tls=None, submission=False, submissions=None):
+        """tls: None/False = no [tls]; a CertPair = that certificate (the
+        files are copied into the server's directory as tls/cert.pem and
+        tls/key.pem, so a test may replace them and send SIGHUP).
+        submission: open the 587-role listener (srv.submission_port);
+        submissions (default: submission and tls): the 465-role listener
+        (srv.submissions_port)."""
         self.binary = binary
         self.dir = base_dir
         os.makedirs(self.dir, exist_ok=True)
@@ -342,6 +500,20 @@ class Server:
                 self.limits[k] = str(v)
         self.extra = extra or {}
         self.fsync = fsync
+        self.cert = None
+        if tls:
+            tdir = os.path.join(self.dir, "tls")
+            os.makedirs(tdir, exist_ok=True)
+            self.cert_path = os.path.join(tdir, "cert.pem")
+            self.key_path = os.path.join(tdir, "key.pem")
+            shutil.copyfile(tls.cert, self.cert_path)
+            shutil.copyfile(tls.key, self.key_path)
+            os.chmod(self.key_path, 0o600)
+            self.cert = CertPair(self.cert_path, self.key_path, tls.name)
+        if submissions is None:
+            submissions = bool(submission and tls)
+        self.submission_port = free_port() if submission else None
+        self.submissions_port = free_port() if submissions else None
         self.proc = None
         self.last_returncode = None
         self._write_config()
@@ -359,6 +531,17 @@ class Server:
             "limits": self.limits,
             "store": {"fsync": "yes" if self.fsync else "no"},
         }
+        if self.cert is not None:
+            sections["tls"] = {"cert": self.cert_path, "key": self.key_path}
+        if self.submission_port:
+            sections["listen"]["submission"] = "%s:%d" % (self.host, self.submission_port)
+        if self.submissions_port:
+            sections["listen"]["submissions"] = "%s:%d" % (self.host, self.submissions_port)
+        if self.submission_port or self.submissions_port:
+            sections["auth"] = dict(AUTH_TEST_DEFAULTS)
+            # Outbound mail (queued by submission) may only ever go to a
+            # closed port on this machine.
+            sections["delivery"] = {"smarthost": "127.0.0.1:%d" % free_port()}
         for sec, kv in self.extra.items():
             sections.setdefault(sec, {}).update(kv)
         with open(self.config_path, "w") as f:
@@ -573,8 +756,50 @@ class Server:
 
     # -- SMTP conveniences
 
-    def connect(self, timeout=IO_TIMEOUT, source=None):
-        return SMTPClient(self.host, self.port, timeout=timeout, source=source)
+    def connect(self, timeout=IO_TIMEOUT, source=None, port=None, tls_context=None,
+                server_hostname=HOSTNAME):
+        return SMTPClient(self.host, port or self.port, timeout=timeout, source=source,
+                          tls_context=tls_context, server_hostname=server_hostname)
+
+    def context(self, **kw):
+        """Client SSLContext trusting this server's certificate."""
+        assert self.cert is not None, "server has no [tls]"
+        return self.cert.context(**kw)
+
+    def connect_587(self, starttls=True, ehlo=True, source=None, **kw):
+        """A session on the submission port, greeted, EHLO'd, after STARTTLS."""
+        c = self.connect(port=self.submission_port, source=source, **kw)
+        c.greet()
+        if ehlo or starttls:
+            c.ehlo()
+        if starttls:
+            c.starttls(self.context())
+            if ehlo:
+                c.ehlo()
+        return c
+
+    def connect_465(self, ehlo=True, source=None, **kw):
+        """A session on the submissions port (implicit TLS), greeted, EHLO'd."""
+        c = self.connect(port=self.submissions_port, source=source,
+                         tls_context=self.context(), **kw)
+        c.greet()
+        if ehlo:
+            c.ehlo()
+        return c
+
+    def queue(self):
+        """Rows of `hermod queue list`: dicts id, size, created, sender, rcpts."""
+        out = self.cli("queue", "list").stdout
+        rows = []
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            m = re.match(r"^(\S+) (\d+) (.+?) (\S*) -> (\S+)$", line)
+            assert m, "unparsable `queue list` line: %r" % line
+            rows.append({"id": m.group(1), "size": int(m.group(2)),
+                         "created": m.group(3), "sender": m.group(4).strip("<>"),
+                         "rcpts": m.group(5).split(",")})
+        return rows
 
     def deliver(self, rcpts, msg, sender="sender@remote.test"):
         """One transaction over a new connection; returns the reply to the end
@@ -619,16 +844,21 @@ def _tmpdir(prefix):
 
 
 @pytest.fixture
-def make_server(hermod_bin):
+def make_server(hermod_bin, tls_cert):
     """Factory: make_server(limits={...}, extra={section: {...}}, setup=True,
-    start=True) -> Server. All are stopped and checked at teardown."""
+    start=True, tls=False|True|CertPair, submission=False, submissions=None)
+    -> Server. All are stopped and checked at teardown."""
     servers = []
     dirs = []
 
-    def factory(limits=None, extra=None, setup=True, start=True, fsync=True):
+    def factory(limits=None, extra=None, setup=True, start=True, fsync=True, tls=False,
+                submission=False, submissions=None):
         d = _tmpdir("test")
         dirs.append(d)
-        srv = Server(hermod_bin, d, limits=limits, extra=extra, setup=setup, fsync=fsync)
+        if tls is True:
+            tls = tls_cert
+        srv = Server(hermod_bin, d, limits=limits, extra=extra, setup=setup, fsync=fsync,
+                     tls=tls, submission=submission, submissions=submissions)
         servers.append(srv)
         if start:
             srv.start()
@@ -672,6 +902,55 @@ def module_server(hermod_bin, prefix="mod", **kwargs):
 def server(hermod_bin):
     """One default server shared by the tests of a module."""
     yield from module_server(hermod_bin)
+
+
+@pytest.fixture(scope="session")
+def tls_cert():
+    """Self-signed ECDSA P-256 certificate for mx.example.test (valid 2 days)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl not found (Debian package openssl)", pytrace=False)
+    d = _tmpdir("cert")
+    yield make_cert_files(d, HOSTNAME)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def make_cert():
+    """Factory: make_cert(cn, directory=None) -> CertPair."""
+    dirs = []
+
+    def factory(cn, directory=None, cert_name="cert.pem", key_name="key.pem"):
+        if directory is None:
+            directory = _tmpdir("cert")
+            dirs.append(directory)
+        return make_cert_files(directory, cn, cert_name, key_name)
+
+    yield factory
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+NPM_DIR = os.path.join(REPO, "tests", "npm")
+
+
+@pytest.fixture(scope="session")
+def npm_dir():
+    """tests/npm with its node_modules (installed by `make deps-test`)."""
+    if shutil.which("node") is None:
+        pytest.skip("node not found (make deps-test installs it)")
+    if not os.path.isdir(os.path.join(NPM_DIR, "node_modules")):
+        pytest.skip("tests/npm/node_modules missing: run `make deps-test` "
+                    "(cd tests/npm && npm install)")
+    return NPM_DIR
+
+
+def run_node(script, args, env=None, timeout=120):
+    """Runs `node tests/npm/SCRIPT ARGS`; returns CompletedProcess (text)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(["node", os.path.join(NPM_DIR, script)] + [str(a) for a in args],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout, env=e, text=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

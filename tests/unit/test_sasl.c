@@ -59,7 +59,8 @@ static void fake_password_lookup(struct sasl_server *s)
 	struct sasl_lookup *l = sasl_server_lookup(s);
 	CHECK(l->user != NULL && l->password != NULL && !l->want_scram);
 	int ok = l->user != NULL && l->password != NULL &&
-		 strcasecmp(l->user, "alice@example.org") == 0 && strcmp(l->password, "secret") == 0;
+	         strcasecmp(l->user, "alice@example.org") == 0 &&
+	         strcmp(l->password, "secret") == 0;
 	fake_lookup(s, ok, NULL, ok ? "alice@example.org" : NULL);
 }
 
@@ -77,7 +78,8 @@ static void test_names(void)
 	CHECK(sasl_mech_from_name("PLAI", 4) == -1);
 	CHECK(sasl_mech_from_name("", 0) == -1);
 	CHECK_STR(sasl_mech_name(SASL_MECH_SCRAM_SHA_256_PLUS), "SCRAM-SHA-256-PLUS");
-	CHECK_STR(sasl_mechs_advertised(true, true), "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN");
+	CHECK_STR(sasl_mechs_advertised(true, true),
+	          "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN");
 	CHECK_STR(sasl_mechs_advertised(true, false), "SCRAM-SHA-256 PLAIN LOGIN");
 	CHECK_STR(sasl_mechs_advertised(false, true), "SCRAM-SHA-256-PLUS SCRAM-SHA-256");
 	CHECK_STR(sasl_mechs_advertised(false, false), "SCRAM-SHA-256");
@@ -118,7 +120,7 @@ static void test_plain(void)
 	CHECK(PLAIN("alice@example.org\0secret") == SASL_STEP_MALFORMED);
 	CHECK(PLAIN("alice@example.orgsecret") == SASL_STEP_MALFORMED);
 	CHECK(PLAIN("\0\0secret") == SASL_STEP_MALFORMED);
-	CHECK(PLAIN("\0alice@example.org\0") == SASL_STEP_MALFORMED);
+	CHECK(PLAIN("\0alice@example.org\0") == SASL_STEP_FAIL);
 	CHECK(PLAIN("\0alice@example.org\0sec\0ret") == SASL_STEP_MALFORMED);
 	CHECK(PLAIN("\0\0") == SASL_STEP_MALFORMED);
 	CHECK(PLAIN("\0") == SASL_STEP_MALFORMED);
@@ -266,7 +268,7 @@ static size_t b64dec(const char *in, size_t len, unsigned char *out)
 }
 
 static void hmac(const unsigned char *key, size_t klen, const void *data, size_t len,
-		 unsigned char out[32])
+                 unsigned char out[32])
 {
 	unsigned int n = 0;
 	HMAC(EVP_sha256(), key, (int)klen, data, len, out, &n);
@@ -279,12 +281,12 @@ struct scram_case {
 	const char *gs2;                /* e.g. "n,," */
 	const unsigned char *client_cb; /* appended to the gs2 header in c= */
 	size_t client_cb_len;
-	const char *user;               /* saslname as sent */
+	const char *user; /* saslname as sent */
 	const char *password;
 	int lookup_result;
-	const char *creds;              /* stored credentials returned by the lookup */
+	const char *creds; /* stored credentials returned by the lookup */
 	const char *account;
-	const char *nonce_override;     /* r= in client-final instead of the right one */
+	const char *nonce_override; /* r= in client-final instead of the right one */
 };
 
 /* Runs a whole exchange; returns the final step. *sig_ok: the server signature
@@ -331,7 +333,7 @@ static enum sasl_step scram_run(const struct scram_case *c, bool *sig_ok, char *
 	CHECK(iter >= 4096);
 
 	PKCS5_PBKDF2_HMAC(c->password, (int)strlen(c->password), salt, (int)salt_len, iter,
-			  EVP_sha256(), 32, salted);
+	                  EVP_sha256(), 32, salted);
 	hmac(salted, 32, "Client Key", 10, ck);
 	SHA256(ck, 32, sk);
 	hmac(salted, 32, "Server Key", 10, srvk);
@@ -341,7 +343,7 @@ static enum sasl_step scram_run(const struct scram_case *c, bool *sig_ok, char *
 		memcpy(tmp + strlen(c->gs2), c->client_cb, c->client_cb_len);
 	b64enc((unsigned char *)tmp, strlen(c->gs2) + c->client_cb_len, cbind);
 	snprintf(final, sizeof(final), "c=%s,r=%s", cbind,
-		 c->nonce_override != NULL ? c->nonce_override : nonce);
+	         c->nonce_override != NULL ? c->nonce_override : nonce);
 	snprintf(auth, sizeof(auth), "%s,%s,%s", bare, server_first, final);
 	hmac(sk, 32, auth, strlen(auth), sig);
 	for (int i = 0; i < 32; i++)
@@ -372,10 +374,10 @@ static const char rfc_salt_b64[] = "W22ZaJ0SNY7soEsUEjb6gQ==";
 static const char rfc_client_first[] = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
 static const char rfc_snonce[] = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
 static const char rfc_server_first[] = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-				       "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+                                       "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 static const char rfc_client_final[] =
-	"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-	"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+    "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 static const char rfc_server_final[] = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
 static char *rfc_creds(const char *password)
@@ -391,7 +393,8 @@ static char *rfc_creds(const char *password)
 static void test_scram_rfc7677(void)
 {
 	char *creds = rfc_creds("pencil");
-	CHECK(creds != NULL && strncmp(creds, "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$", 44) == 0);
+	CHECK(creds != NULL &&
+	      strncmp(creds, "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$", 44) == 0);
 
 	struct sasl_server *s = sasl_server_new(SASL_MECH_SCRAM_SHA_256, NULL, 0);
 	sasl_server_set_test_nonce(s, rfc_snonce);
@@ -432,13 +435,13 @@ static void test_scram_exchange(void)
 	CHECK(creds != NULL && strncmp(creds, "SCRAM-SHA-256$4096:", 19) == 0);
 
 	struct scram_case base = {
-		.mech = SASL_MECH_SCRAM_SHA_256,
-		.gs2 = "n,,",
-		.user = "alice@example.org",
-		.password = "correct horse",
-		.lookup_result = 1,
-		.creds = creds,
-		.account = "alice@example.org",
+	    .mech = SASL_MECH_SCRAM_SHA_256,
+	    .gs2 = "n,,",
+	    .user = "alice@example.org",
+	    .password = "correct horse",
+	    .lookup_result = 1,
+	    .creds = creds,
+	    .account = "alice@example.org",
 	};
 	struct scram_case c = base;
 	CHECK(scram_run(&c, &sig_ok, NULL) == SASL_STEP_OK);
@@ -561,51 +564,53 @@ static void test_scram_malformed_first(void)
 		const char *msg;
 		enum sasl_step want;
 	} cases[] = {
-		{"n,,n=user,r=abc", SASL_STEP_LOOKUP},
-		{"n,,n=user,r=abc,x=1,y=z=z", SASL_STEP_LOOKUP}, /* extensions ignored */
-		{"n,,n=user,r=abc,xy=1", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=abc,r=def", SASL_STEP_MALFORMED},
-		{"n,a=user,n=user,r=abc", SASL_STEP_LOOKUP},
-		{"n,a=USER,n=user,r=abc", SASL_STEP_LOOKUP},
-		{"n,,n=us=2Cer,r=abc", SASL_STEP_LOOKUP},
-		{"x,,n=user,r=abc", SASL_STEP_MALFORMED},
-		{"n", SASL_STEP_MALFORMED},
-		{"n,", SASL_STEP_MALFORMED},
-		{"n,,", SASL_STEP_MALFORMED},
-		{"n,n=user,r=abc", SASL_STEP_MALFORMED},
-		{"n,,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=user", SASL_STEP_MALFORMED},
-		{"n,,n=user,", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=", SASL_STEP_MALFORMED},
-		{"n,,n=,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=us=er,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=user=2,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=user=2c,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=user\x01,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=us\xff" "er,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=ab\x7f", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=ab c", SASL_STEP_MALFORMED},
-		{"n,,m=ext,n=user,r=abc", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=abc,", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=abc,x", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=abc,x=", SASL_STEP_MALFORMED},
-		{"n,,n=user,r=abc,1=2", SASL_STEP_MALFORMED},
-		{"n,,r=abc,n=user", SASL_STEP_MALFORMED},
-		{"n,a=,n=user,r=abc", SASL_STEP_MALFORMED},
-		{"n,a=user", SASL_STEP_MALFORMED},
-		{"n,b=user,n=user,r=abc", SASL_STEP_MALFORMED},
-		{"n,a=other,n=user,r=abc", SASL_STEP_FAIL},
-		{"p=tls-exporter,,n=user,r=abc", SASL_STEP_MALFORMED}, /* not -PLUS */
-		{"p=,,n=user,r=abc", SASL_STEP_MALFORMED},
-		{"p=tls exporter,,n=user,r=abc", SASL_STEP_MALFORMED},
-		{"p=tls-exporter", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=abc", SASL_STEP_LOOKUP},
+	    {"n,,n=user,r=abc,x=1,y=z=z", SASL_STEP_LOOKUP}, /* extensions ignored */
+	    {"n,,n=user,r=abc,xy=1", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=abc,r=def", SASL_STEP_MALFORMED},
+	    {"n,a=user,n=user,r=abc", SASL_STEP_LOOKUP},
+	    {"n,a=USER,n=user,r=abc", SASL_STEP_LOOKUP},
+	    {"n,,n=us=2Cer,r=abc", SASL_STEP_LOOKUP},
+	    {"x,,n=user,r=abc", SASL_STEP_MALFORMED},
+	    {"n", SASL_STEP_MALFORMED},
+	    {"n,", SASL_STEP_MALFORMED},
+	    {"n,,", SASL_STEP_MALFORMED},
+	    {"n,n=user,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,n=user", SASL_STEP_MALFORMED},
+	    {"n,,n=user,", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=", SASL_STEP_MALFORMED},
+	    {"n,,n=,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,n=us=er,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,n=user=2,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,n=user=2c,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,n=user\x01,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,n=us\xff"
+	     "er,r=abc",
+	     SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=ab\x7f", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=ab c", SASL_STEP_MALFORMED},
+	    {"n,,m=ext,n=user,r=abc", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=abc,", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=abc,x", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=abc,x=", SASL_STEP_MALFORMED},
+	    {"n,,n=user,r=abc,1=2", SASL_STEP_MALFORMED},
+	    {"n,,r=abc,n=user", SASL_STEP_MALFORMED},
+	    {"n,a=,n=user,r=abc", SASL_STEP_MALFORMED},
+	    {"n,a=user", SASL_STEP_MALFORMED},
+	    {"n,b=user,n=user,r=abc", SASL_STEP_MALFORMED},
+	    {"n,a=other,n=user,r=abc", SASL_STEP_FAIL},
+	    {"p=tls-exporter,,n=user,r=abc", SASL_STEP_MALFORMED}, /* not -PLUS */
+	    {"p=,,n=user,r=abc", SASL_STEP_MALFORMED},
+	    {"p=tls exporter,,n=user,r=abc", SASL_STEP_MALFORMED},
+	    {"p=tls-exporter", SASL_STEP_MALFORMED},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct sasl_server *s = sasl_server_new(SASL_MECH_SCRAM_SHA_256, NULL, 0);
 		enum sasl_step r = step_str(s, cases[i].msg);
 		if (r != cases[i].want)
 			fprintf(stderr, "case \"%s\": got %d, want %d (%s)\n", cases[i].msg, r,
-				cases[i].want, sasl_server_reason(s));
+			        cases[i].want, sasl_server_reason(s));
 		CHECK(r == cases[i].want);
 		sasl_server_free(&s);
 	}
@@ -667,7 +672,8 @@ static void test_scram_malformed_final(void)
 	CHECK(rfc_final("c=biws,r=" N ",,p=" P) == SASL_STEP_MALFORMED);
 	CHECK(rfc_final("p=" P) == SASL_STEP_MALFORMED);
 	CHECK(rfc_final(",p=" P) == SASL_STEP_MALFORMED);
-	CHECK(rfc_final("c=biws,r=" N ",p=" P "," "p=" P) == SASL_STEP_MALFORMED);
+	CHECK(rfc_final("c=biws,r=" N ",p=" P ","
+	                "p=" P) == SASL_STEP_MALFORMED);
 #undef N
 #undef P
 	/* empty client-final */
@@ -691,7 +697,7 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 }
 
 static enum sasl_step store_login(struct store *st, enum sasl_mech mech, const char *user,
-				  const char *password)
+                                  const char *password)
 {
 	struct sasl_server *s = sasl_server_new(mech, NULL, 0);
 	enum sasl_step r;

@@ -6,11 +6,11 @@
 #include <stdio.h>
 
 static const struct throttle_limits limits = {
-	.max_failures = 5,
-	.account_max_failures = 8,
-	.window = 600,
-	.lockout = 300,
-	.max_delay_ms = 5000,
+    .max_failures = 5,
+    .account_max_failures = 8,
+    .window = 600,
+    .lockout = 300,
+    .max_delay_ms = 5000,
 };
 
 #define T0 1700000000000LL
@@ -157,8 +157,11 @@ static void test_expire_and_cap(void)
 
 static void test_disabled_limits(void)
 {
-	struct throttle_limits l = {.max_failures = 0, .account_max_failures = 0, .window = 60,
-				    .lockout = 60, .max_delay_ms = 0};
+	struct throttle_limits l = {.max_failures = 0,
+	                            .account_max_failures = 0,
+	                            .window = 60,
+	                            .lockout = 60,
+	                            .max_delay_ms = 0};
 	struct throttle *t = throttle_new(&l);
 	for (int i = 0; i < 50; i++)
 		CHECK(throttle_failure(t, "192.0.2.1", "u@example.org", T0 + i) == 0);

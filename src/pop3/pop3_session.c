@@ -1,0 +1,1389 @@
+/* POP3 sessions (RFC 1939, RFC 2449, RFC 2595, RFC 5034, RFC 3206). The replies are
+ * listed in docs/pop3.md.
+ *
+ * Flow: bytes arrive in the bufferevent's input buffer; pop3_session_process()
+ * takes complete lines from it one at a time. Anything that blocks (password
+ * checks, the INBOX snapshot, reading a message, the expunge at QUIT) runs as a
+ * worker job; while a job runs the session is "busy" and pipelined input waits in
+ * the input buffer, so replies always go out in command order (RFC 2449 6.6).
+ *
+ * The maildrop is a snapshot of INBOX taken at login (UID and size of each
+ * message). Deletion marks live in the snapshot; they reach the store only at QUIT
+ * in the TRANSACTION state (RFC 1939 6), in one store_message_expunge call whose
+ * completion is awaited before "+OK". One POP3 session per account holds the
+ * maildrop at a time (RFC 1939 8: exclusive-access lock), kept in an in-process
+ * table on the loop thread together with the last login time for LOGIN-DELAY. */
+#include "pop3/pop3_session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "core/base64.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "net/tls.h"
+#include "pop3/pop3_parse.h"
+#include "store/store.h"
+
+/* Stop taking input while this much output is unsent (a pipelining client that
+ * does not read), and resume once it is down to POP3_OUTPUT_LOW. */
+#define POP3_OUTPUT_HIGH 65536
+#define POP3_OUTPUT_LOW 16384
+/* Most input buffered before it is processed. */
+#define POP3_INPUT_HIGH 65536
+/* Message spans shorter than this are copied into the output buffer; longer ones
+ * are sent by reference from the message read from the store (no second copy). */
+#define POP3_REF_MIN 512
+#define POP3_LOCK_BUCKETS 256
+
+enum pop3_state {
+	POP3_STATE_AUTHORIZATION, /* RFC 1939 4 */
+	POP3_STATE_SASL,          /* AUTHORIZATION, reading AUTH responses (RFC 5034 4) */
+	POP3_STATE_TRANSACTION,   /* RFC 1939 5 */
+	POP3_STATE_UPDATE,        /* RFC 1939 6: QUIT given, deletions being made durable */
+	POP3_STATE_CLOSED,        /* goodbye sent, output flushing */
+};
+
+static const char *const pop3_state_names[] = {"authorization", "sasl", "transaction", "update",
+					       "closed"};
+
+/* Copied from the config when the session starts, so SIGHUP can swap configs. */
+struct pop3_limits {
+	unsigned max_errors;
+	unsigned idle_timeout;
+	unsigned data_timeout;
+	unsigned login_delay;
+	unsigned expire;
+	bool allow_plaintext_on_loopback;
+};
+
+struct pop3_msg {
+	uint32_t uid;
+	uint64_t size;
+	bool deleted;
+};
+
+struct pop3_session {
+	struct conn *c;
+	struct pop3_limits lim;
+	enum pop3_state state;
+	unsigned errors;
+	bool busy;           /* a worker job (or the failure delay) is running */
+	bool output_blocked; /* reading paused until the client reads its replies */
+	bool discarding;     /* skipping the rest of an overlong line */
+	bool stopping;       /* server shutdown: end once the current job is done */
+	/* authentication */
+	char *user;                /* USER name waiting for PASS */
+	struct sasl_server *sasl;  /* exchange in progress (AUTH, or PASS as PLAIN) */
+	enum sasl_mech sasl_mech;
+	bool sasl_userpass;        /* the exchange is USER/PASS */
+	char *sasl_user;           /* identity being tried, for logs and throttling */
+	bool auth_final_pending;   /* SCRAM server-final sent as "+", awaiting "" */
+	struct event *auth_timer;  /* failure delay before the -ERR */
+	/* the maildrop */
+	char *account; /* authenticated account */
+	bool locked;   /* holds account's maildrop lock */
+	struct pop3_msg *msgs;
+	uint32_t nmsgs;
+	uint32_t uidvalidity;
+	uint32_t ndeleted;
+	uint64_t total_size, deleted_size;
+};
+
+static void pop3_session_process(struct pop3_session *s);
+static void pop3_session_install(struct pop3_session *s);
+
+/* ---- the maildrop lock and login times (loop thread only) ---- */
+
+struct pop3_lock {
+	struct pop3_lock *next;
+	bool locked;
+	bool has_login;
+	int64_t last_login_ms;
+	char account[];
+};
+
+static struct pop3_lock *pop3_locks[POP3_LOCK_BUCKETS];
+
+static unsigned pop3_lock_hash(const char *account)
+{
+	unsigned h = 2166136261u;
+	for (; *account != '\0'; account++) {
+		unsigned char c = (unsigned char)*account;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		h = (h ^ c) * 16777619u;
+	}
+	return h % POP3_LOCK_BUCKETS;
+}
+
+/* The entry of account (created when create is set; NULL if out of memory or
+ * absent). Unlocked entries of the same bucket whose login time no longer matters
+ * (older than login_delay) are dropped on the way, which bounds the table. */
+static struct pop3_lock *pop3_lock_get(const char *account, bool create, unsigned login_delay,
+				       int64_t now)
+{
+	struct pop3_lock **p = &pop3_locks[pop3_lock_hash(account)], *found = NULL;
+	while (*p != NULL) {
+		struct pop3_lock *e = *p;
+		if (strcasecmp(e->account, account) == 0) {
+			found = e;
+			p = &e->next;
+			continue;
+		}
+		if (!e->locked &&
+		    (!e->has_login || now - e->last_login_ms >= (int64_t)login_delay * 1000)) {
+			*p = e->next;
+			free(e);
+			continue;
+		}
+		p = &e->next;
+	}
+	if (found != NULL || !create)
+		return found;
+	size_t len = strlen(account);
+	found = calloc(1, sizeof(*found) + len + 1);
+	if (found == NULL)
+		return NULL;
+	memcpy(found->account, account, len + 1);
+	found->next = pop3_locks[pop3_lock_hash(account)];
+	pop3_locks[pop3_lock_hash(account)] = found;
+	return found;
+}
+
+static void pop3_lock_release(struct pop3_session *s)
+{
+	if (!s->locked)
+		return;
+	s->locked = false;
+	struct pop3_lock *e = pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
+	if (e != NULL)
+		e->locked = false;
+	log_debug(s->c->sid, "event=pop3-unlock user=%s", s->account);
+}
+
+void pop3_session_cleanup(void)
+{
+	for (unsigned i = 0; i < POP3_LOCK_BUCKETS; i++) {
+		while (pop3_locks[i] != NULL) {
+			struct pop3_lock *e = pop3_locks[i];
+			pop3_locks[i] = e->next;
+			free(e);
+		}
+	}
+}
+
+/* ---- state and replies ---- */
+
+static void pop3_session_set_state(struct pop3_session *s, enum pop3_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug(s->c->sid, "event=state old=%s new=%s", pop3_state_names[s->state],
+		  pop3_state_names[state]);
+	s->state = state;
+}
+
+static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+{
+	if (s->c->dead)
+		return;
+	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* A reply to a client mistake: counted towards max_errors (checked before the next
+ * command is taken). */
+static void pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
+{
+	if (s->c->dead)
+		return;
+	s->errors++;
+	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Sends a final reply and ends the session once it is written. */
+static void pop3_session_goodbye(struct pop3_session *s, const char *reply)
+{
+	if (s->state == POP3_STATE_CLOSED || s->c->dead)
+		return;
+	pop3_reply(s, "%s", reply);
+	pop3_session_set_state(s, POP3_STATE_CLOSED);
+	conn_finish(s->c);
+}
+
+/* True when the session can take no more replies. */
+static bool pop3_session_gone(const struct pop3_session *s)
+{
+	return conn_is_dead(s->c) || s->c->closing || s->state == POP3_STATE_CLOSED;
+}
+
+static void pop3_session_park(struct pop3_session *s)
+{
+	s->busy = true;
+}
+
+static void pop3_session_unpark(struct pop3_session *s)
+{
+	s->busy = false;
+	if (pop3_session_gone(s))
+		return;
+	if (s->stopping && s->state != POP3_STATE_UPDATE) {
+		pop3_session_goodbye(s, "-ERR [SYS/TEMP] Shutting down");
+		return;
+	}
+	pop3_session_process(s); /* pipelined input that arrived meanwhile */
+}
+
+/* ---- guards ---- */
+
+/* USER/PASS and AUTH (any mechanism): inside TLS, or on loopback when the admin
+ * allowed it (RFC 2595 2.2: no passwords in the clear). */
+static bool pop3_plaintext_ok(const struct pop3_session *s)
+{
+	return s->c->ssl != NULL || (s->lim.allow_plaintext_on_loopback && conn_is_loopback(s->c));
+}
+
+static bool pop3_need_plaintext_ok(struct pop3_session *s)
+{
+	if (pop3_plaintext_ok(s))
+		return true;
+	pop3_reply_error(s, "-ERR [AUTH] Plaintext authentication disallowed without TLS");
+	return false;
+}
+
+static bool pop3_need_no_args(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (cmd->argc == 0)
+		return true;
+	pop3_reply_error(s, "-ERR Syntax error");
+	return false;
+}
+
+/* A message number argument: the index of a message not marked deleted, or -1
+ * after replying. */
+static long pop3_need_msg(struct pop3_session *s, const char *arg, size_t len)
+{
+	uint32_t n;
+	if (pop3_parse_number(arg, len, &n) < 0 || n == 0 || n > s->nmsgs) {
+		pop3_reply_error(s, "-ERR No such message");
+		return -1;
+	}
+	/* RFC 1939 5: a message marked deleted may not be referred to */
+	if (s->msgs[n - 1].deleted) {
+		pop3_reply_error(s, "-ERR Message %u already deleted", n);
+		return -1;
+	}
+	return (long)n - 1;
+}
+
+/* ---- the maildrop at login ---- */
+
+struct pop3_open_job {
+	struct pop3_session *s;
+	struct store *store;
+	char *account;
+	struct pop3_msg *msgs;
+	size_t n, cap;
+	uint32_t uidvalidity;
+	bool have_inbox;
+	bool oom;
+	int result; /* 1 ok, 0 no account or INBOX, -1 error */
+	char *error;
+};
+
+static void pop3_open_mailbox_cb(void *ctx, const struct store_mailbox_info *mb)
+{
+	struct pop3_open_job *j = ctx;
+	if (strcmp(mb->name, "INBOX") == 0) {
+		j->uidvalidity = mb->uidvalidity;
+		j->have_inbox = true;
+	}
+}
+
+static void pop3_open_message_cb(void *ctx, const struct store_message_info *m)
+{
+	struct pop3_open_job *j = ctx;
+	if (j->oom)
+		return;
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 64;
+		struct pop3_msg *p = cap > UINT32_MAX ? NULL : reallocarray(j->msgs, cap, sizeof(*p));
+		if (p == NULL) {
+			j->oom = true;
+			return;
+		}
+		j->msgs = p;
+		j->cap = cap;
+	}
+	j->msgs[j->n++] = (struct pop3_msg){.uid = m->uid, .size = m->size};
+}
+
+static void pop3_open_job_run(void *arg)
+{
+	struct pop3_open_job *j = arg;
+	int r = store_mailbox_list(j->store, j->account, pop3_open_mailbox_cb, j, &j->error);
+	if (r > 0 && !j->have_inbox)
+		r = 0;
+	if (r > 0)
+		r = store_message_list(j->store, j->account, "INBOX", pop3_open_message_cb, j,
+				       &j->error);
+	if (r > 0 && j->oom) {
+		r = -1;
+		j->error = strdup("out of memory");
+	}
+	j->result = r;
+}
+
+static void pop3_open_job_done(void *arg)
+{
+	struct pop3_open_job *j = arg;
+	struct pop3_session *s = j->s;
+	if (!pop3_session_gone(s)) {
+		if (j->result > 0) {
+			s->msgs = j->msgs;
+			s->nmsgs = (uint32_t)j->n;
+			j->msgs = NULL;
+			s->uidvalidity = j->uidvalidity;
+			s->total_size = 0;
+			for (uint32_t i = 0; i < s->nmsgs; i++)
+				s->total_size += s->msgs[i].size;
+			struct pop3_lock *e = pop3_lock_get(s->account, false, s->lim.login_delay,
+							    server_now_ms());
+			if (e != NULL) {
+				e->has_login = true;
+				e->last_login_ms = server_now_ms();
+			}
+			pop3_session_set_state(s, POP3_STATE_TRANSACTION);
+			log_info(s->c->sid, "event=maildrop user=%s messages=%u size=%llu",
+				 s->account, s->nmsgs, (unsigned long long)s->total_size);
+			pop3_reply(s, "+OK Logged in, %u messages (%llu octets)", s->nmsgs,
+				   (unsigned long long)s->total_size);
+		} else {
+			char esc[600];
+			log_error(s->c->sid, "event=maildrop-failed user=%s error=\"%s\"",
+				  s->account,
+				  j->result == 0 ? "no INBOX"
+						 : log_escape_str(j->error, esc, sizeof(esc)));
+			pop3_lock_release(s);
+			free(s->account);
+			s->account = NULL;
+			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		}
+	}
+	free(j->msgs);
+	free(j->account);
+	free(j->error);
+	free(j);
+	pop3_session_unpark(s);
+}
+
+/* Authenticated as account (malloc'd, taken over): lock the maildrop and take the
+ * INBOX snapshot. */
+static void pop3_login(struct pop3_session *s, char *account)
+{
+	int64_t now = server_now_ms();
+	struct pop3_lock *e = pop3_lock_get(account, true, s->lim.login_delay, now);
+	if (e == NULL) {
+		free(account);
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	}
+	if (e->locked) {
+		/* RFC 1939 8 / RFC 2449 8.1.1 */
+		log_info(s->c->sid, "event=login-refused user=%s reason=in-use", account);
+		free(account);
+		pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 session");
+		return;
+	}
+	if (s->lim.login_delay > 0 && e->has_login &&
+	    now - e->last_login_ms < (int64_t)s->lim.login_delay * 1000) {
+		/* RFC 2449 6.5, 8.1.2 */
+		log_info(s->c->sid, "event=login-refused user=%s reason=login-delay", account);
+		free(account);
+		pop3_reply(s, "-ERR [LOGIN-DELAY] Minimum time between logins not reached");
+		return;
+	}
+	struct pop3_open_job *j = calloc(1, sizeof(*j));
+	if (j != NULL) {
+		j->s = s;
+		j->store = s->c->srv->store;
+		j->account = strdup(account);
+	}
+	if (j == NULL || j->account == NULL ||
+	    conn_submit(s->c, pop3_open_job_run, pop3_open_job_done, j) < 0) {
+		if (j != NULL)
+			free(j->account);
+		free(j);
+		free(account);
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	}
+	e->locked = true;
+	s->locked = true;
+	s->account = account;
+	pop3_session_park(s);
+}
+
+/* ---- AUTH (RFC 5034) and USER/PASS, both through auth/sasl.h ---- */
+
+static void pop3_auth_end(struct pop3_session *s)
+{
+	sasl_server_free(&s->sasl);
+	free(s->sasl_user);
+	s->sasl_user = NULL;
+	s->auth_final_pending = false;
+	if (s->state == POP3_STATE_SASL)
+		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+}
+
+static const char *pop3_auth_mech_name(const struct pop3_session *s)
+{
+	return s->sasl_userpass ? "USER" : sasl_mech_name(s->sasl_mech);
+}
+
+static void pop3_auth_success(struct pop3_session *s)
+{
+	char *account = strdup(sasl_server_user(s->sasl));
+	if (account == NULL) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		pop3_auth_end(s);
+		return;
+	}
+	throttle_success(s->c->srv->throttle, s->c->ip, account, server_now_ms());
+	log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", account, pop3_auth_mech_name(s),
+		 s->c->ip);
+	pop3_auth_end(s);
+	pop3_login(s, account);
+}
+
+static void pop3_on_auth_delay(evutil_socket_t fd, short what, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	if (pop3_session_gone(s))
+		return;
+	pop3_reply_error(s, "-ERR [AUTH] Authentication failed");
+	pop3_auth_end(s);
+	pop3_session_unpark(s);
+}
+
+/* A failed authentication: logged, counted, answered after the throttle's delay. */
+static void pop3_auth_fail(struct pop3_session *s, const char *reason)
+{
+	const char *user = s->sasl_user;
+	struct sasl_lookup *l = s->sasl != NULL ? sasl_server_lookup(s->sasl) : NULL;
+	if (user == NULL && l != NULL)
+		user = l->user;
+	char esc[300];
+	log_warn(s->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"", s->c->ip,
+		 pop3_auth_mech_name(s),
+		 user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "", reason);
+	unsigned delay = throttle_failure(s->c->srv->throttle, s->c->ip, user, server_now_ms());
+	if (delay == 0 || s->auth_timer == NULL) {
+		pop3_reply_error(s, "-ERR [AUTH] Authentication failed");
+		pop3_auth_end(s);
+		return;
+	}
+	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+	evtimer_add(s->auth_timer, &tv);
+	pop3_session_park(s);
+}
+
+static void pop3_auth_step(struct pop3_session *s, const unsigned char *in, size_t inlen);
+
+static void pop3_auth_lookup_run(void *arg)
+{
+	struct pop3_session *s = arg;
+	sasl_lookup_run(s->c->srv->store, sasl_server_lookup(s->sasl));
+}
+
+static void pop3_auth_lookup_done(void *arg)
+{
+	struct pop3_session *s = arg;
+	if (pop3_session_gone(s))
+		return;
+	s->busy = false;
+	pop3_auth_step(s, NULL, 0);
+	if (!s->busy)
+		pop3_session_unpark(s);
+}
+
+/* Sends a "+ base64" continuation (RFC 5034 4). */
+static bool pop3_auth_challenge(struct pop3_session *s, const unsigned char *out, size_t outlen)
+{
+	char *b64 = NULL;
+	if (base64_encode(out, outlen, &b64) < 0) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		pop3_auth_end(s);
+		return false;
+	}
+	pop3_reply(s, "+ %s", b64);
+	free(b64);
+	pop3_session_set_state(s, POP3_STATE_SASL);
+	return true;
+}
+
+/* Runs the SASL exchange one step and answers. */
+static void pop3_auth_step(struct pop3_session *s, const unsigned char *in, size_t inlen)
+{
+	const unsigned char *out = NULL;
+	size_t outlen = 0;
+	enum sasl_step step = sasl_server_step(s->sasl, in, inlen, &out, &outlen);
+	struct sasl_lookup *l;
+
+	switch (step) {
+	case SASL_STEP_CHALLENGE:
+		pop3_auth_challenge(s, out, outlen);
+		return;
+	case SASL_STEP_LOOKUP:
+		l = sasl_server_lookup(s->sasl);
+		if (l != NULL && l->user != NULL && s->sasl_user == NULL)
+			s->sasl_user = strdup(l->user);
+		if (l != NULL && l->user != NULL &&
+		    throttle_refused(s->c->srv->throttle, s->c->ip, l->user, server_now_ms())) {
+			log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
+			pop3_reply(s, "-ERR [SYS/TEMP] Too many failed authentications, try again "
+				      "later");
+			pop3_auth_end(s);
+			return;
+		}
+		if (conn_submit(s->c, pop3_auth_lookup_run, pop3_auth_lookup_done, s) < 0) {
+			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+			pop3_auth_end(s);
+			return;
+		}
+		pop3_session_park(s);
+		return;
+	case SASL_STEP_OK:
+		if (outlen > 0) {
+			/* additional data with success (SCRAM server-final): a last
+			 * challenge, answered with an empty line */
+			if (pop3_auth_challenge(s, out, outlen))
+				s->auth_final_pending = true;
+			return;
+		}
+		pop3_auth_success(s);
+		return;
+	case SASL_STEP_FAIL:
+		pop3_auth_fail(s, sasl_server_reason(s->sasl));
+		return;
+	case SASL_STEP_TEMPFAIL:
+		log_error(s->c->sid, "event=auth-tempfail ip=%s reason=\"%s\"", s->c->ip,
+			  sasl_server_reason(s->sasl));
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		pop3_auth_end(s);
+		return;
+	case SASL_STEP_MALFORMED:
+	default:
+		s->errors++;
+		pop3_auth_fail(s, sasl_server_reason(s->sasl));
+		return;
+	}
+}
+
+/* One response line of an AUTH exchange. */
+static void pop3_auth_response(struct pop3_session *s, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		/* RFC 5034 4: the client cancels */
+		pop3_reply_error(s, "-ERR Authentication cancelled");
+		pop3_auth_end(s);
+		return;
+	}
+	if (s->auth_final_pending) {
+		s->auth_final_pending = false;
+		if (len != 0) {
+			pop3_reply_error(s, "-ERR Syntax error");
+			pop3_auth_end(s);
+			return;
+		}
+		pop3_auth_success(s);
+		return;
+	}
+	unsigned char *data = NULL;
+	size_t dlen = 0;
+	if (base64_decode(line, len, &data, &dlen) != 1) {
+		pop3_reply_error(s, "-ERR Cannot decode response");
+		pop3_auth_end(s);
+		return;
+	}
+	pop3_auth_step(s, data, dlen);
+	if (data != NULL) {
+		explicit_bzero(data, dlen);
+		free(data);
+	}
+}
+
+/* Starts an exchange; false after replying when refused. */
+static bool pop3_auth_start(struct pop3_session *s, enum sasl_mech mech, bool userpass)
+{
+	if (throttle_refused(s->c->srv->throttle, s->c->ip, NULL, server_now_ms())) {
+		log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
+		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed authentications, try again later");
+		return false;
+	}
+	unsigned char cb[32];
+	bool have_cb = !userpass && s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
+	s->sasl_mech = mech;
+	s->sasl_userpass = userpass;
+	s->sasl = sasl_server_new(mech, have_cb ? cb : NULL, have_cb ? sizeof(cb) : 0);
+	explicit_bzero(cb, sizeof(cb));
+	if (s->sasl == NULL) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return false;
+	}
+	return true;
+}
+
+/* ---- commands ---- */
+
+static void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (!pop3_need_no_args(s, cmd))
+		return;
+	/* RFC 2449 5: capabilities of the AUTHORIZATION state are listed in both */
+	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	evbuffer_add_printf(out, "+OK Capability list follows\r\n"
+				 "TOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
+	if (s->lim.expire == CONFIG_POP3_EXPIRE_NEVER)
+		evbuffer_add_printf(out, "EXPIRE NEVER\r\n");
+	else
+		evbuffer_add_printf(out, "EXPIRE %u\r\n", s->lim.expire);
+	if (s->lim.login_delay > 0)
+		evbuffer_add_printf(out, "LOGIN-DELAY %u\r\n", s->lim.login_delay);
+	evbuffer_add_printf(out, "IMPLEMENTATION hermod\r\n");
+	if (s->c->ssl == NULL && s->c->srv->tls != NULL)
+		evbuffer_add_printf(out, "STLS\r\n");
+	if (pop3_plaintext_ok(s)) {
+		unsigned char cb[32];
+		bool have_cb = s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
+		explicit_bzero(cb, sizeof(cb));
+		evbuffer_add_printf(out, "USER\r\nSASL %s\r\n", sasl_mechs_advertised(true, have_cb));
+	}
+	evbuffer_add(out, ".\r\n", 3);
+}
+
+static void pop3_cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (s->c->ssl != NULL || s->c->srv->tls == NULL) {
+		pop3_reply_error(s, "-ERR Command not valid in this state");
+		return;
+	}
+	if (!pop3_need_no_args(s, cmd))
+		return;
+	pop3_reply(s, "+OK Begin TLS negotiation");
+	/* RFC 2595 4 / CVE-2011-0411: nothing sent before the handshake may be taken as
+	 * a command inside TLS */
+	struct evbuffer *in = bufferevent_get_input(s->c->bev);
+	size_t junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		log_warn(s->c->sid, "event=stls-pipelined-input-discarded bytes=%zu", junk);
+		evbuffer_drain(in, junk);
+	}
+	s->discarding = false;
+	if (conn_start_tls(s->c) < 0) {
+		log_error(s->c->sid, "event=stls-failed");
+		conn_close(s->c);
+		return;
+	}
+	/* forget what the client said before TLS */
+	free(s->user);
+	s->user = NULL;
+	pop3_session_install(s);
+	log_info(s->c->sid, "event=stls");
+}
+
+static void pop3_cmd_user(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (!pop3_need_plaintext_ok(s))
+		return;
+	if (cmd->argc != 1 || cmd->argl[0] > SASL_FIELD_MAX) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	free(s->user);
+	s->user = strndup(cmd->argv[0], cmd->argl[0]);
+	if (s->user == NULL) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	}
+	pop3_reply(s, "+OK");
+}
+
+/* RFC 1939 7 PASS: checked as a SASL PLAIN message "\0user\0password" (RFC 4616),
+ * so there is one password path for every protocol and mechanism. */
+static void pop3_cmd_pass(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (!pop3_need_plaintext_ok(s))
+		return;
+	if (s->user == NULL) {
+		pop3_reply_error(s, "-ERR Command not valid in this state");
+		return;
+	}
+	if (cmd->args_len == 0) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	/* RFC 1939 7: after a PASS, successful or not, USER must be given again */
+	char *user = s->user;
+	s->user = NULL;
+	size_t ulen = strlen(user);
+	size_t mlen = ulen + cmd->args_len + 2; /* both bounded by POP3_LINE_MAX */
+	unsigned char *msg = malloc(mlen);
+	if (msg == NULL || !pop3_auth_start(s, SASL_MECH_PLAIN, true)) {
+		if (msg == NULL)
+			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		free(msg);
+		free(user);
+		return;
+	}
+	msg[0] = '\0';
+	memcpy(msg + 1, user, ulen);
+	msg[1 + ulen] = '\0';
+	memcpy(msg + 2 + ulen, cmd->args, cmd->args_len);
+	s->sasl_user = user;
+	pop3_auth_step(s, msg, mlen);
+	explicit_bzero(msg, mlen);
+	free(msg);
+}
+
+static void pop3_cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (!pop3_need_plaintext_ok(s))
+		return;
+	if (cmd->argc == 0 || cmd->argc > 2) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	int mech = sasl_mech_from_name(cmd->argv[0], cmd->argl[0]);
+	unsigned char cb[32];
+	bool have_cb = s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
+	explicit_bzero(cb, sizeof(cb));
+	if (mech < 0 || (mech == SASL_MECH_SCRAM_SHA_256_PLUS && !have_cb)) {
+		pop3_reply_error(s, "-ERR Unrecognized authentication type");
+		return;
+	}
+	free(s->user);
+	s->user = NULL;
+	if (!pop3_auth_start(s, (enum sasl_mech)mech, false))
+		return;
+	/* RFC 5034 4: an initial response "=" is an empty one */
+	if (cmd->argc == 1 || (cmd->argl[1] == 1 && cmd->argv[1][0] == '=')) {
+		pop3_auth_step(s, NULL, 0);
+		return;
+	}
+	pop3_auth_response(s, cmd->argv[1], cmd->argl[1]);
+}
+
+static void pop3_cmd_stat(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (!pop3_need_no_args(s, cmd))
+		return;
+	pop3_reply(s, "+OK %u %llu", s->nmsgs - s->ndeleted,
+		   (unsigned long long)(s->total_size - s->deleted_size));
+}
+
+static void pop3_cmd_list_uidl(struct pop3_session *s, const struct pop3_command *cmd, bool uidl)
+{
+	if (cmd->argc > 1) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	if (cmd->argc == 1) {
+		long i = pop3_need_msg(s, cmd->argv[0], cmd->argl[0]);
+		if (i < 0)
+			return;
+		if (uidl)
+			pop3_reply(s, "+OK %ld %08X%08X", i + 1, s->msgs[i].uid, s->uidvalidity);
+		else
+			pop3_reply(s, "+OK %ld %llu", i + 1, (unsigned long long)s->msgs[i].size);
+		return;
+	}
+	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	if (uidl)
+		evbuffer_add_printf(out, "+OK\r\n");
+	else
+		evbuffer_add_printf(out, "+OK %u messages (%llu octets)\r\n", s->nmsgs - s->ndeleted,
+				    (unsigned long long)(s->total_size - s->deleted_size));
+	for (uint32_t i = 0; i < s->nmsgs; i++) {
+		if (s->msgs[i].deleted)
+			continue;
+		/* RFC 1939 7 UIDL: 1-70 characters 0x21-0x7E; Dovecot's %08X%08X format */
+		if (uidl)
+			evbuffer_add_printf(out, "%u %08X%08X\r\n", i + 1, s->msgs[i].uid,
+					    s->uidvalidity);
+		else
+			evbuffer_add_printf(out, "%u %llu\r\n", i + 1,
+					    (unsigned long long)s->msgs[i].size);
+	}
+	evbuffer_add(out, ".\r\n", 3);
+}
+
+static void pop3_cmd_list(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	pop3_cmd_list_uidl(s, cmd, false);
+}
+
+static void pop3_cmd_uidl(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	pop3_cmd_list_uidl(s, cmd, true);
+}
+
+/* RETR and TOP: the message is read by a worker, then written dot-stuffed. */
+struct pop3_fetch_job {
+	struct pop3_session *s;
+	struct store *store;
+	char *account;
+	uint32_t uid;
+	uint32_t n; /* message number */
+	uint64_t size;
+	bool top;
+	uint32_t lines;
+	char *data;
+	size_t len;
+	int result;
+	char *error;
+};
+
+/* The message bytes, shared by the output buffer's references to it. */
+struct pop3_blob {
+	char *data;
+	unsigned refs;
+};
+
+static void pop3_blob_unref(struct pop3_blob *b)
+{
+	if (--b->refs == 0) {
+		free(b->data);
+		free(b);
+	}
+}
+
+static void pop3_blob_cleanup(const void *data, size_t len, void *extra)
+{
+	pop3_blob_unref(extra);
+}
+
+struct pop3_emit_ctx {
+	struct evbuffer *out;
+	struct pop3_blob *blob;
+};
+
+static void pop3_emit(void *ctx, const char *data, size_t len, bool from_input)
+{
+	struct pop3_emit_ctx *e = ctx;
+	if (from_input && len >= POP3_REF_MIN) {
+		e->blob->refs++;
+		if (evbuffer_add_reference(e->out, data, len, pop3_blob_cleanup, e->blob) == 0)
+			return;
+		e->blob->refs--;
+	}
+	evbuffer_add(e->out, data, len);
+}
+
+static void pop3_fetch_job_run(void *arg)
+{
+	struct pop3_fetch_job *j = arg;
+	j->result = store_message_get(j->store, j->account, "INBOX", j->uid, &j->data, &j->len,
+				      &j->error);
+}
+
+static void pop3_fetch_job_done(void *arg)
+{
+	struct pop3_fetch_job *j = arg;
+	struct pop3_session *s = j->s;
+	if (!pop3_session_gone(s)) {
+		if (j->result > 0) {
+			struct pop3_blob *b = malloc(sizeof(*b));
+			if (b == NULL) {
+				pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+			} else {
+				b->data = j->data;
+				b->refs = 1;
+				j->data = NULL;
+				size_t len = j->len;
+				if (j->top) {
+					len = pop3_top_length(b->data, j->len, j->lines);
+					pop3_reply(s, "+OK");
+				} else {
+					/* RFC 1939 7: the count is the stored size (CRLF form) */
+					pop3_reply(s, "+OK %llu octets", (unsigned long long)j->size);
+				}
+				struct pop3_emit_ctx e = {bufferevent_get_output(s->c->bev), b};
+				struct pop3_dotstuff d;
+				pop3_dotstuff_init(&d);
+				pop3_dotstuff_feed(&d, b->data, len, pop3_emit, &e);
+				pop3_dotstuff_finish(&d, pop3_emit, &e);
+				pop3_blob_unref(b);
+				log_debug(s->c->sid, "event=%s msg=%u uid=%u size=%zu",
+					  j->top ? "top" : "retr", j->n, j->uid, j->len);
+			}
+		} else if (j->result == 0) {
+			/* expunged by IMAP (or the CLI) since the snapshot */
+			log_info(s->c->sid, "event=retr-gone msg=%u uid=%u", j->n, j->uid);
+			pop3_reply(s, "-ERR [SYS/PERM] Message was removed by another session");
+		} else {
+			char esc[600];
+			log_error(s->c->sid, "event=retr-failed uid=%u error=\"%s\"", j->uid,
+				  log_escape_str(j->error, esc, sizeof(esc)));
+			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		}
+	}
+	free(j->data);
+	free(j->account);
+	free(j->error);
+	free(j);
+	pop3_session_unpark(s);
+}
+
+static void pop3_fetch(struct pop3_session *s, long i, bool top, uint32_t lines)
+{
+	struct pop3_fetch_job *j = calloc(1, sizeof(*j));
+	if (j != NULL) {
+		j->s = s;
+		j->store = s->c->srv->store;
+		j->account = strdup(s->account);
+		j->uid = s->msgs[i].uid;
+		j->n = (uint32_t)i + 1;
+		j->size = s->msgs[i].size;
+		j->top = top;
+		j->lines = lines;
+	}
+	if (j == NULL || j->account == NULL ||
+	    conn_submit(s->c, pop3_fetch_job_run, pop3_fetch_job_done, j) < 0) {
+		if (j != NULL)
+			free(j->account);
+		free(j);
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	}
+	pop3_session_park(s);
+}
+
+static void pop3_cmd_retr(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (cmd->argc != 1) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	long i = pop3_need_msg(s, cmd->argv[0], cmd->argl[0]);
+	if (i >= 0)
+		pop3_fetch(s, i, false, 0);
+}
+
+static void pop3_cmd_top(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	uint32_t lines;
+	if (cmd->argc != 2 || pop3_parse_number(cmd->argv[1], cmd->argl[1], &lines) < 0) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	long i = pop3_need_msg(s, cmd->argv[0], cmd->argl[0]);
+	if (i >= 0)
+		pop3_fetch(s, i, true, lines);
+}
+
+static void pop3_cmd_dele(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (cmd->argc != 1) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	long i = pop3_need_msg(s, cmd->argv[0], cmd->argl[0]);
+	if (i < 0)
+		return;
+	s->msgs[i].deleted = true;
+	s->ndeleted++;
+	s->deleted_size += s->msgs[i].size;
+	pop3_reply(s, "+OK Message %ld deleted", i + 1);
+}
+
+static void pop3_cmd_rset(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (!pop3_need_no_args(s, cmd))
+		return;
+	for (uint32_t i = 0; i < s->nmsgs; i++)
+		s->msgs[i].deleted = false;
+	s->ndeleted = 0;
+	s->deleted_size = 0;
+	pop3_reply(s, "+OK %u messages (%llu octets)", s->nmsgs, (unsigned long long)s->total_size);
+}
+
+static void pop3_cmd_noop(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (!pop3_need_no_args(s, cmd))
+		return;
+	pop3_reply(s, "+OK");
+}
+
+/* QUIT in TRANSACTION: the UPDATE state (RFC 1939 6) */
+struct pop3_expunge_job {
+	struct pop3_session *s;
+	struct store *store;
+	char *account;
+	uint32_t *uids;
+	size_t n;
+	int result;
+	char *error;
+};
+
+static void pop3_expunge_job_run(void *arg)
+{
+	struct pop3_expunge_job *j = arg;
+	j->result = store_message_expunge(j->store, j->account, "INBOX", j->uids, j->n, &j->error);
+}
+
+static void pop3_expunge_job_done(void *arg)
+{
+	struct pop3_expunge_job *j = arg;
+	struct pop3_session *s = j->s;
+	if (j->result >= 0) {
+		log_info(s->c->sid, "event=quit user=%s deleted=%zu expunged=%d", j->account, j->n,
+			 j->result);
+		if (!pop3_session_gone(s)) {
+			char reply[64];
+			snprintf(reply, sizeof(reply), "+OK Bye, %zu messages deleted", j->n);
+			pop3_session_goodbye(s, reply);
+		}
+	} else {
+		char esc[600];
+		log_error(s->c->sid, "event=expunge-failed user=%s error=\"%s\"", j->account,
+			  log_escape_str(j->error, esc, sizeof(esc)));
+		if (!pop3_session_gone(s))
+			pop3_session_goodbye(s, "-ERR [SYS/TEMP] Deleting messages failed");
+	}
+	free(j->uids);
+	free(j->account);
+	free(j->error);
+	free(j);
+	s->busy = false;
+}
+
+static void pop3_cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
+{
+	if (s->state == POP3_STATE_AUTHORIZATION) {
+		pop3_session_goodbye(s, "+OK Bye");
+		return;
+	}
+	pop3_session_set_state(s, POP3_STATE_UPDATE);
+	if (s->ndeleted == 0) {
+		log_info(s->c->sid, "event=quit user=%s deleted=0", s->account);
+		pop3_session_goodbye(s, "+OK Bye, 0 messages deleted");
+		return;
+	}
+	struct pop3_expunge_job *j = calloc(1, sizeof(*j));
+	if (j != NULL) {
+		j->s = s;
+		j->store = s->c->srv->store;
+		j->account = strdup(s->account);
+		j->uids = reallocarray(NULL, s->ndeleted, sizeof(*j->uids));
+	}
+	if (j == NULL || j->account == NULL || j->uids == NULL) {
+		if (j != NULL) {
+			free(j->account);
+			free(j->uids);
+		}
+		free(j);
+		pop3_session_goodbye(s, "-ERR [SYS/TEMP] Deleting messages failed");
+		return;
+	}
+	for (uint32_t i = 0; i < s->nmsgs; i++)
+		if (s->msgs[i].deleted)
+			j->uids[j->n++] = s->msgs[i].uid;
+	if (conn_submit(s->c, pop3_expunge_job_run, pop3_expunge_job_done, j) < 0) {
+		free(j->account);
+		free(j->uids);
+		free(j);
+		pop3_session_goodbye(s, "-ERR [SYS/TEMP] Deleting messages failed");
+		return;
+	}
+	pop3_session_park(s);
+}
+
+/* ---- the command table ---- */
+
+#define POP3_IN_AUTHORIZATION (1u << 0)
+#define POP3_IN_TRANSACTION (1u << 1)
+
+struct pop3_command_def {
+	enum pop3_verb verb;
+	unsigned states; /* POP3_IN_* where the command is valid */
+	void (*run)(struct pop3_session *s, const struct pop3_command *cmd);
+};
+
+static const struct pop3_command_def pop3_commands[] = {
+	{POP3_VERB_CAPA, POP3_IN_AUTHORIZATION | POP3_IN_TRANSACTION, pop3_cmd_capa},
+	{POP3_VERB_STLS, POP3_IN_AUTHORIZATION, pop3_cmd_stls},
+	{POP3_VERB_USER, POP3_IN_AUTHORIZATION, pop3_cmd_user},
+	{POP3_VERB_PASS, POP3_IN_AUTHORIZATION, pop3_cmd_pass},
+	{POP3_VERB_AUTH, POP3_IN_AUTHORIZATION, pop3_cmd_auth},
+	{POP3_VERB_QUIT, POP3_IN_AUTHORIZATION | POP3_IN_TRANSACTION, pop3_cmd_quit},
+	{POP3_VERB_STAT, POP3_IN_TRANSACTION, pop3_cmd_stat},
+	{POP3_VERB_LIST, POP3_IN_TRANSACTION, pop3_cmd_list},
+	{POP3_VERB_UIDL, POP3_IN_TRANSACTION, pop3_cmd_uidl},
+	{POP3_VERB_RETR, POP3_IN_TRANSACTION, pop3_cmd_retr},
+	{POP3_VERB_TOP, POP3_IN_TRANSACTION, pop3_cmd_top},
+	{POP3_VERB_DELE, POP3_IN_TRANSACTION, pop3_cmd_dele},
+	{POP3_VERB_RSET, POP3_IN_TRANSACTION, pop3_cmd_rset},
+	{POP3_VERB_NOOP, POP3_IN_TRANSACTION, pop3_cmd_noop},
+};
+
+static void pop3_session_command(struct pop3_session *s, const char *line, size_t len)
+{
+	struct pop3_command cmd;
+	if (pop3_command_parse(line, len, &cmd) < 0) {
+		pop3_reply_error(s, "-ERR Syntax error");
+		return;
+	}
+	unsigned in = s->state == POP3_STATE_AUTHORIZATION ? POP3_IN_AUTHORIZATION
+			: s->state == POP3_STATE_TRANSACTION ? POP3_IN_TRANSACTION
+							      : 0;
+	for (size_t i = 0; i < sizeof(pop3_commands) / sizeof(pop3_commands[0]); i++) {
+		const struct pop3_command_def *def = &pop3_commands[i];
+		if (def->verb != cmd.verb)
+			continue;
+		if (!(def->states & in)) {
+			pop3_reply_error(s, "-ERR Command not valid in this state");
+			return;
+		}
+		def->run(s, &cmd);
+		return;
+	}
+	char esc[64];
+	log_info(s->c->sid, "event=unknown-command line=\"%s\"",
+		 log_escape(line, len, 32, esc, sizeof(esc)));
+	pop3_reply_error(s, "-ERR Unknown command");
+}
+
+/* ---- input ---- */
+
+static void pop3_session_line_too_long(struct pop3_session *s)
+{
+	pop3_reply_error(s, "-ERR Line too long");
+	if (s->state == POP3_STATE_SASL)
+		pop3_auth_end(s);
+}
+
+/* Takes one command line (or AUTH response) from the input. Returns false when
+ * processing must stop (no complete line). */
+static bool pop3_session_read_line(struct pop3_session *s, struct evbuffer *in)
+{
+	/* RFC 2449 4: 255 octets including CRLF; RFC 5034 4 for AUTH responses */
+	size_t max = s->state == POP3_STATE_SASL ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
+	size_t eol_len = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	size_t avail = evbuffer_get_length(in);
+	if (p.pos < 0) {
+		if (avail > max) { /* never buffer more than a line */
+			evbuffer_drain(in, avail);
+			s->discarding = true;
+		}
+		return false;
+	}
+	size_t linelen = (size_t)p.pos; /* without the LF */
+	if (s->discarding || linelen + 1 > max) {
+		evbuffer_drain(in, linelen + eol_len);
+		s->discarding = false;
+		pop3_session_line_too_long(s);
+		return true;
+	}
+	char line[POP3_AUTH_LINE_MAX + 1];
+	evbuffer_remove(in, line, linelen + eol_len);
+	if (linelen > 0 && line[linelen - 1] == '\r') {
+		linelen--;
+	} else if (linelen + 2 > max) {
+		/* a bare LF line end is taken, counted as if it were CRLF */
+		explicit_bzero(line, sizeof(line));
+		pop3_session_line_too_long(s);
+		return true;
+	}
+	line[linelen] = '\0';
+	if (s->state == POP3_STATE_SASL)
+		pop3_auth_response(s, line, linelen);
+	else
+		pop3_session_command(s, line, linelen);
+	explicit_bzero(line, linelen); /* PASS and AUTH lines hold secrets */
+	return true;
+}
+
+static void pop3_session_process(struct pop3_session *s)
+{
+	for (;;) {
+		if (s->busy || s->c->dead || s->c->closing || s->state == POP3_STATE_CLOSED ||
+		    s->state == POP3_STATE_UPDATE)
+			return;
+		/* fetched each time: STLS replaces the bufferevent */
+		struct evbuffer *in = bufferevent_get_input(s->c->bev);
+		if (evbuffer_get_length(bufferevent_get_output(s->c->bev)) > POP3_OUTPUT_HIGH) {
+			/* resume from the write callback once the client has read */
+			s->output_blocked = true;
+			bufferevent_disable(s->c->bev, EV_READ);
+			return;
+		}
+		if (s->errors >= s->lim.max_errors && evbuffer_get_length(in) > 0) {
+			log_info(s->c->sid, "event=too-many-errors errors=%u", s->errors);
+			pop3_session_goodbye(s, "-ERR Too many errors");
+			return;
+		}
+		if (!pop3_session_read_line(s, in))
+			return;
+	}
+}
+
+/* ---- bufferevent callbacks ---- */
+
+static void pop3_on_read(struct bufferevent *bev, void *ctx)
+{
+	pop3_session_process(ctx);
+}
+
+static void pop3_on_write(struct bufferevent *bev, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	if (s->output_blocked) {
+		s->output_blocked = false;
+		bufferevent_enable(bev, EV_READ);
+		pop3_session_process(s);
+	}
+}
+
+static void pop3_on_event(struct bufferevent *bev, short what, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info(s->c->sid, "event=timeout state=%s", pop3_state_names[s->state]);
+		/* a timeout ends the session without entering UPDATE (RFC 1939 3) */
+		pop3_session_goodbye(s, "-ERR Timeout");
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		char desc[128];
+		log_info(s->c->sid, "event=tls %s",
+			 s->c->ssl != NULL ? tls_describe(s->c->ssl, desc, sizeof(desc)) : "?");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = s->c->ssl != NULL ? bufferevent_get_openssl_error(bev) : 0;
+		char err[256] = "";
+		if (e != 0)
+			ERR_error_string_n(e, err, sizeof(err));
+		log_info(s->c->sid, "event=connection-error state=%s%s%s%s",
+			 pop3_state_names[s->state], err[0] ? " tls_error=\"" : "", err,
+			 err[0] ? "\"" : "");
+	}
+	conn_close(s->c);
+}
+
+/* ---- proto_ops ---- */
+
+/* Callbacks, watermarks and timeouts on the current bufferevent (again after STLS,
+ * which replaces it). */
+static void pop3_session_install(struct pop3_session *s)
+{
+	struct bufferevent *bev = s->c->bev;
+	bufferevent_setcb(bev, pop3_on_read, pop3_on_write, pop3_on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, POP3_INPUT_HIGH);
+	bufferevent_setwatermark(bev, EV_WRITE, POP3_OUTPUT_LOW, 0);
+	struct timeval tv = {.tv_sec = s->lim.idle_timeout};
+	struct timeval wtv = {.tv_sec = s->lim.data_timeout};
+	bufferevent_set_timeouts(bev, &tv, &wtv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static int pop3_session_start(struct conn *c)
+{
+	struct pop3_session *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -1;
+	const struct config *cfg = c->srv->cfg;
+	s->c = c;
+	c->proto_data = s;
+	s->lim.max_errors = cfg->max_errors;
+	s->lim.idle_timeout = cfg->idle_timeout;
+	s->lim.data_timeout = cfg->data_timeout;
+	s->lim.login_delay = cfg->pop3_login_delay;
+	s->lim.expire = cfg->pop3_expire;
+	s->lim.allow_plaintext_on_loopback = cfg->auth_allow_plaintext_on_loopback;
+	s->auth_timer = evtimer_new(c->srv->base, pop3_on_auth_delay, s);
+	if (s->auth_timer == NULL)
+		return -1;
+	s->state = POP3_STATE_AUTHORIZATION;
+	pop3_session_install(s);
+	/* with implicit TLS this waits in the output until the handshake is done */
+	pop3_reply(s, "+OK hermod POP3 server ready");
+	return 1;
+}
+
+static void pop3_session_shutdown(struct conn *c)
+{
+	struct pop3_session *s = c->proto_data;
+	if (s->busy) {
+		s->stopping = true; /* ends after the job */
+		return;
+	}
+	pop3_session_goodbye(s, "-ERR [SYS/TEMP] Shutting down");
+}
+
+static void pop3_session_free(struct conn *c)
+{
+	struct pop3_session *s = c->proto_data;
+	if (s == NULL)
+		return;
+	/* however the session ended: the maildrop is free again, nothing deleted */
+	pop3_lock_release(s);
+	if (s->auth_timer != NULL)
+		event_free(s->auth_timer);
+	sasl_server_free(&s->sasl);
+	if (s->user != NULL) {
+		explicit_bzero(s->user, strlen(s->user));
+		free(s->user);
+	}
+	free(s->sasl_user);
+	free(s->account);
+	free(s->msgs);
+	free(s);
+	c->proto_data = NULL;
+}
+
+const struct proto_ops pop3_proto = {
+	.name = "pop3",
+	.start = pop3_session_start,
+	.shutdown = pop3_session_shutdown,
+	.free = pop3_session_free,
+	.overload_reply = "-ERR [SYS/TEMP] Too many connections\r\n",
+};
+
+/* RFC 8314: TLS from the first byte; the over-limit reply cannot be sent in clear */
+const struct proto_ops pop3s_proto = {
+	.name = "pop3s",
+	.start = pop3_session_start,
+	.shutdown = pop3_session_shutdown,
+	.free = pop3_session_free,
+	.overload_reply = NULL,
+	.implicit_tls = true,
+};

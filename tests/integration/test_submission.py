@@ -1,0 +1,388 @@
+"""Submission (RFC 6409) on the submission (587 role, STARTTLS) and
+submissions (465 role, implicit TLS) listeners (issue 3): delivery to local
+users and into the outbound queue, Message-ID/Date added when missing, AUTH
+required before MAIL, sender ownership (own address, plus-address, alias; not
+another user's address nor a catch-all), the From: header check, the
+per-user rate limit, and nodemailer as a real client."""
+
+import email.utils
+import json
+import re
+import uuid
+
+import pytest
+
+from conftest import (ALICE, BOB, HOSTNAME, PASSWORDS, QUEUED_RE, SMTP_SSLName, SMTPName,
+                      header_value, make_message, module_server, run_node, unique)
+
+NOT_OWNED = "553 5.7.1 Sender address not owned by authenticated user"
+FROM_NOT_OWNED = "550 5.7.1 From: header not owned by authenticated user"
+AUTH_REQUIRED = "530 5.7.0 Authentication required"
+RATE_LIMITED = "452 4.7.1 Sending rate limit exceeded, try again later"
+REMOTE = "someone@remote.test"
+
+
+@pytest.fixture(scope="module")
+def sub(hermod_bin, tls_cert):
+    yield from module_server(hermod_bin, "submission", tls=tls_cert, submission=True)
+
+
+def _msg(subject, sender=ALICE, to=BOB, msgid=True, date=True, body=b"submitted\r\n",
+         from_header=None):
+    hdrs = ["From: %s" % (from_header or "Alice <%s>" % sender), "To: <%s>" % to,
+            "Subject: %s" % subject]
+    if msgid is True:
+        msgid = "<%s@client.example.test>" % uuid.uuid4().hex
+    if msgid:
+        hdrs.append("Message-ID: %s" % msgid)
+    if date is True:
+        date = "Tue, 02 Jan 2024 03:04:05 +0100"
+    if date:
+        hdrs.append("Date: %s" % date)
+    return ("\r\n".join(hdrs) + "\r\n\r\n").encode() + body
+
+
+def _session(srv, port, user=ALICE):
+    c = srv.connect_587() if port == "587" else srv.connect_465()
+    c.login(user, PASSWORDS[user])
+    return c
+
+
+# ---------------------------------------------------------------- delivery
+
+
+@pytest.mark.parametrize("port", ["587", "465"])
+def test_smtplib_local_delivery(sub, port):
+    subject = unique("sub-local-" + port)
+    msgid = "<%s@client.example.test>" % uuid.uuid4().hex
+    raw = _msg(subject, msgid=msgid)
+    if port == "587":
+        s = SMTPName(sub.host, sub.submission_port)
+        s.starttls(context=sub.context())
+    else:
+        s = SMTP_SSLName(sub.host, sub.submissions_port, context=sub.context())
+    with s:
+        s.ehlo()
+        s.login(ALICE, PASSWORDS[ALICE])
+        code, resp = s.mail(ALICE)
+        assert code == 250
+        code, resp = s.rcpt(BOB)
+        assert (code, resp) == (250, b"2.1.5 Ok")
+        code, resp = s.data(raw)
+        assert code == 250 and QUEUED_RE.match("250 " + resp.decode()), resp
+    stored = sub.fetch_one(BOB, subject)
+    # given Message-ID and Date are kept as they are
+    assert header_value(stored, "Message-ID") == msgid
+    assert header_value(stored, "Date") == "Tue, 02 Jan 2024 03:04:05 +0100"
+    assert b"\r\n\r\nsubmitted\r\n" in stored
+
+
+@pytest.mark.parametrize("port", ["587", "465"])
+def test_message_id_and_date_added(sub, port):
+    subject = unique("sub-noid-" + port)
+    with _session(sub, port) as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = c.data(_msg(subject, msgid=None, date=None))
+        assert QUEUED_RE.match(r.line), r
+        c.quit()
+    stored = sub.fetch_one(BOB, subject)
+    mid = header_value(stored, "Message-ID")
+    assert mid and re.match(r"^<[^<>@\s]+@[^<>@\s]+>$", mid), stored[:800]
+    date = header_value(stored, "Date")
+    assert date, stored[:800]
+    assert email.utils.parsedate_to_datetime(date) is not None
+    # exactly one of each
+    head = stored.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.count(b"\r\nmessage-id:") + head.startswith(b"message-id:") == 1
+    assert head.count(b"\r\ndate:") + head.startswith(b"date:") == 1
+
+
+def test_smtplib_send_message_without_ids(sub):
+    """smtplib's send_message with an EmailMessage that has neither header."""
+    from email.message import EmailMessage
+    subject = unique("sub-sendmsg")
+    m = EmailMessage()
+    m["From"] = ALICE
+    m["To"] = BOB
+    m["Subject"] = subject
+    m.set_content("hello from send_message\n")
+    with SMTP_SSLName(sub.host, sub.submissions_port, context=sub.context()) as s:
+        s.login(ALICE, PASSWORDS[ALICE])
+        assert s.send_message(m) == {}
+    stored = sub.fetch_one(BOB, subject)
+    assert header_value(stored, "Message-ID")
+    assert header_value(stored, "Date")
+
+
+@pytest.mark.parametrize("port", ["587", "465"])
+def test_remote_recipient_is_queued(sub, port):
+    subject = unique("sub-remote-" + port)
+    with _session(sub, port) as c:
+        c.mail(ALICE)
+        assert c.cmd("RCPT TO:<%s>" % REMOTE).line == "250 2.1.5 Ok"
+        r = c.data(_msg(subject, to=REMOTE))
+        m = QUEUED_RE.match(r.line)
+        assert m, r
+        qid = m.group(1)
+        c.quit()
+    rows = [q for q in sub.queue() if REMOTE in q["rcpts"] and q["sender"] == ALICE]
+    assert rows, sub.cli("queue", "list").stdout
+    assert any(q["id"] == qid for q in rows) or len(rows) >= 1
+    # the sender's own mailbox is not touched and nothing went to a local user
+    assert sub.find(BOB, subject) == []
+
+
+def test_local_and_remote_recipients(sub):
+    subject = unique("sub-mixed")
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        c.rcpt("other@remote.test")
+        c.rcpt("third@elsewhere.test")
+        r = c.data(_msg(subject, to=BOB))
+        assert QUEUED_RE.match(r.line), r
+        c.quit()
+    sub.fetch_one(BOB, subject)
+    rows = [q for q in sub.queue() if q["sender"] == ALICE and
+            "other@remote.test" in q["rcpts"]]
+    assert rows, sub.cli("queue", "list").stdout
+    assert "third@elsewhere.test" in rows[-1]["rcpts"]
+    assert BOB not in rows[-1]["rcpts"]
+
+
+def test_local_unknown_user(sub):
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        assert c.cmd("RCPT TO:<nosuchuser@example.test>").line == "550 5.1.1 User unknown"
+        c.quit()
+
+
+def test_mail_before_auth(sub):
+    for c in (sub.connect_587(), sub.connect_465()):
+        with c:
+            assert c.cmd("MAIL FROM:<%s>" % ALICE).line == AUTH_REQUIRED
+            assert c.cmd("RCPT TO:<%s>" % BOB).code == 503
+            c.login(ALICE, PASSWORDS[ALICE])
+            c.mail(ALICE)
+            c.quit()
+
+
+def test_mail_before_auth_plaintext_587(sub):
+    with sub.connect_587(starttls=False) as c:
+        assert c.cmd("MAIL FROM:<%s>" % ALICE).line == AUTH_REQUIRED
+        c.quit()
+
+
+def test_port25_still_refuses_relay_with_tls(sub):
+    """STARTTLS on port 25 gives no relay rights."""
+    with sub.connect() as c:
+        c.greet()
+        c.ehlo()
+        c.starttls(sub.context())
+        c.ehlo()
+        c.mail(ALICE)
+        assert c.cmd("RCPT TO:<%s>" % REMOTE).line == "554 5.7.1 Relay access denied"
+        c.quit()
+
+
+# ---------------------------------------------------------------- sender ownership
+
+
+@pytest.mark.parametrize("sender", [
+    ALICE,
+    "alice@Example.TEST",
+    "alice+lists@example.test",
+    "info@example.test",          # alias -> alice
+])
+def test_owned_senders(sub, sender):
+    subject = unique("owned")
+    with _session(sub, "465") as c:
+        assert c.cmd("MAIL FROM:<%s>" % sender).line == "250 2.1.0 Ok"
+        c.rcpt(BOB)
+        r = c.data(_msg(subject, from_header="<%s>" % sender))
+        assert QUEUED_RE.match(r.line), r
+        c.quit()
+    sub.fetch_one(BOB, subject)
+
+
+@pytest.mark.parametrize("sender", [
+    BOB,                          # another user
+    "bob+x@example.test",
+    "anyone@catch.test",          # catch-all -> bob: no ownership
+    "alice@catch.test",
+    "stranger@remote.test",
+    "alice@example.test.evil",
+])
+def test_not_owned_senders(sub, sender):
+    with _session(sub, "587") as c:
+        assert c.cmd("MAIL FROM:<%s>" % sender).line == NOT_OWNED
+        # the session goes on
+        c.mail(ALICE)
+        c.quit()
+
+
+def test_catch_all_target_does_not_own_catch_all(sub):
+    """bob is the catch-all target of @catch.test, but may not send as any
+    address there."""
+    with _session(sub, "465", user=BOB) as c:
+        assert c.cmd("MAIL FROM:<whatever@catch.test>").line == NOT_OWNED
+        assert c.cmd("MAIL FROM:<%s>" % ALICE).line == NOT_OWNED
+        c.mail(BOB)
+        c.quit()
+
+
+# ---------------------------------------------------------------- From: header
+
+
+@pytest.mark.parametrize("from_header", [
+    "<%s>" % BOB,
+    "Bob <bob@example.test>",
+    "Alice <stranger@remote.test>",
+    "Alice <alice@example.test>, Bob <bob@example.test>",
+])
+def test_from_header_mismatch(sub, from_header):
+    subject = unique("from-mismatch")
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = c.data(_msg(subject, from_header=from_header))
+        assert r.line == FROM_NOT_OWNED, r
+        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+        c.quit()
+    assert sub.find(BOB, subject) == []
+
+
+@pytest.mark.parametrize("from_header", [
+    "Alice <alice@example.test>",
+    "alice@example.test",
+    "\"Alice, Dept.\" <alice@EXAMPLE.test>",
+    "<alice+news@example.test>",
+    "Info <info@example.test>",
+])
+def test_from_header_owned(sub, from_header):
+    subject = unique("from-ok")
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = c.data(_msg(subject, from_header=from_header))
+        assert QUEUED_RE.match(r.line), r
+        c.quit()
+    sub.fetch_one(BOB, subject)
+
+
+def test_from_match_off(make_server):
+    srv = make_server(tls=True, submission=True,
+                      extra={"submission": {"require_from_match": "no"}})
+    subject = unique("from-off")
+    with srv.connect_465() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = c.data(_msg(subject, from_header="Someone <someone@remote.test>"))
+        assert QUEUED_RE.match(r.line), r
+        # the envelope is still checked
+        assert c.cmd("MAIL FROM:<%s>" % BOB).line == NOT_OWNED
+        c.quit()
+    srv.fetch_one(BOB, subject)
+
+
+# ---------------------------------------------------------------- rate limit
+
+
+def test_rate_limit(make_server):
+    srv = make_server(tls=True, submission=True, extra={"submission": {"rate_limit": "3"}})
+    with srv.connect_465() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        c.rcpt("r1@remote.test")
+        assert QUEUED_RE.match(c.data(_msg(unique("rate1"))).line)
+        c.mail(ALICE)
+        c.rcpt("r2@remote.test")
+        assert QUEUED_RE.match(c.data(_msg(unique("rate2"))).line)
+        c.mail(ALICE)
+        assert c.cmd("RCPT TO:<%s>" % BOB).line == RATE_LIMITED
+        assert c.cmd("RCPT TO:<r3@remote.test>").line == RATE_LIMITED
+        c.quit()
+    # a new session of the same user is limited too
+    with srv.connect_587() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        c.mail(ALICE)
+        assert c.cmd("RCPT TO:<%s>" % BOB).line == RATE_LIMITED
+        c.quit()
+    # another user is not
+    with srv.connect_465() as c:
+        c.login(BOB, PASSWORDS[BOB])
+        c.mail(BOB)
+        c.rcpt(ALICE)
+        c.rcpt("r4@remote.test")
+        assert QUEUED_RE.match(c.data(_msg(unique("rate-bob"), sender=BOB,
+                                           from_header="<%s>" % BOB, to=ALICE)).line)
+        c.quit()
+
+
+def test_rate_limit_within_one_transaction(make_server):
+    srv = make_server(tls=True, submission=True, extra={"submission": {"rate_limit": "3"}})
+    with srv.connect_465() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        c.mail(ALICE)
+        for r in ("a@remote.test", "b@remote.test", "c@remote.test"):
+            c.rcpt(r)
+        assert c.cmd("RCPT TO:<d@remote.test>").line == RATE_LIMITED
+        # the accepted three still go
+        assert QUEUED_RE.match(c.data(_msg(unique("rate-tx"), to="a@remote.test")).line)
+        c.quit()
+
+
+def test_rate_limit_off(make_server):
+    srv = make_server(tls=True, submission=True, extra={"submission": {"rate_limit": "0"}})
+    with srv.connect_465() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        c.mail(ALICE)
+        for i in range(20):
+            c.rcpt("r%d@remote.test" % i)
+        assert QUEUED_RE.match(c.data(_msg(unique("rate-off"))).line)
+        c.quit()
+
+
+# ---------------------------------------------------------------- nodemailer
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_nodemailer(sub, npm_dir, mode):
+    subject = unique("nodemailer-" + mode)
+    port = sub.submission_port if mode == "starttls" else sub.submissions_port
+    args = ["--host", sub.host, "--port", port, "--servername", HOSTNAME,
+            "--ca", sub.cert_path, "--user", ALICE, "--pass", PASSWORDS[ALICE],
+            "--from", "Alice <%s>" % ALICE, "--to", "%s,%s" % (BOB, REMOTE),
+            "--subject", subject, "--text", "Hello from nodemailer (%s)\n" % mode]
+    if mode == "implicit":
+        args.append("--secure")
+    p = run_node("send.js", args)
+    assert p.returncode == 0, "send.js: %s\n%s" % (p.stdout, p.stderr)
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert QUEUED_RE.match(out["response"]), out
+    assert sorted(out["accepted"]) == sorted([BOB, REMOTE]), out
+    stored = sub.fetch_one(BOB, subject)
+    assert header_value(stored, "Message-ID") == out["messageId"]
+    assert b"Hello from nodemailer" in stored
+    assert any(REMOTE in q["rcpts"] and q["sender"] == ALICE for q in sub.queue())
+
+
+def test_nodemailer_bad_password(sub, npm_dir):
+    p = run_node("send.js", ["--port", sub.submissions_port, "--secure", "--ca", sub.cert_path,
+                             "--user", ALICE, "--pass", "wrong", "--from", ALICE, "--to", BOB])
+    assert p.returncode == 1, p.stdout + p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out.get("responseCode") == 535, out
+
+
+def test_nodemailer_env_options(sub, npm_dir):
+    subject = unique("nodemailer-env")
+    p = run_node("send.js", [], env={
+        "SEND_PORT": str(sub.submission_port), "SEND_CA": sub.cert_path,
+        "SEND_USER": BOB, "SEND_PASS": PASSWORDS[BOB], "SEND_FROM": BOB,
+        "SEND_TO": ALICE, "SEND_SUBJECT": subject})
+    assert p.returncode == 0, p.stdout + p.stderr
+    sub.fetch_one(ALICE, subject)
