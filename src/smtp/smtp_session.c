@@ -1290,6 +1290,10 @@ static void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd
 		return;
 	}
 	/* RFC 4954 4: "=" is an empty initial response */
+	if (cmd->args_len - i == 1 && cmd->args[i] == '=') {
+		smtp_auth_step(s, (const unsigned char *)"", 0);
+		return;
+	}
 	smtp_auth_response(s, cmd->args + i, cmd->args_len - i);
 }
 

@@ -171,6 +171,15 @@ def test_plain_empty_challenge(sub):
         c.quit()
 
 
+def test_plain_empty_initial_response(sub):
+    # RFC 4954 4: "=" is an initial response of zero length
+    with sub.connect_587() as c:
+        r = c.cmd("AUTH PLAIN =")
+        assert r.line == "334 ", r
+        assert c.cmd(plain_response(BOB, PASSWORDS[BOB])).line == AUTH_OK
+        c.quit()
+
+
 def test_plain_authzid_same_as_user(sub):
     with sub.connect_465() as c:
         r = c.cmd("AUTH PLAIN " + plain_response(ALICE, PASSWORDS[ALICE], authzid=ALICE))
