@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct worker_job {
@@ -28,6 +29,7 @@ struct worker_pool {
 	bool quit;
 	unsigned pending; /* loop thread only */
 	unsigned nthreads;
+	int nice;
 	pthread_t *threads;
 	int efd; /* eventfd: "done queue is non-empty" */
 	struct event *ev;
@@ -53,6 +55,8 @@ static struct worker_job *worker_queue_take_all(struct worker_job_queue *q)
 static void *worker_thread_main(void *ctx)
 {
 	struct worker_pool *pool = ctx;
+	if (pool->nice > 0) /* Linux: per-thread priority; failure only costs latency */
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), pool->nice);
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
 		while (pool->todo.head == NULL && !pool->quit)
@@ -103,11 +107,12 @@ static void worker_pool_on_event(evutil_socket_t fd, short what, void *ctx)
 	worker_pool_run_completions(ctx);
 }
 
-struct worker_pool *worker_pool_create(struct event_base *base, unsigned nthreads)
+struct worker_pool *worker_pool_create(struct event_base *base, unsigned nthreads, int nice)
 {
 	struct worker_pool *pool = calloc(1, sizeof(*pool));
 	if (pool == NULL)
 		return NULL;
+	pool->nice = nice;
 	if (nthreads == 0)
 		nthreads = 1;
 	pthread_mutex_init(&pool->lock, NULL);

@@ -228,6 +228,9 @@ void conn_finish(struct conn *c)
 	}
 }
 
+static int conn_submit_to(struct conn *c, struct worker_pool *pool, worker_job_fn *job,
+			  worker_done_fn *done, void *arg);
+
 struct conn_job {
 	struct conn *c;
 	worker_job_fn *job;
@@ -258,6 +261,17 @@ static void conn_job_done(void *ctx)
 
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg)
 {
+	return conn_submit_to(c, c->srv->pool, job, done, arg);
+}
+
+int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg)
+{
+	return conn_submit_to(c, c->srv->auth_pool, job, done, arg);
+}
+
+static int conn_submit_to(struct conn *c, struct worker_pool *pool, worker_job_fn *job,
+			  worker_done_fn *done, void *arg)
+{
 	struct conn_job *cj = malloc(sizeof(*cj));
 	if (cj == NULL)
 		return -1;
@@ -265,7 +279,7 @@ int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *
 	cj->job = job;
 	cj->done = done;
 	cj->arg = arg;
-	if (worker_pool_submit(c->srv->pool, conn_job_run, conn_job_done, cj) < 0) {
+	if (worker_pool_submit(pool, conn_job_run, conn_job_done, cj) < 0) {
 		free(cj);
 		return -1;
 	}
@@ -665,8 +679,14 @@ int server_main(const char *config_path)
 		free(err);
 		goto out;
 	}
-	srv.pool = worker_pool_create(srv.base, srv.cfg->store_workers);
-	if (srv.pool == NULL) {
+	srv.pool = worker_pool_create(srv.base, srv.cfg->store_workers, 0);
+	/* Password hashes (yescrypt: CPU and 16 MiB each) get their own pool with a
+	 * thread per core: more would only queue for the CPUs, hold memory, and
+	 * starve the event loop and the store workers. */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	srv.auth_pool =
+		worker_pool_create(srv.base, ncpu > 0 && ncpu < 64 ? (unsigned)ncpu : 2, 10);
+	if (srv.pool == NULL || srv.auth_pool == NULL) {
 		fprintf(stderr, "hermod: cannot start worker threads\n");
 		goto out;
 	}
@@ -692,6 +712,8 @@ out:
 		conn_close(srv.conns);
 	if (srv.pool != NULL)
 		worker_pool_destroy(&srv.pool); /* runs pending completions */
+	if (srv.auth_pool != NULL)
+		worker_pool_destroy(&srv.auth_pool);
 	if (srv.ev_reap != NULL)
 		server_on_reap(-1, 0, &srv);
 	pop3_session_cleanup();

@@ -60,7 +60,8 @@ struct server {
 	struct event_base *base;
 	struct config *cfg;
 	struct store *store;
-	struct worker_pool *pool;
+	struct worker_pool *pool;      /* store and other blocking work */
+	struct worker_pool *auth_pool; /* password hashing, one thread per core */
 	struct tls_server *tls;     /* NULL without [tls] cert */
 	struct throttle *throttle;  /* authentication failures, shared by all protocols */
 	struct ratelimit *ratelimit; /* submission recipients per user and hour */
@@ -81,6 +82,8 @@ int server_main(const char *config_path);
 /* Queues a blocking job for c. done(arg) always runs on the loop afterwards, also
  * when c has been closed in between (check conn_is_dead and just clean up then). */
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
+/* The same on the password-hashing pool (authentication lookups). */
+int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
 bool conn_is_dead(const struct conn *c);
 /* Sends what is queued in the output buffer, then closes. */
 void conn_finish(struct conn *c);

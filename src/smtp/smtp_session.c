@@ -1137,7 +1137,7 @@ static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size
 			smtp_auth_end(s);
 			return;
 		}
-		if (conn_submit(s->c, smtp_auth_lookup_run, smtp_auth_lookup_done, s) < 0) {
+		if (conn_submit_auth(s->c, smtp_auth_lookup_run, smtp_auth_lookup_done, s) < 0) {
 			smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 			smtp_auth_end(s);
 			return;
