@@ -8,11 +8,11 @@ static const struct {
 	const char *name;
 	enum pop3_verb verb;
 } pop3_verbs[] = {
-	{"USER", POP3_VERB_USER}, {"PASS", POP3_VERB_PASS}, {"AUTH", POP3_VERB_AUTH},
-	{"CAPA", POP3_VERB_CAPA}, {"STLS", POP3_VERB_STLS}, {"QUIT", POP3_VERB_QUIT},
-	{"STAT", POP3_VERB_STAT}, {"LIST", POP3_VERB_LIST}, {"RETR", POP3_VERB_RETR},
-	{"DELE", POP3_VERB_DELE}, {"NOOP", POP3_VERB_NOOP}, {"RSET", POP3_VERB_RSET},
-	{"TOP", POP3_VERB_TOP},   {"UIDL", POP3_VERB_UIDL},
+    {"USER", POP3_VERB_USER}, {"PASS", POP3_VERB_PASS}, {"AUTH", POP3_VERB_AUTH},
+    {"CAPA", POP3_VERB_CAPA}, {"STLS", POP3_VERB_STLS}, {"QUIT", POP3_VERB_QUIT},
+    {"STAT", POP3_VERB_STAT}, {"LIST", POP3_VERB_LIST}, {"RETR", POP3_VERB_RETR},
+    {"DELE", POP3_VERB_DELE}, {"NOOP", POP3_VERB_NOOP}, {"RSET", POP3_VERB_RSET},
+    {"TOP", POP3_VERB_TOP},   {"UIDL", POP3_VERB_UIDL},
 };
 
 int pop3_command_parse(const char *line, size_t len, struct pop3_command *cmd)
@@ -84,7 +84,7 @@ void pop3_dotstuff_init(struct pop3_dotstuff *d)
 }
 
 void pop3_dotstuff_feed(struct pop3_dotstuff *d, const char *data, size_t len, pop3_emit_fn *emit,
-			void *ctx)
+                        void *ctx)
 {
 	if (len == 0)
 		return;

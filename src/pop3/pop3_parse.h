@@ -39,7 +39,7 @@ enum pop3_verb {
 struct pop3_command {
 	enum pop3_verb verb;
 	const char *args; /* everything after the keyword and one space ("" if none); PASS
-			     takes it whole (RFC 1939 7: a password may hold spaces) */
+	                     takes it whole (RFC 1939 7: a password may hold spaces) */
 	size_t args_len;
 	/* args split on runs of spaces: at most POP3_ARGS_MAX kept; argc may be
 	 * POP3_ARGS_MAX + 1, meaning "more than POP3_ARGS_MAX" */
@@ -66,14 +66,14 @@ int pop3_parse_number(const char *s, size_t len, uint32_t *r);
 typedef void pop3_emit_fn(void *ctx, const char *data, size_t len, bool from_input);
 
 struct pop3_dotstuff {
-	bool bol;      /* the next byte starts a line */
-	char last[2];  /* the last two bytes fed (last[1] is the very last) */
+	bool bol;     /* the next byte starts a line */
+	char last[2]; /* the last two bytes fed (last[1] is the very last) */
 	uint64_t total;
 };
 
 void pop3_dotstuff_init(struct pop3_dotstuff *d);
 void pop3_dotstuff_feed(struct pop3_dotstuff *d, const char *data, size_t len, pop3_emit_fn *emit,
-			void *ctx);
+                        void *ctx);
 void pop3_dotstuff_finish(struct pop3_dotstuff *d, pop3_emit_fn *emit, void *ctx);
 
 /* RFC 1939 7 TOP: the length of the prefix of msg holding the header, the empty

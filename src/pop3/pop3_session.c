@@ -55,7 +55,7 @@ enum pop3_state {
 };
 
 static const char *const pop3_state_names[] = {"authorization", "sasl", "transaction", "update",
-					       "closed"};
+                                               "closed"};
 
 /* Copied from the config when the session starts, so SIGHUP can swap configs. */
 struct pop3_limits {
@@ -83,13 +83,13 @@ struct pop3_session {
 	bool discarding;     /* skipping the rest of an overlong line */
 	bool stopping;       /* server shutdown: end once the current job is done */
 	/* authentication */
-	char *user;                /* USER name waiting for PASS */
-	struct sasl_server *sasl;  /* exchange in progress (AUTH, or PASS as PLAIN) */
+	char *user;               /* USER name waiting for PASS */
+	struct sasl_server *sasl; /* exchange in progress (AUTH, or PASS as PLAIN) */
 	enum sasl_mech sasl_mech;
-	bool sasl_userpass;        /* the exchange is USER/PASS */
-	char *sasl_user;           /* identity being tried, for logs and throttling */
-	bool auth_final_pending;   /* SCRAM server-final sent as "+", awaiting "" */
-	struct event *auth_timer;  /* failure delay before the -ERR */
+	bool sasl_userpass;       /* the exchange is USER/PASS */
+	char *sasl_user;          /* identity being tried, for logs and throttling */
+	bool auth_final_pending;  /* SCRAM server-final sent as "+", awaiting "" */
+	struct event *auth_timer; /* failure delay before the -ERR */
 	/* the maildrop */
 	char *account; /* authenticated account */
 	bool locked;   /* holds account's maildrop lock */
@@ -131,7 +131,7 @@ static unsigned pop3_lock_hash(const char *account)
  * absent). Unlocked entries of the same bucket whose login time no longer matters
  * (older than login_delay) are dropped on the way, which bounds the table. */
 static struct pop3_lock *pop3_lock_get(const char *account, bool create, unsigned login_delay,
-				       int64_t now)
+                                       int64_t now)
 {
 	struct pop3_lock **p = &pop3_locks[pop3_lock_hash(account)], *found = NULL;
 	while (*p != NULL) {
@@ -190,12 +190,12 @@ static void pop3_session_set_state(struct pop3_session *s, enum pop3_state state
 	if (s->state == state)
 		return;
 	log_debug(s->c->sid, "event=state old=%s new=%s", pop3_state_names[s->state],
-		  pop3_state_names[state]);
+	          pop3_state_names[state]);
 	s->state = state;
 }
 
 static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
@@ -212,7 +212,7 @@ static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 /* A reply to a client mistake: counted towards max_errors (checked before the next
  * command is taken). */
 static void pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
 {
@@ -333,7 +333,8 @@ static void pop3_open_message_cb(void *ctx, const struct store_message_info *m)
 		return;
 	if (j->n == j->cap) {
 		size_t cap = j->cap ? j->cap * 2 : 64;
-		struct pop3_msg *p = cap > UINT32_MAX ? NULL : reallocarray(j->msgs, cap, sizeof(*p));
+		struct pop3_msg *p =
+		    cap > UINT32_MAX ? NULL : reallocarray(j->msgs, cap, sizeof(*p));
 		if (p == NULL) {
 			j->oom = true;
 			return;
@@ -352,7 +353,7 @@ static void pop3_open_job_run(void *arg)
 		r = 0;
 	if (r > 0)
 		r = store_message_list(j->store, j->account, "INBOX", pop3_open_message_cb, j,
-				       &j->error);
+		                       &j->error);
 	if (r > 0 && j->oom) {
 		r = -1;
 		j->error = strdup("out of memory");
@@ -373,23 +374,23 @@ static void pop3_open_job_done(void *arg)
 			s->total_size = 0;
 			for (uint32_t i = 0; i < s->nmsgs; i++)
 				s->total_size += s->msgs[i].size;
-			struct pop3_lock *e = pop3_lock_get(s->account, false, s->lim.login_delay,
-							    server_now_ms());
+			struct pop3_lock *e =
+			    pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
 			if (e != NULL) {
 				e->has_login = true;
 				e->last_login_ms = server_now_ms();
 			}
 			pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 			log_info(s->c->sid, "event=maildrop user=%s messages=%u size=%llu",
-				 s->account, s->nmsgs, (unsigned long long)s->total_size);
+			         s->account, s->nmsgs, (unsigned long long)s->total_size);
 			pop3_reply(s, "+OK Logged in, %u messages (%llu octets)", s->nmsgs,
-				   (unsigned long long)s->total_size);
+			           (unsigned long long)s->total_size);
 		} else {
 			char esc[600];
 			log_error(s->c->sid, "event=maildrop-failed user=%s error=\"%s\"",
-				  s->account,
-				  j->result == 0 ? "no INBOX"
-						 : log_escape_str(j->error, esc, sizeof(esc)));
+			          s->account,
+			          j->result == 0 ? "no INBOX"
+			                         : log_escape_str(j->error, esc, sizeof(esc)));
 			pop3_lock_release(s);
 			free(s->account);
 			s->account = NULL;
@@ -477,7 +478,7 @@ static void pop3_auth_success(struct pop3_session *s)
 	}
 	throttle_success(s->c->srv->throttle, s->c->ip, account, server_now_ms());
 	log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", account, pop3_auth_mech_name(s),
-		 s->c->ip);
+	         s->c->ip);
 	pop3_auth_end(s);
 	pop3_login(s, account);
 }
@@ -501,8 +502,8 @@ static void pop3_auth_fail(struct pop3_session *s, const char *reason)
 		user = l->user;
 	char esc[300];
 	log_warn(s->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"", s->c->ip,
-		 pop3_auth_mech_name(s),
-		 user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "", reason);
+	         pop3_auth_mech_name(s),
+	         user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "", reason);
 	unsigned delay = throttle_failure(s->c->srv->throttle, s->c->ip, user, server_now_ms());
 	if (delay == 0 || s->auth_timer == NULL) {
 		pop3_reply_error(s, "-ERR [AUTH] Authentication failed");
@@ -568,11 +569,11 @@ static void pop3_auth_step(struct pop3_session *s, const unsigned char *in, size
 		    throttle_refused(s->c->srv->throttle, s->c->ip, l->user, server_now_ms())) {
 			log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
 			pop3_reply(s, "-ERR [SYS/TEMP] Too many failed authentications, try again "
-				      "later");
+			              "later");
 			pop3_auth_end(s);
 			return;
 		}
-		if (conn_submit(s->c, pop3_auth_lookup_run, pop3_auth_lookup_done, s) < 0) {
+		if (conn_submit_auth(s->c, pop3_auth_lookup_run, pop3_auth_lookup_done, s) < 0) {
 			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 			pop3_auth_end(s);
 			return;
@@ -594,7 +595,7 @@ static void pop3_auth_step(struct pop3_session *s, const unsigned char *in, size
 		return;
 	case SASL_STEP_TEMPFAIL:
 		log_error(s->c->sid, "event=auth-tempfail ip=%s reason=\"%s\"", s->c->ip,
-			  sasl_server_reason(s->sasl));
+		          sasl_server_reason(s->sasl));
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		pop3_auth_end(s);
 		return;
@@ -669,7 +670,7 @@ static void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd
 	/* RFC 2449 5: capabilities of the AUTHORIZATION state are listed in both */
 	struct evbuffer *out = bufferevent_get_output(s->c->bev);
 	evbuffer_add_printf(out, "+OK Capability list follows\r\n"
-				 "TOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
+	                         "TOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
 	if (s->lim.expire == CONFIG_POP3_EXPIRE_NEVER)
 		evbuffer_add_printf(out, "EXPIRE NEVER\r\n");
 	else
@@ -683,7 +684,8 @@ static void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd
 		unsigned char cb[32];
 		bool have_cb = s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
 		explicit_bzero(cb, sizeof(cb));
-		evbuffer_add_printf(out, "USER\r\nSASL %s\r\n", sasl_mechs_advertised(true, have_cb));
+		evbuffer_add_printf(out, "USER\r\nSASL %s\r\n",
+		                    sasl_mechs_advertised(true, have_cb));
 	}
 	evbuffer_add(out, ".\r\n", 3);
 }
@@ -805,7 +807,7 @@ static void pop3_cmd_stat(struct pop3_session *s, const struct pop3_command *cmd
 	if (!pop3_need_no_args(s, cmd))
 		return;
 	pop3_reply(s, "+OK %u %llu", s->nmsgs - s->ndeleted,
-		   (unsigned long long)(s->total_size - s->deleted_size));
+	           (unsigned long long)(s->total_size - s->deleted_size));
 }
 
 static void pop3_cmd_list_uidl(struct pop3_session *s, const struct pop3_command *cmd, bool uidl)
@@ -828,18 +830,19 @@ static void pop3_cmd_list_uidl(struct pop3_session *s, const struct pop3_command
 	if (uidl)
 		evbuffer_add_printf(out, "+OK\r\n");
 	else
-		evbuffer_add_printf(out, "+OK %u messages (%llu octets)\r\n", s->nmsgs - s->ndeleted,
-				    (unsigned long long)(s->total_size - s->deleted_size));
+		evbuffer_add_printf(out, "+OK %u messages (%llu octets)\r\n",
+		                    s->nmsgs - s->ndeleted,
+		                    (unsigned long long)(s->total_size - s->deleted_size));
 	for (uint32_t i = 0; i < s->nmsgs; i++) {
 		if (s->msgs[i].deleted)
 			continue;
 		/* RFC 1939 7 UIDL: 1-70 characters 0x21-0x7E; Dovecot's %08X%08X format */
 		if (uidl)
 			evbuffer_add_printf(out, "%u %08X%08X\r\n", i + 1, s->msgs[i].uid,
-					    s->uidvalidity);
+			                    s->uidvalidity);
 		else
 			evbuffer_add_printf(out, "%u %llu\r\n", i + 1,
-					    (unsigned long long)s->msgs[i].size);
+			                    (unsigned long long)s->msgs[i].size);
 	}
 	evbuffer_add(out, ".\r\n", 3);
 }
@@ -909,8 +912,8 @@ static void pop3_emit(void *ctx, const char *data, size_t len, bool from_input)
 static void pop3_fetch_job_run(void *arg)
 {
 	struct pop3_fetch_job *j = arg;
-	j->result = store_message_get(j->store, j->account, "INBOX", j->uid, &j->data, &j->len,
-				      &j->error);
+	j->result =
+	    store_message_get(j->store, j->account, "INBOX", j->uid, &j->data, &j->len, &j->error);
 }
 
 static void pop3_fetch_job_done(void *arg)
@@ -932,7 +935,8 @@ static void pop3_fetch_job_done(void *arg)
 					pop3_reply(s, "+OK");
 				} else {
 					/* RFC 1939 7: the count is the stored size (CRLF form) */
-					pop3_reply(s, "+OK %llu octets", (unsigned long long)j->size);
+					pop3_reply(s, "+OK %llu octets",
+					           (unsigned long long)j->size);
 				}
 				struct pop3_emit_ctx e = {bufferevent_get_output(s->c->bev), b};
 				struct pop3_dotstuff d;
@@ -941,7 +945,7 @@ static void pop3_fetch_job_done(void *arg)
 				pop3_dotstuff_finish(&d, pop3_emit, &e);
 				pop3_blob_unref(b);
 				log_debug(s->c->sid, "event=%s msg=%u uid=%u size=%zu",
-					  j->top ? "top" : "retr", j->n, j->uid, j->len);
+				          j->top ? "top" : "retr", j->n, j->uid, j->len);
 			}
 		} else if (j->result == 0) {
 			/* expunged by IMAP (or the CLI) since the snapshot */
@@ -950,7 +954,7 @@ static void pop3_fetch_job_done(void *arg)
 		} else {
 			char esc[600];
 			log_error(s->c->sid, "event=retr-failed uid=%u error=\"%s\"", j->uid,
-				  log_escape_str(j->error, esc, sizeof(esc)));
+			          log_escape_str(j->error, esc, sizeof(esc)));
 			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		}
 	}
@@ -1064,7 +1068,7 @@ static void pop3_expunge_job_done(void *arg)
 	struct pop3_session *s = j->s;
 	if (j->result >= 0) {
 		log_info(s->c->sid, "event=quit user=%s deleted=%zu expunged=%d", j->account, j->n,
-			 j->result);
+		         j->result);
 		if (!pop3_session_gone(s)) {
 			char reply[64];
 			snprintf(reply, sizeof(reply), "+OK Bye, %zu messages deleted", j->n);
@@ -1073,7 +1077,7 @@ static void pop3_expunge_job_done(void *arg)
 	} else {
 		char esc[600];
 		log_error(s->c->sid, "event=expunge-failed user=%s error=\"%s\"", j->account,
-			  log_escape_str(j->error, esc, sizeof(esc)));
+		          log_escape_str(j->error, esc, sizeof(esc)));
 		if (!pop3_session_gone(s))
 			pop3_session_goodbye(s, "-ERR [SYS/TEMP] Deleting messages failed");
 	}
@@ -1137,20 +1141,20 @@ struct pop3_command_def {
 };
 
 static const struct pop3_command_def pop3_commands[] = {
-	{POP3_VERB_CAPA, POP3_IN_AUTHORIZATION | POP3_IN_TRANSACTION, pop3_cmd_capa},
-	{POP3_VERB_STLS, POP3_IN_AUTHORIZATION, pop3_cmd_stls},
-	{POP3_VERB_USER, POP3_IN_AUTHORIZATION, pop3_cmd_user},
-	{POP3_VERB_PASS, POP3_IN_AUTHORIZATION, pop3_cmd_pass},
-	{POP3_VERB_AUTH, POP3_IN_AUTHORIZATION, pop3_cmd_auth},
-	{POP3_VERB_QUIT, POP3_IN_AUTHORIZATION | POP3_IN_TRANSACTION, pop3_cmd_quit},
-	{POP3_VERB_STAT, POP3_IN_TRANSACTION, pop3_cmd_stat},
-	{POP3_VERB_LIST, POP3_IN_TRANSACTION, pop3_cmd_list},
-	{POP3_VERB_UIDL, POP3_IN_TRANSACTION, pop3_cmd_uidl},
-	{POP3_VERB_RETR, POP3_IN_TRANSACTION, pop3_cmd_retr},
-	{POP3_VERB_TOP, POP3_IN_TRANSACTION, pop3_cmd_top},
-	{POP3_VERB_DELE, POP3_IN_TRANSACTION, pop3_cmd_dele},
-	{POP3_VERB_RSET, POP3_IN_TRANSACTION, pop3_cmd_rset},
-	{POP3_VERB_NOOP, POP3_IN_TRANSACTION, pop3_cmd_noop},
+    {POP3_VERB_CAPA, POP3_IN_AUTHORIZATION | POP3_IN_TRANSACTION, pop3_cmd_capa},
+    {POP3_VERB_STLS, POP3_IN_AUTHORIZATION, pop3_cmd_stls},
+    {POP3_VERB_USER, POP3_IN_AUTHORIZATION, pop3_cmd_user},
+    {POP3_VERB_PASS, POP3_IN_AUTHORIZATION, pop3_cmd_pass},
+    {POP3_VERB_AUTH, POP3_IN_AUTHORIZATION, pop3_cmd_auth},
+    {POP3_VERB_QUIT, POP3_IN_AUTHORIZATION | POP3_IN_TRANSACTION, pop3_cmd_quit},
+    {POP3_VERB_STAT, POP3_IN_TRANSACTION, pop3_cmd_stat},
+    {POP3_VERB_LIST, POP3_IN_TRANSACTION, pop3_cmd_list},
+    {POP3_VERB_UIDL, POP3_IN_TRANSACTION, pop3_cmd_uidl},
+    {POP3_VERB_RETR, POP3_IN_TRANSACTION, pop3_cmd_retr},
+    {POP3_VERB_TOP, POP3_IN_TRANSACTION, pop3_cmd_top},
+    {POP3_VERB_DELE, POP3_IN_TRANSACTION, pop3_cmd_dele},
+    {POP3_VERB_RSET, POP3_IN_TRANSACTION, pop3_cmd_rset},
+    {POP3_VERB_NOOP, POP3_IN_TRANSACTION, pop3_cmd_noop},
 };
 
 static void pop3_session_command(struct pop3_session *s, const char *line, size_t len)
@@ -1161,8 +1165,8 @@ static void pop3_session_command(struct pop3_session *s, const char *line, size_
 		return;
 	}
 	unsigned in = s->state == POP3_STATE_AUTHORIZATION ? POP3_IN_AUTHORIZATION
-			: s->state == POP3_STATE_TRANSACTION ? POP3_IN_TRANSACTION
-							      : 0;
+	              : s->state == POP3_STATE_TRANSACTION ? POP3_IN_TRANSACTION
+	                                                   : 0;
 	for (size_t i = 0; i < sizeof(pop3_commands) / sizeof(pop3_commands[0]); i++) {
 		const struct pop3_command_def *def = &pop3_commands[i];
 		if (def->verb != cmd.verb)
@@ -1176,7 +1180,7 @@ static void pop3_session_command(struct pop3_session *s, const char *line, size_
 	}
 	char esc[64];
 	log_info(s->c->sid, "event=unknown-command line=\"%s\"",
-		 log_escape(line, len, 32, esc, sizeof(esc)));
+	         log_escape(line, len, 32, esc, sizeof(esc)));
 	pop3_reply_error(s, "-ERR Unknown command");
 }
 
@@ -1284,7 +1288,7 @@ static void pop3_on_event(struct bufferevent *bev, short what, void *ctx)
 	if (what & BEV_EVENT_CONNECTED) {
 		char desc[128];
 		log_info(s->c->sid, "event=tls %s",
-			 s->c->ssl != NULL ? tls_describe(s->c->ssl, desc, sizeof(desc)) : "?");
+		         s->c->ssl != NULL ? tls_describe(s->c->ssl, desc, sizeof(desc)) : "?");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -1293,8 +1297,8 @@ static void pop3_on_event(struct bufferevent *bev, short what, void *ctx)
 		if (e != 0)
 			ERR_error_string_n(e, err, sizeof(err));
 		log_info(s->c->sid, "event=connection-error state=%s%s%s%s",
-			 pop3_state_names[s->state], err[0] ? " tls_error=\"" : "", err,
-			 err[0] ? "\"" : "");
+		         pop3_state_names[s->state], err[0] ? " tls_error=\"" : "", err,
+		         err[0] ? "\"" : "");
 	}
 	conn_close(s->c);
 }
@@ -1371,19 +1375,19 @@ static void pop3_session_free(struct conn *c)
 }
 
 const struct proto_ops pop3_proto = {
-	.name = "pop3",
-	.start = pop3_session_start,
-	.shutdown = pop3_session_shutdown,
-	.free = pop3_session_free,
-	.overload_reply = "-ERR [SYS/TEMP] Too many connections\r\n",
+    .name = "pop3",
+    .start = pop3_session_start,
+    .shutdown = pop3_session_shutdown,
+    .free = pop3_session_free,
+    .overload_reply = "-ERR [SYS/TEMP] Too many connections\r\n",
 };
 
 /* RFC 8314: TLS from the first byte; the over-limit reply cannot be sent in clear */
 const struct proto_ops pop3s_proto = {
-	.name = "pop3s",
-	.start = pop3_session_start,
-	.shutdown = pop3_session_shutdown,
-	.free = pop3_session_free,
-	.overload_reply = NULL,
-	.implicit_tls = true,
+    .name = "pop3s",
+    .start = pop3_session_start,
+    .shutdown = pop3_session_shutdown,
+    .free = pop3_session_free,
+    .overload_reply = NULL,
+    .implicit_tls = true,
 };
