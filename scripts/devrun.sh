@@ -36,9 +36,8 @@ data_dir = data
 
 [listen]
 smtp = 127.0.0.1:2525
-# Not implemented yet; they land with later issues:
+# Not implemented yet; it lands with a later issue:
 # imap = 127.0.0.1:1143
-# pop3 = 127.0.0.1:1110
 
 [limits]
 # Defaults (see docs/config.md):
@@ -83,6 +82,15 @@ if ! grep -q '^[[:space:]]*submission[[:space:]]*[=:]' "$CONF"; then
 # Mail submission: 587 role (STARTTLS) and 465 role (implicit TLS).
 submission = 127.0.0.1:2587
 submissions = 127.0.0.1:2465
+EOF
+fi
+if ! grep -q '^[[:space:]]*pop3[[:space:]]*[=:]' "$CONF"; then
+	cat >>"$CONF" <<'EOF'
+
+[listen]
+# POP3: 110 role (STLS) and 995 role (implicit TLS).
+pop3 = 127.0.0.1:1110
+pop3s = 127.0.0.1:1995
 EOF
 fi
 if ! grep -q '^[[:space:]]*allow_plaintext_on_loopback' "$CONF"; then
@@ -133,6 +141,7 @@ cat <<EOF
   SMTP:        127.0.0.1:2525   (STARTTLS offered)
   submission:  127.0.0.1:2587   (STARTTLS, then AUTH; plaintext AUTH allowed on loopback)
   submissions: 127.0.0.1:2465   (implicit TLS)
+  POP3:        127.0.0.1:1110   (STLS; plaintext login allowed on loopback), pop3s 127.0.0.1:1995
   TLS:         self-signed $TLS_DIR/cert.pem (mx.example.test, localhost, 127.0.0.1)
 
   send a test message:
@@ -140,6 +149,8 @@ cat <<EOF
   submit one as the demo user:
     swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user $DEMO \\
       --auth-password "\$(cat $PWFILE)" --from $DEMO --to $DEMO
+  read it over POP3:
+    curl -s pop3://127.0.0.1:1110/1 --user "$DEMO:\$(cat $PWFILE)"
   look at it:
     $HERMOD mailbox list $DEMO -c $CONF
     $HERMOD message list $DEMO -c $CONF
