@@ -94,6 +94,18 @@ static void server_ip_dec(struct server *srv, const char *ip)
 
 /* ---- connections ---- */
 
+/* A closed connection with no job pending is freed at the next safe point of
+ * the loop. Queued once, however many paths get here. */
+static void conn_reap_if_done(struct conn *c)
+{
+	if (!c->dead || c->jobs > 0 || c->reap_queued)
+		return;
+	c->reap_queued = true;
+	c->next = c->srv->reap;
+	c->srv->reap = c;
+	event_active(c->srv->ev_reap, EV_TIMEOUT, 0);
+}
+
 bool conn_is_dead(const struct conn *c)
 {
 	return c->dead;
@@ -161,11 +173,7 @@ void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	log_info(c->sid, "event=disconnect");
-	if (c->jobs == 0) {
-		c->next = srv->reap;
-		srv->reap = c;
-		event_active(srv->ev_reap, EV_TIMEOUT, 0);
-	}
+	conn_reap_if_done(c);
 }
 
 /* Output still to be written: with TLS, also the encrypted bytes waiting in the
@@ -189,6 +197,8 @@ static void conn_on_flushed(struct bufferevent *bev, void *ctx)
 
 static void conn_on_flush_event(struct bufferevent *bev, short what, void *ctx)
 {
+	if (what == BEV_EVENT_CONNECTED) /* a TLS handshake ending now: keep flushing */
+		return;
 	conn_close(ctx);
 }
 
@@ -250,13 +260,9 @@ static void conn_job_done(void *ctx)
 	struct conn *c = cj->c;
 	c->jobs--;
 	if (cj->done != NULL)
-		cj->done(cj->arg);
+		cj->done(cj->arg); /* may close c */
 	free(cj);
-	if (c->dead && c->jobs == 0) {
-		c->next = c->srv->reap;
-		c->srv->reap = c;
-		event_active(c->srv->ev_reap, EV_TIMEOUT, 0);
-	}
+	conn_reap_if_done(c);
 }
 
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg)
@@ -295,10 +301,15 @@ int conn_start_tls(struct conn *c)
 	SSL *ssl = tls_server_ssl_new(srv->tls);
 	if (ssl == NULL)
 		return -1;
+	struct bufferevent *plain = c->bev;
+	/* the filter's timeouts rule from now on; the socket under it keeps none */
+	bufferevent_set_timeouts(plain, NULL, NULL);
 	struct bufferevent *tb = bufferevent_openssl_filter_new(
-		srv->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		srv->base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
-		SSL_free(ssl);
+		/* libevent has freed what it was given (CLOSE_ON_FREE): ssl and the
+		 * socket bufferevent are gone with it */
+		c->bev = NULL;
 		return -1;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
@@ -384,14 +395,14 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
 	srv->conns = c;
+	bool fd_owned = false; /* a failed constructor with CLOSE_ON_FREE closed it */
 	if (l->proto->implicit_tls) {
 		SSL *ssl = srv->tls != NULL ? tls_server_ssl_new(srv->tls) : NULL;
 		if (ssl != NULL) {
 			c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
 								BUFFEREVENT_SSL_ACCEPTING,
 								BEV_OPT_CLOSE_ON_FREE);
-			if (c->bev == NULL)
-				SSL_free(ssl);
+			fd_owned = true; /* on failure libevent freed ssl and closed fd */
 		}
 		if (c->bev != NULL) {
 			c->ssl = ssl;
@@ -402,7 +413,8 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	if (c->bev == NULL) {
-		evutil_closesocket(fd);
+		if (!fd_owned)
+			evutil_closesocket(fd);
 		conn_close(c);
 		return;
 	}

@@ -53,6 +53,7 @@ struct conn {
 	unsigned jobs;   /* worker jobs submitted, completion not yet run */
 	bool closing;    /* flushing output, then close */
 	bool dead;       /* socket closed; freed once jobs == 0 */
+	bool reap_queued; /* on the server's reap list */
 	struct conn *prev, *next;
 };
 

@@ -80,6 +80,7 @@ struct pop3_session {
 	unsigned errors;
 	bool busy;           /* a worker job (or the failure delay) is running */
 	bool output_blocked; /* reading paused until the client reads its replies */
+	bool peer_eof;       /* the client closed its sending side */
 	bool discarding;     /* skipping the rest of an overlong line */
 	bool stopping;       /* server shutdown: end once the current job is done */
 	/* authentication */
@@ -1235,7 +1236,7 @@ static bool pop3_session_read_line(struct pop3_session *s, struct evbuffer *in)
 	return true;
 }
 
-static void pop3_session_process(struct pop3_session *s)
+static void pop3_session_process_input(struct pop3_session *s)
 {
 	for (;;) {
 		if (s->busy || s->c->dead || s->c->closing || s->state == POP3_STATE_CLOSED ||
@@ -1259,6 +1260,15 @@ static void pop3_session_process(struct pop3_session *s)
 	}
 }
 
+static void pop3_session_process(struct pop3_session *s)
+{
+	pop3_session_process_input(s);
+	/* The client closed its side: answer what it sent (QUIT included: its
+	 * deletions are made and confirmed), then close. */
+	if (s->peer_eof && !s->busy && !s->output_blocked && !pop3_session_gone(s))
+		conn_finish(s->c);
+}
+
 /* ---- bufferevent callbacks ---- */
 
 static void pop3_on_read(struct bufferevent *bev, void *ctx)
@@ -1271,7 +1281,8 @@ static void pop3_on_write(struct bufferevent *bev, void *ctx)
 	struct pop3_session *s = ctx;
 	if (s->output_blocked) {
 		s->output_blocked = false;
-		bufferevent_enable(bev, EV_READ);
+		if (!s->peer_eof)
+			bufferevent_enable(bev, EV_READ);
 		pop3_session_process(s);
 	}
 }
@@ -1289,6 +1300,13 @@ static void pop3_on_event(struct bufferevent *bev, short what, void *ctx)
 		char desc[128];
 		log_info(s->c->sid, "event=tls %s",
 		         s->c->ssl != NULL ? tls_describe(s->c->ssl, desc, sizeof(desc)) : "?");
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !s->peer_eof) {
+		s->peer_eof = true;
+		bufferevent_disable(bev, EV_READ);
+		if (!s->busy)
+			pop3_session_process(s);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {

@@ -100,6 +100,7 @@ struct smtp_session {
 	bool discarding;     /* skipping the rest of an overlong command line */
 	bool stopping;       /* server shutdown: end after the current transaction */
 	bool auth_final_pending; /* SCRAM server-final sent as 334, awaiting the empty line */
+	bool peer_eof;       /* the client closed its sending side */
 	bool submission;     /* RFC 6409 submission service: AUTH, relaying for users */
 	char *auth_user;     /* authenticated account */
 	struct sasl_server *sasl; /* AUTH exchange in progress */
@@ -225,6 +226,10 @@ static void smtp_session_unpark(struct smtp_session *s)
 	s->busy = false;
 	if (s->state == SMTP_STATE_CLOSED || s->c->dead)
 		return;
+	if (s->stopping && s->tx == NULL) {
+		smtp_session_goodbye(s, "421 4.3.2 Shutting down");
+		return;
+	}
 	smtp_session_process(s); /* pipelined input that arrived meanwhile */
 }
 
@@ -412,17 +417,25 @@ static void smtp_deliver_job_run(void *arg)
 	struct smtp_tx *tx = j->tx;
 	if (j->submission) {
 		if (j->require_from_match) {
-			const char *hdr = tx->msg.data + tx->trace_len;
+			/* every From: field (RFC 5322 allows one; a second one must not
+			 * slip a forged address past the check) */
+			const char *p = tx->msg.data + tx->trace_len;
+			const char *end = tx->msg.data + tx->msg.len;
 			const char *v;
 			size_t vl;
-			if (mail_header_find(hdr, tx->msg.len - tx->trace_len, "From", &v, &vl) > 0) {
-				struct smtp_from_check fc = {.j = j, .all_owned = true};
+			struct smtp_from_check fc = {.j = j, .all_owned = true};
+			while (fc.all_owned && mail_header_find(p, (size_t)(end - p), "From", &v, &vl) > 0) {
 				if (mail_header_addresses(v, vl, smtp_from_check_cb, &fc) < 0)
 					fc.all_owned = false;
-				if (!fc.all_owned) {
-					j->result = -2;
-					return;
-				}
+				p = v + vl; /* past this field's line end */
+				if (p < end && *p == '\r')
+					p++;
+				if (p < end && *p == '\n')
+					p++;
+			}
+			if (!fc.all_owned) {
+				j->result = -2;
+				return;
 			}
 		}
 		if (smtp_submission_fix_headers(j) < 0) {
@@ -868,6 +881,7 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		return;
 	}
+	bool args_domain_set = false;
 	j->s = s;
 	j->store = s->c->srv->store;
 	j->submission = s->submission;
@@ -889,9 +903,10 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 		j->lookup = smtp_lower_dup(args.to.addr);
 		j->domain = smtp_lower_dup(args.to.domain);
 		j->literal = args.to.domain_literal;
+		args_domain_set = true;
 	}
 	smtp_rcpt_args_free(&args);
-	if (j->addr == NULL || j->lookup == NULL ||
+	if (j->addr == NULL || j->lookup == NULL || (args_domain_set && j->domain == NULL) ||
 	    conn_submit(s->c, smtp_rcpt_job_run, smtp_rcpt_job_done, j) < 0) {
 		free(j->addr);
 		free(j->lookup);
@@ -1036,6 +1051,8 @@ static void smtp_cmd_starttls(struct smtp_session *s, const struct smtp_command 
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = false;
+	free(s->auth_user);
+	s->auth_user = NULL;
 	smtp_tx_free(&s->tx);
 	smtp_session_install(s);
 	log_info(s->c->sid, "event=starttls");
@@ -1043,6 +1060,7 @@ static void smtp_cmd_starttls(struct smtp_session *s, const struct smtp_command 
 
 static void smtp_auth_end(struct smtp_session *s)
 {
+	s->auth_final_pending = false;
 	sasl_server_free(&s->sasl);
 	free(s->sasl_user);
 	s->sasl_user = NULL;
@@ -1106,6 +1124,24 @@ static void smtp_auth_lookup_done(void *arg)
 		smtp_session_unpark(s);
 }
 
+/* The exchange ended in success: the session is now the account's. */
+static void smtp_auth_succeeded(struct smtp_session *s)
+{
+	const char *user = s->sasl != NULL ? sasl_server_user(s->sasl) : NULL;
+	free(s->auth_user);
+	s->auth_user = user != NULL ? strdup(user) : NULL;
+	if (s->auth_user == NULL) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_auth_end(s);
+		return;
+	}
+	throttle_success(s->c->srv->throttle, s->c->ip, s->auth_user, server_now_ms());
+	log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", s->auth_user,
+		 sasl_mech_name(s->sasl_mech), s->c->ip);
+	smtp_reply(s, "235 2.7.0 Authentication successful");
+	smtp_auth_end(s);
+}
+
 /* Runs the SASL exchange one step and answers. */
 static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size_t inlen)
 {
@@ -1159,13 +1195,7 @@ static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size
 			s->auth_final_pending = true;
 			return;
 		}
-		free(s->auth_user);
-		s->auth_user = strdup(sasl_server_user(s->sasl));
-		throttle_success(s->c->srv->throttle, s->c->ip, s->auth_user, server_now_ms());
-		log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", s->auth_user,
-			 sasl_mech_name(s->sasl_mech), s->c->ip);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
-		smtp_auth_end(s);
+		smtp_auth_succeeded(s);
 		return;
 	case SASL_STEP_FAIL:
 		smtp_auth_fail(s, sasl_server_reason(s->sasl));
@@ -1210,13 +1240,7 @@ static void smtp_auth_response(struct smtp_session *s, const char *line, size_t 
 			smtp_auth_end(s);
 			return;
 		}
-		free(s->auth_user);
-		s->auth_user = strdup(sasl_server_user(s->sasl));
-		throttle_success(s->c->srv->throttle, s->c->ip, s->auth_user, server_now_ms());
-		log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", s->auth_user,
-			 sasl_mech_name(s->sasl_mech), s->c->ip);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
-		smtp_auth_end(s);
+		smtp_auth_succeeded(s);
 		return;
 	}
 	unsigned char *data = NULL;
@@ -1492,10 +1516,10 @@ static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
 		return true;
 	}
 	smtp_session_deliver(s);
-	return false;
+	return !s->busy; /* a delivery that failed at once leaves pipelined input to do */
 }
 
-static void smtp_session_process(struct smtp_session *s)
+static void smtp_session_process_input(struct smtp_session *s)
 {
 	for (;;) {
 		/* fetched each time: STARTTLS replaces the bufferevent */
@@ -1524,6 +1548,15 @@ static void smtp_session_process(struct smtp_session *s)
 	}
 }
 
+static void smtp_session_process(struct smtp_session *s)
+{
+	smtp_session_process_input(s);
+	/* The client closed its side: once everything it sent has been answered,
+	 * send the replies and close (a half-closing client still reads them). */
+	if (s->peer_eof && !s->busy && !s->output_blocked && !smtp_session_gone(s))
+		conn_finish(s->c);
+}
+
 /* ---- bufferevent callbacks ---- */
 
 static void smtp_on_read(struct bufferevent *bev, void *ctx)
@@ -1536,7 +1569,8 @@ static void smtp_on_write(struct bufferevent *bev, void *ctx)
 	struct smtp_session *s = ctx;
 	if (s->output_blocked) {
 		s->output_blocked = false;
-		bufferevent_enable(bev, EV_READ);
+		if (!s->peer_eof)
+			bufferevent_enable(bev, EV_READ);
 		smtp_session_process(s);
 	}
 }
@@ -1554,6 +1588,15 @@ static void smtp_on_event(struct bufferevent *bev, short what, void *ctx)
 		char desc[128];
 		log_info(s->c->sid, "event=tls %s",
 			 s->c->ssl != NULL ? tls_describe(s->c->ssl, desc, sizeof(desc)) : "?");
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !s->peer_eof) {
+		/* keep what was pipelined before the EOF: it still gets its replies,
+		 * and a delivery in progress its 250 */
+		s->peer_eof = true;
+		bufferevent_disable(bev, EV_READ);
+		if (!s->busy)
+			smtp_session_process(s);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {

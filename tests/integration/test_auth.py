@@ -63,7 +63,7 @@ class ScramResult:
         self.replies = replies
 
 
-def scram_sha256(client, user, password, initial_response=True, nonce=None):
+def scram_sha256(client, user, password, initial_response=True, nonce=None, final_answer=""):
     """RFC 5802 / RFC 7677 SCRAM-SHA-256 without channel binding ("n,,"),
     over an SMTP session. Returns a ScramResult; asserts the server-first
     message is well formed."""
@@ -105,7 +105,7 @@ def scram_sha256(client, user, password, initial_response=True, nonce=None):
             verified = base64.b64decode(server_final[2:]) == server_sig
         else:
             verified = False  # e=...
-        r = client.cmd("")
+        r = client.cmd(final_answer)
         replies.append(r)
     return ScramResult(r.line, verified, replies)
 
@@ -285,6 +285,22 @@ def test_scram_sha256_bad(sub, user, password):
         assert res.server_verified is not True
         assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
         c.quit()
+
+
+def test_scram_cancel_at_server_final_then_auth_again(sub):
+    # Cancelling after the server's last SCRAM message ends that exchange; a
+    # new AUTH starts afresh (and the server stays up for everyone).
+    with sub.connect_587() as c:
+        res = scram_sha256(c, ALICE, PASSWORDS[ALICE], final_answer="*")
+        assert res.server_verified is True
+        assert res.final == "501 5.7.0 Authentication cancelled", res.replies
+        r = c.cmd("AUTH PLAIN")
+        assert r.line == "334 ", r
+        r = c.cmd("")
+        assert r.line == "501 5.5.4 Malformed authentication data", r
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
+        c.quit()
+    sub.assert_serves()
 
 
 def test_scram_salt_is_per_user_and_stable(sub):

@@ -286,3 +286,25 @@ def test_login_delay_and_expire(make_server):
     q.user(BOB)
     assert q.pass_(PASSWORDS[BOB]).startswith(b"+OK Logged in")
     q.quit()
+
+
+def test_half_close_after_quit_still_deletes_and_answers(make_server):
+    # USER/PASS/DELE/QUIT pipelined, then the client closes its sending side:
+    # every reply still arrives and the deletion is made.
+    srv = pop3_server(make_server)
+    deliver_some(srv, 1)
+    before = len(srv.messages(ALICE))
+    with socket.create_connection((srv.host, srv.pop3_port), timeout=30) as s:
+        s.recv(1000)
+        s.sendall(("USER %s\r\nPASS %s\r\nDELE 1\r\nQUIT\r\n"
+                   % (ALICE, PASSWORDS[ALICE])).encode())
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+    lines = data.decode().split("\r\n")
+    assert lines[-2].startswith("+OK Bye, 1 messages deleted"), lines
+    assert len(srv.messages(ALICE)) == before - 1

@@ -235,3 +235,27 @@ def test_bdat_large_chunked(server):
         assert DELIVERED_RE.match(c.read_reply().line)
         c.quit()
     assert split_stored(server.fetch_one(ALICE, subject))[2] == msg
+
+
+def test_half_close_still_gets_every_reply(server):
+    # A client that pipelines a whole transaction and QUIT, then closes its
+    # sending side, must still get every reply, the 250 included: dropping it
+    # would make the client send the delivered message again.
+    import socket
+    subject = unique("half-close")
+    with socket.create_connection((server.host, server.port), timeout=30) as s:
+        s.recv(1000)
+        s.sendall(("EHLO client.remote.test\r\nMAIL FROM:<x@remote.test>\r\n"
+                   "RCPT TO:<%s>\r\nDATA\r\nSubject: %s\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+                   % (ALICE, subject)).encode())
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+    lines = data.decode().split("\r\n")
+    assert any(DELIVERED_RE.match(l) for l in lines), lines
+    assert lines[-2] == "221 2.0.0 Bye", lines
+    server.fetch_one(ALICE, subject)

@@ -240,6 +240,8 @@ def test_catch_all_target_does_not_own_catch_all(sub):
     "Bob <bob@example.test>",
     "Alice <stranger@remote.test>",
     "Alice <alice@example.test>, Bob <bob@example.test>",
+    # a second From: field must not carry a forged address past the check
+    "Alice <alice@example.test>\r\nFrom: Bob <bob@example.test>",
 ])
 def test_from_header_mismatch(sub, from_header):
     subject = unique("from-mismatch")
