@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/auth_exchange.h"
 #include "auth/ratelimit.h"
 #include "auth/sasl.h"
 #include "auth/throttle.h"
@@ -99,14 +100,11 @@ struct smtp_session {
 	bool output_blocked; /* paused until the client reads its replies */
 	bool discarding;     /* skipping the rest of an overlong command line */
 	bool stopping;       /* server shutdown: end after the current transaction */
-	bool auth_final_pending; /* SCRAM server-final sent as 334, awaiting the empty line */
 	bool peer_eof;       /* the client closed its sending side */
 	bool submission;     /* RFC 6409 submission service: AUTH, relaying for users */
 	char *auth_user;     /* authenticated account */
-	struct sasl_server *sasl; /* AUTH exchange in progress */
-	char *sasl_user;     /* the identity being tried, for logs and throttling */
-	enum sasl_mech sasl_mech;
-	struct event *auth_timer; /* failure delay before the 535 */
+	struct auth_exchange *auth; /* the last AUTH exchange */
+	bool auth_busy;      /* its lookup or failure delay is running */
 	struct smtp_tx *tx;
 	/* BDAT chunk in progress */
 	uint64_t bdat_size;
@@ -118,7 +116,6 @@ struct smtp_session {
 };
 
 static void smtp_session_process(struct smtp_session *s);
-static void smtp_auth_response(struct smtp_session *s, const char *line, size_t len);
 static void smtp_session_line_too_long(struct smtp_session *s);
 static void smtp_session_install(struct smtp_session *s);
 static bool smtp_tls_available(const struct smtp_session *s);
@@ -1058,204 +1055,69 @@ static void smtp_cmd_starttls(struct smtp_session *s, const struct smtp_command 
 	log_info(s->c->sid, "event=starttls");
 }
 
-static void smtp_auth_end(struct smtp_session *s)
-{
-	s->auth_final_pending = false;
-	sasl_server_free(&s->sasl);
-	free(s->sasl_user);
-	s->sasl_user = NULL;
-	if (s->state == SMTP_STATE_AUTH)
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-}
+/* ---- AUTH: the protocol framing of the shared exchange (auth/auth_exchange.h) ---- */
 
-static void smtp_auth_failed_reply(struct smtp_session *s)
-{
-	smtp_reply_error(s, "535 5.7.8 Authentication credentials invalid");
-	smtp_auth_end(s);
-}
-
-static void smtp_on_auth_delay(evutil_socket_t fd, short what, void *ctx)
+static void smtp_auth_challenge(void *ctx, const char *b64)
 {
 	struct smtp_session *s = ctx;
-	if (smtp_session_gone(s))
-		return;
-	smtp_auth_failed_reply(s);
-	smtp_session_unpark(s);
+	smtp_reply(s, "334 %s", b64);
+	smtp_session_set_state(s, SMTP_STATE_AUTH);
 }
 
-/* A failed authentication: logged, counted, answered after the throttle's delay. */
-static void smtp_auth_fail(struct smtp_session *s, const char *reason)
+static void smtp_auth_success(void *ctx, const char *account)
 {
-	const char *user = s->sasl_user;
-	struct sasl_lookup *l = s->sasl != NULL ? sasl_server_lookup(s->sasl) : NULL;
-	if (user == NULL && l != NULL)
-		user = l->user;
-	char esc[300];
-	log_warn(s->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"", s->c->ip,
-		 sasl_mech_name(s->sasl_mech),
-		 user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "",
-		 reason);
-	unsigned delay = throttle_failure(s->c->srv->throttle, s->c->ip, user, server_now_ms());
-	if (delay == 0 || s->auth_timer == NULL) {
-		smtp_auth_failed_reply(s);
+	struct smtp_session *s = ctx;
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	free(s->auth_user);
+	s->auth_user = strdup(account);
+	if (s->auth_user == NULL) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
-	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
-	evtimer_add(s->auth_timer, &tv);
-	smtp_session_park(s);
+	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
 
-static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size_t inlen);
-
-static void smtp_auth_lookup_run(void *arg)
+static void smtp_auth_failure(void *ctx, enum auth_outcome outcome)
 {
-	struct smtp_session *s = arg;
-	sasl_lookup_run(s->c->srv->store, sasl_server_lookup(s->sasl));
+	struct smtp_session *s = ctx;
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	switch (outcome) {
+	case AUTH_FAILED:
+		smtp_reply_error(s, "535 5.7.8 Authentication credentials invalid");
+		break;
+	case AUTH_MALFORMED:
+		smtp_reply_error(s, "501 5.5.4 Malformed authentication data");
+		break;
+	case AUTH_UNDECODABLE: /* RFC 4954 4 */
+		smtp_reply_error(s, "501 5.5.2 Cannot decode response");
+		break;
+	case AUTH_CANCELLED:
+		smtp_reply_error(s, "501 5.7.0 Authentication cancelled");
+		break;
+	case AUTH_THROTTLED:
+		smtp_reply(s, "454 4.7.0 Too many failed authentications, try again later");
+		break;
+	case AUTH_TEMPFAIL:
+	default:
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	}
 }
 
-static void smtp_auth_lookup_done(void *arg)
+static void smtp_auth_busy(void *ctx, bool busy)
 {
-	struct smtp_session *s = arg;
-	if (smtp_session_gone(s))
-		return;
-	s->busy = false;
-	smtp_auth_step(s, NULL, 0);
-	if (!s->busy)
+	struct smtp_session *s = ctx;
+	s->auth_busy = busy;
+	if (!busy && !s->busy)
 		smtp_session_unpark(s);
 }
 
-/* The exchange ended in success: the session is now the account's. */
-static void smtp_auth_succeeded(struct smtp_session *s)
-{
-	const char *user = s->sasl != NULL ? sasl_server_user(s->sasl) : NULL;
-	free(s->auth_user);
-	s->auth_user = user != NULL ? strdup(user) : NULL;
-	if (s->auth_user == NULL) {
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		smtp_auth_end(s);
-		return;
-	}
-	throttle_success(s->c->srv->throttle, s->c->ip, s->auth_user, server_now_ms());
-	log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", s->auth_user,
-		 sasl_mech_name(s->sasl_mech), s->c->ip);
-	smtp_reply(s, "235 2.7.0 Authentication successful");
-	smtp_auth_end(s);
-}
-
-/* Runs the SASL exchange one step and answers. */
-static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size_t inlen)
-{
-	const unsigned char *out = NULL;
-	size_t outlen = 0;
-	enum sasl_step step = sasl_server_step(s->sasl, in, inlen, &out, &outlen);
-	struct sasl_lookup *l;
-	char *b64 = NULL;
-
-	switch (step) {
-	case SASL_STEP_CHALLENGE:
-		if (base64_encode(out, outlen, &b64) < 0) {
-			smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-			smtp_auth_end(s);
-			return;
-		}
-		smtp_reply(s, "334 %s", b64);
-		free(b64);
-		smtp_session_set_state(s, SMTP_STATE_AUTH);
-		return;
-	case SASL_STEP_LOOKUP:
-		l = sasl_server_lookup(s->sasl);
-		if (l != NULL && l->user != NULL && s->sasl_user == NULL)
-			s->sasl_user = strdup(l->user);
-		if (l != NULL && l->user != NULL &&
-		    throttle_refused(s->c->srv->throttle, s->c->ip, l->user, server_now_ms())) {
-			log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
-			smtp_reply(s, "454 4.7.0 Too many failed authentications, try again later");
-			smtp_auth_end(s);
-			return;
-		}
-		if (conn_submit_auth(s->c, smtp_auth_lookup_run, smtp_auth_lookup_done, s) < 0) {
-			smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-			smtp_auth_end(s);
-			return;
-		}
-		smtp_session_park(s);
-		return;
-	case SASL_STEP_OK:
-		if (outlen > 0) {
-			/* RFC 4954 4: additional data with success goes in a last 334
-			 * challenge; the client answers with an empty line */
-			if (base64_encode(out, outlen, &b64) < 0) {
-				smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-				smtp_auth_end(s);
-				return;
-			}
-			smtp_reply(s, "334 %s", b64);
-			free(b64);
-			smtp_session_set_state(s, SMTP_STATE_AUTH);
-			s->auth_final_pending = true;
-			return;
-		}
-		smtp_auth_succeeded(s);
-		return;
-	case SASL_STEP_FAIL:
-		smtp_auth_fail(s, sasl_server_reason(s->sasl));
-		return;
-	case SASL_STEP_TEMPFAIL:
-		log_error(s->c->sid, "event=auth-tempfail ip=%s reason=\"%s\"", s->c->ip,
-			  sasl_server_reason(s->sasl));
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		smtp_auth_end(s);
-		return;
-	case SASL_STEP_MALFORMED:
-	default: {
-		/* counted like a failure, but answered as a syntax error */
-		const char *user = s->sasl_user;
-		char esc[300];
-		log_warn(s->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"",
-			 s->c->ip, sasl_mech_name(s->sasl_mech),
-			 user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "",
-			 sasl_server_reason(s->sasl));
-		throttle_failure(s->c->srv->throttle, s->c->ip, user, server_now_ms());
-		smtp_reply_error(s, "501 5.5.4 Malformed authentication data");
-		smtp_auth_end(s);
-		return;
-	}
-	}
-}
-
-/* One response line of an AUTH exchange. */
-static void smtp_auth_response(struct smtp_session *s, const char *line, size_t len)
-{
-	if (len == 1 && line[0] == '*') {
-		/* RFC 4954 4: the client cancels */
-		smtp_reply_error(s, "501 5.7.0 Authentication cancelled");
-		smtp_auth_end(s);
-		return;
-	}
-	if (s->auth_final_pending) {
-		/* the client's (empty) answer to the server-final challenge */
-		s->auth_final_pending = false;
-		if (len != 0) {
-			smtp_reply_error(s, "501 5.5.4 Malformed authentication data");
-			smtp_auth_end(s);
-			return;
-		}
-		smtp_auth_succeeded(s);
-		return;
-	}
-	unsigned char *data = NULL;
-	size_t dlen = 0;
-	if (base64_decode(line, len, &data, &dlen) < 0) {
-		smtp_reply_error(s, "501 5.5.2 Cannot decode response");
-		smtp_auth_end(s);
-		return;
-	}
-	smtp_auth_step(s, data, dlen);
-	if (data != NULL) {
-		explicit_bzero(data, dlen);
-		free(data);
-	}
-}
+static const struct auth_exchange_ops smtp_auth_ops = {
+	.challenge = smtp_auth_challenge,
+	.success = smtp_auth_success,
+	.failure = smtp_auth_failure,
+	.busy = smtp_auth_busy,
+};
 
 static void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 {
@@ -1297,35 +1159,29 @@ static void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
-	if (throttle_refused(s->c->srv->throttle, s->c->ip, NULL, server_now_ms())) {
-		log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
+	if (auth_exchange_ip_refused(s->c)) {
+		explicit_bzero(cb, sizeof(cb));
 		smtp_reply(s, "454 4.7.0 Too many failed authentications, try again later");
 		return;
 	}
-	s->sasl_mech = (enum sasl_mech)mech;
-	s->sasl = sasl_server_new(s->sasl_mech, have_cb ? cb : NULL, have_cb ? sizeof(cb) : 0);
+	auth_exchange_free(&s->auth);
+	s->auth = auth_exchange_new(s->c, (enum sasl_mech)mech, NULL, have_cb ? cb : NULL,
+				    have_cb ? sizeof(cb) : 0, &smtp_auth_ops, s);
 	explicit_bzero(cb, sizeof(cb));
-	if (s->sasl == NULL) {
+	if (s->auth == NULL) {
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
-	if (i == cmd->args_len) {
-		smtp_auth_step(s, NULL, 0); /* no initial response */
-		return;
-	}
 	/* RFC 4954 4: "=" is an empty initial response */
-	if (cmd->args_len - i == 1 && cmd->args[i] == '=') {
-		smtp_auth_step(s, (const unsigned char *)"", 0);
-		return;
-	}
-	smtp_auth_response(s, cmd->args + i, cmd->args_len - i);
+	auth_exchange_start(s->auth, i < cmd->args_len ? cmd->args + i : NULL, cmd->args_len - i);
 }
 
 static void smtp_session_line_too_long(struct smtp_session *s)
 {
 	if (s->state == SMTP_STATE_AUTH) {
 		smtp_reply_error(s, "500 5.5.6 Authentication exchange line is too long");
-		smtp_auth_end(s);
+		auth_exchange_free(&s->auth); /* waiting for a line: nothing of it runs */
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
 		return;
 	}
 	smtp_reply_error(s, "500 5.5.2 Line too long");
@@ -1432,7 +1288,7 @@ static bool smtp_session_read_command(struct smtp_session *s, struct evbuffer *i
 	}
 	line[linelen] = '\0';
 	if (s->state == SMTP_STATE_AUTH)
-		smtp_auth_response(s, line, linelen);
+		auth_exchange_response(s->auth, line, linelen);
 	else
 		smtp_session_command(s, line, linelen);
 	return true;
@@ -1524,7 +1380,8 @@ static void smtp_session_process_input(struct smtp_session *s)
 	for (;;) {
 		/* fetched each time: STARTTLS replaces the bufferevent */
 		struct evbuffer *in = s->c->bev != NULL ? bufferevent_get_input(s->c->bev) : NULL;
-		if (s->busy || s->c->dead || s->c->closing || s->state == SMTP_STATE_CLOSED)
+		if (s->busy || s->auth_busy || s->c->dead || s->c->closing ||
+		    s->state == SMTP_STATE_CLOSED)
 			return;
 		if (evbuffer_get_length(bufferevent_get_output(s->c->bev)) > SMTP_OUTPUT_HIGH) {
 			/* resume from the write callback once the client has read */
@@ -1553,7 +1410,8 @@ static void smtp_session_process(struct smtp_session *s)
 	smtp_session_process_input(s);
 	/* The client closed its side: once everything it sent has been answered,
 	 * send the replies and close (a half-closing client still reads them). */
-	if (s->peer_eof && !s->busy && !s->output_blocked && !smtp_session_gone(s))
+	if (s->peer_eof && !s->busy && !s->auth_busy && !s->output_blocked &&
+	    !smtp_session_gone(s))
 		conn_finish(s->c);
 }
 
@@ -1595,7 +1453,7 @@ static void smtp_on_event(struct bufferevent *bev, short what, void *ctx)
 		 * and a delivery in progress its 250 */
 		s->peer_eof = true;
 		bufferevent_disable(bev, EV_READ);
-		if (!s->busy)
+		if (!s->busy && !s->auth_busy)
 			smtp_session_process(s);
 		return;
 	}
@@ -1656,8 +1514,7 @@ static int smtp_session_start_mode(struct conn *c, bool submission)
 	s->lim.rate_limit = cfg->submission_rate_limit;
 	snprintf(s->lim.hostname, sizeof(s->lim.hostname), "%s", cfg->hostname);
 	s->cmd_timer = evtimer_new(c->srv->base, smtp_on_cmd_timeout, s);
-	s->auth_timer = evtimer_new(c->srv->base, smtp_on_auth_delay, s);
-	if (s->cmd_timer == NULL || s->auth_timer == NULL)
+	if (s->cmd_timer == NULL)
 		return -1;
 	s->state = SMTP_STATE_COMMAND;
 	smtp_session_install(s);
@@ -1693,10 +1550,7 @@ static void smtp_session_free(struct conn *c)
 		return;
 	if (s->cmd_timer != NULL)
 		event_free(s->cmd_timer);
-	if (s->auth_timer != NULL)
-		event_free(s->auth_timer);
-	sasl_server_free(&s->sasl);
-	free(s->sasl_user);
+	auth_exchange_free(&s->auth);
 	free(s->auth_user);
 	smtp_tx_free(&s->tx);
 	free(s->helo);
