@@ -91,6 +91,10 @@ bench bench-smtp: deps-test hermod
 bench-tls: deps-test hermod
 	@bench/bench-tls.sh
 
+.PHONY: bench-pop3
+bench-pop3: deps-test hermod
+	@bench/bench-pop3.sh
+
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/fuzz/*.c)
 

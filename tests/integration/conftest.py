@@ -20,6 +20,9 @@ and submissions (465 role, implicit TLS) listeners on free ports:
 srv.submission_port, srv.submissions_port. Submission servers get fast auth
 throttling defaults (AUTH_TEST_DEFAULTS) and a smarthost on a closed loopback
 port, so that queued mail never leaves the machine.
+make_server(pop3=True) opens the POP3 listener (STLS when tls) on
+srv.pop3_port; pop3s (default: pop3 and tls) the implicit-TLS one on
+srv.pop3s_port. POP3 servers get AUTH_TEST_DEFAULTS too.
 
 Helpers
   Server          temp dir, config, CLI set-up, start/stop/kill9/restart,
@@ -28,6 +31,8 @@ Helpers
                   bytes, all with timeouts; starttls()/tls() wrap the socket
   SMTPName, SMTP_SSLName   smtplib clients that connect to 127.0.0.1 but
                   verify the certificate for mx.example.test
+  POP3Client      raw-socket POP3 client (status lines, multi-line responses
+                  as wire bytes and un-stuffed, STLS)
 """
 
 import base64
@@ -83,6 +88,8 @@ QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as (\S+)$")
 AUTH_TEST_DEFAULTS = {"max_delay": "1"}
 
 AUTH_OK = "235 2.7.0 Authentication successful"
+
+POP3_GREETING = "+OK hermod POP3 server ready"
 AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
 
 # Every Server that exists right now (so a failing test can show their logs).
@@ -471,18 +478,126 @@ class SMTPClient:
 
 
 # --------------------------------------------------------------------------
+# raw POP3 client
+
+
+class POP3Error(AssertionError):
+    pass
+
+
+class POP3Client(SMTPClient):
+    """A raw POP3 client (RFC 1939) on the SMTPClient plumbing: status lines
+    as str, multi-line responses as bytes. Nothing is asserted unless a
+    method says so."""
+
+    def __init__(self, host, port, timeout=IO_TIMEOUT, tls_context=None,
+                 server_hostname=HOSTNAME, greet=True):
+        super().__init__(host, port, timeout=timeout, tls_context=tls_context,
+                         server_hostname=server_hostname)
+        self.greeting = None
+        if greet:
+            self.greeting = self.read_line()
+            assert self.greeting == POP3_GREETING, self.greeting
+
+    def read_line_bytes(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def cmd(self, line):
+        """Sends one command line; returns the status line (str)."""
+        self.send(line + "\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.read_line()
+
+    def read_multi_wire(self):
+        """The body of a multi-line response exactly as sent, up to and
+        including the terminating ".\r\n"."""
+        while True:
+            if self.buf.startswith(b".\r\n"):
+                end = 3
+                break
+            i = self.buf.find(b"\r\n.\r\n")
+            if i >= 0:
+                end = i + 5
+                break
+            self._fill()
+        data, self.buf = self.buf[:end], self.buf[end:]
+        return data
+
+    @staticmethod
+    def unstuff(wire):
+        """A multi-line body (with its terminator) -> the data it carries
+        (CRLF line ends kept, dot-stuffing and terminator removed)."""
+        assert wire.endswith(b".\r\n"), wire[-50:]
+        body = wire[:-3]
+        if not body:
+            return b""
+        assert body.endswith(b"\r\n"), body[-50:]
+        lines = body[:-2].split(b"\r\n")
+        return b"".join((l[1:] if l.startswith(b".") else l) + b"\r\n" for l in lines)
+
+    def multi(self, line):
+        """A command with a multi-line answer: (status, data, wire); data and
+        wire are None when the status is not +OK."""
+        st = self.cmd(line)
+        if not st.startswith("+OK"):
+            return st, None, None
+        wire = self.read_multi_wire()
+        return st, self.unstuff(wire), wire
+
+    def multi_lines(self, line):
+        """(status, [lines as str]) for listings such as LIST/UIDL/CAPA."""
+        st, data, _ = self.multi(line)
+        if data is None:
+            return st, None
+        return st, data.decode("utf-8", "replace").split("\r\n")[:-1]
+
+    def capa(self):
+        st, lines = self.multi_lines("CAPA")
+        assert st == "+OK Capability list follows", st
+        return lines
+
+    def stls(self, context, server_hostname=HOSTNAME):
+        st = self.cmd("STLS")
+        assert st == "+OK Begin TLS negotiation", st
+        dropped = self.tls(context, server_hostname)
+        assert dropped == b"", "server sent bytes after +OK to STLS: %r" % dropped
+        return st
+
+    def login(self, user, password):
+        """USER/PASS; asserts success; returns the PASS status line."""
+        st = self.cmd("USER " + user)
+        assert st == "+OK", st
+        st = self.cmd("PASS " + password)
+        assert st.startswith("+OK Logged in, "), st
+        return st
+
+    def quit(self):
+        try:
+            st = self.cmd("QUIT")
+            assert st.startswith("+OK Bye"), st
+            return st
+        finally:
+            self.close()
+
+
+# --------------------------------------------------------------------------
 # the server under test
 
 
 class Server:
     def __init__(self, binary, base_dir, limits=None, extra=None, setup=True,
-                 fsync=True, tls=None, submission=False, submissions=None):
+                 fsync=True, tls=None, submission=False, submissions=None,
+                 pop3=False, pop3s=None):
         """tls: None/False = no [tls]; a CertPair = that certificate (the
         files are copied into the server's directory as tls/cert.pem and
         tls/key.pem, so a test may replace them and send SIGHUP).
         submission: open the 587-role listener (srv.submission_port);
         submissions (default: submission and tls): the 465-role listener
-        (srv.submissions_port)."""
+        (srv.submissions_port).
+        pop3: the POP3 listener (srv.pop3_port); pop3s (default: pop3 and
+        tls): POP3 over implicit TLS (srv.pop3s_port)."""
         self.binary = binary
         self.dir = base_dir
         os.makedirs(self.dir, exist_ok=True)
@@ -514,6 +629,10 @@ class Server:
             submissions = bool(submission and tls)
         self.submission_port = free_port() if submission else None
         self.submissions_port = free_port() if submissions else None
+        if pop3s is None:
+            pop3s = bool(pop3 and tls)
+        self.pop3_port = free_port() if pop3 else None
+        self.pop3s_port = free_port() if pop3s else None
         self.proc = None
         self.last_returncode = None
         self._write_config()
@@ -537,6 +656,12 @@ class Server:
             sections["listen"]["submission"] = "%s:%d" % (self.host, self.submission_port)
         if self.submissions_port:
             sections["listen"]["submissions"] = "%s:%d" % (self.host, self.submissions_port)
+        if self.pop3_port:
+            sections["listen"]["pop3"] = "%s:%d" % (self.host, self.pop3_port)
+        if self.pop3s_port:
+            sections["listen"]["pop3s"] = "%s:%d" % (self.host, self.pop3s_port)
+        if self.pop3_port or self.pop3s_port:
+            sections["auth"] = dict(AUTH_TEST_DEFAULTS)
         if self.submission_port or self.submissions_port:
             sections["auth"] = dict(AUTH_TEST_DEFAULTS)
             # Outbound mail (queued by submission) may only ever go to a
@@ -787,6 +912,17 @@ class Server:
             c.ehlo()
         return c
 
+    def pop3(self, tls=None, **kw):
+        """A greeted POP3Client: tls=None/False on srv.pop3_port (plain, no
+        STLS); tls="stls" on srv.pop3_port after STLS; tls="implicit" (or
+        True) on srv.pop3s_port."""
+        if tls in ("implicit", True):
+            return POP3Client(self.host, self.pop3s_port, tls_context=self.context(), **kw)
+        c = POP3Client(self.host, self.pop3_port, **kw)
+        if tls == "stls":
+            c.stls(self.context())
+        return c
+
     def queue(self):
         """Rows of `hermod queue list`: dicts id, size, created, sender, rcpts."""
         out = self.cli("queue", "list").stdout
@@ -846,19 +982,21 @@ def _tmpdir(prefix):
 @pytest.fixture
 def make_server(hermod_bin, tls_cert):
     """Factory: make_server(limits={...}, extra={section: {...}}, setup=True,
-    start=True, tls=False|True|CertPair, submission=False, submissions=None)
+    start=True, tls=False|True|CertPair, submission=False, submissions=None,
+    pop3=False, pop3s=None)
     -> Server. All are stopped and checked at teardown."""
     servers = []
     dirs = []
 
     def factory(limits=None, extra=None, setup=True, start=True, fsync=True, tls=False,
-                submission=False, submissions=None):
+                submission=False, submissions=None, pop3=False, pop3s=None):
         d = _tmpdir("test")
         dirs.append(d)
         if tls is True:
             tls = tls_cert
         srv = Server(hermod_bin, d, limits=limits, extra=extra, setup=setup, fsync=fsync,
-                     tls=tls, submission=submission, submissions=submissions)
+                     tls=tls, submission=submission, submissions=submissions,
+                     pop3=pop3, pop3s=pop3s)
         servers.append(srv)
         if start:
             srv.start()
