@@ -300,3 +300,27 @@ def test_fetchmail_stls_keep_uidl(fserver, tmp_path):
                             fetchall=False)
     assert rc == 1, out[-4000:]
     assert len(read_mbox(mbox)) == 7
+
+
+# --------------------------------------------------------------------------
+# openssl s_client -starttls pop3
+
+
+def test_openssl_s_client_starttls_pop3(cpop):
+    _need("openssl", "openssl")
+    rows = _fresh_mail(cpop, BOB, 1)
+    script = "USER %s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n" % (BOB, PASSWORDS[BOB])
+    p = subprocess.run(
+        ["openssl", "s_client", "-starttls", "pop3", "-quiet", "-ign_eof",
+         "-connect", "%s:%d" % (cpop.host, cpop.pop3_port),
+         "-servername", HOSTNAME, "-verify_hostname", HOSTNAME,
+         "-CAfile", cpop.cert_path, "-verify_return_error"],
+        input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, out
+    # (s_client echoes parts of the greeting and STLS exchange it did itself)
+    lines = out.split("\r\n")
+    assert "-ERR" not in out, out
+    assert any(l.startswith("+OK Logged in, ") for l in lines), out
+    assert "+OK %d %d" % (len(rows), sum(r["size"] for r in rows)) in lines, out
+    assert any(l.startswith("+OK Bye") for l in lines), out
