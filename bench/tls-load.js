@@ -12,7 +12,7 @@
 //        [--clients 200] [--seconds 20] [--interval 50]
 //
 // Prints one JSON object: handshakes, auths, errors, seconds, noop {n, p50,
-// p99, max} (milliseconds).
+// p99, max} (milliseconds), tls {protocol, cipher} (of the NOOP connection).
 'use strict';
 
 const tls = require('tls');
@@ -108,7 +108,9 @@ async function prober(lat) {
   expect(await c.reply(), '220');
   expect(await c.cmd('EHLO probe.example.test'), '250');
   expect(await c.cmd('AUTH PLAIN ' + plain), '235');
+  const tlsInfo = {protocol: c.sock.getProtocol(), cipher: (c.sock.getCipher() || {}).name};
   return {
+    tlsInfo,
     async run(until) {
       while (Date.now() < until) {
         const t0 = process.hrtime.bigint();
@@ -136,7 +138,7 @@ async function probeMain() {
   process.stdout.write('ready\n');
   await new Promise((resolve) => process.stdin.once('data', resolve));
   await probe.run(Date.now() + o.seconds * 1000);
-  process.stdout.write(JSON.stringify(lat) + '\n');
+  process.stdout.write(JSON.stringify({lat, tls: probe.tlsInfo}) + '\n');
 }
 
 async function main() {
@@ -159,7 +161,7 @@ async function main() {
   const secs = (Date.now() - t0) / 1000;
   const code = await exited;
   if (code !== 0) throw new Error('NOOP prober exited with ' + code);
-  const lat = JSON.parse(out.split('\n').filter((l) => l.startsWith('['))[0]);
+  const {lat, tls: tlsInfo} = JSON.parse(out.split('\n').filter((l) => l.startsWith('{'))[0]);
   const r = (x) => (x === null ? null : Math.round(x * 100) / 100);
   process.stdout.write(JSON.stringify({
     clients: o.clients, seconds: Math.round(secs * 10) / 10,
@@ -169,6 +171,7 @@ async function main() {
     auths_per_s: Math.round(stats.auths / o.seconds * 10) / 10,
     noop: {n: lat.length, p50: r(pct(lat, 50)), p99: r(pct(lat, 99)),
       max: r(lat.length ? Math.max(...lat) : null)},
+    tls: tlsInfo,
   }) + '\n');
 }
 

@@ -26,13 +26,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/auth_exchange.h"
 #include "auth/sasl.h"
-#include "auth/throttle.h"
-#include "core/base64.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "net/tls.h"
 #include "pop3/pop3_parse.h"
+#include "store/blob.h"
 #include "store/store.h"
 
 /* Stop taking input while this much output is unsent (a pipelining client that
@@ -71,6 +71,8 @@ struct pop3_msg {
 	uint32_t uid;
 	uint64_t size;
 	bool deleted;
+	bool has_blob;           /* blob holds the id of the message's bytes */
+	unsigned char blob[32];  /* the blob id (hex SHA-256) as bytes */
 };
 
 struct pop3_session {
@@ -78,19 +80,15 @@ struct pop3_session {
 	struct pop3_limits lim;
 	enum pop3_state state;
 	unsigned errors;
-	bool busy;           /* a worker job (or the failure delay) is running */
+	bool busy;           /* a worker job of the session is running */
+	bool auth_busy;      /* the exchange's lookup or failure delay is running */
 	bool output_blocked; /* reading paused until the client reads its replies */
 	bool peer_eof;       /* the client closed its sending side */
 	bool discarding;     /* skipping the rest of an overlong line */
 	bool stopping;       /* server shutdown: end once the current job is done */
 	/* authentication */
 	char *user;               /* USER name waiting for PASS */
-	struct sasl_server *sasl; /* exchange in progress (AUTH, or PASS as PLAIN) */
-	enum sasl_mech sasl_mech;
-	bool sasl_userpass;       /* the exchange is USER/PASS */
-	char *sasl_user;          /* identity being tried, for logs and throttling */
-	bool auth_final_pending;  /* SCRAM server-final sent as "+", awaiting "" */
-	struct event *auth_timer; /* failure delay before the -ERR */
+	struct auth_exchange *auth; /* the last exchange (AUTH, or PASS as PLAIN) */
 	/* the maildrop */
 	char *account; /* authenticated account */
 	bool locked;   /* holds account's maildrop lock */
@@ -343,7 +341,19 @@ static void pop3_open_message_cb(void *ctx, const struct store_message_info *m)
 		j->msgs = p;
 		j->cap = cap;
 	}
-	j->msgs[j->n++] = (struct pop3_msg){.uid = m->uid, .size = m->size};
+	struct pop3_msg *pm = &j->msgs[j->n++];
+	*pm = (struct pop3_msg){.uid = m->uid, .size = m->size};
+	/* kept as bytes (half the memory of the hex form); without a valid id RETR
+	 * asks the database */
+	if (m->blob_id != NULL && blob_id_valid(m->blob_id)) {
+		for (size_t k = 0; k < sizeof(pm->blob); k++) {
+			const char *h = m->blob_id + 2 * k;
+			unsigned hi = h[0] <= '9' ? (unsigned)(h[0] - '0') : (unsigned)(h[0] - 'a' + 10);
+			unsigned lo = h[1] <= '9' ? (unsigned)(h[1] - '0') : (unsigned)(h[1] - 'a' + 10);
+			pm->blob[k] = (unsigned char)(hi << 4 | lo);
+		}
+		pm->has_blob = true;
+	}
 }
 
 static void pop3_open_job_run(void *arg)
@@ -452,214 +462,92 @@ static void pop3_login(struct pop3_session *s, char *account)
 	pop3_session_park(s);
 }
 
-/* ---- AUTH (RFC 5034) and USER/PASS, both through auth/sasl.h ---- */
+/* ---- AUTH (RFC 5034) and USER/PASS: the POP3 framing of the shared exchange
+ * (auth/auth_exchange.h) ---- */
 
-static void pop3_auth_end(struct pop3_session *s)
-{
-	sasl_server_free(&s->sasl);
-	free(s->sasl_user);
-	s->sasl_user = NULL;
-	s->auth_final_pending = false;
-	if (s->state == POP3_STATE_SASL)
-		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
-}
-
-static const char *pop3_auth_mech_name(const struct pop3_session *s)
-{
-	return s->sasl_userpass ? "USER" : sasl_mech_name(s->sasl_mech);
-}
-
-static void pop3_auth_success(struct pop3_session *s)
-{
-	char *account = strdup(sasl_server_user(s->sasl));
-	if (account == NULL) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		pop3_auth_end(s);
-		return;
-	}
-	throttle_success(s->c->srv->throttle, s->c->ip, account, server_now_ms());
-	log_info(s->c->sid, "event=auth user=%s mech=%s ip=%s", account, pop3_auth_mech_name(s),
-	         s->c->ip);
-	pop3_auth_end(s);
-	pop3_login(s, account);
-}
-
-static void pop3_on_auth_delay(evutil_socket_t fd, short what, void *ctx)
+static void pop3_auth_challenge(void *ctx, const char *b64)
 {
 	struct pop3_session *s = ctx;
-	if (pop3_session_gone(s))
-		return;
-	pop3_reply_error(s, "-ERR [AUTH] Authentication failed");
-	pop3_auth_end(s);
-	pop3_session_unpark(s);
+	pop3_reply(s, "+ %s", b64); /* RFC 5034 4 */
+	pop3_session_set_state(s, POP3_STATE_SASL);
 }
 
-/* A failed authentication: logged, counted, answered after the throttle's delay. */
-static void pop3_auth_fail(struct pop3_session *s, const char *reason)
+static void pop3_auth_success(void *ctx, const char *account)
 {
-	const char *user = s->sasl_user;
-	struct sasl_lookup *l = s->sasl != NULL ? sasl_server_lookup(s->sasl) : NULL;
-	if (user == NULL && l != NULL)
-		user = l->user;
-	char esc[300];
-	log_warn(s->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"", s->c->ip,
-	         pop3_auth_mech_name(s),
-	         user != NULL ? log_escape(user, strlen(user), 256, esc, sizeof(esc)) : "", reason);
-	unsigned delay = throttle_failure(s->c->srv->throttle, s->c->ip, user, server_now_ms());
-	if (delay == 0 || s->auth_timer == NULL) {
-		pop3_reply_error(s, "-ERR [AUTH] Authentication failed");
-		pop3_auth_end(s);
+	struct pop3_session *s = ctx;
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	char *copy = strdup(account);
+	if (copy == NULL) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		return;
 	}
-	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
-	evtimer_add(s->auth_timer, &tv);
-	pop3_session_park(s);
+	pop3_login(s, copy); /* parks the session for the INBOX snapshot */
 }
 
-static void pop3_auth_step(struct pop3_session *s, const unsigned char *in, size_t inlen);
-
-static void pop3_auth_lookup_run(void *arg)
+static void pop3_auth_failure(void *ctx, enum auth_outcome outcome)
 {
-	struct pop3_session *s = arg;
-	sasl_lookup_run(s->c->srv->store, sasl_server_lookup(s->sasl));
+	struct pop3_session *s = ctx;
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	switch (outcome) {
+	case AUTH_MALFORMED:
+		/* broken mechanism syntax is answered like wrong credentials (no hint
+		 * to a guesser), and counts twice towards max_errors */
+		s->errors++;
+		/* fall through */
+	case AUTH_FAILED:
+		pop3_reply_error(s, "-ERR [AUTH] Authentication failed");
+		break;
+	case AUTH_UNDECODABLE:
+		pop3_reply_error(s, "-ERR Cannot decode response");
+		break;
+	case AUTH_CANCELLED: /* RFC 5034 4 */
+		pop3_reply_error(s, "-ERR Authentication cancelled");
+		break;
+	case AUTH_THROTTLED:
+		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed authentications, try again later");
+		break;
+	case AUTH_TEMPFAIL:
+	default:
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		break;
+	}
 }
 
-static void pop3_auth_lookup_done(void *arg)
+/* The exchange's lookup or failure delay. pop3_login may have parked the session
+ * for its own job from inside the success callback: only unpark when that is not
+ * the case. */
+static void pop3_auth_busy(void *ctx, bool busy)
 {
-	struct pop3_session *s = arg;
-	if (pop3_session_gone(s))
-		return;
-	s->busy = false;
-	pop3_auth_step(s, NULL, 0);
-	if (!s->busy)
+	struct pop3_session *s = ctx;
+	s->auth_busy = busy;
+	if (!busy && !s->busy)
 		pop3_session_unpark(s);
 }
 
-/* Sends a "+ base64" continuation (RFC 5034 4). */
-static bool pop3_auth_challenge(struct pop3_session *s, const unsigned char *out, size_t outlen)
-{
-	char *b64 = NULL;
-	if (base64_encode(out, outlen, &b64) < 0) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		pop3_auth_end(s);
-		return false;
-	}
-	pop3_reply(s, "+ %s", b64);
-	free(b64);
-	pop3_session_set_state(s, POP3_STATE_SASL);
-	return true;
-}
+static const struct auth_exchange_ops pop3_auth_ops = {
+    .challenge = pop3_auth_challenge,
+    .success = pop3_auth_success,
+    .failure = pop3_auth_failure,
+    .busy = pop3_auth_busy,
+};
 
-/* Runs the SASL exchange one step and answers. */
-static void pop3_auth_step(struct pop3_session *s, const unsigned char *in, size_t inlen)
+/* A new exchange; NULL after replying when refused or out of memory. */
+static struct auth_exchange *pop3_auth_new(struct pop3_session *s, enum sasl_mech mech,
+                                           const char *label)
 {
-	const unsigned char *out = NULL;
-	size_t outlen = 0;
-	enum sasl_step step = sasl_server_step(s->sasl, in, inlen, &out, &outlen);
-	struct sasl_lookup *l;
-
-	switch (step) {
-	case SASL_STEP_CHALLENGE:
-		pop3_auth_challenge(s, out, outlen);
-		return;
-	case SASL_STEP_LOOKUP:
-		l = sasl_server_lookup(s->sasl);
-		if (l != NULL && l->user != NULL && s->sasl_user == NULL)
-			s->sasl_user = strdup(l->user);
-		if (l != NULL && l->user != NULL &&
-		    throttle_refused(s->c->srv->throttle, s->c->ip, l->user, server_now_ms())) {
-			log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
-			pop3_reply(s, "-ERR [SYS/TEMP] Too many failed authentications, try again "
-			              "later");
-			pop3_auth_end(s);
-			return;
-		}
-		if (conn_submit_auth(s->c, pop3_auth_lookup_run, pop3_auth_lookup_done, s) < 0) {
-			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-			pop3_auth_end(s);
-			return;
-		}
-		pop3_session_park(s);
-		return;
-	case SASL_STEP_OK:
-		if (outlen > 0) {
-			/* additional data with success (SCRAM server-final): a last
-			 * challenge, answered with an empty line */
-			if (pop3_auth_challenge(s, out, outlen))
-				s->auth_final_pending = true;
-			return;
-		}
-		pop3_auth_success(s);
-		return;
-	case SASL_STEP_FAIL:
-		pop3_auth_fail(s, sasl_server_reason(s->sasl));
-		return;
-	case SASL_STEP_TEMPFAIL:
-		log_error(s->c->sid, "event=auth-tempfail ip=%s reason=\"%s\"", s->c->ip,
-		          sasl_server_reason(s->sasl));
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		pop3_auth_end(s);
-		return;
-	case SASL_STEP_MALFORMED:
-	default:
-		s->errors++;
-		pop3_auth_fail(s, sasl_server_reason(s->sasl));
-		return;
-	}
-}
-
-/* One response line of an AUTH exchange. */
-static void pop3_auth_response(struct pop3_session *s, const char *line, size_t len)
-{
-	if (len == 1 && line[0] == '*') {
-		/* RFC 5034 4: the client cancels */
-		pop3_reply_error(s, "-ERR Authentication cancelled");
-		pop3_auth_end(s);
-		return;
-	}
-	if (s->auth_final_pending) {
-		s->auth_final_pending = false;
-		if (len != 0) {
-			pop3_reply_error(s, "-ERR Syntax error");
-			pop3_auth_end(s);
-			return;
-		}
-		pop3_auth_success(s);
-		return;
-	}
-	unsigned char *data = NULL;
-	size_t dlen = 0;
-	if (base64_decode(line, len, &data, &dlen) != 1) {
-		pop3_reply_error(s, "-ERR Cannot decode response");
-		pop3_auth_end(s);
-		return;
-	}
-	pop3_auth_step(s, data, dlen);
-	if (data != NULL) {
-		explicit_bzero(data, dlen);
-		free(data);
-	}
-}
-
-/* Starts an exchange; false after replying when refused. */
-static bool pop3_auth_start(struct pop3_session *s, enum sasl_mech mech, bool userpass)
-{
-	if (throttle_refused(s->c->srv->throttle, s->c->ip, NULL, server_now_ms())) {
-		log_warn(s->c->sid, "event=auth-refused ip=%s reason=throttled", s->c->ip);
+	if (auth_exchange_ip_refused(s->c)) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed authentications, try again later");
-		return false;
+		return NULL;
 	}
 	unsigned char cb[32];
-	bool have_cb = !userpass && s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
-	s->sasl_mech = mech;
-	s->sasl_userpass = userpass;
-	s->sasl = sasl_server_new(mech, have_cb ? cb : NULL, have_cb ? sizeof(cb) : 0);
+	bool have_cb = label == NULL && s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
+	auth_exchange_free(&s->auth);
+	s->auth = auth_exchange_new(s->c, mech, label, have_cb ? cb : NULL,
+	                            have_cb ? sizeof(cb) : 0, &pop3_auth_ops, s);
 	explicit_bzero(cb, sizeof(cb));
-	if (s->sasl == NULL) {
+	if (s->auth == NULL)
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		return false;
-	}
-	return true;
+	return s->auth;
 }
 
 /* ---- commands ---- */
@@ -758,7 +646,7 @@ static void pop3_cmd_pass(struct pop3_session *s, const struct pop3_command *cmd
 	size_t ulen = strlen(user);
 	size_t mlen = ulen + cmd->args_len + 2; /* both bounded by POP3_LINE_MAX */
 	unsigned char *msg = malloc(mlen);
-	if (msg == NULL || !pop3_auth_start(s, SASL_MECH_PLAIN, true)) {
+	if (msg == NULL || pop3_auth_new(s, SASL_MECH_PLAIN, "USER") == NULL) {
 		if (msg == NULL)
 			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		free(msg);
@@ -769,8 +657,8 @@ static void pop3_cmd_pass(struct pop3_session *s, const struct pop3_command *cmd
 	memcpy(msg + 1, user, ulen);
 	msg[1 + ulen] = '\0';
 	memcpy(msg + 2 + ulen, cmd->args, cmd->args_len);
-	s->sasl_user = user;
-	pop3_auth_step(s, msg, mlen);
+	free(user);
+	auth_exchange_start_raw(s->auth, msg, mlen);
 	explicit_bzero(msg, mlen);
 	free(msg);
 }
@@ -793,14 +681,13 @@ static void pop3_cmd_auth(struct pop3_session *s, const struct pop3_command *cmd
 	}
 	free(s->user);
 	s->user = NULL;
-	if (!pop3_auth_start(s, (enum sasl_mech)mech, false))
+	if (pop3_auth_new(s, (enum sasl_mech)mech, NULL) == NULL)
 		return;
 	/* RFC 5034 4: an initial response "=" is an empty one */
-	if (cmd->argc == 1 || (cmd->argl[1] == 1 && cmd->argv[1][0] == '=')) {
-		pop3_auth_step(s, NULL, 0);
-		return;
-	}
-	pop3_auth_response(s, cmd->argv[1], cmd->argl[1]);
+	if (cmd->argc == 1)
+		auth_exchange_start(s->auth, NULL, 0);
+	else
+		auth_exchange_start(s->auth, cmd->argv[1], cmd->argl[1]);
 }
 
 static void pop3_cmd_stat(struct pop3_session *s, const struct pop3_command *cmd)
@@ -858,20 +745,33 @@ static void pop3_cmd_uidl(struct pop3_session *s, const struct pop3_command *cmd
 	pop3_cmd_list_uidl(s, cmd, true);
 }
 
-/* RETR and TOP: the message is read by a worker, then written dot-stuffed. */
-struct pop3_fetch_job {
-	struct pop3_session *s;
-	struct store *store;
-	char *account;
+/* RETR and TOP: the messages are read by a worker, then written dot-stuffed. The
+ * bytes come from the blob named in the login snapshot, without a database query
+ * (blobs are immutable). Pipelined RETR/TOP lines already buffered behind the one
+ * being run are taken into the same job (one worker round trip for a whole window
+ * of a downloading client, RFC 2449 6.6), their replies written in order. */
+#define POP3_BATCH_MAX 64
+#define POP3_BATCH_BYTES (8u << 20)
+
+struct pop3_fetch_item {
 	uint32_t uid;
 	uint32_t n; /* message number */
 	uint64_t size;
 	bool top;
 	uint32_t lines;
+	char blob_id[BLOB_ID_LEN + 1]; /* "" when the snapshot has none */
 	char *data;
 	size_t len;
-	int result;
+	int result; /* 1 read, 0 expunged since login, -1 error */
 	char *error;
+};
+
+struct pop3_fetch_job {
+	struct pop3_session *s;
+	struct store *store;
+	char *account;
+	size_t n;
+	struct pop3_fetch_item items[POP3_BATCH_MAX];
 };
 
 /* The message bytes, shared by the output buffer's references to it. */
@@ -910,11 +810,73 @@ static void pop3_emit(void *ctx, const char *data, size_t len, bool from_input)
 	evbuffer_add(e->out, data, len);
 }
 
+static void pop3_fetch_item_run(struct pop3_fetch_job *j, struct pop3_fetch_item *it)
+{
+	if (it->blob_id[0] != '\0') {
+		it->result = store_blob_get(j->store, it->blob_id, &it->data, &it->len, &it->error);
+		if (it->result != 0)
+			return;
+		/* the blob is gone: ask the database whether the message is (the usual
+		 * case: expunged and swept since login) */
+	}
+	it->result = store_message_get(j->store, j->account, "INBOX", it->uid, &it->data, &it->len,
+	                               &it->error);
+}
+
 static void pop3_fetch_job_run(void *arg)
 {
 	struct pop3_fetch_job *j = arg;
-	j->result =
-	    store_message_get(j->store, j->account, "INBOX", j->uid, &j->data, &j->len, &j->error);
+	for (size_t k = 0; k < j->n; k++)
+		pop3_fetch_item_run(j, &j->items[k]);
+}
+
+static void pop3_fetch_item_reply(struct pop3_session *s, struct pop3_fetch_item *it)
+{
+	if (it->result > 0) {
+		struct pop3_blob *b = malloc(sizeof(*b));
+		if (b == NULL) {
+			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+			return;
+		}
+		b->data = it->data;
+		b->refs = 1;
+		it->data = NULL;
+		size_t len = it->len;
+		if (it->top) {
+			len = pop3_top_length(b->data, it->len, it->lines);
+			pop3_reply(s, "+OK");
+		} else {
+			/* RFC 1939 7: the count is the stored size (CRLF form) */
+			pop3_reply(s, "+OK %llu octets", (unsigned long long)it->size);
+		}
+		struct pop3_emit_ctx e = {bufferevent_get_output(s->c->bev), b};
+		struct pop3_dotstuff d;
+		pop3_dotstuff_init(&d);
+		pop3_dotstuff_feed(&d, b->data, len, pop3_emit, &e);
+		pop3_dotstuff_finish(&d, pop3_emit, &e);
+		pop3_blob_unref(b);
+		log_debug(s->c->sid, "event=%s msg=%u uid=%u size=%zu", it->top ? "top" : "retr",
+		          it->n, it->uid, it->len);
+	} else if (it->result == 0) {
+		/* expunged by IMAP (or the CLI) since the snapshot */
+		log_info(s->c->sid, "event=retr-gone msg=%u uid=%u", it->n, it->uid);
+		pop3_reply(s, "-ERR [SYS/PERM] Message was removed by another session");
+	} else {
+		char esc[600];
+		log_error(s->c->sid, "event=retr-failed uid=%u error=\"%s\"", it->uid,
+		          log_escape_str(it->error, esc, sizeof(esc)));
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+	}
+}
+
+static void pop3_fetch_job_free(struct pop3_fetch_job *j)
+{
+	for (size_t k = 0; k < j->n; k++) {
+		free(j->items[k].data);
+		free(j->items[k].error);
+	}
+	free(j->account);
+	free(j);
 }
 
 static void pop3_fetch_job_done(void *arg)
@@ -922,48 +884,76 @@ static void pop3_fetch_job_done(void *arg)
 	struct pop3_fetch_job *j = arg;
 	struct pop3_session *s = j->s;
 	if (!pop3_session_gone(s)) {
-		if (j->result > 0) {
-			struct pop3_blob *b = malloc(sizeof(*b));
-			if (b == NULL) {
-				pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-			} else {
-				b->data = j->data;
-				b->refs = 1;
-				j->data = NULL;
-				size_t len = j->len;
-				if (j->top) {
-					len = pop3_top_length(b->data, j->len, j->lines);
-					pop3_reply(s, "+OK");
-				} else {
-					/* RFC 1939 7: the count is the stored size (CRLF form) */
-					pop3_reply(s, "+OK %llu octets",
-					           (unsigned long long)j->size);
-				}
-				struct pop3_emit_ctx e = {bufferevent_get_output(s->c->bev), b};
-				struct pop3_dotstuff d;
-				pop3_dotstuff_init(&d);
-				pop3_dotstuff_feed(&d, b->data, len, pop3_emit, &e);
-				pop3_dotstuff_finish(&d, pop3_emit, &e);
-				pop3_blob_unref(b);
-				log_debug(s->c->sid, "event=%s msg=%u uid=%u size=%zu",
-				          j->top ? "top" : "retr", j->n, j->uid, j->len);
-			}
-		} else if (j->result == 0) {
-			/* expunged by IMAP (or the CLI) since the snapshot */
-			log_info(s->c->sid, "event=retr-gone msg=%u uid=%u", j->n, j->uid);
-			pop3_reply(s, "-ERR [SYS/PERM] Message was removed by another session");
-		} else {
-			char esc[600];
-			log_error(s->c->sid, "event=retr-failed uid=%u error=\"%s\"", j->uid,
-			          log_escape_str(j->error, esc, sizeof(esc)));
-			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		}
+		for (size_t k = 0; k < j->n; k++)
+			pop3_fetch_item_reply(s, &j->items[k]);
 	}
-	free(j->data);
-	free(j->account);
-	free(j->error);
-	free(j);
+	pop3_fetch_job_free(j);
 	pop3_session_unpark(s);
+}
+
+static void pop3_fetch_add(struct pop3_session *s, struct pop3_fetch_job *j, long i, bool top,
+                           uint32_t lines)
+{
+	struct pop3_fetch_item *it = &j->items[j->n++];
+	it->uid = s->msgs[i].uid;
+	it->n = (uint32_t)i + 1;
+	it->size = s->msgs[i].size;
+	it->top = top;
+	it->lines = lines;
+	if (s->msgs[i].has_blob) {
+		static const char hex[] = "0123456789abcdef";
+		for (size_t k = 0; k < sizeof(s->msgs[i].blob); k++) {
+			it->blob_id[2 * k] = hex[s->msgs[i].blob[k] >> 4];
+			it->blob_id[2 * k + 1] = hex[s->msgs[i].blob[k] & 15];
+		}
+		it->blob_id[BLOB_ID_LEN] = '\0';
+	}
+}
+
+/* Takes the next buffered line into the job when it is a complete, valid RETR or
+ * TOP of a message not marked deleted and the batch has room; anything else
+ * (another command, a malformed or overlong line, an error to answer) stays in the
+ * input untouched for the normal path. *bytes: stored size taken so far. */
+static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch_job *j,
+                                 uint64_t *bytes)
+{
+	if (j->n == POP3_BATCH_MAX || s->discarding)
+		return false;
+	struct evbuffer *in = bufferevent_get_input(s->c->bev);
+	size_t eol_len = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	if (p.pos < 0 || (size_t)p.pos + 1 > POP3_LINE_MAX)
+		return false;
+	size_t linelen = (size_t)p.pos;
+	char line[POP3_LINE_MAX + 1];
+	if (evbuffer_copyout(in, line, linelen) != (ev_ssize_t)linelen)
+		return false;
+	if (linelen > 0 && line[linelen - 1] == '\r')
+		linelen--;
+	else if (linelen + 2 > POP3_LINE_MAX)
+		return false;
+	line[linelen] = '\0';
+	struct pop3_command cmd;
+	uint32_t num, lines = 0;
+	bool top;
+	if (pop3_command_parse(line, linelen, &cmd) < 0)
+		return false;
+	if (cmd.verb == POP3_VERB_RETR && cmd.argc == 1)
+		top = false;
+	else if (cmd.verb == POP3_VERB_TOP && cmd.argc == 2 &&
+	         pop3_parse_number(cmd.argv[1], cmd.argl[1], &lines) > 0)
+		top = true;
+	else
+		return false;
+	if (pop3_parse_number(cmd.argv[0], cmd.argl[0], &num) < 0 || num == 0 || num > s->nmsgs ||
+	    s->msgs[num - 1].deleted)
+		return false;
+	if (*bytes + s->msgs[num - 1].size > POP3_BATCH_BYTES)
+		return false;
+	*bytes += s->msgs[num - 1].size;
+	evbuffer_drain(in, (size_t)p.pos + eol_len);
+	pop3_fetch_add(s, j, (long)num - 1, top, lines);
+	return true;
 }
 
 static void pop3_fetch(struct pop3_session *s, long i, bool top, uint32_t lines)
@@ -973,18 +963,23 @@ static void pop3_fetch(struct pop3_session *s, long i, bool top, uint32_t lines)
 		j->s = s;
 		j->store = s->c->srv->store;
 		j->account = strdup(s->account);
-		j->uid = s->msgs[i].uid;
-		j->n = (uint32_t)i + 1;
-		j->size = s->msgs[i].size;
-		j->top = top;
-		j->lines = lines;
 	}
-	if (j == NULL || j->account == NULL ||
-	    conn_submit(s->c, pop3_fetch_job_run, pop3_fetch_job_done, j) < 0) {
+	if (j == NULL || j->account == NULL) {
 		if (j != NULL)
 			free(j->account);
 		free(j);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	}
+	pop3_fetch_add(s, j, i, top, lines);
+	uint64_t bytes = s->msgs[i].size;
+	while (pop3_fetch_take_next(s, j, &bytes))
+		;
+	if (conn_submit(s->c, pop3_fetch_job_run, pop3_fetch_job_done, j) < 0) {
+		/* every command taken answers, in order */
+		for (size_t k = 0; k < j->n; k++)
+			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		pop3_fetch_job_free(j);
 		return;
 	}
 	pop3_session_park(s);
@@ -1190,8 +1185,10 @@ static void pop3_session_command(struct pop3_session *s, const char *line, size_
 static void pop3_session_line_too_long(struct pop3_session *s)
 {
 	pop3_reply_error(s, "-ERR Line too long");
-	if (s->state == POP3_STATE_SASL)
-		pop3_auth_end(s);
+	if (s->state == POP3_STATE_SASL) {
+		auth_exchange_free(&s->auth); /* waiting for a line: nothing of it runs */
+		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	}
 }
 
 /* Takes one command line (or AUTH response) from the input. Returns false when
@@ -1229,7 +1226,7 @@ static bool pop3_session_read_line(struct pop3_session *s, struct evbuffer *in)
 	}
 	line[linelen] = '\0';
 	if (s->state == POP3_STATE_SASL)
-		pop3_auth_response(s, line, linelen);
+		auth_exchange_response(s->auth, line, linelen);
 	else
 		pop3_session_command(s, line, linelen);
 	explicit_bzero(line, linelen); /* PASS and AUTH lines hold secrets */
@@ -1239,8 +1236,8 @@ static bool pop3_session_read_line(struct pop3_session *s, struct evbuffer *in)
 static void pop3_session_process_input(struct pop3_session *s)
 {
 	for (;;) {
-		if (s->busy || s->c->dead || s->c->closing || s->state == POP3_STATE_CLOSED ||
-		    s->state == POP3_STATE_UPDATE)
+		if (s->busy || s->auth_busy || s->c->dead || s->c->closing ||
+		    s->state == POP3_STATE_CLOSED || s->state == POP3_STATE_UPDATE)
 			return;
 		/* fetched each time: STLS replaces the bufferevent */
 		struct evbuffer *in = bufferevent_get_input(s->c->bev);
@@ -1265,7 +1262,8 @@ static void pop3_session_process(struct pop3_session *s)
 	pop3_session_process_input(s);
 	/* The client closed its side: answer what it sent (QUIT included: its
 	 * deletions are made and confirmed), then close. */
-	if (s->peer_eof && !s->busy && !s->output_blocked && !pop3_session_gone(s))
+	if (s->peer_eof && !s->busy && !s->auth_busy && !s->output_blocked &&
+	    !pop3_session_gone(s))
 		conn_finish(s->c);
 }
 
@@ -1305,7 +1303,7 @@ static void pop3_on_event(struct bufferevent *bev, short what, void *ctx)
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !s->peer_eof) {
 		s->peer_eof = true;
 		bufferevent_disable(bev, EV_READ);
-		if (!s->busy)
+		if (!s->busy && !s->auth_busy)
 			pop3_session_process(s);
 		return;
 	}
@@ -1351,9 +1349,6 @@ static int pop3_session_start(struct conn *c)
 	s->lim.login_delay = cfg->pop3_login_delay;
 	s->lim.expire = cfg->pop3_expire;
 	s->lim.allow_plaintext_on_loopback = cfg->auth_allow_plaintext_on_loopback;
-	s->auth_timer = evtimer_new(c->srv->base, pop3_on_auth_delay, s);
-	if (s->auth_timer == NULL)
-		return -1;
 	s->state = POP3_STATE_AUTHORIZATION;
 	pop3_session_install(s);
 	/* with implicit TLS this waits in the output until the handshake is done */
@@ -1364,7 +1359,7 @@ static int pop3_session_start(struct conn *c)
 static void pop3_session_shutdown(struct conn *c)
 {
 	struct pop3_session *s = c->proto_data;
-	if (s->busy) {
+	if (s->busy || s->auth_busy) {
 		s->stopping = true; /* ends after the job */
 		return;
 	}
@@ -1378,14 +1373,11 @@ static void pop3_session_free(struct conn *c)
 		return;
 	/* however the session ended: the maildrop is free again, nothing deleted */
 	pop3_lock_release(s);
-	if (s->auth_timer != NULL)
-		event_free(s->auth_timer);
-	sasl_server_free(&s->sasl);
+	auth_exchange_free(&s->auth);
 	if (s->user != NULL) {
 		explicit_bzero(s->user, strlen(s->user));
 		free(s->user);
 	}
-	free(s->sasl_user);
 	free(s->account);
 	free(s->msgs);
 	free(s);

@@ -155,6 +155,13 @@ int store_message_list(struct store *st, const char *account, const char *mailbo
 /* 1 with *data_r malloc'd (message bytes) and *len_r; 0 if not found */
 int store_message_get(struct store *st, const char *account, const char *mailbox, uint32_t uid,
 		      char **data_r, size_t *len_r, char **error_r);
+/* Reads a message's bytes by blob id (store_message_info.blob_id) without touching
+ * the database: 1 with *data_r malloc'd and *len_r, 0 if the blob file does not
+ * exist (the message was expunged and its blob swept since the id was listed), -1
+ * error (also for an invalid id). Blobs are immutable, so the bytes are those of
+ * the message listed, even when it has been expunged meanwhile. */
+int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
+		   char **error_r);
 
 /* Removes the entries uids[0..n) of account's mailbox in one transaction (durable
  * when it returns): each blob loses one reference (files of blobs no longer

@@ -1952,6 +1952,16 @@ out:
 	return rc == 1 ? 1 : -1;
 }
 
+int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
+                   char **error_r)
+{
+	if (!blob_id_valid(blob_id)) {
+		set_error(error_r, "invalid blob id");
+		return -1;
+	}
+	return blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
+}
+
 /* ---- expunge ---- */
 
 int store_message_expunge(struct store *st, const char *account, const char *mailbox,

@@ -652,6 +652,50 @@ def test_pipelined_session_over_tls(pop):
     assert c.wait_closed() == b""
 
 
+def test_pipelined_retr_batch(pop):
+    """RETR/TOP lines already buffered behind a RETR are read in one worker job (at
+    most 64): the replies stay in order and exact, and whatever is not a valid
+    RETR/TOP of a live message (DELE, a deleted or unknown message, a syntax error)
+    ends the batch where it stands and is answered as usual."""
+    user, pw = new_account(pop)
+    n = 70
+    rows = fill(pop, user, n)
+    stored = [pop.show(user, "INBOX", r["uid"]) for r in rows]
+    c = session(pop, user, pw)
+    cmds = ["RETR %d" % i for i in range(1, 31)]
+    cmds += ["DELE 5", "RETR 5", "RETR 31", "RETR 999", "retr 32", "RETR", "TOP 33 0",
+             "RETR 34 x", "RETR 33", "TOP 5 1"]
+    cmds += ["RETR %d" % i for i in range(34, n + 1)]
+    cmds += ["RETR 1", "TOP 2 0", "STAT"]
+    # a bare LF ends a line too
+    c.send("".join(x + ("\n" if i % 7 == 3 else "\r\n") for i, x in enumerate(cmds)))
+    deleted = False
+    for cmd in cmds:
+        verb, _, arg = cmd.partition(" ")
+        if deleted and cmd in ("RETR 5", "TOP 5 1"):
+            assert c.read_line() == "-ERR Message 5 already deleted", cmd
+        elif cmd == "DELE 5":
+            assert c.read_line() == "+OK Message 5 deleted"
+            deleted = True
+        elif cmd == "RETR 999":
+            assert c.read_line() == NO_SUCH
+        elif cmd in ("RETR", "RETR 34 x"):
+            assert c.read_line() == SYNTAX, cmd
+        elif cmd == "STAT":
+            assert c.read_line() == "+OK %d %d" % (n - 1, sum(len(x) for x in stored)
+                                                  - len(stored[4]))
+        elif verb == "TOP":
+            i = int(arg.split()[0]) - 1
+            assert c.read_line() == "+OK", cmd
+            head = stored[i].split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+            assert c.unstuff(c.read_multi_wire()) == head, cmd
+        else:
+            i = int(arg) - 1
+            assert c.read_line() == "+OK %d octets" % len(stored[i]), cmd
+            assert c.read_multi_wire() == stuffed(stored[i]), cmd
+    c.quit()
+
+
 # --------------------------------------------------------------------------
 # bad input
 
