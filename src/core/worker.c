@@ -24,7 +24,7 @@ struct worker_job_queue {
 struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct worker_job_queue todo; /* waiting for a thread */
+	struct worker_job_queue waiting; /* waiting for a thread */
 	struct worker_job_queue done; /* finished, completion not yet run */
 	bool quit;
 	unsigned pending; /* loop thread only */
@@ -59,14 +59,14 @@ static void *worker_thread_main(void *ctx)
 		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), pool->nice);
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (pool->todo.head == NULL && !pool->quit)
+		while (pool->waiting.head == NULL && !pool->quit)
 			pthread_cond_wait(&pool->cond, &pool->lock);
-		struct worker_job *j = pool->todo.head;
+		struct worker_job *j = pool->waiting.head;
 		if (j == NULL)
 			break; /* quit and nothing left */
-		pool->todo.head = j->next;
-		if (pool->todo.head == NULL)
-			pool->todo.tail = NULL;
+		pool->waiting.head = j->next;
+		if (pool->waiting.head == NULL)
+			pool->waiting.tail = NULL;
 		pthread_mutex_unlock(&pool->lock);
 
 		j->job(j->arg);
@@ -154,7 +154,7 @@ int worker_pool_submit(struct worker_pool *pool, worker_job_fn *job, worker_done
 	j->arg = arg;
 	pool->pending++;
 	pthread_mutex_lock(&pool->lock);
-	worker_queue_push(&pool->todo, j);
+	worker_queue_push(&pool->waiting, j);
 	pthread_cond_signal(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 	return 1;
