@@ -28,6 +28,7 @@
 
 #include "auth/auth_exchange.h"
 #include "auth/sasl.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "net/tls.h"
@@ -43,7 +44,6 @@
 #define POP3_INPUT_HIGH 65536
 /* Message spans shorter than this are copied into the output buffer; longer ones
  * are sent by reference from the message read from the store (no second copy). */
-#define POP3_REF_MIN 512
 #define POP3_LOCK_BUCKETS 256
 
 enum pop3_state {
@@ -771,43 +771,16 @@ struct pop3_fetch_job {
 	struct store *store;
 	char *account;
 	size_t n;
+	struct buf out; /* every reply of the batch, ready to send */
+	bool rendered;  /* out is complete */
 	struct pop3_fetch_item items[POP3_BATCH_MAX];
 };
 
-/* The message bytes, shared by the output buffer's references to it. */
-struct pop3_blob {
-	char *data;
-	unsigned refs;
-};
-
-static void pop3_blob_unref(struct pop3_blob *b)
+static void pop3_emit_buf(void *ctx, const char *data, size_t len, bool from_input)
 {
-	if (--b->refs == 0) {
-		free(b->data);
-		free(b);
-	}
-}
-
-static void pop3_blob_cleanup(const void *data, size_t len, void *extra)
-{
-	pop3_blob_unref(extra);
-}
-
-struct pop3_emit_ctx {
-	struct evbuffer *out;
-	struct pop3_blob *blob;
-};
-
-static void pop3_emit(void *ctx, const char *data, size_t len, bool from_input)
-{
-	struct pop3_emit_ctx *e = ctx;
-	if (from_input && len >= POP3_REF_MIN) {
-		e->blob->refs++;
-		if (evbuffer_add_reference(e->out, data, len, pop3_blob_cleanup, e->blob) == 0)
-			return;
-		e->blob->refs--;
-	}
-	evbuffer_add(e->out, data, len);
+	struct pop3_fetch_job *j = ctx;
+	if (j->rendered && buf_append(&j->out, data, len) < 0)
+		j->rendered = false; /* out of memory: the loop answers a failure */
 }
 
 static void pop3_fetch_item_run(struct pop3_fetch_job *j, struct pop3_fetch_item *it)
@@ -823,50 +796,67 @@ static void pop3_fetch_item_run(struct pop3_fetch_job *j, struct pop3_fetch_item
 	                               &it->error);
 }
 
+/* The reply to one RETR/TOP, appended to j->out. */
+static void pop3_fetch_item_render(struct pop3_fetch_job *j, struct pop3_fetch_item *it)
+{
+	char line[64];
+	if (it->result > 0) {
+		size_t len = it->len;
+		if (it->top) {
+			len = pop3_top_length(it->data, it->len, it->lines);
+			snprintf(line, sizeof(line), "+OK\r\n");
+		} else {
+			/* RFC 1939 7: the count is the stored size (CRLF form) */
+			snprintf(line, sizeof(line), "+OK %llu octets\r\n",
+			         (unsigned long long)it->size);
+		}
+		pop3_emit_buf(j, line, strlen(line), false);
+		struct pop3_dotstuff d;
+		pop3_dotstuff_init(&d);
+		pop3_dotstuff_feed(&d, it->data, len, pop3_emit_buf, j);
+		pop3_dotstuff_finish(&d, pop3_emit_buf, j);
+	} else if (it->result == 0) {
+		/* expunged by IMAP (or the CLI) since the snapshot */
+		static const char gone[] = "-ERR [SYS/PERM] Message was removed by another session\r\n";
+		pop3_emit_buf(j, gone, sizeof(gone) - 1, false);
+	} else {
+		static const char fail[] = "-ERR [SYS/TEMP] Temporary failure, try again later\r\n";
+		pop3_emit_buf(j, fail, sizeof(fail) - 1, false);
+	}
+	free(it->data);
+	it->data = NULL;
+}
+
+/* Reads the messages and renders the replies here, on the worker: the event loop
+ * only hands the finished bytes to the socket, so a download uses every core. */
 static void pop3_fetch_job_run(void *arg)
 {
 	struct pop3_fetch_job *j = arg;
-	for (size_t k = 0; k < j->n; k++)
+	buf_init(&j->out, 0);
+	j->rendered = true;
+	for (size_t k = 0; k < j->n; k++) {
 		pop3_fetch_item_run(j, &j->items[k]);
+		pop3_fetch_item_render(j, &j->items[k]);
+	}
 }
 
-static void pop3_fetch_item_reply(struct pop3_session *s, struct pop3_fetch_item *it)
+static void pop3_fetch_item_log(struct pop3_session *s, const struct pop3_fetch_item *it)
 {
 	if (it->result > 0) {
-		struct pop3_blob *b = malloc(sizeof(*b));
-		if (b == NULL) {
-			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-			return;
-		}
-		b->data = it->data;
-		b->refs = 1;
-		it->data = NULL;
-		size_t len = it->len;
-		if (it->top) {
-			len = pop3_top_length(b->data, it->len, it->lines);
-			pop3_reply(s, "+OK");
-		} else {
-			/* RFC 1939 7: the count is the stored size (CRLF form) */
-			pop3_reply(s, "+OK %llu octets", (unsigned long long)it->size);
-		}
-		struct pop3_emit_ctx e = {bufferevent_get_output(s->c->bev), b};
-		struct pop3_dotstuff d;
-		pop3_dotstuff_init(&d);
-		pop3_dotstuff_feed(&d, b->data, len, pop3_emit, &e);
-		pop3_dotstuff_finish(&d, pop3_emit, &e);
-		pop3_blob_unref(b);
 		log_debug(s->c->sid, "event=%s msg=%u uid=%u size=%zu", it->top ? "top" : "retr",
 		          it->n, it->uid, it->len);
 	} else if (it->result == 0) {
-		/* expunged by IMAP (or the CLI) since the snapshot */
 		log_info(s->c->sid, "event=retr-gone msg=%u uid=%u", it->n, it->uid);
-		pop3_reply(s, "-ERR [SYS/PERM] Message was removed by another session");
 	} else {
 		char esc[600];
 		log_error(s->c->sid, "event=retr-failed uid=%u error=\"%s\"", it->uid,
 		          log_escape_str(it->error, esc, sizeof(esc)));
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 	}
+}
+
+static void pop3_fetch_out_free(const void *data, size_t len, void *extra)
+{
+	free(extra);
 }
 
 static void pop3_fetch_job_free(struct pop3_fetch_job *j)
@@ -875,6 +865,7 @@ static void pop3_fetch_job_free(struct pop3_fetch_job *j)
 		free(j->items[k].data);
 		free(j->items[k].error);
 	}
+	buf_free(&j->out);
 	free(j->account);
 	free(j);
 }
@@ -884,8 +875,19 @@ static void pop3_fetch_job_done(void *arg)
 	struct pop3_fetch_job *j = arg;
 	struct pop3_session *s = j->s;
 	if (!pop3_session_gone(s)) {
+		struct evbuffer *out = bufferevent_get_output(s->c->bev);
 		for (size_t k = 0; k < j->n; k++)
-			pop3_fetch_item_reply(s, &j->items[k]);
+			pop3_fetch_item_log(s, &j->items[k]);
+		size_t len = 0;
+		char *data = j->rendered ? buf_steal(&j->out, &len) : NULL;
+		if (data != NULL && len > 0 &&
+		    evbuffer_add_reference(out, data, len, pop3_fetch_out_free, data) == 0) {
+			data = NULL; /* the output buffer owns it now */
+		} else {
+			free(data);
+			for (size_t k = 0; k < j->n; k++)
+				pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		}
 	}
 	pop3_fetch_job_free(j);
 	pop3_session_unpark(s);
