@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -317,6 +318,26 @@ int conn_start_tls(struct conn *c)
 	c->ssl = ssl;
 	c->tls = tls_server_ref(srv->tls);
 	return 1;
+}
+
+void conn_log_event(struct conn *c, short what, const char *state)
+{
+	if (what & BEV_EVENT_CONNECTED) {
+		char desc[128];
+		log_info(c->sid, "event=tls %s",
+			 c->ssl != NULL ? tls_describe(c->ssl, desc, sizeof(desc)) : "?");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = c->ssl != NULL && c->bev != NULL ?
+					  bufferevent_get_openssl_error(c->bev) :
+					  0;
+		char err[256] = "";
+		if (e != 0)
+			ERR_error_string_n(e, err, sizeof(err));
+		log_info(c->sid, "event=connection-error state=%s%s%s%s", state,
+			 err[0] ? " tls_error=\"" : "", err, err[0] ? "\"" : "");
+	}
 }
 
 bool conn_is_loopback(const struct conn *c)

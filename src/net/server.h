@@ -94,6 +94,10 @@ void conn_close(struct conn *c);
  * "go ahead" reply and discarded buffered input; c->bev is replaced (callbacks and
  * timeouts must be set again). 1 ok, -1 failure (the connection is unusable). */
 int conn_start_tls(struct conn *c);
+/* Logs what a bufferevent event says about c, the same for every protocol: a
+ * finished TLS handshake (event=tls with version and cipher) or a connection
+ * error (with OpenSSL's reason). state names the protocol state for the log. */
+void conn_log_event(struct conn *c, short what, const char *state);
 /* 1 when the peer is on a loopback address (127.0.0.0/8, ::1). */
 bool conn_is_loopback(const struct conn *c);
 /* Milliseconds on a monotonic clock, for timers and throttling. */

@@ -10,8 +10,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1442,10 +1440,7 @@ static void smtp_on_event(struct bufferevent *bev, short what, void *ctx)
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {
-		/* TLS handshake done (implicit TLS or STARTTLS) */
-		char desc[128];
-		log_info(s->c->sid, "event=tls %s",
-			 s->c->ssl != NULL ? tls_describe(s->c->ssl, desc, sizeof(desc)) : "?");
+		conn_log_event(s->c, what, smtp_state_names[s->state]);
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !s->peer_eof) {
@@ -1457,15 +1452,8 @@ static void smtp_on_event(struct bufferevent *bev, short what, void *ctx)
 			smtp_session_process(s);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = s->c->ssl != NULL ? bufferevent_get_openssl_error(bev) : 0;
-		char err[256] = "";
-		if (e != 0)
-			ERR_error_string_n(e, err, sizeof(err));
-		log_info(s->c->sid, "event=connection-error state=%s%s%s%s",
-			 smtp_state_names[s->state], err[0] ? " tls_error=\"" : "", err,
-			 err[0] ? "\"" : "");
-	}
+	if (what & BEV_EVENT_ERROR)
+		conn_log_event(s->c, what, smtp_state_names[s->state]);
 	conn_close(s->c);
 }
 
