@@ -100,11 +100,13 @@ struct store_delivery {
 	int64_t internal_date; /* unix seconds; 0 = now */
 	const char *flags;     /* NULL or space-separated system flags/keywords */
 };
-/* Stores one blob (written and fsync'd first), a message entry in each account's
- * mailbox and the queue entry (if any), in one metadata transaction. Returns only when durable. Concurrent calls
- * are group-committed: they share one transaction and one WAL fsync. Nothing is
- * half-delivered: on -1 no account got the message. *uids_r (optional, caller-allocated
- * array of naccounts) receives the UIDs. */
+/* Stores one blob, a message entry in each account's mailbox and the queue entry
+ * (if any), in one metadata transaction, and returns only when all of it is
+ * durable: the blob is synced before the metadata that names it is committed.
+ * Concurrent calls are group-committed: their blobs are synced together (one
+ * syncfs) and their metadata shares one transaction and one WAL fsync. Nothing is
+ * half-delivered: on -1 no account got the message. *uids_r (optional,
+ * caller-allocated array of naccounts) receives the UIDs. */
 int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *uids_r,
 		  char **error_r);
 
