@@ -40,6 +40,8 @@ PY=/usr/bin/python3
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+# shared helpers: now, free_port, port_open, proc_state, alive, stop_child
+. bench/lib.sh # the script runs from the repository root (cd above)
 
 [[ $A =~ ^[1-9][0-9]*$ ]] || die "BENCH_ACCOUNTS must be a positive number"
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_MESSAGES must be a positive number"
@@ -52,43 +54,6 @@ chmod 755 "$TMP"
 HERMOD_PID=
 DOVECOT_PID=
 DOVECOT_CONF=
-
-now() { date +%s.%N; }
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-proc_state() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-	s=${s##*) }
-	printf '%s' "${s%% *}"
-}
-
-alive() {
-	local st
-	st=$(proc_state "$1")
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-# stop_child PID SECONDS: SIGTERM a child of this shell and wait for it;
-# SIGKILL after SECONDS. Returns its exit status.
-stop_child() {
-	local pid=$1 limit=$2 i=0
-	kill -TERM "$pid" 2>/dev/null || true
-	while alive "$pid"; do
-		if [ "$i" -eq $((limit * 10)) ]; then
-			say "pid $pid did not exit after ${limit}s; SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-	wait "$pid"
-}
 
 # wait_port PID PORT LOG NAME: until PORT accepts connections (PID alive).
 wait_port() {
@@ -156,7 +121,6 @@ import time
 WINDOW = 64          # RETR commands in flight per client
 SMTP_WINDOW = 32     # SMTP transactions in flight per connection
 
-
 def accounts(path):
     out = []
     with open(path) as f:
@@ -165,7 +129,6 @@ def accounts(path):
                 a, p = line.split()
                 out.append((a, p))
     return out
-
 
 def message(addr, i, size):
     """A deterministic message of about `size` octets of body, CRLF line ends,
@@ -189,9 +152,7 @@ def message(addr, i, size):
         k += 1
     return (hdr + "\r\n".join(lines) + "\r\n").encode()
 
-
 # ---------------------------------------------------------------- SMTP fill
-
 
 class Lines:
     def __init__(self, sock):
@@ -212,7 +173,6 @@ class Lines:
             l = self.line()
             if len(l) < 4 or l[3:4] != b"-":
                 return l
-
 
 def fill_one(args):
     host, port, addr, n, size = args
@@ -245,16 +205,13 @@ def fill_one(args):
     s.close()
     return n
 
-
 def fill_smtp(host, port, accfile, n, size):
     accs = accounts(accfile)
     with multiprocessing.Pool(len(accs)) as pool:
         got = pool.map(fill_one, [(host, int(port), a, int(n), int(size)) for a, _ in accs])
     assert sum(got) == len(accs) * int(n)
 
-
 # ---------------------------------------------------------------- maildir fill
-
 
 def fill_maildir(base, accfile, n, size, uid, gid):
     n, size, uid, gid = int(n), int(size), int(uid), int(gid)
@@ -282,9 +239,7 @@ def fill_maildir(base, accfile, n, size, uid, gid):
                 os.chown(os.path.join(root, f), uid, gid)
     os.chown(base, uid, gid)
 
-
 # ---------------------------------------------------------------- POP3 client
-
 
 def pop3_login(host, port, addr, pw):
     s = socket.create_connection((host, port), timeout=300)
@@ -297,7 +252,6 @@ def pop3_login(host, port, addr, pw):
         if not l.startswith(b"+OK"):
             raise RuntimeError("%s: login failed: %r" % (addr, l))
     return s, r
-
 
 def retr_one(args):
     host, port, addr, pw, n, barrier = args
@@ -350,7 +304,6 @@ def retr_one(args):
     t1 = time.time()
     return done, total, t0, t1
 
-
 def retr(host, port, accfile, n):
     accs = accounts(accfile)
     n = int(n)
@@ -365,7 +318,6 @@ def retr(host, port, accfile, n):
         raise RuntimeError("retrieved %d of %d messages" % (msgs, n * len(accs)))
     print("%d %d %.6f" % (msgs, octets, secs))
 
-
 def warm(host, port, accfile, n):
     for addr, pw in accounts(accfile):
         s, r = pop3_login(host, int(port), addr, pw)
@@ -377,7 +329,6 @@ def warm(host, port, accfile, n):
         s.sendall(b"QUIT\r\n")
         r.line()
         s.close()
-
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]

@@ -40,6 +40,8 @@ RCPT=rcpt@example.test
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+# shared helpers: now, free_port, port_open, proc_state, alive, stop_child
+. bench/lib.sh # the script runs from the repository root (cd above)
 
 [ -x "$SMTP_SOURCE" ] || die "$SMTP_SOURCE not found (Debian package postfix; run scripts/deps.sh test)"
 
@@ -53,42 +55,8 @@ PF_REAPER_PID=
 
 # ---------------------------------------------------------------- helpers
 
-now() { date +%s.%N; }
-
 # rate N T0 T1 -> messages per second
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) d = 1e-9; printf "%.1f", n / d }'; }
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# proc_state PID -> one-letter state, empty when the process is gone
-proc_state() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-	s=${s##*) }
-	printf '%s' "${s%% *}"
-}
-
-# stop_child PID SECONDS: SIGTERM a child of this shell, wait for it; SIGKILL
-# after SECONDS. Returns its exit status.
-stop_child() {
-	local pid=$1 limit=$2 i=0 st
-	kill -TERM "$pid" 2>/dev/null || true
-	while :; do
-		st=$(proc_state "$pid")
-		[ -z "$st" ] || [ "$st" = Z ] && break
-		if [ "$i" -ge $((limit * 10)) ]; then
-			say "pid $pid did not exit after ${limit}s; SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-	wait "$pid"
-}
 
 # run_load PORT LOG: smtp-source against 127.0.0.1:PORT; sets T0/T1.
 run_load() {

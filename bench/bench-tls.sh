@@ -52,6 +52,8 @@ die() {
 	say "error: $*"
 	exit 1
 }
+# shared helpers: now, free_port, port_open, proc_state, alive, stop_child
+. bench/lib.sh # the script runs from the repository root (cd above)
 
 command -v node >/dev/null || die "node not found (make deps-test)"
 command -v openssl >/dev/null || die "openssl not found (make deps-test)"
@@ -64,43 +66,6 @@ HERMOD_PID=
 PF_ETC=
 PF_REAPER_PID=
 DOVECOT_PID=
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-proc_state() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-	s=${s##*) }
-	printf '%s' "${s%% *}"
-}
-
-# stop_child PID SECONDS: SIGTERM a child of this shell and wait for it;
-# SIGKILL after SECONDS. Returns its exit status.
-stop_child() {
-	local pid=$1 limit=$2 i=0 st
-	kill -TERM "$pid" 2>/dev/null || true
-	while :; do
-		st=$(proc_state "$pid")
-		[ -z "$st" ] || [ "$st" = Z ] && break
-		if [ "$i" -ge $((limit * 10)) ]; then
-			say "pid $pid did not exit after ${limit}s; SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-	wait "$pid"
-}
-
-alive() {
-	local st
-	st=$(proc_state "$1")
-	[ -n "$st" ] && [ "$st" != Z ]
-}
 
 cleanup() {
 	local rc=$?
