@@ -77,6 +77,21 @@ int pop3_parse_number(const char *s, size_t len, uint32_t *r)
 	return 1;
 }
 
+int pop3_parse_count(const char *s, size_t len, uint32_t *r)
+{
+	if (len == 0)
+		return -1;
+	uint32_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		unsigned d = (unsigned)(s[i] - '0');
+		v = v > (UINT32_MAX - d) / 10 ? UINT32_MAX : v * 10 + d; /* saturates */
+	}
+	*r = v;
+	return 1;
+}
+
 void pop3_dotstuff_init(struct pop3_dotstuff *d)
 {
 	memset(d, 0, sizeof(*d));

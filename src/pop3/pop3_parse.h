@@ -57,6 +57,9 @@ int pop3_command_parse(const char *line, size_t len, struct pop3_command *cmd);
 /* A message number or line count: 1 to 10 decimal digits, no sign, at most
  * UINT32_MAX. 1 ok, -1 otherwise. */
 int pop3_parse_number(const char *s, size_t len, uint32_t *r);
+/* A count that may be larger than any message (TOP's line count, RFC 1939 7:
+ * any non-negative number): digits only, saturating at UINT32_MAX. 1 ok, -1 bad. */
+int pop3_parse_count(const char *s, size_t len, uint32_t *r);
 
 /* Dot-stuffing writer for multi-line responses (RFC 1939 3): fed the message in any
  * split, it hands out the bytes to send: the input spans as they are (emit with

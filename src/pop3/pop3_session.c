@@ -941,7 +941,7 @@ static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch_job *
 	if (cmd.verb == POP3_VERB_RETR && cmd.argc == 1)
 		top = false;
 	else if (cmd.verb == POP3_VERB_TOP && cmd.argc == 2 &&
-	         pop3_parse_number(cmd.argv[1], cmd.argl[1], &lines) > 0)
+	         pop3_parse_count(cmd.argv[1], cmd.argl[1], &lines) > 0)
 		top = true;
 	else
 		return false;
@@ -999,7 +999,7 @@ static void pop3_cmd_retr(struct pop3_session *s, const struct pop3_command *cmd
 static void pop3_cmd_top(struct pop3_session *s, const struct pop3_command *cmd)
 {
 	uint32_t lines;
-	if (cmd->argc != 2 || pop3_parse_number(cmd->argv[1], cmd->argl[1], &lines) < 0) {
+	if (cmd->argc != 2 || pop3_parse_count(cmd->argv[1], cmd->argl[1], &lines) < 0) {
 		pop3_reply_error(s, "-ERR Syntax error");
 		return;
 	}

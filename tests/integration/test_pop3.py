@@ -522,7 +522,8 @@ def test_top(pop):
     head += b"\r\n"
     body_lines = body.split(b"\r\n")[:-1]
     c = session(pop, user, pw)
-    for n in (0, 1, 2, 3, 4, len(body_lines), len(body_lines) + 5, 1000000):
+    for n in (0, 1, 2, 3, 4, len(body_lines), len(body_lines) + 5, 1000000,
+              4294967296, 10 ** 30):  # RFC 1939: any non-negative count
         st, data, wire = c.multi("TOP 1 %d" % n)
         assert st == "+OK", (n, st)
         want = head + b"\r\n" + b"".join(l + b"\r\n" for l in body_lines[:n])

@@ -239,8 +239,22 @@ static void test_top(void)
 	}
 }
 
+static void test_parse_count(void)
+{
+	uint32_t v = 7;
+	CHECK(pop3_parse_count("0", 1, &v) == 1 && v == 0);
+	CHECK(pop3_parse_count("42", 2, &v) == 1 && v == 42);
+	CHECK(pop3_parse_count("4294967295", 10, &v) == 1 && v == UINT32_MAX);
+	CHECK(pop3_parse_count("4294967296", 10, &v) == 1 && v == UINT32_MAX);
+	CHECK(pop3_parse_count("99999999999999999999999", 23, &v) == 1 && v == UINT32_MAX);
+	CHECK(pop3_parse_count("", 0, &v) == -1);
+	CHECK(pop3_parse_count("-1", 2, &v) == -1);
+	CHECK(pop3_parse_count("1x", 2, &v) == -1);
+}
+
 int main(void)
 {
+	test_parse_count();
 	test_command_parse();
 	test_numbers();
 	test_dotstuff();
