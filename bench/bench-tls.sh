@@ -418,40 +418,7 @@ bench_postfix() {
 		return 1
 	}
 
-	if [ -f /etc/postfix/master.cf ]; then
-		cp /etc/postfix/master.cf "$etc/master.cf" || return 1
-	elif [ -f /usr/share/postfix/master.cf.dist ]; then
-		cp /usr/share/postfix/master.cf.dist "$etc/master.cf" || return 1
-	else
-		cat >"$etc/master.cf" <<'MCF'
-# service type  private unpriv  chroot  wakeup  maxproc command + args
-smtp      inet  n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-MCF
-	fi
+	postfix_master_cf "$etc/master.cf" || return 1
 
 	cat >"$etc/main.cf" <<MAIN
 # Throw-away Postfix instance for bench/bench-tls.sh.
