@@ -1,85 +1,38 @@
-/* Authentication throttling: one hash table of IP and account keys (prefixed "i:"
- * and "a:"), each with a failure count, the start of its counting window and a
- * lockout deadline, chained in least-recently-failed order for eviction and
- * expiry. See throttle.h for the policy. */
+/* Authentication throttling: the handle over struct throttle_ops, and the
+ * in-memory implementation. See throttle.h for the policy.
+ *
+ * In memory: one core/dict of counted keys ("i:<ip>" and "a:<account>"), each
+ * with a failure count, the start of its counting window and a lockout
+ * deadline, in least-recently-failed order for eviction and expiry; and one
+ * dict of accounts with the IPs that last logged in to them. One mutex guards
+ * both (every operation is a few hash lookups). */
 #include "auth/throttle.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
+
+#include "core/dict.h"
 
 #define THROTTLE_BASE_DELAY_MS 500u
-#define THROTTLE_MIN_BUCKETS 64
-
-struct throttle_entry {
-	struct throttle_entry *hnext;               /* hash chain */
-	struct throttle_entry *lru_prev, *lru_next; /* head = least recently failed */
-	uint64_t hash;
-	int64_t window_start_ms;
-	int64_t last_ms;
-	int64_t locked_until_ms;
-	uint32_t failures;
-	uint16_t keylen;
-	char key[];
-};
+#define THROTTLE_IP_MAX 64 /* an IPv6 text form with a scope fits */
 
 struct throttle {
-	struct throttle_limits limits;
-	struct throttle_entry **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
-	size_t max_entries;
-	struct throttle_entry *lru_head, *lru_tail;
-	uint64_t seed;
+	const struct throttle_ops *ops;
+	void *impl;
 };
 
-/* Keys come from clients (account names) or from address space a client may own
- * (IPv6): the hash is seeded per process so chains cannot be aimed at. FNV-1a with
- * a seeded basis and a final mix; not a MAC, but the table is never shown. */
-static uint64_t throttle_hash(const struct throttle *t, const char *key, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL ^ t->seed;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
+/* ---- the handle ---- */
 
-/* "i:<ip>" or "a:<account, ASCII lower-cased>", truncated to THROTTLE_KEY_MAX. */
-static size_t throttle_key(char *buf, char kind, const char *name)
-{
-	size_t n = 0;
-	buf[n++] = kind;
-	buf[n++] = ':';
-	for (; *name != '\0' && n < THROTTLE_KEY_MAX; name++) {
-		char c = *name;
-		if (kind == 'a' && c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
-		buf[n++] = c;
-	}
-	return n;
-}
-
-struct throttle *throttle_new(const struct throttle_limits *limits)
+struct throttle *throttle_new_ops(const struct throttle_ops *ops, void *impl)
 {
 	struct throttle *t = calloc(1, sizeof(*t));
-	if (t == NULL)
-		return NULL;
-	t->nbuckets = THROTTLE_MIN_BUCKETS;
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	if (t->buckets == NULL) {
-		free(t);
+	if (t == NULL) {
+		ops->free(impl);
 		return NULL;
 	}
-	t->max_entries = THROTTLE_MAX_ENTRIES;
-	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
-		t->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
-	throttle_set_limits(t, limits);
+	t->ops = ops;
+	t->impl = impl;
 	return t;
 }
 
@@ -88,131 +41,75 @@ void throttle_free(struct throttle **tp)
 	struct throttle *t = *tp;
 	if (t == NULL)
 		return;
-	struct throttle_entry *e = t->lru_head;
-	while (e != NULL) {
-		struct throttle_entry *next = e->lru_next;
-		free(e);
-		e = next;
-	}
-	free(t->buckets);
+	t->ops->free(t->impl);
 	free(t);
 	*tp = NULL;
 }
 
 void throttle_set_limits(struct throttle *t, const struct throttle_limits *limits)
 {
-	t->limits = *limits;
+	t->ops->set_limits(t->impl, limits);
 }
 
-void throttle_set_max_entries(struct throttle *t, unsigned max_entries)
+bool throttle_refused(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
 {
-	t->max_entries = max_entries == 0 ? THROTTLE_MAX_ENTRIES : max_entries;
+	return t->ops->refused(t->impl, ip, account, now_ms);
 }
 
-unsigned throttle_count(const struct throttle *t)
+unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
 {
-	return (unsigned)t->count;
+	return t->ops->failure(t->impl, ip, account, now_ms);
 }
 
-static struct throttle_entry *throttle_find(struct throttle *t, const char *key, size_t len,
-                                            uint64_t hash)
+void throttle_success(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
 {
-	struct throttle_entry *e = t->buckets[hash & (t->nbuckets - 1)];
-	for (; e != NULL; e = e->hnext) {
-		if (e->hash == hash && e->keylen == len && memcmp(e->key, key, len) == 0)
-			return e;
+	t->ops->success(t->impl, ip, account, now_ms);
+}
+
+void throttle_expire(struct throttle *t, int64_t now_ms)
+{
+	t->ops->expire(t->impl, now_ms);
+}
+
+/* ---- in memory ---- */
+
+struct throttle_mem {
+	pthread_mutex_t lock;
+	struct throttle_limits limits;
+	struct dict *keys;  /* "i:"/"a:" key -> struct throttle_key */
+	struct dict *known; /* account (lower-cased) -> struct throttle_known */
+};
+
+struct throttle_key {
+	int64_t window_start_ms;
+	int64_t last_ms;
+	int64_t locked_until_ms;
+	uint32_t failures;
+};
+
+/* IPs that logged in to an account, most recent first ("" = free slot). */
+struct throttle_known {
+	char ip[THROTTLE_KNOWN_IPS][THROTTLE_IP_MAX];
+};
+
+static const struct throttle_ops throttle_mem_ops;
+
+/* "i:<ip>" or "a:<account, ASCII lower-cased>" (kind 0: the account alone),
+ * truncated to THROTTLE_KEY_MAX. */
+static size_t throttle_key_make(char *buf, char kind, const char *name)
+{
+	size_t n = 0;
+	if (kind != 0) {
+		buf[n++] = kind;
+		buf[n++] = ':';
 	}
-	return NULL;
-}
-
-static void lru_unlink(struct throttle *t, struct throttle_entry *e)
-{
-	if (e->lru_prev != NULL)
-		e->lru_prev->lru_next = e->lru_next;
-	else
-		t->lru_head = e->lru_next;
-	if (e->lru_next != NULL)
-		e->lru_next->lru_prev = e->lru_prev;
-	else
-		t->lru_tail = e->lru_prev;
-	e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_append(struct throttle *t, struct throttle_entry *e)
-{
-	e->lru_prev = t->lru_tail;
-	e->lru_next = NULL;
-	if (t->lru_tail != NULL)
-		t->lru_tail->lru_next = e;
-	else
-		t->lru_head = e;
-	t->lru_tail = e;
-}
-
-static void throttle_remove(struct throttle *t, struct throttle_entry *e)
-{
-	struct throttle_entry **pp = &t->buckets[e->hash & (t->nbuckets - 1)];
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	lru_unlink(t, e);
-	t->count--;
-	free(e);
-}
-
-/* Doubles the bucket array (keeps the old one if out of memory: chains get longer). */
-static void throttle_grow(struct throttle *t)
-{
-	size_t n = t->nbuckets * 2;
-	struct throttle_entry **b = calloc(n, sizeof(*b));
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct throttle_entry *e = t->buckets[i];
-		while (e != NULL) {
-			struct throttle_entry *next = e->hnext;
-			e->hnext = b[e->hash & (n - 1)];
-			b[e->hash & (n - 1)] = e;
-			e = next;
-		}
+	for (; *name != '\0' && n < THROTTLE_KEY_MAX; name++) {
+		char c = *name;
+		if (kind != 'i' && c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		buf[n++] = c;
 	}
-	free(t->buckets);
-	t->buckets = b;
-	t->nbuckets = n;
-}
-
-static struct throttle_entry *throttle_get(struct throttle *t, const char *key, size_t len,
-                                           uint64_t hash, int64_t now_ms)
-{
-	struct throttle_entry *e = throttle_find(t, key, len, hash);
-	if (e != NULL)
-		return e;
-	/* bounded memory: forget the least recently failed key */
-	while (t->count >= t->max_entries && t->lru_head != NULL)
-		throttle_remove(t, t->lru_head);
-	e = calloc(1, sizeof(*e) + len);
-	if (e == NULL)
-		return NULL;
-	memcpy(e->key, key, len);
-	e->keylen = (uint16_t)len;
-	e->hash = hash;
-	e->window_start_ms = now_ms;
-	e->last_ms = now_ms;
-	if (t->count >= t->nbuckets)
-		throttle_grow(t);
-	size_t i = hash & (t->nbuckets - 1);
-	e->hnext = t->buckets[i];
-	t->buckets[i] = e;
-	lru_append(t, e);
-	t->count++;
-	return e;
-}
-
-static struct throttle_entry *throttle_lookup(struct throttle *t, char kind, const char *name)
-{
-	char key[THROTTLE_KEY_MAX];
-	size_t len = throttle_key(key, kind, name);
-	return throttle_find(t, key, len, throttle_hash(t, key, len));
+	return n;
 }
 
 static int64_t sec_ms(unsigned s)
@@ -220,81 +117,220 @@ static int64_t sec_ms(unsigned s)
 	return (int64_t)s * 1000;
 }
 
-/* Counts one failure of a key; returns its failures in the current window. */
-static uint32_t throttle_count_failure(struct throttle *t, char kind, const char *name,
-                                       unsigned max, int64_t now_ms)
+static void *throttle_mem_new(const struct throttle_limits *limits)
+{
+	struct throttle_mem *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return NULL;
+	m->keys = dict_new(sizeof(struct throttle_key), THROTTLE_MAX_ENTRIES, DICT_EVICT);
+	m->known = dict_new(sizeof(struct throttle_known), THROTTLE_KNOWN_MAX, DICT_EVICT);
+	if (m->keys == NULL || m->known == NULL || pthread_mutex_init(&m->lock, NULL) != 0) {
+		dict_free(&m->keys);
+		dict_free(&m->known);
+		free(m);
+		return NULL;
+	}
+	m->limits = *limits;
+	return m;
+}
+
+static void throttle_mem_free(void *impl)
+{
+	struct throttle_mem *m = impl;
+	if (m == NULL)
+		return;
+	dict_free(&m->keys);
+	dict_free(&m->known);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+static void throttle_mem_set_limits(void *impl, const struct throttle_limits *limits)
+{
+	struct throttle_mem *m = impl;
+	pthread_mutex_lock(&m->lock);
+	m->limits = *limits;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static struct throttle_key *throttle_mem_lookup(struct throttle_mem *m, char kind,
+                                                const char *name)
 {
 	char key[THROTTLE_KEY_MAX];
-	size_t len = throttle_key(key, kind, name);
-	struct throttle_entry *e = throttle_get(t, key, len, throttle_hash(t, key, len), now_ms);
+	size_t len = throttle_key_make(key, kind, name);
+	return dict_get(m->keys, key, len);
+}
+
+/* Counts one failure of a key; returns its failures in the current window.
+ * max > 0: lock the key out when it reaches max. */
+static uint32_t throttle_mem_count(struct throttle_mem *m, char kind, const char *name,
+                                   unsigned max, int64_t now_ms)
+{
+	char key[THROTTLE_KEY_MAX];
+	size_t len = throttle_key_make(key, kind, name);
+	bool created;
+	struct throttle_key *e = dict_put(m->keys, key, len, &created);
 	if (e == NULL)
 		return 1; /* out of memory: still delay as for a first failure */
 
-	if (e->failures == 0 || now_ms - e->window_start_ms >= sec_ms(t->limits.window)) {
+	if (e->failures == 0 || now_ms - e->window_start_ms >= sec_ms(m->limits.window)) {
 		e->failures = 0;
 		e->window_start_ms = now_ms;
 	}
 	if (e->failures < UINT32_MAX)
 		e->failures++;
 	e->last_ms = now_ms;
-	lru_unlink(t, e);
-	lru_append(t, e);
+	dict_touch(m->keys, e);
 	if (max > 0 && e->failures >= max)
-		e->locked_until_ms = now_ms + sec_ms(t->limits.lockout);
+		e->locked_until_ms = now_ms + sec_ms(m->limits.lockout);
 	return e->failures;
 }
 
-bool throttle_refused(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+static bool throttle_mem_known(struct throttle_mem *m, const char *ip, const char *account)
 {
-	struct throttle_entry *e;
-
-	if (ip != NULL && (e = throttle_lookup(t, 'i', ip)) != NULL && e->locked_until_ms > now_ms)
-		return true;
-	if (account != NULL && (e = throttle_lookup(t, 'a', account)) != NULL &&
-	    e->locked_until_ms > now_ms)
-		return true;
+	char key[THROTTLE_KEY_MAX];
+	size_t len = throttle_key_make(key, 0, account);
+	struct throttle_known *k = dict_get(m->known, key, len);
+	if (k == NULL)
+		return false;
+	for (size_t i = 0; i < THROTTLE_KNOWN_IPS; i++) {
+		if (k->ip[i][0] != '\0' && strncmp(k->ip[i], ip, THROTTLE_IP_MAX - 1) == 0)
+			return true;
+	}
 	return false;
 }
 
-unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+static unsigned throttle_delay(uint32_t n, unsigned max_delay_ms)
 {
-	uint32_t n = 0, m;
-
-	if (ip != NULL)
-		n = throttle_count_failure(t, 'i', ip, t->limits.max_failures, now_ms);
-	if (account != NULL) {
-		m = throttle_count_failure(t, 'a', account, t->limits.account_max_failures, now_ms);
-		if (m > n)
-			n = m;
-	}
 	if (n == 0)
 		n = 1;
 	/* 500 ms << (n - 1), capped */
 	uint64_t delay = n - 1 >= 32 ? UINT64_MAX : (uint64_t)THROTTLE_BASE_DELAY_MS << (n - 1);
-	if (delay > t->limits.max_delay_ms)
-		delay = t->limits.max_delay_ms;
+	if (delay > max_delay_ms)
+		delay = max_delay_ms;
 	return (unsigned)delay;
 }
 
-void throttle_success(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+static bool throttle_mem_refused(void *impl, const char *ip, const char *account,
+                                 int64_t now_ms)
 {
-	struct throttle_entry *e;
+	struct throttle_mem *m = impl;
+	struct throttle_key *e;
+	bool refused = false;
 
-	/* The account's count stays: failures from other IPs still count against it,
-	 * and one good login by the user must not reset an attacker's progress. */
-	if (ip != NULL && (e = throttle_lookup(t, 'i', ip)) != NULL)
-		throttle_remove(t, e);
+	/* Only the IP is ever refused: refusing an account would hand attackers a
+	 * way to lock its owner out (the account's penalty is a delay). */
+	pthread_mutex_lock(&m->lock);
+	if (ip != NULL && (e = throttle_mem_lookup(m, 'i', ip)) != NULL &&
+	    e->locked_until_ms > now_ms)
+		refused = true;
+	pthread_mutex_unlock(&m->lock);
+	return refused;
 }
 
-void throttle_expire(struct throttle *t, int64_t now_ms)
+static unsigned throttle_mem_failure(void *impl, const char *ip, const char *account,
+                                     int64_t now_ms)
 {
-	int64_t idle = sec_ms(t->limits.window) + sec_ms(t->limits.lockout);
+	struct throttle_mem *m = impl;
+	uint32_t n = 0;
+	unsigned delay;
 
-	/* The list is in order of last failure, so stop at the first live entry. */
-	while (t->lru_head != NULL) {
-		struct throttle_entry *e = t->lru_head;
+	pthread_mutex_lock(&m->lock);
+	if (ip != NULL)
+		n = throttle_mem_count(m, 'i', ip, m->limits.max_failures, now_ms);
+	delay = throttle_delay(n, m->limits.max_delay_ms);
+	if (account != NULL) {
+		uint32_t a = throttle_mem_count(m, 'a', account, 0, now_ms);
+		if (m->limits.account_max_failures > 0 && a >= m->limits.account_max_failures &&
+		    (ip == NULL || !throttle_mem_known(m, ip, account)))
+			delay = m->limits.max_delay_ms;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return delay;
+}
+
+static void throttle_mem_success(void *impl, const char *ip, const char *account,
+                                 int64_t now_ms)
+{
+	struct throttle_mem *m = impl;
+	char key[THROTTLE_KEY_MAX];
+	size_t len;
+
+	pthread_mutex_lock(&m->lock);
+	/* The account's count stays: failures from other IPs still count against it,
+	 * and one good login by the user must not reset an attacker's progress. */
+	if (ip != NULL) {
+		len = throttle_key_make(key, 'i', ip);
+		dict_delete(m->keys, key, len);
+	}
+	if (ip != NULL && account != NULL) {
+		len = throttle_key_make(key, 0, account);
+		struct throttle_known *k = dict_put(m->known, key, len, NULL);
+		if (k != NULL) {
+			/* move (or add) ip to the front, dropping the least recent */
+			size_t i = 0;
+			while (i < THROTTLE_KNOWN_IPS - 1 &&
+			       strncmp(k->ip[i], ip, THROTTLE_IP_MAX - 1) != 0)
+				i++;
+			memmove(k->ip[1], k->ip[0], i * sizeof(k->ip[0]));
+			strncpy(k->ip[0], ip, THROTTLE_IP_MAX - 1);
+			k->ip[0][THROTTLE_IP_MAX - 1] = '\0';
+			dict_touch(m->known, k);
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void throttle_mem_expire(void *impl, int64_t now_ms)
+{
+	struct throttle_mem *m = impl;
+
+	pthread_mutex_lock(&m->lock);
+	int64_t idle = sec_ms(m->limits.window) + sec_ms(m->limits.lockout);
+	/* The table is in order of last failure, so stop at the first live entry. */
+	struct throttle_key *e;
+	while ((e = dict_oldest(m->keys)) != NULL) {
 		if (now_ms - e->last_ms <= idle || e->locked_until_ms > now_ms)
 			break;
-		throttle_remove(t, e);
+		dict_delete_value(m->keys, e);
 	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static const struct throttle_ops throttle_mem_ops = {
+    .refused = throttle_mem_refused,
+    .failure = throttle_mem_failure,
+    .success = throttle_mem_success,
+    .set_limits = throttle_mem_set_limits,
+    .expire = throttle_mem_expire,
+    .free = throttle_mem_free,
+};
+
+struct throttle *throttle_new(const struct throttle_limits *limits)
+{
+	void *m = throttle_mem_new(limits);
+	if (m == NULL)
+		return NULL;
+	return throttle_new_ops(&throttle_mem_ops, m);
+}
+
+void throttle_set_max_entries(struct throttle *t, unsigned max_entries)
+{
+	if (t->ops != &throttle_mem_ops)
+		return;
+	struct throttle_mem *m = t->impl;
+	pthread_mutex_lock(&m->lock);
+	dict_set_max(m->keys, max_entries == 0 ? THROTTLE_MAX_ENTRIES : max_entries);
+	pthread_mutex_unlock(&m->lock);
+}
+
+unsigned throttle_count(const struct throttle *t)
+{
+	if (t->ops != &throttle_mem_ops)
+		return 0;
+	struct throttle_mem *m = t->impl;
+	pthread_mutex_lock(&m->lock);
+	unsigned n = (unsigned)dict_count(m->keys);
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }

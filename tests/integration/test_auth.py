@@ -7,6 +7,7 @@ brute-force throttling per IP and per account, imported crypt hashes
 (SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT), and real clients: swaks and curl."""
 
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import json
@@ -575,22 +576,53 @@ def test_throttle_per_ip(make_server):
     assert len(fails) >= 3, log[-3000:]
 
 
-def test_throttle_per_account(make_server):
+def test_throttle_per_account_delays_but_never_locks_owner_out(make_server):
+    """F4: 6 IPs x 9 wrong passwords (54 failures, over account_max_failures
+    50, each IP under its own max_failures 10) used to lock the account out
+    for 15 minutes, even for its owner. Now the account is only slowed: its
+    owner logs in from the address it used before and from a fresh one, and
+    a failure from a fresh address is still answered 535 (after max_delay),
+    not refused."""
     srv = make_server(tls=True, submission=True,
-                      extra={"auth": {"max_failures": "100", "account_max_failures": "3",
-                                      "max_delay": "1"}})
-    for ip in ("127.0.0.3", "127.0.0.4", "127.0.0.5"):
-        assert _fail(srv, ALICE, ip).line == AUTH_FAILED
-    with srv.connect_465(source="127.0.0.6") as c:
+                      extra={"auth": {"max_failures": "10", "account_max_failures": "50",
+                                      "max_delay": "1", "failure_window": "15m",
+                                      "lockout": "15m"}})
+    with srv.connect_465(source="127.0.0.8") as c:
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
+        c.quit()
+    attackers = ["127.0.0.%d" % i for i in range(2, 8)]
+
+    def attack(ip):
+        return [_fail(srv, ALICE, ip).line for _ in range(9)]
+
+    with concurrent.futures.ThreadPoolExecutor(len(attackers)) as pool:
+        results = list(pool.map(attack, attackers))
+    assert results == [[AUTH_FAILED] * 9] * len(attackers), results
+    # the owner, from the address it logged in from before
+    with srv.connect_465(source="127.0.0.8") as c:
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
+        c.quit()
+    # and from an address it never used
+    with srv.connect_587(source="127.0.0.9") as c:
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
+        c.quit()
+    # an unknown address with a wrong password: slowed, answered, not refused
+    assert _fail(srv, ALICE, "127.0.0.10").line == AUTH_FAILED
+    # each attacking address is still under its own limit: its 10th failure
+    # locks it out, and then even the right password is refused
+    assert _fail(srv, ALICE, "127.0.0.2").line == AUTH_FAILED
+    with srv.connect_465(source="127.0.0.2") as c:
         assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == TOO_MANY
         c.quit()
-    # other accounts from the same addresses are fine
+    # other accounts from the other attacking addresses are fine
     with srv.connect_465(source="127.0.0.3") as c:
         assert c.auth_plain(BOB, PASSWORDS[BOB]).line == AUTH_OK
         c.quit()
     log = srv.stderr_bytes().decode("utf-8", "replace")
-    for ip in ("127.0.0.3", "127.0.0.4", "127.0.0.5"):
-        assert any("ip=" + ip in l and ALICE in l for l in log.splitlines()), (ip, log[-3000:])
+    for ip in attackers:
+        n = sum(1 for l in log.splitlines()
+                if "event=auth-failed ip=%s " % ip in l and ALICE in l)
+        assert n == (10 if ip == "127.0.0.2" else 9), (ip, n, log[-3000:])
 
 
 def test_success_does_not_count_as_failure(make_server):

@@ -3,6 +3,7 @@
 
 #include "auth/throttle.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 static const struct throttle_limits limits = {
@@ -25,10 +26,10 @@ static void test_delays(void)
 	/* a huge count still caps (no shift overflow) */
 	for (int i = 0; i < 100; i++)
 		CHECK(throttle_failure(t, "192.0.2.1", NULL, T0 + 100) == 5000);
-	/* the delay follows the worse of IP and account */
+	/* below account_max_failures the account adds nothing: each IP's first */
 	CHECK(throttle_failure(t, "192.0.2.2", "victim@example.org", T0) == 500);
-	CHECK(throttle_failure(t, "192.0.2.3", "victim@example.org", T0) == 1000);
-	CHECK(throttle_failure(t, "192.0.2.4", "VICTIM@example.org", T0) == 2000);
+	CHECK(throttle_failure(t, "192.0.2.3", "victim@example.org", T0) == 500);
+	CHECK(throttle_failure(t, "192.0.2.4", "VICTIM@example.org", T0) == 500);
 	throttle_free(&t);
 	CHECK(t == NULL);
 	throttle_free(&t);
@@ -56,26 +57,62 @@ static void test_ip_lockout(void)
 	throttle_free(&t);
 }
 
-static void test_account_lockout(void)
+/* F4: failures spread over many IPs never lock the account; once it has
+ * account_max_failures, failures from IPs that have not logged in to it wait
+ * max_delay, while the IPs that have are exempt. */
+static void test_account_penalty(void)
 {
 	struct throttle *t = throttle_new(&limits);
 	const char *acct = "user@example.org";
 	char ip[32];
 
-	/* 7 failures from 7 IPs: none of them locked, the account not yet */
-	for (int i = 0; i < 7; i++) {
+	/* the owner logged in from 203.0.113.1 before the attack */
+	throttle_success(t, "203.0.113.1", "User@Example.org", T0);
+	/* 6 IPs x 4 failures (each IP stays under its own max_failures of 5) */
+	for (int i = 0; i < 6; i++) {
 		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
-		throttle_failure(t, ip, acct, T0 + i);
-		CHECK(!throttle_refused(t, ip, acct, T0 + 10));
+		for (int j = 0; j < 4; j++) {
+			unsigned d = throttle_failure(t, ip, acct, T0 + 10 + i * 4 + j);
+			/* the account's 8th failure (IP 1, its 4th) and later: max_delay */
+			if (i * 4 + j + 1 >= 8)
+				CHECK(d == 5000);
+			else
+				CHECK(d == (500u << j));
+		}
+		CHECK(!throttle_refused(t, ip, acct, T0 + 100));
 	}
-	snprintf(ip, sizeof(ip), "198.51.100.%d", 7);
-	throttle_failure(t, ip, acct, T0 + 7);
-	CHECK(throttle_refused(t, "203.0.113.9", acct, T0 + 10));
-	CHECK(throttle_refused(t, "203.0.113.9", "User@Example.org", T0 + 10));
-	/* same IP, other account: fine; no account known yet: fine */
-	CHECK(!throttle_refused(t, "203.0.113.9", "other@example.org", T0 + 10));
-	CHECK(!throttle_refused(t, "203.0.113.9", NULL, T0 + 10));
-	CHECK(!throttle_refused(t, "203.0.113.9", acct, T0 + 7 + 300 * SEC));
+	/* never refused, from any IP, with or without the account known */
+	CHECK(!throttle_refused(t, "203.0.113.1", acct, T0 + 100));
+	CHECK(!throttle_refused(t, "203.0.113.9", acct, T0 + 100));
+	CHECK(!throttle_refused(t, "203.0.113.9", NULL, T0 + 100));
+	/* a fresh IP's first failure on the account under attack waits max_delay */
+	CHECK(throttle_failure(t, "203.0.113.9", acct, T0 + 101) == 5000);
+	/* the owner's IP is exempt from the account's penalty (case-insensitive) */
+	CHECK(throttle_failure(t, "203.0.113.1", "USER@example.org", T0 + 102) == 500);
+	/* another account from an attacking IP: only that IP's own count */
+	CHECK(throttle_failure(t, "198.51.100.0", "other@example.org", T0 + 103) == 5000);
+	CHECK(throttle_refused(t, "198.51.100.0", NULL, T0 + 104)); /* its 5th: locked */
+	/* the window passes: the account is no longer under attack */
+	CHECK(throttle_failure(t, "203.0.113.9", acct, T0 + 700 * SEC) == 500);
+
+	/* only the last THROTTLE_KNOWN_IPS successful IPs are remembered */
+	for (int i = 0; i < THROTTLE_KNOWN_IPS; i++) {
+		snprintf(ip, sizeof(ip), "192.0.2.%d", 100 + i);
+		throttle_success(t, ip, acct, T0 + 701 * SEC + i);
+	}
+	for (int i = 0; i < 8; i++)
+		throttle_failure(t, "198.51.100.50", acct, T0 + 702 * SEC); /* under attack */
+	CHECK(throttle_failure(t, "203.0.113.1", acct, T0 + 703 * SEC) == 5000); /* forgotten */
+	for (int i = 0; i < THROTTLE_KNOWN_IPS; i++) {
+		snprintf(ip, sizeof(ip), "192.0.2.%d", 100 + i);
+		CHECK(throttle_failure(t, ip, acct, T0 + 703 * SEC) == 500);
+	}
+
+	/* account_max_failures 0: no account penalty */
+	struct throttle_limits l2 = limits;
+	l2.account_max_failures = 0;
+	throttle_set_limits(t, &l2);
+	CHECK(throttle_failure(t, "203.0.113.77", acct, T0 + 704 * SEC) == 500);
 	throttle_free(&t);
 }
 
@@ -105,9 +142,9 @@ static void test_success(void)
 	for (int i = 0; i < 4; i++)
 		throttle_failure(t, ip, "a@example.org", T0 + i);
 	throttle_success(t, ip, "a@example.org", T0 + 10);
-	/* the IP starts over; the account keeps its 4 (the next one is its 5th) */
+	/* the IP starts over; the account keeps its 4 */
 	CHECK(throttle_failure(t, ip, NULL, T0 + 20) == 500);
-	CHECK(throttle_failure(t, ip, "a@example.org", T0 + 30) == 5000); /* 500 << 4, capped */
+	CHECK(throttle_failure(t, ip, "a@example.org", T0 + 30) == 1000);
 	for (int i = 0; i < 3; i++)
 		throttle_failure(t, ip, NULL, T0 + 40 + i);
 	CHECK(throttle_refused(t, ip, NULL, T0 + 50));
@@ -169,11 +206,48 @@ static void test_disabled_limits(void)
 	throttle_free(&t);
 }
 
+/* Several loops share one throttle: counts from concurrent threads add up. */
+struct thread_arg {
+	struct throttle *t;
+	int id;
+};
+
+static void *thread_run(void *p)
+{
+	struct thread_arg *a = p;
+	char ip[32];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(ip, sizeof(ip), "10.%d.%d.%d", a->id, i / 256, i % 256);
+		throttle_failure(a->t, ip, "shared@example.org", T0 + i);
+		throttle_refused(a->t, ip, "shared@example.org", T0 + i);
+		if (i % 10 == 0)
+			throttle_success(a->t, ip, "shared@example.org", T0 + i);
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	struct throttle *t = throttle_new(&limits);
+	pthread_t th[4];
+	struct thread_arg args[4];
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){t, i};
+		CHECK(pthread_create(&th[i], NULL, thread_run, &args[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* 8000 IPs, 800 of them reset by a success, plus the account */
+	CHECK(throttle_count(t) == 8000 - 800 + 1);
+	throttle_free(&t);
+}
+
 int main(void)
 {
 	test_delays();
 	test_ip_lockout();
-	test_account_lockout();
+	test_account_penalty();
+	test_threads();
 	test_window();
 	test_success();
 	test_expire_and_cap();
