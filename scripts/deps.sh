@@ -16,8 +16,8 @@ run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev
 # swaks, postfix (smtp-source/smtp-sink, a peer MTA, the benchmark), curl: peers
 # clang, libclang-rt-14-dev: libFuzzer for `make fuzz`
 # libnet-ssleay-perl: swaks --tls; apache2-utils: htpasswd (bcrypt hashes)
-# fetchmail: POP3 client in the tests
-test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail"
+# fetchmail, mutt, neomutt: POP3 (and, for the mutts, submission) clients in the tests
+test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt"
 # Node.js + npm for the npm clients in tests/npm (nodemailer, the SCRAM-PLUS
 # client): Debian's packages, unless node and npm are already installed
 # (e.g. a Node.js that came with the machine).

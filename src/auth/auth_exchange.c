@@ -261,6 +261,9 @@ void auth_exchange_response(struct auth_exchange *ax, const char *line, size_t l
 	ax->waiting = false;
 	if (len == 1 && line[0] == '*') {
 		/* RFC 4954 4, RFC 5034 4: the client cancels */
+		char esc[300];
+		log_info(ax->c->sid, "event=auth-cancelled ip=%s mech=%s user=\"%s\"", ax->c->ip,
+			 ax->label, auth_exchange_user_esc(ax, esc, sizeof(esc)));
 		auth_exchange_fail_now(ax, AUTH_CANCELLED);
 		return;
 	}

@@ -40,6 +40,7 @@ struct sasl_server {
 	enum sasl_mech mech;
 	enum sasl_state state;
 	bool have_cb;
+	bool plus_offered; /* -PLUS was advertised: "y" is a downgrade */
 	unsigned char cb[SASL_CB_MAX];
 	size_t cb_len;
 	struct sasl_lookup lookup;
@@ -68,9 +69,14 @@ static const char *const sasl_mech_names[] = {
     [SASL_MECH_SCRAM_SHA_256_PLUS] = "SCRAM-SHA-256-PLUS",
 };
 
-int sasl_mech_from_name(const char *name, size_t len)
+#define SASL_MECH_COUNT (sizeof(sasl_mech_names) / sizeof(sasl_mech_names[0]))
+
+/* The enabled set ([auth] mechanisms): set at start-up, read by every loop. */
+static _Atomic unsigned sasl_mechs_enabled = SASL_MECHS_DEFAULT;
+
+int sasl_mech_lookup(const char *name, size_t len)
 {
-	for (size_t i = 0; i < sizeof(sasl_mech_names) / sizeof(sasl_mech_names[0]); i++) {
+	for (size_t i = 0; i < SASL_MECH_COUNT; i++) {
 		if (strlen(sasl_mech_names[i]) == len &&
 		    strncasecmp(sasl_mech_names[i], name, len) == 0)
 			return (int)i;
@@ -78,20 +84,103 @@ int sasl_mech_from_name(const char *name, size_t len)
 	return -1;
 }
 
+int sasl_mech_from_name(const char *name, size_t len)
+{
+	int mech = sasl_mech_lookup(name, len);
+	if (mech < 0 || !sasl_mech_enabled((enum sasl_mech)mech))
+		return -1;
+	return mech;
+}
+
 const char *sasl_mech_name(enum sasl_mech mech)
 {
-	if ((size_t)mech >= sizeof(sasl_mech_names) / sizeof(sasl_mech_names[0]))
+	if ((size_t)mech >= SASL_MECH_COUNT)
 		return "?";
 	return sasl_mech_names[mech];
 }
 
-const char *sasl_mechs_advertised(bool plaintext_ok, bool channel_binding)
+bool sasl_mech_enabled(enum sasl_mech mech)
+{
+	return (size_t)mech < SASL_MECH_COUNT && (sasl_mechs_enabled & SASL_MECH_BIT(mech)) != 0;
+}
+
+void sasl_mechs_set(unsigned mask)
+{
+	sasl_mechs_enabled = mask & SASL_MECHS_ALL;
+}
+
+unsigned sasl_mechs_get(void)
+{
+	return sasl_mechs_enabled;
+}
+
+int sasl_mechs_parse(const char *list, unsigned *mask_r, char *error, size_t error_len)
+{
+	unsigned mask = 0;
+	const char *p = list;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *w = p;
+		while (*p != '\0' && *p != ' ' && *p != '\t' && *p != ',')
+			p++;
+		int mech = sasl_mech_lookup(w, (size_t)(p - w));
+		if (mech < 0) {
+			snprintf(error, error_len,
+			         "unknown SASL mechanism '%.*s' (expected SCRAM-SHA-256-PLUS, "
+			         "SCRAM-SHA-256, PLAIN, LOGIN)",
+			         (int)((size_t)(p - w) > 64 ? 64 : (size_t)(p - w)), w);
+			return -1;
+		}
+		mask |= SASL_MECH_BIT(mech);
+	}
+	if (mask == 0) {
+		snprintf(error, error_len, "no SASL mechanism given");
+		return -1;
+	}
+	*mask_r = mask;
+	return 1;
+}
+
+/* The advertised list for every (mask, plaintext_ok, channel_binding), built once:
+ * the strings are static, so callers on any thread may keep them. */
+static char sasl_mechs_lists[SASL_MECHS_ALL + 1][4][64];
+static pthread_once_t sasl_mechs_once = PTHREAD_ONCE_INIT;
+
+static void sasl_mechs_build(void)
 {
 	/* Strongest first: clients that pick the first mechanism they know get SCRAM. */
-	if (plaintext_ok)
-		return channel_binding ? "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"
-		                       : "SCRAM-SHA-256 PLAIN LOGIN";
-	return channel_binding ? "SCRAM-SHA-256-PLUS SCRAM-SHA-256" : "SCRAM-SHA-256";
+	static const enum sasl_mech order[] = {SASL_MECH_SCRAM_SHA_256_PLUS,
+	                                       SASL_MECH_SCRAM_SHA_256, SASL_MECH_PLAIN,
+	                                       SASL_MECH_LOGIN};
+	for (unsigned mask = 0; mask <= SASL_MECHS_ALL; mask++) {
+		for (unsigned v = 0; v < 4; v++) {
+			bool plaintext_ok = (v & 1) != 0, channel_binding = (v & 2) != 0;
+			char *out = sasl_mechs_lists[mask][v];
+			size_t n = 0;
+			for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+				enum sasl_mech m = order[i];
+				if ((mask & SASL_MECH_BIT(m)) == 0)
+					continue;
+				if (m == SASL_MECH_SCRAM_SHA_256_PLUS && !channel_binding)
+					continue;
+				if ((m == SASL_MECH_PLAIN || m == SASL_MECH_LOGIN) && !plaintext_ok)
+					continue;
+				n += (size_t)snprintf(out + n, sizeof(sasl_mechs_lists[0][0]) - n,
+				                      "%s%s", n > 0 ? " " : "", sasl_mech_names[m]);
+			}
+		}
+	}
+}
+
+const char *sasl_mechs_advertised(bool plaintext_ok, bool channel_binding)
+{
+	pthread_once(&sasl_mechs_once, sasl_mechs_build);
+	unsigned v = (plaintext_ok ? 1u : 0u) | (channel_binding ? 2u : 0u);
+	return sasl_mechs_lists[sasl_mechs_enabled & SASL_MECHS_ALL][v];
 }
 
 /* ---- helpers ---- */
@@ -409,7 +498,7 @@ static enum sasl_step scram_client_first(struct sasl_server *s, const char *m, s
 	/* RFC 5802 6: "y" means the client could have bound the channel but thinks the
 	 * server cannot. We offered -PLUS (cb data present), so a man in the middle may
 	 * have stripped it from the list: fail. */
-	if (flag == 'y' && s->have_cb)
+	if (flag == 'y' && s->plus_offered)
 		return finish(s, SASL_STEP_FAIL, "SCRAM: channel binding downgrade (y flag)");
 
 	char *authzid = NULL;
@@ -773,6 +862,7 @@ struct sasl_server *sasl_server_new(enum sasl_mech mech, const unsigned char *cb
 		memcpy(s->cb, cb_data, cb_len);
 		s->cb_len = cb_len;
 		s->have_cb = true;
+		s->plus_offered = sasl_mech_enabled(SASL_MECH_SCRAM_SHA_256_PLUS);
 	}
 	return s;
 }

@@ -38,14 +38,45 @@ enum sasl_mech {
 	SASL_MECH_SCRAM_SHA_256_PLUS,
 };
 
-/* Mechanism by name (case-insensitive); -1 if unknown. */
+#define SASL_MECH_BIT(m) (1u << (unsigned)(m))
+#define SASL_MECHS_ALL                                                                       \
+	(SASL_MECH_BIT(SASL_MECH_PLAIN) | SASL_MECH_BIT(SASL_MECH_LOGIN) |                   \
+	 SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_256) | SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_256_PLUS))
+/* The default of [auth] mechanisms: SCRAM-SHA-256 PLAIN LOGIN. SCRAM-SHA-256-PLUS
+ * is off by default: GNU SASL (mutt 2.2 on Debian) picks it whenever it is
+ * offered, cannot supply tls-exporter channel binding, cancels with "*" and
+ * then reads the server's -ERR as the answer to its next command, so it never
+ * logs in. Clients that do channel binding still get SCRAM over TLS. */
+#define SASL_MECHS_DEFAULT                                                                   \
+	(SASL_MECH_BIT(SASL_MECH_PLAIN) | SASL_MECH_BIT(SASL_MECH_LOGIN) |                   \
+	 SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_256))
+
+/* Mechanism by name (case-insensitive), whether enabled or not; -1 if unknown. */
+int sasl_mech_lookup(const char *name, size_t len);
+/* An enabled mechanism by name (case-insensitive); -1 if unknown or not enabled
+ * (protocols answer both as "unrecognized authentication type"). */
 int sasl_mech_from_name(const char *name, size_t len);
 const char *sasl_mech_name(enum sasl_mech mech);
-/* Space-separated list of the mechanisms to advertise, strongest first:
- * "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN" with both flags, where
+
+/* The process-wide set of enabled mechanisms ([auth] mechanisms), a mask of
+ * SASL_MECH_BIT()s; SASL_MECHS_DEFAULT until set. Set once at start-up (before
+ * the loops run; safe to call later too: the value is atomic, and a session
+ * sees the old or the new set). sasl_server_new and POP3 USER/PASS do not look
+ * at it: protocols check sasl_mech_from_name before starting an exchange. */
+void sasl_mechs_set(unsigned mask);
+unsigned sasl_mechs_get(void);
+bool sasl_mech_enabled(enum sasl_mech mech);
+/* Parses a list of mechanism names separated by blanks or commas ("PLAIN,
+ * SCRAM-SHA-256"; case-insensitive, repeats allowed) into *mask_r. Returns 1,
+ * or -1 with a message in error[error_len] (unknown name, empty list). */
+int sasl_mechs_parse(const char *list, unsigned *mask_r, char *error, size_t error_len);
+
+/* Space-separated list of the enabled mechanisms to advertise, strongest first
+ * (SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN), where
  * plaintext_ok: PLAIN and LOGIN may be used (TLS, or the loopback exception);
- * channel_binding: tls-exporter data is available (TLS 1.3, or TLS 1.2 with EMS).
- * SCRAM-SHA-256 is always listed. A static string. */
+ * channel_binding: tls-exporter data is available (TLS 1.3, or TLS 1.2 with EMS),
+ * without which -PLUS is left out. May be "" (e.g. only PLAIN enabled and
+ * plaintext_ok false). A static string, valid for ever. */
 const char *sasl_mechs_advertised(bool plaintext_ok, bool channel_binding);
 
 enum sasl_step {
@@ -85,8 +116,8 @@ struct sasl_lookup {
 
 /* cb_data: the tls-exporter channel binding value (32 bytes, RFC 9266), or NULL when
  * the connection has none (SCRAM-SHA-256-PLUS then fails). It is copied. A non-NULL
- * cb_data means SCRAM-SHA-256-PLUS was advertised, which matters for the RFC 5802
- * section 6 downgrade check ("y" flag). Returns NULL only when out of memory. */
+ * cb_data with SCRAM-SHA-256-PLUS enabled means -PLUS was advertised, which matters
+ * for the RFC 5802 section 6 downgrade check ("y" flag). Returns NULL only when out of memory. */
 struct sasl_server *sasl_server_new(enum sasl_mech mech, const unsigned char *cb_data,
                                     size_t cb_len);
 void sasl_server_free(struct sasl_server **s);

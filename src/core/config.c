@@ -22,6 +22,9 @@
  * error. */
 #include "core/config.h"
 
+/* the names of the SASL mechanisms for [auth] mechanisms (a table, no I/O) */
+#include "auth/sasl.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
@@ -57,6 +60,7 @@ enum key_type {
 	KT_UINT,      /* unsigned */
 	KT_BOOL,      /* bool */
 	KT_EXPIRE,    /* unsigned days, or "never" = CONFIG_POP3_EXPIRE_NEVER */
+	KT_MECHS,     /* unsigned mask of SASL mechanisms (auth/sasl.h) */
 };
 
 struct key_def {
@@ -101,6 +105,7 @@ static const struct key_def config_keys[] = {
     {"auth", "failure_window", KT_DURATION, F(auth_failure_window), 1, UINT_MAX, false},
     {"auth", "lockout", KT_DURATION, F(auth_lockout), 1, UINT_MAX, false},
     {"auth", "max_delay", KT_DURATION, F(auth_max_delay), 0, 60, false},
+    {"auth", "mechanisms", KT_MECHS, F(auth_mechanisms), 0, 0, false},
 
     {"submission", "require_from_match", KT_BOOL, F(submission_require_from_match), 0, 0, false},
     {"submission", "rate_limit", KT_UINT, F(submission_rate_limit), 0, 100000000, true},
@@ -649,6 +654,15 @@ static int config_set(struct config_ctx *ctx, const struct key_def *k, const cha
 		}
 		return config_set_string(ctx, str_field, value);
 	}
+	case KT_MECHS: {
+		char why[160];
+		if (sasl_mechs_parse(value, &u, why, sizeof(why)) < 0) {
+			ctx_error_at(ctx, ctx->lineno, "bad %s: %s", k->name, why);
+			return -1;
+		}
+		*(unsigned *)(void *)base = u;
+		return 1;
+	}
 	case KT_BOOL:
 		if (config_parse_bool(value, &b) < 0) {
 			ctx_error_at(ctx, ctx->lineno,
@@ -776,6 +790,7 @@ static int config_set_defaults(struct config *cfg)
 	cfg->auth_failure_window = 15 * 60;
 	cfg->auth_lockout = 15 * 60;
 	cfg->auth_max_delay = 5;
+	cfg->auth_mechanisms = SASL_MECHS_DEFAULT;
 	cfg->submission_require_from_match = true;
 	cfg->submission_rate_limit = 500;
 	cfg->pop3_expire = CONFIG_POP3_EXPIRE_NEVER;

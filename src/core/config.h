@@ -40,6 +40,8 @@ struct config {
 	unsigned auth_failure_window; /* seconds, default 15m */
 	unsigned auth_lockout;        /* seconds refused after max_failures, default 15m */
 	unsigned auth_max_delay;      /* seconds, cap of the growing delay, default 5 */
+	unsigned auth_mechanisms;     /* SASL_MECH_BIT mask (auth/sasl.h), default
+	                                 SASL_MECHS_DEFAULT: no SCRAM-SHA-256-PLUS */
 
 	/* [submission] */
 	bool submission_require_from_match; /* From: must be the sender's, default yes */

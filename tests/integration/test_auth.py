@@ -23,7 +23,10 @@ from conftest import (ALICE, AUTH_FAILED, AUTH_OK, BOB, HOSTNAME, PASSWORDS, QUE
                       SMTPName, SMTP_SSLName, b64, make_message, module_server,
                       plain_response, run_node, unique)
 
+ALL_MECHS = "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"
 AUTH_MECHS_TLS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "LOGIN"}
+AUTH_MECHS_DEFAULT = ["SCRAM-SHA-256", "PLAIN", "LOGIN"]
+UNRECOGNIZED = "504 5.5.4 Unrecognized authentication type"
 AUTH_MECHS_LOOPBACK_PLAIN = {"SCRAM-SHA-256", "PLAIN", "LOGIN"}
 TOO_MANY = "454 4.7.0 Too many failed authentications, try again later"
 MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
@@ -44,10 +47,12 @@ def auth_mechs(reply):
 def sub(hermod_bin, tls_cert):
     """TLS + submission server; throttling limits high enough not to be hit
     by the failures this module makes on purpose (throttling has its own
-    servers below)."""
+    servers below). Every mechanism is enabled, SCRAM-SHA-256-PLUS too (off
+    by default)."""
     yield from module_server(hermod_bin, "auth", tls=tls_cert, submission=True,
                              extra={"auth": {"max_failures": "1000",
-                                             "account_max_failures": "1000"}})
+                                             "account_max_failures": "1000",
+                                             "mechanisms": ALL_MECHS}})
 
 
 # ---------------------------------------------------------------- SCRAM client
@@ -135,6 +140,68 @@ def test_ehlo_465_lists_mechanisms(sub):
     with sub.connect_465(ehlo=False) as c:
         r = c.ehlo()
         assert auth_mechs(r) == AUTH_MECHS_TLS, r
+        c.quit()
+
+
+def ehlo_auth_line(reply):
+    return [l[4:] for l in reply.lines if l[4:].upper().startswith("AUTH ")]
+
+
+def test_default_mechanisms_leave_out_scram_plus(make_server):
+    """[auth] mechanisms defaults to SCRAM-SHA-256 PLAIN LOGIN: GNU SASL
+    clients (mutt) pick -PLUS whenever offered and cannot do it. -PLUS is
+    then unknown, and a SCRAM "y" flag is no downgrade (-PLUS was not
+    offered), so such a client logs in."""
+    srv = make_server(tls=True, submission=True)
+    for connect in (srv.connect_465, srv.connect_587):
+        with connect(ehlo=False) as c:
+            r = c.ehlo()
+            assert ehlo_auth_line(r) == ["AUTH " + " ".join(AUTH_MECHS_DEFAULT)], r
+            r = c.cmd("AUTH SCRAM-SHA-256-PLUS " +
+                      b64("p=tls-exporter,,n=%s,r=abcdefghijkl" % ALICE))
+            assert r.line == UNRECOGNIZED, r
+            res = scram_sha256(c, ALICE, PASSWORDS[ALICE])
+            assert res.final == AUTH_OK and res.server_verified is True, res.replies
+            c.quit()
+    with srv.connect_465() as c:
+        r = c.cmd("AUTH SCRAM-SHA-256 " + b64("y,,n=%s,r=abcdefghijkl" % ALICE))
+        assert r.code == 334, r
+        server_first = base64.b64decode(r.line[4:]).decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", PASSWORDS[ALICE].encode(),
+                                     base64.b64decode(attrs["s"]), int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        final_no_proof = "c=%s,r=%s" % (b64("y,,"), attrs["r"])
+        auth_message = ("n=%s,r=abcdefghijkl,%s,%s" % (ALICE, server_first,
+                                                       final_no_proof)).encode()
+        sig = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        r = c.cmd(b64("%s,p=%s" % (final_no_proof, base64.b64encode(proof).decode())))
+        assert r.code == 334, r
+        assert c.cmd("").line == AUTH_OK
+        c.quit()
+
+
+def test_mechanisms_configured(make_server):
+    srv = make_server(tls=True, submission=True,
+                      extra={"auth": {"mechanisms": "login,PLAIN"}})
+    with srv.connect_465(ehlo=False) as c:
+        r = c.ehlo()
+        assert ehlo_auth_line(r) == ["AUTH PLAIN LOGIN"], r
+        assert c.cmd("AUTH SCRAM-SHA-256").line == UNRECOGNIZED
+        assert c.cmd("AUTH SCRAM-SHA-256-PLUS").line == UNRECOGNIZED
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
+        c.quit()
+    srv2 = make_server(tls=True, submission=True,
+                       extra={"auth": {"mechanisms": "SCRAM-SHA-256"}})
+    with srv2.connect_465(ehlo=False) as c:
+        r = c.ehlo()
+        assert ehlo_auth_line(r) == ["AUTH SCRAM-SHA-256"], r
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == UNRECOGNIZED
+        assert c.cmd("AUTH LOGIN").line == UNRECOGNIZED
+        res = scram_sha256(c, ALICE, PASSWORDS[ALICE])
+        assert res.final == AUTH_OK, res.replies
         c.quit()
 
 
@@ -472,11 +539,18 @@ def test_auth_without_mechanism(sub):
 
 @pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "SCRAM-SHA-256"])
 def test_cancel(sub, mech):
+    before = sub.stderr_bytes().decode("utf-8", "replace").count("event=auth-cancelled")
     with sub.connect_587() as c:
         assert c.cmd("AUTH " + mech).code == 334
         assert c.cmd("*").line == "501 5.7.0 Authentication cancelled"
         assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
         c.quit()
+    # one log line for the aborted exchange
+    lines = [l for l in sub.stderr_bytes().decode("utf-8", "replace").splitlines()
+             if "event=auth-cancelled" in l]
+    assert len(lines) == before + 1, lines
+    assert re.search(r"event=auth-cancelled ip=127\.0\.0\.1 mech=%s user=\"\"$"
+                     % re.escape(mech), lines[-1]), lines[-1]
 
 
 def test_cancel_login_after_username(sub):

@@ -139,6 +139,7 @@ def test_check_full_example_ok(inst):
         "pop3 =\n"
         "[auth]\n"
         "allow_plaintext_on_loopback = yes\n"
+        "mechanisms = SCRAM-SHA-256-PLUS, SCRAM-SHA-256 PLAIN LOGIN\n"
         "[limits]\n"
         "max_message_size = 10M\n"
         "max_recipients = 100\n"
@@ -520,6 +521,92 @@ def test_message_show_errors(dom):
 
 # --------------------------------------------------------------------------
 # general argument handling
+
+
+def _global(inst, *args, input=None, form="-c"):
+    """hermod -c CONFIG ARGS (the config before the subcommand)."""
+    pre = ["--config=" + inst.config_path] if form == "--config=" else [form, inst.config_path]
+    return inst.run(*(pre + list(args)), input=input, config=False)
+
+
+def _global_ok(inst, *args, **kw):
+    rc, out, err = _global(inst, *args, **kw)
+    assert rc == 0, "hermod -c FILE %s exited %d: %r" % (" ".join(args), rc, err)
+    assert err == "", err
+    return out
+
+
+@pytest.mark.parametrize("form", ["-c", "--config", "--config="])
+def test_global_config_before_every_subcommand(inst, form):
+    """`hermod -c FILE SUBCOMMAND ...`: the global option works for every
+    subcommand (no HERMOD_CONFIG in the environment, no -c after)."""
+    g = lambda *a, **kw: _global_ok(inst, *a, form=form, **kw)  # noqa: E731
+    assert g("check") == "%s: ok\n" % inst.config_path
+    assert g("domain", "add", "example.test") == ""
+    assert g("domain", "list") == "example.test\n"
+    assert g("user", "add", "a@example.test", "--password-stdin", input="pw-aaaaaaaa\n") == ""
+    assert g("user", "passwd", "a@example.test", "--password-stdin",
+             input="pw-bbbbbbbb\n") == ""
+    assert g("user", "list") == "a@example.test\n"
+    assert g("alias", "add", "b@example.test", "a@example.test") == ""
+    assert g("alias", "list") == "b@example.test a@example.test\n"
+    assert lines_of(g("mailbox", "list", "a@example.test")) == [
+        "%s 0 0 0" % m for m in SPECIAL_MAILBOXES]
+    assert g("message", "list", "a@example.test") == ""
+    assert g("queue", "list") == ""
+    assert g("alias", "del", "b@example.test") == ""
+    assert g("user", "del", "a@example.test") == ""
+    assert g("domain", "del", "example.test") == ""
+    assert g("domain", "list") == ""
+    assert g("version").startswith("hermod ")
+    # message show reaches the store of that config (and fails there: no account)
+    rc, out, err = _global(inst, "message", "show", "nobody@example.test", "INBOX", "1",
+                           form=form)
+    assert rc == 1, (rc, err)
+    one_error_line(err)
+
+
+def test_global_config_serve_uses_it(inst):
+    """serve reads the config given before it: a missing file is named."""
+    path = os.path.join(inst.dir, "missing.conf")
+    rc, out, err = inst.run("-c", path, "serve", config=False)
+    assert rc == 1, (rc, err)
+    assert path in err, err
+
+
+def test_global_config_errors(inst):
+    rc, out, err = inst.run("-c", config=False)
+    assert rc == 2
+    assert one_error_line(err) == "hermod: option -c needs a file"
+    rc, out, err = inst.run("-x", "domain", "list", config=False)
+    assert rc == 2
+    assert one_error_line(err) == "hermod: unknown option '-x' (try 'hermod help')"
+    rc, out, err = inst.run("-c", inst.config_path, config=False)
+    assert rc == 2
+    assert "usage" in err.lower()
+
+
+def test_global_config_and_subcommand_config(inst):
+    """Both given: the one after the subcommand wins."""
+    other = Inst(inst.binary, tempfile.mkdtemp(prefix="hermod-cli3-"))
+    try:
+        other.ok("domain", "add", "other.example")
+        inst.ok("domain", "add", "inst.example")
+        rc, out, err = inst.run("-c", inst.config_path, "domain", "list",
+                                "-c", other.config_path, config=False)
+        assert rc == 0, err
+        assert lines_of(out) == ["other.example"]
+    finally:
+        shutil.rmtree(other.dir, ignore_errors=True)
+
+
+def test_check_bad_mechanisms(inst):
+    msg = _bad_config_line(inst, BASE + "[auth]\nmechanisms = PLAIN, CRAM-MD5\n",
+                           "CRAM-MD5", "mech.conf")
+    assert msg == ("bad mechanisms: unknown SASL mechanism 'CRAM-MD5' (expected "
+                   "SCRAM-SHA-256-PLUS, SCRAM-SHA-256, PLAIN, LOGIN)"), msg
+    msg = _bad_config_line(inst, BASE + "[auth]\nmechanisms =\n", "mechanisms", "mech2.conf")
+    assert msg == "bad mechanisms: no SASL mechanism given", msg
 
 
 def test_unknown_subcommand(inst):

@@ -1,5 +1,6 @@
 /* Unit tests for src/core/config.c: value parsers, a full valid file, defaults, and
  * every error kind with its exact "FILE:LINE: message". */
+#include "auth/sasl.h"
 #include "core/config.h"
 #include "unit.h"
 
@@ -247,6 +248,7 @@ static const char full_config[] = "\xEF\xBB\xBF; hermod test config\r\n"
                                   "key = /etc/hermod/key.pem\n"
                                   "[auth]\n"
                                   "allow_plaintext_on_loopback = yes\n"
+                                  "mechanisms = PLAIN, scram-sha-256-plus\n"
                                   "[limits]\n"
                                   "max_message_size = 10M\n"
                                   "max_recipients = 50\n"
@@ -298,6 +300,8 @@ static void test_full(void)
 	CHECK_STR(cfg->tls_cert, "/etc/hermod/cert.pem");
 	CHECK_STR(cfg->tls_key, "/etc/hermod/key.pem");
 	CHECK(cfg->auth_allow_plaintext_on_loopback == true);
+	CHECK(cfg->auth_mechanisms == (SASL_MECH_BIT(SASL_MECH_PLAIN) |
+	                               SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_256_PLUS)));
 	CHECK(cfg->max_message_size == 10 * 1024 * 1024);
 	CHECK(cfg->max_recipients == 50);
 	CHECK(cfg->max_connections == 500);
@@ -344,6 +348,7 @@ static void test_defaults(void)
 	      cfg->listen_http == NULL);
 	CHECK(cfg->tls_cert == NULL && cfg->tls_key == NULL);
 	CHECK(cfg->auth_allow_plaintext_on_loopback == false);
+	CHECK(cfg->auth_mechanisms == SASL_MECHS_DEFAULT);
 	CHECK(cfg->max_message_size == 50 * 1024 * 1024);
 	CHECK(cfg->max_recipients == 100);
 	CHECK(cfg->max_connections == 1000);
@@ -427,6 +432,11 @@ static const struct {
      "t.conf:4: bad boolean 'maybe' for fsync (expected yes or no)"},
     {"[server]\ndata_dir=/d\n[store]\nbackend = postgres\n",
      "t.conf:4: bad backend 'postgres' (expected sqlite)"},
+    {"[server]\ndata_dir=/d\n[auth]\nmechanisms = PLAIN CRAM-MD5\n",
+     "t.conf:4: bad mechanisms: unknown SASL mechanism 'CRAM-MD5' (expected "
+     "SCRAM-SHA-256-PLUS, SCRAM-SHA-256, PLAIN, LOGIN)"},
+    {"[server]\ndata_dir=/d\n[auth]\nmechanisms =\n",
+     "t.conf:4: bad mechanisms: no SASL mechanism given"},
     {"[server]\ndata_dir=/d\n[auth]\nallow_plaintext_on_loopback = sure\n",
      "t.conf:4: bad boolean 'sure' for allow_plaintext_on_loopback (expected yes or no)"},
     {"[server]\ndata_dir=/d\nlog_level = verbose\n",

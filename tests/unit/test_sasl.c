@@ -68,6 +68,19 @@ static void fake_password_lookup(struct sasl_server *s)
 
 static void test_names(void)
 {
+	char err[160];
+	unsigned mask = 0;
+
+	/* the default set: no SCRAM-SHA-256-PLUS */
+	CHECK(sasl_mechs_get() == SASL_MECHS_DEFAULT);
+	CHECK(!sasl_mech_enabled(SASL_MECH_SCRAM_SHA_256_PLUS));
+	CHECK(sasl_mech_from_name("scram-sha-256-plus", 18) == -1);
+	CHECK(sasl_mech_lookup("scram-sha-256-plus", 18) == SASL_MECH_SCRAM_SHA_256_PLUS);
+	CHECK_STR(sasl_mechs_advertised(true, true), "SCRAM-SHA-256 PLAIN LOGIN");
+	CHECK_STR(sasl_mechs_advertised(true, false), "SCRAM-SHA-256 PLAIN LOGIN");
+	CHECK_STR(sasl_mechs_advertised(false, true), "SCRAM-SHA-256");
+
+	sasl_mechs_set(SASL_MECHS_ALL);
 	CHECK(sasl_mech_from_name("PLAIN", 5) == SASL_MECH_PLAIN);
 	CHECK(sasl_mech_from_name("plain", 5) == SASL_MECH_PLAIN);
 	CHECK(sasl_mech_from_name("Login", 5) == SASL_MECH_LOGIN);
@@ -83,6 +96,30 @@ static void test_names(void)
 	CHECK_STR(sasl_mechs_advertised(true, false), "SCRAM-SHA-256 PLAIN LOGIN");
 	CHECK_STR(sasl_mechs_advertised(false, true), "SCRAM-SHA-256-PLUS SCRAM-SHA-256");
 	CHECK_STR(sasl_mechs_advertised(false, false), "SCRAM-SHA-256");
+
+	/* [auth] mechanisms: blanks or commas, any case, any order; the advertised
+	 * order stays strongest first */
+	CHECK(sasl_mechs_parse("login, plain,SCRAM-SHA-256-PLUS", &mask, err, sizeof(err)) == 1);
+	CHECK(mask == (SASL_MECH_BIT(SASL_MECH_LOGIN) | SASL_MECH_BIT(SASL_MECH_PLAIN) |
+	               SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_256_PLUS)));
+	sasl_mechs_set(mask);
+	CHECK_STR(sasl_mechs_advertised(true, true), "SCRAM-SHA-256-PLUS PLAIN LOGIN");
+	CHECK_STR(sasl_mechs_advertised(true, false), "PLAIN LOGIN");
+	CHECK_STR(sasl_mechs_advertised(false, false), "");
+	CHECK(sasl_mech_from_name("SCRAM-SHA-256", 13) == -1);
+	CHECK(sasl_mechs_parse("PLAIN PLAIN", &mask, err, sizeof(err)) == 1);
+	CHECK(mask == SASL_MECH_BIT(SASL_MECH_PLAIN));
+	mask = 12345;
+	CHECK(sasl_mechs_parse("PLAIN CRAM-MD5", &mask, err, sizeof(err)) == -1);
+	CHECK_STR(err, "unknown SASL mechanism 'CRAM-MD5' (expected SCRAM-SHA-256-PLUS, "
+	               "SCRAM-SHA-256, PLAIN, LOGIN)");
+	CHECK(mask == 12345);
+	CHECK(sasl_mechs_parse("", &mask, err, sizeof(err)) == -1);
+	CHECK_STR(err, "no SASL mechanism given");
+	CHECK(sasl_mechs_parse(" , ", &mask, err, sizeof(err)) == -1);
+	CHECK(sasl_mechs_parse("PLAIN;LOGIN", &mask, err, sizeof(err)) == -1);
+	/* the rest of the tests run with everything enabled */
+	sasl_mechs_set(SASL_MECHS_ALL);
 }
 
 /* ---- PLAIN ---- */
@@ -536,6 +573,10 @@ static void test_scram_exchange(void)
 	CHECK(scram_run(&c, &sig_ok, NULL) == SASL_STEP_OK && sig_ok);
 	c.gs2 = "y,,";
 	CHECK(scram_run(&c, &sig_ok, NULL) == SASL_STEP_FAIL);
+	/* -PLUS not enabled, so not offered even with cb data: "y" is no downgrade */
+	sasl_mechs_set(SASL_MECHS_DEFAULT);
+	CHECK(scram_run(&c, &sig_ok, NULL) == SASL_STEP_OK && sig_ok);
+	sasl_mechs_set(SASL_MECHS_ALL);
 	c.server_cb = NULL;
 	c.server_cb_len = 0;
 	CHECK(scram_run(&c, &sig_ok, NULL) == SASL_STEP_OK && sig_ok);
