@@ -258,8 +258,7 @@ def test_plain_authzid_same_as_user(sub):
 def test_plain_authzid_other_user_refused(sub):
     with sub.connect_465() as c:
         r = c.cmd("AUTH PLAIN " + plain_response(ALICE, PASSWORDS[ALICE], authzid=BOB))
-        assert r.code in (535, 501), r
-        assert r.line in (AUTH_FAILED, "501 5.5.4 Malformed authentication data"), r
+        assert r.line == AUTH_FAILED, r
         c.quit()
 
 
@@ -407,8 +406,7 @@ def test_scram_client_final_nonce_mismatch(sub):
         assert r.code == 334
         # wrong nonce (not the server's combined nonce)
         r = c.cmd(b64("c=biws,r=clientnonce123XXX,p=" + b64(b"\0" * 32)))
-        assert r.code in (535, 501), r
-        assert r.line in (AUTH_FAILED, "501 5.5.4 Malformed authentication data"), r
+        assert r.line == AUTH_FAILED, r
         c.quit()
 
 
@@ -458,17 +456,12 @@ def test_scram_plus_node_client_without_binding(sub, npm_dir):
 
 def test_scram_plus_flag_y_refused(sub):
     """A client that says "y" (supports binding, thinks the server does not)
-    while the server advertises -PLUS is a downgrade attack (RFC 5802 6)."""
+    while the server advertises -PLUS is a downgrade attack (RFC 5802 6):
+    refused at once, on the client-first message."""
     with sub.connect_465() as c:
         r = c.cmd("AUTH SCRAM-SHA-256 " + b64("y,,n=%s,r=abcdefghijkl" % ALICE))
-        if r.code == 334:
-            # Refused at the end at the latest: send a syntactically valid final.
-            server_first = base64.b64decode(r.line[4:]).decode()
-            nonce = dict(kv.split("=", 1) for kv in server_first.split(","))["r"]
-            r = c.cmd(b64("c=%s,r=%s,p=%s" % (b64("y,,"), nonce, b64(b"\0" * 32))))
-            if r.code == 334:
-                r = c.cmd("")
-        assert r.line in (AUTH_FAILED, "501 5.5.4 Malformed authentication data"), r
+        assert r.line == AUTH_FAILED, r
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
         c.quit()
 
 
@@ -480,7 +473,7 @@ def test_scram_plus_not_offered_without_tls(make_server):
         r = c.ehlo()
         assert auth_mechs(r) == AUTH_MECHS_LOOPBACK_PLAIN, r
         r = c.cmd("AUTH SCRAM-SHA-256-PLUS " + b64("p=tls-exporter,,n=%s,r=abcdefgh" % ALICE))
-        assert r.code in (504, 535, 501), r
+        assert r.line == UNRECOGNIZED, r
         c.quit()
 
 

@@ -115,22 +115,36 @@ def test_smtplib_send_message_without_ids(sub):
     assert header_value(stored, "Date")
 
 
-@pytest.mark.parametrize("port", ["587", "465"])
-def test_remote_recipient_is_queued(sub, port):
-    subject = unique("sub-remote-" + port)
+def _send_remote(sub, port, subject):
+    """One submission to REMOTE; returns (id named in the 250 reply, the
+    queue rows that appeared during it)."""
+    before = {q["id"] for q in sub.queue()}
     with _session(sub, port) as c:
         c.mail(ALICE)
         assert c.cmd("RCPT TO:<%s>" % REMOTE).line == "250 2.1.5 Ok"
         r = c.data(_msg(subject, to=REMOTE))
         m = QUEUED_RE.match(r.line)
         assert m, r
-        qid = m.group(1)
         c.quit()
-    rows = [q for q in sub.queue() if REMOTE in q["rcpts"] and q["sender"] == ALICE]
-    assert rows, sub.cli("queue", "list").stdout
-    assert any(q["id"] == qid for q in rows) or len(rows) >= 1
+    return m.group(1), [q for q in sub.queue() if q["id"] not in before]
+
+
+@pytest.mark.parametrize("port", ["587", "465"])
+def test_remote_recipient_is_queued(sub, port):
+    subject = unique("sub-remote-" + port)
+    _qid, new = _send_remote(sub, port, subject)
+    # exactly one queue entry appeared, for this sender and recipient
+    assert len(new) == 1, new
+    assert new[0]["sender"] == ALICE and new[0]["rcpts"] == [REMOTE], new
     # the sender's own mailbox is not touched and nothing went to a local user
     assert sub.find(BOB, subject) == []
+
+
+@pytest.mark.xfail(strict=True, reason="the 250 reply names the session's message id, not "
+                   "the queue id (issue 7, item 7)")
+def test_remote_recipient_reply_names_queue_id(sub):
+    qid, new = _send_remote(sub, "465", unique("sub-qid"))
+    assert [q["id"] for q in new] == [qid], (qid, new)
 
 
 def test_local_and_remote_recipients(sub):

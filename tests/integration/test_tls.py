@@ -57,7 +57,7 @@ def test_starttls_then_ehlo_again(tls_server):
         c.ehlo()
         c.starttls(tls_server.context())
         assert c.tls_active
-        assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert c.sock.version() == "TLSv1.3"  # both ends offer it
         r = c.cmd("EHLO client.remote.test")
         assert r.lines == EHLO_NO_TLS, r  # no STARTTLS inside TLS, no AUTH on 25
         c.mail()
@@ -498,5 +498,5 @@ def test_mismatched_key_is_startup_error(make_server, make_cert):
     p = subprocess.run([srv.binary, "serve", "-c", srv.config_path],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=60)
-    assert p.returncode != 0
-    assert srv.key_path.encode() in p.stdout or srv.cert_path.encode() in p.stdout, p.stdout
+    assert p.returncode == 1
+    assert (b"cannot load private key %s: " % srv.key_path.encode()) in p.stdout, p.stdout
