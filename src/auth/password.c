@@ -1,28 +1,13 @@
 /* Password hashing with libcrypt. See password.h. */
 #include "auth/password.h"
 
+#include "core/str.h"
+
 #include <crypt.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void set_error(char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_error(char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (error_r == NULL)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*error_r = s;
-}
 
 /* crypt_ra() keeps its state (and a copy of the derived hash) in a malloc'd
  * struct crypt_data; wipe it before freeing. */
@@ -43,7 +28,7 @@ int password_hash(const char *password, char **hash_r, char **error_r)
 
 	*hash_r = NULL;
 	if (password == NULL || password[0] == '\0') {
-		set_error(error_r, "empty password");
+		str_error(error_r, "empty password");
 		return -1;
 	}
 	/* count 0 = libcrypt's default cost for yescrypt; NULL rbytes = libcrypt
@@ -51,21 +36,21 @@ int password_hash(const char *password, char **hash_r, char **error_r)
 	errno = 0;
 	setting = crypt_gensalt_ra("$y$", 0, NULL, 0);
 	if (setting == NULL) {
-		set_error(error_r, "crypt_gensalt: %s", errno != 0 ? strerror(errno) : "failed");
+		str_error(error_r, "crypt_gensalt: %s", errno != 0 ? strerror(errno) : "failed");
 		return -1;
 	}
 	out = crypt_ra(password, setting, &data, &size);
 	free(setting);
 	/* On failure libcrypt returns NULL or a string starting with '*'. */
 	if (out == NULL || out[0] == '*') {
-		set_error(error_r, "crypt: %s", errno != 0 ? strerror(errno) : "failed");
+		str_error(error_r, "crypt: %s", errno != 0 ? strerror(errno) : "failed");
 		crypt_data_free(&data, size);
 		return -1;
 	}
 	hash = strdup(out);
 	crypt_data_free(&data, size);
 	if (hash == NULL) {
-		set_error(error_r, "out of memory");
+		str_error(error_r, "out of memory");
 		return -1;
 	}
 	*hash_r = hash;
