@@ -10,6 +10,11 @@
 #   end-to-end  messages / time from the first connection until the last
 #               message is in the recipient's mailbox (hermod: INBOX count
 #               from `hermod mailbox list`; Postfix: files in Maildir/new)
+#   ceiling     the load generator alone: the same smtp-source run against
+#               Postfix's smtp-sink (accepts and discards everything), so the
+#               fraction of it that hermod reaches says how much of the
+#               machine the generator leaves
+#   peak RSS    hermod's VmHWM at the end of the run
 #
 # hermod runs from a temp dir with [store] fsync = yes. Postfix runs as a
 # throw-away private instance (its own config, queue and data directories in
@@ -17,21 +22,52 @@
 # which Postfix fsyncs); it needs root. Nothing listens beyond 127.0.0.1 and
 # neither server sends mail anywhere.
 #
+# `bench-smtp.sh --large` (or BENCH_MODE=large) instead sends one message of
+# BENCH_LARGE_SIZE (52428800, 50 MiB) bytes to hermod alone and prints how much
+# hermod's resident memory grew while taking it (peak VmHWM during the run
+# minus VmRSS before it).
+#
 # Environment: BENCH_MESSAGES, BENCH_SESSIONS, BENCH_SIZE, BENCH_TIMEOUT
-# (seconds to wait for delivery), BENCH_ONLY=hermod|postfix, HERMOD (binary),
-# BENCH_KEEP=1 (keep the temp dir for inspection).
+# (seconds to wait for delivery), BENCH_ONLY=hermod|postfix|sink, HERMOD
+# (binary), BENCH_KEEP=1 (keep the temp dir for inspection), BENCH_MODE,
+# BENCH_LARGE_SIZE.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-N=${BENCH_MESSAGES:-20000}
-S=${BENCH_SESSIONS:-20}
-SIZE=${BENCH_SIZE:-4096}
+MODE=${BENCH_MODE:-throughput}
+for arg in "$@"; do
+	case $arg in
+	--large) MODE=large ;;
+	*)
+		printf 'usage: %s [--large]\n' "$0" >&2
+		exit 2
+		;;
+	esac
+done
+case $MODE in
+throughput)
+	N=${BENCH_MESSAGES:-20000}
+	S=${BENCH_SESSIONS:-20}
+	SIZE=${BENCH_SIZE:-4096}
+	;;
+large)
+	N=1
+	S=1
+	SIZE=${BENCH_LARGE_SIZE:-52428800}
+	;;
+*)
+	printf 'BENCH_MODE must be throughput or large\n' >&2
+	exit 2
+	;;
+esac
 TIMEOUT=${BENCH_TIMEOUT:-$((120 + N / 50))}
 ONLY=${BENCH_ONLY:-}
+[ "$MODE" = large ] && ONLY=hermod
 HERMOD=${HERMOD:-$ROOT/hermod}
 SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
+SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
@@ -50,6 +86,7 @@ TMP=$(mktemp -d /tmp/bench-smtp.XXXXXX)
 chmod 755 "$TMP" # Postfix daemons run as the postfix user and need to traverse it
 
 HERMOD_PID=
+SINK_PID=
 PF_ETC=
 PF_REAPER_PID=
 
@@ -103,6 +140,10 @@ cleanup() {
 		stop_child "$HERMOD_PID" 30 >/dev/null 2>&1
 		HERMOD_PID=
 	fi
+	if [ -n "$SINK_PID" ]; then
+		stop_child "$SINK_PID" 10 >/dev/null 2>&1
+		SINK_PID=
+	fi
 	postfix_stop
 	if [ -n "${BENCH_KEEP:-}" ]; then
 		say "kept $TMP"
@@ -118,6 +159,14 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------- hermod
 
 H_ACC='' H_E2E='' H_RSS=''
+
+# kib FIELD PID -> the /proc/PID/status field (VmRSS, VmHWM) in KiB
+kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$2/status"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+H_RSS0='' H_GROWTH=''
+MAX_SIZE=50M
+[ "$MODE" = large ] && MAX_SIZE=$(((SIZE + 1048575) / 1048576 + 16))M
 
 bench_hermod() {
 	local dir=$TMP/hermod port conf pw
@@ -139,6 +188,7 @@ smtp = 127.0.0.1:$port
 [limits]
 max_connections = 2000
 max_connections_per_ip = 2000
+max_message_size = $MAX_SIZE
 
 [store]
 fsync = yes
@@ -168,7 +218,8 @@ EOF
 		sleep 0.1
 	done
 
-	say "hermod: $N messages, $S sessions, 127.0.0.1:$port"
+	H_RSS0=$(kib VmRSS "$HERMOD_PID")
+	say "hermod: $N messages of $SIZE bytes, $S sessions, 127.0.0.1:$port"
 	run_load "$port" "$dir/smtp-source.log" || return 1
 	H_ACC=$(rate "$N" "$T0" "$T1")
 
@@ -181,11 +232,55 @@ EOF
 	fi
 	H_E2E=$(rate "$N" "$T0" "$T2")
 
-	H_RSS=$(awk '/^VmHWM:/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$HERMOD_PID/status")
+	local hwm
+	hwm=$(kib VmHWM "$HERMOD_PID")
+	H_RSS=$(mib "$hwm")
+	H_GROWTH=$(mib $((hwm - H_RSS0)))
 	local rc=0
 	stop_child "$HERMOD_PID" 30 || rc=$?
 	HERMOD_PID=
 	[ "$rc" -eq 0 ] || say "hermod exited with status $rc after SIGTERM"
+}
+
+# ---------------------------------------------------------------- generator ceiling
+
+G_RATE=''
+
+# The same smtp-source load against smtp-sink: what the generator (and the
+# loopback path) can do on this machine with nothing behind it.
+bench_sink() {
+	[ -x "$SMTP_SINK" ] || {
+		say "$SMTP_SINK not found (Debian package postfix); ceiling skipped"
+		return 2
+	}
+	local dir=$TMP/sink port user=()
+	mkdir -p "$dir" || return 1
+	port=$(free_port) || return 1
+	# smtp-sink refuses to run as root without -u
+	[ "$(id -u)" -ne 0 ] || user=(-u nobody)
+	"$SMTP_SINK" "${user[@]}" -c "127.0.0.1:$port" 1024 >"$dir/sink.log" 2>&1 &
+	SINK_PID=$!
+	local i=0
+	until port_open "$port"; do
+		if ! alive "$SINK_PID"; then
+			say "smtp-sink exited at start-up:"
+			tail -n 20 "$dir/sink.log" >&2
+			wait "$SINK_PID" || true
+			SINK_PID=
+			return 1
+		fi
+		i=$((i + 1))
+		[ "$i" -lt 300 ] || {
+			say "smtp-sink does not listen on 127.0.0.1:$port"
+			return 1
+		}
+		sleep 0.1
+	done
+	say "smtp-sink: $N messages, $S sessions, 127.0.0.1:$port"
+	run_load "$port" "$dir/smtp-source.log" || return 1
+	G_RATE=$(rate "$N" "$T0" "$T1")
+	stop_child "$SINK_PID" 10 >/dev/null 2>&1 || true
+	SINK_PID=
 }
 
 # ---------------------------------------------------------------- postfix
@@ -377,16 +472,6 @@ EOF
 
 # ---------------------------------------------------------------- main
 
-failed=0
-if [ "$ONLY" != postfix ]; then
-	bench_hermod || failed=1
-fi
-if [ "$ONLY" != hermod ]; then
-	rc=0
-	bench_postfix || rc=$?
-	[ "$rc" -eq 1 ] && failed=1
-fi
-
 ratio() {
 	if [ -n "$1" ] && [ -n "$2" ]; then
 		awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
@@ -395,11 +480,47 @@ ratio() {
 	fi
 }
 
+percent() {
+	if [ -n "$1" ] && [ -n "$2" ]; then
+		awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'
+	else
+		echo "n/a"
+	fi
+}
+
+failed=0
+if [ "$MODE" = large ]; then
+	bench_hermod || failed=1
+	printf '\nbench-smtp --large: one message of %d bytes, fsync on\n' "$SIZE"
+	printf '  hermod end-to-end:   %s s\n' \
+		"$(awk -v a="${T0:-0}" -v b="${T2:-0}" 'BEGIN { printf "%.2f", b - a }')"
+	printf '  hermod RSS before:   %s\n' "$(mib "${H_RSS0:-0}")"
+	printf '  hermod peak RSS:     %s\n' "${H_RSS:-n/a}"
+	printf '  hermod RSS growth:   %s (peak - before)\n' "${H_GROWTH:-n/a}"
+	exit "$failed"
+fi
+
+if [ "$ONLY" = "" ] || [ "$ONLY" = sink ]; then
+	rc=0
+	bench_sink || rc=$?
+	[ "$rc" -eq 1 ] && failed=1
+fi
+if [ "$ONLY" = "" ] || [ "$ONLY" = hermod ]; then
+	bench_hermod || failed=1
+fi
+if [ "$ONLY" = "" ] || [ "$ONLY" = postfix ]; then
+	rc=0
+	bench_postfix || rc=$?
+	[ "$rc" -eq 1 ] && failed=1
+fi
+
 printf '\nbench-smtp: %d messages of %d bytes, %d concurrent sessions, fsync on\n' "$N" "$SIZE" "$S"
-printf '  %-16s %14s %18s\n' "" "accepted msg/s" "end-to-end msg/s"
-printf '  %-16s %14s %18s\n' hermod "${H_ACC:-n/a}" "${H_E2E:-n/a}"
-printf '  %-16s %14s %18s\n' postfix "${P_ACC:-n/a}" "${P_E2E:-n/a}"
-printf '  %-16s %14s %18s\n' hermod/postfix "$(ratio "$H_ACC" "$P_ACC")" "$(ratio "$H_E2E" "$P_E2E")"
+printf '  %-22s %14s %18s\n' "" "accepted msg/s" "end-to-end msg/s"
+printf '  %-22s %14s %18s\n' "generator ceiling" "${G_RATE:-n/a}" "(smtp-sink)"
+printf '  %-22s %14s %18s\n' hermod "${H_ACC:-n/a}" "${H_E2E:-n/a}"
+printf '  %-22s %14s %18s\n' postfix "${P_ACC:-n/a}" "${P_E2E:-n/a}"
+printf '  %-22s %14s %18s\n' hermod/postfix "$(ratio "$H_ACC" "$P_ACC")" "$(ratio "$H_E2E" "$P_E2E")"
+printf '  %-22s %14s %18s\n' "hermod/ceiling" "$(percent "$H_ACC" "$G_RATE")" "$(percent "$H_E2E" "$G_RATE")"
 printf '  hermod peak RSS: %s\n' "${H_RSS:-n/a}"
 
 exit "$failed"
