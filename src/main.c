@@ -13,18 +13,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hermod [-c FILE] COMMAND [-c FILE] [ARGS]\n"
-		   "  serve   [-c FILE]                 run the server in the foreground\n"
-		   "  check   [-c FILE]                 validate the config\n"
-		   "  domain  add|del|list [DOMAIN]\n"
-		   "  user    add|del|list|passwd [ADDRESS] [--password-stdin]\n"
-		   "  alias   add|del|list [SOURCE [TARGET]]\n"
-		   "  mailbox list ADDRESS\n"
-		   "  message list ADDRESS [MAILBOX]\n"
-		   "  message show ADDRESS MAILBOX UID\n"
-		   "  queue   list\n"
-		   "  version\n"
-		   "The config file is -c FILE, else $HERMOD_CONFIG, else " CONFIG_DEFAULT_PATH ".\n");
+	fprintf(f,
+	        "usage: hermod [-c FILE] COMMAND [-c FILE] [ARGS]\n"
+	        "  serve   [-c FILE]                 run the server in the foreground\n"
+	        "  check   [-c FILE]                 validate the config\n"
+	        "  domain  add|del|list [DOMAIN]\n"
+	        "  user    add|del|list|passwd [ADDRESS] [--password-stdin]\n"
+	        "  alias   add|del|list [SOURCE [TARGET]]\n"
+	        "  mailbox list ADDRESS\n"
+	        "  message list ADDRESS [MAILBOX]\n"
+	        "  message show ADDRESS MAILBOX UID\n"
+	        "  queue   list\n"
+	        "  version\n"
+	        "The config file is -c FILE, else $HERMOD_CONFIG, else " CONFIG_DEFAULT_PATH ".\n");
 }
 
 /* serve and check take only -c FILE */

@@ -130,8 +130,7 @@ struct ratelimit *ratelimit_new(void)
 	struct ratelimit_mem *m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return NULL;
-	m->buckets =
-	    dict_new(sizeof(struct ratelimit_bucket), RATELIMIT_MAX_ENTRIES, DICT_EVICT);
+	m->buckets = dict_new(sizeof(struct ratelimit_bucket), RATELIMIT_MAX_ENTRIES, DICT_EVICT);
 	if (m->buckets == NULL || pthread_mutex_init(&m->lock, NULL) != 0) {
 		dict_free(&m->buckets);
 		free(m);

@@ -153,8 +153,7 @@ static void throttle_mem_set_limits(void *impl, const struct throttle_limits *li
 	pthread_mutex_unlock(&m->lock);
 }
 
-static struct throttle_key *throttle_mem_lookup(struct throttle_mem *m, char kind,
-                                                const char *name)
+static struct throttle_key *throttle_mem_lookup(struct throttle_mem *m, char kind, const char *name)
 {
 	char key[THROTTLE_KEY_MAX];
 	size_t len = throttle_key_make(key, kind, name);
@@ -211,8 +210,7 @@ static unsigned throttle_delay(uint32_t n, unsigned max_delay_ms)
 	return (unsigned)delay;
 }
 
-static bool throttle_mem_refused(void *impl, const char *ip, const char *account,
-                                 int64_t now_ms)
+static bool throttle_mem_refused(void *impl, const char *ip, const char *account, int64_t now_ms)
 {
 	struct throttle_mem *m = impl;
 	struct throttle_key *e;
@@ -249,8 +247,7 @@ static unsigned throttle_mem_failure(void *impl, const char *ip, const char *acc
 	return delay;
 }
 
-static void throttle_mem_success(void *impl, const char *ip, const char *account,
-                                 int64_t now_ms)
+static void throttle_mem_success(void *impl, const char *ip, const char *account, int64_t now_ms)
 {
 	struct throttle_mem *m = impl;
 	char key[THROTTLE_KEY_MAX];

@@ -101,7 +101,7 @@ static void test_account_penalty(void)
 		throttle_success(t, ip, acct, T0 + 701 * SEC + i);
 	}
 	for (int i = 0; i < 8; i++)
-		throttle_failure(t, "198.51.100.50", acct, T0 + 702 * SEC); /* under attack */
+		throttle_failure(t, "198.51.100.50", acct, T0 + 702 * SEC);      /* under attack */
 	CHECK(throttle_failure(t, "203.0.113.1", acct, T0 + 703 * SEC) == 5000); /* forgotten */
 	for (int i = 0; i < THROTTLE_KNOWN_IPS; i++) {
 		snprintf(ip, sizeof(ip), "192.0.2.%d", 100 + i);
