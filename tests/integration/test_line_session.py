@@ -2,7 +2,9 @@
 a TLS peer closing dirtily while its output is blocked, the POP3 per-command
 timeout, the long AUTH initial response and the per-message deadline."""
 
+import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -293,3 +295,54 @@ def test_message_timeout_disarmed_after_message(make_server):
     r = c.cmd("NOOP")
     assert r.line == "250 2.0.0 Ok", r
     c.quit()
+
+
+# ---------------------------------------------------------------- B4
+
+_SHIM = r"""
+/* Test shim: the TLS filter cannot be set up (as when libevent runs out of
+ * memory before it takes anything over). */
+#include <stddef.h>
+struct bufferevent;
+struct event_base;
+struct ssl_st;
+struct bufferevent *bufferevent_openssl_filter_new(struct event_base *base,
+    struct bufferevent *underlying, struct ssl_st *ssl, int state, int options)
+{
+    (void)base; (void)underlying; (void)ssl; (void)state; (void)options;
+    return NULL;
+}
+"""
+
+
+def test_failed_starttls_setup_closes_without_leak(make_server, tmp_path, monkeypatch):
+    """A TLS set-up that fails closes the connection; nothing is left open
+    (fd count) and the server keeps serving."""
+    src = tmp_path / "shim.c"
+    src.write_text(_SHIM)
+    lib = tmp_path / "shim.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    srv = make_server(tls=True, start=False)
+    monkeypatch.setenv("LD_PRELOAD", str(lib))
+    # a sanitizer build wants its runtime first; the shim needs none
+    monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                       ":verify_asan_link_order=0")
+    srv.start()
+    monkeypatch.delenv("LD_PRELOAD")
+    fd_dir = "/proc/%d/fd" % srv.proc.pid
+    before = None
+    for i in range(10):
+        c = srv.connect()
+        c.greet()
+        c.ehlo()
+        # the 220 queued before the set-up is discarded with the connection
+        c.sock.sendall(b"STARTTLS\r\n")
+        assert c.wait_closed(timeout=10) == b""
+        c.close()
+        if before is None:
+            time.sleep(0.5)
+            before = len(os.listdir(fd_dir))
+    time.sleep(0.5)
+    assert len(os.listdir(fd_dir)) == before
+    assert b"event=starttls-failed" in srv.stderr_bytes()
+    srv.assert_serves()
