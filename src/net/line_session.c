@@ -18,20 +18,20 @@ struct line_session {
 	void *ctx;
 	struct line_session_limits lim;
 	enum line_session_mode mode;
-	uint64_t raw_left;   /* RAW: octets still to hand over */
+	uint64_t raw_left; /* RAW: octets still to hand over */
 	size_t line_max;
 	unsigned errors;
-	bool discarding;     /* skipping the rest of an overlong line */
-	bool parked;         /* async work running: input waits */
-	bool blocked;        /* too much output unsent: input waits */
-	bool peer_eof;       /* the peer closed its sending side */
-	bool closed;         /* goodbye sent or connection closed by us */
-	bool in_process;     /* inside ls_process (no re-entry) */
-	struct event *t_input;    /* idle (LINES) or data (RAW/BODY) inactivity */
-	struct event *t_cmd;      /* a started line must complete */
-	struct event *t_write;    /* output pending without progress */
-	struct event *t_deadline; /* the protocol's overall deadline */
-	struct event *ev_wake;    /* output drained: resume from the loop */
+	bool discarding;           /* skipping the rest of an overlong line */
+	bool parked;               /* async work running: input waits */
+	bool blocked;              /* too much output unsent: input waits */
+	bool peer_eof;             /* the peer closed its sending side */
+	bool closed;               /* goodbye sent or connection closed by us */
+	bool in_process;           /* inside ls_process (no re-entry) */
+	struct event *t_input;     /* idle (LINES) or data (RAW/BODY) inactivity */
+	struct event *t_cmd;       /* a started line must complete */
+	struct event *t_write;     /* output pending without progress */
+	struct event *t_deadline;  /* the protocol's overall deadline */
+	struct event *ev_wake;     /* output drained: resume from the loop */
 	struct evbuffer *sock_out; /* output at the socket (under a TLS filter) */
 	struct evbuffer_cb_entry *sock_out_cb;
 };
@@ -75,8 +75,8 @@ static void ls_timers_update(struct line_session *ls)
 	if (waiting && ls->mode == LINE_SESSION_LINES)
 		partial = ls->discarding || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
 	if (waiting && !partial)
-		ls_timer_set(ls->t_input, ls->mode == LINE_SESSION_LINES ? ls->lim.idle_timeout :
-									  ls->lim.data_timeout);
+		ls_timer_set(ls->t_input, ls->mode == LINE_SESSION_LINES ? ls->lim.idle_timeout
+		                                                         : ls->lim.data_timeout);
 	else
 		event_del(ls->t_input);
 	if (waiting && partial) {
@@ -222,7 +222,7 @@ void line_session_goodbye(struct line_session *ls, const char *reply)
 	line_session_reply(ls, "%s", reply);
 	ls->closed = true;
 	event_del(ls->t_deadline);
-	conn_finish(ls->c); /* may close at once */
+	conn_finish(ls->c);   /* may close at once */
 	ls_timers_update(ls); /* only the write timer stays, bounding the flush */
 }
 
@@ -514,8 +514,8 @@ int line_session_start_tls(struct line_session *ls)
 
 /* ---- life cycle ---- */
 
-struct line_session *line_session_new(struct conn *c, const struct line_session_ops *ops,
-				      void *ctx, const struct line_session_limits *lim)
+struct line_session *line_session_new(struct conn *c, const struct line_session_ops *ops, void *ctx,
+                                      const struct line_session_limits *lim)
 {
 	struct line_session *ls = calloc(1, sizeof(*ls));
 	if (ls == NULL)

@@ -68,39 +68,39 @@ struct line_session_ops {
 	/* Optional: the connection is about to close after a timeout or a peer close
 	 * (the protocol may release what it holds). */
 	void (*on_close)(void *ctx);
-	const char *timeout_reply;    /* e.g. "421 4.4.2 Timeout" (no CRLF) */
-	const char *too_many_errors;  /* e.g. "421 4.7.0 Too many errors" */
+	const char *timeout_reply;   /* e.g. "421 4.4.2 Timeout" (no CRLF) */
+	const char *too_many_errors; /* e.g. "421 4.7.0 Too many errors" */
 };
 
 struct line_session_limits {
-	size_t line_max;            /* LINES limit, line end included */
-	unsigned idle_timeout;      /* seconds, waiting for a command */
-	unsigned command_timeout;   /* seconds, from the first byte of a line to its end */
-	unsigned data_timeout;      /* seconds between RAW/BODY reads; also the write timeout */
-	unsigned max_errors;        /* line_session_error() count before too_many_errors */
-	size_t input_high;          /* most input buffered */
-	size_t output_high;         /* stop processing input above this much unsent output */
-	size_t output_low;          /* resume once unsent output is down to this */
+	size_t line_max;          /* LINES limit, line end included */
+	unsigned idle_timeout;    /* seconds, waiting for a command */
+	unsigned command_timeout; /* seconds, from the first byte of a line to its end */
+	unsigned data_timeout;    /* seconds between RAW/BODY reads; also the write timeout */
+	unsigned max_errors;      /* line_session_error() count before too_many_errors */
+	size_t input_high;        /* most input buffered */
+	size_t output_high;       /* stop processing input above this much unsent output */
+	size_t output_low;        /* resume once unsent output is down to this */
 };
 
 /* Takes over c's bufferevent (callbacks, watermark, timers) and enables it.
  * NULL when out of memory. The session is freed with line_session_free from the
  * protocol's proto_ops.free. */
-struct line_session *line_session_new(struct conn *c, const struct line_session_ops *ops,
-				      void *ctx, const struct line_session_limits *lim);
+struct line_session *line_session_new(struct conn *c, const struct line_session_ops *ops, void *ctx,
+                                      const struct line_session_limits *lim);
 void line_session_free(struct line_session **lsp);
 
 /* Replies: appended to the output (CRLF added by reply/error). No-ops once the
  * session is gone. error() also counts a client mistake towards max_errors
  * (checked before the next line is taken). */
 void line_session_reply(struct line_session *ls, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void line_session_vreply(struct line_session *ls, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 void line_session_error(struct line_session *ls, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void line_session_verror(struct line_session *ls, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 /* Counts an error without a reply. */
 void line_session_count_error(struct line_session *ls);
 /* The output buffer, for multi-line replies and references (NULL once gone). */

@@ -117,26 +117,26 @@ static const char *t_state(void *ctx)
 }
 
 static const struct line_session_ops t_ops = {
-	.on_line = t_on_line,
-	.on_line_too_long = t_on_too_long,
-	.on_data = t_on_data,
-	.on_raw_end = t_on_raw_end,
-	.state_name = t_state,
-	.timeout_reply = "TIMEOUT",
-	.too_many_errors = "TOO MANY",
+    .on_line = t_on_line,
+    .on_line_too_long = t_on_too_long,
+    .on_data = t_on_data,
+    .on_raw_end = t_on_raw_end,
+    .state_name = t_state,
+    .timeout_reply = "TIMEOUT",
+    .too_many_errors = "TOO MANY",
 };
 
 static struct line_session_limits t_limits(void)
 {
 	return (struct line_session_limits){
-		.line_max = 64,
-		.idle_timeout = 100,
-		.command_timeout = 100,
-		.data_timeout = 100,
-		.max_errors = 3,
-		.input_high = 4096,
-		.output_high = 16384,
-		.output_low = 4096,
+	    .line_max = 64,
+	    .idle_timeout = 100,
+	    .command_timeout = 100,
+	    .data_timeout = 100,
+	    .max_errors = 3,
+	    .input_high = 4096,
+	    .output_high = 16384,
+	    .output_low = 4096,
 	};
 }
 
