@@ -120,6 +120,7 @@ static const struct key_def config_keys[] = {
     {"limits", "idle_timeout", KT_DURATION, F(idle_timeout), 1, UINT_MAX, false},
     {"limits", "command_timeout", KT_DURATION, F(command_timeout), 1, UINT_MAX, false},
     {"limits", "data_timeout", KT_DURATION, F(data_timeout), 1, UINT_MAX, false},
+    {"limits", "message_timeout", KT_DURATION, F(message_timeout), 1, UINT_MAX, false},
     {"limits", "shutdown_timeout", KT_DURATION, F(shutdown_timeout), 0, UINT_MAX, false},
 
     {"store", "backend", KT_BACKEND, F(store_backend), 0, 0, false},
@@ -779,6 +780,7 @@ static int config_set_defaults(struct config *cfg)
 	cfg->idle_timeout = 300;
 	cfg->command_timeout = 60;
 	cfg->data_timeout = 600;
+	cfg->message_timeout = 1800;
 	cfg->shutdown_timeout = 30;
 	cfg->store_fsync = true;
 	cfg->store_workers = 16;

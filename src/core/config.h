@@ -57,6 +57,7 @@ struct config {
 	unsigned idle_timeout;     /* seconds waiting for a command, default 300 */
 	unsigned command_timeout;  /* seconds for one command line to complete, default 60 */
 	unsigned data_timeout;     /* seconds between DATA/BDAT reads, default 600 */
+	unsigned message_timeout;  /* seconds for one whole DATA/BDAT transfer, default 1800 */
 	unsigned shutdown_timeout; /* seconds SIGTERM waits for transactions, default 30 */
 
 	/* [store] */

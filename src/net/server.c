@@ -162,6 +162,13 @@ void conn_close(struct conn *c)
 		c->under_cb = NULL;
 		bufferevent_free(c->bev);
 		c->bev = NULL;
+		if (c->under != NULL) {
+			/* STARTTLS: the filter owned neither the socket nor the SSL */
+			bufferevent_free(c->under);
+			c->under = NULL;
+			SSL_free(c->ssl);
+			c->ssl = NULL;
+		}
 	}
 	server_ip_dec(srv, c->ip);
 	srv->nconns--;
@@ -177,10 +184,10 @@ void conn_close(struct conn *c)
 	conn_reap_if_done(c);
 }
 
-/* Output still to be written: with TLS, also the encrypted bytes waiting in the
- * socket bufferevent under the TLS filter. */
-static size_t conn_output_pending(struct conn *c)
+size_t conn_output_pending(const struct conn *c)
 {
+	if (c->bev == NULL)
+		return 0;
 	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
 	struct bufferevent *under = bufferevent_get_underlying(c->bev);
 	if (under != NULL)
@@ -297,24 +304,28 @@ static int conn_submit_to(struct conn *c, struct worker_pool *pool, worker_job_f
 int conn_start_tls(struct conn *c)
 {
 	struct server *srv = c->srv;
-	if (srv->tls == NULL || c->ssl != NULL)
+	if (srv->tls == NULL || c->ssl != NULL || c->bev == NULL || c->dead)
 		return -1;
 	SSL *ssl = tls_server_ssl_new(srv->tls);
 	if (ssl == NULL)
 		return -1;
 	struct bufferevent *plain = c->bev;
-	/* the filter's timeouts rule from now on; the socket under it keeps none */
-	bufferevent_set_timeouts(plain, NULL, NULL);
-	struct bufferevent *tb = bufferevent_openssl_filter_new(
-		srv->base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	/* Without BEV_OPT_CLOSE_ON_FREE: when the constructor fails, what it has
+	 * freed of its arguments depends on where it failed; this way it frees
+	 * neither, and the socket bufferevent (still c->bev, with the session's
+	 * callbacks) is closed by conn_close like any other. On success conn_close
+	 * frees the filter, then the socket bufferevent and the SSL. */
+	struct bufferevent *tb =
+		bufferevent_openssl_filter_new(srv->base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
 	if (tb == NULL) {
-		/* libevent has freed what it was given (CLOSE_ON_FREE): ssl and the
-		 * socket bufferevent are gone with it */
-		c->bev = NULL;
+		SSL_free(ssl);
 		return -1;
 	}
+	/* the filter's timeouts rule from now on; the socket under it keeps none */
+	bufferevent_set_timeouts(plain, NULL, NULL);
 	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
-	c->bev = tb; /* frees the plain one with it */
+	c->bev = tb;
+	c->under = plain;
 	c->ssl = ssl;
 	c->tls = tls_server_ref(srv->tls);
 	return 1;

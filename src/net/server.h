@@ -46,7 +46,8 @@ struct conn {
 	char ip[INET6_ADDRSTRLEN];     /* peer address, text */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage local;
-	SSL *ssl;        /* set once TLS is on (owned by bev) */
+	SSL *ssl;        /* set once TLS is on (owned by bev, or by the conn after STARTTLS) */
+	struct bufferevent *under; /* after STARTTLS: the socket bufferevent under bev */
 	struct tls_server *tls; /* reference held while TLS is on */
 	struct event *ev_close;            /* conn_finish with TLS: close from the loop */
 	struct evbuffer_cb_entry *under_cb; /* watching the socket under the TLS filter */
@@ -92,8 +93,12 @@ void conn_finish(struct conn *c);
 void conn_close(struct conn *c);
 /* STARTTLS: switches c to TLS as the server side. The caller has queued its
  * "go ahead" reply and discarded buffered input; c->bev is replaced (callbacks and
- * timeouts must be set again). 1 ok, -1 failure (the connection is unusable). */
+ * timeouts must be set again). 1 ok; -1 failure: c->bev is unchanged and the
+ * caller closes the connection (conn_close). */
 int conn_start_tls(struct conn *c);
+/* Output not yet written to the socket: the bufferevent's output and, under a
+ * TLS filter, the encrypted bytes waiting in the socket bufferevent. */
+size_t conn_output_pending(const struct conn *c);
 /* Logs what a bufferevent event says about c, the same for every protocol: a
  * finished TLS handshake (event=tls with version and cipher) or a connection
  * error (with OpenSSL's reason). state names the protocol state for the log. */

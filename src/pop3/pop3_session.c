@@ -1,8 +1,8 @@
 /* POP3 sessions (RFC 1939, RFC 2449, RFC 2595, RFC 5034, RFC 3206). The replies are
  * listed in docs/pop3.md.
  *
- * Flow: bytes arrive in the bufferevent's input buffer; pop3_session_process()
- * takes complete lines from it one at a time. Anything that blocks (password
+ * Flow: the line-session layer (net/line_session.h) reads the input and hands
+ * over complete lines one at a time (pop3_ls_on_line). Anything that blocks (password
  * checks, the INBOX snapshot, reading a message, the expunge at QUIT) runs as a
  * worker job; while a job runs the session is "busy" and pipelined input waits in
  * the input buffer, so replies always go out in command order (RFC 2449 6.6).
@@ -29,6 +29,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "net/line_session.h"
 #include "net/tls.h"
 #include "pop3/pop3_parse.h"
 #include "store/blob.h"
@@ -58,8 +59,6 @@ static const char *const pop3_state_names[] = {"authorization", "sasl", "transac
 /* Copied from the config when the session starts, so SIGHUP can swap configs. */
 struct pop3_limits {
 	unsigned max_errors;
-	unsigned idle_timeout;
-	unsigned data_timeout;
 	unsigned login_delay;
 	unsigned expire;
 	bool allow_plaintext_on_loopback;
@@ -77,12 +76,9 @@ struct pop3_session {
 	struct conn *c;
 	struct pop3_limits lim;
 	enum pop3_state state;
-	unsigned errors;
+	struct line_session *ls; /* input, replies, timeouts (net/line_session.h) */
 	bool busy;           /* a worker job of the session is running */
 	bool auth_busy;      /* the exchange's lookup or failure delay is running */
-	bool output_blocked; /* reading paused until the client reads its replies */
-	bool peer_eof;       /* the client closed its sending side */
-	bool discarding;     /* skipping the rest of an overlong line */
 	bool stopping;       /* server shutdown: end once the current job is done */
 	/* authentication */
 	char *user;               /* USER name waiting for PASS */
@@ -97,8 +93,6 @@ struct pop3_session {
 	uint64_t total_size, deleted_size;
 };
 
-static void pop3_session_process(struct pop3_session *s);
-static void pop3_session_install(struct pop3_session *s);
 
 /* ---- the maildrop lock and login times (loop thread only) ---- */
 
@@ -189,6 +183,9 @@ static void pop3_session_set_state(struct pop3_session *s, enum pop3_state state
 	log_debug(s->c->sid, "event=state old=%s new=%s", pop3_state_names[s->state],
 	          pop3_state_names[state]);
 	s->state = state;
+	/* RFC 2449 4: 255 octets including CRLF; RFC 5034 4 for AUTH responses */
+	line_session_set_line_max(s->ls, state == POP3_STATE_SASL ? POP3_AUTH_LINE_MAX
+	                                                           : POP3_LINE_MAX);
 }
 
 static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
@@ -196,14 +193,10 @@ static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 
 static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
-	if (s->c->dead)
-		return;
-	struct evbuffer *out = bufferevent_get_output(s->c->bev);
 	va_list ap;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	line_session_vreply(s->ls, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
 }
 
 /* A reply to a client mistake: counted towards max_errors (checked before the next
@@ -213,15 +206,10 @@ static void pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
 
 static void pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
 {
-	if (s->c->dead)
-		return;
-	s->errors++;
-	struct evbuffer *out = bufferevent_get_output(s->c->bev);
 	va_list ap;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	line_session_verror(s->ls, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
 }
 
 /* Sends a final reply and ends the session once it is written. */
@@ -229,20 +217,20 @@ static void pop3_session_goodbye(struct pop3_session *s, const char *reply)
 {
 	if (s->state == POP3_STATE_CLOSED || s->c->dead)
 		return;
-	pop3_reply(s, "%s", reply);
 	pop3_session_set_state(s, POP3_STATE_CLOSED);
-	conn_finish(s->c);
+	line_session_goodbye(s->ls, reply);
 }
 
 /* True when the session can take no more replies. */
 static bool pop3_session_gone(const struct pop3_session *s)
 {
-	return conn_is_dead(s->c) || s->c->closing || s->state == POP3_STATE_CLOSED;
+	return line_session_gone(s->ls) || s->state == POP3_STATE_CLOSED;
 }
 
 static void pop3_session_park(struct pop3_session *s)
 {
 	s->busy = true;
+	line_session_park(s->ls);
 }
 
 static void pop3_session_unpark(struct pop3_session *s)
@@ -254,7 +242,7 @@ static void pop3_session_unpark(struct pop3_session *s)
 		pop3_session_goodbye(s, "-ERR [SYS/TEMP] Shutting down");
 		return;
 	}
-	pop3_session_process(s); /* pipelined input that arrived meanwhile */
+	line_session_unpark(s->ls); /* pipelined input that arrived meanwhile */
 }
 
 /* ---- guards ---- */
@@ -490,7 +478,7 @@ static void pop3_auth_failure(void *ctx, enum auth_outcome outcome)
 	case AUTH_MALFORMED:
 		/* broken mechanism syntax is answered like wrong credentials (no hint
 		 * to a guesser), and counts twice towards max_errors */
-		s->errors++;
+		line_session_count_error(s->ls);
 		/* fall through */
 	case AUTH_FAILED:
 		pop3_reply_error(s, "-ERR [AUTH] Authentication failed");
@@ -518,7 +506,9 @@ static void pop3_auth_busy(void *ctx, bool busy)
 {
 	struct pop3_session *s = ctx;
 	s->auth_busy = busy;
-	if (!busy && !s->busy)
+	if (busy)
+		line_session_park(s->ls);
+	else if (!s->busy)
 		pop3_session_unpark(s);
 }
 
@@ -555,7 +545,9 @@ static void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd
 	if (!pop3_need_no_args(s, cmd))
 		return;
 	/* RFC 2449 5: capabilities of the AUTHORIZATION state are listed in both */
-	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	struct evbuffer *out = line_session_output(s->ls);
+	if (out == NULL)
+		return;
 	evbuffer_add_printf(out, "+OK Capability list follows\r\n"
 	                         "TOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
 	if (s->lim.expire == CONFIG_POP3_EXPIRE_NEVER)
@@ -586,24 +578,13 @@ static void pop3_cmd_stls(struct pop3_session *s, const struct pop3_command *cmd
 	if (!pop3_need_no_args(s, cmd))
 		return;
 	pop3_reply(s, "+OK Begin TLS negotiation");
-	/* RFC 2595 4 / CVE-2011-0411: nothing sent before the handshake may be taken as
-	 * a command inside TLS */
-	struct evbuffer *in = bufferevent_get_input(s->c->bev);
-	size_t junk = evbuffer_get_length(in);
-	if (junk > 0) {
-		log_warn(s->c->sid, "event=stls-pipelined-input-discarded bytes=%zu", junk);
-		evbuffer_drain(in, junk);
-	}
-	s->discarding = false;
-	if (conn_start_tls(s->c) < 0) {
-		log_error(s->c->sid, "event=stls-failed");
-		conn_close(s->c);
+	/* RFC 2595 4: buffered input is discarded there; on failure the connection
+	 * is closed (the session stays until proto_ops.free) */
+	if (line_session_start_tls(s->ls) < 0)
 		return;
-	}
 	/* forget what the client said before TLS */
 	free(s->user);
 	s->user = NULL;
-	pop3_session_install(s);
 	log_info(s->c->sid, "event=stls");
 }
 
@@ -712,7 +693,9 @@ static void pop3_cmd_list_uidl(struct pop3_session *s, const struct pop3_command
 			pop3_reply(s, "+OK %ld %llu", i + 1, (unsigned long long)s->msgs[i].size);
 		return;
 	}
-	struct evbuffer *out = bufferevent_get_output(s->c->bev);
+	struct evbuffer *out = line_session_output(s->ls);
+	if (out == NULL)
+		return;
 	if (uidl)
 		evbuffer_add_printf(out, "+OK\r\n");
 	else
@@ -873,7 +856,7 @@ static void pop3_fetch_job_done(void *arg)
 	struct pop3_fetch_job *j = arg;
 	struct pop3_session *s = j->s;
 	if (!pop3_session_gone(s)) {
-		struct evbuffer *out = bufferevent_get_output(s->c->bev);
+		struct evbuffer *out = line_session_output(s->ls);
 		for (size_t k = 0; k < j->n; k++)
 			pop3_fetch_item_log(s, &j->items[k]);
 		size_t len = 0;
@@ -917,9 +900,11 @@ static void pop3_fetch_add(struct pop3_session *s, struct pop3_fetch_job *j, lon
 static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch_job *j,
                                  uint64_t *bytes)
 {
-	if (j->n == POP3_BATCH_MAX || s->discarding)
+	if (j->n == POP3_BATCH_MAX || line_session_discarding(s->ls))
 		return false;
-	struct evbuffer *in = bufferevent_get_input(s->c->bev);
+	struct evbuffer *in = line_session_input(s->ls);
+	if (in == NULL)
+		return false;
 	size_t eol_len = 0;
 	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 	if (p.pos < 0 || (size_t)p.pos + 1 > POP3_LINE_MAX)
@@ -1081,7 +1066,7 @@ static void pop3_expunge_job_done(void *arg)
 	free(j->account);
 	free(j->error);
 	free(j);
-	s->busy = false;
+	s->busy = false; /* UPDATE: the goodbye above ends the session */
 }
 
 static void pop3_cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
@@ -1191,140 +1176,39 @@ static void pop3_session_line_too_long(struct pop3_session *s)
 	}
 }
 
-/* Takes one command line (or AUTH response) from the input. Returns false when
- * processing must stop (no complete line). */
-static bool pop3_session_read_line(struct pop3_session *s, struct evbuffer *in)
+static const char *pop3_ls_state_name(void *ctx)
 {
-	/* RFC 2449 4: 255 octets including CRLF; RFC 5034 4 for AUTH responses */
-	size_t max = s->state == POP3_STATE_SASL ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
-	size_t eol_len = 0;
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
-	size_t avail = evbuffer_get_length(in);
-	if (p.pos < 0) {
-		if (avail > max) { /* never buffer more than a line */
-			evbuffer_drain(in, avail);
-			s->discarding = true;
-		}
-		return false;
-	}
-	size_t linelen = (size_t)p.pos; /* without the LF */
-	if (s->discarding || linelen + 1 > max) {
-		evbuffer_drain(in, linelen + eol_len);
-		s->discarding = false;
-		pop3_session_line_too_long(s);
-		return true;
-	}
-	char line[POP3_AUTH_LINE_MAX + 1];
-	evbuffer_remove(in, line, linelen + eol_len);
-	if (linelen > 0 && line[linelen - 1] == '\r') {
-		linelen--;
-	} else if (linelen + 2 > max) {
-		/* a bare LF line end is taken, counted as if it were CRLF */
-		explicit_bzero(line, sizeof(line));
-		pop3_session_line_too_long(s);
-		return true;
-	}
-	line[linelen] = '\0';
+	struct pop3_session *s = ctx;
+	return pop3_state_names[s->state];
+}
+
+/* A command line or an AUTH response (the layer wipes the line afterwards: PASS
+ * and AUTH lines hold secrets). */
+static void pop3_ls_on_line(void *ctx, char *line, size_t len)
+{
+	struct pop3_session *s = ctx;
 	if (s->state == POP3_STATE_SASL)
-		auth_exchange_response(s->auth, line, linelen);
+		auth_exchange_response(s->auth, line, len);
 	else
-		pop3_session_command(s, line, linelen);
-	explicit_bzero(line, linelen); /* PASS and AUTH lines hold secrets */
-	return true;
+		pop3_session_command(s, line, len);
 }
 
-static void pop3_session_process_input(struct pop3_session *s)
+static void pop3_ls_on_line_too_long(void *ctx)
 {
-	for (;;) {
-		if (s->busy || s->auth_busy || s->c->dead || s->c->closing ||
-		    s->state == POP3_STATE_CLOSED || s->state == POP3_STATE_UPDATE)
-			return;
-		/* fetched each time: STLS replaces the bufferevent */
-		struct evbuffer *in = bufferevent_get_input(s->c->bev);
-		if (evbuffer_get_length(bufferevent_get_output(s->c->bev)) > POP3_OUTPUT_HIGH) {
-			/* resume from the write callback once the client has read */
-			s->output_blocked = true;
-			bufferevent_disable(s->c->bev, EV_READ);
-			return;
-		}
-		if (s->errors >= s->lim.max_errors && evbuffer_get_length(in) > 0) {
-			log_info(s->c->sid, "event=too-many-errors errors=%u", s->errors);
-			pop3_session_goodbye(s, "-ERR Too many errors");
-			return;
-		}
-		if (!pop3_session_read_line(s, in))
-			return;
-	}
+	pop3_session_line_too_long(ctx);
 }
 
-static void pop3_session_process(struct pop3_session *s)
-{
-	pop3_session_process_input(s);
-	/* The client closed its side: answer what it sent (QUIT included: its
-	 * deletions are made and confirmed), then close. */
-	if (s->peer_eof && !s->busy && !s->auth_busy && !s->output_blocked &&
-	    !pop3_session_gone(s))
-		conn_finish(s->c);
-}
-
-/* ---- bufferevent callbacks ---- */
-
-static void pop3_on_read(struct bufferevent *bev, void *ctx)
-{
-	pop3_session_process(ctx);
-}
-
-static void pop3_on_write(struct bufferevent *bev, void *ctx)
-{
-	struct pop3_session *s = ctx;
-	if (s->output_blocked) {
-		s->output_blocked = false;
-		if (!s->peer_eof)
-			bufferevent_enable(bev, EV_READ);
-		pop3_session_process(s);
-	}
-}
-
-static void pop3_on_event(struct bufferevent *bev, short what, void *ctx)
-{
-	struct pop3_session *s = ctx;
-	if (what & BEV_EVENT_TIMEOUT) {
-		log_info(s->c->sid, "event=timeout state=%s", pop3_state_names[s->state]);
-		/* a timeout ends the session without entering UPDATE (RFC 1939 3) */
-		pop3_session_goodbye(s, "-ERR Timeout");
-		return;
-	}
-	if (what & BEV_EVENT_CONNECTED) {
-		conn_log_event(s->c, what, pop3_state_names[s->state]);
-		return;
-	}
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !s->peer_eof) {
-		s->peer_eof = true;
-		bufferevent_disable(bev, EV_READ);
-		if (!s->busy && !s->auth_busy)
-			pop3_session_process(s);
-		return;
-	}
-	if (what & BEV_EVENT_ERROR)
-		conn_log_event(s->c, what, pop3_state_names[s->state]);
-	conn_close(s->c);
-}
+/* A timeout or a peer close ends the session without entering UPDATE (RFC 1939
+ * 3): nothing is deleted, and pop3_session_free releases the maildrop lock. */
+static const struct line_session_ops pop3_ls_ops = {
+    .on_line = pop3_ls_on_line,
+    .on_line_too_long = pop3_ls_on_line_too_long,
+    .state_name = pop3_ls_state_name,
+    .timeout_reply = "-ERR Timeout",
+    .too_many_errors = "-ERR Too many errors",
+};
 
 /* ---- proto_ops ---- */
-
-/* Callbacks, watermarks and timeouts on the current bufferevent (again after STLS,
- * which replaces it). */
-static void pop3_session_install(struct pop3_session *s)
-{
-	struct bufferevent *bev = s->c->bev;
-	bufferevent_setcb(bev, pop3_on_read, pop3_on_write, pop3_on_event, s);
-	bufferevent_setwatermark(bev, EV_READ, 0, POP3_INPUT_HIGH);
-	bufferevent_setwatermark(bev, EV_WRITE, POP3_OUTPUT_LOW, 0);
-	struct timeval tv = {.tv_sec = s->lim.idle_timeout};
-	struct timeval wtv = {.tv_sec = s->lim.data_timeout};
-	bufferevent_set_timeouts(bev, &tv, &wtv);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
 
 static int pop3_session_start(struct conn *c)
 {
@@ -1335,13 +1219,23 @@ static int pop3_session_start(struct conn *c)
 	s->c = c;
 	c->proto_data = s;
 	s->lim.max_errors = cfg->max_errors;
-	s->lim.idle_timeout = cfg->idle_timeout;
-	s->lim.data_timeout = cfg->data_timeout;
 	s->lim.login_delay = cfg->pop3_login_delay;
 	s->lim.expire = cfg->pop3_expire;
 	s->lim.allow_plaintext_on_loopback = cfg->auth_allow_plaintext_on_loopback;
+	struct line_session_limits ll = {
+	    .line_max = POP3_LINE_MAX,
+	    .idle_timeout = cfg->idle_timeout,
+	    .command_timeout = cfg->command_timeout, /* a byte every few seconds is no line */
+	    .data_timeout = cfg->data_timeout,
+	    .max_errors = cfg->max_errors,
+	    .input_high = POP3_INPUT_HIGH,
+	    .output_high = POP3_OUTPUT_HIGH,
+	    .output_low = POP3_OUTPUT_LOW,
+	};
+	s->ls = line_session_new(c, &pop3_ls_ops, s, &ll);
+	if (s->ls == NULL)
+		return -1;
 	s->state = POP3_STATE_AUTHORIZATION;
-	pop3_session_install(s);
 	/* with implicit TLS this waits in the output until the handshake is done */
 	pop3_reply(s, "+OK hermod POP3 server ready");
 	return 1;
@@ -1364,6 +1258,7 @@ static void pop3_session_free(struct conn *c)
 		return;
 	/* however the session ended: the maildrop is free again, nothing deleted */
 	pop3_lock_release(s);
+	line_session_free(&s->ls);
 	auth_exchange_free(&s->auth);
 	if (s->user != NULL) {
 		explicit_bzero(s->user, strlen(s->user));

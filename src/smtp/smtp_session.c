@@ -2,10 +2,11 @@
  * 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, ENHANCEDSTATUSCODES RFC 2034/3463,
  * CHUNKING RFC 3030). The replies are listed in docs/smtp-replies.md.
  *
- * Flow: bytes arrive in the bufferevent's input buffer; smtp_session_process()
- * takes complete command lines (or body bytes in DATA/BDAT) from it. Anything that
- * blocks (recipient lookup, delivery) runs as a worker job; while a job runs the
- * session is "busy": reading is paused and buffered pipelined input waits. */
+ * Flow: the line-session layer (net/line_session.h) reads the input and hands over
+ * command lines (smtp_ls_on_line), DATA bytes (BODY mode) and BDAT chunks (RAW
+ * mode); the state sets the mode. Anything that blocks (recipient lookup,
+ * delivery) runs as a worker job; while a job runs the session is "busy" (parked)
+ * and buffered pipelined input waits. */
 #include "smtp/smtp_session.h"
 
 #include <event2/buffer.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "auth/auth_exchange.h"
@@ -26,6 +28,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "mail/header.h"
+#include "net/line_session.h"
 #include "net/tls.h"
 #include "smtp/smtp_parse.h"
 #include "store/store.h"
@@ -33,6 +36,8 @@
 /* Stop taking input while this much output is unsent (a client that pipelines but
  * does not read its replies). */
 #define SMTP_OUTPUT_HIGH 65536
+/* ... and resume once it is down to this. */
+#define SMTP_OUTPUT_LOW 16384
 /* Most input buffered before it is processed. */
 #define SMTP_INPUT_HIGH (256 * 1024)
 
@@ -58,6 +63,7 @@ struct smtp_limits {
 	unsigned idle_timeout;
 	unsigned command_timeout;
 	unsigned data_timeout;
+	unsigned message_timeout;
 	bool allow_plaintext_on_loopback;
 	bool require_from_match;
 	unsigned rate_limit;
@@ -92,13 +98,11 @@ struct smtp_session {
 	enum smtp_state state;
 	char *helo;
 	bool esmtp;
-	unsigned errors;
 	unsigned ntx;
+	struct line_session *ls; /* input, replies, timeouts (net/line_session.h) */
 	bool busy;           /* a worker job is running for this session */
-	bool output_blocked; /* paused until the client reads its replies */
-	bool discarding;     /* skipping the rest of an overlong command line */
 	bool stopping;       /* server shutdown: end after the current transaction */
-	bool peer_eof;       /* the client closed its sending side */
+	bool msg_deadline;   /* [limits] message_timeout armed for the current message */
 	bool submission;     /* RFC 6409 submission service: AUTH, relaying for users */
 	char *auth_user;     /* authenticated account */
 	struct auth_exchange *auth; /* the last AUTH exchange */
@@ -109,13 +113,9 @@ struct smtp_session {
 	uint64_t bdat_remaining;
 	bool bdat_last;
 	const char *bdat_reply; /* error reply owed once the chunk is consumed */
-	struct event *cmd_timer; /* a started command line must complete in time */
-	bool cmd_timer_armed;
 };
 
-static void smtp_session_process(struct smtp_session *s);
 static void smtp_session_line_too_long(struct smtp_session *s);
-static void smtp_session_install(struct smtp_session *s);
 static bool smtp_tls_available(const struct smtp_session *s);
 static bool smtp_plaintext_ok(const struct smtp_session *s);
 
@@ -128,11 +128,40 @@ static void smtp_session_set_state(struct smtp_session *s, enum smtp_state state
 	log_debug(s->c->sid, "event=state old=%s new=%s", smtp_state_names[s->state],
 		  smtp_state_names[state]);
 	s->state = state;
-	bool idle = state == SMTP_STATE_COMMAND || state == SMTP_STATE_AUTH;
-	struct timeval tv = {.tv_sec = idle ? s->lim.idle_timeout : s->lim.data_timeout};
-	struct timeval wtv = {.tv_sec = s->lim.data_timeout};
-	if (s->c->bev != NULL && state != SMTP_STATE_CLOSED)
-		bufferevent_set_timeouts(s->c->bev, &tv, &wtv);
+	/* the input mode and line limit of the state */
+	switch (state) {
+	case SMTP_STATE_COMMAND:
+		line_session_set_line_max(s->ls, SMTP_COMMAND_LINE_MAX); /* RFC 5321 4.5.3.1.4 */
+		line_session_want_lines(s->ls);
+		break;
+	case SMTP_STATE_AUTH:
+		line_session_set_line_max(s->ls, SMTP_AUTH_LINE_MAX); /* RFC 4954 4 */
+		line_session_want_lines(s->ls);
+		break;
+	case SMTP_STATE_DATA:
+	case SMTP_STATE_BDAT:
+		if (state == SMTP_STATE_DATA)
+			line_session_want_body(s->ls);
+		else
+			line_session_want_raw(s->ls, s->bdat_remaining);
+		/* one deadline for the whole message, over all of its BDAT chunks */
+		if (s->tx != NULL && !s->msg_deadline) {
+			s->msg_deadline = true;
+			line_session_set_deadline(s->ls, s->lim.message_timeout);
+		}
+		break;
+	case SMTP_STATE_CLOSED:
+		break;
+	}
+}
+
+/* The message transfer has ended (complete, refused or cancelled). */
+static void smtp_session_message_done(struct smtp_session *s)
+{
+	if (!s->msg_deadline)
+		return;
+	s->msg_deadline = false;
+	line_session_set_deadline(s->ls, 0);
 }
 
 static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -140,14 +169,10 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 
 static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
-	if (s->c->dead)
-		return;
-	struct evbuffer *out = bufferevent_get_output(s->c->bev);
 	va_list ap;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	line_session_vreply(s->ls, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
 }
 
 /* Sends a final reply and ends the session once it is written. */
@@ -155,9 +180,8 @@ static void smtp_session_goodbye(struct smtp_session *s, const char *reply)
 {
 	if (s->state == SMTP_STATE_CLOSED || s->c->dead)
 		return;
-	smtp_reply(s, "%s", reply);
 	smtp_session_set_state(s, SMTP_STATE_CLOSED);
-	conn_finish(s->c);
+	line_session_goodbye(s->ls, reply);
 }
 
 /* A reply to a client mistake: counted towards max_errors (checked before the next
@@ -167,15 +191,10 @@ static void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 
 static void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 {
-	if (s->c->dead)
-		return;
-	s->errors++;
-	struct evbuffer *out = bufferevent_get_output(s->c->bev);
 	va_list ap;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	line_session_verror(s->ls, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
 }
 
 /* ---- transactions ---- */
@@ -198,6 +217,7 @@ static void smtp_tx_free(struct smtp_tx **txp)
 	*txp = NULL;
 }
 
+
 /* Ends the current transaction (RSET, delivery, error). */
 static void smtp_session_end_tx(struct smtp_session *s)
 {
@@ -214,6 +234,7 @@ static void smtp_session_end_tx(struct smtp_session *s)
 static void smtp_session_park(struct smtp_session *s)
 {
 	s->busy = true;
+	line_session_park(s->ls);
 }
 
 static void smtp_session_unpark(struct smtp_session *s)
@@ -225,14 +246,14 @@ static void smtp_session_unpark(struct smtp_session *s)
 		smtp_session_goodbye(s, "421 4.3.2 Shutting down");
 		return;
 	}
-	smtp_session_process(s); /* pipelined input that arrived meanwhile */
+	line_session_unpark(s->ls); /* pipelined input that arrived meanwhile */
 }
 
 /* True when the session can take no more replies: closed, or its goodbye sent
  * (a timeout can end it while a job runs). */
 static bool smtp_session_gone(const struct smtp_session *s)
 {
-	return conn_is_dead(s->c) || s->c->closing || s->state == SMTP_STATE_CLOSED;
+	return line_session_gone(s->ls) || s->state == SMTP_STATE_CLOSED;
 }
 
 /* RCPT: recipient lookup in the store */
@@ -1029,19 +1050,10 @@ static void smtp_cmd_starttls(struct smtp_session *s, const struct smtp_command 
 		return;
 	}
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
-	/* RFC 3207 4.2 / CVE-2011-0411: nothing the client sent before the handshake
-	 * may be taken as a command inside TLS */
-	struct evbuffer *in = bufferevent_get_input(s->c->bev);
-	size_t junk = evbuffer_get_length(in);
-	if (junk > 0) {
-		log_warn(s->c->sid, "event=starttls-pipelined-input-discarded bytes=%zu", junk);
-		evbuffer_drain(in, junk);
-	}
-	if (conn_start_tls(s->c) < 0) {
-		log_error(s->c->sid, "event=starttls-failed");
-		conn_close(s->c);
+	/* RFC 3207 4.2: buffered input is discarded there; on failure the
+	 * connection is closed (the session stays until proto_ops.free) */
+	if (line_session_start_tls(s->ls) < 0)
 		return;
-	}
 	/* RFC 3207 4.2: forget everything learnt from the client */
 	free(s->helo);
 	s->helo = NULL;
@@ -1049,7 +1061,7 @@ static void smtp_cmd_starttls(struct smtp_session *s, const struct smtp_command 
 	free(s->auth_user);
 	s->auth_user = NULL;
 	smtp_tx_free(&s->tx);
-	smtp_session_install(s);
+	smtp_session_message_done(s);
 	log_info(s->c->sid, "event=starttls");
 }
 
@@ -1106,7 +1118,9 @@ static void smtp_auth_busy(void *ctx, bool busy)
 {
 	struct smtp_session *s = ctx;
 	s->auth_busy = busy;
-	if (!busy && !s->busy)
+	if (busy)
+		line_session_park(s->ls);
+	else if (!s->busy)
 		smtp_session_unpark(s);
 }
 
@@ -1235,251 +1249,131 @@ static void smtp_session_command(struct smtp_session *s, const char *line, size_
 	smtp_reply_error(s, "500 5.5.2 Command unrecognized");
 }
 
-/* ---- input ---- */
+/* ---- input (net/line_session.h drives it) ---- */
 
-static void smtp_cmd_timer_arm(struct smtp_session *s, bool on)
+static const char *smtp_ls_state_name(void *ctx)
 {
-	if (on == s->cmd_timer_armed)
+	struct smtp_session *s = ctx;
+	return smtp_state_names[s->state];
+}
+
+/* A command line or an AUTH response. */
+static void smtp_ls_on_line(void *ctx, char *line, size_t len)
+{
+	struct smtp_session *s = ctx;
+	if (s->state == SMTP_STATE_AUTH) {
+		auth_exchange_response(s->auth, line, len);
 		return;
-	s->cmd_timer_armed = on;
-	if (on) {
-		struct timeval tv = {.tv_sec = s->lim.command_timeout};
-		event_add(s->cmd_timer, &tv);
-	} else {
-		event_del(s->cmd_timer);
 	}
+	smtp_session_command(s, line, len);
+	/* RSET, EHLO or an error ended the message the deadline was for */
+	if (s->msg_deadline &&
+	    (s->tx == NULL || (s->state == SMTP_STATE_COMMAND && !s->tx->bdat_used)))
+		smtp_session_message_done(s);
 }
 
-/* Takes command lines (or AUTH responses) from the input. Returns false when
- * processing must stop. */
-static bool smtp_session_read_command(struct smtp_session *s, struct evbuffer *in)
+static void smtp_ls_on_line_too_long(void *ctx)
 {
-	/* RFC 5321 4.5.3.1.4: 512 octets including CRLF; RFC 4954 4 for AUTH */
-	size_t max = s->state == SMTP_STATE_AUTH ? SMTP_AUTH_LINE_MAX : SMTP_COMMAND_LINE_MAX;
-	size_t eol_len = 0;
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
-	size_t avail = evbuffer_get_length(in);
-	if (p.pos < 0) {
-		if (avail > max) { /* do not buffer more than a line */
-			evbuffer_drain(in, avail);
-			s->discarding = true;
-		}
-		smtp_cmd_timer_arm(s, avail > 0 || s->discarding);
-		return false;
-	}
-	smtp_cmd_timer_arm(s, false);
-	size_t linelen = (size_t)p.pos; /* without the LF */
-	if (s->discarding || linelen + 1 > max) {
-		/* accepting a bare LF end too: count the line as if it ended in CRLF */
-		evbuffer_drain(in, linelen + eol_len);
-		s->discarding = false;
-		smtp_session_line_too_long(s);
-		return true;
-	}
-	char line[SMTP_AUTH_LINE_MAX + 1];
-	evbuffer_remove(in, line, linelen + eol_len);
-	if (linelen > 0 && line[linelen - 1] == '\r')
-		linelen--;
-	else if (linelen + 2 > max) {
-		smtp_session_line_too_long(s);
-		return true;
-	}
-	line[linelen] = '\0';
-	if (s->state == SMTP_STATE_AUTH)
-		auth_exchange_response(s->auth, line, linelen);
-	else
-		smtp_session_command(s, line, linelen);
-	return true;
+	smtp_session_line_too_long(ctx);
 }
 
-/* DATA or BDAT body bytes. Returns false when processing must stop. */
-static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
+/* RFC 4954 4: "AUTH mechanism initial-response" may be as long as an AUTH
+ * response (12288 octets); every other command line stays at 512. */
+static size_t smtp_ls_line_max_for(void *ctx, const char *start, size_t len)
+{
+	struct smtp_session *s = ctx;
+	if (s->state == SMTP_STATE_COMMAND && s->submission && s->auth_user == NULL &&
+	    len >= 5 && strncasecmp(start, "AUTH ", 5) == 0)
+		return SMTP_AUTH_LINE_MAX;
+	return 0;
+}
+
+/* The message is complete (DATA end seen, or the LAST chunk consumed). */
+static void smtp_session_message_end(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
-	bool bdat = s->state == SMTP_STATE_BDAT;
-	size_t want = evbuffer_get_length(in);
-	if (want == 0 && !(bdat && s->bdat_remaining == 0))
-		return false;
-	if (bdat && want > s->bdat_remaining)
-		want = (size_t)s->bdat_remaining;
-	size_t consumed = 0;
-	bool done = false;
-	while (consumed < want && !done) {
-		struct evbuffer_iovec v;
-		if (evbuffer_peek(in, (ev_ssize_t)(want - consumed), NULL, &v, 1) < 1)
-			break;
-		size_t n = v.iov_len < want - consumed ? v.iov_len : want - consumed;
-		long used;
-		if (bdat && s->bdat_reply != NULL) {
-			used = (long)n; /* failed command: skip the chunk */
-		} else {
-			used = smtp_body_reader_feed(&tx->reader, v.iov_base, n, &tx->msg);
-			if (used < 0) {
-				log_error(s->c->sid, "event=out-of-memory");
-				smtp_session_goodbye(s, "421 4.3.0 Out of memory");
-				return false;
-			}
-			done = !bdat && tx->reader.done;
-		}
-		evbuffer_drain(in, (size_t)used);
-		consumed += (size_t)used;
-	}
-	if (bdat) {
-		s->bdat_remaining -= consumed;
-		if (s->bdat_remaining > 0)
-			return false;
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-		if (s->bdat_reply != NULL) {
-			smtp_reply_error(s, "%s", s->bdat_reply);
-			return true;
-		}
-		if (tx->reader.too_big) {
-			smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
-			smtp_session_end_tx(s);
-			return true;
-		}
-		if (!s->bdat_last) {
-			smtp_reply(s, "250 2.0.0 %llu octets received",
-				   (unsigned long long)s->bdat_size);
-			return true;
-		}
-		smtp_body_reader_finish(&tx->reader, &tx->msg);
-		/* A BDAT message need not end in CRLF; stored messages always do (RFC 5322
-		 * 2.1: lines end in CRLF), so POP3 sizes and IMAP literals stay exact. */
-		if (tx->msg.len > tx->trace_len &&
-		    (tx->msg.len < 2 || memcmp(tx->msg.data + tx->msg.len - 2, "\r\n", 2) != 0) &&
-		    buf_append(&tx->msg, "\r\n", 2) < 0)
-			tx->reader.too_big = true; /* out of memory: refuse rather than truncate */
-	} else if (!done) {
-		return false;
-	} else {
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-	}
-	/* the message is complete */
+	smtp_session_message_done(s);
 	if (tx->reader.too_big) {
 		log_info(s->c->sid, "event=rejected id=%s reason=size size=%llu", tx->id,
 			 (unsigned long long)tx->reader.size);
 		smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
 		smtp_session_end_tx(s);
-		return true;
+		return;
 	}
 	if (tx->reader.line_too_long) {
 		log_info(s->c->sid, "event=rejected id=%s reason=line-length", tx->id);
 		smtp_reply_error(s, "500 5.5.2 Line too long");
 		smtp_session_end_tx(s);
-		return true;
+		return;
 	}
 	smtp_session_deliver(s);
-	return !s->busy; /* a delivery that failed at once leaves pipelined input to do */
 }
 
-static void smtp_session_process_input(struct smtp_session *s)
-{
-	for (;;) {
-		/* fetched each time: STARTTLS replaces the bufferevent */
-		struct evbuffer *in = s->c->bev != NULL ? bufferevent_get_input(s->c->bev) : NULL;
-		if (s->busy || s->auth_busy || s->c->dead || s->c->closing ||
-		    s->state == SMTP_STATE_CLOSED)
-			return;
-		if (evbuffer_get_length(bufferevent_get_output(s->c->bev)) > SMTP_OUTPUT_HIGH) {
-			/* resume from the write callback once the client has read */
-			s->output_blocked = true;
-			bufferevent_disable(s->c->bev, EV_READ);
-			return;
-		}
-		bool more;
-		if (s->state == SMTP_STATE_COMMAND || s->state == SMTP_STATE_AUTH) {
-			if (s->errors >= s->lim.max_errors && evbuffer_get_length(in) > 0) {
-				log_info(s->c->sid, "event=too-many-errors errors=%u", s->errors);
-				smtp_session_goodbye(s, "421 4.7.0 Too many errors");
-				return;
-			}
-			more = smtp_session_read_command(s, in);
-		} else {
-			more = smtp_session_read_body(s, in);
-		}
-		if (!more)
-			return;
-	}
-}
-
-static void smtp_session_process(struct smtp_session *s)
-{
-	smtp_session_process_input(s);
-	/* The client closed its side: once everything it sent has been answered,
-	 * send the replies and close (a half-closing client still reads them). */
-	if (s->peer_eof && !s->busy && !s->auth_busy && !s->output_blocked &&
-	    !smtp_session_gone(s))
-		conn_finish(s->c);
-}
-
-/* ---- bufferevent callbacks ---- */
-
-static void smtp_on_read(struct bufferevent *bev, void *ctx)
-{
-	smtp_session_process(ctx);
-}
-
-static void smtp_on_write(struct bufferevent *bev, void *ctx)
+/* DATA body bytes (BODY mode) or a BDAT chunk's (RAW mode). */
+static long smtp_ls_on_data(void *ctx, const char *data, size_t len)
 {
 	struct smtp_session *s = ctx;
-	if (s->output_blocked) {
-		s->output_blocked = false;
-		if (!s->peer_eof)
-			bufferevent_enable(bev, EV_READ);
-		smtp_session_process(s);
+	struct smtp_tx *tx = s->tx;
+	if (s->state == SMTP_STATE_BDAT && s->bdat_reply != NULL)
+		return (long)len; /* failed command: skip the chunk */
+	long used = smtp_body_reader_feed(&tx->reader, data, len, &tx->msg);
+	if (used < 0) {
+		log_error(s->c->sid, "event=out-of-memory");
+		smtp_session_goodbye(s, "421 4.3.0 Out of memory");
+		return -1;
 	}
+	if (s->state == SMTP_STATE_BDAT) {
+		s->bdat_remaining -= (uint64_t)used;
+	} else if (tx->reader.done) {
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_session_message_end(s);
+	}
+	return used;
 }
 
-static void smtp_on_event(struct bufferevent *bev, short what, void *ctx)
+/* A BDAT chunk has been consumed. */
+static void smtp_ls_on_raw_end(void *ctx)
 {
 	struct smtp_session *s = ctx;
-	if (what & BEV_EVENT_TIMEOUT) {
-		log_info(s->c->sid, "event=timeout state=%s", smtp_state_names[s->state]);
-		smtp_session_goodbye(s, "421 4.4.2 Timeout");
+	struct smtp_tx *tx = s->tx;
+	s->bdat_remaining = 0;
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	if (s->bdat_reply != NULL) {
+		smtp_reply_error(s, "%s", s->bdat_reply);
 		return;
 	}
-	if (what & BEV_EVENT_CONNECTED) {
-		conn_log_event(s->c, what, smtp_state_names[s->state]);
+	if (tx->reader.too_big) {
+		smtp_session_message_done(s);
+		smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+		smtp_session_end_tx(s);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !s->peer_eof) {
-		/* keep what was pipelined before the EOF: it still gets its replies,
-		 * and a delivery in progress its 250 */
-		s->peer_eof = true;
-		bufferevent_disable(bev, EV_READ);
-		if (!s->busy && !s->auth_busy)
-			smtp_session_process(s);
+	if (!s->bdat_last) {
+		smtp_reply(s, "250 2.0.0 %llu octets received", (unsigned long long)s->bdat_size);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR)
-		conn_log_event(s->c, what, smtp_state_names[s->state]);
-	conn_close(s->c);
+	smtp_body_reader_finish(&tx->reader, &tx->msg);
+	/* A BDAT message need not end in CRLF; stored messages always do (RFC 5322
+	 * 2.1: lines end in CRLF), so POP3 sizes and IMAP literals stay exact. */
+	if (tx->msg.len > tx->trace_len &&
+	    (tx->msg.len < 2 || memcmp(tx->msg.data + tx->msg.len - 2, "\r\n", 2) != 0) &&
+	    buf_append(&tx->msg, "\r\n", 2) < 0)
+		tx->reader.too_big = true; /* out of memory: refuse rather than truncate */
+	smtp_session_message_end(s);
 }
 
-static void smtp_on_cmd_timeout(evutil_socket_t fd, short what, void *ctx)
-{
-	struct smtp_session *s = ctx;
-	s->cmd_timer_armed = false;
-	log_info(s->c->sid, "event=timeout state=command-line");
-	smtp_session_goodbye(s, "421 4.4.2 Timeout");
-}
+static const struct line_session_ops smtp_ls_ops = {
+	.on_line = smtp_ls_on_line,
+	.on_line_too_long = smtp_ls_on_line_too_long,
+	.line_max_for = smtp_ls_line_max_for,
+	.on_data = smtp_ls_on_data,
+	.on_raw_end = smtp_ls_on_raw_end,
+	.state_name = smtp_ls_state_name,
+	.timeout_reply = "421 4.4.2 Timeout",
+	.too_many_errors = "421 4.7.0 Too many errors",
+};
 
 /* ---- proto_ops ---- */
-
-/* Callbacks, watermark and timeouts on the current bufferevent (again after
- * STARTTLS, which replaces it). */
-static void smtp_session_install(struct smtp_session *s)
-{
-	struct bufferevent *bev = s->c->bev;
-	bufferevent_setcb(bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
-	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_INPUT_HIGH);
-	bool idle = s->state == SMTP_STATE_COMMAND || s->state == SMTP_STATE_AUTH;
-	struct timeval tv = {.tv_sec = idle ? s->lim.idle_timeout : s->lim.data_timeout};
-	struct timeval wtv = {.tv_sec = s->lim.data_timeout};
-	bufferevent_set_timeouts(bev, &tv, &wtv);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
 
 static int smtp_session_start_mode(struct conn *c, bool submission)
 {
@@ -1497,15 +1391,25 @@ static int smtp_session_start_mode(struct conn *c, bool submission)
 	s->lim.idle_timeout = cfg->idle_timeout;
 	s->lim.command_timeout = cfg->command_timeout;
 	s->lim.data_timeout = cfg->data_timeout;
+	s->lim.message_timeout = cfg->message_timeout;
 	s->lim.allow_plaintext_on_loopback = cfg->auth_allow_plaintext_on_loopback;
 	s->lim.require_from_match = cfg->submission_require_from_match;
 	s->lim.rate_limit = cfg->submission_rate_limit;
 	snprintf(s->lim.hostname, sizeof(s->lim.hostname), "%s", cfg->hostname);
-	s->cmd_timer = evtimer_new(c->srv->base, smtp_on_cmd_timeout, s);
-	if (s->cmd_timer == NULL)
+	struct line_session_limits ll = {
+		.line_max = SMTP_COMMAND_LINE_MAX, /* RFC 5321 4.5.3.1.4 */
+		.idle_timeout = cfg->idle_timeout,
+		.command_timeout = cfg->command_timeout,
+		.data_timeout = cfg->data_timeout,
+		.max_errors = cfg->max_errors,
+		.input_high = SMTP_INPUT_HIGH,
+		.output_high = SMTP_OUTPUT_HIGH,
+		.output_low = SMTP_OUTPUT_LOW,
+	};
+	s->ls = line_session_new(c, &smtp_ls_ops, s, &ll);
+	if (s->ls == NULL)
 		return -1;
 	s->state = SMTP_STATE_COMMAND;
-	smtp_session_install(s);
 	/* with implicit TLS this waits in the output until the handshake is done */
 	smtp_reply(s, "220 %s ESMTP hermod", s->lim.hostname);
 	return 1;
@@ -1536,8 +1440,7 @@ static void smtp_session_free(struct conn *c)
 	struct smtp_session *s = c->proto_data;
 	if (s == NULL)
 		return;
-	if (s->cmd_timer != NULL)
-		event_free(s->cmd_timer);
+	line_session_free(&s->ls);
 	auth_exchange_free(&s->auth);
 	free(s->auth_user);
 	smtp_tx_free(&s->tx);

@@ -259,6 +259,7 @@ static const char full_config[] = "\xEF\xBB\xBF; hermod test config\r\n"
                                   "idle_timeout = 2m\n"
                                   "command_timeout = 30s\n"
                                   "data_timeout = 1h\n"
+                                  "message_timeout = 2h\n"
                                   "shutdown_timeout = 0\n"
                                   "[store]\n"
                                   "backend = sqlite\n"
@@ -311,6 +312,7 @@ static void test_full(void)
 	CHECK(cfg->idle_timeout == 120);
 	CHECK(cfg->command_timeout == 30);
 	CHECK(cfg->data_timeout == 3600);
+	CHECK(cfg->message_timeout == 7200);
 	CHECK(cfg->shutdown_timeout == 0);
 	CHECK_STR(cfg->store_backend, "sqlite");
 	CHECK(cfg->store_fsync == false);
@@ -358,6 +360,7 @@ static void test_defaults(void)
 	CHECK(cfg->idle_timeout == 300);
 	CHECK(cfg->command_timeout == 60);
 	CHECK(cfg->data_timeout == 600);
+	CHECK(cfg->message_timeout == 1800);
 	CHECK(cfg->shutdown_timeout == 30);
 	CHECK_STR(cfg->store_backend, "sqlite");
 	CHECK(cfg->store_fsync == true);

@@ -1,0 +1,564 @@
+/* The line-session layer (see line_session.h). */
+#include "net/line_session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "net/server.h"
+
+struct line_session {
+	struct conn *c;
+	const struct line_session_ops *ops;
+	void *ctx;
+	struct line_session_limits lim;
+	enum line_session_mode mode;
+	uint64_t raw_left; /* RAW: octets still to hand over */
+	size_t line_max;
+	unsigned errors;
+	bool discarding;           /* skipping the rest of an overlong line */
+	bool parked;               /* async work running: input waits */
+	bool blocked;              /* too much output unsent: input waits */
+	bool peer_eof;             /* the peer closed its sending side */
+	bool closed;               /* goodbye sent or connection closed by us */
+	bool in_process;           /* inside ls_process (no re-entry) */
+	struct event *t_input;     /* idle (LINES) or data (RAW/BODY) inactivity */
+	struct event *t_cmd;       /* a started line must complete */
+	struct event *t_write;     /* output pending without progress */
+	struct event *t_deadline;  /* the protocol's overall deadline */
+	struct event *ev_wake;     /* output drained: resume from the loop */
+	struct evbuffer *sock_out; /* output at the socket (under a TLS filter) */
+	struct evbuffer_cb_entry *sock_out_cb;
+};
+
+static void ls_process(struct line_session *ls);
+static void ls_install(struct line_session *ls);
+
+static const char *ls_state(const struct line_session *ls)
+{
+	return ls->ops->state_name != NULL ? ls->ops->state_name(ls->ctx) : "?";
+}
+
+bool line_session_gone(const struct line_session *ls)
+{
+	return ls->closed || conn_is_dead(ls->c) || ls->c->closing;
+}
+
+/* ---- timers ---- */
+
+static void ls_timer_set(struct event *ev, unsigned seconds)
+{
+	struct timeval tv = {.tv_sec = seconds};
+	event_add(ev, &tv);
+}
+
+/* Re-arms the timers for the current state; called after every step. The input
+ * timer restarts each time (inactivity); the command timer runs from the first
+ * byte of a line and is not restarted by more bytes. */
+static void ls_timers_update(struct line_session *ls)
+{
+	struct conn *c = ls->c;
+	if (conn_is_dead(c)) {
+		event_del(ls->t_input);
+		event_del(ls->t_cmd);
+		event_del(ls->t_write);
+		event_del(ls->t_deadline);
+		return;
+	}
+	bool waiting = !line_session_gone(ls) && !ls->parked && !ls->blocked && !ls->peer_eof;
+	bool partial = false;
+	if (waiting && ls->mode == LINE_SESSION_LINES)
+		partial = ls->discarding || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	if (waiting && !partial)
+		ls_timer_set(ls->t_input, ls->mode == LINE_SESSION_LINES ? ls->lim.idle_timeout
+		                                                         : ls->lim.data_timeout);
+	else
+		event_del(ls->t_input);
+	if (waiting && partial) {
+		if (!event_pending(ls->t_cmd, EV_TIMEOUT, NULL))
+			ls_timer_set(ls->t_cmd, ls->lim.command_timeout);
+	} else {
+		event_del(ls->t_cmd);
+	}
+	/* the write timer is restarted by progress (ls_on_sock_out); here it is only
+	 * started when output is pending and it is not running */
+	if (conn_output_pending(c) > 0) {
+		if (!event_pending(ls->t_write, EV_TIMEOUT, NULL))
+			ls_timer_set(ls->t_write, ls->lim.data_timeout);
+	} else {
+		event_del(ls->t_write);
+	}
+}
+
+static void ls_on_input_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct line_session *ls = arg;
+	log_info(ls->c->sid, "event=timeout state=%s", ls_state(ls));
+	line_session_goodbye(ls, ls->ops->timeout_reply);
+}
+
+static void ls_on_cmd_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct line_session *ls = arg;
+	log_info(ls->c->sid, "event=timeout state=command-line");
+	line_session_goodbye(ls, ls->ops->timeout_reply);
+}
+
+static void ls_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct line_session *ls = arg;
+	log_info(ls->c->sid, "event=timeout state=%s reason=deadline", ls_state(ls));
+	line_session_goodbye(ls, ls->ops->timeout_reply);
+}
+
+static void ls_close(struct line_session *ls)
+{
+	ls->closed = true;
+	if (ls->ops->on_close != NULL)
+		ls->ops->on_close(ls->ctx);
+	conn_close(ls->c);
+	ls_timers_update(ls);
+}
+
+/* The peer reads nothing: no reply can reach it, so close (also while a
+ * goodbye is flushing). */
+static void ls_on_write_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct line_session *ls = arg;
+	if (conn_is_dead(ls->c))
+		return;
+	log_info(ls->c->sid, "event=timeout state=write pending=%zu", conn_output_pending(ls->c));
+	ls_close(ls);
+}
+
+/* ---- output watching ---- */
+
+/* Runs inside buffer operations: only timers and a wake-up event from here. */
+static void ls_on_sock_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct line_session *ls = arg;
+	if (conn_is_dead(ls->c) || info->n_deleted == 0)
+		return;
+	if (conn_output_pending(ls->c) > 0)
+		ls_timer_set(ls->t_write, ls->lim.data_timeout); /* progress */
+	else
+		event_del(ls->t_write);
+	if (ls->blocked && conn_output_pending(ls->c) <= ls->lim.output_low)
+		event_active(ls->ev_wake, EV_TIMEOUT, 0);
+}
+
+static void ls_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct line_session *ls = arg;
+	if (conn_is_dead(ls->c) || !ls->blocked || conn_output_pending(ls->c) > ls->lim.output_low)
+		return;
+	ls->blocked = false;
+	ls_process(ls);
+}
+
+/* ---- replies ---- */
+
+struct evbuffer *line_session_output(struct line_session *ls)
+{
+	if (conn_is_dead(ls->c) || ls->c->bev == NULL)
+		return NULL;
+	return bufferevent_get_output(ls->c->bev);
+}
+
+struct evbuffer *line_session_input(struct line_session *ls)
+{
+	if (conn_is_dead(ls->c) || ls->c->bev == NULL)
+		return NULL;
+	return bufferevent_get_input(ls->c->bev);
+}
+
+void line_session_vreply(struct line_session *ls, const char *fmt, va_list ap)
+{
+	struct evbuffer *out = line_session_output(ls);
+	if (out == NULL)
+		return;
+	evbuffer_add_vprintf(out, fmt, ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void line_session_reply(struct line_session *ls, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	line_session_vreply(ls, fmt, ap);
+	va_end(ap);
+}
+
+void line_session_count_error(struct line_session *ls)
+{
+	ls->errors++;
+}
+
+void line_session_verror(struct line_session *ls, const char *fmt, va_list ap)
+{
+	if (conn_is_dead(ls->c))
+		return;
+	ls->errors++;
+	line_session_vreply(ls, fmt, ap);
+}
+
+void line_session_error(struct line_session *ls, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	line_session_verror(ls, fmt, ap);
+	va_end(ap);
+}
+
+void line_session_goodbye(struct line_session *ls, const char *reply)
+{
+	if (line_session_gone(ls))
+		return;
+	line_session_reply(ls, "%s", reply);
+	ls->closed = true;
+	event_del(ls->t_deadline);
+	conn_finish(ls->c);   /* may close at once */
+	ls_timers_update(ls); /* only the write timer stays, bounding the flush */
+}
+
+/* ---- modes, park ---- */
+
+void line_session_park(struct line_session *ls)
+{
+	ls->parked = true;
+	ls_timers_update(ls);
+}
+
+void line_session_unpark(struct line_session *ls)
+{
+	ls->parked = false;
+	if (!ls->in_process) /* else the running loop goes on by itself */
+		ls_process(ls);
+}
+
+bool line_session_parked(const struct line_session *ls)
+{
+	return ls->parked;
+}
+
+void line_session_want_lines(struct line_session *ls)
+{
+	ls->mode = LINE_SESSION_LINES;
+	ls->raw_left = 0;
+}
+
+void line_session_want_raw(struct line_session *ls, uint64_t n)
+{
+	ls->mode = LINE_SESSION_RAW;
+	ls->raw_left = n;
+}
+
+void line_session_want_body(struct line_session *ls)
+{
+	ls->mode = LINE_SESSION_BODY;
+}
+
+enum line_session_mode line_session_mode(const struct line_session *ls)
+{
+	return ls->mode;
+}
+
+void line_session_set_line_max(struct line_session *ls, size_t line_max)
+{
+	ls->line_max = line_max > LINE_SESSION_LINE_MAX ? LINE_SESSION_LINE_MAX : line_max;
+}
+
+bool line_session_discarding(const struct line_session *ls)
+{
+	return ls->discarding;
+}
+
+bool line_session_peer_eof(const struct line_session *ls)
+{
+	return ls->peer_eof;
+}
+
+void line_session_set_deadline(struct line_session *ls, unsigned seconds)
+{
+	if (seconds == 0)
+		event_del(ls->t_deadline);
+	else
+		ls_timer_set(ls->t_deadline, seconds);
+}
+
+/* ---- input ---- */
+
+/* The limit of the line buffered at the front of in (avail octets, eol at
+ * linelen or none): line_max, or what the protocol allows for this line. */
+static size_t ls_line_limit(struct line_session *ls, struct evbuffer *in, size_t len)
+{
+	if (len <= ls->line_max || ls->ops->line_max_for == NULL || ls->discarding)
+		return ls->line_max;
+	char start[16];
+	size_t n = len < sizeof(start) ? len : sizeof(start);
+	if (evbuffer_copyout(in, start, n) != (ev_ssize_t)n)
+		return ls->line_max;
+	size_t max = ls->ops->line_max_for(ls->ctx, start, n);
+	if (max == 0)
+		return ls->line_max;
+	return max > LINE_SESSION_LINE_MAX ? LINE_SESSION_LINE_MAX : max;
+}
+
+/* One line from in. Returns false when there is none complete. */
+static bool ls_read_line(struct line_session *ls, struct evbuffer *in)
+{
+	size_t eol_len = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	size_t avail = evbuffer_get_length(in);
+	if (p.pos < 0) {
+		/* never buffer more than a line: the rest of a long one is skipped */
+		if (avail > ls_line_limit(ls, in, avail)) {
+			evbuffer_drain(in, avail);
+			ls->discarding = true;
+		}
+		return false;
+	}
+	size_t linelen = (size_t)p.pos; /* without the LF */
+	size_t max = ls_line_limit(ls, in, linelen + 1);
+	/* a bare LF ending is taken, and counted as if it were CRLF */
+	bool cr = false;
+	if (linelen > 0) {
+		struct evbuffer_ptr q;
+		if (evbuffer_ptr_set(in, &q, linelen - 1, EVBUFFER_PTR_SET) == 0) {
+			char ch;
+			if (evbuffer_copyout_from(in, &q, &ch, 1) == 1)
+				cr = ch == '\r';
+		}
+	}
+	size_t counted = cr ? linelen + 1 : linelen + 2;
+	if (ls->discarding || counted > max) {
+		evbuffer_drain(in, linelen + eol_len);
+		ls->discarding = false;
+		ls->ops->on_line_too_long(ls->ctx);
+		return true;
+	}
+	char line[LINE_SESSION_LINE_MAX + 1];
+	evbuffer_remove(in, line, linelen + eol_len);
+	if (cr)
+		linelen--;
+	line[linelen] = '\0';
+	ls->ops->on_line(ls->ctx, line, linelen);
+	explicit_bzero(line, linelen); /* AUTH and PASS lines hold secrets */
+	return true;
+}
+
+/* RAW or BODY bytes. Returns false when processing must stop. */
+static bool ls_read_data(struct line_session *ls, struct evbuffer *in)
+{
+	bool raw = ls->mode == LINE_SESSION_RAW;
+	if (raw && ls->raw_left == 0) {
+		line_session_want_lines(ls);
+		ls->ops->on_raw_end(ls->ctx);
+		return true;
+	}
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return false;
+	size_t want = avail;
+	if (raw && want > ls->raw_left)
+		want = (size_t)ls->raw_left;
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(in, (ev_ssize_t)want, NULL, &v, 1) < 1)
+		return false;
+	size_t n = v.iov_len < want ? v.iov_len : want;
+	long used = ls->ops->on_data(ls->ctx, v.iov_base, n);
+	if (used < 0)
+		return false;
+	if (conn_is_dead(ls->c))
+		return false;
+	evbuffer_drain(in, (size_t)used);
+	if (raw)
+		ls->raw_left -= (uint64_t)used;
+	/* nothing used and the mode unchanged: the protocol waits for something else */
+	return used > 0 || ls->mode != (raw ? LINE_SESSION_RAW : LINE_SESSION_BODY);
+}
+
+static void ls_process_input(struct line_session *ls)
+{
+	struct conn *c = ls->c;
+	for (;;) {
+		if (line_session_gone(ls) || ls->parked)
+			return;
+		if (conn_output_pending(c) > ls->lim.output_high) {
+			/* resumed by ls_on_wake once the peer has read; input keeps buffering
+			 * (bounded by the watermark) so that its EOF is seen */
+			ls->blocked = true;
+			return;
+		}
+		/* fetched each time: STARTTLS replaces the bufferevent */
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		bool more;
+		if (ls->mode == LINE_SESSION_LINES) {
+			if (ls->errors >= ls->lim.max_errors && evbuffer_get_length(in) > 0) {
+				log_info(c->sid, "event=too-many-errors errors=%u", ls->errors);
+				line_session_goodbye(ls, ls->ops->too_many_errors);
+				return;
+			}
+			more = ls_read_line(ls, in);
+		} else {
+			more = ls_read_data(ls, in);
+		}
+		if (!more)
+			return;
+	}
+}
+
+static void ls_process(struct line_session *ls)
+{
+	if (ls->in_process)
+		return;
+	ls->in_process = true;
+	ls_process_input(ls);
+	ls->in_process = false;
+	/* the peer closed its side: once everything it sent has been answered, send
+	 * the replies and close (a half-closing client still reads them) */
+	if (ls->peer_eof && !ls->parked && !ls->blocked && !line_session_gone(ls)) {
+		ls->closed = true;
+		conn_finish(ls->c);
+	}
+	ls_timers_update(ls);
+}
+
+/* ---- bufferevent callbacks ---- */
+
+static void ls_on_read(struct bufferevent *bev, void *arg)
+{
+	ls_process(arg);
+}
+
+static void ls_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct line_session *ls = arg;
+	struct conn *c = ls->c;
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_log_event(c, what, ls_state(ls));
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !ls->peer_eof) {
+		/* TLS without the peer's close_notify (a dirty close): it is gone, not
+		 * half-closed; nothing would read the replies */
+		if (c->ssl != NULL && !(SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)) {
+			log_info(c->sid, "event=peer-closed state=%s tls=dirty", ls_state(ls));
+			ls_close(ls);
+			return;
+		}
+		/* keep what was pipelined before the EOF: it still gets its replies */
+		ls->peer_eof = true;
+		bufferevent_disable(bev, EV_READ);
+		ls_process(ls);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		conn_log_event(c, what, ls_state(ls));
+	ls_close(ls);
+}
+
+/* The socket-level output: the buffer under a TLS filter, else the bufferevent's. */
+static struct evbuffer *ls_sock_out(struct conn *c)
+{
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	return bufferevent_get_output(under != NULL ? under : c->bev);
+}
+
+/* Callbacks, watermark and timers on the current bufferevent (again after
+ * STARTTLS, which replaces it; the socket's buffer stays the same then). */
+static void ls_install(struct line_session *ls)
+{
+	struct conn *c = ls->c;
+	struct bufferevent *bev = c->bev;
+	bufferevent_setcb(bev, ls_on_read, NULL, ls_on_event, ls);
+	bufferevent_setwatermark(bev, EV_READ, 0, ls->lim.input_high);
+	bufferevent_set_timeouts(bev, NULL, NULL); /* the timers here rule */
+	struct evbuffer *out = ls_sock_out(c);
+	if (out != ls->sock_out) {
+		if (ls->sock_out_cb != NULL)
+			evbuffer_remove_cb_entry(ls->sock_out, ls->sock_out_cb);
+		ls->sock_out = out;
+		ls->sock_out_cb = evbuffer_add_cb(out, ls_on_sock_out, ls);
+	}
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	ls_timers_update(ls);
+}
+
+int line_session_start_tls(struct line_session *ls)
+{
+	struct conn *c = ls->c;
+	/* RFC 3207 4.2, RFC 2595 4 (CVE-2011-0411): nothing the client sent before
+	 * the handshake may be taken as a command inside TLS */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		log_warn(c->sid, "event=starttls-pipelined-input-discarded bytes=%zu", junk);
+		evbuffer_drain(in, junk);
+	}
+	ls->discarding = false;
+	line_session_want_lines(ls);
+	if (conn_start_tls(c) < 0) {
+		log_error(c->sid, "event=starttls-failed");
+		ls_close(ls);
+		return -1;
+	}
+	ls_install(ls);
+	return 1;
+}
+
+/* ---- life cycle ---- */
+
+struct line_session *line_session_new(struct conn *c, const struct line_session_ops *ops, void *ctx,
+                                      const struct line_session_limits *lim)
+{
+	struct line_session *ls = calloc(1, sizeof(*ls));
+	if (ls == NULL)
+		return NULL;
+	ls->c = c;
+	ls->ops = ops;
+	ls->ctx = ctx;
+	ls->lim = *lim;
+	line_session_set_line_max(ls, lim->line_max);
+	struct event_base *base = bufferevent_get_base(c->bev);
+	ls->t_input = evtimer_new(base, ls_on_input_timeout, ls);
+	ls->t_cmd = evtimer_new(base, ls_on_cmd_timeout, ls);
+	ls->t_write = evtimer_new(base, ls_on_write_timeout, ls);
+	ls->t_deadline = evtimer_new(base, ls_on_deadline, ls);
+	ls->ev_wake = event_new(base, -1, 0, ls_on_wake, ls);
+	if (ls->t_input == NULL || ls->t_cmd == NULL || ls->t_write == NULL ||
+	    ls->t_deadline == NULL || ls->ev_wake == NULL) {
+		line_session_free(&ls);
+		return NULL;
+	}
+	ls_install(ls);
+	return ls;
+}
+
+void line_session_free(struct line_session **lsp)
+{
+	struct line_session *ls = *lsp;
+	if (ls == NULL)
+		return;
+	/* after conn_close the buffer (and its callback entry) went with the
+	 * bufferevent */
+	if (ls->sock_out_cb != NULL && !conn_is_dead(ls->c) && ls->c->bev != NULL)
+		evbuffer_remove_cb_entry(ls->sock_out, ls->sock_out_cb);
+	if (ls->t_input != NULL)
+		event_free(ls->t_input);
+	if (ls->t_cmd != NULL)
+		event_free(ls->t_cmd);
+	if (ls->t_write != NULL)
+		event_free(ls->t_write);
+	if (ls->t_deadline != NULL)
+		event_free(ls->t_deadline);
+	if (ls->ev_wake != NULL)
+		event_free(ls->ev_wake);
+	free(ls);
+	*lsp = NULL;
+}

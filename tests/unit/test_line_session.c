@@ -1,0 +1,578 @@
+/* Unit tests for the line-session layer (src/net/line_session.c) over a socketpair
+ * with a real event loop and no server: line splits and ends, overlong lines, RAW
+ * after a line, back-pressure, idle and command timeouts, the overall deadline,
+ * half-close, park/unpark with pipelined input, error counting and a failed TLS
+ * set-up. Timeouts are short and the tests wait for the event, never assert on
+ * durations. */
+#include "unit.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "net/line_session.h"
+#include "net/server.h"
+
+#define MAX_LINES 512
+
+struct t_proto {
+	struct line_session *ls;
+	struct conn *c;
+	char *lines[MAX_LINES];
+	size_t nlines;
+	unsigned too_long;
+	unsigned raw_ends;
+	char data[4096];
+	size_t ndata;
+	size_t reply_size; /* each line gets "OK <line>" padded to this size */
+	bool freed;
+};
+
+static struct event_base *base;
+static struct server srv;
+static int peer = -1;
+
+/* The server would free reaped conns here; the test frees its one in t_end,
+ * after it has looked at it. */
+static void t_reap(evutil_socket_t fd, short what, void *arg)
+{
+	srv.reap = NULL;
+}
+
+static void t_proto_free(struct conn *c)
+{
+	struct t_proto *p = c->proto_data;
+	line_session_free(&p->ls);
+	p->freed = true;
+}
+
+static const struct proto_ops t_ops_conn = {.name = "test", .free = t_proto_free};
+
+static void t_on_line(void *ctx, char *line, size_t len)
+{
+	struct t_proto *p = ctx;
+	CHECK(strlen(line) == len);
+	if (p->nlines < MAX_LINES)
+		p->lines[p->nlines++] = strdup(line);
+	unsigned long n;
+	if (sscanf(line, "RAW %lu", &n) == 1) {
+		line_session_want_raw(p->ls, n);
+	} else if (strcmp(line, "PARK") == 0) {
+		line_session_park(p->ls);
+	} else if (strcmp(line, "BAD") == 0) {
+		line_session_error(p->ls, "ERR %s", line);
+		return;
+	} else if (strcmp(line, "QUIT") == 0) {
+		line_session_goodbye(p->ls, "BYE");
+		return;
+	} else if (strcmp(line, "DEADLINE") == 0) {
+		line_session_set_deadline(p->ls, 1);
+	}
+	if (p->reply_size > 0) {
+		char *big = malloc(p->reply_size);
+		memset(big, 'r', p->reply_size);
+		evbuffer_add(line_session_output(p->ls), big, p->reply_size);
+		free(big);
+		line_session_reply(p->ls, "%s", "");
+	} else {
+		line_session_reply(p->ls, "OK %s", line);
+	}
+}
+
+static void t_on_too_long(void *ctx)
+{
+	struct t_proto *p = ctx;
+	p->too_long++;
+	line_session_error(p->ls, "ERR line too long");
+}
+
+static long t_on_data(void *ctx, const char *data, size_t len)
+{
+	struct t_proto *p = ctx;
+	if (p->ndata + len > sizeof(p->data))
+		len = sizeof(p->data) - p->ndata;
+	memcpy(p->data + p->ndata, data, len);
+	p->ndata += len;
+	return (long)len;
+}
+
+static void t_on_raw_end(void *ctx)
+{
+	struct t_proto *p = ctx;
+	p->raw_ends++;
+	line_session_reply(p->ls, "OK raw %zu", p->ndata);
+}
+
+static const char *t_state(void *ctx)
+{
+	return "test";
+}
+
+static const struct line_session_ops t_ops = {
+    .on_line = t_on_line,
+    .on_line_too_long = t_on_too_long,
+    .on_data = t_on_data,
+    .on_raw_end = t_on_raw_end,
+    .state_name = t_state,
+    .timeout_reply = "TIMEOUT",
+    .too_many_errors = "TOO MANY",
+};
+
+static struct line_session_limits t_limits(void)
+{
+	return (struct line_session_limits){
+	    .line_max = 64,
+	    .idle_timeout = 100,
+	    .command_timeout = 100,
+	    .data_timeout = 100,
+	    .max_errors = 3,
+	    .input_high = 4096,
+	    .output_high = 16384,
+	    .output_low = 4096,
+	};
+}
+
+/* A session on one end of a socketpair; the test talks on the other (peer). */
+static struct t_proto *t_start(const struct line_session_limits *lim)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		abort();
+	int small = 4096;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	evutil_make_socket_nonblocking(sv[0]);
+	peer = sv[1];
+	struct conn *c = calloc(1, sizeof(*c));
+	struct t_proto *p = calloc(1, sizeof(*p));
+	c->srv = &srv;
+	c->proto = &t_ops_conn;
+	c->proto_data = p;
+	snprintf(c->sid, sizeof(c->sid), "test");
+	snprintf(c->ip, sizeof(c->ip), "127.0.0.1");
+	c->bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	srv.conns = c;
+	srv.nconns = 1;
+	p->c = c;
+	p->ls = line_session_new(c, &t_ops, p, lim);
+	CHECK(p->ls != NULL);
+	return p;
+}
+
+static void t_end(struct t_proto *p)
+{
+	if (!conn_is_dead(p->c))
+		conn_close(p->c);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK(p->c->reap_queued);
+	p->c->proto->free(p->c);
+	free(p->c);
+	CHECK(p->freed);
+	for (size_t i = 0; i < p->nlines; i++)
+		free(p->lines[i]);
+	free(p);
+	close(peer);
+	peer = -1;
+}
+
+/* Runs the loop for about ms milliseconds, or until cond(p) holds. */
+static void t_pump(struct t_proto *p, int ms, bool (*cond)(struct t_proto *))
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (cond != NULL && cond(p))
+			return;
+		struct timeval tv = {.tv_usec = 10000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+}
+
+static bool t_dead(struct t_proto *p)
+{
+	return conn_is_dead(p->c);
+}
+
+static void t_send(const char *s, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(peer, s, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		CHECK(w > 0);
+		if (w <= 0)
+			return;
+		s += w;
+		len -= (size_t)w;
+	}
+}
+
+/* Everything the peer can read now (after pumping the loop a little). */
+static size_t t_read_all(struct t_proto *p, char *out, size_t outsz)
+{
+	size_t n = 0;
+	for (int round = 0; round < 50; round++) {
+		t_pump(p, 20, NULL);
+		struct pollfd pfd = {.fd = peer, .events = POLLIN};
+		while (n + 1 < outsz && poll(&pfd, 1, 0) == 1) {
+			/* MSG_PEEK first: an EOF stays readable for t_peer_eof */
+			char b;
+			if (recv(peer, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+				goto done;
+			ssize_t r = read(peer, out + n, outsz - 1 - n);
+			if (r <= 0)
+				goto done;
+			n += (size_t)r;
+		}
+		if (round > 3 && poll(&pfd, 1, 0) == 0)
+			break;
+	}
+done:
+	out[n] = '\0';
+	return n;
+}
+
+/* 1 when the peer reads EOF. */
+static bool t_peer_eof(void)
+{
+	char b[256];
+	int fl = fcntl(peer, F_GETFL);
+	fcntl(peer, F_SETFL, fl | O_NONBLOCK);
+	ssize_t r;
+	while ((r = read(peer, b, sizeof(b))) > 0)
+		;
+	fcntl(peer, F_SETFL, fl);
+	return r == 0;
+}
+
+/* ---- tests ---- */
+
+static void test_byte_splits(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	static const char in[] = "HELO a\r\nNOOP\nQUIT now\r\n";
+	for (size_t i = 0; i < sizeof(in) - 1; i++) {
+		t_send(in + i, 1);
+		t_pump(p, 20, NULL);
+	}
+	CHECK(p->nlines == 3);
+	if (p->nlines == 3) {
+		CHECK_STR(p->lines[0], "HELO a"); /* CRLF */
+		CHECK_STR(p->lines[1], "NOOP");   /* bare LF */
+		CHECK_STR(p->lines[2], "QUIT now");
+	}
+	char out[256];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "OK HELO a\r\nOK NOOP\r\nOK QUIT now\r\n");
+	t_end(p);
+}
+
+static bool t_two_lines(struct t_proto *p)
+{
+	return p->nlines >= 2;
+}
+
+static void test_overlong_line(void)
+{
+	struct line_session_limits lim = t_limits(); /* 64 with the line end */
+	lim.max_errors = 10;
+	struct t_proto *p = t_start(&lim);
+	/* 62 + CRLF fits exactly; 63 + CRLF does not; bare LF counts as CRLF */
+	char ok[70], bad[70], badlf[70];
+	memset(ok, 'a', 62);
+	memcpy(ok + 62, "\r\n", 3);
+	memset(bad, 'b', 63);
+	memcpy(bad + 63, "\r\n", 3);
+	memset(badlf, 'c', 63);
+	memcpy(badlf + 63, "\n", 2);
+	t_send(ok, strlen(ok));
+	t_send(bad, strlen(bad));
+	t_send(badlf, strlen(badlf));
+	/* a long line arriving in pieces is not buffered whole */
+	char chunk[1000];
+	memset(chunk, 'd', sizeof(chunk));
+	for (int i = 0; i < 20; i++) {
+		t_send(chunk, sizeof(chunk));
+		t_pump(p, 10, NULL);
+		CHECK(evbuffer_get_length(bufferevent_get_input(p->c->bev)) <= lim.input_high);
+	}
+	CHECK(line_session_discarding(p->ls));
+	CHECK(p->too_long == 2); /* the open one is reported once it ends */
+	t_send("\r\nNEXT\r\n", 8);
+	t_pump(p, 200, t_two_lines);
+	CHECK(p->too_long == 3);
+	CHECK(p->nlines == 2);
+	if (p->nlines == 2) {
+		CHECK(strlen(p->lines[0]) == 62);
+		CHECK_STR(p->lines[1], "NEXT");
+	}
+	t_end(p);
+}
+
+static bool t_next_seen(struct t_proto *p)
+{
+	return p->nlines >= 3;
+}
+
+static void test_raw_after_line(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	/* the chunk holds a CRLF and would-be commands: they are data */
+	static const char in[] = "RAW 12\r\nab\r\nQUIT\r\ncdNEXT\r\nRAW 0\r\nLAST\r\n";
+	t_send(in, sizeof(in) - 1);
+	t_pump(p, 500, t_next_seen);
+	CHECK(p->ndata == 12 && memcmp(p->data, "ab\r\nQUIT\r\ncd", 12) == 0);
+	CHECK(p->nlines >= 3);
+	t_pump(p, 100, NULL);
+	CHECK(p->raw_ends == 2);
+	CHECK(p->nlines == 4);
+	if (p->nlines == 4) {
+		CHECK_STR(p->lines[0], "RAW 12");
+		CHECK_STR(p->lines[1], "NEXT");
+		CHECK_STR(p->lines[2], "RAW 0");
+		CHECK_STR(p->lines[3], "LAST");
+	}
+	char out[512];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "OK RAW 12\r\nOK raw 12\r\nOK NEXT\r\nOK RAW 0\r\nOK raw 12\r\nOK LAST\r\n");
+	t_end(p);
+}
+
+static void test_backpressure(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	p->reply_size = 8192;
+	enum { N = 300 };
+	char in[N * 4];
+	for (int i = 0; i < N; i++)
+		memcpy(in + 4 * i, "NO\r\n", 4);
+	/* the peer sends everything and reads nothing: the session stops taking
+	 * input once its output is over output_high, and input buffering stops at
+	 * input_high (the rest waits in the socket) */
+	size_t sent = 0;
+	int fl = fcntl(peer, F_GETFL);
+	fcntl(peer, F_SETFL, fl | O_NONBLOCK);
+	for (int round = 0; round < 50 && sent < sizeof(in); round++) {
+		ssize_t w = write(peer, in + sent, sizeof(in) - sent);
+		if (w > 0)
+			sent += (size_t)w;
+		t_pump(p, 20, NULL);
+	}
+	fcntl(peer, F_SETFL, fl);
+	t_pump(p, 200, NULL);
+	size_t stalled = p->nlines;
+	CHECK(stalled < N);
+	CHECK(conn_output_pending(p->c) <= lim.output_high + p->reply_size + 2);
+	CHECK(evbuffer_get_length(bufferevent_get_input(p->c->bev)) <= lim.input_high);
+	t_pump(p, 200, NULL);
+	CHECK(p->nlines == stalled); /* nothing moves while the peer reads nothing */
+	/* the peer reads: everything gets processed and answered */
+	size_t got = 0;
+	char buf[65536];
+	fcntl(peer, F_SETFL, fl | O_NONBLOCK);
+	for (int round = 0; round < 2000 && got < (size_t)N * 8194; round++) {
+		if (sent < sizeof(in)) {
+			ssize_t w = write(peer, in + sent, sizeof(in) - sent);
+			if (w > 0)
+				sent += (size_t)w;
+		}
+		ssize_t r;
+		while ((r = read(peer, buf, sizeof(buf))) > 0)
+			got += (size_t)r;
+		t_pump(p, 10, NULL);
+	}
+	fcntl(peer, F_SETFL, fl);
+	CHECK(p->nlines == N);
+	CHECK(got == (size_t)N * 8194);
+	t_end(p);
+}
+
+static void test_idle_timeout(void)
+{
+	struct line_session_limits lim = t_limits();
+	lim.idle_timeout = 1;
+	struct t_proto *p = t_start(&lim);
+	t_pump(p, 5000, t_dead);
+	CHECK(conn_is_dead(p->c));
+	char out[64];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "TIMEOUT\r\n");
+	t_end(p);
+}
+
+static void test_command_timeout(void)
+{
+	struct line_session_limits lim = t_limits();
+	lim.command_timeout = 1; /* idle stays at 100 s: only the command timer can fire */
+	struct t_proto *p = t_start(&lim);
+	t_send("NOOP\r\nHALF", 10);
+	/* more bytes of the started line do not restart the timer */
+	for (int i = 0; i < 40 && !conn_is_dead(p->c); i++) {
+		t_send("x", 1);
+		t_pump(p, 100, t_dead);
+	}
+	CHECK(conn_is_dead(p->c));
+	CHECK(p->nlines == 1);
+	char out[64];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "OK NOOP\r\nTIMEOUT\r\n");
+	t_end(p);
+}
+
+static void test_deadline(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	t_send("DEADLINE\r\nRAW 100\r\n", 19);
+	/* bytes keep coming, so the data timer never fires; the deadline does */
+	for (int i = 0; i < 40 && !conn_is_dead(p->c); i++) {
+		t_send("y", 1);
+		t_pump(p, 100, t_dead);
+	}
+	CHECK(conn_is_dead(p->c));
+	char out[128];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "OK DEADLINE\r\nOK RAW 100\r\nTIMEOUT\r\n");
+	t_end(p);
+}
+
+static void test_half_close(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	t_send("A\r\nB\r\n", 6);
+	shutdown(peer, SHUT_WR);
+	t_pump(p, 1000, t_dead);
+	CHECK(conn_is_dead(p->c));
+	char out[64];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "OK A\r\nOK B\r\n");
+	CHECK(t_peer_eof());
+	t_end(p);
+}
+
+static void test_park_unpark(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	t_send("PARK\r\nX\r\nY\r\n", 12);
+	t_pump(p, 200, NULL);
+	CHECK(p->nlines == 1);
+	CHECK(line_session_parked(p->ls));
+	/* the job is done: what was pipelined is taken, in order */
+	line_session_unpark(p->ls);
+	CHECK(p->nlines == 3);
+	if (p->nlines == 3) {
+		CHECK_STR(p->lines[1], "X");
+		CHECK_STR(p->lines[2], "Y");
+	}
+	/* half-close while parked: the replies still come once unparked */
+	t_send("PARK\r\nZ\r\n", 9);
+	shutdown(peer, SHUT_WR);
+	t_pump(p, 200, NULL);
+	CHECK(!conn_is_dead(p->c));
+	CHECK(p->nlines == 4);
+	line_session_unpark(p->ls);
+	t_pump(p, 500, t_dead);
+	CHECK(p->nlines == 5);
+	char out[256];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "OK PARK\r\nOK X\r\nOK Y\r\nOK PARK\r\nOK Z\r\n");
+	CHECK(t_peer_eof());
+	t_end(p);
+}
+
+static void test_max_errors(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	t_send("BAD\r\nBAD\r\nBAD\r\nNOOP\r\n", 20);
+	t_pump(p, 500, t_dead);
+	CHECK(conn_is_dead(p->c));
+	CHECK(p->nlines == 3);
+	char out[128];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "ERR BAD\r\nERR BAD\r\nERR BAD\r\nTOO MANY\r\n");
+	t_end(p);
+}
+
+static void test_goodbye(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	t_send("QUIT\r\nNOOP\r\n", 12);
+	t_pump(p, 500, t_dead);
+	CHECK(conn_is_dead(p->c));
+	CHECK(p->nlines == 1);
+	char out[64];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "BYE\r\n");
+	CHECK(t_peer_eof());
+	t_end(p);
+}
+
+static int t_count_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* A TLS set-up that fails ends the session: the socket is closed (no fd left
+ * behind) and the protocol's state stays valid until it is freed. */
+static void test_start_tls_failure(void)
+{
+	int before = t_count_fds();
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim); /* srv.tls is NULL: conn_start_tls fails */
+	t_send("JUNK\r\n", 6);
+	t_pump(p, 50, NULL);
+	CHECK(line_session_start_tls(p->ls) == -1);
+	CHECK(conn_is_dead(p->c));
+	CHECK(line_session_gone(p->ls));
+	line_session_reply(p->ls, "NOT SENT"); /* harmless once gone */
+	t_pump(p, 50, NULL);
+	char out[64];
+	t_read_all(p, out, sizeof(out));
+	CHECK_STR(out, "OK JUNK\r\n");
+	CHECK(t_peer_eof());
+	t_end(p);
+	CHECK(t_count_fds() == before);
+}
+
+int main(void)
+{
+	log_set_level(LOG_LEVEL_ERROR);
+	base = event_base_new();
+	srv.base = base;
+	srv.ip_counts = calloc(1024, sizeof(*srv.ip_counts));
+	srv.ev_reap = event_new(base, -1, 0, t_reap, NULL);
+	test_byte_splits();
+	test_overlong_line();
+	test_raw_after_line();
+	test_backpressure();
+	test_idle_timeout();
+	test_command_timeout();
+	test_deadline();
+	test_half_close();
+	test_park_unpark();
+	test_max_errors();
+	test_goodbye();
+	test_start_tls_failure();
+	event_free(srv.ev_reap);
+	free(srv.ip_counts);
+	event_base_free(base);
+	return unit_finish("line_session");
+}
