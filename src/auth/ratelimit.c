@@ -1,5 +1,6 @@
 #include "auth/ratelimit.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,12 +14,16 @@ struct ratelimit_entry {
 };
 
 struct ratelimit {
+	pthread_mutex_t lock; /* every public function holds it: several loops share one table */
 	struct ratelimit_entry *buckets[RATELIMIT_BUCKETS];
 };
 
 struct ratelimit *ratelimit_new(void)
 {
-	return calloc(1, sizeof(struct ratelimit));
+	struct ratelimit *rl = calloc(1, sizeof(struct ratelimit));
+	if (rl != NULL)
+		pthread_mutex_init(&rl->lock, NULL);
+	return rl;
 }
 
 void ratelimit_free(struct ratelimit **rlp)
@@ -33,6 +38,7 @@ void ratelimit_free(struct ratelimit **rlp)
 			free(e);
 		}
 	}
+	pthread_mutex_destroy(&rl->lock);
 	free(rl);
 	*rlp = NULL;
 }
@@ -55,7 +61,7 @@ static void ratelimit_refill(struct ratelimit_entry *e, unsigned per_hour, int64
 	e->last_ms = now_ms;
 }
 
-bool ratelimit_take(struct ratelimit *rl, const char *key, unsigned per_hour, int64_t now_ms)
+static bool ratelimit_take_locked(struct ratelimit *rl, const char *key, unsigned per_hour, int64_t now_ms)
 {
 	if (per_hour == 0)
 		return true;
@@ -80,7 +86,7 @@ bool ratelimit_take(struct ratelimit *rl, const char *key, unsigned per_hour, in
 	return true;
 }
 
-void ratelimit_expire(struct ratelimit *rl, unsigned per_hour, int64_t now_ms)
+static void ratelimit_expire_locked(struct ratelimit *rl, unsigned per_hour, int64_t now_ms)
 {
 	for (size_t i = 0; i < RATELIMIT_BUCKETS; i++) {
 		struct ratelimit_entry **p = &rl->buckets[i];
@@ -95,4 +101,19 @@ void ratelimit_expire(struct ratelimit *rl, unsigned per_hour, int64_t now_ms)
 			}
 		}
 	}
+}
+
+bool ratelimit_take(struct ratelimit *rl, const char *key, unsigned per_hour, int64_t now_ms)
+{
+	pthread_mutex_lock(&rl->lock);
+	bool r = ratelimit_take_locked(rl, key, per_hour, now_ms);
+	pthread_mutex_unlock(&rl->lock);
+	return r;
+}
+
+void ratelimit_expire(struct ratelimit *rl, unsigned per_hour, int64_t now_ms)
+{
+	pthread_mutex_lock(&rl->lock);
+	ratelimit_expire_locked(rl, per_hour, now_ms);
+	pthread_mutex_unlock(&rl->lock);
 }

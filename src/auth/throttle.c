@@ -4,6 +4,7 @@
  * expiry. See throttle.h for the policy. */
 #include "auth/throttle.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -25,6 +26,7 @@ struct throttle_entry {
 };
 
 struct throttle {
+	pthread_mutex_t lock; /* every public function holds it: several loops share one table */
 	struct throttle_limits limits;
 	struct throttle_entry **buckets;
 	size_t nbuckets; /* power of two */
@@ -77,6 +79,7 @@ struct throttle *throttle_new(const struct throttle_limits *limits)
 		return NULL;
 	}
 	t->max_entries = THROTTLE_MAX_ENTRIES;
+	pthread_mutex_init(&t->lock, NULL);
 	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
 		t->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
 	throttle_set_limits(t, limits);
@@ -95,23 +98,31 @@ void throttle_free(struct throttle **tp)
 		e = next;
 	}
 	free(t->buckets);
+	pthread_mutex_destroy(&t->lock);
 	free(t);
 	*tp = NULL;
 }
 
 void throttle_set_limits(struct throttle *t, const struct throttle_limits *limits)
 {
+	pthread_mutex_lock(&t->lock);
 	t->limits = *limits;
+	pthread_mutex_unlock(&t->lock);
 }
 
 void throttle_set_max_entries(struct throttle *t, unsigned max_entries)
 {
+	pthread_mutex_lock(&t->lock);
 	t->max_entries = max_entries == 0 ? THROTTLE_MAX_ENTRIES : max_entries;
+	pthread_mutex_unlock(&t->lock);
 }
 
 unsigned throttle_count(const struct throttle *t)
 {
-	return (unsigned)t->count;
+	pthread_mutex_lock((pthread_mutex_t *)&t->lock);
+	unsigned n = (unsigned)t->count;
+	pthread_mutex_unlock((pthread_mutex_t *)&t->lock);
+	return n;
 }
 
 static struct throttle_entry *throttle_find(struct throttle *t, const char *key, size_t len,
@@ -244,7 +255,7 @@ static uint32_t throttle_count_failure(struct throttle *t, char kind, const char
 	return e->failures;
 }
 
-bool throttle_refused(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+static bool throttle_refused_locked(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
 {
 	struct throttle_entry *e;
 
@@ -256,7 +267,7 @@ bool throttle_refused(struct throttle *t, const char *ip, const char *account, i
 	return false;
 }
 
-unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+static unsigned throttle_failure_locked(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
 {
 	uint32_t n = 0, m;
 
@@ -276,7 +287,7 @@ unsigned throttle_failure(struct throttle *t, const char *ip, const char *accoun
 	return (unsigned)delay;
 }
 
-void throttle_success(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+static void throttle_success_locked(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
 {
 	struct throttle_entry *e;
 
@@ -286,7 +297,7 @@ void throttle_success(struct throttle *t, const char *ip, const char *account, i
 		throttle_remove(t, e);
 }
 
-void throttle_expire(struct throttle *t, int64_t now_ms)
+static void throttle_expire_locked(struct throttle *t, int64_t now_ms)
 {
 	int64_t idle = sec_ms(t->limits.window) + sec_ms(t->limits.lockout);
 
@@ -297,4 +308,34 @@ void throttle_expire(struct throttle *t, int64_t now_ms)
 			break;
 		throttle_remove(t, e);
 	}
+}
+
+bool throttle_refused(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+{
+	pthread_mutex_lock(&t->lock);
+	bool r = throttle_refused_locked(t, ip, account, now_ms);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+{
+	pthread_mutex_lock(&t->lock);
+	unsigned r = throttle_failure_locked(t, ip, account, now_ms);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+void throttle_success(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+{
+	pthread_mutex_lock(&t->lock);
+	throttle_success_locked(t, ip, account, now_ms);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void throttle_expire(struct throttle *t, int64_t now_ms)
+{
+	pthread_mutex_lock(&t->lock);
+	throttle_expire_locked(t, now_ms);
+	pthread_mutex_unlock(&t->lock);
 }

@@ -7,7 +7,8 @@
  *   - an account with account_max_failures failures (from any IPs) likewise; this
  *     threshold is higher so that one attacker cannot easily lock a user out.
  * Successes are never delayed, and reset the IP's count for that window.
- * Loop-thread only (no locking). Time is passed in, so tests need no sleeping.
+ * Thread-safe: a mutex inside, since every event loop shares the table. Time is
+ * passed in, so tests need no sleeping.
  *
  * Counting is a fixed window per key that starts at the key's first failure and
  * restarts at the first failure after it has run out (a count and a start time per
