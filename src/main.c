@@ -6,8 +6,8 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/version.h"
-#include "net/server.h"
 #include "net/tls.h"
+#include "serve.h"
 
 static void usage(FILE *f)
 {
@@ -63,12 +63,13 @@ int main(int argc, char **argv)
 		if (main_config_only(argc - 1, argv + 1, &path) < 0)
 			return 2;
 		if (strcmp(cmd, "serve") == 0)
-			return server_main(path);
+			return serve_main(path);
 		struct config *cfg = NULL;
 		char *err = NULL;
-		if (config_load(path, &cfg, &err) < 0) {
+		if (config_load(path, &cfg, &err) < 0 || serve_check(cfg, &err) < 0) {
 			fprintf(stderr, "%s\n", err != NULL ? err : "hermod: cannot load config");
 			free(err);
+			config_free(&cfg);
 			return 1;
 		}
 		/* the certificates too: a bad one must not wait for the next start */
