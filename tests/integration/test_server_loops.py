@@ -234,6 +234,16 @@ def test_raises_the_soft_limit(make_server):
                 break
             time.sleep(0.05)
         assert re.search(r"^Max open files\s+%d\s" % need, limits, re.M), limits
+        # serving (and so handling SIGTERM) before it is stopped
+        while True:
+            assert time.monotonic() < deadline, "not accepting connections"
+            try:
+                with srv.connect() as c:
+                    assert c.read_reply().code == 220
+                    c.quit()
+                break
+            except OSError:
+                time.sleep(0.05)
     finally:
         p.terminate()
         out, err = p.communicate(timeout=30)
