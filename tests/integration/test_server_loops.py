@@ -4,6 +4,7 @@ accept back-off, and several event loops."""
 import os
 import re
 import resource
+import signal
 import subprocess
 import time
 
@@ -286,3 +287,53 @@ def test_one_loop_is_allowed(make_server):
     log = srv.stderr_bytes().decode()
     assert re.search(r"event=started .* threads=1$", log, re.M)
     assert set(re.findall(r"event=connect proto=smtp ip=\S+ loop=(\d+)", log)) == {"0"}
+
+
+def _wait_log(srv, needle, before):
+    deadline = time.monotonic() + 30
+    while srv.stderr_bytes().decode("utf-8", "replace").count(needle) <= before:
+        assert time.monotonic() < deadline, "no %r in the log\n%s" % (needle, srv.stderr_tail())
+        time.sleep(0.05)
+
+
+def test_reload_reaches_every_loop(make_server):
+    srv = make_server(limits={"max_recipients": "2"}, extra={"server": {"threads": "3"}})
+    good = open(srv.config_path).read()
+    before = srv.stderr_bytes().decode().count("event=reloaded")
+    with open(srv.config_path, "w") as f:
+        f.write(good.replace("max_recipients = 2", "max_recipients = 3"))
+    srv.proc.send_signal(signal.SIGHUP)
+    _wait_log(srv, "event=reloaded", before)
+    # six sessions at once: two on each loop, each with the new limit
+    conns = _open_smtp(srv, 6)
+    try:
+        log = srv.stderr_bytes().decode()
+        loops = re.findall(r"event=connect proto=smtp ip=\S+ loop=(\d+)", log)[-6:]
+        assert sorted(loops) == ["0", "0", "1", "1", "2", "2"], loops
+        for c in conns:
+            c.ehlo()
+            c.mail()
+            assert [c.cmd("RCPT TO:<%s>" % ALICE).code for _ in range(3)] == [250] * 3
+            assert c.cmd("RCPT TO:<%s>" % ALICE).line == "452 4.5.3 Too many recipients"
+            c.quit()
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_reload_with_a_listener_without_protocol_keeps_the_old_config(make_server):
+    srv = make_server()
+    before = srv.stderr_bytes().decode().count("event=reload-failed")
+    with open(srv.config_path, "a") as f:
+        f.write("[listen]\n")  # a second [listen] section continues the first
+    with open(srv.config_path, "a") as f:
+        f.write("imap = 127.0.0.1:1\n")
+    line = _line_of(srv.config_path, "imap = ")
+    srv.proc.send_signal(signal.SIGHUP)
+    _wait_log(srv, "event=reload-failed", before)
+    failed = [l for l in srv.stderr_bytes().decode().splitlines()
+              if "event=reload-failed" in l][-1]
+    assert failed.endswith('event=reload-failed error="%s:%d: [listen] imap: no protocol '
+                           'implements this listener yet (leave it empty or remove it)"'
+                           % (srv.config_path, line)), failed
+    srv.assert_serves(check_stored=False)
