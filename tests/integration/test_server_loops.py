@@ -337,3 +337,56 @@ def test_reload_with_a_listener_without_protocol_keeps_the_old_config(make_serve
                            'implements this listener yet (leave it empty or remove it)"'
                            % (srv.config_path, line)), failed
     srv.assert_serves(check_stored=False)
+
+
+def _sigterm(srv):
+    before = srv.stderr_bytes().decode().count("event=stopping")
+    srv.proc.send_signal(signal.SIGTERM)
+    _wait_log(srv, "event=stopping", before)
+
+
+def _loops_of_last(srv, n):
+    log = srv.stderr_bytes().decode()
+    return re.findall(r"event=connect proto=smtp ip=\S+ loop=(\d+)", log)[-n:]
+
+
+def test_sigterm_drains_every_loop(make_server):
+    srv = make_server(extra={"server": {"threads": "3"}})
+    conns = _open_smtp(srv, 3)
+    assert sorted(_loops_of_last(srv, 3)) == ["0", "1", "2"]
+    subjects = []
+    for c in conns:
+        c.ehlo()
+        c.mail()
+        c.rcpt(ALICE)
+    _sigterm(srv)
+    # every loop lets its transaction finish, then the process exits 0
+    for c in conns:
+        subjects.append(unique("drain"))
+        assert DELIVERED_RE.match(c.data(make_message(subjects[-1])).line)
+    for c in conns:
+        c.close()
+    srv.proc.wait(timeout=30)
+    assert srv.stop() == 0
+    for s in subjects:
+        srv.fetch_one(ALICE, s)
+
+
+def test_shutdown_timeout_ends_sessions_on_every_loop(make_server):
+    srv = make_server(limits={"shutdown_timeout": "1s"}, extra={"server": {"threads": "2"}})
+    conns = _open_smtp(srv, 2)
+    assert sorted(_loops_of_last(srv, 2)) == ["0", "1"]
+    for c in conns:
+        c.ehlo()
+        c.mail()
+        c.rcpt(ALICE)
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: stuck\r\n\r\nhalf a message")
+    _sigterm(srv)
+    for c in conns:
+        c.wait_closed()
+        c.close()
+    srv.proc.wait(timeout=30)
+    assert srv.stop() == 0
+    log = srv.stderr_bytes().decode()
+    assert sorted(re.findall(r"event=shutdown-timeout loop=(\d+) sessions=1", log)) == ["0", "1"]
