@@ -8,8 +8,8 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/version.h"
-#include "net/server.h"
 #include "net/tls.h"
+#include "serve.h"
 
 static void usage(FILE *f)
 {
@@ -106,13 +106,14 @@ static int main_run(int argc, char **argv)
 			return 2;
 		if (strcmp(cmd, "serve") == 0) {
 			main_apply_process_settings(path);
-			return server_main(path);
+			return serve_main(path);
 		}
 		struct config *cfg = NULL;
 		char *err = NULL;
-		if (config_load(path, &cfg, &err) < 0) {
+		if (config_load(path, &cfg, &err) < 0 || serve_check(cfg, &err) < 0) {
 			fprintf(stderr, "%s\n", err != NULL ? err : "hermod: cannot load config");
 			free(err);
+			config_free(&cfg);
 			return 1;
 		}
 		/* the certificates too: a bad one must not wait for the next start */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth_ctx.h"
 #include "auth/throttle.h"
 #include "core/base64.h"
 #include "core/log.h"
@@ -60,7 +61,7 @@ static void auth_exchange_succeed(struct auth_exchange *ax)
 		auth_exchange_fail_now(ax, AUTH_TEMPFAIL);
 		return;
 	}
-	throttle_success(ax->c->srv->throttle, ax->c->ip, account, server_now_ms());
+	throttle_success(ax->c->auth->throttle, ax->c->ip, account, ax->c->auth->now_ms());
 	log_info(ax->c->sid, "event=auth user=%s mech=%s ip=%s", account, ax->label, ax->c->ip);
 	auth_exchange_end(ax);
 	ax->ops->success(ax->ctx, account);
@@ -85,7 +86,7 @@ static void auth_exchange_fail(struct auth_exchange *ax)
 		 ax->c->ip, ax->label, auth_exchange_user_esc(ax, esc, sizeof(esc)),
 		 sasl_server_reason(ax->sasl));
 	unsigned delay =
-		throttle_failure(ax->c->srv->throttle, ax->c->ip, ax->user, server_now_ms());
+		throttle_failure(ax->c->auth->throttle, ax->c->ip, ax->user, ax->c->auth->now_ms());
 	if (delay == 0 || ax->delay == NULL) {
 		auth_exchange_fail_now(ax, AUTH_FAILED);
 		return;
@@ -100,7 +101,7 @@ static void auth_exchange_fail(struct auth_exchange *ax)
 static void auth_exchange_lookup_run(void *arg)
 {
 	struct auth_exchange *ax = arg;
-	sasl_lookup_run(ax->c->srv->store, sasl_server_lookup(ax->sasl));
+	sasl_lookup_run(ax->c->auth->store, sasl_server_lookup(ax->sasl));
 }
 
 static void auth_exchange_lookup_done(void *arg)
@@ -144,7 +145,8 @@ static void auth_exchange_step(struct auth_exchange *ax, const unsigned char *in
 		l = sasl_server_lookup(ax->sasl);
 		if (l != NULL && l->user != NULL && ax->user == NULL)
 			ax->user = strdup(l->user);
-		if (throttle_refused(ax->c->srv->throttle, ax->c->ip, ax->user, server_now_ms())) {
+		if (throttle_refused(ax->c->auth->throttle, ax->c->ip, ax->user,
+				     ax->c->auth->now_ms())) {
 			log_warn(ax->c->sid, "event=auth-refused ip=%s user=\"%s\" reason=throttled",
 				 ax->c->ip, auth_exchange_user_esc(ax, esc, sizeof(esc)));
 			auth_exchange_fail_now(ax, AUTH_THROTTLED);
@@ -152,8 +154,8 @@ static void auth_exchange_step(struct auth_exchange *ax, const unsigned char *in
 		}
 		/* the password hash (or SCRAM keys) comes from the store; yescrypt
 		 * runs on the hashing pool, never on the loop */
-		if (conn_submit_auth(ax->c, auth_exchange_lookup_run, auth_exchange_lookup_done,
-				     ax) < 0) {
+		if (ax->c->auth->submit(ax->c, auth_exchange_lookup_run, auth_exchange_lookup_done,
+					ax) < 0) {
 			auth_exchange_fail_now(ax, AUTH_TEMPFAIL);
 			return;
 		}
@@ -184,7 +186,7 @@ static void auth_exchange_step(struct auth_exchange *ax, const unsigned char *in
 		log_warn(ax->c->sid, "event=auth-failed ip=%s mech=%s user=\"%s\" reason=\"%s\"",
 			 ax->c->ip, ax->label, auth_exchange_user_esc(ax, esc, sizeof(esc)),
 			 sasl_server_reason(ax->sasl));
-		throttle_failure(ax->c->srv->throttle, ax->c->ip, ax->user, server_now_ms());
+		throttle_failure(ax->c->auth->throttle, ax->c->ip, ax->user, ax->c->auth->now_ms());
 		auth_exchange_fail_now(ax, AUTH_MALFORMED);
 		return;
 	}
@@ -202,7 +204,7 @@ struct auth_exchange *auth_exchange_new(struct conn *c, enum sasl_mech mech, con
 	ax->ctx = ctx;
 	snprintf(ax->label, sizeof(ax->label), "%s", label != NULL ? label : sasl_mech_name(mech));
 	ax->sasl = sasl_server_new(mech, cb_data, cb_len);
-	ax->delay = evtimer_new(c->srv->base, auth_exchange_on_delay, ax);
+	ax->delay = evtimer_new(c->loop->base, auth_exchange_on_delay, ax);
 	if (ax->sasl == NULL || ax->delay == NULL) {
 		auth_exchange_free(&ax);
 		return NULL;
@@ -225,7 +227,7 @@ void auth_exchange_free(struct auth_exchange **axp)
 
 bool auth_exchange_ip_refused(struct conn *c)
 {
-	if (!throttle_refused(c->srv->throttle, c->ip, NULL, server_now_ms()))
+	if (!throttle_refused(c->auth->throttle, c->ip, NULL, c->auth->now_ms()))
 		return false;
 	log_warn(c->sid, "event=auth-refused ip=%s reason=throttled", c->ip);
 	return true;

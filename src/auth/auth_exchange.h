@@ -2,7 +2,8 @@
  * POP3 AUTH and USER/PASS, IMAP AUTHENTICATE/LOGIN): runs the mechanism
  * (auth/sasl.h), base64 on the wire, the credential lookup on the password-hashing
  * pool, brute-force throttling (auth/throttle.h) with its failure delay, and the
- * log lines. The protocol only frames what the driver hands it: a challenge
+ * log lines. What it needs from the server (throttle, store, hashing pool, clock)
+ * comes from the connection's auth context, c->auth (auth/auth_ctx.h). The protocol only frames what the driver hands it: a challenge
  * ("334 ..." / "+ ..."), success, or one of the failure outcomes.
  *
  * Lifetime: made by the protocol session when AUTH starts and freed by it when

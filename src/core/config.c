@@ -84,6 +84,7 @@ static const struct key_def config_keys[] = {
     {"server", "data_dir", KT_DATA_DIR, F(data_dir), 0, 0, false},
     {"server", "user", KT_USER, F(user), 0, 0, false},
     {"server", "log_level", KT_LOG_LEVEL, F(log_level), 0, 0, false},
+    {"server", "threads", KT_UINT, F(threads), 1, 256, true},
 
     {"listen", "smtp", KT_LISTEN, F(listen_smtp), 0, 0, false},
     {"listen", "submission", KT_LISTEN, F(listen_submission), 0, 0, false},
@@ -114,6 +115,13 @@ static const struct key_def config_keys[] = {
     {"limits", "max_recipients", KT_UINT, F(max_recipients), 1, 1000000, false},
     {"limits", "max_connections", KT_UINT, F(max_connections), 1, 1000000, false},
     {"limits", "max_connections_per_ip", KT_UINT, F(max_connections_per_ip), 1, 1000000, false},
+    {"limits", "max_connections_smtp", KT_UINT, F(max_connections_smtp), 1, 1000000, false},
+    {"limits", "max_connections_submission", KT_UINT, F(max_connections_submission), 1, 1000000,
+     false},
+    {"limits", "max_connections_submissions", KT_UINT, F(max_connections_submissions), 1,
+     1000000, false},
+    {"limits", "max_connections_pop3", KT_UINT, F(max_connections_pop3), 1, 1000000, false},
+    {"limits", "max_connections_pop3s", KT_UINT, F(max_connections_pop3s), 1, 1000000, false},
     {"limits", "max_errors", KT_UINT, F(max_errors), 1, 1000000, false},
     /* RFC 5321 4.5.3.1.6: a text line of 1000 octets incl. CRLF must be accepted. */
     {"limits", "max_line_length", KT_UINT, F(max_line_length), 1000, UINT_MAX, true},
@@ -882,6 +890,51 @@ static void config_check_listen_clash(struct config_ctx *ctx)
 	}
 }
 
+/* The value of a [limits] max_connections_<key>, 0 when not set (or no such key). */
+static unsigned config_listener_limit(struct config_ctx *ctx, const char *key, int *line_r)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "max_connections_%s", key);
+	int idx = config_key_index("limits", name);
+	*line_r = idx >= 0 ? ctx->seen[idx] : 0;
+	if (idx < 0 || ctx->seen[idx] == 0)
+		return 0;
+	return *(const unsigned *)(const void *)((const char *)ctx->cfg + config_keys[idx].offset);
+}
+
+/* cfg->listen[]: every [listen] key that is set, with its line and connection
+ * limit. A per-listener limit above the global one could never be reached, so it
+ * is an error whether or not that listener is on. */
+static void config_collect_listeners(struct config_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	cfg->nlisten = 0;
+	for (size_t i = 0; i < CONFIG_NKEYS && !ctx->failed; i++) {
+		if (config_keys[i].type != KT_LISTEN)
+			continue;
+		int line;
+		unsigned v = config_listener_limit(ctx, config_keys[i].name, &line);
+		if (v > cfg->max_connections) {
+			ctx_error_at(ctx, line, "max_connections_%s (%u) is larger than "
+			             "max_connections (%u)", config_keys[i].name, v,
+			             cfg->max_connections);
+			return;
+		}
+		if (*config_field(cfg, (int)i) == NULL || cfg->nlisten >= CONFIG_LISTEN_MAX)
+			continue; /* off (the bound is never hit: one slot per KT_LISTEN key) */
+		struct config_listen *l = &cfg->listen[cfg->nlisten++];
+		l->key = config_keys[i].name;
+		l->addr = *config_field(cfg, (int)i);
+		l->line = ctx->seen[i];
+		if (v != 0)
+			l->max_connections = v;
+		else if (strcmp(l->key, "smtp") == 0) /* room kept for the other services */
+			l->max_connections = cfg->max_connections - cfg->max_connections / 4;
+		else
+			l->max_connections = cfg->max_connections;
+	}
+}
+
 /* Directory part of path, made absolute when it exists: "run/h.conf" -> "/cwd/run". */
 static char *config_base_dir(const char *path)
 {
@@ -977,6 +1030,8 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
 		config_check_tls(&ctx);
 	if (!ctx.failed)
 		config_check_listen_clash(&ctx);
+	if (!ctx.failed)
+		config_collect_listeners(&ctx);
 	if (!ctx.failed)
 		config_resolve_data_dir(&ctx);
 	if (!ctx.failed)

@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/hermod/hermod.conf"
+/* [listen] keys that exist (smtp, submission, submissions, imap, imaps, pop3,
+ * pop3s, http) */
+#define CONFIG_LISTEN_MAX 8
 
 struct config {
 	char *path; /* the file it was loaded from */
@@ -17,6 +20,7 @@ struct config {
 	char *data_dir;  /* required */
 	char *user;      /* NULL = keep the starting user */
 	char *log_level; /* debug|info|warn|error, default info */
+	unsigned threads; /* event loops; 0 (default) = one per online core */
 
 	/* [listen]: "host:port" or "[v6]:port"; NULL when empty/absent = off */
 	char *listen_smtp;
@@ -27,6 +31,16 @@ struct config {
 	char *listen_pop3;
 	char *listen_pop3s;
 	char *listen_http;
+	/* The [listen] keys that are set, in table order: key name, address (points
+	 * into the listen_* field above), the line it was set on, and the connection
+	 * limit of that listener ([limits] max_connections_<key>). */
+	struct config_listen {
+		const char *key;
+		const char *addr;
+		int line;
+		unsigned max_connections;
+	} listen[CONFIG_LISTEN_MAX];
+	unsigned nlisten;
 
 	/* [tls] */
 	char *tls_cert;
@@ -52,6 +66,13 @@ struct config {
 	unsigned max_recipients;         /* per transaction, default 100 */
 	unsigned max_connections;        /* global, default 1000 */
 	unsigned max_connections_per_ip; /* default 20 */
+	/* per listener, 0 = default: smtp max_connections minus a quarter (so the
+	 * authenticated services keep room), the others max_connections */
+	unsigned max_connections_smtp;
+	unsigned max_connections_submission;
+	unsigned max_connections_submissions;
+	unsigned max_connections_pop3;
+	unsigned max_connections_pop3s;
 	unsigned max_errors;             /* protocol errors before 421 + close, default 10 */
 	unsigned max_line_length;  /* DATA text line incl. CRLF, default 1000; 0 = unlimited */
 	unsigned idle_timeout;     /* seconds waiting for a command, default 300 */

@@ -1,23 +1,27 @@
 #include "core/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-static enum log_level log_min_level = LOG_LEVEL_INFO;
+/* Set on reload (main thread), read by every loop and worker. Lines are
+ * written with one fwrite each (stdio locks the stream per call), so lines from
+ * several threads never interleave. */
+static _Atomic int log_min_level = LOG_LEVEL_INFO;
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level level)
 {
-	log_min_level = level;
+	atomic_store_explicit(&log_min_level, (int)level, memory_order_relaxed);
 }
 
 void log_msg(enum log_level level, const char *sid, const char *fmt, ...)
 {
-	if (level < log_min_level)
+	if ((int)level < atomic_load_explicit(&log_min_level, memory_order_relaxed))
 		return;
 	char line[2048];
 	struct timeval tv;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 struct worker_job {
 	struct worker_job *next;
+	struct worker_inbox *inbox;
 	worker_job_fn *job;
 	worker_done_fn *done;
 	void *arg;
@@ -25,13 +27,17 @@ struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct worker_job_queue waiting; /* waiting for a thread */
-	struct worker_job_queue done; /* finished, completion not yet run */
 	bool quit;
-	unsigned pending; /* loop thread only */
+	atomic_uint pending; /* queued or running */
 	unsigned nthreads;
 	int nice;
 	pthread_t *threads;
-	int efd; /* eventfd: "done queue is non-empty" */
+};
+
+struct worker_inbox {
+	pthread_mutex_t lock;
+	struct worker_job_queue done; /* finished, completion not yet run */
+	int efd;                      /* eventfd: "done queue is non-empty" */
 	struct event *ev;
 };
 
@@ -52,6 +58,19 @@ static struct worker_job *worker_queue_take_all(struct worker_job_queue *q)
 	return j;
 }
 
+static void worker_inbox_post(struct worker_inbox *inbox, struct worker_job *j)
+{
+	pthread_mutex_lock(&inbox->lock);
+	bool was_empty = inbox->done.head == NULL;
+	worker_queue_push(&inbox->done, j);
+	pthread_mutex_unlock(&inbox->lock);
+	if (was_empty) {
+		uint64_t one = 1;
+		ssize_t w = write(inbox->efd, &one, sizeof(one));
+		(void)w; /* eventfd write only fails on counter overflow */
+	}
+}
+
 static void *worker_thread_main(void *ctx)
 {
 	struct worker_pool *pool = ctx;
@@ -70,31 +89,25 @@ static void *worker_thread_main(void *ctx)
 		pthread_mutex_unlock(&pool->lock);
 
 		j->job(j->arg);
+		atomic_fetch_sub(&pool->pending, 1);
+		worker_inbox_post(j->inbox, j);
 
 		pthread_mutex_lock(&pool->lock);
-		bool was_empty = pool->done.head == NULL;
-		worker_queue_push(&pool->done, j);
-		if (was_empty) {
-			uint64_t one = 1;
-			ssize_t w = write(pool->efd, &one, sizeof(one));
-			(void)w; /* eventfd write only fails on counter overflow */
-		}
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
 }
 
-static void worker_pool_run_completions(struct worker_pool *pool)
+void worker_inbox_run(struct worker_inbox *inbox)
 {
 	uint64_t n;
-	ssize_t r = read(pool->efd, &n, sizeof(n));
+	ssize_t r = read(inbox->efd, &n, sizeof(n));
 	(void)r;
-	pthread_mutex_lock(&pool->lock);
-	struct worker_job *j = worker_queue_take_all(&pool->done);
-	pthread_mutex_unlock(&pool->lock);
+	pthread_mutex_lock(&inbox->lock);
+	struct worker_job *j = worker_queue_take_all(&inbox->done);
+	pthread_mutex_unlock(&inbox->lock);
 	while (j != NULL) {
 		struct worker_job *next = j->next;
-		pool->pending--;
 		if (j->done != NULL)
 			j->done(j->arg);
 		free(j);
@@ -102,12 +115,47 @@ static void worker_pool_run_completions(struct worker_pool *pool)
 	}
 }
 
-static void worker_pool_on_event(evutil_socket_t fd, short what, void *ctx)
+static void worker_inbox_on_event(evutil_socket_t fd, short what, void *ctx)
 {
-	worker_pool_run_completions(ctx);
+	worker_inbox_run(ctx);
 }
 
-struct worker_pool *worker_pool_create(struct event_base *base, unsigned nthreads, int nice)
+struct worker_inbox *worker_inbox_new(struct event_base *base)
+{
+	struct worker_inbox *inbox = calloc(1, sizeof(*inbox));
+	if (inbox == NULL)
+		return NULL;
+	pthread_mutex_init(&inbox->lock, NULL);
+	inbox->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (inbox->efd >= 0)
+		inbox->ev =
+		    event_new(base, inbox->efd, EV_READ | EV_PERSIST, worker_inbox_on_event, inbox);
+	if (inbox->ev == NULL || event_add(inbox->ev, NULL) < 0) {
+		if (inbox->ev != NULL)
+			event_free(inbox->ev);
+		if (inbox->efd >= 0)
+			close(inbox->efd);
+		pthread_mutex_destroy(&inbox->lock);
+		free(inbox);
+		return NULL;
+	}
+	return inbox;
+}
+
+void worker_inbox_free(struct worker_inbox **inboxp)
+{
+	struct worker_inbox *inbox = *inboxp;
+	if (inbox == NULL)
+		return;
+	worker_inbox_run(inbox);
+	event_free(inbox->ev);
+	close(inbox->efd);
+	pthread_mutex_destroy(&inbox->lock);
+	free(inbox);
+	*inboxp = NULL;
+}
+
+struct worker_pool *worker_pool_create(unsigned nthreads, int nice)
 {
 	struct worker_pool *pool = calloc(1, sizeof(*pool));
 	if (pool == NULL)
@@ -117,12 +165,8 @@ struct worker_pool *worker_pool_create(struct event_base *base, unsigned nthread
 		nthreads = 1;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->cond, NULL);
-	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pool->threads = calloc(nthreads, sizeof(pthread_t));
-	if (pool->efd < 0 || pool->threads == NULL)
-		goto fail;
-	pool->ev = event_new(base, pool->efd, EV_READ | EV_PERSIST, worker_pool_on_event, pool);
-	if (pool->ev == NULL || event_add(pool->ev, NULL) < 0)
+	if (pool->threads == NULL)
 		goto fail;
 	for (unsigned i = 0; i < nthreads; i++) {
 		if (pthread_create(&pool->threads[i], NULL, worker_thread_main, pool) != 0)
@@ -133,26 +177,25 @@ struct worker_pool *worker_pool_create(struct event_base *base, unsigned nthread
 		goto fail;
 	return pool;
 fail:
-	if (pool->ev != NULL)
-		event_free(pool->ev);
-	if (pool->efd >= 0)
-		close(pool->efd);
 	free(pool->threads);
+	pthread_mutex_destroy(&pool->lock);
+	pthread_cond_destroy(&pool->cond);
 	free(pool);
 	errno = ENOMEM;
 	return NULL;
 }
 
-int worker_pool_submit(struct worker_pool *pool, worker_job_fn *job, worker_done_fn *done,
-		       void *arg)
+int worker_pool_submit(struct worker_pool *pool, struct worker_inbox *inbox, worker_job_fn *job,
+                       worker_done_fn *done, void *arg)
 {
 	struct worker_job *j = malloc(sizeof(*j));
 	if (j == NULL)
 		return -1;
+	j->inbox = inbox;
 	j->job = job;
 	j->done = done;
 	j->arg = arg;
-	pool->pending++;
+	atomic_fetch_add(&pool->pending, 1);
 	pthread_mutex_lock(&pool->lock);
 	worker_queue_push(&pool->waiting, j);
 	pthread_cond_signal(&pool->cond);
@@ -162,7 +205,7 @@ int worker_pool_submit(struct worker_pool *pool, worker_job_fn *job, worker_done
 
 unsigned worker_pool_pending(const struct worker_pool *pool)
 {
-	return pool->pending;
+	return atomic_load(&pool->pending);
 }
 
 void worker_pool_destroy(struct worker_pool **poolp)
@@ -176,13 +219,6 @@ void worker_pool_destroy(struct worker_pool **poolp)
 	pthread_mutex_unlock(&pool->lock);
 	for (unsigned i = 0; i < pool->nthreads; i++)
 		pthread_join(pool->threads[i], NULL);
-	/* every job has finished: run the remaining completions here */
-	uint64_t one = 1;
-	ssize_t w = write(pool->efd, &one, sizeof(one));
-	(void)w;
-	worker_pool_run_completions(pool);
-	event_free(pool->ev);
-	close(pool->efd);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_cond_destroy(&pool->cond);
 	free(pool->threads);

@@ -13,28 +13,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth_ctx.h"
+#include "auth/ratelimit.h"
+#include "auth/throttle.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/version.h"
-#include "auth/ratelimit.h"
-#include "auth/throttle.h"
 #include "net/tls.h"
-#include "pop3/pop3_session.h"
-#include "smtp/smtp_session.h"
 #include "store/store.h"
 
 #define SERVER_IP_BUCKETS 1024
+#define SERVER_MAX_LOOPS 256
+/* Accept back-off when the process or system is out of file descriptors (or
+ * memory): the listener pauses, doubling from the first to the last value. */
+#define SERVER_ACCEPT_PAUSE_MIN_MS 100
+#define SERVER_ACCEPT_PAUSE_MAX_MS 1000
+/* File descriptors beyond one per connection: listeners, the store (SQLite and its
+ * WAL per worker, blob files being read or written), eventfds and epoll per loop,
+ * log and config files, and a margin. */
+#define SERVER_FD_MARGIN 64
 
 struct server_listener {
 	struct server_listener *next;
 	struct server *srv;
 	const struct proto_ops *proto;
 	struct evconnlistener *lev;
+	struct event *ev_resume; /* accept back-off */
+	unsigned pause_ms;       /* next back-off; 0 = not backing off */
+	char *key;
 	char *addr;
+	unsigned max_conns; /* [limits] max_connections_<key> */
+	unsigned nconns;    /* guarded by srv->count_lock */
 };
 
 struct server_ip_count {
@@ -43,7 +59,87 @@ struct server_ip_count {
 	char ip[INET6_ADDRSTRLEN];
 };
 
-/* ---- per-IP connection counts ---- */
+/* A socket accepted on the main thread, on its way to a loop. */
+struct server_handoff {
+	struct server_handoff *next;
+	evutil_socket_t fd;
+	struct server_listener *l;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+/* One generation of configuration and certificates. The main thread makes a new
+ * one on SIGHUP; each loop takes a reference when it picks the new one up and
+ * drops the old one, and the last reference frees it. */
+struct server_gen {
+	atomic_int refs;
+	struct config *cfg;
+	struct tls_server *tls;
+};
+
+static struct server_gen *server_gen_ref(struct server_gen *g)
+{
+	atomic_fetch_add(&g->refs, 1);
+	return g;
+}
+
+static void server_gen_unref(struct server_gen **gp)
+{
+	struct server_gen *g = *gp;
+	*gp = NULL;
+	if (g == NULL || atomic_fetch_sub(&g->refs, 1) > 1)
+		return;
+	config_free(&g->cfg);
+	tls_server_unref(&g->tls);
+	free(g);
+}
+
+/* ---- session ids ---- */
+
+static const char server_b32[] = "0123456789abcdefghijkmnpqrstvwxyz"; /* no l, o, u */
+static uint64_t server_node_id; /* 48 random bits, set once at start-up */
+static atomic_uint_fast64_t server_sid_counter;
+static pthread_once_t server_node_once = PTHREAD_ONCE_INIT;
+
+static void server_node_init(void)
+{
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		/* no entropy source: fall back to time and pid, still distinct per start */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+	}
+	server_node_id = r & ((UINT64_C(1) << 48) - 1);
+}
+
+/* Counter first (it changes from line to line, so ids are easy to tell apart in a
+ * log), then the node id (10 characters for 48 bits): "0007" + "k3j9d8w2xp". */
+void server_sid_next(char out[20])
+{
+	pthread_once(&server_node_once, server_node_init);
+	uint64_t n = atomic_fetch_add(&server_sid_counter, 1);
+	char tmp[16];
+	size_t len = 0;
+	do {
+		tmp[len++] = server_b32[n & 31];
+		n >>= 5;
+	} while (n != 0 && len < 9);
+	while (len < 4)
+		tmp[len++] = '0';
+	size_t o = 0;
+	while (len > 0)
+		out[o++] = tmp[--len];
+	uint64_t node = server_node_id;
+	for (int i = 9; i >= 0; i--) {
+		out[o + (size_t)i] = server_b32[node & 31];
+		node >>= 5;
+	}
+	out[o + 10] = '\0';
+}
+
+/* ---- connection counts (shared by the acceptor and every loop) ---- */
 
 static unsigned server_ip_hash(const char *ip)
 {
@@ -61,39 +157,70 @@ static struct server_ip_count **server_ip_find(struct server *srv, const char *i
 	return p;
 }
 
-static unsigned server_ip_get(struct server *srv, const char *ip)
-{
-	struct server_ip_count **p = server_ip_find(srv, ip);
-	return *p != NULL ? (*p)->count : 0;
-}
+enum server_admit {
+	SERVER_ADMIT_OK,
+	SERVER_ADMIT_GLOBAL,   /* max_connections */
+	SERVER_ADMIT_LISTENER, /* max_connections_<listener> */
+	SERVER_ADMIT_IP,       /* max_connections_per_ip */
+	SERVER_ADMIT_NOMEM,
+};
 
-static int server_ip_inc(struct server *srv, const char *ip)
+/* Checks every limit and counts the connection in, in one step. */
+static enum server_admit server_count_in(struct server *srv, struct server_listener *l,
+                                         const char *ip)
 {
+	const struct config *cfg = srv->cfg; /* main thread: the newest limits */
+	enum server_admit r = SERVER_ADMIT_OK;
+	pthread_mutex_lock(&srv->count_lock);
 	struct server_ip_count **p = server_ip_find(srv, ip);
-	if (*p == NULL) {
+	if (srv->nconns >= cfg->max_connections)
+		r = SERVER_ADMIT_GLOBAL;
+	else if (l->nconns >= l->max_conns)
+		r = SERVER_ADMIT_LISTENER;
+	else if (*p != NULL && (*p)->count >= cfg->max_connections_per_ip)
+		r = SERVER_ADMIT_IP;
+	else if (*p == NULL) {
 		struct server_ip_count *e = calloc(1, sizeof(*e));
 		if (e == NULL)
-			return -1;
-		snprintf(e->ip, sizeof(e->ip), "%s", ip);
-		*p = e;
+			r = SERVER_ADMIT_NOMEM;
+		else {
+			snprintf(e->ip, sizeof(e->ip), "%s", ip);
+			*p = e;
+		}
 	}
-	(*p)->count++;
-	return 1;
+	if (r == SERVER_ADMIT_OK) {
+		(*p)->count++;
+		srv->nconns++;
+		l->nconns++;
+	}
+	pthread_mutex_unlock(&srv->count_lock);
+	return r;
 }
 
-static void server_ip_dec(struct server *srv, const char *ip)
+static void server_count_out(struct server *srv, struct server_listener *l, const char *ip)
 {
+	pthread_mutex_lock(&srv->count_lock);
 	struct server_ip_count **p = server_ip_find(srv, ip);
-	if (*p == NULL)
-		return;
-	if (--(*p)->count == 0) {
+	if (*p != NULL && --(*p)->count == 0) {
 		struct server_ip_count *e = *p;
 		*p = e->next;
 		free(e);
 	}
+	srv->nconns--;
+	if (l != NULL) /* NULL: a connection made outside a listener (unit tests) */
+		l->nconns--;
+	pthread_mutex_unlock(&srv->count_lock);
 }
 
-/* ---- connections ---- */
+static unsigned server_count_total(struct server *srv)
+{
+	pthread_mutex_lock(&srv->count_lock);
+	unsigned n = srv->nconns;
+	pthread_mutex_unlock(&srv->count_lock);
+	return n;
+}
+
+/* ---- connections (each on its loop's thread) ---- */
 
 /* A closed connection with no job pending is freed at the next safe point of
  * the loop. Queued once, however many paths get here. */
@@ -102,9 +229,9 @@ static void conn_reap_if_done(struct conn *c)
 	if (!c->dead || c->jobs > 0 || c->reap_queued)
 		return;
 	c->reap_queued = true;
-	c->next = c->srv->reap;
-	c->srv->reap = c;
-	event_active(c->srv->ev_reap, EV_TIMEOUT, 0);
+	c->next = c->loop->reap;
+	c->loop->reap = c;
+	event_active(c->loop->ev_reap, EV_TIMEOUT, 0);
 }
 
 bool conn_is_dead(const struct conn *c)
@@ -114,21 +241,21 @@ bool conn_is_dead(const struct conn *c)
 
 static void conn_free(struct conn *c)
 {
-	struct server *srv = c->srv;
+	struct loop *loop = c->loop;
 	if (c->proto != NULL && c->proto->free != NULL)
 		c->proto->free(c);
 	tls_server_unref(&c->tls);
 	if (c->ev_close != NULL)
 		event_free(c->ev_close);
 	free(c);
-	server_check_stopped(srv);
+	server_check_stopped(loop);
 }
 
-static void server_on_reap(evutil_socket_t fd, short what, void *ctx)
+static void loop_on_reap(evutil_socket_t fd, short what, void *ctx)
 {
-	struct server *srv = ctx;
-	struct conn *c = srv->reap;
-	srv->reap = NULL;
+	struct loop *loop = ctx;
+	struct conn *c = loop->reap;
+	loop->reap = NULL;
 	while (c != NULL) {
 		struct conn *next = c->next;
 		conn_free(c);
@@ -140,7 +267,7 @@ void conn_close(struct conn *c)
 {
 	if (c->dead)
 		return;
-	struct server *srv = c->srv;
+	struct loop *loop = c->loop;
 	c->dead = true;
 	if (c->bev != NULL && c->ssl != NULL && c->closing) {
 		/* A goodbye: send TLS close_notify (clients such as openssl s_client
@@ -170,13 +297,13 @@ void conn_close(struct conn *c)
 			c->ssl = NULL;
 		}
 	}
-	server_ip_dec(srv, c->ip);
-	srv->nconns--;
+	server_count_out(c->srv, c->listener, c->ip);
+	atomic_fetch_sub(&loop->nconns, 1);
 	/* unlink from the live list */
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		srv->conns = c->next;
+		loop->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
@@ -218,7 +345,7 @@ static void conn_on_close_event(evutil_socket_t fd, short what, void *ctx)
 /* The socket under a TLS filter drained: close from the loop, not from inside
  * the buffer's callback. */
 static void conn_on_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-				  void *ctx)
+                                  void *ctx)
 {
 	struct conn *c = ctx;
 	if (info->n_deleted > 0 && !c->dead && conn_output_pending(c) == 0 && c->ev_close != NULL)
@@ -239,15 +366,12 @@ void conn_finish(struct conn *c)
 	bufferevent_enable(c->bev, EV_WRITE);
 	struct bufferevent *under = bufferevent_get_underlying(c->bev);
 	if (under != NULL) {
-		c->ev_close = event_new(c->srv->base, -1, 0, conn_on_close_event, c);
+		c->ev_close = event_new(c->loop->base, -1, 0, conn_on_close_event, c);
 		if (c->ev_close != NULL)
 			c->under_cb = evbuffer_add_cb(bufferevent_get_output(under),
-						      conn_on_under_drained, c);
+			                              conn_on_under_drained, c);
 	}
 }
-
-static int conn_submit_to(struct conn *c, struct worker_pool *pool, worker_job_fn *job,
-			  worker_done_fn *done, void *arg);
 
 struct conn_job {
 	struct conn *c;
@@ -273,6 +397,25 @@ static void conn_job_done(void *ctx)
 	conn_reap_if_done(c);
 }
 
+static int conn_submit_to(struct conn *c, struct worker_pool *pool, worker_job_fn *job,
+                          worker_done_fn *done, void *arg)
+{
+	struct conn_job *cj = malloc(sizeof(*cj));
+	if (cj == NULL)
+		return -1;
+	cj->c = c;
+	cj->job = job;
+	cj->done = done;
+	cj->arg = arg;
+	/* the completion comes back to this connection's loop (its inbox) */
+	if (worker_pool_submit(pool, c->loop->inbox, conn_job_run, conn_job_done, cj) < 0) {
+		free(cj);
+		return -1;
+	}
+	c->jobs++;
+	return 1;
+}
+
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg)
 {
 	return conn_submit_to(c, c->srv->pool, job, done, arg);
@@ -283,30 +426,12 @@ int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, v
 	return conn_submit_to(c, c->srv->auth_pool, job, done, arg);
 }
 
-static int conn_submit_to(struct conn *c, struct worker_pool *pool, worker_job_fn *job,
-			  worker_done_fn *done, void *arg)
-{
-	struct conn_job *cj = malloc(sizeof(*cj));
-	if (cj == NULL)
-		return -1;
-	cj->c = c;
-	cj->job = job;
-	cj->done = done;
-	cj->arg = arg;
-	if (worker_pool_submit(pool, conn_job_run, conn_job_done, cj) < 0) {
-		free(cj);
-		return -1;
-	}
-	c->jobs++;
-	return 1;
-}
-
 int conn_start_tls(struct conn *c)
 {
-	struct server *srv = c->srv;
-	if (srv->tls == NULL || c->ssl != NULL || c->bev == NULL || c->dead)
+	struct loop *loop = c->loop;
+	if (loop->tls == NULL || c->ssl != NULL || c->bev == NULL || c->dead)
 		return -1;
-	SSL *ssl = tls_server_ssl_new(srv->tls);
+	SSL *ssl = tls_server_ssl_new(loop->tls);
 	if (ssl == NULL)
 		return -1;
 	struct bufferevent *plain = c->bev;
@@ -316,7 +441,7 @@ int conn_start_tls(struct conn *c)
 	 * callbacks) is closed by conn_close like any other. On success conn_close
 	 * frees the filter, then the socket bufferevent and the SSL. */
 	struct bufferevent *tb =
-		bufferevent_openssl_filter_new(srv->base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+		bufferevent_openssl_filter_new(loop->base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		return -1;
@@ -327,7 +452,7 @@ int conn_start_tls(struct conn *c)
 	c->bev = tb;
 	c->under = plain;
 	c->ssl = ssl;
-	c->tls = tls_server_ref(srv->tls);
+	c->tls = tls_server_ref(loop->tls);
 	return 1;
 }
 
@@ -336,18 +461,17 @@ void conn_log_event(struct conn *c, short what, const char *state)
 	if (what & BEV_EVENT_CONNECTED) {
 		char desc[128];
 		log_info(c->sid, "event=tls %s",
-			 c->ssl != NULL ? tls_describe(c->ssl, desc, sizeof(desc)) : "?");
+		         c->ssl != NULL ? tls_describe(c->ssl, desc, sizeof(desc)) : "?");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = c->ssl != NULL && c->bev != NULL ?
-					  bufferevent_get_openssl_error(c->bev) :
-					  0;
+		unsigned long e =
+		    c->ssl != NULL && c->bev != NULL ? bufferevent_get_openssl_error(c->bev) : 0;
 		char err[256] = "";
 		if (e != 0)
 			ERR_error_string_n(e, err, sizeof(err));
 		log_info(c->sid, "event=connection-error state=%s%s%s%s", state,
-			 err[0] ? " tls_error=\"" : "", err, err[0] ? "\"" : "");
+		         err[0] ? " tls_error=\"" : "", err, err[0] ? "\"" : "");
 	}
 }
 
@@ -373,76 +497,52 @@ int64_t server_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- listeners ---- */
+/* ---- a new connection, on the loop that was given it ---- */
 
-static void server_refuse(evutil_socket_t fd, const struct proto_ops *proto)
+static void loop_start_conn(struct loop *loop, struct server_handoff *h)
 {
-	if (proto->overload_reply != NULL) {
-		ssize_t w = send(fd, proto->overload_reply, strlen(proto->overload_reply),
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
-		(void)w; /* best effort: a full socket buffer just means no reply */
-	}
-	evutil_closesocket(fd);
-}
-
-static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
-			     struct sockaddr *addr, int addrlen, void *ctx)
-{
-	struct server_listener *l = ctx;
-	struct server *srv = l->srv;
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (addr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, ip, sizeof(ip));
-	else if (addr->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, ip, sizeof(ip));
-
-	if (srv->stopping) {
+	struct server *srv = loop->srv;
+	struct server_listener *l = h->l;
+	evutil_socket_t fd = h->fd;
+	struct conn *c = loop->stopping ? NULL : calloc(1, sizeof(*c));
+	if (c == NULL) {
+		if (!loop->stopping)
+			log_error(NULL, "event=refuse reason=out-of-memory ip=%s", h->ip);
 		evutil_closesocket(fd);
-		return;
-	}
-	if (srv->nconns >= srv->cfg->max_connections ||
-	    server_ip_get(srv, ip) >= srv->cfg->max_connections_per_ip) {
-		log_warn(NULL, "event=refuse reason=connection-limit proto=%s ip=%s conns=%u",
-			 l->proto->name, ip, srv->nconns);
-		server_refuse(fd, l->proto);
-		return;
-	}
-	struct conn *c = calloc(1, sizeof(*c));
-	if (c == NULL || server_ip_inc(srv, ip) < 0) {
-		free(c);
-		log_error(NULL, "event=refuse reason=out-of-memory ip=%s", ip);
-		evutil_closesocket(fd);
+		server_count_out(srv, l, h->ip);
+		atomic_fetch_sub(&loop->nconns, 1);
 		return;
 	}
 	c->srv = srv;
+	c->loop = loop;
+	c->auth = srv->auth;
 	c->proto = l->proto;
-	snprintf(c->ip, sizeof(c->ip), "%s", ip);
-	memcpy(&c->peer, addr, (size_t)addrlen < sizeof(c->peer) ? (size_t)addrlen : sizeof(c->peer));
+	c->listener = l;
+	snprintf(c->ip, sizeof(c->ip), "%s", h->ip);
+	memcpy(&c->peer, &h->peer,
+	       (size_t)h->peerlen < sizeof(c->peer) ? (size_t)h->peerlen : sizeof(c->peer));
 	socklen_t ll = sizeof(c->local);
 	getsockname(fd, (struct sockaddr *)&c->local, &ll);
-	snprintf(c->sid, sizeof(c->sid), "%08lx", srv->next_sid++);
-	srv->nconns++;
-	c->next = srv->conns;
-	if (srv->conns != NULL)
-		srv->conns->prev = c;
-	srv->conns = c;
+	server_sid_next(c->sid);
+	c->next = loop->conns;
+	if (loop->conns != NULL)
+		loop->conns->prev = c;
+	loop->conns = c;
 	bool fd_owned = false; /* a failed constructor with CLOSE_ON_FREE closed it */
 	if (l->proto->implicit_tls) {
-		SSL *ssl = srv->tls != NULL ? tls_server_ssl_new(srv->tls) : NULL;
+		SSL *ssl = loop->tls != NULL ? tls_server_ssl_new(loop->tls) : NULL;
 		if (ssl != NULL) {
-			c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
-								BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE);
+			c->bev = bufferevent_openssl_socket_new(
+			    loop->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 			fd_owned = true; /* on failure libevent freed ssl and closed fd */
 		}
 		if (c->bev != NULL) {
 			c->ssl = ssl;
-			c->tls = tls_server_ref(srv->tls);
+			c->tls = tls_server_ref(loop->tls);
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 		}
 	} else {
-		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	if (c->bev == NULL) {
 		if (!fd_owned)
@@ -450,20 +550,286 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		conn_close(c);
 		return;
 	}
-	log_info(c->sid, "event=connect proto=%s ip=%s", l->proto->name, ip);
+	log_info(c->sid, "event=connect proto=%s ip=%s loop=%u", l->proto->name, c->ip, loop->idx);
 	if (c->proto->start(c) < 0)
 		conn_close(c);
 }
 
-static void server_on_accept_error(struct evconnlistener *lev, void *ctx)
+/* ---- loop lifecycle ---- */
+
+void server_check_stopped(struct loop *loop)
 {
-	int err = EVUTIL_SOCKET_ERROR();
-	log_error(NULL, "event=accept-error error=\"%s\"", evutil_socket_error_to_string(err));
-	/* EMFILE and friends: keep listening; the loop retries on the next event */
+	if (loop->stopping && loop->conns == NULL && loop->reap == NULL)
+		event_base_loopexit(loop->base, NULL);
 }
 
-static int server_listen(struct server *srv, const char *addr, const struct proto_ops *proto)
+static void loop_on_shutdown_timeout(evutil_socket_t fd, short what, void *ctx)
 {
+	struct loop *loop = ctx;
+	log_warn(NULL, "event=shutdown-timeout loop=%u sessions=%u", loop->idx,
+	         atomic_load(&loop->nconns));
+	while (loop->conns != NULL)
+		conn_close(loop->conns);
+	server_check_stopped(loop);
+}
+
+static void loop_stop(struct loop *loop)
+{
+	if (loop->stopping)
+		return;
+	loop->stopping = true;
+	struct timeval tv = {.tv_sec = loop->cfg->shutdown_timeout};
+	event_add(loop->ev_shutdown, &tv);
+	struct conn *c = loop->conns;
+	while (c != NULL) {
+		struct conn *next = c->next;
+		c->proto->shutdown(c);
+		c = next;
+	}
+	server_check_stopped(loop);
+}
+
+/* Takes up the newest configuration and certificates (after a reload). Sessions
+ * that started earlier copied what they use; their TLS holds its own reference. */
+static void loop_take_gen(struct loop *loop)
+{
+	struct server *srv = loop->srv;
+	pthread_mutex_lock(&srv->gen_lock);
+	struct server_gen *g = server_gen_ref(srv->gen);
+	pthread_mutex_unlock(&srv->gen_lock);
+	server_gen_unref(&loop->gen);
+	loop->gen = g;
+	loop->cfg = g->cfg;
+	loop->tls = g->tls;
+}
+
+static void loop_on_wake(evutil_socket_t fd, short what, void *ctx)
+{
+	struct loop *loop = ctx;
+	uint64_t n;
+	ssize_t r = read(loop->wake_fd, &n, sizeof(n));
+	(void)r;
+	if (atomic_exchange(&loop->want_reload, false))
+		loop_take_gen(loop);
+	pthread_mutex_lock(&loop->lock);
+	struct server_handoff *h = loop->handoff;
+	loop->handoff = NULL;
+	pthread_mutex_unlock(&loop->lock);
+	/* the list is newest first; start the oldest first */
+	struct server_handoff *rev = NULL;
+	while (h != NULL) {
+		struct server_handoff *next = h->next;
+		h->next = rev;
+		rev = h;
+		h = next;
+	}
+	while (rev != NULL) {
+		struct server_handoff *next = rev->next;
+		loop_start_conn(loop, rev);
+		free(rev);
+		rev = next;
+	}
+	if (atomic_load(&loop->want_stop))
+		loop_stop(loop);
+}
+
+static void loop_wake(struct loop *loop)
+{
+	uint64_t one = 1;
+	ssize_t w = write(loop->wake_fd, &one, sizeof(one));
+	(void)w; /* only fails on counter overflow, and then the loop is awake anyway */
+}
+
+static void *loop_thread_main(void *ctx)
+{
+	struct loop *loop = ctx;
+	event_base_dispatch(loop->base);
+	return NULL;
+}
+
+static int loop_init(struct server *srv, struct loop *loop, unsigned idx)
+{
+	loop->srv = srv;
+	loop->idx = idx;
+	loop->wake_fd = -1;
+	pthread_mutex_init(&loop->lock, NULL);
+	/* The change list folds the add/delete pairs of one loop iteration (a reply
+	 * written at once, say) into nothing, saving epoll_ctl calls. */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg == NULL)
+		return -1;
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	loop->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (loop->base == NULL)
+		return -1;
+	loop_take_gen(loop);
+	loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (loop->wake_fd < 0)
+		return -1;
+	loop->inbox = worker_inbox_new(loop->base);
+	loop->ev_reap = event_new(loop->base, -1, 0, loop_on_reap, loop);
+	loop->ev_wake =
+	    event_new(loop->base, loop->wake_fd, EV_READ | EV_PERSIST, loop_on_wake, loop);
+	loop->ev_shutdown = evtimer_new(loop->base, loop_on_shutdown_timeout, loop);
+	if (loop->inbox == NULL || loop->ev_reap == NULL || loop->ev_wake == NULL ||
+	    loop->ev_shutdown == NULL || event_add(loop->ev_wake, NULL) < 0)
+		return -1;
+	return 1;
+}
+
+/* After the loop's thread has ended (or never started). */
+static void loop_cleanup(struct loop *loop)
+{
+	while (loop->conns != NULL)
+		conn_close(loop->conns);
+	/* completions of jobs that ended after the loop stopped, then the last reap */
+	if (loop->inbox != NULL)
+		worker_inbox_free(&loop->inbox);
+	if (loop->ev_reap != NULL)
+		loop_on_reap(-1, 0, loop);
+	while (loop->handoff != NULL) {
+		struct server_handoff *h = loop->handoff;
+		loop->handoff = h->next;
+		evutil_closesocket(h->fd);
+		server_count_out(loop->srv, h->l, h->ip);
+		free(h);
+	}
+	if (loop->ev_reap != NULL)
+		event_free(loop->ev_reap);
+	if (loop->ev_wake != NULL)
+		event_free(loop->ev_wake);
+	if (loop->ev_shutdown != NULL)
+		event_free(loop->ev_shutdown);
+	if (loop->wake_fd >= 0)
+		close(loop->wake_fd);
+	if (loop->base != NULL)
+		event_base_free(loop->base);
+	server_gen_unref(&loop->gen);
+	pthread_mutex_destroy(&loop->lock);
+}
+
+/* ---- listeners and accept (main thread) ---- */
+
+static void server_refuse(evutil_socket_t fd, const struct proto_ops *proto)
+{
+	if (proto->overload_reply != NULL) {
+		ssize_t w = send(fd, proto->overload_reply, strlen(proto->overload_reply),
+		                 MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)w; /* best effort: a full socket buffer just means no reply */
+	}
+	evutil_closesocket(fd);
+}
+
+/* Accept distribution: the main thread accepts on every listener and hands each
+ * socket to the loop with the fewest connections (an eventfd wakes it). The
+ * alternative, one SO_REUSEPORT socket per loop, spreads by a hash of the peer's
+ * address and port, not by load; lets any process of the same user bind the port
+ * too; loses the connections queued on a loop's socket when that loop closes it;
+ * and needs every loop to back off separately at the descriptor limit. The
+ * hand-off costs one mutex and one eventfd write per connection, small next to a
+ * TLS handshake (docs/architecture.md has the measurements). */
+static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *addr,
+                             int addrlen, void *ctx)
+{
+	struct server_listener *l = ctx;
+	struct server *srv = l->srv;
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	l->pause_ms = 0; /* accepting again: the next shortage starts a fresh back-off */
+	if (addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, ip, sizeof(ip));
+	else if (addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, ip, sizeof(ip));
+
+	if (atomic_load(&srv->stopping)) {
+		evutil_closesocket(fd);
+		return;
+	}
+	enum server_admit adm = server_count_in(srv, l, ip);
+	if (adm == SERVER_ADMIT_NOMEM) {
+		log_error(NULL, "event=refuse reason=out-of-memory ip=%s", ip);
+		evutil_closesocket(fd);
+		return;
+	}
+	if (adm != SERVER_ADMIT_OK) {
+		static const char *const why[] = {
+		    [SERVER_ADMIT_GLOBAL] = "connection-limit",
+		    [SERVER_ADMIT_LISTENER] = "listener-limit",
+		    [SERVER_ADMIT_IP] = "ip-limit",
+		};
+		log_warn(NULL, "event=refuse reason=%s proto=%s ip=%s conns=%u", why[adm],
+		         l->proto->name, ip, server_count_total(srv));
+		server_refuse(fd, l->proto);
+		return;
+	}
+	struct server_handoff *h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		log_error(NULL, "event=refuse reason=out-of-memory ip=%s", ip);
+		evutil_closesocket(fd);
+		server_count_out(srv, l, ip);
+		return;
+	}
+	h->fd = fd;
+	h->l = l;
+	h->peerlen = (socklen_t)addrlen < sizeof(h->peer) ? (socklen_t)addrlen : sizeof(h->peer);
+	memcpy(&h->peer, addr, h->peerlen);
+	snprintf(h->ip, sizeof(h->ip), "%s", ip);
+	/* the least-loaded loop; ties go to the lowest index */
+	struct loop *best = &srv->loops[0];
+	unsigned best_n = atomic_load(&best->nconns);
+	for (unsigned i = 1; i < srv->nloops; i++) {
+		unsigned n = atomic_load(&srv->loops[i].nconns);
+		if (n < best_n) {
+			best = &srv->loops[i];
+			best_n = n;
+		}
+	}
+	/* counted now, so that the next accept before the loop wakes sees it; the
+	 * loop subtracts it again when the connection ends */
+	atomic_fetch_add(&best->nconns, 1);
+	pthread_mutex_lock(&best->lock);
+	h->next = best->handoff;
+	best->handoff = h;
+	pthread_mutex_unlock(&best->lock);
+	loop_wake(best);
+}
+
+static void server_on_accept_resume(evutil_socket_t fd, short what, void *ctx)
+{
+	struct server_listener *l = ctx;
+	if (!atomic_load(&l->srv->stopping))
+		evconnlistener_enable(l->lev);
+}
+
+static void server_on_accept_error(struct evconnlistener *lev, void *ctx)
+{
+	struct server_listener *l = ctx;
+	int err = EVUTIL_SOCKET_ERROR();
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		/* a connection that went away before accept: nothing to wait for */
+		log_warn(NULL, "event=accept-error proto=%s error=\"%s\"", l->proto->name,
+		         evutil_socket_error_to_string(err));
+		return;
+	}
+	/* Out of descriptors or memory: the listener stays readable, so retrying at
+	 * once would spin. Pause it (one log line per pause) and let connections
+	 * finish meanwhile; the peer waits in the listen queue. */
+	l->pause_ms = l->pause_ms == 0 ? SERVER_ACCEPT_PAUSE_MIN_MS : l->pause_ms * 2;
+	if (l->pause_ms > SERVER_ACCEPT_PAUSE_MAX_MS)
+		l->pause_ms = SERVER_ACCEPT_PAUSE_MAX_MS;
+	log_error(NULL, "event=accept-error proto=%s error=\"%s\" pause_ms=%u conns=%u",
+	          l->proto->name, evutil_socket_error_to_string(err), l->pause_ms,
+	          server_count_total(l->srv));
+	evconnlistener_disable(lev);
+	struct timeval tv = {.tv_sec = l->pause_ms / 1000, .tv_usec = (l->pause_ms % 1000) * 1000};
+	evtimer_add(l->ev_resume, &tv);
+}
+
+static int server_listen(struct server *srv, const struct config_listen *cl,
+                         const struct proto_ops *proto)
+{
+	const char *addr = cl->addr;
 	char *host = NULL;
 	unsigned port = 0;
 	if (config_parse_hostport(addr, &host, &port) < 0) {
@@ -499,13 +865,21 @@ static int server_listen(struct server *srv, const char *addr, const struct prot
 		return -1;
 	l->srv = srv;
 	l->proto = proto;
+	l->max_conns = cl->max_connections;
+	l->key = strdup(cl->key);
 	l->addr = strdup(addr);
+	l->ev_resume = evtimer_new(srv->base, server_on_accept_resume, l);
 	l->lev = evconnlistener_new_bind(srv->base, server_on_accept, l,
-					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						 LEV_OPT_CLOSE_ON_EXEC,
-					 1024, (struct sockaddr *)&ss, (int)sslen);
-	if (l->lev == NULL || l->addr == NULL) {
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	                                     LEV_OPT_CLOSE_ON_EXEC,
+	                                 1024, (struct sockaddr *)&ss, (int)sslen);
+	if (l->lev == NULL || l->addr == NULL || l->key == NULL || l->ev_resume == NULL) {
 		fprintf(stderr, "hermod: cannot listen on %s: %s\n", addr, strerror(errno));
+		if (l->lev != NULL)
+			evconnlistener_free(l->lev);
+		if (l->ev_resume != NULL)
+			event_free(l->ev_resume);
+		free(l->key);
 		free(l->addr);
 		free(l);
 		return -1;
@@ -513,55 +887,51 @@ static int server_listen(struct server *srv, const char *addr, const struct prot
 	evconnlistener_set_error_cb(l->lev, server_on_accept_error);
 	l->next = srv->listeners;
 	srv->listeners = l;
-	log_info(NULL, "event=listen proto=%s addr=%s", proto->name, addr);
+	log_info(NULL, "event=listen proto=%s addr=%s max_connections=%u", proto->name, addr,
+	         l->max_conns);
 	return 1;
 }
 
+/* Stops accepting; the listener structs stay (connections point at them). */
 static void server_close_listeners(struct server *srv)
 {
+	for (struct server_listener *l = srv->listeners; l != NULL; l = l->next) {
+		if (l->lev != NULL)
+			evconnlistener_free(l->lev);
+		l->lev = NULL;
+		if (l->ev_resume != NULL)
+			event_free(l->ev_resume);
+		l->ev_resume = NULL;
+	}
+}
+
+static void server_free_listeners(struct server *srv)
+{
+	server_close_listeners(srv);
 	while (srv->listeners != NULL) {
 		struct server_listener *l = srv->listeners;
 		srv->listeners = l->next;
-		evconnlistener_free(l->lev);
+		free(l->key);
 		free(l->addr);
 		free(l);
 	}
 }
 
-/* ---- lifecycle ---- */
-
-void server_check_stopped(struct server *srv)
-{
-	if (srv->stopping && srv->conns == NULL && srv->reap == NULL)
-		event_base_loopexit(srv->base, NULL);
-}
-
-static void server_on_shutdown_timeout(evutil_socket_t fd, short what, void *ctx)
-{
-	struct server *srv = ctx;
-	log_warn(NULL, "event=shutdown-timeout sessions=%u", srv->nconns);
-	while (srv->conns != NULL)
-		conn_close(srv->conns);
-	server_check_stopped(srv);
-}
+/* ---- signals (main thread) ---- */
 
 static void server_on_stop(evutil_socket_t sig, short what, void *ctx)
 {
 	struct server *srv = ctx;
-	if (srv->stopping)
+	if (atomic_exchange(&srv->stopping, true))
 		return;
-	log_info(NULL, "event=stopping signal=%d sessions=%u", (int)sig, srv->nconns);
-	srv->stopping = true;
+	log_info(NULL, "event=stopping signal=%d sessions=%u", (int)sig, server_count_total(srv));
 	server_close_listeners(srv);
-	struct timeval tv = {.tv_sec = srv->cfg->shutdown_timeout};
-	event_add(srv->ev_shutdown, &tv);
-	struct conn *c = srv->conns;
-	while (c != NULL) {
-		struct conn *next = c->next;
-		c->proto->shutdown(c);
-		c = next;
+	for (unsigned i = 0; i < srv->nloops; i++) {
+		atomic_store(&srv->loops[i].want_stop, true);
+		loop_wake(&srv->loops[i]);
 	}
-	server_check_stopped(srv);
+	/* server_main joins the loops once each has drained */
+	event_base_loopexit(srv->base, NULL);
 }
 
 static void server_apply_log_level(const struct config *cfg)
@@ -575,11 +945,11 @@ static void server_apply_log_level(const struct config *cfg)
 static void server_apply_throttle(struct server *srv, const struct config *cfg)
 {
 	struct throttle_limits lim = {
-		.max_failures = cfg->auth_max_failures,
-		.account_max_failures = cfg->auth_account_max_failures,
-		.window = cfg->auth_failure_window,
-		.lockout = cfg->auth_lockout,
-		.max_delay_ms = cfg->auth_max_delay * 1000,
+	    .max_failures = cfg->auth_max_failures,
+	    .account_max_failures = cfg->auth_account_max_failures,
+	    .window = cfg->auth_failure_window,
+	    .lockout = cfg->auth_lockout,
+	    .max_delay_ms = cfg->auth_max_delay * 1000,
 	};
 	if (srv->throttle == NULL)
 		srv->throttle = throttle_new(&lim);
@@ -587,44 +957,68 @@ static void server_apply_throttle(struct server *srv, const struct config *cfg)
 		throttle_set_limits(srv->throttle, &lim);
 }
 
+/* Publishes a new generation; the loops take it up when woken. */
+static void server_set_gen(struct server *srv, struct config *cfg, struct tls_server *tls)
+{
+	struct server_gen *g = calloc(1, sizeof(*g));
+	if (g == NULL) {
+		config_free(&cfg);
+		tls_server_unref(&tls);
+		return;
+	}
+	atomic_init(&g->refs, 1);
+	g->cfg = cfg;
+	g->tls = tls;
+	pthread_mutex_lock(&srv->gen_lock);
+	struct server_gen *old = srv->gen;
+	srv->gen = g;
+	pthread_mutex_unlock(&srv->gen_lock);
+	server_gen_unref(&old);
+	srv->cfg = cfg;
+	for (unsigned i = 0; i < srv->nloops; i++) {
+		atomic_store(&srv->loops[i].want_reload, true);
+		loop_wake(&srv->loops[i]);
+	}
+}
+
+/* SIGHUP: runs on the main thread, never on a loop (reading files and loading
+ * keys may take a while). The loops switch to the result between callbacks. */
 static void server_on_reload(evutil_socket_t sig, short what, void *ctx)
 {
 	struct server *srv = ctx;
 	struct config *cfg = NULL;
 	char *err = NULL;
-	if (config_load(srv->cfg->path, &cfg, &err) < 0) {
-		char esc[600];
+	char esc[600];
+	if (config_load(srv->cfg->path, &cfg, &err) < 0 ||
+	    (srv->app->check != NULL && srv->app->check(cfg, &err) < 0)) {
 		log_error(NULL, "event=reload-failed error=\"%s\"",
-			  log_escape_str(err, esc, sizeof(esc)));
+		          log_escape_str(err, esc, sizeof(esc)));
 		free(err);
+		config_free(&cfg);
 		return;
 	}
 	/* Certificates: a bad new one keeps the old one (and the old config). */
 	struct tls_server *tls = NULL;
 	if (tls_server_new(cfg, &tls, &err) < 0) {
-		char esc[600];
 		log_error(NULL, "event=reload-failed error=\"%s\"",
-			  log_escape_str(err, esc, sizeof(esc)));
+		          log_escape_str(err, esc, sizeof(esc)));
 		free(err);
 		config_free(&cfg);
 		return;
 	}
-	if (tls == NULL && srv->tls != NULL)
+	if (tls == NULL && srv->gen->tls != NULL) {
 		log_warn(NULL, "event=reload-tls-kept reason=\"no [tls] cert in the new config\"");
-	else {
-		tls_server_unref(&srv->tls); /* connections keep their own reference */
-		srv->tls = tls;
+		tls = tls_server_ref(srv->gen->tls);
 	}
 	server_apply_throttle(srv, cfg);
-	/* Listeners and data_dir stay as they were: changing them needs a restart.
-	 * Sessions copy what they use from the config when they start, so the old
-	 * one can go now. */
-	struct config *old = srv->cfg;
-	srv->cfg = cfg;
-	config_free(&old);
+	/* Listeners, their limits, threads and data_dir stay as they were: changing
+	 * them needs a restart. */
 	server_apply_log_level(cfg);
+	server_set_gen(srv, cfg, tls);
 	log_info(NULL, "event=reloaded config=%s", cfg->path);
 }
+
+/* ---- start-up ---- */
 
 static int server_drop_privileges(const struct config *cfg)
 {
@@ -636,13 +1030,13 @@ static int server_drop_privileges(const struct config *cfg)
 	struct passwd *pw = getpwnam(cfg->user);
 	if (pw == NULL) {
 		fprintf(stderr, "hermod: %s: unknown user '%s' in [server] user\n", cfg->path,
-			cfg->user);
+		        cfg->user);
 		return -1;
 	}
 	if (geteuid() != 0) {
 		if (geteuid() != pw->pw_uid) {
 			fprintf(stderr, "hermod: cannot switch to user '%s': not started as root\n",
-				cfg->user);
+			        cfg->user);
 			return -1;
 		}
 		return 1;
@@ -650,65 +1044,113 @@ static int server_drop_privileges(const struct config *cfg)
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0) {
 		fprintf(stderr, "hermod: cannot switch to user '%s': %s\n", cfg->user,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	log_info(NULL, "event=privileges-dropped user=%s", cfg->user);
 	return 1;
 }
 
-int server_main(const char *config_path)
+/* RLIMIT_NOFILE: one descriptor per connection plus SERVER_FD_MARGIN and a few per
+ * store worker and loop. The soft limit is raised to that when it is lower;
+ * when even the hard limit is lower, hermod refuses to start rather than fail
+ * accepts under load. */
+static int server_raise_nofile(const struct config *cfg, unsigned nloops, unsigned nauth)
+{
+	uint64_t need = (uint64_t)cfg->max_connections + SERVER_FD_MARGIN + cfg->nlisten +
+	                4ull * cfg->store_workers + 2ull * nauth + 4ull * nloops;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1; /* cannot tell: carry on */
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+		return 1;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return 1;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		fprintf(stderr,
+		        "hermod: %s: [limits] max_connections = %u needs %llu file descriptors, "
+		        "but the hard limit is %llu (raise it, e.g. LimitNOFILE=%llu, or lower "
+		        "max_connections)\n",
+		        cfg->path, cfg->max_connections, (unsigned long long)need,
+		        (unsigned long long)rl.rlim_max, (unsigned long long)need);
+		return -1;
+	}
+	rlim_t old = rl.rlim_cur;
+	rl.rlim_cur = (rlim_t)need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		fprintf(stderr, "hermod: cannot raise the file descriptor limit to %llu: %s\n",
+		        (unsigned long long)need, strerror(errno));
+		return -1;
+	}
+	log_info(NULL, "event=nofile-raised from=%llu to=%llu", (unsigned long long)old,
+	         (unsigned long long)need);
+	return 1;
+}
+
+static unsigned server_ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n < SERVER_MAX_LOOPS ? (unsigned)n : (n > 0 ? SERVER_MAX_LOOPS : 1);
+}
+
+int server_main(const char *config_path, const struct server_app *app)
 {
 	struct server srv;
+	struct auth_ctx auth;
+	struct config *cfg = NULL;
+	struct tls_server *tls = NULL;
 	char *err = NULL;
 	int status = 1;
+	sigset_t sigs, oldsigs;
 
 	memset(&srv, 0, sizeof(srv));
-	if (config_load(config_path, &srv.cfg, &err) < 0) {
+	memset(&auth, 0, sizeof(auth));
+	srv.app = app;
+	pthread_mutex_init(&srv.gen_lock, NULL);
+	pthread_mutex_init(&srv.count_lock, NULL);
+	if (config_load(config_path, &cfg, &err) < 0 ||
+	    (app->check != NULL && app->check(cfg, &err) < 0)) {
 		fprintf(stderr, "hermod: %s\n", err != NULL ? err : "cannot load config");
 		free(err);
+		config_free(&cfg);
 		return 1;
 	}
-	server_apply_log_level(srv.cfg);
+	server_apply_log_level(cfg);
 	signal(SIGPIPE, SIG_IGN);
-	srv.next_sid = ((unsigned long)time(NULL) & 0xffffu) << 16;
+	server_sid_next((char[20]){0}); /* picks the node id now, not on the first accept */
 	srv.ip_counts = calloc(SERVER_IP_BUCKETS, sizeof(*srv.ip_counts));
-	/* The change list folds the add/delete pairs of one loop iteration (a reply
-	 * written at once, say) into nothing, saving epoll_ctl calls. */
-	struct event_config *ecfg = event_config_new();
-	if (ecfg != NULL) {
-		event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-		srv.base = event_base_new_with_config(ecfg);
-		event_config_free(ecfg);
-	}
+	srv.base = event_base_new();
 	if (srv.base == NULL || srv.ip_counts == NULL) {
 		fprintf(stderr, "hermod: cannot create event loop\n");
+		config_free(&cfg);
 		goto out;
 	}
-	if (tls_server_new(srv.cfg, &srv.tls, &err) < 0) {
-		fprintf(stderr, "hermod: %s: %s\n", srv.cfg->path, err != NULL ? err : "TLS set-up failed");
+	if (tls_server_new(cfg, &tls, &err) < 0) {
+		fprintf(stderr, "hermod: %s: %s\n", cfg->path,
+		        err != NULL ? err : "TLS set-up failed");
 		free(err);
+		config_free(&cfg);
 		goto out;
 	}
+	unsigned ncpu = server_ncpu();
+	unsigned nloops = cfg->threads != 0 ? cfg->threads : ncpu;
+	srv.nloops = 0;
+	server_set_gen(&srv, cfg, tls); /* srv.cfg = cfg from here on */
+	if (server_raise_nofile(srv.cfg, nloops, ncpu) < 0)
+		goto out;
 	server_apply_throttle(&srv, srv.cfg);
 	srv.ratelimit = ratelimit_new();
 	if (srv.throttle == NULL || srv.ratelimit == NULL) {
 		fprintf(stderr, "hermod: out of memory\n");
 		goto out;
 	}
-	if (srv.cfg->listen_smtp != NULL && server_listen(&srv, srv.cfg->listen_smtp, &smtp_proto) < 0)
-		goto out;
-	if (srv.cfg->listen_submission != NULL &&
-	    server_listen(&srv, srv.cfg->listen_submission, &submission_proto) < 0)
-		goto out;
-	if (srv.cfg->listen_submissions != NULL &&
-	    server_listen(&srv, srv.cfg->listen_submissions, &submissions_proto) < 0)
-		goto out;
-	if (srv.cfg->listen_pop3 != NULL && server_listen(&srv, srv.cfg->listen_pop3, &pop3_proto) < 0)
-		goto out;
-	if (srv.cfg->listen_pop3s != NULL &&
-	    server_listen(&srv, srv.cfg->listen_pop3s, &pop3s_proto) < 0)
-		goto out;
+	for (unsigned i = 0; i < srv.cfg->nlisten; i++) {
+		const struct proto_ops *proto = app->proto_for(srv.cfg->listen[i].key);
+		if (proto == NULL) /* app->check has said so already */
+			goto out;
+		if (server_listen(&srv, &srv.cfg->listen[i], proto) < 0)
+			goto out;
+	}
 	if (srv.listeners == NULL) {
 		fprintf(stderr, "hermod: %s: no listener configured in [listen]\n", srv.cfg->path);
 		goto out;
@@ -719,50 +1161,79 @@ int server_main(const char *config_path)
 	struct store_options sopts = {.data_dir = srv.cfg->data_dir, .fsync = srv.cfg->store_fsync};
 	if (store_open(&sopts, &srv.store, &err) < 0) {
 		fprintf(stderr, "hermod: cannot open store in %s: %s\n", srv.cfg->data_dir,
-			err != NULL ? err : "?");
+		        err != NULL ? err : "?");
 		free(err);
 		goto out;
 	}
-	srv.pool = worker_pool_create(srv.base, srv.cfg->store_workers, 0);
+	auth.throttle = srv.throttle;
+	auth.store = srv.store;
+	auth.submit = conn_submit_auth;
+	auth.now_ms = server_now_ms;
+	srv.auth = &auth;
+
+	/* Signals go to the main thread only: every other thread starts with them
+	 * blocked. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, &oldsigs);
+	srv.pool = worker_pool_create(srv.cfg->store_workers, 0);
 	/* Password hashes (yescrypt: CPU and 16 MiB each) get their own pool with a
 	 * thread per core: more would only queue for the CPUs, hold memory, and
-	 * starve the event loop and the store workers. */
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	srv.auth_pool =
-		worker_pool_create(srv.base, ncpu > 0 && ncpu < 64 ? (unsigned)ncpu : 2, 10);
-	if (srv.pool == NULL || srv.auth_pool == NULL) {
-		fprintf(stderr, "hermod: cannot start worker threads\n");
+	 * starve the event loops and the store workers. */
+	srv.auth_pool = worker_pool_create(ncpu, 10);
+	srv.loops = calloc(nloops, sizeof(*srv.loops));
+	bool loops_ok = srv.loops != NULL;
+	for (unsigned i = 0; loops_ok && i < nloops; i++) {
+		srv.nloops++;
+		if (loop_init(&srv, &srv.loops[i], i) < 0 ||
+		    pthread_create(&srv.loops[i].thread, NULL, loop_thread_main, &srv.loops[i]) !=
+		        0)
+			loops_ok = false;
+		else
+			srv.loops[i].started = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &oldsigs, NULL);
+	if (srv.pool == NULL || srv.auth_pool == NULL || !loops_ok) {
+		fprintf(stderr, "hermod: cannot start threads\n");
 		goto out;
 	}
 	srv.ev_sigterm = evsignal_new(srv.base, SIGTERM, server_on_stop, &srv);
 	srv.ev_sigint = evsignal_new(srv.base, SIGINT, server_on_stop, &srv);
 	srv.ev_sighup = evsignal_new(srv.base, SIGHUP, server_on_reload, &srv);
-	srv.ev_shutdown = evtimer_new(srv.base, server_on_shutdown_timeout, &srv);
-	srv.ev_reap = event_new(srv.base, -1, 0, server_on_reap, &srv);
 	if (srv.ev_sigterm == NULL || srv.ev_sigint == NULL || srv.ev_sighup == NULL ||
-	    srv.ev_shutdown == NULL || srv.ev_reap == NULL || event_add(srv.ev_sigterm, NULL) < 0 ||
-	    event_add(srv.ev_sigint, NULL) < 0 || event_add(srv.ev_sighup, NULL) < 0) {
+	    event_add(srv.ev_sigterm, NULL) < 0 || event_add(srv.ev_sigint, NULL) < 0 ||
+	    event_add(srv.ev_sighup, NULL) < 0) {
 		fprintf(stderr, "hermod: cannot set up signal handling\n");
 		goto out;
 	}
-	log_info(NULL, "event=started version=%s hostname=%s data_dir=%s pid=%d", HERMOD_VERSION,
-		 srv.cfg->hostname, srv.cfg->data_dir, (int)getpid());
+	log_info(NULL, "event=started version=%s hostname=%s data_dir=%s pid=%d threads=%u",
+	         HERMOD_VERSION, srv.cfg->hostname, srv.cfg->data_dir, (int)getpid(), srv.nloops);
 	event_base_dispatch(srv.base);
 	status = 0;
-	log_info(NULL, "event=stopped");
 out:
+	/* stop and join the loops; each drains its sessions (shutdown_timeout) */
+	atomic_store(&srv.stopping, true);
 	server_close_listeners(&srv);
-	while (srv.conns != NULL)
-		conn_close(srv.conns);
+	for (unsigned i = 0; i < srv.nloops; i++) {
+		if (!srv.loops[i].started)
+			continue;
+		atomic_store(&srv.loops[i].want_stop, true);
+		loop_wake(&srv.loops[i]);
+		pthread_join(srv.loops[i].thread, NULL);
+	}
+	if (status == 0)
+		log_info(NULL, "event=stopped");
 	if (srv.pool != NULL)
-		worker_pool_destroy(&srv.pool); /* runs pending completions */
+		worker_pool_destroy(&srv.pool); /* completions stay in the loops' inboxes */
 	if (srv.auth_pool != NULL)
 		worker_pool_destroy(&srv.auth_pool);
-	if (srv.ev_reap != NULL)
-		server_on_reap(-1, 0, &srv);
-	pop3_session_cleanup();
+	for (unsigned i = 0; i < srv.nloops; i++)
+		loop_cleanup(&srv.loops[i]);
+	free(srv.loops);
+	server_free_listeners(&srv);
 	store_close(&srv.store);
-	tls_server_unref(&srv.tls);
 	throttle_free(&srv.throttle);
 	ratelimit_free(&srv.ratelimit);
 	if (srv.ev_sigterm != NULL)
@@ -771,10 +1242,6 @@ out:
 		event_free(srv.ev_sigint);
 	if (srv.ev_sighup != NULL)
 		event_free(srv.ev_sighup);
-	if (srv.ev_shutdown != NULL)
-		event_free(srv.ev_shutdown);
-	if (srv.ev_reap != NULL)
-		event_free(srv.ev_reap);
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	if (srv.ip_counts != NULL) {
@@ -787,6 +1254,8 @@ out:
 		}
 		free(srv.ip_counts);
 	}
-	config_free(&srv.cfg);
+	server_gen_unref(&srv.gen);
+	pthread_mutex_destroy(&srv.gen_lock);
+	pthread_mutex_destroy(&srv.count_lock);
 	return status;
 }

@@ -1,10 +1,21 @@
-/* The network server: listeners, connections, connection limits, signals.
- * Protocols plug in through struct proto_ops; a connection's protocol state lives
- * in conn->proto_data. Everything here runs on the loop thread. */
+/* The network server: event loops, listeners, connections, connection limits,
+ * signals. It knows no protocol: the program hands it a table that maps [listen]
+ * keys to struct proto_ops (src/serve.c), and a connection's protocol state lives
+ * in conn->proto_data.
+ *
+ * Threads: [server] threads event loops (struct loop), each on its own thread,
+ * each owning the connections it was given; a connection never moves. The main
+ * thread accepts on every listener and hands each new socket to the loop with the
+ * fewest connections; it also handles the signals (SIGHUP's reload runs there,
+ * off the loops). Every callback of a connection, and every worker completion
+ * for it, runs on its loop's thread. See docs/architecture.md. */
 #ifndef HERMOD_NET_SERVER_H
 #define HERMOD_NET_SERVER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -13,6 +24,7 @@
 
 #include "core/worker.h"
 
+struct auth_ctx;
 struct bufferevent;
 struct config;
 struct conn;
@@ -20,6 +32,10 @@ struct event;
 struct event_base;
 struct evbuffer_cb_entry;
 struct server;
+struct server_gen;
+struct server_handoff;
+struct server_ip_count;
+struct server_listener;
 struct store;
 
 struct proto_ops {
@@ -37,13 +53,44 @@ struct proto_ops {
 	bool implicit_tls; /* TLS from the first byte (465, 993, 995) */
 };
 
+/* One event loop and its thread. The public fields are read by protocol code on
+ * this loop's thread only. */
+struct loop {
+	struct server *srv;
+	unsigned idx;
+	struct event_base *base;
+	/* This loop's view of the configuration and certificates: replaced between
+	 * callbacks after a reload, so a session reads them when it starts and copies
+	 * what it keeps. */
+	const struct config *cfg;
+	struct tls_server *tls; /* NULL without [tls] cert */
+
+	/* the rest: server.c only */
+	pthread_t thread;
+	bool started;
+	struct server_gen *gen;     /* holds cfg and tls */
+	struct worker_inbox *inbox; /* completions of jobs submitted here */
+	struct conn *conns;         /* live connections */
+	struct conn *reap;          /* dead ones waiting to be freed at a safe point */
+	struct event *ev_reap, *ev_wake, *ev_shutdown;
+	int wake_fd;                    /* eventfd: new sockets, reload, stop */
+	pthread_mutex_t lock;           /* guards handoff */
+	struct server_handoff *handoff; /* sockets accepted for this loop */
+	atomic_uint nconns;             /* read by the acceptor to pick a loop */
+	atomic_bool want_reload, want_stop;
+	bool stopping;
+};
+
 struct conn {
 	struct server *srv;
+	struct loop *loop;           /* the loop that owns this connection */
+	const struct auth_ctx *auth; /* for auth/auth_exchange.h */
 	const struct proto_ops *proto;
+	struct server_listener *listener;
 	void *proto_data;
 	struct bufferevent *bev;
-	char sid[20];                  /* session id on every log line */
-	char ip[INET6_ADDRSTRLEN];     /* peer address, text */
+	char sid[20];              /* session id on every log line, unique (see below) */
+	char ip[INET6_ADDRSTRLEN]; /* peer address, text */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage local;
 	SSL *ssl;        /* set once TLS is on (owned by bev, or by the conn after STARTTLS) */
@@ -51,37 +98,52 @@ struct conn {
 	struct tls_server *tls; /* reference held while TLS is on */
 	struct event *ev_close;            /* conn_finish with TLS: close from the loop */
 	struct evbuffer_cb_entry *under_cb; /* watching the socket under the TLS filter */
-	unsigned jobs;   /* worker jobs submitted, completion not yet run */
-	bool closing;    /* flushing output, then close */
-	bool dead;       /* socket closed; freed once jobs == 0 */
-	bool reap_queued; /* on the server's reap list */
+	unsigned jobs;                      /* worker jobs submitted, completion not yet run */
+	bool closing;                       /* flushing output, then close */
+	bool dead;                          /* socket closed; freed once jobs == 0 */
+	bool reap_queued;                   /* on the loop's reap list */
 	struct conn *prev, *next;
 };
 
 struct server {
-	struct event_base *base;
-	struct config *cfg;
-	struct store *store;
+	struct store *store;         /* thread-safe; used from worker jobs */
+	struct throttle *throttle;   /* authentication failures, all protocols (locked inside) */
+	struct ratelimit *ratelimit; /* submission recipients per user and hour (locked inside) */
+
+	/* the rest: server.c only */
+	const struct server_app *app;
+	struct config *cfg;      /* the main thread's (newest) config */
+	struct event_base *base; /* main thread: listeners and signals */
+	struct loop *loops;
+	unsigned nloops;
 	struct worker_pool *pool;      /* store and other blocking work */
 	struct worker_pool *auth_pool; /* password hashing, one thread per core */
-	struct tls_server *tls;     /* NULL without [tls] cert */
-	struct throttle *throttle;  /* authentication failures, shared by all protocols */
-	struct ratelimit *ratelimit; /* submission recipients per user and hour */
+	struct auth_ctx *auth;
 	struct server_listener *listeners;
-	struct conn *conns;
+	pthread_mutex_t gen_lock;   /* guards gen */
+	struct server_gen *gen;     /* newest config + certificates */
+	pthread_mutex_t count_lock; /* guards the counts: nconns, ip_counts, listener counts */
 	unsigned nconns;
 	struct server_ip_count **ip_counts; /* hash buckets */
-	bool stopping;
-	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_shutdown, *ev_reap;
-	struct conn *reap;      /* dead conns waiting to be freed at a safe point */
-	unsigned long next_sid;
+	atomic_bool stopping;
+	unsigned loops_running; /* main thread */
+	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
+};
+
+/* The program around the server: which protocol serves a [listen] key. */
+struct server_app {
+	/* The protocol of a [listen] key, NULL when none implements it. */
+	const struct proto_ops *(*proto_for)(const char *key);
+	/* Validates what the server cannot (the registry's view of [listen]); run at
+	 * start-up and on every reload. -1 with *error_r ("FILE:LINE: ..."). */
+	int (*check)(const struct config *cfg, char **error_r);
 };
 
 /* Runs "hermod serve": loads config_path, binds, drops privileges, serves until
  * SIGTERM/SIGINT. Returns the process exit status. */
-int server_main(const char *config_path);
+int server_main(const char *config_path, const struct server_app *app);
 
-/* Queues a blocking job for c. done(arg) always runs on the loop afterwards, also
+/* Queues a blocking job for c. done(arg) always runs on c's loop afterwards, also
  * when c has been closed in between (check conn_is_dead and just clean up then). */
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
 /* The same on the password-hashing pool (authentication lookups). */
@@ -108,8 +170,14 @@ bool conn_is_loopback(const struct conn *c);
 /* Milliseconds on a monotonic clock, for timers and throttling. */
 int64_t server_now_ms(void);
 
+/* Session ids: a per-process random 48-bit node id and a counter, in base32
+ * (lowercase letters and digits, at most 19 characters): unique within a
+ * process, and across processes and restarts but for a 2^-48 chance. Thread-safe.
+ * Used for conn->sid; SMTP builds queue and Message-ID values from it. */
+void server_sid_next(char out[20]);
+
 /* Called by protocols when a session that was allowed to finish during shutdown
  * has ended; harmless otherwise. */
-void server_check_stopped(struct server *srv);
+void server_check_stopped(struct loop *loop);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ struct tls_sni {
 };
 
 struct tls_server {
-	int refs;
+	atomic_int refs; /* taken and dropped on every loop and on reload */
 	SSL_CTX *ctx; /* default certificate */
 	struct tls_sni *sni;
 	size_t nsni;
@@ -154,7 +155,7 @@ int tls_server_new(const struct config *cfg, struct tls_server **tls_r, char **e
 	struct tls_server *tls = calloc(1, sizeof(*tls));
 	if (tls == NULL)
 		return -1;
-	tls->refs = 1;
+	atomic_init(&tls->refs, 1);
 	tls->ctx = tls_ctx_load(cfg->tls_cert, cfg->tls_key, error_r);
 	if (tls->ctx == NULL || (cfg->tls_sni_dir != NULL &&
 				 tls_load_sni(tls, cfg->tls_sni_dir, error_r) < 0)) {
@@ -170,7 +171,7 @@ int tls_server_new(const struct config *cfg, struct tls_server **tls_r, char **e
 struct tls_server *tls_server_ref(struct tls_server *tls)
 {
 	if (tls != NULL)
-		tls->refs++;
+		atomic_fetch_add_explicit(&tls->refs, 1, memory_order_relaxed);
 	return tls;
 }
 
@@ -178,7 +179,7 @@ void tls_server_unref(struct tls_server **tlsp)
 {
 	struct tls_server *tls = *tlsp;
 	*tlsp = NULL;
-	if (tls == NULL || --tls->refs > 0)
+	if (tls == NULL || atomic_fetch_sub_explicit(&tls->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	for (size_t i = 0; i < tls->nsni; i++) {
 		free(tls->sni[i].name);

@@ -1,6 +1,7 @@
 /* TLS for every protocol (OpenSSL 3): the server contexts, SNI, channel binding.
  * A struct tls_server is immutable once made; SIGHUP builds a new one and swaps it
- * in. Connections hold a reference, so one made before a reload keeps working. */
+ * in. Connections hold a reference, so one made before a reload keeps working.
+ * References may be taken and dropped on any thread (the count is atomic). */
 #ifndef HERMOD_NET_TLS_H
 #define HERMOD_NET_TLS_H
 

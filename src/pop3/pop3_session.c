@@ -18,6 +18,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,8 @@ struct pop3_session {
 };
 
 
-/* ---- the maildrop lock and login times (loop thread only) ---- */
+/* ---- the maildrop lock and login times (shared by every loop: the table and its
+ * entries are used only with pop3_locks_mutex held) ---- */
 
 struct pop3_lock {
 	struct pop3_lock *next;
@@ -105,6 +107,7 @@ struct pop3_lock {
 };
 
 static struct pop3_lock *pop3_locks[POP3_LOCK_BUCKETS];
+static pthread_mutex_t pop3_locks_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned pop3_lock_hash(const char *account)
 {
@@ -157,9 +160,11 @@ static void pop3_lock_release(struct pop3_session *s)
 	if (!s->locked)
 		return;
 	s->locked = false;
+	pthread_mutex_lock(&pop3_locks_mutex);
 	struct pop3_lock *e = pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
 	if (e != NULL)
 		e->locked = false;
+	pthread_mutex_unlock(&pop3_locks_mutex);
 	log_debug(s->c->sid, "event=pop3-unlock user=%s", s->account);
 }
 
@@ -371,12 +376,14 @@ static void pop3_open_job_done(void *arg)
 			s->total_size = 0;
 			for (uint32_t i = 0; i < s->nmsgs; i++)
 				s->total_size += s->msgs[i].size;
+			pthread_mutex_lock(&pop3_locks_mutex);
 			struct pop3_lock *e =
 			    pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
 			if (e != NULL) {
 				e->has_login = true;
 				e->last_login_ms = server_now_ms();
 			}
+			pthread_mutex_unlock(&pop3_locks_mutex);
 			pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 			log_info(s->c->sid, "event=maildrop user=%s messages=%u size=%llu",
 			         s->account, s->nmsgs, (unsigned long long)s->total_size);
@@ -402,8 +409,8 @@ static void pop3_open_job_done(void *arg)
 }
 
 /* Authenticated as account (malloc'd, taken over): lock the maildrop and take the
- * INBOX snapshot. */
-static void pop3_login(struct pop3_session *s, char *account)
+ * INBOX snapshot. Called with pop3_locks_mutex held. */
+static void pop3_login_locked(struct pop3_session *s, char *account)
 {
 	int64_t now = server_now_ms();
 	struct pop3_lock *e = pop3_lock_get(account, true, s->lim.login_delay, now);
@@ -446,6 +453,13 @@ static void pop3_login(struct pop3_session *s, char *account)
 	s->locked = true;
 	s->account = account;
 	pop3_session_park(s);
+}
+
+static void pop3_login(struct pop3_session *s, char *account)
+{
+	pthread_mutex_lock(&pop3_locks_mutex);
+	pop3_login_locked(s, account);
+	pthread_mutex_unlock(&pop3_locks_mutex);
 }
 
 /* ---- AUTH (RFC 5034) and USER/PASS: the POP3 framing of the shared exchange
@@ -557,7 +571,7 @@ static void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd
 	if (s->lim.login_delay > 0)
 		evbuffer_add_printf(out, "LOGIN-DELAY %u\r\n", s->lim.login_delay);
 	evbuffer_add_printf(out, "IMPLEMENTATION hermod\r\n");
-	if (s->c->ssl == NULL && s->c->srv->tls != NULL)
+	if (s->c->ssl == NULL && s->c->loop->tls != NULL)
 		evbuffer_add_printf(out, "STLS\r\n");
 	if (pop3_plaintext_ok(s)) {
 		unsigned char cb[32];
@@ -571,7 +585,7 @@ static void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd
 
 static void pop3_cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
 {
-	if (s->c->ssl != NULL || s->c->srv->tls == NULL) {
+	if (s->c->ssl != NULL || s->c->loop->tls == NULL) {
 		pop3_reply_error(s, "-ERR Command not valid in this state");
 		return;
 	}
@@ -1215,7 +1229,7 @@ static int pop3_session_start(struct conn *c)
 	struct pop3_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -1;
-	const struct config *cfg = c->srv->cfg;
+	const struct config *cfg = c->loop->cfg;
 	s->c = c;
 	c->proto_data = s;
 	s->lim.max_errors = cfg->max_errors;

@@ -1025,7 +1025,7 @@ static void smtp_cmd_not_implemented(struct smtp_session *s, const struct smtp_c
 
 static bool smtp_tls_available(const struct smtp_session *s)
 {
-	return s->c->srv->tls != NULL && s->c->ssl == NULL;
+	return s->c->loop->tls != NULL && s->c->ssl == NULL;
 }
 
 /* PLAIN and LOGIN (and AUTH at all on 587): inside TLS, or on loopback when the
@@ -1380,7 +1380,7 @@ static int smtp_session_start_mode(struct conn *c, bool submission)
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -1;
-	const struct config *cfg = c->srv->cfg;
+	const struct config *cfg = c->loop->cfg;
 	s->c = c;
 	c->proto_data = s;
 	s->submission = submission;

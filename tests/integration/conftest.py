@@ -644,8 +644,10 @@ class Server:
 
     def _write_config(self):
         sections = {
+            # two event loops: every test runs with connections spread over
+            # several loops (the machine may have fewer cores; that is fine)
             "server": {"hostname": HOSTNAME, "data_dir": self.data_dir,
-                       "log_level": "info"},
+                       "log_level": "info", "threads": "2"},
             "listen": {"smtp": "%s:%d" % (self.host, self.port)},
             "limits": self.limits,
             "store": {"fsync": "yes" if self.fsync else "no"},

@@ -476,10 +476,51 @@ static const struct {
      "t.conf:5: imaps requires [tls] cert and key"},
     {"[server]\ndata_dir=/d\n[listen]\nimap = 127.0.0.1:2525\nsmtp=127.0.0.1:2525\n",
      "t.conf:5: smtp uses 127.0.0.1:2525, already used by imap (line 4)"},
+    {"[server]\ndata_dir=/d\nthreads = 300\n", "t.conf:3: threads must be at most 256"},
+    {"[server]\ndata_dir=/d\n[limits]\nmax_connections = 10\nmax_connections_smtp = 11\n",
+     "t.conf:5: max_connections_smtp (11) is larger than max_connections (10)"},
     /* the first error wins */
     {"[server]\ndata_dir=/d\nlog_level=x\n[nope]\n",
      "t.conf:3: bad log_level 'x' (expected debug, info, warn or error)"},
 };
+
+/* cfg->listen[]: the set listeners in table order, their lines and limits */
+static void test_listeners(void)
+{
+	static const char text[] = "[server]\ndata_dir=/d\nthreads = 1\n"
+	                           "[listen]\npop3 = 127.0.0.1:110\nimap =\n"
+	                           "smtp = 127.0.0.1:25\nsubmission = 127.0.0.1:587\n"
+	                           "[tls]\ncert=/c\nkey=/k\n"
+	                           "[limits]\nmax_connections = 100\nmax_connections_pop3 = 7\n";
+	struct config *cfg = NULL;
+	char *err = NULL;
+	CHECK(load(text, &cfg, &err) == 1);
+	free(err);
+	if (cfg == NULL)
+		return;
+	CHECK(cfg->threads == 1);
+	CHECK(cfg->nlisten == 3);
+	CHECK_STR(cfg->listen[0].key, "smtp");
+	CHECK_STR(cfg->listen[0].addr, "127.0.0.1:25");
+	CHECK(cfg->listen[0].line == 7);
+	CHECK(cfg->listen[0].max_connections == 75); /* a quarter kept for the others */
+	CHECK_STR(cfg->listen[1].key, "submission");
+	CHECK(cfg->listen[1].max_connections == 100);
+	CHECK_STR(cfg->listen[2].key, "pop3");
+	CHECK(cfg->listen[2].line == 5);
+	CHECK(cfg->listen[2].max_connections == 7);
+	config_free(&cfg);
+	/* tiny pools keep no reserve; threads defaults to 0 (one per core) */
+	CHECK(load("[server]\ndata_dir=/d\n[listen]\nsmtp = 127.0.0.1:25\n"
+	           "[limits]\nmax_connections = 3\n",
+	           &cfg, &err) == 1);
+	free(err);
+	if (cfg == NULL)
+		return;
+	CHECK(cfg->threads == 0);
+	CHECK(cfg->nlisten == 1 && cfg->listen[0].max_connections == 3);
+	config_free(&cfg);
+}
 
 static void test_errors(void)
 {
@@ -595,6 +636,7 @@ int main(void)
 	test_full();
 	test_defaults();
 	test_errors();
+	test_listeners();
 	test_files();
 	return unit_finish("config");
 }

@@ -38,13 +38,14 @@ struct t_proto {
 
 static struct event_base *base;
 static struct server srv;
+static struct loop tloop;
 static int peer = -1;
 
 /* The server would free reaped conns here; the test frees its one in t_end,
  * after it has looked at it. */
 static void t_reap(evutil_socket_t fd, short what, void *arg)
 {
-	srv.reap = NULL;
+	tloop.reap = NULL;
 }
 
 static void t_proto_free(struct conn *c)
@@ -154,13 +155,15 @@ static struct t_proto *t_start(const struct line_session_limits *lim)
 	struct conn *c = calloc(1, sizeof(*c));
 	struct t_proto *p = calloc(1, sizeof(*p));
 	c->srv = &srv;
+	c->loop = &tloop;
 	c->proto = &t_ops_conn;
 	c->proto_data = p;
 	snprintf(c->sid, sizeof(c->sid), "test");
 	snprintf(c->ip, sizeof(c->ip), "127.0.0.1");
 	c->bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	srv.conns = c;
+	tloop.conns = c;
 	srv.nconns = 1;
+	atomic_store(&tloop.nconns, 1);
 	p->c = c;
 	p->ls = line_session_new(c, &t_ops, p, lim);
 	CHECK(p->ls != NULL);
@@ -536,7 +539,7 @@ static void test_start_tls_failure(void)
 {
 	int before = t_count_fds();
 	struct line_session_limits lim = t_limits();
-	struct t_proto *p = t_start(&lim); /* srv.tls is NULL: conn_start_tls fails */
+	struct t_proto *p = t_start(&lim); /* tloop.tls is NULL: conn_start_tls fails */
 	t_send("JUNK\r\n", 6);
 	t_pump(p, 50, NULL);
 	CHECK(line_session_start_tls(p->ls) == -1);
@@ -556,9 +559,11 @@ int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
 	base = event_base_new();
-	srv.base = base;
+	tloop.base = base;
+	tloop.srv = &srv;
+	pthread_mutex_init(&srv.count_lock, NULL);
 	srv.ip_counts = calloc(1024, sizeof(*srv.ip_counts));
-	srv.ev_reap = event_new(base, -1, 0, t_reap, NULL);
+	tloop.ev_reap = event_new(base, -1, 0, t_reap, NULL);
 	test_byte_splits();
 	test_overlong_line();
 	test_raw_after_line();
@@ -571,7 +576,7 @@ int main(void)
 	test_max_errors();
 	test_goodbye();
 	test_start_tls_failure();
-	event_free(srv.ev_reap);
+	event_free(tloop.ev_reap);
 	free(srv.ip_counts);
 	event_base_free(base);
 	return unit_finish("line_session");

@@ -1,0 +1,57 @@
+#include "serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "net/server.h"
+#include "pop3/pop3_session.h"
+#include "smtp/smtp_session.h"
+
+/* [listen] key -> protocol. A key that config.c knows but that has no row here
+ * (imap, imaps, http today) is refused by serve_check, so that a configured
+ * listener never silently does nothing. */
+static const struct serve_proto {
+	const char *key;
+	const struct proto_ops *ops;
+} serve_protos[] = {
+    {"smtp", &smtp_proto}, {"submission", &submission_proto}, {"submissions", &submissions_proto},
+    {"pop3", &pop3_proto}, {"pop3s", &pop3s_proto},
+};
+
+const struct proto_ops *serve_proto_for(const char *key)
+{
+	for (size_t i = 0; i < sizeof(serve_protos) / sizeof(serve_protos[0]); i++)
+		if (strcmp(serve_protos[i].key, key) == 0)
+			return serve_protos[i].ops;
+	return NULL;
+}
+
+int serve_check(const struct config *cfg, char **error_r)
+{
+	for (unsigned i = 0; i < cfg->nlisten; i++) {
+		const struct config_listen *l = &cfg->listen[i];
+		if (serve_proto_for(l->key) != NULL)
+			continue;
+		if (asprintf(error_r,
+		             "%s:%d: [listen] %s: no protocol implements this listener yet "
+		             "(leave it empty or remove it)",
+		             cfg->path, l->line, l->key) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	return 1;
+}
+
+static const struct server_app serve_app = {
+    .proto_for = serve_proto_for,
+    .check = serve_check,
+};
+
+int serve_main(const char *config_path)
+{
+	int status = server_main(config_path, &serve_app);
+	pop3_session_cleanup(); /* after every loop has ended and every session is freed */
+	return status;
+}
