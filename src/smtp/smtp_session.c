@@ -1493,7 +1493,11 @@ static int smtp_session_start_mode(struct conn *c, bool submission)
 	s->lim.max_message_size = cfg->max_message_size;
 	s->lim.max_recipients = cfg->max_recipients;
 	s->lim.max_errors = cfg->max_errors;
-	s->lim.max_line_length = cfg->max_line_length;
+	/* RFC 5321 4.5.3.1.6 sets 1000 octets per text line, but Postfix and Dovecot
+	 * take longer lines and real mail has them (HTML on one line): the limit is
+	 * enforced only when the admin asks for it; otherwise a line is bounded by
+	 * the message size alone. */
+	s->lim.max_line_length = cfg->strict_line_length ? cfg->max_line_length : 0;
 	s->lim.idle_timeout = cfg->idle_timeout;
 	s->lim.command_timeout = cfg->command_timeout;
 	s->lim.data_timeout = cfg->data_timeout;
