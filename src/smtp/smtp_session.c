@@ -81,6 +81,7 @@ struct smtp_tx {
 	struct smtp_rcpt **rcpt_tail;
 	unsigned nrcpts;
 	bool bdat_used;
+	uint64_t bdat_total; /* octets of the BDAT chunks announced so far */
 	struct smtp_body_reader reader;
 	struct buf msg; /* trace headers + body as stored */
 	size_t trace_len; /* bytes of msg that are our Return-Path: and Received: */
@@ -947,7 +948,21 @@ static void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_reply_error(s, "501 5.5.4 %s", error);
 		return;
 	}
-	/* RFC 3030 2: the chunk's octets are read even when the command fails */
+	/* RFC 3030 2: the chunk's octets are read even when the command fails -- but
+	 * not a chunk over the size limit: reading it would cost as much as storing
+	 * it (BDAT 18446744073709551615 would be read for ever), and its bytes cannot
+	 * be told from commands once refused. As Postfix does, answer at once and end
+	 * the session. RFC 1870 6 gives 552 for a message over the fixed limit. */
+	uint64_t max = s->lim.max_message_size;
+	uint64_t total = s->tx != NULL ? s->tx->bdat_total : 0;
+	if (size > max || total > max - size) {
+		log_info(s->c->sid, "event=rejected id=%s reason=bdat-size chunk=%llu total=%llu",
+			 s->tx != NULL ? s->tx->id : "-", (unsigned long long)size,
+			 (unsigned long long)total);
+		smtp_tx_free(&s->tx);
+		smtp_session_goodbye(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
 	s->bdat_remaining = size;
 	s->bdat_size = size;
 	s->bdat_last = last;
@@ -962,6 +977,8 @@ static void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd
 		s->tx->bdat_used = true;
 		smtp_tx_start_body(s, SMTP_BODY_MODE_BDAT);
 	}
+	if (s->bdat_reply == NULL)
+		s->tx->bdat_total = total + size;
 	smtp_session_set_state(s, SMTP_STATE_BDAT);
 }
 
