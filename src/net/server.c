@@ -705,7 +705,9 @@ int server_main(const char *config_path)
 	if (server_drop_privileges(srv.cfg) < 0)
 		goto out;
 
-	struct store_options sopts = {.data_dir = srv.cfg->data_dir, .fsync = srv.cfg->store_fsync};
+	struct store_options sopts = {.data_dir = srv.cfg->data_dir,
+				      .fsync = srv.cfg->store_fsync,
+				      .hostname = srv.cfg->hostname};
 	if (store_open(&sopts, &srv.store, &err) < 0) {
 		fprintf(stderr, "hermod: cannot open store in %s: %s\n", srv.cfg->data_dir,
 			err != NULL ? err : "?");

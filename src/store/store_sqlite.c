@@ -32,6 +32,7 @@
  *   rewrites it if a sweep removed it between blob_write() and the commit. */
 #include "store/store.h"
 #include "store/blob.h"
+#include "store/store_msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,14 +54,29 @@
 #define STORE_RESOLVE_MAX 1000 /* accounts one recipient may expand to */
 #define STORE_FLAGS_MAX 4096
 #define STORE_QUEUE_RCPTS_MAX 100000 /* sanity bound; the SMTP layer limits far lower */
+#define STORE_ENVID_MAX 100  /* RFC 3461 4.4: at most 100 characters */
+#define STORE_ORCPT_MAX 500  /* RFC 3461 4.2: at most 500 characters */
 
 struct store_conn {
 	sqlite3 *db;
 	struct store_conn *next;
 };
 
+/* The bytes of a delivery as stored: the base message (memory or writer) with the
+ * header fix-ups spliced in at insert_at. */
+struct deliver_src {
+	const char *data;
+	struct store_msg *msg;
+	uint64_t at;
+	const char *ins;
+	size_t ins_len;
+};
+
 struct store_gc_req {
-	const struct store_delivery *d;
+	struct store_delivery *d;
+	struct deliver_src ds;
+	struct blob_src src; /* reads ds */
+	uint64_t len;        /* stored size */
 	struct blob_pending *blob; /* written, synced by the leader */
 	const char *blob_id;
 	const char *flags;
@@ -68,6 +84,7 @@ struct store_gc_req {
 	/* normalized queue envelope (NULL when nothing is queued) */
 	char *queue_sender;
 	char **queue_rcpts;
+	char **queue_orcpt; /* NULL, or one per queue rcpt (entries may be NULL) */
 	int64_t created;
 	uint32_t *uids_r;
 	int result;
@@ -78,6 +95,7 @@ struct store_gc_req {
 
 struct store {
 	char *data_dir;
+	char *hostname; /* NULL when not given */
 	bool fsync;
 
 	pthread_mutex_t wmu; /* guards wdb and its statements */
@@ -440,6 +458,21 @@ static const char *const migrations[] = {
     "  modseq INTEGER NOT NULL,"
     "  PRIMARY KEY (mailbox, uid)) WITHOUT ROWID;"
     "CREATE INDEX expunged_modseq ON expunged(mailbox, modseq);",
+    /* v4: the queue keeps the whole envelope: BODY (STORE_BODY_*), SMTPUTF8, ENVID
+     * and RET (STORE_RET_*) of the transaction, NOTIFY (STORE_NOTIFY_* bits, 0 = not
+     * given) and ORCPT of each recipient (RFC 3461), the length of the local-only
+     * trace headers at the start of the blob (trace_len: the wire copy starts
+     * there), and a lease for queue runners (lease_owner holds the entry until
+     * lease_until, unix seconds; NULL/0 = free). */
+    "ALTER TABLE queue ADD COLUMN body INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue ADD COLUMN envid TEXT;"
+    "ALTER TABLE queue ADD COLUMN ret INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue ADD COLUMN trace_len INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue_rcpts ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue_rcpts ADD COLUMN orcpt TEXT;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -501,11 +534,13 @@ static int store_prepare_writer(struct store *st, char **error_r)
 	     "INSERT INTO messages (mailbox, uid, blob, size, internal_date, flags, modseq)"
 	     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
 	    {offsetof(struct store, st_queue_insert),
-	     "INSERT INTO queue (blob, sender, account, size, created, next_attempt)"
-	     " VALUES (?1, ?2, ?3, ?4, ?5, ?5)"},
+	     "INSERT INTO queue (blob, sender, account, size, created, next_attempt,"
+	     "                   body, smtputf8, envid, ret, trace_len)"
+	     " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10)"},
 	    /* The caller deduplicates; a repeated recipient is queued once. */
 	    {offsetof(struct store, st_queue_rcpt),
-	     "INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt) VALUES (?1, ?2)"},
+	     "INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt, notify, orcpt)"
+	     " VALUES (?1, ?2, ?3, ?4)"},
 	};
 
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
@@ -531,10 +566,15 @@ int store_open(const struct store_options *opts, struct store **store_r, char **
 	if (st == NULL)
 		abort();
 	st->data_dir = xstrdup(opts->data_dir);
+	if (opts->hostname != NULL && opts->hostname[0] != '\0') {
+		st->hostname = xstrdup(opts->hostname);
+		ascii_lower(st->hostname);
+	}
 	st->data_fd = open(opts->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->data_fd < 0) {
 		set_error(error_r, "open %s: %s", opts->data_dir, strerror(errno));
 		free(st->data_dir);
+		free(st->hostname);
 		free(st);
 		return -1;
 	}
@@ -586,6 +626,7 @@ void store_close(struct store **stp)
 	if (st->data_fd >= 0)
 		close(st->data_fd);
 	free(st->data_dir);
+	free(st->hostname);
 	free(st);
 }
 
@@ -1311,29 +1352,153 @@ static int resolve_rec(sqlite3 *db, const char *address, unsigned depth, bool ca
 	return rc;
 }
 
+/* ---- postmaster (RFC 5321 4.5.1) ---- */
+
+static bool is_postmaster(const char *local, size_t len)
+{
+	return len == 10 && strncasecmp(local, "postmaster", 10) == 0;
+}
+
+/* The primary domain into *dom_r (malloc'd): hostname if local, else its parent
+ * if local, else the oldest local domain. 1 ok, 0 no local domain, -1 error. */
+static int primary_domain(struct store *st, sqlite3 *db, char **dom_r, char **error_r)
+{
+	const char *h = st->hostname;
+	int rc;
+
+	*dom_r = NULL;
+	for (int i = 0; h != NULL && *h != '\0' && i < 2; i++) {
+		const char *params[] = {h};
+		rc = query_text(db, "SELECT name FROM domains WHERE name = ?1", params, 1, dom_r,
+		                error_r);
+		if (rc != 0)
+			return rc;
+		h = strchr(h, '.');
+		if (h != NULL)
+			h++;
+	}
+	return query_text(db, "SELECT name FROM domains ORDER BY created, rowid LIMIT 1", NULL, 0,
+	                  dom_r, error_r);
+}
+
+/* Adds the oldest account (of domain, or of all when domain is NULL). 1 added,
+ * 0 none, -1 error. */
+static int oldest_account(sqlite3 *db, const char *domain, struct strv *out, char **error_r)
+{
+	const char *params[] = {domain};
+	char *a = NULL;
+	int rc;
+
+	if (domain != NULL)
+		rc = query_text(db,
+		                "SELECT address FROM accounts WHERE domain = ?1"
+		                " ORDER BY created, id LIMIT 1",
+		                params, 1, &a, error_r);
+	else
+		rc = query_text(db, "SELECT address FROM accounts ORDER BY created, id LIMIT 1",
+		                NULL, 0, &a, error_r);
+	if (rc == 1)
+		strv_add_unique(out, a);
+	free(a);
+	return rc;
+}
+
+/* postmaster@<domain> as an account or through its alias rows (no plus-address,
+ * no catch-all). 1 if it reached an account, 0 if not, -1 error. */
+static int postmaster_direct(sqlite3 *db, const char *domain, struct strv *out, char **error_r)
+{
+	char *addr = NULL;
+	size_t before = out->n;
+	int rc;
+
+	if (asprintf(&addr, "postmaster@%s", domain) < 0) {
+		set_error(error_r, "out of memory");
+		return -1;
+	}
+	rc = resolve_account(db, addr, out, error_r);
+	if (rc == 0)
+		rc = resolve_alias(db, addr, 0, true, out, error_r);
+	free(addr);
+	if (rc < 0)
+		return -1;
+	return out->n > before ? 1 : 0;
+}
+
+/* postmaster@domain for a local domain: see store.h for the order. */
+static int resolve_postmaster(struct store *st, sqlite3 *db, const char *domain,
+                              struct strv *out, char **error_r)
+{
+	char *primary = NULL;
+	int rc;
+
+	rc = postmaster_direct(db, domain, out, error_r);
+	if (rc != 0)
+		return rc;
+	rc = primary_domain(st, db, &primary, error_r);
+	if (rc == 1 && strcasecmp(primary, domain) != 0)
+		rc = postmaster_direct(db, primary, out, error_r);
+	else if (rc == 1)
+		rc = 0;
+	free(primary);
+	if (rc != 0)
+		return rc;
+	rc = oldest_account(db, domain, out, error_r);
+	if (rc == 0)
+		rc = oldest_account(db, NULL, out, error_r);
+	return rc;
+}
+
+static int resolve_top(struct store *st, sqlite3 *db, const char *address, struct strv *out,
+                       char **error_r)
+{
+	char *addr = NULL, *primary = NULL;
+	size_t at;
+	int rc;
+
+	/* RFC 5321 4.5.1: "postmaster" without a domain is the primary domain's */
+	if (strchr(address, '@') == NULL && is_postmaster(address, strlen(address))) {
+		rc = primary_domain(st, db, &primary, error_r);
+		if (rc == 1)
+			rc = resolve_postmaster(st, db, primary, out, error_r);
+		free(primary);
+		return rc;
+	}
+	if (addr_normalize_ex(address, false, true, &addr, &at, error_r) < 0)
+		return -1;
+	if (is_postmaster(addr, at)) {
+		const char *params[] = {addr + at + 1};
+		rc = query_text(db, "SELECT 1 FROM domains WHERE name = ?1", params, 1, NULL,
+		                error_r);
+		if (rc == 1)
+			rc = resolve_postmaster(st, db, addr + at + 1, out, error_r);
+	} else {
+		rc = resolve_rec(db, addr, 0, true, out, error_r);
+	}
+	free(addr);
+	return rc;
+}
+
 int store_resolve_recipient(struct store *st, const char *address, char ***accounts_r,
                             char **error_r)
 {
 	struct strv out = {0};
-	char *addr;
 	sqlite3 *db;
 	int rc;
 
 	*accounts_r = NULL;
-	if (addr_normalize_ex(address, false, true, &addr, NULL, error_r) < 0)
-		return -1;
-	if (reader_get(st, &db, error_r) < 0) {
-		free(addr);
+	if (address == NULL) {
+		set_error(error_r, "invalid address ''");
 		return -1;
 	}
+	if (reader_get(st, &db, error_r) < 0)
+		return -1;
 	/* One read transaction: a consistent snapshot across all the lookups. */
 	rc = db_exec(db, "BEGIN", error_r);
 	if (rc > 0) {
-		rc = resolve_rec(db, addr, 0, true, &out, error_r);
+		rc = resolve_top(st, db, address, &out, error_r);
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	reader_put(st, db);
-	free(addr);
 	if (rc < 0 || out.n == 0) {
 		store_strv_free(&out.v);
 		return rc < 0 ? -1 : 0;
@@ -1447,6 +1612,12 @@ static void queue_envelope_free(struct store_gc_req *req)
 	free(req->queue_sender);
 	req->queue_sender = NULL;
 	store_strv_free(&req->queue_rcpts);
+	if (req->queue_orcpt != NULL) {
+		for (size_t i = 0; i < req->d->nqueue_rcpts; i++)
+			free(req->queue_orcpt[i]);
+		free(req->queue_orcpt);
+		req->queue_orcpt = NULL;
+	}
 }
 
 /* The queue entry of a delivery, inside its savepoint. */
@@ -1460,8 +1631,14 @@ static int gc_queue_one(struct store *st, struct store_gc_req *r, char **error_r
 	sqlite3_bind_text(st->st_queue_insert, 2, r->queue_sender, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st->st_queue_insert, 3, d->queue_account != NULL ? d->queue_account : "",
 	                  -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->st_queue_insert, 4, (int64_t)d->len);
+	sqlite3_bind_int64(st->st_queue_insert, 4, (int64_t)r->len);
 	sqlite3_bind_int64(st->st_queue_insert, 5, r->created);
+	sqlite3_bind_int(st->st_queue_insert, 6, d->queue_body);
+	sqlite3_bind_int(st->st_queue_insert, 7, d->queue_smtputf8 ? 1 : 0);
+	if (d->queue_envid != NULL)
+		sqlite3_bind_text(st->st_queue_insert, 8, d->queue_envid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st->st_queue_insert, 9, d->queue_ret);
+	sqlite3_bind_int64(st->st_queue_insert, 10, (int64_t)d->trace_len);
 	rc = sqlite3_step(st->st_queue_insert);
 	stmt_done(st->st_queue_insert);
 	if (rc != SQLITE_DONE)
@@ -1470,11 +1647,17 @@ static int gc_queue_one(struct store *st, struct store_gc_req *r, char **error_r
 	for (size_t i = 0; r->queue_rcpts[i] != NULL; i++) {
 		sqlite3_bind_int64(st->st_queue_rcpt, 1, queue_id);
 		sqlite3_bind_text(st->st_queue_rcpt, 2, r->queue_rcpts[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int(st->st_queue_rcpt, 3,
+		                 d->queue_notify != NULL ? (int)d->queue_notify[i] : 0);
+		if (r->queue_orcpt != NULL && r->queue_orcpt[i] != NULL)
+			sqlite3_bind_text(st->st_queue_rcpt, 4, r->queue_orcpt[i], -1,
+			                  SQLITE_STATIC);
 		rc = sqlite3_step(st->st_queue_rcpt);
 		stmt_done(st->st_queue_rcpt);
 		if (rc != SQLITE_DONE)
 			return db_fail(st->wdb, error_r, "database");
 	}
+	r->d->queue_id = queue_id;
 	return 1;
 }
 
@@ -1492,13 +1675,14 @@ static int gc_deliver_one(struct store *st, struct store_gc_req *r, char **error
 	if (rc < 0)
 		return -1;
 	if (rc == 0) {
-		char id[BLOB_ID_LEN + 1];
-		if (blob_write(st->data_dir, d->data, d->len, st->fsync, id, error_r) < 0)
+		struct blob_pending again;
+		if (blob_write_begin_src(st->data_dir, &r->src, r->blob_id, &again, error_r) < 0 ||
+		    blob_write_sync(st->data_dir, &again, st->fsync, error_r) < 0)
 			return -1;
 	}
 
 	sqlite3_bind_text(st->st_blob_ref, 1, r->blob_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->st_blob_ref, 2, (int64_t)d->len);
+	sqlite3_bind_int64(st->st_blob_ref, 2, (int64_t)r->len);
 	/* one reference per mailbox entry, and one for the queue entry */
 	sqlite3_bind_int64(st->st_blob_ref, 3,
 	                   (int64_t)d->naccounts + (r->queue_rcpts != NULL ? 1 : 0));
@@ -1539,7 +1723,7 @@ static int gc_deliver_one(struct store *st, struct store_gc_req *r, char **error
 		sqlite3_bind_int64(st->st_msg_insert, 1, mbox_id);
 		sqlite3_bind_int64(st->st_msg_insert, 2, uid);
 		sqlite3_bind_text(st->st_msg_insert, 3, r->blob_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->st_msg_insert, 4, (int64_t)d->len);
+		sqlite3_bind_int64(st->st_msg_insert, 4, (int64_t)r->len);
 		sqlite3_bind_int64(st->st_msg_insert, 5, r->internal_date);
 		sqlite3_bind_text(st->st_msg_insert, 6, r->flags, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st->st_msg_insert, 7, modseq);
@@ -1561,7 +1745,7 @@ static int gc_deliver_one(struct store *st, struct store_gc_req *r, char **error
 static void gc_register_orphan(struct store *st, struct store_gc_req *r)
 {
 	sqlite3_bind_text(st->st_blob_ref, 1, r->blob_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->st_blob_ref, 2, (int64_t)r->d->len);
+	sqlite3_bind_int64(st->st_blob_ref, 2, (int64_t)r->len);
 	sqlite3_bind_int64(st->st_blob_ref, 3, 0);
 	(void)sqlite3_step(st->st_blob_ref);
 	stmt_done(st->st_blob_ref);
@@ -1670,6 +1854,25 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 		set_error(error_r, "store_deliver: invalid queue account");
 		return -1;
 	}
+	if (d->queue_envid != NULL &&
+	    (d->queue_envid[0] == '\0' || strlen(d->queue_envid) > STORE_ENVID_MAX ||
+	     !text_ok(d->queue_envid))) {
+		set_error(error_r, "store_deliver: invalid ENVID");
+		return -1;
+	}
+	if (d->queue_ret < STORE_RET_NONE || d->queue_ret > STORE_RET_HDRS ||
+	    d->queue_body < STORE_BODY_7BIT || d->queue_body > STORE_BODY_BINARYMIME) {
+		set_error(error_r, "store_deliver: invalid RET or BODY");
+		return -1;
+	}
+	for (size_t i = 0; d->queue_notify != NULL && i < d->nqueue_rcpts; i++) {
+		unsigned n = d->queue_notify[i];
+		/* RFC 3461 4.1: NEVER excludes the others */
+		if ((n & ~0xfu) != 0 || ((n & STORE_NOTIFY_NEVER) && n != STORE_NOTIFY_NEVER)) {
+			set_error(error_r, "store_deliver: invalid NOTIFY");
+			return -1;
+		}
+	}
 	if (*sender == '\0')
 		req->queue_sender = xstrdup("");
 	else if (addr_normalize_ex(sender, false, true, &req->queue_sender, NULL, error_r) < 0)
@@ -1684,10 +1887,106 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 			return -1;
 		}
 	}
+	if (d->queue_orcpt != NULL) {
+		req->queue_orcpt = calloc(d->nqueue_rcpts, sizeof(*req->queue_orcpt));
+		if (req->queue_orcpt == NULL) {
+			queue_envelope_free(req);
+			set_error(error_r, "out of memory");
+			return -1;
+		}
+		for (size_t i = 0; i < d->nqueue_rcpts; i++) {
+			const char *o = d->queue_orcpt[i];
+			if (o == NULL)
+				continue;
+			if (*o == '\0' || strlen(o) > STORE_ORCPT_MAX || !text_ok(o)) {
+				queue_envelope_free(req);
+				set_error(error_r, "store_deliver: invalid ORCPT");
+				return -1;
+			}
+			req->queue_orcpt[i] = xstrdup(o);
+		}
+	}
 	return 1;
 }
 
-int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *uids_r,
+static long deliver_base_read(struct deliver_src *ds, void *buf, size_t len, uint64_t off)
+{
+	if (ds->msg != NULL)
+		return store_msg_pread(ds->msg, buf, len, off);
+	memcpy(buf, ds->data + off, len);
+	return (long)len;
+}
+
+/* blob_src reader of the stored bytes: base[0..at) + ins + base[at..). */
+static long deliver_src_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct deliver_src *ds = ctx;
+
+	if (off < ds->at) {
+		size_t n = ds->at - off < len ? (size_t)(ds->at - off) : len;
+		return deliver_base_read(ds, buf, n, off);
+	}
+	if (off - ds->at < ds->ins_len) {
+		size_t skip = (size_t)(off - ds->at), n = ds->ins_len - skip < len ? ds->ins_len - skip : len;
+		memcpy(buf, ds->ins + skip, n);
+		return (long)n;
+	}
+	return deliver_base_read(ds, buf, len, off - ds->ins_len);
+}
+
+/* Sets up req's source of the stored bytes and writes the blob file (not synced). */
+static int deliver_blob_begin(struct store *st, struct store_delivery *d, struct store_gc_req *req,
+                              struct blob_pending *blob, char **error_r)
+{
+	char id[BLOB_ID_LEN + 1];
+	const char *known_id = NULL;
+	uint64_t base_size;
+
+	req->ds.data = d->data != NULL ? d->data : "";
+	req->ds.msg = d->msg;
+	base_size = d->msg != NULL ? store_msg_size(d->msg) : d->len;
+	if (d->msg != NULL && (d->msg->failed || d->msg->delivered)) {
+		set_error(error_r, "store_deliver: message not complete");
+		return -1;
+	}
+	if (d->insert_len > 0) {
+		if (d->insert == NULL || d->insert_at > base_size ||
+		    d->insert_len > UINT64_MAX - base_size) {
+			set_error(error_r, "store_deliver: invalid insert");
+			return -1;
+		}
+		req->ds.at = d->insert_at;
+		req->ds.ins = d->insert;
+		req->ds.ins_len = d->insert_len;
+	}
+	req->len = base_size + d->insert_len;
+	if (d->trace_len > req->len) {
+		set_error(error_r, "store_deliver: trace_len past the message");
+		return -1;
+	}
+	req->src.size = req->len;
+	req->src.read = deliver_src_read;
+	req->src.ctx = &req->ds;
+	req->src.link_fd = -1;
+	if (d->msg != NULL && d->insert_len == 0) {
+		/* The writer's running hash names the blob; its spill file becomes the
+		 * blob file itself. */
+		if (store_msg_digest(d->msg, id) < 0) {
+			set_error(error_r, "SHA-256 failed");
+			return -1;
+		}
+		known_id = id;
+		req->src.link_fd = d->msg->fd;
+	}
+	return blob_write_begin_src(st->data_dir, &req->src, known_id, blob, error_r);
+}
+
+int store_msg_begin(struct store *st, struct store_msg **m_r, char **error_r)
+{
+	return store_msg_create(st->data_dir, m_r, error_r);
+}
+
+int store_deliver(struct store *st, struct store_delivery *d, uint32_t *uids_r,
                   char **error_r)
 {
 	struct store_gc_req req = {0};
@@ -1700,6 +1999,8 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 		set_error(error_r, "store_deliver: no recipients");
 		return -1;
 	}
+	d->queue_id = 0;
+	req.d = d;
 	if (d->nqueue_rcpts > 0 && queue_envelope_normalize(d, &req, error_r) < 0)
 		return -1;
 	if (flags_normalize(d->flags, &flags, error_r) < 0) {
@@ -1709,14 +2010,12 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 	/* Written here, in parallel with other deliveries; the leader makes it
 	 * durable (file and directory entries fsync'd) before committing metadata
 	 * that points at it. */
-	if (blob_write_begin(st->data_dir, d->data != NULL ? d->data : "", d->len, &blob,
-	                     error_r) < 0) {
+	if (deliver_blob_begin(st, d, &req, &blob, error_r) < 0) {
 		queue_envelope_free(&req);
 		free(flags);
 		return -1;
 	}
 
-	req.d = d;
 	req.blob = &blob;
 	req.blob_id = blob.id;
 	req.flags = flags;
@@ -1757,6 +2056,8 @@ int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *ui
 
 	queue_envelope_free(&req);
 	free(flags);
+	if (d->msg != NULL)
+		d->msg->delivered = req.result > 0;
 	if (req.result < 0) {
 		if (error_r != NULL)
 			*error_r = req.error;
@@ -1960,6 +2261,31 @@ int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t 
 		return -1;
 	}
 	return blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
+}
+
+int store_blob_open(struct store *st, const char *blob_id, struct store_blob_range *r,
+                    char **error_r)
+{
+	uint64_t size;
+	int rc;
+
+	r->fd = -1;
+	r->off = r->len = 0;
+	if (blob_id == NULL || !blob_id_valid(blob_id)) {
+		set_error(error_r, "invalid blob id");
+		return -1;
+	}
+	rc = blob_open(st->data_dir, blob_id, &r->fd, &size, error_r);
+	if (rc == 1)
+		r->len = size;
+	return rc;
+}
+
+void store_blob_range_close(struct store_blob_range *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
 }
 
 /* ---- expunge ---- */
