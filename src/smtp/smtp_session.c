@@ -883,13 +883,10 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	j->submission = s->submission;
 	j->addr = strdup(args.to.addr);
 	if (args.to.domain == NULL) {
-		/* RFC 5321 4.1.1.3: "Postmaster" without a domain must be accepted; it is
-		 * the postmaster of this host's domain */
-		const char *dot = strchr(s->lim.hostname, '.');
-		size_t n = strlen(s->lim.hostname) + 16;
-		j->lookup = malloc(n);
-		if (j->lookup != NULL)
-			snprintf(j->lookup, n, "postmaster@%s", dot != NULL ? dot + 1 : s->lim.hostname);
+		/* RFC 5321 4.1.1.3 / 4.5.1: "Postmaster" without a domain must be
+		 * accepted; the store's recipient rules decide whose it is (the primary
+		 * domain's postmaster), as they do for postmaster@ a local domain. */
+		j->lookup = strdup("postmaster");
 	} else if (!s->submission && strpbrk(args.to.local, "%!@") != NULL) {
 		/* Sender-specified routing (user%host@, host!user@, "user@host"@):
 		 * never interpreted, refused as relaying like Postfix does */
