@@ -347,18 +347,24 @@ struct smtp_deliver_job {
 	bool require_from_match;
 	char *account;
 	char hostname[256];
-	int result; /* 1 ok, -1 store error, -2 From: not the user's */
+	int result; /* 1 ok, -1 store error, -2 From: not the user's, -3 no From: address */
 	char *error;
 };
 
 struct smtp_from_check {
 	struct smtp_deliver_job *j;
+	bool check_owner; /* [submission] require_from_match */
 	bool all_owned;
+	unsigned mailboxes; /* non-empty addresses seen in From: fields */
 };
 
 static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
 {
 	struct smtp_from_check *fc = ctx;
+	if (!fc->check_owner) {
+		fc->mailboxes += len > 0;
+		return;
+	}
 	if (!fc->all_owned)
 		return;
 	char *a = strndup(addr, len);
@@ -368,6 +374,28 @@ static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
 		fc->all_owned = false;
 	free(err);
 	free(a);
+}
+
+/* Passes the addresses of every From: field of the header section hdr to fc
+ * (RFC 5322 allows one; a second one must not slip a forged address past the
+ * check). With check_owner, an empty or overlong address is not owned; without
+ * it only mailboxes are counted. -1 when a field is malformed, else 0. */
+static int smtp_from_walk(struct smtp_from_check *fc, const char *hdr, size_t hlen)
+{
+	const char *p = hdr;
+	const char *end = hdr + hlen;
+	const char *v;
+	size_t vl;
+	while (fc->all_owned && mail_header_find(p, (size_t)(end - p), "From", &v, &vl) > 0) {
+		if (mail_header_addresses(v, vl, smtp_from_check_cb, fc) < 0)
+			return -1;
+		p = v + vl; /* past this field's line end */
+		if (p < end && *p == '\r')
+			p++;
+		if (p < end && *p == '\n')
+			p++;
+	}
+	return 0;
 }
 
 /* RFC 6409 8.1-8.3: an MSA may add a missing Date: and Message-ID:. They go right
@@ -412,24 +440,27 @@ static void smtp_deliver_job_run(void *arg)
 	struct smtp_deliver_job *j = arg;
 	struct smtp_tx *tx = j->tx;
 	if (j->submission) {
+		const char *hdr = tx->msg.data + tx->trace_len;
+		size_t hlen = tx->msg.len - tx->trace_len;
+		struct smtp_from_check fc = {.j = j, .check_owner = false, .all_owned = true};
+		int malformed = smtp_from_walk(&fc, hdr, hlen) < 0;
+		/* RFC 5322 3.6: a message has one From: field with at least one mailbox.
+		 * Without one (no field, "From: <>", an empty group "undisclosed:;") the
+		 * message is refused, whatever require_from_match says: RFC 6409 8 lets
+		 * an MSA add Date: and Message-ID:, not an author, and inventing one from
+		 * the login would hide the client's bug and state an author the user
+		 * never wrote. 550 as for the other From: refusal; 5.6.0 (RFC 3463:
+		 * something about the content makes it undeliverable) since the fault is
+		 * in the message, not in the user's rights. A malformed field is left to
+		 * the ownership check (it may hide any address), and let through as
+		 * before when ownership is not checked. */
+		if (!malformed && fc.mailboxes == 0) {
+			j->result = -3;
+			return;
+		}
 		if (j->require_from_match) {
-			/* every From: field (RFC 5322 allows one; a second one must not
-			 * slip a forged address past the check) */
-			const char *p = tx->msg.data + tx->trace_len;
-			const char *end = tx->msg.data + tx->msg.len;
-			const char *v;
-			size_t vl;
-			struct smtp_from_check fc = {.j = j, .all_owned = true};
-			while (fc.all_owned && mail_header_find(p, (size_t)(end - p), "From", &v, &vl) > 0) {
-				if (mail_header_addresses(v, vl, smtp_from_check_cb, &fc) < 0)
-					fc.all_owned = false;
-				p = v + vl; /* past this field's line end */
-				if (p < end && *p == '\r')
-					p++;
-				if (p < end && *p == '\n')
-					p++;
-			}
-			if (!fc.all_owned) {
+			fc.check_owner = true;
+			if (smtp_from_walk(&fc, hdr, hlen) < 0 || !fc.all_owned) {
 				j->result = -2;
 				return;
 			}
@@ -468,6 +499,11 @@ static void smtp_deliver_job_done(void *arg)
 		if (!dead)
 			smtp_reply(s, "250 2.0.0 Ok: %s as %s",
 				   s->submission ? "queued" : "delivered", tx->id);
+	} else if (j->result == -3) {
+		log_info(s->c->sid, "event=rejected id=%s reason=no-from user=%s", tx->id,
+			 j->account);
+		if (!dead)
+			smtp_reply_error(s, "550 5.6.0 Message has no From: address");
 	} else if (j->result == -2) {
 		log_info(s->c->sid, "event=rejected id=%s reason=from-not-owned user=%s", tx->id,
 			 j->account);

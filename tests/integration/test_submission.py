@@ -289,6 +289,75 @@ def test_from_match_off(make_server):
     srv.fetch_one(BOB, subject)
 
 
+NO_FROM = "550 5.6.0 Message has no From: address"
+
+
+def _msg_from_lines(subject, from_lines):
+    """A message whose From: fields are exactly from_lines (none: no From:)."""
+    hdrs = list(from_lines) + ["To: <%s>" % BOB, "Subject: %s" % subject,
+                               "Message-ID: <%s@client.example.test>" % uuid.uuid4().hex,
+                               "Date: Tue, 02 Jan 2024 03:04:05 +0100"]
+    return ("\r\n".join(hdrs) + "\r\n\r\nsubmitted\r\n").encode()
+
+
+NO_FROM_FORMS = [
+    [],                                   # no From: field at all
+    ["From: <>"],
+    ["From: undisclosed:;"],
+    ["From: Undisclosed recipients: ;"],
+    ["From: <>", "From: undisclosed:;"],
+]
+
+
+@pytest.mark.parametrize("from_lines", NO_FROM_FORMS)
+def test_from_header_without_mailbox_refused(sub, from_lines):
+    """RFC 5322 3.6: From: must name at least one mailbox; the MSA does not
+    invent one."""
+    subject = unique("no-from")
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert c.data(_msg_from_lines(subject, from_lines)).line == NO_FROM
+        # the session goes on
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        subject2 = unique("after-no-from")
+        assert QUEUED_RE.match(c.data(_msg(subject2)).line)
+        c.quit()
+    assert sub.find(BOB, subject) == []
+    sub.fetch_one(BOB, subject2)
+
+
+@pytest.mark.parametrize("from_line", ["From: Team: alice@example.test;",
+                                       "From: <>, Alice <alice@example.test>"])
+def test_from_header_group_with_mailbox_accepted(sub, from_line):
+    subject = unique("group-from")
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(_msg_from_lines(subject, [from_line])).line)
+        c.quit()
+    sub.fetch_one(BOB, subject)
+
+
+def test_from_header_without_mailbox_refused_match_off(make_server):
+    """require_from_match = no lets any From: address through, not none."""
+    srv = make_server(tls=True, submission=True,
+                      extra={"submission": {"require_from_match": "no"}})
+    with srv.connect_465() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        for from_lines in NO_FROM_FORMS[:3]:
+            c.mail(ALICE)
+            c.rcpt(BOB)
+            assert c.data(_msg_from_lines(unique("no-from-off"), from_lines)).line == NO_FROM
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        subject = unique("after-no-from-off")
+        assert QUEUED_RE.match(c.data(_msg(subject)).line)
+        c.quit()
+    srv.fetch_one(BOB, subject)
+
+
 # ---------------------------------------------------------------- rate limit
 
 
