@@ -69,6 +69,8 @@ struct smtp_rcpt {
 	char *addr;
 	char **accounts; /* NULL-terminated local accounts it resolved to */
 	bool remote;     /* submission to another domain: goes to the outbound queue */
+	unsigned notify; /* RFC 3461 NOTIFY as SMTP_NOTIFY_* bits, 0 = not given */
+	char *orcpt;     /* RFC 3461 ORCPT as given, or NULL */
 };
 
 /* One mail transaction: created by MAIL, ended by RSET, delivery or an error. */
@@ -77,6 +79,8 @@ struct smtp_tx {
 	char *from; /* reverse-path address, "" for <> */
 	bool smtputf8;
 	enum smtp_body_type body;
+	char *envid; /* RFC 3461 ENVID as given (xtext), or NULL */
+	int ret;     /* RFC 3461 RET as STORE_RET_* */
 	struct smtp_rcpt *rcpts;
 	struct smtp_rcpt **rcpt_tail;
 	unsigned nrcpts;
@@ -85,6 +89,7 @@ struct smtp_tx {
 	struct smtp_body_reader reader;
 	struct buf msg; /* trace headers + body as stored */
 	size_t trace_len; /* bytes of msg that are our Return-Path: and Received: */
+	size_t rp_len;    /* of which our Return-Path: line (local only: not relayed) */
 };
 
 struct smtp_session {
@@ -190,10 +195,12 @@ static void smtp_tx_free(struct smtp_tx **txp)
 		struct smtp_rcpt *r = tx->rcpts;
 		tx->rcpts = r->next;
 		free(r->addr);
+		free(r->orcpt);
 		store_strv_free(&r->accounts);
 		free(r);
 	}
 	free(tx->from);
+	free(tx->envid);
 	buf_free(&tx->msg);
 	free(tx);
 	*txp = NULL;
@@ -245,6 +252,8 @@ struct smtp_rcpt_job {
 	char *domain;     /* NULL: no domain check (postmaster) */
 	bool literal;     /* address literal or routing in the local part: never ours */
 	bool submission;  /* an authenticated user's: other domains are relayed */
+	unsigned notify;  /* RFC 3461 NOTIFY bits of the command */
+	char *orcpt;      /* RFC 3461 ORCPT of the command, or NULL */
 	int result;       /* 1 local account(s), 0 unknown user, 2 not our domain, 3 remote
 			     (submission), -1 error */
 	char **accounts;
@@ -296,8 +305,11 @@ static void smtp_rcpt_job_done(void *arg)
 			r->remote = j->result == 3;
 			r->addr = j->addr;
 			r->accounts = j->accounts;
+			r->notify = j->notify;
+			r->orcpt = j->orcpt;
 			j->addr = NULL;
 			j->accounts = NULL;
+			j->orcpt = NULL;
 			*s->tx->rcpt_tail = r;
 			s->tx->rcpt_tail = &r->next;
 			s->tx->nrcpts++;
@@ -326,6 +338,7 @@ static void smtp_rcpt_job_done(void *arg)
 	free(j->addr);
 	free(j->lookup);
 	free(j->domain);
+	free(j->orcpt);
 	free(j->error);
 	store_strv_free(&j->accounts);
 	free(j);
@@ -341,7 +354,11 @@ struct smtp_deliver_job {
 	const char **accounts;
 	size_t naccounts;
 	const char **queue_rcpts; /* submission: remote recipients */
+	unsigned *queue_notify;   /* their NOTIFY bits (STORE_NOTIFY_*) */
+	const char **queue_orcpt; /* their ORCPT or NULL */
 	size_t nqueue;
+	int64_t queue_id;         /* the queue entry made, or 0 */
+	struct buf insert;        /* header fields the MSA adds (RFC 6409 8) */
 	/* submission */
 	bool submission;
 	bool require_from_match;
@@ -399,7 +416,8 @@ static int smtp_from_walk(struct smtp_from_check *fc, const char *hdr, size_t hl
 }
 
 /* RFC 6409 8.1-8.3: an MSA may add a missing Date: and Message-ID:. They go right
- * after our trace fields. Runs on the worker (copies the message once). */
+ * after our trace fields, as j->insert (the store splices them in: the message is
+ * not copied). */
 static int smtp_submission_fix_headers(struct smtp_deliver_job *j)
 {
 	struct smtp_tx *tx = j->tx;
@@ -409,30 +427,32 @@ static int smtp_submission_fix_headers(struct smtp_deliver_job *j)
 	size_t vl;
 	bool need_date = mail_header_find(hdr, hlen, "Date", &v, &vl) == 0;
 	bool need_id = mail_header_find(hdr, hlen, "Message-ID", &v, &vl) == 0;
-	if (!need_date && !need_id)
-		return 1;
-	struct buf out;
-	buf_init(&out, 0);
-	int r = buf_append(&out, tx->msg.data, tx->trace_len);
-	if (r > 0 && need_id)
-		r = buf_printf(&out, "Message-ID: <%s@%s>\r\n", tx->id, j->hostname);
+	int r = 1;
+	if (need_id)
+		r = buf_printf(&j->insert, "Message-ID: <%s@%s>\r\n", tx->id, j->hostname);
 	if (r > 0 && need_date) {
 		char date[64];
 		time_t now = time(NULL);
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-		r = buf_printf(&out, "Date: %s\r\n", date);
+		r = buf_printf(&j->insert, "Date: %s\r\n", date);
 	}
-	if (r > 0)
-		r = buf_append(&out, hdr, hlen);
-	if (r < 0) {
-		buf_free(&out);
-		return -1;
+	return r < 0 ? -1 : 1;
+}
+
+/* STORE_BODY_* of a BODY= value */
+static int smtp_store_body(enum smtp_body_type body)
+{
+	switch (body) {
+	case SMTP_BODY_8BITMIME:
+		return STORE_BODY_8BITMIME;
+	case SMTP_BODY_BINARYMIME:
+		return STORE_BODY_BINARYMIME;
+	case SMTP_BODY_7BIT:
+	default:
+		return STORE_BODY_7BIT;
 	}
-	buf_free(&tx->msg);
-	tx->msg = out;
-	return 1;
 }
 
 static void smtp_deliver_job_run(void *arg)
@@ -483,8 +503,23 @@ static void smtp_deliver_job_run(void *arg)
 		.queue_rcpts = j->queue_rcpts,
 		.nqueue_rcpts = j->nqueue,
 		.queue_account = j->account,
+		/* the rest of the envelope, for the outbound queue (RFC 3461 DSN,
+		 * RFC 6152 / 3030 BODY, RFC 6531 SMTPUTF8) */
+		.queue_envid = tx->envid,
+		.queue_ret = tx->ret,
+		.queue_body = smtp_store_body(tx->body),
+		.queue_smtputf8 = tx->smtputf8,
+		.queue_notify = j->queue_notify,
+		.queue_orcpt = j->queue_orcpt,
+		/* our Return-Path: is for local mailboxes only (RFC 5321 4.4: the
+		 * final delivery adds it); the queued copy goes out without it */
+		.trace_len = tx->rp_len,
+		.insert_at = tx->trace_len,
+		.insert = j->insert.data,
+		.insert_len = j->insert.len,
 	};
 	j->result = store_deliver(j->store, &d, NULL, &j->error);
+	j->queue_id = d.queue_id;
 }
 
 static void smtp_deliver_job_done(void *arg)
@@ -496,7 +531,10 @@ static void smtp_deliver_job_done(void *arg)
 	if (j->result > 0) {
 		log_info(s->c->sid, "event=delivered id=%s size=%zu accounts=%zu queued=%zu%s",
 			 tx->id, tx->msg.len, j->naccounts, j->nqueue, dead ? " client=gone" : "");
-		if (!dead)
+		/* the queue id when there is a queue entry: what `hermod queue` lists */
+		if (!dead && j->queue_id > 0)
+			smtp_reply(s, "250 2.0.0 Ok: queued as %lld", (long long)j->queue_id);
+		else if (!dead)
 			smtp_reply(s, "250 2.0.0 Ok: %s as %s",
 				   s->submission ? "queued" : "delivered", tx->id);
 	} else if (j->result == -3) {
@@ -518,6 +556,9 @@ static void smtp_deliver_job_done(void *arg)
 	}
 	free(j->accounts);
 	free(j->queue_rcpts);
+	free(j->queue_notify);
+	free(j->queue_orcpt);
+	buf_free(&j->insert);
 	free(j->account);
 	free(j->error);
 	free(j);
@@ -545,12 +586,16 @@ static void smtp_session_deliver(struct smtp_session *s)
 	struct smtp_deliver_job *j = calloc(1, sizeof(*j));
 	const char **accounts = calloc(n + 1, sizeof(*accounts));
 	const char **queue = calloc(nremote + 1, sizeof(*queue));
+	unsigned *notify = calloc(nremote + 1, sizeof(*notify));
+	const char **orcpt = calloc(nremote + 1, sizeof(*orcpt));
 	char *account = s->auth_user != NULL ? strdup(s->auth_user) : NULL;
-	if (j == NULL || accounts == NULL || queue == NULL ||
+	if (j == NULL || accounts == NULL || queue == NULL || notify == NULL || orcpt == NULL ||
 	    (s->auth_user != NULL && account == NULL)) {
 		free(j);
 		free(accounts);
 		free(queue);
+		free(notify);
+		free(orcpt);
 		free(account);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
@@ -559,8 +604,15 @@ static void smtp_session_deliver(struct smtp_session *s)
 	}
 	/* one entry per account, however many recipients lead to it */
 	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
-		if (r->remote)
+		if (r->remote) {
+			/* SMTP_NOTIFY_* and STORE_NOTIFY_* name the same RFC 3461 words */
+			notify[j->nqueue] = ((r->notify & SMTP_NOTIFY_NEVER) ? STORE_NOTIFY_NEVER : 0) |
+					    ((r->notify & SMTP_NOTIFY_SUCCESS) ? STORE_NOTIFY_SUCCESS : 0) |
+					    ((r->notify & SMTP_NOTIFY_FAILURE) ? STORE_NOTIFY_FAILURE : 0) |
+					    ((r->notify & SMTP_NOTIFY_DELAY) ? STORE_NOTIFY_DELAY : 0);
+			orcpt[j->nqueue] = r->orcpt;
 			queue[j->nqueue++] = r->addr;
+		}
 		for (char **a = r->accounts; a != NULL && *a != NULL; a++) {
 			size_t k;
 			for (k = 0; k < j->naccounts; k++)
@@ -575,6 +627,9 @@ static void smtp_session_deliver(struct smtp_session *s)
 	j->tx = tx;
 	j->accounts = accounts;
 	j->queue_rcpts = queue;
+	j->queue_notify = notify;
+	j->queue_orcpt = orcpt;
+	buf_init(&j->insert, 0);
 	j->submission = s->submission;
 	j->require_from_match = s->lim.require_from_match;
 	j->account = account;
@@ -584,6 +639,8 @@ static void smtp_session_deliver(struct smtp_session *s)
 		s->tx = tx;
 		free(accounts);
 		free(queue);
+		free(notify);
+		free(orcpt);
 		free(account);
 		free(j);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
@@ -624,6 +681,7 @@ static int smtp_tx_add_trace(struct smtp_session *s, struct smtp_tx *tx)
 	bool v6 = strchr(s->c->ip, ':') != NULL;
 	const char *helo = s->helo != NULL && smtp_helo_is_domain(s->helo) ? s->helo : "unknown";
 	int r = buf_printf(&tx->msg, "Return-Path: <%s>\r\n", tx->from);
+	tx->rp_len = tx->msg.len;
 	if (r > 0)
 		r = buf_printf(&tx->msg,
 			       "Received: from %s ([%s%s])\r\n\tby %s (hermod) with %s id %s",
@@ -726,6 +784,8 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250-SMTPUTF8");
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	/* RFC 3461: the parameters are kept with the queue entry */
+	smtp_reply(s, "250-DSN");
 	if (smtp_tls_available(s))
 		smtp_reply(s, "250-STARTTLS");
 	if (s->submission && smtp_plaintext_ok(s)) {
@@ -737,18 +797,30 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
 	smtp_reply(s, "250 CHUNKING");
 }
 
-/* Starts the transaction MAIL asked for. */
-static void smtp_mail_accept(struct smtp_session *s, const char *from, bool smtputf8,
-			     enum smtp_body_type body)
+/* The extensions whose MAIL/RCPT parameters this session accepts: those EHLO
+ * advertised (none after HELO). */
+static unsigned smtp_session_ext(const struct smtp_session *s)
 {
+	return s->esmtp ? SMTP_EXT_DSN : 0;
+}
+
+/* Starts the transaction MAIL asked for; takes args->envid. */
+static void smtp_mail_accept(struct smtp_session *s, struct smtp_mail_args *args)
+{
+	const char *from = args->from.null ? "" : args->from.addr;
 	struct smtp_tx *tx = calloc(1, sizeof(*tx));
 	if (tx == NULL || (tx->from = strdup(from)) == NULL) {
 		free(tx);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		return;
 	}
-	tx->smtputf8 = smtputf8;
-	tx->body = body;
+	tx->smtputf8 = args->smtputf8;
+	tx->body = args->body;
+	tx->envid = args->envid;
+	args->envid = NULL;
+	tx->ret = args->ret == NULL ? STORE_RET_NONE
+		  : strcmp(args->ret, "HDRS") == 0 ? STORE_RET_HDRS
+						   : STORE_RET_FULL;
 	tx->rcpt_tail = &tx->rcpts;
 	buf_init(&tx->msg, 0);
 	snprintf(tx->id, sizeof(tx->id), "%s.%u", s->c->sid, ++s->ntx);
@@ -764,9 +836,8 @@ static void smtp_mail_accept(struct smtp_session *s, const char *from, bool smtp
 struct smtp_mail_job {
 	struct smtp_session *s;
 	struct store *store;
-	char *account, *from;
-	bool smtputf8;
-	enum smtp_body_type body;
+	char *account;
+	struct smtp_mail_args args; /* the command's, taken over */
 	int result;
 	char *error;
 };
@@ -774,7 +845,8 @@ struct smtp_mail_job {
 static void smtp_mail_job_run(void *arg)
 {
 	struct smtp_mail_job *j = arg;
-	j->result = store_account_owns_address(j->store, j->account, j->from, &j->error);
+	j->result =
+	    store_account_owns_address(j->store, j->account, j->args.from.addr, &j->error);
 }
 
 static void smtp_mail_job_done(void *arg)
@@ -783,11 +855,12 @@ static void smtp_mail_job_done(void *arg)
 	struct smtp_session *s = j->s;
 	if (!smtp_session_gone(s)) {
 		char esc[300];
+		const char *from = j->args.from.addr;
 		if (j->result > 0) {
-			smtp_mail_accept(s, j->from, j->smtputf8, j->body);
+			smtp_mail_accept(s, &j->args);
 		} else if (j->result == 0) {
 			log_info(s->c->sid, "event=mail-refused user=%s from=\"%s\" reason=not-owner",
-				 j->account, log_escape(j->from, strlen(j->from), 256, esc, sizeof(esc)));
+				 j->account, log_escape(from, strlen(from), 256, esc, sizeof(esc)));
 			smtp_reply_error(s, "553 5.7.1 Sender address not owned by authenticated user");
 		} else {
 			log_error(s->c->sid, "event=mail error=\"%s\"",
@@ -796,29 +869,29 @@ static void smtp_mail_job_done(void *arg)
 		}
 	}
 	free(j->account);
-	free(j->from);
+	smtp_mail_args_free(&j->args);
 	free(j->error);
 	free(j);
 	if (!smtp_session_gone(s))
 		smtp_session_unpark(s);
 }
 
-static void smtp_mail_check_owner(struct smtp_session *s, const struct smtp_mail_args *args)
+/* Takes *args over (it is left zeroed). */
+static void smtp_mail_check_owner(struct smtp_session *s, struct smtp_mail_args *args)
 {
 	struct smtp_mail_job *j = calloc(1, sizeof(*j));
 	if (j != NULL) {
 		j->s = s;
 		j->store = s->c->srv->store;
 		j->account = strdup(s->auth_user);
-		j->from = strdup(args->from.addr);
-		j->smtputf8 = args->smtputf8;
-		j->body = args->body;
+		j->args = *args;
+		memset(args, 0, sizeof(*args));
 	}
-	if (j == NULL || j->account == NULL || j->from == NULL ||
+	if (j == NULL || j->account == NULL ||
 	    conn_submit(s->c, smtp_mail_job_run, smtp_mail_job_done, j) < 0) {
 		if (j != NULL) {
 			free(j->account);
-			free(j->from);
+			smtp_mail_args_free(&j->args);
 			free(j);
 		}
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
@@ -839,7 +912,8 @@ static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd
 	}
 	struct smtp_mail_args args;
 	const char *error = "bad syntax";
-	enum smtp_parse_result pr = smtp_mail_args_parse(cmd->args, cmd->args_len, &args, &error);
+	enum smtp_parse_result pr =
+		smtp_mail_args_parse(cmd->args, cmd->args_len, smtp_session_ext(s), &args, &error);
 	if (pr == SMTP_PARSE_PARAM) {
 		smtp_reply_error(s, "555 5.5.4 %s", error);
 		return;
@@ -863,7 +937,7 @@ static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_mail_args_free(&args);
 		return;
 	}
-	smtp_mail_accept(s, args.from.null ? "" : args.from.addr, args.smtputf8, args.body);
+	smtp_mail_accept(s, &args);
 	smtp_mail_args_free(&args);
 }
 
@@ -882,7 +956,8 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	struct smtp_rcpt_args args;
 	const char *error = "bad syntax";
 	enum smtp_parse_result pr =
-		smtp_rcpt_args_parse(cmd->args, cmd->args_len, s->tx->smtputf8, &args, &error);
+		smtp_rcpt_args_parse(cmd->args, cmd->args_len, s->tx->smtputf8, smtp_session_ext(s),
+				     &args, &error);
 	if (pr == SMTP_PARSE_PARAM) {
 		smtp_reply_error(s, "555 5.5.4 %s", error);
 		return;
@@ -918,6 +993,9 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	j->store = s->c->srv->store;
 	j->submission = s->submission;
 	j->addr = strdup(args.to.addr);
+	j->notify = args.notify_bits;
+	j->orcpt = args.orcpt; /* taken over */
+	args.orcpt = NULL;
 	if (args.to.domain == NULL) {
 		/* RFC 5321 4.1.1.3 / 4.5.1: "Postmaster" without a domain must be
 		 * accepted; the store's recipient rules decide whose it is (the primary
@@ -940,6 +1018,7 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 		free(j->addr);
 		free(j->lookup);
 		free(j->domain);
+		free(j->orcpt);
 		free(j);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		return;

@@ -457,3 +457,93 @@ def test_nodemailer_env_options(sub, npm_dir):
         "SEND_TO": ALICE, "SEND_SUBJECT": subject})
     assert p.returncode == 0, p.stdout + p.stderr
     sub.fetch_one(ALICE, subject)
+
+
+# ---------------------------------------------------------------- queue envelope
+
+
+def _queue_row(srv, qid):
+    """The queue entry and its recipients as the store keeps them (read-only)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s/hermod.db?mode=ro" % srv.data_dir, uri=True)
+    try:
+        q = db.execute("SELECT body, smtputf8, envid, ret, trace_len, blob FROM queue "
+                       "WHERE id = ?", (int(qid),)).fetchone()
+        rcpts = db.execute("SELECT rcpt, notify, orcpt FROM queue_rcpts WHERE queue_id = ? "
+                           "ORDER BY rowid", (int(qid),)).fetchall()
+    finally:
+        db.close()
+    return q, rcpts
+
+
+def test_queue_id_and_envelope_kept(sub):
+    """The 250 names the queue entry (as `hermod queue list` does), and the
+    entry keeps BODY, SMTPUTF8, ENVID, RET, NOTIFY and ORCPT, and the length
+    of our local-only Return-Path: line."""
+    subject = unique("dsn-queue")
+    with _session(sub, "587") as c:
+        c.mail(ALICE, params="BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=env+2B42")
+        assert c.cmd("RCPT TO:<%s> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x+40remote.test"
+                     % REMOTE).line == "250 2.1.5 Ok"
+        assert c.cmd("RCPT TO:<other@remote.test> NOTIFY=NEVER").line == "250 2.1.5 Ok"
+        assert c.cmd("RCPT TO:<third@remote.test>").line == "250 2.1.5 Ok"
+        c.rcpt(BOB)
+        r = c.data(_msg(subject, to=REMOTE))
+        assert r.line.startswith("250 2.0.0 Ok: queued as "), r
+        qid = QUEUED_RE.match(r.line).group(1)
+        assert qid.isdigit(), r
+        c.quit()
+    rows = [q for q in sub.queue() if q["id"] == qid]
+    assert len(rows) == 1, sub.cli("queue", "list").stdout
+    assert rows[0]["sender"] == ALICE
+    assert rows[0]["rcpts"] == [REMOTE, "other@remote.test", "third@remote.test"]
+    q, rcpts = _queue_row(sub, qid)
+    body, smtputf8, envid, ret, trace_len, _ = q
+    assert (body, smtputf8, envid, ret) == (1, 1, "env+2B42", 2)   # 8BITMIME, HDRS
+    assert rcpts == [(REMOTE, 2 | 8, "rfc822;x+40remote.test"),    # SUCCESS|DELAY
+                     ("other@remote.test", 1, None),               # NEVER
+                     ("third@remote.test", 0, None)]
+    queued = sub.cli("queue", "show", qid, binary_out=True).stdout
+    return_path = b"Return-Path: <%s>\r\n" % ALICE.encode()
+    assert queued.startswith(return_path)
+    assert trace_len == len(return_path)
+    assert queued[trace_len:].startswith(b"Received: ")
+    # the local copy is the same message
+    sub.fetch_one(BOB, subject)
+
+
+def test_queue_id_only_local_recipients(sub):
+    """Nothing queued: the 250 names the transaction, not a queue entry."""
+    subject = unique("sub-local-only")
+    before = {q["id"] for q in sub.queue()}
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = c.data(_msg(subject))
+        qid = QUEUED_RE.match(r.line).group(1)
+        assert not qid.isdigit(), r
+        c.quit()
+    assert {q["id"] for q in sub.queue()} == before
+    sub.fetch_one(BOB, subject)
+
+
+def test_message_id_and_date_inserted_after_trace(sub):
+    """The added Message-ID: and Date: follow our trace fields; the client's
+    header section follows unchanged."""
+    subject = unique("fixup")
+    raw = _msg(subject, msgid=False, date=False)
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(raw).line)
+        c.quit()
+    stored = sub.fetch_one(BOB, subject)
+    lines = stored.split(b"\r\n")
+    assert lines[0].startswith(b"Return-Path: ")
+    assert lines[1].startswith(b"Received: ")
+    i = 2
+    while lines[i].startswith(b"\t"):
+        i += 1
+    assert re.match(rb"^Message-ID: <[^@>]+@" + HOSTNAME.encode() + rb">$", lines[i])
+    assert lines[i + 1].startswith(b"Date: ")
+    assert b"\r\n".join(lines[i + 2:]) == raw
