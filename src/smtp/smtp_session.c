@@ -87,8 +87,15 @@ struct smtp_tx {
 	bool bdat_used;
 	uint64_t bdat_total; /* octets of the BDAT chunks announced so far */
 	struct smtp_body_reader reader;
-	struct buf msg; /* trace headers + body as stored */
-	size_t trace_len; /* bytes of msg that are our Return-Path: and Received: */
+	/* The message as stored (trace headers + body) goes to the store's message
+	 * writer as it arrives (memory up to STORE_MSG_MEM_MAX, then a spill file),
+	 * so a session holds no whole message. msg only stages the output of one
+	 * body reader feed on its way there. */
+	struct store_msg *m;
+	struct buf msg;
+	char tail[2];      /* the last two bytes written to m */
+	bool write_failed; /* m could not be created or written: 451 at the end */
+	size_t trace_len; /* bytes of the message that are our Return-Path: and Received: */
 	size_t rp_len;    /* of which our Return-Path: line (local only: not relayed) */
 };
 
@@ -201,9 +208,35 @@ static void smtp_tx_free(struct smtp_tx **txp)
 	}
 	free(tx->from);
 	free(tx->envid);
+	store_msg_free(&tx->m);
 	buf_free(&tx->msg);
 	free(tx);
 	*txp = NULL;
+}
+
+/* Moves the staged bytes of tx->msg to the message writer. */
+static void smtp_tx_flush(struct smtp_session *s, struct smtp_tx *tx)
+{
+	size_t n = tx->msg.len;
+	if (n == 0)
+		return;
+	if (!tx->write_failed) {
+		char *err = NULL;
+		if (tx->m == NULL || store_msg_write(tx->m, tx->msg.data, n, &err) < 0) {
+			char esc[600];
+			log_error(s->c->sid, "event=message-write-failed id=%s error=\"%s\"", tx->id,
+				  log_escape_str(err, esc, sizeof(esc)));
+			tx->write_failed = true;
+		}
+		free(err);
+		if (n >= 2) {
+			memcpy(tx->tail, tx->msg.data + n - 2, 2);
+		} else {
+			tx->tail[0] = tx->tail[1];
+			tx->tail[1] = tx->msg.data[0];
+		}
+	}
+	buf_reset(&tx->msg);
 }
 
 /* Ends the current transaction (RSET, delivery, error). */
@@ -364,7 +397,8 @@ struct smtp_deliver_job {
 	bool require_from_match;
 	char *account;
 	char hostname[256];
-	int result; /* 1 ok, -1 store error, -2 From: not the user's, -3 no From: address */
+	int result; /* 1 ok, -1 store error, -2 From: not the user's, -3 no From: address,
+		       -4 header section over SMTP_HEADER_MAX */
 	char *error;
 };
 
@@ -393,6 +427,52 @@ static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
 	free(a);
 }
 
+/* RFC 5322 2.2 sets no limit on the header section; the submission checks read
+ * at most this much of it (Postfix's header_size_limit is 100 KiB). */
+#define SMTP_HEADER_MAX (256 * 1024)
+
+/* Reads the header section of tx's message (after our trace fields, up to and
+ * including the empty line that ends it) into *hdr_r (malloc'd, *len_r bytes).
+ * 1 ok, 0 the section is longer than SMTP_HEADER_MAX, -1 error. Runs on a worker. */
+static int smtp_tx_read_header(struct smtp_tx *tx, char **hdr_r, size_t *len_r, char **error_r)
+{
+	*hdr_r = NULL;
+	*len_r = 0;
+	uint64_t size = tx->m != NULL ? store_msg_size(tx->m) : 0;
+	if (size < tx->trace_len) {
+		*error_r = strdup("message shorter than its trace fields");
+		return -1;
+	}
+	uint64_t rest = size - tx->trace_len;
+	size_t want = rest < SMTP_HEADER_MAX ? (size_t)rest : SMTP_HEADER_MAX;
+	char *h = malloc(want + 1);
+	if (h == NULL) {
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	size_t got = 0;
+	while (got < want) {
+		long n = store_msg_pread(tx->m, h + got, want - got, tx->trace_len + got);
+		if (n <= 0) {
+			free(h);
+			*error_r = strdup("reading the message back failed");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	size_t hlen = mail_header_section_len(h, got);
+	bool ends_blank = (got >= 2 && memcmp(h + got - 2, "\n\n", 2) == 0) ||
+			  (got >= 3 && memcmp(h + got - 3, "\n\r\n", 3) == 0);
+	if (hlen == got && got < rest && !ends_blank) {
+		/* no empty line within the bound, and the message goes on */
+		free(h);
+		return 0;
+	}
+	*hdr_r = h;
+	*len_r = hlen;
+	return 1;
+}
+
 /* Passes the addresses of every From: field of the header section hdr to fc
  * (RFC 5322 allows one; a second one must not slip a forged address past the
  * check). With check_owner, an empty or overlong address is not owned; without
@@ -418,11 +498,10 @@ static int smtp_from_walk(struct smtp_from_check *fc, const char *hdr, size_t hl
 /* RFC 6409 8.1-8.3: an MSA may add a missing Date: and Message-ID:. They go right
  * after our trace fields, as j->insert (the store splices them in: the message is
  * not copied). */
-static int smtp_submission_fix_headers(struct smtp_deliver_job *j)
+static int smtp_submission_fix_headers(struct smtp_deliver_job *j, const char *hdr,
+				       size_t hlen)
 {
 	struct smtp_tx *tx = j->tx;
-	const char *hdr = tx->msg.data + tx->trace_len;
-	size_t hlen = tx->msg.len - tx->trace_len;
 	const char *v;
 	size_t vl;
 	bool need_date = mail_header_find(hdr, hlen, "Date", &v, &vl) == 0;
@@ -460,8 +539,15 @@ static void smtp_deliver_job_run(void *arg)
 	struct smtp_deliver_job *j = arg;
 	struct smtp_tx *tx = j->tx;
 	if (j->submission) {
-		const char *hdr = tx->msg.data + tx->trace_len;
-		size_t hlen = tx->msg.len - tx->trace_len;
+		/* The header section, read back from the message writer (memory or
+		 * page cache), bounded: the checks below need nothing else. */
+		char *hdr;
+		size_t hlen;
+		int hr = smtp_tx_read_header(tx, &hdr, &hlen, &j->error);
+		if (hr <= 0) {
+			j->result = hr < 0 ? -1 : -4;
+			return;
+		}
 		struct smtp_from_check fc = {.j = j, .check_owner = false, .all_owned = true};
 		int malformed = smtp_from_walk(&fc, hdr, hlen) < 0;
 		/* RFC 5322 3.6: a message has one From: field with at least one mailbox.
@@ -476,16 +562,20 @@ static void smtp_deliver_job_run(void *arg)
 		 * before when ownership is not checked. */
 		if (!malformed && fc.mailboxes == 0) {
 			j->result = -3;
+			free(hdr);
 			return;
 		}
 		if (j->require_from_match) {
 			fc.check_owner = true;
 			if (smtp_from_walk(&fc, hdr, hlen) < 0 || !fc.all_owned) {
 				j->result = -2;
+				free(hdr);
 				return;
 			}
 		}
-		if (smtp_submission_fix_headers(j) < 0) {
+		int fr = smtp_submission_fix_headers(j, hdr, hlen);
+		free(hdr);
+		if (fr < 0) {
 			j->result = -1;
 			j->error = strdup("out of memory");
 			return;
@@ -495,8 +585,7 @@ static void smtp_deliver_job_run(void *arg)
 		.accounts = j->accounts,
 		.naccounts = j->naccounts,
 		.mailbox = NULL,
-		.data = tx->msg.data != NULL ? tx->msg.data : "",
-		.len = tx->msg.len,
+		.msg = tx->m,
 		.internal_date = (int64_t)time(NULL),
 		.flags = NULL,
 		.queue_sender = tx->from,
@@ -529,14 +618,20 @@ static void smtp_deliver_job_done(void *arg)
 	struct smtp_tx *tx = j->tx;
 	bool dead = smtp_session_gone(s);
 	if (j->result > 0) {
-		log_info(s->c->sid, "event=delivered id=%s size=%zu accounts=%zu queued=%zu%s",
-			 tx->id, tx->msg.len, j->naccounts, j->nqueue, dead ? " client=gone" : "");
+		log_info(s->c->sid, "event=delivered id=%s size=%llu accounts=%zu queued=%zu%s",
+			 tx->id, (unsigned long long)store_msg_size(tx->m), j->naccounts, j->nqueue,
+			 dead ? " client=gone" : "");
 		/* the queue id when there is a queue entry: what `hermod queue` lists */
 		if (!dead && j->queue_id > 0)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %lld", (long long)j->queue_id);
 		else if (!dead)
 			smtp_reply(s, "250 2.0.0 Ok: %s as %s",
 				   s->submission ? "queued" : "delivered", tx->id);
+	} else if (j->result == -4) {
+		log_info(s->c->sid, "event=rejected id=%s reason=header-too-large user=%s", tx->id,
+			 j->account);
+		if (!dead)
+			smtp_reply_error(s, "552 5.3.4 Header section too large");
 	} else if (j->result == -3) {
 		log_info(s->c->sid, "event=rejected id=%s reason=no-from user=%s", tx->id,
 			 j->account);
@@ -1031,8 +1126,18 @@ static void smtp_tx_start_body(struct smtp_session *s, enum smtp_body_mode mode)
 	struct smtp_tx *tx = s->tx;
 	smtp_body_reader_init(&tx->reader, mode, s->lim.max_line_length, s->lim.max_message_size);
 	buf_reset(&tx->msg);
+	store_msg_free(&tx->m);
+	char *err = NULL;
+	if (store_msg_begin(s->c->srv->store, &tx->m, &err) < 0) {
+		char esc[600];
+		log_error(s->c->sid, "event=message-write-failed id=%s error=\"%s\"", tx->id,
+			  log_escape_str(err, esc, sizeof(esc)));
+		tx->write_failed = true;
+	}
+	free(err);
 	if (smtp_tx_add_trace(s, tx) < 0)
 		tx->reader.too_big = true; /* cannot happen short of memory */
+	smtp_tx_flush(s, tx);
 }
 
 static void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
@@ -1448,6 +1553,7 @@ static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
 				smtp_session_goodbye(s, "421 4.3.0 Out of memory");
 				return false;
 			}
+			smtp_tx_flush(s, tx);
 			done = !bdat && tx->reader.done;
 		}
 		evbuffer_drain(in, (size_t)used);
@@ -1473,12 +1579,15 @@ static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
 			return true;
 		}
 		smtp_body_reader_finish(&tx->reader, &tx->msg);
+		smtp_tx_flush(s, tx);
 		/* A BDAT message need not end in CRLF; stored messages always do (RFC 5322
 		 * 2.1: lines end in CRLF), so POP3 sizes and IMAP literals stay exact. */
-		if (tx->msg.len > tx->trace_len &&
-		    (tx->msg.len < 2 || memcmp(tx->msg.data + tx->msg.len - 2, "\r\n", 2) != 0) &&
-		    buf_append(&tx->msg, "\r\n", 2) < 0)
-			tx->reader.too_big = true; /* out of memory: refuse rather than truncate */
+		if (tx->m != NULL && store_msg_size(tx->m) > tx->trace_len &&
+		    memcmp(tx->tail, "\r\n", 2) != 0) {
+			if (buf_append(&tx->msg, "\r\n", 2) < 0)
+				tx->reader.too_big = true; /* out of memory: refuse, not truncate */
+			smtp_tx_flush(s, tx);
+		}
 	} else if (!done) {
 		return false;
 	} else {
@@ -1495,6 +1604,11 @@ static bool smtp_session_read_body(struct smtp_session *s, struct evbuffer *in)
 	if (tx->reader.line_too_long) {
 		log_info(s->c->sid, "event=rejected id=%s reason=line-length", tx->id);
 		smtp_reply_error(s, "500 5.5.2 Line too long");
+		smtp_session_end_tx(s);
+		return true;
+	}
+	if (tx->write_failed) {
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		smtp_session_end_tx(s);
 		return true;
 	}

@@ -547,3 +547,67 @@ def test_message_id_and_date_inserted_after_trace(sub):
     assert re.match(rb"^Message-ID: <[^@>]+@" + HOSTNAME.encode() + rb">$", lines[i])
     assert lines[i + 1].startswith(b"Date: ")
     assert b"\r\n".join(lines[i + 2:]) == raw
+
+
+# ---------------------------------------------------------------- header section bound
+
+
+def _msg_with_padding(subject, pad_bytes):
+    pad = "".join("X-Pad-%d: %s\r\n" % (i, "p" * 990) for i in range(pad_bytes // 1000 + 1))
+    return _msg(subject).replace(b"\r\n\r\n", b"\r\n" + pad.encode() + b"\r\n", 1)
+
+
+def test_header_section_over_bound_refused(sub):
+    """The From:/Date/Message-ID checks read at most 256 KiB of header section;
+    a longer one cannot be checked and is refused."""
+    subject = unique("big-header")
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert c.data(_msg_with_padding(subject, 300 * 1024)).line == \
+            "552 5.3.4 Header section too large"
+        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+        c.quit()
+    assert sub.find(BOB, subject) == []
+
+
+def test_header_section_under_bound_accepted(sub):
+    subject = unique("large-header")
+    raw = _msg_with_padding(subject, 200 * 1024)
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(raw).line)
+        c.quit()
+    stored = sub.fetch_one(BOB, subject)
+    assert stored.endswith(raw)
+
+
+def test_forged_from_after_large_header_section(sub):
+    """A second From: far down a long (but bounded) header section is still
+    checked."""
+    subject = unique("late-from")
+    raw = _msg_with_padding(subject, 200 * 1024).replace(
+        b"\r\n\r\n", b"\r\nFrom: Bob <bob@example.test>\r\n\r\n", 1)
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert c.data(raw).line == FROM_NOT_OWNED
+        c.quit()
+    assert sub.find(BOB, subject) == []
+
+
+def test_header_section_of_exactly_the_bound_accepted(sub):
+    subject = unique("exact-header")
+    raw = _msg_with_padding(subject, 250 * 1024)
+    head, body = raw.split(b"\r\n\r\n", 1)
+    fill = 256 * 1024 - (len(head) + 4) - len(b"X-Fill: \r\n")
+    assert fill > 0
+    raw = head + b"\r\nX-Fill: " + b"f" * fill + b"\r\n\r\n" + body
+    assert raw.index(b"\r\n\r\n") + 4 == 256 * 1024
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(raw).line)
+        c.quit()
+    assert sub.fetch_one(BOB, subject).endswith(raw)

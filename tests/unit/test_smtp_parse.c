@@ -326,8 +326,8 @@ static void test_dsn_not_advertised(void)
 {
 	static const char *const mail_in[] = {"<a@b.c> RET=FULL", "<a@b.c> ENVID=x",
 	                                      "<a@b.c> SIZE=1 ret=hdrs"};
-	static const char *const rcpt_in[] = {"<u@x.test> NOTIFY=NEVER", "<u@x.test> ORCPT=rfc822;u",
-	                                      "<postmaster> notify=SUCCESS"};
+	static const char *const rcpt_in[] = {
+	    "<u@x.test> NOTIFY=NEVER", "<u@x.test> ORCPT=rfc822;u", "<postmaster> notify=SUCCESS"};
 	for (size_t i = 0; i < sizeof(mail_in) / sizeof(mail_in[0]); i++) {
 		struct smtp_mail_args a;
 		const char *err = NULL;
@@ -342,7 +342,8 @@ static void test_dsn_not_advertised(void)
 		CHECK(smtp_rcpt_args_parse(rcpt_in[i], strlen(rcpt_in[i]), false, 0, &a, &err) ==
 		      SMTP_PARSE_PARAM);
 		CHECK_STR(err, "unsupported parameter");
-		CHECK(a.to.addr == NULL && a.notify == NULL && a.orcpt == NULL && a.notify_bits == 0);
+		CHECK(a.to.addr == NULL && a.notify == NULL && a.orcpt == NULL &&
+		      a.notify_bits == 0);
 	}
 	/* the other parameters do not depend on it */
 	struct smtp_mail_args m;
