@@ -22,6 +22,13 @@ def _status_kb(pid, key):
     raise AssertionError("no %s in /proc/%d/status" % (key, pid))
 
 
+def _sanitized(pid):
+    """AddressSanitizer's shadow memory and quarantine make RSS meaningless:
+    under it only the spill files are checked."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def _spilled_bytes(pid):
     """Bytes in the server's open unlinked files (the writers' spill files)."""
     total = 0
@@ -65,15 +72,17 @@ def test_unfinished_large_data_sessions_stay_small(make_server):
                 c.send(chunk)
         # every session has its ~20 MB in the server (and no end of data yet);
         # a server that kept them in memory shows it in its RSS first
+        asan = _sanitized(pid)
         _wait_for(lambda: (_spilled_bytes(pid) >= SESSIONS * body_bytes or
-                           _status_kb(pid, "VmRSS") >= RSS_LIMIT_KB),
+                           (not asan and _status_kb(pid, "VmRSS") >= RSS_LIMIT_KB)),
                   "the server to read all bodies")
         rss = _status_kb(pid, "VmRSS")
         peak = _status_kb(pid, "VmHWM")
         print("sessions=%d body=%dMB VmRSS=%dkB VmHWM=%dkB spilled=%d" % (
             SESSIONS, BODY_MB, rss, peak, _spilled_bytes(pid)))
-        assert rss < RSS_LIMIT_KB, rss
-        assert peak < RSS_LIMIT_KB, peak
+        if not asan:
+            assert rss < RSS_LIMIT_KB, rss
+            assert peak < RSS_LIMIT_KB, peak
         for c in clients:
             assert c.pending(0) == b""       # no reply: the messages are open
     finally:
@@ -101,7 +110,8 @@ def test_large_message_streams_to_the_mailbox(make_server):
         c.quit()
     peak = _status_kb(pid, "VmHWM")
     print("message=%d VmHWM=%dkB" % (len(msg), peak))
-    assert peak < 20 * 1024, peak
+    if not _sanitized(pid):
+        assert peak < 20 * 1024, peak
     rest = split_stored(srv.fetch_one(ALICE, subject))[2]
     assert rest == msg
     srv.assert_serves()
