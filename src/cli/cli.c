@@ -185,6 +185,7 @@ static int cli_open(struct cli *c)
 	opts.data_dir = c->cfg->data_dir;
 	opts.fsync = c->cfg->store_fsync;
 	opts.hostname = c->cfg->hostname;
+	opts.backend = c->cfg->store_backend;
 	if (store_open(&opts, &c->st, &error) < 0)
 		return fail_store(error, "cannot open the store");
 	return CLI_EXIT_OK;

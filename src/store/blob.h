@@ -58,6 +58,11 @@ int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const
  * Releases p. 1 ok, -1 error. */
 int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync, char **error_r);
 void blob_pending_abort(struct blob_pending *p);
+/* blob_write_sync for a batch: fdatasync each file, then fsync each directory the
+ * batch touched once (not once per blob). results[i] = 1 ok, -1 with errors[i]
+ * malloc'd. Releases every ps[i]. */
+void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps, size_t n,
+                           bool do_fsync, int *results, char **errors);
 
 /* 1 if the blob file exists, 0 if not, -1 error. */
 int blob_exists(const char *data_dir, const char *id, char **error_r);

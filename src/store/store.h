@@ -1,9 +1,14 @@
 /* The mail store interface. Functions are synchronous and thread-safe: they are
- * called from worker threads (never from an event loop) and from the CLI.
- * The embedded backend is SQLite (WAL) plus content-addressed blob files under
- * data_dir/blobs/ab/<sha256> (one level of 256
- * directories, like Postfix's hashed queue). A PostgreSQL backend will implement the same
- * interface later.
+ * called from worker threads (never from an event loop) and from the CLI (except
+ * the message writer, see below).
+ *
+ * store.c is the front: it validates what callers pass, applies the recipient
+ * rules (aliases, plus-addresses, catch-alls, postmaster) on top of primitive
+ * lookups, and dispatches everything else to a backend through struct store_ops
+ * (end of this file). The embedded backend is SQLite (WAL) plus content-addressed
+ * blob files (store_sqlite*.c, blob.c); a PostgreSQL backend implements the same
+ * table. Blob ids are opaque outside the store: callers pass back what the store
+ * listed and never build or parse them.
  *
  * Results: 1 ok / found, 0 not found (where documented), -1 error with *error_r
  * set to a malloc'd human-readable message (caller frees; error_r may be NULL).
@@ -25,6 +30,8 @@ struct store_options {
 	/* The server's host name ([server] hostname), for the primary domain of the
 	 * postmaster rules (store_resolve_recipient). NULL: the oldest local domain. */
 	const char *hostname;
+	/* The backend ([store] backend): NULL or "sqlite". */
+	const char *backend;
 };
 
 /* Opens (creating and migrating as needed) the store under opts->data_dir. */
@@ -175,12 +182,26 @@ struct store_delivery {
 /* Stores one blob, a message entry in each account's mailbox and the queue entry
  * (if any), in one metadata transaction, and returns only when all of it is
  * durable: the blob is synced before the metadata that names it is committed.
- * Concurrent calls are group-committed: their blobs are synced together (one
- * syncfs) and their metadata shares one transaction and one WAL fsync. Nothing is
+ * Concurrent calls are group-committed: their blobs are synced together (each
+ * file fdatasync'd, each directory touched fsync'd once per batch) and their
+ * metadata shares one transaction and one WAL fsync. Nothing is
  * half-delivered: on -1 no account got the message. *uids_r (optional,
  * caller-allocated array of naccounts) receives the UIDs. */
 int store_deliver(struct store *st, struct store_delivery *d, uint32_t *uids_r,
 		  char **error_r);
+/* Completion of store_deliver_async: result 1 delivered (durable), -1 failed with
+ * error malloc'd (the callee owns it: free it), NULL when result is 1. */
+typedef void store_deliver_cb(void *ctx, int result, char *error);
+/* store_deliver without waiting: the blob is written in the caller's thread, then
+ * the delivery is queued for the committer thread, which makes it durable with
+ * the others of its batch and calls cb(ctx, ...) -- from the committer thread, so
+ * cb must only hand the result over (e.g. post it to an event loop) and never
+ * block or call back into the store. d (and what it points to: accounts, data,
+ * msg, ...) and uids_r must stay valid until cb runs; d->queue_id and uids_r are
+ * set before it. Returns 1 queued (cb will be called exactly once), -1 refused at
+ * once with *error_r set (cb is not called). store_deliver is this plus a wait. */
+int store_deliver_async(struct store *st, struct store_delivery *d, uint32_t *uids_r,
+			store_deliver_cb *cb, void *ctx, char **error_r);
 
 /* ---- outbound queue (delivered by the outbound work; listed by the CLI) ---- */
 struct store_queue_info {
@@ -258,5 +279,87 @@ void store_blob_range_close(struct store_blob_range *r);
  * account or mailbox does not exist), -1 error (nothing removed). */
 int store_message_expunge(struct store *st, const char *account, const char *mailbox,
 			  const uint32_t *uids, size_t n, char **error_r);
+
+/* ---- backends ----
+ * A backend implements this table; store.c dispatches to it. Each backend defines
+ * struct store_backend (its state) and struct store_lookup (a consistent read
+ * snapshot) in its own files. Entries have the contract of the public function of
+ * the same name, with the backend in place of the store. The front has already
+ * checked the arguments that store.h documents as checked (NULL strings etc.). */
+struct store_backend;
+struct store_lookup;
+struct store_ops {
+	const char *name; /* the [store] backend value */
+	int (*open)(const struct store_options *opts, struct store_backend **be_r,
+		    char **error_r);
+	void (*close)(struct store_backend **be);
+
+	int (*domain_add)(struct store_backend *be, const char *domain, char **error_r);
+	int (*domain_del)(struct store_backend *be, const char *domain, char **error_r);
+	int (*domain_exists)(struct store_backend *be, const char *domain, char **error_r);
+	int (*domain_list)(struct store_backend *be, store_name_cb *cb, void *ctx, char **error_r);
+	int (*account_add)(struct store_backend *be, const char *address, const char *pwhash,
+			   char **error_r);
+	int (*account_del)(struct store_backend *be, const char *address, char **error_r);
+	int (*account_set_password)(struct store_backend *be, const char *address,
+				    const char *pwhash, char **error_r);
+	int (*account_get_password)(struct store_backend *be, const char *address,
+				    char **pwhash_r, char **error_r);
+	int (*account_list)(struct store_backend *be, store_name_cb *cb, void *ctx,
+			    char **error_r);
+	int (*account_set_scram)(struct store_backend *be, const char *address, const char *scram,
+				 char **error_r);
+	int (*account_get_credentials)(struct store_backend *be, const char *address,
+				       char **account_r, char **pwhash_r, char **scram_r,
+				       char **error_r);
+	int (*alias_add)(struct store_backend *be, const char *source, const char *target,
+			 char **error_r);
+	int (*alias_del)(struct store_backend *be, const char *source, const char *target,
+			 char **error_r);
+	int (*alias_list)(struct store_backend *be, store_alias_cb *cb, void *ctx,
+			  char **error_r);
+
+	/* Primitive lookups for the recipient rules, inside one read snapshot opened
+	 * by lookup_begin and closed by lookup_end. Addresses and domains are
+	 * normalized by the caller. Each returns 1 found, 0 not, -1 error. */
+	int (*lookup_begin)(struct store_backend *be, struct store_lookup **lk_r, char **error_r);
+	void (*lookup_end)(struct store_lookup **lk);
+	/* an account with this address (COLLATE NOCASE): *canon_r its canonical form */
+	int (*lookup_account)(struct store_lookup *lk, const char *address, char **canon_r,
+			      char **error_r);
+	/* alias rows of source ("user@d" or "@d"): *targets_r a NULL-terminated strv
+	 * (store_strv_free) in a stable order; 0 when source has none */
+	int (*lookup_alias)(struct store_lookup *lk, const char *source, char ***targets_r,
+			    char **error_r);
+	int (*lookup_domain)(struct store_lookup *lk, const char *domain, char **error_r);
+	/* the oldest local domain */
+	int (*lookup_first_domain)(struct store_lookup *lk, char **domain_r, char **error_r);
+	/* the oldest account of domain (NULL: of all) */
+	int (*lookup_first_account)(struct store_lookup *lk, const char *domain,
+				    char **address_r, char **error_r);
+
+	int (*deliver_async)(struct store_backend *be, struct store_delivery *d, uint32_t *uids_r,
+			     store_deliver_cb *cb, void *ctx, char **error_r);
+	int (*queue_list)(struct store_backend *be, store_queue_cb *cb, void *ctx,
+			  char **error_r);
+	int (*queue_get)(struct store_backend *be, int64_t id, char **data_r, size_t *len_r,
+			 char **error_r);
+	int (*mailbox_list)(struct store_backend *be, const char *account, store_mailbox_cb *cb,
+			    void *ctx, char **error_r);
+	int (*message_list)(struct store_backend *be, const char *account, const char *mailbox,
+			    store_message_cb *cb, void *ctx, char **error_r);
+	int (*message_get)(struct store_backend *be, const char *account, const char *mailbox,
+			   uint32_t uid, char **data_r, size_t *len_r, char **error_r);
+	int (*blob_get)(struct store_backend *be, const char *blob_id, char **data_r,
+			size_t *len_r, char **error_r);
+	int (*blob_open)(struct store_backend *be, const char *blob_id,
+			 struct store_blob_range *r, char **error_r);
+	int (*message_expunge)(struct store_backend *be, const char *account,
+			       const char *mailbox, const uint32_t *uids, size_t n,
+			       char **error_r);
+};
+
+/* The SQLite backend (store_sqlite.c). */
+extern const struct store_ops store_sqlite_ops;
 
 #endif

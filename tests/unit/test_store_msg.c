@@ -6,6 +6,7 @@
 #include "store/store.h"
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -382,6 +383,83 @@ static void test_postmaster_empty(void)
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+struct async_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int calls, result;
+	char *error;
+};
+
+static void async_done(void *ctx, int result, char *error)
+{
+	struct async_wait *w = ctx;
+
+	pthread_mutex_lock(&w->mu);
+	w->calls++;
+	w->result = result;
+	w->error = error;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void test_async(struct store *st)
+{
+	static const char msg[] = "Subject: async\r\n\r\nx\r\n";
+	const char *accts[] = {"bob@b.test"}, *rcpts[] = {"r@remote.test"};
+	struct store_delivery d = {.accounts = accts,
+	                           .naccounts = 1,
+	                           .queue_sender = "bob@b.test",
+	                           .queue_rcpts = rcpts,
+	                           .nqueue_rcpts = 1,
+	                           .data = msg,
+	                           .len = sizeof(msg) - 1};
+	struct async_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	uint32_t uid = 0;
+	char *error = NULL;
+
+	CHECK(store_deliver_async(st, &d, &uid, async_done, &w, NULL) == 1);
+	pthread_mutex_lock(&w.mu);
+	while (w.calls == 0)
+		pthread_cond_wait(&w.cond, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	CHECK(w.calls == 1 && w.result == 1 && w.error == NULL);
+	CHECK(uid == 1 && d.queue_id > 0);
+
+	/* refused at once: -1, and no completion */
+	struct store_delivery bad = {.data = msg, .len = sizeof(msg) - 1};
+	CHECK(store_deliver_async(st, &bad, NULL, async_done, &w, &error) == -1);
+	CHECK_STR(error, "store_deliver: no recipients");
+	free(error);
+	/* a delivery that fails in the batch: completion with an error */
+	const char *nobody[] = {"nobody@b.test"};
+	d.accounts = nobody;
+	d.nqueue_rcpts = 0;
+	CHECK(store_deliver_async(st, &d, &uid, async_done, &w, NULL) == 1);
+	pthread_mutex_lock(&w.mu);
+	while (w.calls == 1)
+		pthread_cond_wait(&w.cond, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	CHECK(w.calls == 2 && w.result == -1);
+	CHECK_STR(w.error, "mailbox INBOX of account nobody@b.test does not exist");
+	free(w.error);
+	CHECK(d.queue_id == 0);
+}
+
+static void test_backend(void)
+{
+	struct store_options opts = {.data_dir = data_dir, .fsync = false, .backend = "pg"};
+	struct store *st = NULL;
+	char *error = NULL;
+
+	CHECK(store_open(&opts, &st, &error) == -1);
+	CHECK(st == NULL);
+	CHECK_STR(error, "store: unknown backend 'pg'");
+	free(error);
+	opts.backend = "sqlite";
+	CHECK(store_open(&opts, &st, NULL) == 1);
+	store_close(&st);
+}
+
 int main(void)
 {
 	struct store *st;
@@ -401,9 +479,11 @@ int main(void)
 	test_insert(st, 3 * STORE_MSG_MEM_MAX);
 	test_abort(st);
 	test_queue_envelope(st);
+	test_async(st);
 	store_close(&st);
 	test_postmaster();
 	test_postmaster_empty();
+	test_backend();
 
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_finish("store_msg");
