@@ -100,3 +100,11 @@ format:
 
 clean:
 	rm -rf build build-asan build-fuzz hermod
+
+# Store delivery throughput (not a test): make bench-store
+bench-store: $(BUILD)/bench/store_bench
+	$(BUILD)/bench/store_bench $(BENCH_DIR)
+
+$(BUILD)/bench/store_bench: bench/store_bench.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) $(EXTRA_LDFLAGS)

@@ -177,13 +177,15 @@ static int parse_uid(const char *s, uint32_t *uid_r)
 static int cli_open(struct cli *c)
 {
 	const char *path = config_default_path(c->config_path);
-	struct store_options opts;
+	struct store_options opts = {0};
 	char *error = NULL;
 
 	if (config_load(path, &c->cfg, &error) < 0)
 		return fail_store(error, "cannot load config");
 	opts.data_dir = c->cfg->data_dir;
 	opts.fsync = c->cfg->store_fsync;
+	opts.hostname = c->cfg->hostname;
+	opts.backend = c->cfg->store_backend;
 	if (store_open(&opts, &c->st, &error) < 0)
 		return fail_store(error, "cannot open the store");
 	return CLI_EXIT_OK;

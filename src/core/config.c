@@ -125,6 +125,7 @@ static const struct key_def config_keys[] = {
     {"limits", "max_errors", KT_UINT, F(max_errors), 1, 1000000, false},
     /* RFC 5321 4.5.3.1.6: a text line of 1000 octets incl. CRLF must be accepted. */
     {"limits", "max_line_length", KT_UINT, F(max_line_length), 1000, UINT_MAX, true},
+    {"limits", "strict_line_length", KT_BOOL, F(strict_line_length), 0, 0, false},
     {"limits", "idle_timeout", KT_DURATION, F(idle_timeout), 1, UINT_MAX, false},
     {"limits", "command_timeout", KT_DURATION, F(command_timeout), 1, UINT_MAX, false},
     {"limits", "data_timeout", KT_DURATION, F(data_timeout), 1, UINT_MAX, false},

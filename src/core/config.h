@@ -75,6 +75,7 @@ struct config {
 	unsigned max_connections_pop3s;
 	unsigned max_errors;             /* protocol errors before 421 + close, default 10 */
 	unsigned max_line_length;  /* DATA text line incl. CRLF, default 1000; 0 = unlimited */
+	bool strict_line_length;   /* enforce max_line_length on inbound text lines, default no */
 	unsigned idle_timeout;     /* seconds waiting for a command, default 300 */
 	unsigned command_timeout;  /* seconds for one command line to complete, default 60 */
 	unsigned data_timeout;     /* seconds between DATA/BDAT reads, default 600 */

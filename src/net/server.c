@@ -1158,7 +1158,10 @@ int server_main(const char *config_path, const struct server_app *app)
 	if (server_drop_privileges(srv.cfg) < 0)
 		goto out;
 
-	struct store_options sopts = {.data_dir = srv.cfg->data_dir, .fsync = srv.cfg->store_fsync};
+	struct store_options sopts = {.data_dir = srv.cfg->data_dir,
+				      .fsync = srv.cfg->store_fsync,
+				      .hostname = srv.cfg->hostname,
+				      .backend = srv.cfg->store_backend};
 	if (store_open(&sopts, &srv.store, &err) < 0) {
 		fprintf(stderr, "hermod: cannot open store in %s: %s\n", srv.cfg->data_dir,
 		        err != NULL ? err : "?");

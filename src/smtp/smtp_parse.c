@@ -313,7 +313,13 @@ static enum smtp_parse_result params_walk(const char *s, size_t len, bool *utf8_
 
 struct mail_ctx {
 	struct smtp_mail_args *r;
+	unsigned ext;
 	bool seen_body;
+};
+
+struct rcpt_ctx {
+	struct smtp_rcpt_args *r;
+	unsigned ext;
 };
 
 static enum smtp_parse_result mail_param(void *ctx_, const struct esmtp_param *p,
@@ -362,7 +368,7 @@ static enum smtp_parse_result mail_param(void *ctx_, const struct esmtp_param *p
 			return SMTP_PARSE_SYNTAX;
 		}
 		r->smtputf8 = true;
-	} else if (ci_equal(p->key, p->key_len, "RET")) {
+	} else if ((ctx->ext & SMTP_EXT_DSN) && ci_equal(p->key, p->key_len, "RET")) {
 		/* RFC 3461 4.3 */
 		if (r->ret != NULL) {
 			*error_r = "duplicate RET";
@@ -382,7 +388,7 @@ static enum smtp_parse_result mail_param(void *ctx_, const struct esmtp_param *p
 			*error_r = "out of memory";
 			return SMTP_PARSE_SYNTAX;
 		}
-	} else if (ci_equal(p->key, p->key_len, "ENVID")) {
+	} else if ((ctx->ext & SMTP_EXT_DSN) && ci_equal(p->key, p->key_len, "ENVID")) {
 		/* RFC 3461 4.4 */
 		if (r->envid != NULL) {
 			*error_r = "duplicate ENVID";
@@ -392,9 +398,15 @@ static enum smtp_parse_result mail_param(void *ctx_, const struct esmtp_param *p
 			*error_r = "invalid ENVID value";
 			return SMTP_PARSE_SYNTAX;
 		}
-		r->envid = xtext_decode(v, vl, error_r);
-		if (r->envid == NULL)
+		char *dec = xtext_decode(v, vl, error_r);
+		if (dec == NULL)
 			return SMTP_PARSE_SYNTAX;
+		free(dec);
+		r->envid = dup_n(v, vl);
+		if (r->envid == NULL) {
+			*error_r = "out of memory";
+			return SMTP_PARSE_SYNTAX;
+		}
 	} else if (ci_equal(p->key, p->key_len, "AUTH")) {
 		/* RFC 4954 5: AUTH=<> or AUTH=xtext(addr-spec) */
 		if (r->auth != NULL) {
@@ -421,8 +433,8 @@ static enum smtp_parse_result mail_param(void *ctx_, const struct esmtp_param *p
 	return SMTP_PARSE_OK;
 }
 
-enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len, struct smtp_mail_args *r,
-                                            const char **error_r)
+enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len, unsigned ext,
+                                            struct smtp_mail_args *r, const char **error_r)
 {
 	size_t n;
 	bool value_utf8 = false;
@@ -432,7 +444,7 @@ enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len, struct
 	 * the parameters are known (the keyword comes after the path). */
 	if (mail_address_parse_path(args, len, true, true, &r->from, &n, error_r) < 0)
 		return SMTP_PARSE_SYNTAX;
-	struct mail_ctx ctx = {.r = r, .seen_body = false};
+	struct mail_ctx ctx = {.r = r, .ext = ext, .seen_body = false};
 	enum smtp_parse_result res =
 	    params_walk(args + n, len - n, &value_utf8, mail_param, &ctx, error_r);
 	if (res == SMTP_PARSE_OK && !r->smtputf8 && (r->from.utf8 || value_utf8)) {
@@ -455,11 +467,12 @@ static bool is_atom_char(unsigned char c)
 static enum smtp_parse_result rcpt_param(void *ctx_, const struct esmtp_param *p,
                                          const char **error_r)
 {
-	struct smtp_rcpt_args *r = ctx_;
+	struct rcpt_ctx *ctx = ctx_;
+	struct smtp_rcpt_args *r = ctx->r;
 	const char *v = p->value;
 	size_t vl = p->value_len;
 
-	if (ci_equal(p->key, p->key_len, "NOTIFY")) {
+	if ((ctx->ext & SMTP_EXT_DSN) && ci_equal(p->key, p->key_len, "NOTIFY")) {
 		/* RFC 3461 4.1: "NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" ) */
 		if (r->notify != NULL) {
 			*error_r = "duplicate NOTIFY";
@@ -475,8 +488,11 @@ static enum smtp_parse_result rcpt_param(void *ctx_, const struct esmtp_param *p
 		if (ci_equal(v, vl, "NEVER")) {
 			memcpy(norm, "NEVER", 5);
 			o = 5;
+			r->notify_bits = SMTP_NOTIFY_NEVER;
 		} else {
 			static const char *const words[] = {"SUCCESS", "FAILURE", "DELAY"};
+			static const unsigned bits[] = {SMTP_NOTIFY_SUCCESS, SMTP_NOTIFY_FAILURE,
+			                                SMTP_NOTIFY_DELAY};
 			size_t start = 0;
 			for (size_t i = 0; i <= vl; i++) {
 				if (i < vl && v[i] != ',')
@@ -491,6 +507,7 @@ static enum smtp_parse_result rcpt_param(void *ctx_, const struct esmtp_param *p
 					return SMTP_PARSE_SYNTAX;
 				}
 				seen |= 1u << w;
+				r->notify_bits |= bits[w];
 				if (o > 0)
 					norm[o++] = ',';
 				size_t wl = strlen(words[w]);
@@ -504,7 +521,7 @@ static enum smtp_parse_result rcpt_param(void *ctx_, const struct esmtp_param *p
 			*error_r = "out of memory";
 			return SMTP_PARSE_SYNTAX;
 		}
-	} else if (ci_equal(p->key, p->key_len, "ORCPT")) {
+	} else if ((ctx->ext & SMTP_EXT_DSN) && ci_equal(p->key, p->key_len, "ORCPT")) {
 		/* RFC 3461 4.2: orcpt-parameter = addr-type ";" xtext; addr-type = atom */
 		if (r->orcpt != NULL) {
 			*error_r = "duplicate ORCPT";
@@ -544,7 +561,8 @@ static enum smtp_parse_result rcpt_param(void *ctx_, const struct esmtp_param *p
 }
 
 enum smtp_parse_result smtp_rcpt_args_parse(const char *args, size_t len, bool utf8_ok,
-                                            struct smtp_rcpt_args *r, const char **error_r)
+                                            unsigned ext, struct smtp_rcpt_args *r,
+                                            const char **error_r)
 {
 	size_t n;
 	bool value_utf8 = false;
@@ -566,8 +584,9 @@ enum smtp_parse_result smtp_rcpt_args_parse(const char *args, size_t len, bool u
 	} else if (mail_address_parse_path(args, len, false, true, &r->to, &n, error_r) < 0) {
 		return SMTP_PARSE_SYNTAX;
 	}
+	struct rcpt_ctx ctx = {.r = r, .ext = ext};
 	enum smtp_parse_result res =
-	    params_walk(args + n, len - n, &value_utf8, rcpt_param, r, error_r);
+	    params_walk(args + n, len - n, &value_utf8, rcpt_param, &ctx, error_r);
 	if (res == SMTP_PARSE_OK && (value_utf8 || r->to.utf8) && !utf8_ok) {
 		/* RFC 6531 3.4 */
 		*error_r = "SMTPUTF8 required for this address";

@@ -58,6 +58,16 @@ enum smtp_parse_result smtp_command_parse(const char *line, size_t len,
 
 enum smtp_body_type { SMTP_BODY_7BIT = 0, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
 
+/* Extensions a session advertised: the parameters they define are accepted only
+ * then (RFC 5321 4.1.1.11: others get 555). */
+#define SMTP_EXT_DSN 0x1u /* RFC 3461: RET, ENVID (MAIL); NOTIFY, ORCPT (RCPT) */
+
+/* NOTIFY (RFC 3461 4.1) as bits; 0 = not given. NEVER is never combined. */
+#define SMTP_NOTIFY_NEVER 0x1u
+#define SMTP_NOTIFY_SUCCESS 0x2u
+#define SMTP_NOTIFY_FAILURE 0x4u
+#define SMTP_NOTIFY_DELAY 0x8u
+
 struct smtp_mail_args {
 	struct mail_address from; /* null reverse-path "<>" gives from.null = true */
 	bool has_size;
@@ -66,7 +76,8 @@ struct smtp_mail_args {
 	bool smtputf8;
 	/* DSN (RFC 3461) and AUTH= (RFC 4954) values, NULL when absent; malloc'd */
 	char *ret;   /* "FULL" / "HDRS" */
-	char *envid; /* xtext-decoded */
+	char *envid; /* as given (xtext, RFC 3461 4.4), checked to decode to printable
+			ASCII; a DSN or a relayed MAIL uses it as it is */
 	char *auth;  /* xtext-decoded, "<>" allowed */
 };
 
@@ -77,6 +88,7 @@ struct smtp_rcpt_args {
 	 * is accepted. */
 	struct mail_address to;
 	char *notify; /* malloc'd or NULL; normalized upper case: "NEVER" or e.g. "SUCCESS,DELAY" */
+	unsigned notify_bits; /* the same as SMTP_NOTIFY_* bits; 0 when absent */
 	char *orcpt;  /* malloc'd or NULL, as given (addr-type;xtext) */
 };
 
@@ -89,13 +101,16 @@ struct smtp_rcpt_args {
  * by one or more SP. A UTF-8 path or parameter value without SMTPUTF8 (MAIL) /
  * utf8_ok (RCPT) is SYNTAX. xtext values (ENVID, AUTH, ORCPT's xtext) must use
  * upper-case hex and decode to printable ASCII. ENVID <= 100, ORCPT <= 500 octets
- * (RFC 3461 4.4, 4.2). On error *r is zeroed and error_r is a short static text
- * for a reply such as "501 5.5.4 <error_r>".
+ * (RFC 3461 4.4, 4.2). ext: the SMTP_EXT_* the session advertised; a parameter
+ * of an extension not in ext is PARAM, like an unknown one. On error *r is
+ * zeroed and error_r is a short static text for a reply such as
+ * "501 5.5.4 <error_r>".
  * On OK the caller frees with smtp_mail_args_free / smtp_rcpt_args_free. */
-enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len,
+enum smtp_parse_result smtp_mail_args_parse(const char *args, size_t len, unsigned ext,
 					    struct smtp_mail_args *r, const char **error_r);
 enum smtp_parse_result smtp_rcpt_args_parse(const char *args, size_t len, bool utf8_ok,
-					    struct smtp_rcpt_args *r, const char **error_r);
+					    unsigned ext, struct smtp_rcpt_args *r,
+					    const char **error_r);
 void smtp_mail_args_free(struct smtp_mail_args *r);
 void smtp_rcpt_args_free(struct smtp_rcpt_args *r);
 

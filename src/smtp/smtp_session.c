@@ -75,6 +75,8 @@ struct smtp_rcpt {
 	char *addr;
 	char **accounts; /* NULL-terminated local accounts it resolved to */
 	bool remote;     /* submission to another domain: goes to the outbound queue */
+	unsigned notify; /* RFC 3461 NOTIFY as SMTP_NOTIFY_* bits, 0 = not given */
+	char *orcpt;     /* RFC 3461 ORCPT as given, or NULL */
 };
 
 /* One mail transaction: created by MAIL, ended by RSET, delivery or an error. */
@@ -83,13 +85,24 @@ struct smtp_tx {
 	char *from; /* reverse-path address, "" for <> */
 	bool smtputf8;
 	enum smtp_body_type body;
+	char *envid; /* RFC 3461 ENVID as given (xtext), or NULL */
+	int ret;     /* RFC 3461 RET as STORE_RET_* */
 	struct smtp_rcpt *rcpts;
 	struct smtp_rcpt **rcpt_tail;
 	unsigned nrcpts;
 	bool bdat_used;
+	uint64_t bdat_total; /* octets of the BDAT chunks announced so far */
 	struct smtp_body_reader reader;
-	struct buf msg; /* trace headers + body as stored */
-	size_t trace_len; /* bytes of msg that are our Return-Path: and Received: */
+	/* The message as stored (trace headers + body) goes to the store's message
+	 * writer as it arrives (memory up to STORE_MSG_MEM_MAX, then a spill file),
+	 * so a session holds no whole message. msg only stages the output of one
+	 * body reader feed on its way there. */
+	struct store_msg *m;
+	struct buf msg;
+	char tail[2];      /* the last two bytes written to m */
+	bool write_failed; /* m could not be created or written: 451 at the end */
+	size_t trace_len; /* bytes of the message that are our Return-Path: and Received: */
+	size_t rp_len;    /* of which our Return-Path: line (local only: not relayed) */
 };
 
 struct smtp_session {
@@ -208,15 +221,42 @@ static void smtp_tx_free(struct smtp_tx **txp)
 		struct smtp_rcpt *r = tx->rcpts;
 		tx->rcpts = r->next;
 		free(r->addr);
+		free(r->orcpt);
 		store_strv_free(&r->accounts);
 		free(r);
 	}
 	free(tx->from);
+	free(tx->envid);
+	store_msg_free(&tx->m);
 	buf_free(&tx->msg);
 	free(tx);
 	*txp = NULL;
 }
 
+/* Moves the staged bytes of tx->msg to the message writer. */
+static void smtp_tx_flush(struct smtp_session *s, struct smtp_tx *tx)
+{
+	size_t n = tx->msg.len;
+	if (n == 0)
+		return;
+	if (!tx->write_failed) {
+		char *err = NULL;
+		if (tx->m == NULL || store_msg_write(tx->m, tx->msg.data, n, &err) < 0) {
+			char esc[600];
+			log_error(s->c->sid, "event=message-write-failed id=%s error=\"%s\"", tx->id,
+				  log_escape_str(err, esc, sizeof(esc)));
+			tx->write_failed = true;
+		}
+		free(err);
+		if (n >= 2) {
+			memcpy(tx->tail, tx->msg.data + n - 2, 2);
+		} else {
+			tx->tail[0] = tx->tail[1];
+			tx->tail[1] = tx->msg.data[0];
+		}
+	}
+	buf_reset(&tx->msg);
+}
 
 /* Ends the current transaction (RSET, delivery, error). */
 static void smtp_session_end_tx(struct smtp_session *s)
@@ -265,6 +305,8 @@ struct smtp_rcpt_job {
 	char *domain;     /* NULL: no domain check (postmaster) */
 	bool literal;     /* address literal or routing in the local part: never ours */
 	bool submission;  /* an authenticated user's: other domains are relayed */
+	unsigned notify;  /* RFC 3461 NOTIFY bits of the command */
+	char *orcpt;      /* RFC 3461 ORCPT of the command, or NULL */
 	int result;       /* 1 local account(s), 0 unknown user, 2 not our domain, 3 remote
 			     (submission), -1 error */
 	char **accounts;
@@ -316,8 +358,11 @@ static void smtp_rcpt_job_done(void *arg)
 			r->remote = j->result == 3;
 			r->addr = j->addr;
 			r->accounts = j->accounts;
+			r->notify = j->notify;
+			r->orcpt = j->orcpt;
 			j->addr = NULL;
 			j->accounts = NULL;
+			j->orcpt = NULL;
 			*s->tx->rcpt_tail = r;
 			s->tx->rcpt_tail = &r->next;
 			s->tx->nrcpts++;
@@ -346,6 +391,7 @@ static void smtp_rcpt_job_done(void *arg)
 	free(j->addr);
 	free(j->lookup);
 	free(j->domain);
+	free(j->orcpt);
 	free(j->error);
 	store_strv_free(&j->accounts);
 	free(j);
@@ -361,24 +407,35 @@ struct smtp_deliver_job {
 	const char **accounts;
 	size_t naccounts;
 	const char **queue_rcpts; /* submission: remote recipients */
+	unsigned *queue_notify;   /* their NOTIFY bits (STORE_NOTIFY_*) */
+	const char **queue_orcpt; /* their ORCPT or NULL */
 	size_t nqueue;
+	int64_t queue_id;         /* the queue entry made, or 0 */
+	struct buf insert;        /* header fields the MSA adds (RFC 6409 8) */
 	/* submission */
 	bool submission;
 	bool require_from_match;
 	char *account;
 	char hostname[256];
-	int result; /* 1 ok, -1 store error, -2 From: not the user's */
+	int result; /* 1 ok, -1 store error, -2 From: not the user's, -3 no From: address,
+		       -4 header section over SMTP_HEADER_MAX */
 	char *error;
 };
 
 struct smtp_from_check {
 	struct smtp_deliver_job *j;
+	bool check_owner; /* [submission] require_from_match */
 	bool all_owned;
+	unsigned mailboxes; /* non-empty addresses seen in From: fields */
 };
 
 static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
 {
 	struct smtp_from_check *fc = ctx;
+	if (!fc->check_owner) {
+		fc->mailboxes += len > 0;
+		return;
+	}
 	if (!fc->all_owned)
 		return;
 	char *a = strndup(addr, len);
@@ -390,41 +447,111 @@ static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
 	free(a);
 }
 
+/* RFC 5322 2.2 sets no limit on the header section; the submission checks read
+ * at most this much of it (Postfix's header_size_limit is 100 KiB). */
+#define SMTP_HEADER_MAX (256 * 1024)
+
+/* Reads the header section of tx's message (after our trace fields, up to and
+ * including the empty line that ends it) into *hdr_r (malloc'd, *len_r bytes).
+ * 1 ok, 0 the section is longer than SMTP_HEADER_MAX, -1 error. Runs on a worker. */
+static int smtp_tx_read_header(struct smtp_tx *tx, char **hdr_r, size_t *len_r, char **error_r)
+{
+	*hdr_r = NULL;
+	*len_r = 0;
+	uint64_t size = tx->m != NULL ? store_msg_size(tx->m) : 0;
+	if (size < tx->trace_len) {
+		*error_r = strdup("message shorter than its trace fields");
+		return -1;
+	}
+	uint64_t rest = size - tx->trace_len;
+	size_t want = rest < SMTP_HEADER_MAX ? (size_t)rest : SMTP_HEADER_MAX;
+	char *h = malloc(want + 1);
+	if (h == NULL) {
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	size_t got = 0;
+	while (got < want) {
+		long n = store_msg_pread(tx->m, h + got, want - got, tx->trace_len + got);
+		if (n <= 0) {
+			free(h);
+			*error_r = strdup("reading the message back failed");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	size_t hlen = mail_header_section_len(h, got);
+	bool ends_blank = (got >= 2 && memcmp(h + got - 2, "\n\n", 2) == 0) ||
+			  (got >= 3 && memcmp(h + got - 3, "\n\r\n", 3) == 0);
+	if (hlen == got && got < rest && !ends_blank) {
+		/* no empty line within the bound, and the message goes on */
+		free(h);
+		return 0;
+	}
+	*hdr_r = h;
+	*len_r = hlen;
+	return 1;
+}
+
+/* Passes the addresses of every From: field of the header section hdr to fc
+ * (RFC 5322 allows one; a second one must not slip a forged address past the
+ * check). With check_owner, an empty or overlong address is not owned; without
+ * it only mailboxes are counted. -1 when a field is malformed, else 0. */
+static int smtp_from_walk(struct smtp_from_check *fc, const char *hdr, size_t hlen)
+{
+	const char *p = hdr;
+	const char *end = hdr + hlen;
+	const char *v;
+	size_t vl;
+	while (fc->all_owned && mail_header_find(p, (size_t)(end - p), "From", &v, &vl) > 0) {
+		if (mail_header_addresses(v, vl, smtp_from_check_cb, fc) < 0)
+			return -1;
+		p = v + vl; /* past this field's line end */
+		if (p < end && *p == '\r')
+			p++;
+		if (p < end && *p == '\n')
+			p++;
+	}
+	return 0;
+}
+
 /* RFC 6409 8.1-8.3: an MSA may add a missing Date: and Message-ID:. They go right
- * after our trace fields. Runs on the worker (copies the message once). */
-static int smtp_submission_fix_headers(struct smtp_deliver_job *j)
+ * after our trace fields, as j->insert (the store splices them in: the message is
+ * not copied). */
+static int smtp_submission_fix_headers(struct smtp_deliver_job *j, const char *hdr,
+				       size_t hlen)
 {
 	struct smtp_tx *tx = j->tx;
-	const char *hdr = tx->msg.data + tx->trace_len;
-	size_t hlen = tx->msg.len - tx->trace_len;
 	const char *v;
 	size_t vl;
 	bool need_date = mail_header_find(hdr, hlen, "Date", &v, &vl) == 0;
 	bool need_id = mail_header_find(hdr, hlen, "Message-ID", &v, &vl) == 0;
-	if (!need_date && !need_id)
-		return 1;
-	struct buf out;
-	buf_init(&out, 0);
-	int r = buf_append(&out, tx->msg.data, tx->trace_len);
-	if (r > 0 && need_id)
-		r = buf_printf(&out, "Message-ID: <%s@%s>\r\n", tx->id, j->hostname);
+	int r = 1;
+	if (need_id)
+		r = buf_printf(&j->insert, "Message-ID: <%s@%s>\r\n", tx->id, j->hostname);
 	if (r > 0 && need_date) {
 		char date[64];
 		time_t now = time(NULL);
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-		r = buf_printf(&out, "Date: %s\r\n", date);
+		r = buf_printf(&j->insert, "Date: %s\r\n", date);
 	}
-	if (r > 0)
-		r = buf_append(&out, hdr, hlen);
-	if (r < 0) {
-		buf_free(&out);
-		return -1;
+	return r < 0 ? -1 : 1;
+}
+
+/* STORE_BODY_* of a BODY= value */
+static int smtp_store_body(enum smtp_body_type body)
+{
+	switch (body) {
+	case SMTP_BODY_8BITMIME:
+		return STORE_BODY_8BITMIME;
+	case SMTP_BODY_BINARYMIME:
+		return STORE_BODY_BINARYMIME;
+	case SMTP_BODY_7BIT:
+	default:
+		return STORE_BODY_7BIT;
 	}
-	buf_free(&tx->msg);
-	tx->msg = out;
-	return 1;
 }
 
 static void smtp_deliver_job_run(void *arg)
@@ -432,29 +559,43 @@ static void smtp_deliver_job_run(void *arg)
 	struct smtp_deliver_job *j = arg;
 	struct smtp_tx *tx = j->tx;
 	if (j->submission) {
+		/* The header section, read back from the message writer (memory or
+		 * page cache), bounded: the checks below need nothing else. */
+		char *hdr;
+		size_t hlen;
+		int hr = smtp_tx_read_header(tx, &hdr, &hlen, &j->error);
+		if (hr <= 0) {
+			j->result = hr < 0 ? -1 : -4;
+			return;
+		}
+		struct smtp_from_check fc = {.j = j, .check_owner = false, .all_owned = true};
+		int malformed = smtp_from_walk(&fc, hdr, hlen) < 0;
+		/* RFC 5322 3.6: a message has one From: field with at least one mailbox.
+		 * Without one (no field, "From: <>", an empty group "undisclosed:;") the
+		 * message is refused, whatever require_from_match says: RFC 6409 8 lets
+		 * an MSA add Date: and Message-ID:, not an author, and inventing one from
+		 * the login would hide the client's bug and state an author the user
+		 * never wrote. 550 as for the other From: refusal; 5.6.0 (RFC 3463:
+		 * something about the content makes it undeliverable) since the fault is
+		 * in the message, not in the user's rights. A malformed field is left to
+		 * the ownership check (it may hide any address), and let through as
+		 * before when ownership is not checked. */
+		if (!malformed && fc.mailboxes == 0) {
+			j->result = -3;
+			free(hdr);
+			return;
+		}
 		if (j->require_from_match) {
-			/* every From: field (RFC 5322 allows one; a second one must not
-			 * slip a forged address past the check) */
-			const char *p = tx->msg.data + tx->trace_len;
-			const char *end = tx->msg.data + tx->msg.len;
-			const char *v;
-			size_t vl;
-			struct smtp_from_check fc = {.j = j, .all_owned = true};
-			while (fc.all_owned && mail_header_find(p, (size_t)(end - p), "From", &v, &vl) > 0) {
-				if (mail_header_addresses(v, vl, smtp_from_check_cb, &fc) < 0)
-					fc.all_owned = false;
-				p = v + vl; /* past this field's line end */
-				if (p < end && *p == '\r')
-					p++;
-				if (p < end && *p == '\n')
-					p++;
-			}
-			if (!fc.all_owned) {
+			fc.check_owner = true;
+			if (smtp_from_walk(&fc, hdr, hlen) < 0 || !fc.all_owned) {
 				j->result = -2;
+				free(hdr);
 				return;
 			}
 		}
-		if (smtp_submission_fix_headers(j) < 0) {
+		int fr = smtp_submission_fix_headers(j, hdr, hlen);
+		free(hdr);
+		if (fr < 0) {
 			j->result = -1;
 			j->error = strdup("out of memory");
 			return;
@@ -464,16 +605,30 @@ static void smtp_deliver_job_run(void *arg)
 		.accounts = j->accounts,
 		.naccounts = j->naccounts,
 		.mailbox = NULL,
-		.data = tx->msg.data != NULL ? tx->msg.data : "",
-		.len = tx->msg.len,
+		.msg = tx->m,
 		.internal_date = (int64_t)time(NULL),
 		.flags = NULL,
 		.queue_sender = tx->from,
 		.queue_rcpts = j->queue_rcpts,
 		.nqueue_rcpts = j->nqueue,
 		.queue_account = j->account,
+		/* the rest of the envelope, for the outbound queue (RFC 3461 DSN,
+		 * RFC 6152 / 3030 BODY, RFC 6531 SMTPUTF8) */
+		.queue_envid = tx->envid,
+		.queue_ret = tx->ret,
+		.queue_body = smtp_store_body(tx->body),
+		.queue_smtputf8 = tx->smtputf8,
+		.queue_notify = j->queue_notify,
+		.queue_orcpt = j->queue_orcpt,
+		/* our Return-Path: is for local mailboxes only (RFC 5321 4.4: the
+		 * final delivery adds it); the queued copy goes out without it */
+		.trace_len = tx->rp_len,
+		.insert_at = tx->trace_len,
+		.insert = j->insert.data,
+		.insert_len = j->insert.len,
 	};
 	j->result = store_deliver(j->store, &d, NULL, &j->error);
+	j->queue_id = d.queue_id;
 }
 
 static void smtp_deliver_job_done(void *arg)
@@ -483,11 +638,25 @@ static void smtp_deliver_job_done(void *arg)
 	struct smtp_tx *tx = j->tx;
 	bool dead = smtp_session_gone(s);
 	if (j->result > 0) {
-		log_info(s->c->sid, "event=delivered id=%s size=%zu accounts=%zu queued=%zu%s",
-			 tx->id, tx->msg.len, j->naccounts, j->nqueue, dead ? " client=gone" : "");
-		if (!dead)
+		log_info(s->c->sid, "event=delivered id=%s size=%llu accounts=%zu queued=%zu%s",
+			 tx->id, (unsigned long long)store_msg_size(tx->m), j->naccounts, j->nqueue,
+			 dead ? " client=gone" : "");
+		/* the queue id when there is a queue entry: what `hermod queue` lists */
+		if (!dead && j->queue_id > 0)
+			smtp_reply(s, "250 2.0.0 Ok: queued as %lld", (long long)j->queue_id);
+		else if (!dead)
 			smtp_reply(s, "250 2.0.0 Ok: %s as %s",
 				   s->submission ? "queued" : "delivered", tx->id);
+	} else if (j->result == -4) {
+		log_info(s->c->sid, "event=rejected id=%s reason=header-too-large user=%s", tx->id,
+			 j->account);
+		if (!dead)
+			smtp_reply_error(s, "552 5.3.4 Header section too large");
+	} else if (j->result == -3) {
+		log_info(s->c->sid, "event=rejected id=%s reason=no-from user=%s", tx->id,
+			 j->account);
+		if (!dead)
+			smtp_reply_error(s, "550 5.6.0 Message has no From: address");
 	} else if (j->result == -2) {
 		log_info(s->c->sid, "event=rejected id=%s reason=from-not-owned user=%s", tx->id,
 			 j->account);
@@ -502,6 +671,9 @@ static void smtp_deliver_job_done(void *arg)
 	}
 	free(j->accounts);
 	free(j->queue_rcpts);
+	free(j->queue_notify);
+	free(j->queue_orcpt);
+	buf_free(&j->insert);
 	free(j->account);
 	free(j->error);
 	free(j);
@@ -529,12 +701,16 @@ static void smtp_session_deliver(struct smtp_session *s)
 	struct smtp_deliver_job *j = calloc(1, sizeof(*j));
 	const char **accounts = calloc(n + 1, sizeof(*accounts));
 	const char **queue = calloc(nremote + 1, sizeof(*queue));
+	unsigned *notify = calloc(nremote + 1, sizeof(*notify));
+	const char **orcpt = calloc(nremote + 1, sizeof(*orcpt));
 	char *account = s->auth_user != NULL ? strdup(s->auth_user) : NULL;
-	if (j == NULL || accounts == NULL || queue == NULL ||
+	if (j == NULL || accounts == NULL || queue == NULL || notify == NULL || orcpt == NULL ||
 	    (s->auth_user != NULL && account == NULL)) {
 		free(j);
 		free(accounts);
 		free(queue);
+		free(notify);
+		free(orcpt);
 		free(account);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
@@ -543,8 +719,15 @@ static void smtp_session_deliver(struct smtp_session *s)
 	}
 	/* one entry per account, however many recipients lead to it */
 	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
-		if (r->remote)
+		if (r->remote) {
+			/* SMTP_NOTIFY_* and STORE_NOTIFY_* name the same RFC 3461 words */
+			notify[j->nqueue] = ((r->notify & SMTP_NOTIFY_NEVER) ? STORE_NOTIFY_NEVER : 0) |
+					    ((r->notify & SMTP_NOTIFY_SUCCESS) ? STORE_NOTIFY_SUCCESS : 0) |
+					    ((r->notify & SMTP_NOTIFY_FAILURE) ? STORE_NOTIFY_FAILURE : 0) |
+					    ((r->notify & SMTP_NOTIFY_DELAY) ? STORE_NOTIFY_DELAY : 0);
+			orcpt[j->nqueue] = r->orcpt;
 			queue[j->nqueue++] = r->addr;
+		}
 		for (char **a = r->accounts; a != NULL && *a != NULL; a++) {
 			size_t k;
 			for (k = 0; k < j->naccounts; k++)
@@ -559,6 +742,9 @@ static void smtp_session_deliver(struct smtp_session *s)
 	j->tx = tx;
 	j->accounts = accounts;
 	j->queue_rcpts = queue;
+	j->queue_notify = notify;
+	j->queue_orcpt = orcpt;
+	buf_init(&j->insert, 0);
 	j->submission = s->submission;
 	j->require_from_match = s->lim.require_from_match;
 	j->account = account;
@@ -568,6 +754,8 @@ static void smtp_session_deliver(struct smtp_session *s)
 		s->tx = tx;
 		free(accounts);
 		free(queue);
+		free(notify);
+		free(orcpt);
 		free(account);
 		free(j);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
@@ -608,6 +796,7 @@ static int smtp_tx_add_trace(struct smtp_session *s, struct smtp_tx *tx)
 	bool v6 = strchr(s->c->ip, ':') != NULL;
 	const char *helo = s->helo != NULL && smtp_helo_is_domain(s->helo) ? s->helo : "unknown";
 	int r = buf_printf(&tx->msg, "Return-Path: <%s>\r\n", tx->from);
+	tx->rp_len = tx->msg.len;
 	if (r > 0)
 		r = buf_printf(&tx->msg,
 			       "Received: from %s ([%s%s])\r\n\tby %s (hermod) with %s id %s",
@@ -710,6 +899,8 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250-SMTPUTF8");
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	/* RFC 3461: the parameters are kept with the queue entry */
+	smtp_reply(s, "250-DSN");
 	if (smtp_tls_available(s))
 		smtp_reply(s, "250-STARTTLS");
 	if (s->submission && smtp_plaintext_ok(s)) {
@@ -721,18 +912,30 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
 	smtp_reply(s, "250 CHUNKING");
 }
 
-/* Starts the transaction MAIL asked for. */
-static void smtp_mail_accept(struct smtp_session *s, const char *from, bool smtputf8,
-			     enum smtp_body_type body)
+/* The extensions whose MAIL/RCPT parameters this session accepts: those EHLO
+ * advertised (none after HELO). */
+static unsigned smtp_session_ext(const struct smtp_session *s)
 {
+	return s->esmtp ? SMTP_EXT_DSN : 0;
+}
+
+/* Starts the transaction MAIL asked for; takes args->envid. */
+static void smtp_mail_accept(struct smtp_session *s, struct smtp_mail_args *args)
+{
+	const char *from = args->from.null ? "" : args->from.addr;
 	struct smtp_tx *tx = calloc(1, sizeof(*tx));
 	if (tx == NULL || (tx->from = strdup(from)) == NULL) {
 		free(tx);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		return;
 	}
-	tx->smtputf8 = smtputf8;
-	tx->body = body;
+	tx->smtputf8 = args->smtputf8;
+	tx->body = args->body;
+	tx->envid = args->envid;
+	args->envid = NULL;
+	tx->ret = args->ret == NULL ? STORE_RET_NONE
+		  : strcmp(args->ret, "HDRS") == 0 ? STORE_RET_HDRS
+						   : STORE_RET_FULL;
 	tx->rcpt_tail = &tx->rcpts;
 	buf_init(&tx->msg, 0);
 	snprintf(tx->id, sizeof(tx->id), "%s.%u", s->c->sid, ++s->ntx);
@@ -748,9 +951,8 @@ static void smtp_mail_accept(struct smtp_session *s, const char *from, bool smtp
 struct smtp_mail_job {
 	struct smtp_session *s;
 	struct store *store;
-	char *account, *from;
-	bool smtputf8;
-	enum smtp_body_type body;
+	char *account;
+	struct smtp_mail_args args; /* the command's, taken over */
 	int result;
 	char *error;
 };
@@ -758,7 +960,8 @@ struct smtp_mail_job {
 static void smtp_mail_job_run(void *arg)
 {
 	struct smtp_mail_job *j = arg;
-	j->result = store_account_owns_address(j->store, j->account, j->from, &j->error);
+	j->result =
+	    store_account_owns_address(j->store, j->account, j->args.from.addr, &j->error);
 }
 
 static void smtp_mail_job_done(void *arg)
@@ -767,11 +970,12 @@ static void smtp_mail_job_done(void *arg)
 	struct smtp_session *s = j->s;
 	if (!smtp_session_gone(s)) {
 		char esc[300];
+		const char *from = j->args.from.addr;
 		if (j->result > 0) {
-			smtp_mail_accept(s, j->from, j->smtputf8, j->body);
+			smtp_mail_accept(s, &j->args);
 		} else if (j->result == 0) {
 			log_info(s->c->sid, "event=mail-refused user=%s from=\"%s\" reason=not-owner",
-				 j->account, log_escape(j->from, strlen(j->from), 256, esc, sizeof(esc)));
+				 j->account, log_escape(from, strlen(from), 256, esc, sizeof(esc)));
 			smtp_reply_error(s, "553 5.7.1 Sender address not owned by authenticated user");
 		} else {
 			log_error(s->c->sid, "event=mail error=\"%s\"",
@@ -780,29 +984,29 @@ static void smtp_mail_job_done(void *arg)
 		}
 	}
 	free(j->account);
-	free(j->from);
+	smtp_mail_args_free(&j->args);
 	free(j->error);
 	free(j);
 	if (!smtp_session_gone(s))
 		smtp_session_unpark(s);
 }
 
-static void smtp_mail_check_owner(struct smtp_session *s, const struct smtp_mail_args *args)
+/* Takes *args over (it is left zeroed). */
+static void smtp_mail_check_owner(struct smtp_session *s, struct smtp_mail_args *args)
 {
 	struct smtp_mail_job *j = calloc(1, sizeof(*j));
 	if (j != NULL) {
 		j->s = s;
 		j->store = s->c->srv->store;
 		j->account = strdup(s->auth_user);
-		j->from = strdup(args->from.addr);
-		j->smtputf8 = args->smtputf8;
-		j->body = args->body;
+		j->args = *args;
+		memset(args, 0, sizeof(*args));
 	}
-	if (j == NULL || j->account == NULL || j->from == NULL ||
+	if (j == NULL || j->account == NULL ||
 	    conn_submit(s->c, smtp_mail_job_run, smtp_mail_job_done, j) < 0) {
 		if (j != NULL) {
 			free(j->account);
-			free(j->from);
+			smtp_mail_args_free(&j->args);
 			free(j);
 		}
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
@@ -823,7 +1027,8 @@ static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd
 	}
 	struct smtp_mail_args args;
 	const char *error = "bad syntax";
-	enum smtp_parse_result pr = smtp_mail_args_parse(cmd->args, cmd->args_len, &args, &error);
+	enum smtp_parse_result pr =
+		smtp_mail_args_parse(cmd->args, cmd->args_len, smtp_session_ext(s), &args, &error);
 	if (pr == SMTP_PARSE_PARAM) {
 		smtp_reply_error(s, "555 5.5.4 %s", error);
 		return;
@@ -847,7 +1052,7 @@ static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_mail_args_free(&args);
 		return;
 	}
-	smtp_mail_accept(s, args.from.null ? "" : args.from.addr, args.smtputf8, args.body);
+	smtp_mail_accept(s, &args);
 	smtp_mail_args_free(&args);
 }
 
@@ -866,7 +1071,8 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	struct smtp_rcpt_args args;
 	const char *error = "bad syntax";
 	enum smtp_parse_result pr =
-		smtp_rcpt_args_parse(cmd->args, cmd->args_len, s->tx->smtputf8, &args, &error);
+		smtp_rcpt_args_parse(cmd->args, cmd->args_len, s->tx->smtputf8, smtp_session_ext(s),
+				     &args, &error);
 	if (pr == SMTP_PARSE_PARAM) {
 		smtp_reply_error(s, "555 5.5.4 %s", error);
 		return;
@@ -902,14 +1108,14 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 	j->store = s->c->srv->store;
 	j->submission = s->submission;
 	j->addr = strdup(args.to.addr);
+	j->notify = args.notify_bits;
+	j->orcpt = args.orcpt; /* taken over */
+	args.orcpt = NULL;
 	if (args.to.domain == NULL) {
-		/* RFC 5321 4.1.1.3: "Postmaster" without a domain must be accepted; it is
-		 * the postmaster of this host's domain */
-		const char *dot = strchr(s->lim.hostname, '.');
-		size_t n = strlen(s->lim.hostname) + 16;
-		j->lookup = malloc(n);
-		if (j->lookup != NULL)
-			snprintf(j->lookup, n, "postmaster@%s", dot != NULL ? dot + 1 : s->lim.hostname);
+		/* RFC 5321 4.1.1.3 / 4.5.1: "Postmaster" without a domain must be
+		 * accepted; the store's recipient rules decide whose it is (the primary
+		 * domain's postmaster), as they do for postmaster@ a local domain. */
+		j->lookup = strdup("postmaster");
 	} else if (!s->submission && strpbrk(args.to.local, "%!@") != NULL) {
 		/* Sender-specified routing (user%host@, host!user@, "user@host"@):
 		 * never interpreted, refused as relaying like Postfix does */
@@ -927,6 +1133,7 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd
 		free(j->addr);
 		free(j->lookup);
 		free(j->domain);
+		free(j->orcpt);
 		free(j);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		return;
@@ -939,8 +1146,18 @@ static void smtp_tx_start_body(struct smtp_session *s, enum smtp_body_mode mode)
 	struct smtp_tx *tx = s->tx;
 	smtp_body_reader_init(&tx->reader, mode, s->lim.max_line_length, s->lim.max_message_size);
 	buf_reset(&tx->msg);
+	store_msg_free(&tx->m);
+	char *err = NULL;
+	if (store_msg_begin(s->c->srv->store, &tx->m, &err) < 0) {
+		char esc[600];
+		log_error(s->c->sid, "event=message-write-failed id=%s error=\"%s\"", tx->id,
+			  log_escape_str(err, esc, sizeof(esc)));
+		tx->write_failed = true;
+	}
+	free(err);
 	if (smtp_tx_add_trace(s, tx) < 0)
 		tx->reader.too_big = true; /* cannot happen short of memory */
+	smtp_tx_flush(s, tx);
 }
 
 static void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
@@ -968,7 +1185,21 @@ static void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd
 		smtp_reply_error(s, "501 5.5.4 %s", error);
 		return;
 	}
-	/* RFC 3030 2: the chunk's octets are read even when the command fails */
+	/* RFC 3030 2: the chunk's octets are read even when the command fails -- but
+	 * not a chunk over the size limit: reading it would cost as much as storing
+	 * it (BDAT 18446744073709551615 would be read for ever), and its bytes cannot
+	 * be told from commands once refused. As Postfix does, answer at once and end
+	 * the session. RFC 1870 6 gives 552 for a message over the fixed limit. */
+	uint64_t max = s->lim.max_message_size;
+	uint64_t total = s->tx != NULL ? s->tx->bdat_total : 0;
+	if (size > max || total > max - size) {
+		log_info(s->c->sid, "event=rejected id=%s reason=bdat-size chunk=%llu total=%llu",
+			 s->tx != NULL ? s->tx->id : "-", (unsigned long long)size,
+			 (unsigned long long)total);
+		smtp_tx_free(&s->tx);
+		smtp_session_goodbye(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
 	s->bdat_remaining = size;
 	s->bdat_size = size;
 	s->bdat_last = last;
@@ -983,6 +1214,8 @@ static void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd
 		s->tx->bdat_used = true;
 		smtp_tx_start_body(s, SMTP_BODY_MODE_BDAT);
 	}
+	if (s->bdat_reply == NULL)
+		s->tx->bdat_total = total + size;
 	smtp_session_set_state(s, SMTP_STATE_BDAT);
 }
 
@@ -1306,6 +1539,11 @@ static void smtp_session_message_end(struct smtp_session *s)
 		smtp_session_end_tx(s);
 		return;
 	}
+	if (tx->write_failed) {
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		smtp_session_end_tx(s);
+		return;
+	}
 	smtp_session_deliver(s);
 }
 
@@ -1322,6 +1560,7 @@ static long smtp_ls_on_data(void *ctx, const char *data, size_t len)
 		smtp_session_goodbye(s, "421 4.3.0 Out of memory");
 		return -1;
 	}
+	smtp_tx_flush(s, tx);
 	if (s->state == SMTP_STATE_BDAT) {
 		s->bdat_remaining -= (uint64_t)used;
 	} else if (tx->reader.done) {
@@ -1353,12 +1592,15 @@ static void smtp_ls_on_raw_end(void *ctx)
 		return;
 	}
 	smtp_body_reader_finish(&tx->reader, &tx->msg);
+	smtp_tx_flush(s, tx);
 	/* A BDAT message need not end in CRLF; stored messages always do (RFC 5322
 	 * 2.1: lines end in CRLF), so POP3 sizes and IMAP literals stay exact. */
-	if (tx->msg.len > tx->trace_len &&
-	    (tx->msg.len < 2 || memcmp(tx->msg.data + tx->msg.len - 2, "\r\n", 2) != 0) &&
-	    buf_append(&tx->msg, "\r\n", 2) < 0)
-		tx->reader.too_big = true; /* out of memory: refuse rather than truncate */
+	if (tx->m != NULL && store_msg_size(tx->m) > tx->trace_len &&
+	    memcmp(tx->tail, "\r\n", 2) != 0) {
+		if (buf_append(&tx->msg, "\r\n", 2) < 0)
+			tx->reader.too_big = true; /* out of memory: refuse, not truncate */
+		smtp_tx_flush(s, tx);
+	}
 	smtp_session_message_end(s);
 }
 
@@ -1387,7 +1629,11 @@ static int smtp_session_start_mode(struct conn *c, bool submission)
 	s->lim.max_message_size = cfg->max_message_size;
 	s->lim.max_recipients = cfg->max_recipients;
 	s->lim.max_errors = cfg->max_errors;
-	s->lim.max_line_length = cfg->max_line_length;
+	/* RFC 5321 4.5.3.1.6 sets 1000 octets per text line, but Postfix and Dovecot
+	 * take longer lines and real mail has them (HTML on one line): the limit is
+	 * enforced only when the admin asks for it; otherwise a line is bounded by
+	 * the message size alone. */
+	s->lim.max_line_length = cfg->strict_line_length ? cfg->max_line_length : 0;
 	s->lim.idle_timeout = cfg->idle_timeout;
 	s->lim.command_timeout = cfg->command_timeout;
 	s->lim.data_timeout = cfg->data_timeout;

@@ -217,6 +217,35 @@ static int blob_sync_dirs(const char *data_dir, const char *id, unsigned dir_syn
 	return 1;
 }
 
+/* Memory as a blob source. */
+struct blob_mem {
+	const char *data;
+};
+
+static long blob_mem_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct blob_mem *mem = ctx;
+
+	memcpy(buf, mem->data + off, len);
+	return (long)len;
+}
+
+/* Reads exactly len bytes of src at off. 1 ok, -1 error. */
+static int blob_src_read(const struct blob_src *src, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		long n = src->read(src->ctx, p, len, off);
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 1;
+}
+
 static int write_all(int fd, const char *p, size_t len)
 {
 	while (len > 0) {
@@ -232,12 +261,57 @@ static int write_all(int fd, const char *p, size_t len)
 	return 1;
 }
 
-/* Creates the file in its final directory: an unnamed O_TMPFILE inode linked into
- * place once complete (a crash before the link leaves nothing behind), or where the
- * file system lacks O_TMPFILE a temporary name in the same directory renamed into
- * place. Same-directory operations keep concurrent writers off the file system's
- * cross-directory rename lock. Returns the open fd (>= 0) or -1. */
-static int blob_create_file(const char *path, const void *data, size_t len, bool replace,
+/* Copies the whole of src to fd (at its current offset). 1 ok, -1 error (errno). */
+static int blob_src_copy(const struct blob_src *src, int fd)
+{
+	char chunk[65536];
+
+	for (uint64_t off = 0; off < src->size;) {
+		size_t n = src->size - off < sizeof(chunk) ? (size_t)(src->size - off) : sizeof(chunk);
+		if (blob_src_read(src, chunk, n, off) < 0) {
+			errno = EIO;
+			return -1;
+		}
+		if (write_all(fd, chunk, n) < 0)
+			return -1;
+		off += n;
+	}
+	return 1;
+}
+
+static int blob_src_hash(const struct blob_src *src, char id_r[BLOB_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE], chunk[65536];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1;
+
+	for (uint64_t off = 0; ok && off < src->size;) {
+		size_t n = src->size - off < sizeof(chunk) ? (size_t)(src->size - off) : sizeof(chunk);
+		ok = blob_src_read(src, chunk, n, off) > 0 && EVP_DigestUpdate(c, chunk, n) == 1;
+		off += n;
+	}
+	ok = ok && EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen * 2 == BLOB_ID_LEN;
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return -1;
+	for (unsigned int i = 0; i < mdlen; i++) {
+		id_r[i * 2] = hex[md[i] >> 4];
+		id_r[i * 2 + 1] = hex[md[i] & 0xf];
+	}
+	id_r[BLOB_ID_LEN] = '\0';
+	return 1;
+}
+
+/* Creates the file in its final directory: src->link_fd linked into place when the
+ * source is an unnamed file already (no copy), else an unnamed O_TMPFILE inode
+ * filled and linked into place once complete (a crash before the link leaves
+ * nothing behind), or where the file system lacks O_TMPFILE a temporary name in
+ * the same directory renamed into place. Same-directory operations keep concurrent
+ * writers off the file system's cross-directory rename lock. Returns the open fd
+ * (>= 0) or -1. */
+static int blob_create_file(const char *path, const struct blob_src *src, bool replace,
                             char **error_r)
 {
 	char dir[BLOB_PATH_MAX], tmp[BLOB_PATH_MAX], proc[64];
@@ -251,11 +325,24 @@ static int blob_create_file(const char *path, const void *data, size_t len, bool
 	memcpy(dir, path, (size_t)(slash - path));
 	dir[slash - path] = '\0';
 
+	if (!replace && src->link_fd >= 0) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", src->link_fd);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 ||
+		    errno == EEXIST) { /* same content linked by a concurrent writer */
+			fd = dup(src->link_fd);
+			if (fd >= 0)
+				return fd;
+			set_error(error_r, "dup: %s", strerror(errno));
+			return -1;
+		}
+		/* Not linkable (linked once already, no /proc, another file system):
+		 * copy it below. */
+	}
 	fd = replace ? -1 : open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
 	if (replace) {
 		/* linkat cannot replace: go the rename way */
 	} else if (fd >= 0) {
-		if (write_all(fd, data, len) < 0) {
+		if (blob_src_copy(src, fd) < 0) {
 			saved = errno;
 			close(fd);
 			set_error(error_r, "write blob in %s: %s", dir, strerror(saved));
@@ -287,7 +374,7 @@ static int blob_create_file(const char *path, const void *data, size_t len, bool
 	}
 	/* The content is immutable, so replacing a blob a concurrent writer already
 	 * renamed into place with identical bytes is harmless. */
-	if (write_all(fd, data, len) < 0 || rename(tmp, path) < 0) {
+	if (blob_src_copy(src, fd) < 0 || rename(tmp, path) < 0) {
 		saved = errno;
 		close(fd);
 		unlink(tmp);
@@ -297,25 +384,27 @@ static int blob_create_file(const char *path, const void *data, size_t len, bool
 	return fd;
 }
 
-/* Opens path when its content is exactly data (fd >= 0), else -1. */
-static int blob_open_if_equal(const char *path, const void *data, size_t len)
+/* Opens path when its content is exactly src's (fd >= 0), else -1. */
+static int blob_open_if_equal(const char *path, const struct blob_src *src)
 {
-	char chunk[65536];
+	char chunk[65536], want[65536];
 	struct stat stbuf;
-	size_t off = 0;
+	uint64_t off = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &stbuf) < 0 || !S_ISREG(stbuf.st_mode) || (uint64_t)stbuf.st_size != len)
+	if (fstat(fd, &stbuf) < 0 || !S_ISREG(stbuf.st_mode) || (uint64_t)stbuf.st_size != src->size)
 		goto differ;
-	while (off < len) {
-		ssize_t n = read(fd, chunk, len - off < sizeof(chunk) ? len - off : sizeof(chunk));
+	while (off < src->size) {
+		size_t len = src->size - off < sizeof(chunk) ? (size_t)(src->size - off) : sizeof(chunk);
+		ssize_t n = pread(fd, chunk, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || memcmp(chunk, (const char *)data + off, (size_t)n) != 0)
+		if (n <= 0 || blob_src_read(src, want, (size_t)n, off) < 0 ||
+		    memcmp(chunk, want, (size_t)n) != 0)
 			goto differ;
-		off += (size_t)n;
+		off += (uint64_t)n;
 	}
 	return fd;
 differ:
@@ -323,16 +412,18 @@ differ:
 	return -1;
 }
 
-int blob_write_begin(const char *data_dir, const void *data, size_t len,
-                     struct blob_pending *p, char **error_r)
+int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const char *id,
+                         struct blob_pending *p, char **error_r)
 {
 	char path[BLOB_PATH_MAX];
 	struct stat stbuf;
 
 	p->fd = -1;
 	p->dir_sync = 0;
-	if (blob_hash(data, len, p->id) < 0) {
-		set_error(error_r, "SHA-256 failed");
+	if (id != NULL && blob_id_valid(id))
+		memcpy(p->id, id, BLOB_ID_LEN + 1);
+	else if (blob_src_hash(src, p->id) < 0) {
+		set_error(error_r, "SHA-256 of the message failed");
 		return -1;
 	}
 	if (blob_path(data_dir, p->id, path, sizeof(path)) < 0) {
@@ -345,7 +436,7 @@ int blob_write_begin(const char *data_dir, const void *data, size_t len,
 		 * synced: reuse it only when its bytes are right. Another writer may
 		 * have linked it but not synced it yet, so keep it open and sync it
 		 * ourselves before anyone commits metadata pointing at it. */
-		int fd = blob_open_if_equal(path, data, len);
+		int fd = blob_open_if_equal(path, src);
 		if (fd >= 0) {
 			p->fd = fd;
 			p->dir_sync = BLOB_SYNC_AB;
@@ -355,11 +446,20 @@ int blob_write_begin(const char *data_dir, const void *data, size_t len,
 	}
 	if (blob_mkdirs(data_dir, p->id, &p->dir_sync, error_r) < 0)
 		return -1;
-	p->fd = blob_create_file(path, data, len, replace, error_r);
+	p->fd = blob_create_file(path, src, replace, error_r);
 	if (p->fd < 0)
 		return -1;
 	p->dir_sync |= BLOB_SYNC_AB;
 	return 1;
+}
+
+int blob_write_begin(const char *data_dir, const void *data, size_t len,
+                     struct blob_pending *p, char **error_r)
+{
+	struct blob_mem mem = {.data = data};
+	struct blob_src src = {.size = len, .read = blob_mem_read, .ctx = &mem, .link_fd = -1};
+
+	return blob_write_begin_src(data_dir, &src, NULL, p, error_r);
 }
 
 int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync, char **error_r)
@@ -378,6 +478,73 @@ int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync,
 		r = -1;
 	p->dir_sync = 0;
 	return r;
+}
+
+void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps, size_t n,
+                           bool do_fsync, int *results, char **errors)
+{
+	unsigned char ab[256] = {0}; /* fan-out directories touched */
+	bool blobs = false;
+	char path[BLOB_PATH_MAX];
+
+	/* Start the writeback of every file first, so that the data of the whole
+	 * batch goes to the disk together and the first fdatasync's journal commit
+	 * carries the others' metadata too: the later ones find little left to do. */
+	for (size_t i = 0; do_fsync && i < n; i++) {
+		if (ps[i]->fd >= 0)
+			(void)sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct blob_pending *p = ps[i];
+		results[i] = 1;
+		errors[i] = NULL;
+		if (p->fd >= 0) {
+			if (do_fsync && fdatasync(p->fd) < 0) {
+				set_error(&errors[i], "fsync blob %s: %s", p->id, strerror(errno));
+				results[i] = -1;
+			}
+			close(p->fd);
+			p->fd = -1;
+		}
+		if (results[i] > 0 && (p->dir_sync & BLOB_SYNC_AB) != 0) {
+			unsigned hi = (unsigned)(p->id[0] <= '9' ? p->id[0] - '0' : p->id[0] - 'a' + 10);
+			unsigned lo = (unsigned)(p->id[1] <= '9' ? p->id[1] - '0' : p->id[1] - 'a' + 10);
+			ab[(hi << 4) | lo] = 1;
+		}
+		if (results[i] > 0 && (p->dir_sync & BLOB_SYNC_BLOBS) != 0)
+			blobs = true;
+	}
+	if (!do_fsync)
+		goto out;
+	/* deepest first: the blobs' entries, then the entries of new directories */
+	for (unsigned d = 0; d < 256; d++) {
+		if (!ab[d])
+			continue;
+		if (path_join(path, sizeof(path), "%s/blobs/%02x", data_dir, d) < 0 ||
+		    fsync_dir(path) < 0) {
+			int saved = errno;
+			for (size_t i = 0; i < n; i++) {
+				if (results[i] > 0 && strtoul((char[3]){ps[i]->id[0], ps[i]->id[1], 0},
+				                              NULL, 16) == d) {
+					results[i] = -1;
+					set_error(&errors[i], "fsync %s: %s", path, strerror(saved));
+				}
+			}
+		}
+	}
+	if (blobs && (path_join(path, sizeof(path), "%s/blobs", data_dir) < 0 ||
+	              fsync_dir(path) < 0)) {
+		int saved = errno;
+		for (size_t i = 0; i < n; i++) {
+			if (results[i] > 0 && (ps[i]->dir_sync & BLOB_SYNC_BLOBS) != 0) {
+				results[i] = -1;
+				set_error(&errors[i], "fsync %s: %s", path, strerror(saved));
+			}
+		}
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		ps[i]->dir_sync = 0;
 }
 
 void blob_pending_abort(struct blob_pending *p)
@@ -482,4 +649,32 @@ int blob_unlink(const char *data_dir, const char *id, char **error_r)
 		return 0;
 	set_error(error_r, "unlink %s: %s", path, strerror(errno));
 	return -1;
+}
+
+int blob_open(const char *data_dir, const char *id, int *fd_r, uint64_t *size_r, char **error_r)
+{
+	char path[BLOB_PATH_MAX];
+	struct stat stbuf;
+	int fd, saved;
+
+	if (blob_path(data_dir, id, path, sizeof(path)) < 0) {
+		set_error(error_r, "invalid blob id");
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		set_error(error_r, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &stbuf) < 0 || stbuf.st_size < 0) {
+		saved = errno;
+		close(fd);
+		set_error(error_r, "stat %s: %s", path, strerror(saved));
+		return -1;
+	}
+	*fd_r = fd;
+	*size_r = (uint64_t)stbuf.st_size;
+	return 1;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define BLOB_ID_LEN 64 /* hex SHA-256 */
 
@@ -39,10 +40,29 @@ struct blob_pending {
  * On ok, exactly one of blob_write_sync / blob_pending_abort must follow. */
 int blob_write_begin(const char *data_dir, const void *data, size_t len,
                      struct blob_pending *p, char **error_r);
+/* A blob's bytes given piecewise: read(ctx, buf, len, off) copies up to len bytes
+ * at off (off + len <= size) and returns how many (> 0), or -1. link_fd: an
+ * unnamed O_TMPFILE on the blobs' file system holding exactly these bytes, which
+ * is linked into place instead of copied; -1 if none. */
+struct blob_src {
+	uint64_t size;
+	long (*read)(void *ctx, void *buf, size_t len, uint64_t off);
+	void *ctx;
+	int link_fd;
+};
+/* blob_write_begin from a source. id: the hex SHA-256 of the bytes if known, else
+ * NULL (computed by reading the source). */
+int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const char *id,
+                         struct blob_pending *p, char **error_r);
 /* Second half: with do_fsync makes the file and its directory entries durable.
  * Releases p. 1 ok, -1 error. */
 int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync, char **error_r);
 void blob_pending_abort(struct blob_pending *p);
+/* blob_write_sync for a batch: fdatasync each file, then fsync each directory the
+ * batch touched once (not once per blob). results[i] = 1 ok, -1 with errors[i]
+ * malloc'd. Releases every ps[i]. */
+void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps, size_t n,
+                           bool do_fsync, int *results, char **errors);
 
 /* 1 if the blob file exists, 0 if not, -1 error. */
 int blob_exists(const char *data_dir, const char *id, char **error_r);
@@ -50,6 +70,10 @@ int blob_exists(const char *data_dir, const char *id, char **error_r);
 /* Reads a whole blob: 1 with *data_r malloc'd (NUL-terminated, NUL not counted in
  * *len_r), 0 if the file does not exist, -1 error. */
 int blob_read(const char *data_dir, const char *id, char **data_r, size_t *len_r, char **error_r);
+
+/* Opens a blob for reading: 1 with *fd_r and *size_r, 0 if the file does not exist,
+ * -1 error. */
+int blob_open(const char *data_dir, const char *id, int *fd_r, uint64_t *size_r, char **error_r);
 
 /* Removes a blob file. 1 removed, 0 absent, -1 error. */
 int blob_unlink(const char *data_dir, const char *id, char **error_r);

@@ -1,9 +1,14 @@
 /* The mail store interface. Functions are synchronous and thread-safe: they are
- * called from worker threads (never from an event loop) and from the CLI.
- * The embedded backend is SQLite (WAL) plus content-addressed blob files under
- * data_dir/blobs/ab/<sha256> (one level of 256
- * directories, like Postfix's hashed queue). A PostgreSQL backend will implement the same
- * interface later.
+ * called from worker threads (never from an event loop) and from the CLI (except
+ * the message writer, see below).
+ *
+ * store.c is the front: it validates what callers pass, applies the recipient
+ * rules (aliases, plus-addresses, catch-alls, postmaster) on top of primitive
+ * lookups, and dispatches everything else to a backend through struct store_ops
+ * (end of this file). The embedded backend is SQLite (WAL) plus content-addressed
+ * blob files (store_sqlite*.c, blob.c); a PostgreSQL backend implements the same
+ * table. Blob ids are opaque outside the store: callers pass back what the store
+ * listed and never build or parse them.
  *
  * Results: 1 ok / found, 0 not found (where documented), -1 error with *error_r
  * set to a malloc'd human-readable message (caller frees; error_r may be NULL).
@@ -22,6 +27,11 @@ struct store;
 struct store_options {
 	const char *data_dir;
 	bool fsync; /* false only for throw-away test instances */
+	/* The server's host name ([server] hostname), for the primary domain of the
+	 * postmaster rules (store_resolve_recipient). NULL: the oldest local domain. */
+	const char *hostname;
+	/* The backend ([store] backend): NULL or "sqlite". */
+	const char *backend;
 };
 
 /* Opens (creating and migrating as needed) the store under opts->data_dir. */
@@ -77,6 +87,17 @@ int store_alias_list(struct store *st, store_alias_cb *cb, void *ctx, char **err
  * exact alias; plus-address "user+tag@d" retried as "user@d" (account, then alias);
  * catch-all "@d". Alias targets are followed (bounded depth 8) to accounts; targets
  * that are not local accounts are ignored for now (no forwarding yet).
+ * Postmaster (RFC 5321 4.5.1: every domain accepts mail for its postmaster, and
+ * the bare "postmaster" without a domain):
+ *   - "postmaster" (no '@', any case) is resolved as postmaster@<primary domain>.
+ *     The primary domain is store_options.hostname if that is a local domain, else
+ *     its parent domain (hostname minus its first label) if local, else the oldest
+ *     local domain. No local domain at all: 0.
+ *   - postmaster@D for a local domain D always reaches someone: the accounts of an
+ *     account or alias postmaster@D if it reaches any (the catch-all is not
+ *     consulted: postmaster is for a person, not a catch-all mailbox), else the
+ *     accounts an account or alias postmaster@<primary domain> reaches, else the
+ *     oldest account of D, else the oldest account of all.
  * Returns 1 with *accounts_r a malloc'd NULL-terminated array of malloc'd canonical
  * account addresses (free with store_strv_free), 0 when nothing local matches,
  * -1 error. */
@@ -84,7 +105,44 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
 			    char **error_r);
 void store_strv_free(char ***strv);
 
+/* ---- message writer ----
+ * A message being received, written as its bytes arrive. Unlike the rest of this
+ * header these functions may be called on an event loop thread: they never sync,
+ * never take the store's locks and never touch the database. The first
+ * STORE_MSG_MEM_MAX bytes are kept in memory; past that the message moves to an
+ * unnamed O_TMPFILE in data_dir (page cache, no sync), so a message of any size
+ * costs at most STORE_MSG_MEM_MAX bytes of memory. The SHA-256 that names its blob
+ * is computed as bytes are written. One thread at a time per message; a message
+ * handed to store_deliver must not be written to any more. */
+#define STORE_MSG_MEM_MAX (128u * 1024u)
+struct store_msg;
+/* 1 ok (*m_r set), -1 error. */
+int store_msg_begin(struct store *st, struct store_msg **m_r, char **error_r);
+/* Appends len bytes. 1 ok, -1 error (the message is then unusable: free it). */
+int store_msg_write(struct store_msg *m, const void *data, size_t len, char **error_r);
+/* Bytes written so far. */
+uint64_t store_msg_size(const struct store_msg *m);
+/* Reads back bytes already written (e.g. header checks on a worker thread):
+ * returns the number of bytes copied to buf (< len only at the end of the
+ * message; 0 at or past the end), -1 error. */
+long store_msg_pread(struct store_msg *m, void *buf, size_t len, uint64_t off);
+/* Releases the message; one that was not delivered is discarded. NULL ok. */
+void store_msg_free(struct store_msg **m);
+
 /* ---- delivery ---- */
+/* NOTIFY bits of a queue recipient (RFC 3461 4.1); 0 = NOTIFY not given. */
+#define STORE_NOTIFY_NEVER 0x1u
+#define STORE_NOTIFY_SUCCESS 0x2u
+#define STORE_NOTIFY_FAILURE 0x4u
+#define STORE_NOTIFY_DELAY 0x8u
+/* RET (RFC 3461 4.3) and BODY (RFC 6152, RFC 3030) of a queue entry */
+#define STORE_RET_NONE 0
+#define STORE_RET_FULL 1
+#define STORE_RET_HDRS 2
+#define STORE_BODY_7BIT 0
+#define STORE_BODY_8BITMIME 1
+#define STORE_BODY_BINARYMIME 2
+
 struct store_delivery {
 	const char *const *accounts; /* canonical account addresses (deduplicated by caller) */
 	size_t naccounts;            /* may be 0 when the message only goes to the queue */
@@ -94,21 +152,56 @@ struct store_delivery {
 	const char *const *queue_rcpts;     /* remote recipient addresses */
 	size_t nqueue_rcpts;
 	const char *queue_account;          /* submitting account, for the log/queue list */
+	/* The rest of the queue envelope (all optional, zero = not given). */
+	const char *queue_envid;  /* ENVID (RFC 3461 4.4) as given, or NULL */
+	int queue_ret;            /* STORE_RET_* */
+	int queue_body;           /* STORE_BODY_* */
+	bool queue_smtputf8;      /* SMTPUTF8 (RFC 6531) */
+	const unsigned *queue_notify;     /* per queue rcpt: STORE_NOTIFY_* bits; may be NULL */
+	const char *const *queue_orcpt;   /* per queue rcpt: ORCPT as given or NULL; may be NULL */
 	const char *mailbox; /* NULL = INBOX */
+	/* The message: either data/len, or msg (written with the message writer; it is
+	 * made the blob without being loaded into memory, and stays the caller's to
+	 * free after store_deliver returns). */
 	const char *data;    /* the full message as stored (Return-Path/Received included) */
 	size_t len;
+	struct store_msg *msg;
+	/* Header fix-ups: when insert_len > 0 the stored message is
+	 * message[0..insert_at) + insert + message[insert_at..) (insert_at <= size). */
+	uint64_t insert_at;
+	const char *insert;
+	size_t insert_len;
+	/* Bytes at the start of the stored message that are local-only trace headers
+	 * (our Return-Path:): kept with the queue entry, whose wire copy skips them. */
+	size_t trace_len;
 	int64_t internal_date; /* unix seconds; 0 = now */
 	const char *flags;     /* NULL or space-separated system flags/keywords */
+	/* OUT: the queue entry's id when something was queued, else 0. */
+	int64_t queue_id;
 };
 /* Stores one blob, a message entry in each account's mailbox and the queue entry
  * (if any), in one metadata transaction, and returns only when all of it is
  * durable: the blob is synced before the metadata that names it is committed.
- * Concurrent calls are group-committed: their blobs are synced together (one
- * syncfs) and their metadata shares one transaction and one WAL fsync. Nothing is
+ * Concurrent calls are group-committed: their blobs are synced together (each
+ * file fdatasync'd, each directory touched fsync'd once per batch) and their
+ * metadata shares one transaction and one WAL fsync. Nothing is
  * half-delivered: on -1 no account got the message. *uids_r (optional,
  * caller-allocated array of naccounts) receives the UIDs. */
-int store_deliver(struct store *st, const struct store_delivery *d, uint32_t *uids_r,
+int store_deliver(struct store *st, struct store_delivery *d, uint32_t *uids_r,
 		  char **error_r);
+/* Completion of store_deliver_async: result 1 delivered (durable), -1 failed with
+ * error malloc'd (the callee owns it: free it), NULL when result is 1. */
+typedef void store_deliver_cb(void *ctx, int result, char *error);
+/* store_deliver without waiting: the blob is written in the caller's thread, then
+ * the delivery is queued for the committer thread, which makes it durable with
+ * the others of its batch and calls cb(ctx, ...) -- from the committer thread, so
+ * cb must only hand the result over (e.g. post it to an event loop) and never
+ * block or call back into the store. d (and what it points to: accounts, data,
+ * msg, ...) and uids_r must stay valid until cb runs; d->queue_id and uids_r are
+ * set before it. Returns 1 queued (cb will be called exactly once), -1 refused at
+ * once with *error_r set (cb is not called). store_deliver is this plus a wait. */
+int store_deliver_async(struct store *st, struct store_delivery *d, uint32_t *uids_r,
+			store_deliver_cb *cb, void *ctx, char **error_r);
 
 /* ---- outbound queue (delivered by the outbound work; listed by the CLI) ---- */
 struct store_queue_info {
@@ -164,6 +257,18 @@ int store_message_get(struct store *st, const char *account, const char *mailbox
  * the message listed, even when it has been expunged meanwhile. */
 int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
 		   char **error_r);
+/* A blob's bytes without copying them: read them with pread(r->fd, ..., off) for
+ * off in [r->off, r->off + r->len) (the fd may hold other bytes outside that
+ * range). blob_id is opaque (as listed by the store). 1 ok, 0 gone (as for
+ * store_blob_get), -1 error. Close with store_blob_range_close. */
+struct store_blob_range {
+	int fd;
+	uint64_t off, len;
+};
+int store_blob_open(struct store *st, const char *blob_id, struct store_blob_range *r,
+		    char **error_r);
+/* Closes r->fd (if open) and sets it to -1. */
+void store_blob_range_close(struct store_blob_range *r);
 
 /* Removes the entries uids[0..n) of account's mailbox in one transaction (durable
  * when it returns): each blob loses one reference (files of blobs no longer
@@ -174,5 +279,87 @@ int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t 
  * account or mailbox does not exist), -1 error (nothing removed). */
 int store_message_expunge(struct store *st, const char *account, const char *mailbox,
 			  const uint32_t *uids, size_t n, char **error_r);
+
+/* ---- backends ----
+ * A backend implements this table; store.c dispatches to it. Each backend defines
+ * struct store_backend (its state) and struct store_lookup (a consistent read
+ * snapshot) in its own files. Entries have the contract of the public function of
+ * the same name, with the backend in place of the store. The front has already
+ * checked the arguments that store.h documents as checked (NULL strings etc.). */
+struct store_backend;
+struct store_lookup;
+struct store_ops {
+	const char *name; /* the [store] backend value */
+	int (*open)(const struct store_options *opts, struct store_backend **be_r,
+		    char **error_r);
+	void (*close)(struct store_backend **be);
+
+	int (*domain_add)(struct store_backend *be, const char *domain, char **error_r);
+	int (*domain_del)(struct store_backend *be, const char *domain, char **error_r);
+	int (*domain_exists)(struct store_backend *be, const char *domain, char **error_r);
+	int (*domain_list)(struct store_backend *be, store_name_cb *cb, void *ctx, char **error_r);
+	int (*account_add)(struct store_backend *be, const char *address, const char *pwhash,
+			   char **error_r);
+	int (*account_del)(struct store_backend *be, const char *address, char **error_r);
+	int (*account_set_password)(struct store_backend *be, const char *address,
+				    const char *pwhash, char **error_r);
+	int (*account_get_password)(struct store_backend *be, const char *address,
+				    char **pwhash_r, char **error_r);
+	int (*account_list)(struct store_backend *be, store_name_cb *cb, void *ctx,
+			    char **error_r);
+	int (*account_set_scram)(struct store_backend *be, const char *address, const char *scram,
+				 char **error_r);
+	int (*account_get_credentials)(struct store_backend *be, const char *address,
+				       char **account_r, char **pwhash_r, char **scram_r,
+				       char **error_r);
+	int (*alias_add)(struct store_backend *be, const char *source, const char *target,
+			 char **error_r);
+	int (*alias_del)(struct store_backend *be, const char *source, const char *target,
+			 char **error_r);
+	int (*alias_list)(struct store_backend *be, store_alias_cb *cb, void *ctx,
+			  char **error_r);
+
+	/* Primitive lookups for the recipient rules, inside one read snapshot opened
+	 * by lookup_begin and closed by lookup_end. Addresses and domains are
+	 * normalized by the caller. Each returns 1 found, 0 not, -1 error. */
+	int (*lookup_begin)(struct store_backend *be, struct store_lookup **lk_r, char **error_r);
+	void (*lookup_end)(struct store_lookup **lk);
+	/* an account with this address (COLLATE NOCASE): *canon_r its canonical form */
+	int (*lookup_account)(struct store_lookup *lk, const char *address, char **canon_r,
+			      char **error_r);
+	/* alias rows of source ("user@d" or "@d"): *targets_r a NULL-terminated strv
+	 * (store_strv_free) in a stable order; 0 when source has none */
+	int (*lookup_alias)(struct store_lookup *lk, const char *source, char ***targets_r,
+			    char **error_r);
+	int (*lookup_domain)(struct store_lookup *lk, const char *domain, char **error_r);
+	/* the oldest local domain */
+	int (*lookup_first_domain)(struct store_lookup *lk, char **domain_r, char **error_r);
+	/* the oldest account of domain (NULL: of all) */
+	int (*lookup_first_account)(struct store_lookup *lk, const char *domain,
+				    char **address_r, char **error_r);
+
+	int (*deliver_async)(struct store_backend *be, struct store_delivery *d, uint32_t *uids_r,
+			     store_deliver_cb *cb, void *ctx, char **error_r);
+	int (*queue_list)(struct store_backend *be, store_queue_cb *cb, void *ctx,
+			  char **error_r);
+	int (*queue_get)(struct store_backend *be, int64_t id, char **data_r, size_t *len_r,
+			 char **error_r);
+	int (*mailbox_list)(struct store_backend *be, const char *account, store_mailbox_cb *cb,
+			    void *ctx, char **error_r);
+	int (*message_list)(struct store_backend *be, const char *account, const char *mailbox,
+			    store_message_cb *cb, void *ctx, char **error_r);
+	int (*message_get)(struct store_backend *be, const char *account, const char *mailbox,
+			   uint32_t uid, char **data_r, size_t *len_r, char **error_r);
+	int (*blob_get)(struct store_backend *be, const char *blob_id, char **data_r,
+			size_t *len_r, char **error_r);
+	int (*blob_open)(struct store_backend *be, const char *blob_id,
+			 struct store_blob_range *r, char **error_r);
+	int (*message_expunge)(struct store_backend *be, const char *account,
+			       const char *mailbox, const uint32_t *uids, size_t n,
+			       char **error_r);
+};
+
+/* The SQLite backend (store_sqlite.c). */
+extern const struct store_ops store_sqlite_ops;
 
 #endif

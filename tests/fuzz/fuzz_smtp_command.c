@@ -35,21 +35,30 @@ static void args_all(const char *args, size_t len)
 	uint64_t size;
 	bool last;
 
-	if (smtp_mail_args_parse(args, len, &m, &err) == SMTP_PARSE_OK) {
-		check_address(&m.from, m.smtputf8);
-		smtp_mail_args_free(&m);
-	} else if (err == NULL || m.from.addr != NULL) {
-		abort();
-	}
-	for (int u = 0; u < 2; u++) {
+	for (unsigned ext = 0; ext <= SMTP_EXT_DSN; ext += SMTP_EXT_DSN) {
 		err = NULL;
-		if (smtp_rcpt_args_parse(args, len, u, &r, &err) == SMTP_PARSE_OK) {
-			if (r.to.null)
+		if (smtp_mail_args_parse(args, len, ext, &m, &err) == SMTP_PARSE_OK) {
+			check_address(&m.from, m.smtputf8);
+			if (ext == 0 && (m.ret != NULL || m.envid != NULL))
 				abort();
-			check_address(&r.to, u);
-			smtp_rcpt_args_free(&r);
-		} else if (err == NULL || r.to.addr != NULL) {
+			smtp_mail_args_free(&m);
+		} else if (err == NULL || m.from.addr != NULL) {
 			abort();
+		}
+		for (int u = 0; u < 2; u++) {
+			err = NULL;
+			if (smtp_rcpt_args_parse(args, len, u, ext, &r, &err) == SMTP_PARSE_OK) {
+				if (r.to.null)
+					abort();
+				if (ext == 0 && (r.notify != NULL || r.orcpt != NULL))
+					abort();
+				if ((r.notify != NULL) != (r.notify_bits != 0))
+					abort();
+				check_address(&r.to, u);
+				smtp_rcpt_args_free(&r);
+			} else if (err == NULL || r.to.addr != NULL) {
+				abort();
+			}
 		}
 	}
 	(void)smtp_bdat_args_parse(args, len, &size, &last, &err);

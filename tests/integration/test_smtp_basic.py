@@ -19,6 +19,7 @@ EHLO_LINES = [
     "250-8BITMIME",
     "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
+    "250-DSN",
     "250 CHUNKING",
 ]
 
@@ -438,3 +439,50 @@ def test_sigterm_closes_sessions(make_server):
     # it starts again on the same data dir and port
     srv.start()
     srv.assert_serves()
+
+
+# ---------------------------------------------------------------- DSN (RFC 3461)
+
+
+def test_dsn_parameters_after_ehlo(server):
+    """EHLO advertises DSN: its parameters are accepted (and kept)."""
+    subject = unique("dsn")
+    with server.connect() as c:
+        c.greet()
+        c.ehlo()
+        c.mail(params="RET=HDRS ENVID=QQ+2B314159")
+        assert c.cmd("RCPT TO:<%s> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice+40example.test"
+                     % ALICE).line == "250 2.1.5 Ok"
+        assert c.cmd("RCPT TO:<%s> NOTIFY=NEVER" % BOB).line == "250 2.1.5 Ok"
+        assert DELIVERED_RE.match(c.data(make_message(subject)).line)
+        c.quit()
+    server.fetch_one(ALICE, subject)
+    server.fetch_one(BOB, subject)
+
+
+@pytest.mark.parametrize("cmd", [
+    "MAIL FROM:<sender@remote.test> RET=FULL",
+    "MAIL FROM:<sender@remote.test> ENVID=x",
+])
+def test_dsn_mail_parameters_after_helo(server, cmd):
+    """After HELO no extension was advertised: RFC 5321 4.1.1.11 555."""
+    with server.connect() as c:
+        c.greet()
+        assert c.cmd("HELO client.remote.test").code == 250
+        assert c.cmd(cmd).line == "555 5.5.4 unsupported parameter"
+        c.mail()
+        c.quit()
+    server.assert_serves()
+
+
+@pytest.mark.parametrize("param", ["NOTIFY=NEVER", "ORCPT=rfc822;alice+40example.test"])
+def test_dsn_rcpt_parameters_after_helo(server, param):
+    with server.connect() as c:
+        c.greet()
+        assert c.cmd("HELO client.remote.test").code == 250
+        c.mail()
+        assert c.cmd("RCPT TO:<%s> %s" % (ALICE, param)).line == \
+            "555 5.5.4 unsupported parameter"
+        c.rcpt(ALICE)
+        c.quit()
+    server.assert_serves()

@@ -150,24 +150,32 @@ def test_data_over_limit(lim):
     lim.assert_serves()
 
 
-def test_bdat_single_chunk_over_limit(lim):
-    c, ehlo = _session(lim)
-    limit = _size_limit(ehlo)
+def _assert_bdat_refused(c, line):
+    """A BDAT whose size is over the limit is answered at once (its bytes are
+    not read) and the session ends."""
+    assert c.cmd(line).line == TOO_BIG
+    assert c.wait_closed() == b""
+
+
+@pytest.mark.parametrize("size", ["18446744073709551615", "102401"])
+def test_bdat_single_chunk_over_limit(lim, size):
+    # 100K = 102400: one octet over, and the largest chunk size there is
     subject = unique("bigbdat")
-    msg = make_message(subject, _big_body(2 * limit))
+    c, ehlo = _session(lim)
+    assert _size_limit(ehlo) == 102400
     with c:
         c.mail()
         c.rcpt(ALICE)
-        c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
-        assert c.read_reply().line == TOO_BIG
-        assert c.cmd("RSET").line == "250 2.0.0 Ok"
-        c.mail()
-        c.rcpt(ALICE)
-        subject2 = unique("afterbigbdat")
-        assert DELIVERED_RE.match(c.data(make_message(subject2)).line)
-        c.quit()
+        _assert_bdat_refused(c, "BDAT %s LAST" % size)
     assert lim.find(ALICE, subject) == []
-    lim.fetch_one(ALICE, subject2)
+    lim.assert_serves()
+
+
+def test_bdat_over_limit_outside_transaction(lim):
+    """The chunk of a failed BDAT is skipped, unless it is over the limit."""
+    c, _ = _session(lim)
+    with c:
+        _assert_bdat_refused(c, "BDAT 18446744073709551615")
     lim.assert_serves()
 
 
@@ -184,12 +192,31 @@ def test_bdat_chunks_over_limit(lim):
         c.rcpt(ALICE)
         c.send(b"BDAT %d\r\n" % len(part1) + part1)
         assert c.read_reply().line == "250 2.0.0 %d octets received" % len(part1)
-        c.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
-        assert c.read_reply().line == TOO_BIG
-        assert c.cmd("RSET").line == "250 2.0.0 Ok"
-        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
-        c.quit()
+        # the running total crosses the limit
+        _assert_bdat_refused(c, "BDAT %d LAST" % len(part2))
     assert lim.find(ALICE, subject) == []
+    lim.assert_serves()
+
+
+def test_bdat_chunks_up_to_limit(lim):
+    """Chunks adding up to exactly the limit are a message of the largest size
+    accepted (our trace headers do not count)."""
+    c, ehlo = _session(lim)
+    limit = _size_limit(ehlo)
+    subject = unique("bdatlimit")
+    msg = make_message(subject, _big_body(limit))[:limit - 2] + b"\r\n"
+    assert len(msg) == limit
+    part1, part2 = msg[:1000], msg[1000:]
+    with c:
+        c.mail()
+        c.rcpt(ALICE)
+        c.send(b"BDAT %d\r\n" % len(part1) + part1)
+        assert c.read_reply().line == "250 2.0.0 1000 octets received"
+        c.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
+        assert DELIVERED_RE.match(c.read_reply().line)
+        c.quit()
+    rest = split_stored(lim.fetch_one(ALICE, subject))[2]
+    assert rest == msg
     lim.assert_serves()
 
 
@@ -211,12 +238,82 @@ def test_text_line_1000_accepted(lim):
     assert rest == msg
 
 
-@pytest.mark.parametrize("octets", [1001, 5000])
-def test_text_line_too_long(lim, octets):
-    subject = unique("line%d" % octets)
+@pytest.fixture(scope="module")
+def strict(hermod_bin):
+    yield from module_server(hermod_bin, "strictline",
+                             limits={"max_message_size": MAX_SIZE,
+                                     "strict_line_length": "yes"})
+
+
+@pytest.mark.parametrize("octets", [1001, 5000, 90000])
+def test_text_line_long_accepted_by_default(lim, octets):
+    """[limits] strict_line_length = no (the default): long lines are stored
+    as sent, bounded only by the message size."""
+    subject = unique("longline%d" % octets)
     long_line = b"L" * (octets - 2) + b"\r\n"
     msg = make_message(subject, b"before\r\n" + long_line + b"after\r\n")
     c, _ = _session(lim)
+    with c:
+        c.mail()
+        c.rcpt(ALICE)
+        assert DELIVERED_RE.match(c.data(msg).line)
+        c.quit()
+    rest = split_stored(lim.fetch_one(ALICE, subject))[2]
+    assert rest == msg
+    lim.assert_serves()
+
+
+def test_text_line_long_bdat_accepted_by_default(lim):
+    subject = unique("longbdat")
+    msg = make_message(subject, b"x" * 3000 + b"\r\n")
+    c, _ = _session(lim)
+    with c:
+        c.mail()
+        c.rcpt(ALICE)
+        c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+        assert DELIVERED_RE.match(c.read_reply().line)
+        c.quit()
+    rest = split_stored(lim.fetch_one(ALICE, subject))[2]
+    assert rest == msg
+
+
+def test_text_line_longer_than_message_limit(lim):
+    """Without the line limit one line is still bounded by max_message_size."""
+    subject = unique("hugeline")
+    msg = make_message(subject, b"L" * 150000 + b"\r\n")
+    c, _ = _session(lim)
+    with c:
+        c.mail()
+        c.rcpt(ALICE)
+        assert c.cmd("DATA").code == 354
+        c.send(msg + b".\r\n")
+        assert c.read_reply().line == TOO_BIG
+        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+        c.quit()
+    assert lim.find(ALICE, subject) == []
+    lim.assert_serves()
+
+
+def test_text_line_1000_accepted_strict(strict):
+    subject = unique("line1000s")
+    long_line = b"L" * 998 + b"\r\n"
+    msg = make_message(subject, b"before\r\n" + long_line + b"after\r\n")
+    c, _ = _session(strict)
+    with c:
+        c.mail()
+        c.rcpt(ALICE)
+        assert DELIVERED_RE.match(c.data(msg).line)
+        c.quit()
+    rest = split_stored(strict.fetch_one(ALICE, subject))[2]
+    assert rest == msg
+
+
+@pytest.mark.parametrize("octets", [1001, 5000])
+def test_text_line_too_long_strict(strict, octets):
+    subject = unique("line%d" % octets)
+    long_line = b"L" * (octets - 2) + b"\r\n"
+    msg = make_message(subject, b"before\r\n" + long_line + b"after\r\n")
+    c, _ = _session(strict)
     with c:
         c.mail()
         c.rcpt(ALICE)
@@ -232,9 +329,24 @@ def test_text_line_too_long(lim, octets):
         subject2 = unique("afterline")
         assert DELIVERED_RE.match(c.data(make_message(subject2)).line)
         c.quit()
-    assert lim.find(ALICE, subject) == []
-    lim.fetch_one(ALICE, subject2)
-    lim.assert_serves()
+    assert strict.find(ALICE, subject) == []
+    strict.fetch_one(ALICE, subject2)
+    strict.assert_serves()
+
+
+def test_text_line_too_long_strict_bdat(strict):
+    subject = unique("longbdats")
+    msg = make_message(subject, b"x" * 3000 + b"\r\n")
+    c, _ = _session(strict)
+    with c:
+        c.mail()
+        c.rcpt(ALICE)
+        c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+        assert c.read_reply().line == LINE_TOO_LONG
+        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+        c.quit()
+    assert strict.find(ALICE, subject) == []
+    strict.assert_serves()
 
 
 # ---------------------------------------------------------------- syntax

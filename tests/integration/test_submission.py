@@ -303,6 +303,75 @@ def test_from_match_off(make_server):
     srv.fetch_one(BOB, subject)
 
 
+NO_FROM = "550 5.6.0 Message has no From: address"
+
+
+def _msg_from_lines(subject, from_lines):
+    """A message whose From: fields are exactly from_lines (none: no From:)."""
+    hdrs = list(from_lines) + ["To: <%s>" % BOB, "Subject: %s" % subject,
+                               "Message-ID: <%s@client.example.test>" % uuid.uuid4().hex,
+                               "Date: Tue, 02 Jan 2024 03:04:05 +0100"]
+    return ("\r\n".join(hdrs) + "\r\n\r\nsubmitted\r\n").encode()
+
+
+NO_FROM_FORMS = [
+    [],                                   # no From: field at all
+    ["From: <>"],
+    ["From: undisclosed:;"],
+    ["From: Undisclosed recipients: ;"],
+    ["From: <>", "From: undisclosed:;"],
+]
+
+
+@pytest.mark.parametrize("from_lines", NO_FROM_FORMS)
+def test_from_header_without_mailbox_refused(sub, from_lines):
+    """RFC 5322 3.6: From: must name at least one mailbox; the MSA does not
+    invent one."""
+    subject = unique("no-from")
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert c.data(_msg_from_lines(subject, from_lines)).line == NO_FROM
+        # the session goes on
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        subject2 = unique("after-no-from")
+        assert QUEUED_RE.match(c.data(_msg(subject2)).line)
+        c.quit()
+    assert sub.find(BOB, subject) == []
+    sub.fetch_one(BOB, subject2)
+
+
+@pytest.mark.parametrize("from_line", ["From: Team: alice@example.test;",
+                                       "From: <>, Alice <alice@example.test>"])
+def test_from_header_group_with_mailbox_accepted(sub, from_line):
+    subject = unique("group-from")
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(_msg_from_lines(subject, [from_line])).line)
+        c.quit()
+    sub.fetch_one(BOB, subject)
+
+
+def test_from_header_without_mailbox_refused_match_off(make_server):
+    """require_from_match = no lets any From: address through, not none."""
+    srv = make_server(tls=True, submission=True,
+                      extra={"submission": {"require_from_match": "no"}})
+    with srv.connect_465() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        for from_lines in NO_FROM_FORMS[:3]:
+            c.mail(ALICE)
+            c.rcpt(BOB)
+            assert c.data(_msg_from_lines(unique("no-from-off"), from_lines)).line == NO_FROM
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        subject = unique("after-no-from-off")
+        assert QUEUED_RE.match(c.data(_msg(subject)).line)
+        c.quit()
+    srv.fetch_one(BOB, subject)
+
+
 # ---------------------------------------------------------------- rate limit
 
 
@@ -402,3 +471,157 @@ def test_nodemailer_env_options(sub, npm_dir):
         "SEND_TO": ALICE, "SEND_SUBJECT": subject})
     assert p.returncode == 0, p.stdout + p.stderr
     sub.fetch_one(ALICE, subject)
+
+
+# ---------------------------------------------------------------- queue envelope
+
+
+def _queue_row(srv, qid):
+    """The queue entry and its recipients as the store keeps them (read-only)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s/hermod.db?mode=ro" % srv.data_dir, uri=True)
+    try:
+        q = db.execute("SELECT body, smtputf8, envid, ret, trace_len, blob FROM queue "
+                       "WHERE id = ?", (int(qid),)).fetchone()
+        rcpts = db.execute("SELECT rcpt, notify, orcpt FROM queue_rcpts WHERE queue_id = ? "
+                           "ORDER BY rowid", (int(qid),)).fetchall()
+    finally:
+        db.close()
+    return q, rcpts
+
+
+def test_queue_id_and_envelope_kept(sub):
+    """The 250 names the queue entry (as `hermod queue list` does), and the
+    entry keeps BODY, SMTPUTF8, ENVID, RET, NOTIFY and ORCPT, and the length
+    of our local-only Return-Path: line."""
+    subject = unique("dsn-queue")
+    with _session(sub, "587") as c:
+        c.mail(ALICE, params="BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=env+2B42")
+        assert c.cmd("RCPT TO:<%s> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x+40remote.test"
+                     % REMOTE).line == "250 2.1.5 Ok"
+        assert c.cmd("RCPT TO:<other@remote.test> NOTIFY=NEVER").line == "250 2.1.5 Ok"
+        assert c.cmd("RCPT TO:<third@remote.test>").line == "250 2.1.5 Ok"
+        c.rcpt(BOB)
+        r = c.data(_msg(subject, to=REMOTE))
+        assert r.line.startswith("250 2.0.0 Ok: queued as "), r
+        qid = QUEUED_RE.match(r.line).group(1)
+        assert qid.isdigit(), r
+        c.quit()
+    rows = [q for q in sub.queue() if q["id"] == qid]
+    assert len(rows) == 1, sub.cli("queue", "list").stdout
+    assert rows[0]["sender"] == ALICE
+    assert rows[0]["rcpts"] == [REMOTE, "other@remote.test", "third@remote.test"]
+    q, rcpts = _queue_row(sub, qid)
+    body, smtputf8, envid, ret, trace_len, _ = q
+    assert (body, smtputf8, envid, ret) == (1, 1, "env+2B42", 2)   # 8BITMIME, HDRS
+    assert rcpts == [(REMOTE, 2 | 8, "rfc822;x+40remote.test"),    # SUCCESS|DELAY
+                     ("other@remote.test", 1, None),               # NEVER
+                     ("third@remote.test", 0, None)]
+    queued = sub.cli("queue", "show", qid, binary_out=True).stdout
+    return_path = b"Return-Path: <%s>\r\n" % ALICE.encode()
+    assert queued.startswith(return_path)
+    assert trace_len == len(return_path)
+    assert queued[trace_len:].startswith(b"Received: ")
+    # the local copy is the same message
+    sub.fetch_one(BOB, subject)
+
+
+def test_queue_id_only_local_recipients(sub):
+    """Nothing queued: the 250 names the transaction, not a queue entry."""
+    subject = unique("sub-local-only")
+    before = {q["id"] for q in sub.queue()}
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = c.data(_msg(subject))
+        qid = QUEUED_RE.match(r.line).group(1)
+        assert not qid.isdigit(), r
+        c.quit()
+    assert {q["id"] for q in sub.queue()} == before
+    sub.fetch_one(BOB, subject)
+
+
+def test_message_id_and_date_inserted_after_trace(sub):
+    """The added Message-ID: and Date: follow our trace fields; the client's
+    header section follows unchanged."""
+    subject = unique("fixup")
+    raw = _msg(subject, msgid=False, date=False)
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(raw).line)
+        c.quit()
+    stored = sub.fetch_one(BOB, subject)
+    lines = stored.split(b"\r\n")
+    assert lines[0].startswith(b"Return-Path: ")
+    assert lines[1].startswith(b"Received: ")
+    i = 2
+    while lines[i].startswith(b"\t"):
+        i += 1
+    assert re.match(rb"^Message-ID: <[^@>]+@" + HOSTNAME.encode() + rb">$", lines[i])
+    assert lines[i + 1].startswith(b"Date: ")
+    assert b"\r\n".join(lines[i + 2:]) == raw
+
+
+# ---------------------------------------------------------------- header section bound
+
+
+def _msg_with_padding(subject, pad_bytes):
+    pad = "".join("X-Pad-%d: %s\r\n" % (i, "p" * 990) for i in range(pad_bytes // 1000 + 1))
+    return _msg(subject).replace(b"\r\n\r\n", b"\r\n" + pad.encode() + b"\r\n", 1)
+
+
+def test_header_section_over_bound_refused(sub):
+    """The From:/Date/Message-ID checks read at most 256 KiB of header section;
+    a longer one cannot be checked and is refused."""
+    subject = unique("big-header")
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert c.data(_msg_with_padding(subject, 300 * 1024)).line == \
+            "552 5.3.4 Header section too large"
+        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+        c.quit()
+    assert sub.find(BOB, subject) == []
+
+
+def test_header_section_under_bound_accepted(sub):
+    subject = unique("large-header")
+    raw = _msg_with_padding(subject, 200 * 1024)
+    with _session(sub, "465") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(raw).line)
+        c.quit()
+    stored = sub.fetch_one(BOB, subject)
+    assert stored.endswith(raw)
+
+
+def test_forged_from_after_large_header_section(sub):
+    """A second From: far down a long (but bounded) header section is still
+    checked."""
+    subject = unique("late-from")
+    raw = _msg_with_padding(subject, 200 * 1024).replace(
+        b"\r\n\r\n", b"\r\nFrom: Bob <bob@example.test>\r\n\r\n", 1)
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert c.data(raw).line == FROM_NOT_OWNED
+        c.quit()
+    assert sub.find(BOB, subject) == []
+
+
+def test_header_section_of_exactly_the_bound_accepted(sub):
+    subject = unique("exact-header")
+    raw = _msg_with_padding(subject, 250 * 1024)
+    head, body = raw.split(b"\r\n\r\n", 1)
+    fill = 256 * 1024 - (len(head) + 4) - len(b"X-Fill: \r\n")
+    assert fill > 0
+    raw = head + b"\r\nX-Fill: " + b"f" * fill + b"\r\n\r\n" + body
+    assert raw.index(b"\r\n\r\n") + 4 == 256 * 1024
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        assert QUEUED_RE.match(c.data(raw).line)
+        c.quit()
+    assert sub.fetch_one(BOB, subject).endswith(raw)

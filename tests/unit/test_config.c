@@ -256,6 +256,7 @@ static const char full_config[] = "\xEF\xBB\xBF; hermod test config\r\n"
                                   "max_connections_per_ip = 5\n"
                                   "max_errors = 3\n"
                                   "max_line_length = 0\n"
+                                  "strict_line_length = yes\n"
                                   "idle_timeout = 2m\n"
                                   "command_timeout = 30s\n"
                                   "data_timeout = 1h\n"
@@ -309,6 +310,7 @@ static void test_full(void)
 	CHECK(cfg->max_connections_per_ip == 5);
 	CHECK(cfg->max_errors == 3);
 	CHECK(cfg->max_line_length == 0);
+	CHECK(cfg->strict_line_length == true);
 	CHECK(cfg->idle_timeout == 120);
 	CHECK(cfg->command_timeout == 30);
 	CHECK(cfg->data_timeout == 3600);
@@ -357,6 +359,7 @@ static void test_defaults(void)
 	CHECK(cfg->max_connections_per_ip == 20);
 	CHECK(cfg->max_errors == 10);
 	CHECK(cfg->max_line_length == 1000);
+	CHECK(cfg->strict_line_length == false);
 	CHECK(cfg->idle_timeout == 300);
 	CHECK(cfg->command_timeout == 60);
 	CHECK(cfg->data_timeout == 600);

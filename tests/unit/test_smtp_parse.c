@@ -138,7 +138,9 @@ static const struct mail_case mail_cases[] = {
      NULL},
     {"<a@b.c> RET=ALL", SMTP_PARSE_SYNTAX, NULL, ANY},
     {"<a@b.c> RET=FULL RET=FULL", SMTP_PARSE_SYNTAX, NULL, ANY},
-    {"<a@b.c> ENVID=a+2Bb+3Dc+20d", SMTP_PARSE_OK, "a@b.c", 0, 0, -1, 0, NULL, "a+b=c d", NULL},
+    /* ENVID is kept as given (xtext), once checked */
+    {"<a@b.c> ENVID=a+2Bb+3Dc+20d", SMTP_PARSE_OK, "a@b.c", 0, 0, -1, 0, NULL, "a+2Bb+3Dc+20d",
+     NULL},
     {"<a@b.c> ENVID=a+2b", SMTP_PARSE_SYNTAX, NULL, ANY},
     {"<a@b.c> ENVID=a+2", SMTP_PARSE_SYNTAX, NULL, ANY},
     {"<a@b.c> ENVID=a+", SMTP_PARSE_SYNTAX, NULL, ANY},
@@ -182,7 +184,8 @@ static void test_mail(void)
 		const struct mail_case *c = &mail_cases[i];
 		struct smtp_mail_args a;
 		const char *err = NULL;
-		enum smtp_parse_result res = smtp_mail_args_parse(c->in, strlen(c->in), &a, &err);
+		enum smtp_parse_result res =
+		    smtp_mail_args_parse(c->in, strlen(c->in), SMTP_EXT_DSN, &a, &err);
 		if (res != c->result)
 			fprintf(stderr, "mail case %zu \"%s\": got %d (%s)\n", i, c->in, res,
 			        err ? err : "");
@@ -277,7 +280,7 @@ static void test_rcpt(void)
 		struct smtp_rcpt_args a;
 		const char *err = NULL;
 		enum smtp_parse_result res =
-		    smtp_rcpt_args_parse(c->in, strlen(c->in), c->utf8_ok, &a, &err);
+		    smtp_rcpt_args_parse(c->in, strlen(c->in), c->utf8_ok, SMTP_EXT_DSN, &a, &err);
 		if (res != c->result)
 			fprintf(stderr, "rcpt case %zu \"%s\": got %d (%s)\n", i, c->in, res,
 			        err ? err : "");
@@ -293,10 +296,22 @@ static void test_rcpt(void)
 			CHECK(a.to.domain == NULL);
 		else if (c->domain)
 			CHECK_STR(a.to.domain, c->domain);
-		if (c->notify)
+		if (c->notify) {
 			CHECK_STR(a.notify, c->notify);
-		else
+			unsigned bits = 0;
+			if (strstr(c->notify, "NEVER"))
+				bits |= SMTP_NOTIFY_NEVER;
+			if (strstr(c->notify, "SUCCESS"))
+				bits |= SMTP_NOTIFY_SUCCESS;
+			if (strstr(c->notify, "FAILURE"))
+				bits |= SMTP_NOTIFY_FAILURE;
+			if (strstr(c->notify, "DELAY"))
+				bits |= SMTP_NOTIFY_DELAY;
+			CHECK(a.notify_bits == bits);
+		} else {
 			CHECK(a.notify == NULL);
+			CHECK(a.notify_bits == 0);
+		}
 		if (c->orcpt)
 			CHECK_STR(a.orcpt, c->orcpt);
 		else
@@ -304,6 +319,39 @@ static void test_rcpt(void)
 		smtp_rcpt_args_free(&a);
 	}
 	smtp_rcpt_args_free(NULL);
+}
+
+/* DSN parameters only when the session advertised DSN (ext without SMTP_EXT_DSN) */
+static void test_dsn_not_advertised(void)
+{
+	static const char *const mail_in[] = {"<a@b.c> RET=FULL", "<a@b.c> ENVID=x",
+	                                      "<a@b.c> SIZE=1 ret=hdrs"};
+	static const char *const rcpt_in[] = {
+	    "<u@x.test> NOTIFY=NEVER", "<u@x.test> ORCPT=rfc822;u", "<postmaster> notify=SUCCESS"};
+	for (size_t i = 0; i < sizeof(mail_in) / sizeof(mail_in[0]); i++) {
+		struct smtp_mail_args a;
+		const char *err = NULL;
+		CHECK(smtp_mail_args_parse(mail_in[i], strlen(mail_in[i]), 0, &a, &err) ==
+		      SMTP_PARSE_PARAM);
+		CHECK_STR(err, "unsupported parameter");
+		CHECK(a.from.addr == NULL && a.ret == NULL && a.envid == NULL);
+	}
+	for (size_t i = 0; i < sizeof(rcpt_in) / sizeof(rcpt_in[0]); i++) {
+		struct smtp_rcpt_args a;
+		const char *err = NULL;
+		CHECK(smtp_rcpt_args_parse(rcpt_in[i], strlen(rcpt_in[i]), false, 0, &a, &err) ==
+		      SMTP_PARSE_PARAM);
+		CHECK_STR(err, "unsupported parameter");
+		CHECK(a.to.addr == NULL && a.notify == NULL && a.orcpt == NULL &&
+		      a.notify_bits == 0);
+	}
+	/* the other parameters do not depend on it */
+	struct smtp_mail_args m;
+	const char *err = NULL;
+	CHECK(smtp_mail_args_parse("<a@b.c> SIZE=5 BODY=8BITMIME SMTPUTF8", 37, 0, &m, &err) ==
+	      SMTP_PARSE_OK);
+	CHECK(m.has_size && m.size == 5 && m.body == SMTP_BODY_8BITMIME && m.smtputf8);
+	smtp_mail_args_free(&m);
 }
 
 /* ---- BDAT ---- */
@@ -637,6 +685,7 @@ int main(void)
 	test_commands();
 	test_mail();
 	test_rcpt();
+	test_dsn_not_advertised();
 	test_bdat();
 	test_body_data();
 	test_body_bdat();

@@ -1,0 +1,569 @@
+/* The store's front: backend selection and dispatch (struct store_ops), and the
+ * recipient rules, written once on the backends' primitive lookups so that a
+ * second backend does not re-implement them. See store.h for the contracts. */
+#include "store/store.h"
+#include "store/store_msg.h"
+#include "store/store_util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+struct store {
+	const struct store_ops *ops;
+	struct store_backend *be;
+	char *data_dir;
+	char *hostname; /* lower-cased; NULL when not given */
+};
+
+static const struct store_ops *const store_backends[] = {&store_sqlite_ops};
+
+int store_open(const struct store_options *opts, struct store **store_r, char **error_r)
+{
+	const struct store_ops *ops = NULL;
+	struct store *st;
+
+	*store_r = NULL;
+	if (opts == NULL || opts->data_dir == NULL || opts->data_dir[0] == '\0') {
+		store_error_set(error_r, "store: data_dir not set");
+		return -1;
+	}
+	const char *name = opts->backend != NULL ? opts->backend : "sqlite";
+	for (size_t i = 0; i < sizeof(store_backends) / sizeof(store_backends[0]); i++) {
+		if (strcmp(store_backends[i]->name, name) == 0)
+			ops = store_backends[i];
+	}
+	if (ops == NULL) {
+		store_error_set(error_r, "store: unknown backend '%s'", name);
+		return -1;
+	}
+	st = calloc(1, sizeof(*st));
+	if (st == NULL || (st->data_dir = strdup(opts->data_dir)) == NULL ||
+	    (opts->hostname != NULL && opts->hostname[0] != '\0' &&
+	     (st->hostname = strdup(opts->hostname)) == NULL)) {
+		if (st != NULL)
+			free(st->data_dir);
+		free(st);
+		store_error_set(error_r, "store: out of memory");
+		return -1;
+	}
+	if (st->hostname != NULL)
+		store_ascii_lower(st->hostname);
+	st->ops = ops;
+	if (ops->open(opts, &st->be, error_r) < 0) {
+		free(st->hostname);
+		free(st->data_dir);
+		free(st);
+		return -1;
+	}
+	*store_r = st;
+	return 1;
+}
+
+void store_close(struct store **stp)
+{
+	struct store *st = *stp;
+
+	if (st == NULL)
+		return;
+	*stp = NULL;
+	st->ops->close(&st->be);
+	free(st->hostname);
+	free(st->data_dir);
+	free(st);
+}
+
+/* ---- dispatch ---- */
+
+int store_domain_add(struct store *st, const char *domain, char **error_r)
+{
+	return st->ops->domain_add(st->be, domain, error_r);
+}
+
+int store_domain_del(struct store *st, const char *domain, char **error_r)
+{
+	return st->ops->domain_del(st->be, domain, error_r);
+}
+
+int store_domain_exists(struct store *st, const char *domain, char **error_r)
+{
+	return st->ops->domain_exists(st->be, domain, error_r);
+}
+
+int store_domain_list(struct store *st, store_name_cb *cb, void *ctx, char **error_r)
+{
+	return st->ops->domain_list(st->be, cb, ctx, error_r);
+}
+
+int store_account_add(struct store *st, const char *address, const char *pwhash, char **error_r)
+{
+	return st->ops->account_add(st->be, address, pwhash, error_r);
+}
+
+int store_account_del(struct store *st, const char *address, char **error_r)
+{
+	return st->ops->account_del(st->be, address, error_r);
+}
+
+int store_account_set_password(struct store *st, const char *address, const char *pwhash,
+                               char **error_r)
+{
+	return st->ops->account_set_password(st->be, address, pwhash, error_r);
+}
+
+int store_account_get_password(struct store *st, const char *address, char **pwhash_r,
+                               char **error_r)
+{
+	return st->ops->account_get_password(st->be, address, pwhash_r, error_r);
+}
+
+int store_account_list(struct store *st, store_name_cb *cb, void *ctx, char **error_r)
+{
+	return st->ops->account_list(st->be, cb, ctx, error_r);
+}
+
+int store_account_set_scram(struct store *st, const char *address, const char *scram,
+                            char **error_r)
+{
+	return st->ops->account_set_scram(st->be, address, scram, error_r);
+}
+
+int store_account_get_credentials(struct store *st, const char *address, char **account_r,
+                                  char **pwhash_r, char **scram_r, char **error_r)
+{
+	return st->ops->account_get_credentials(st->be, address, account_r, pwhash_r, scram_r,
+	                                        error_r);
+}
+
+int store_alias_add(struct store *st, const char *source, const char *target, char **error_r)
+{
+	return st->ops->alias_add(st->be, source, target, error_r);
+}
+
+int store_alias_del(struct store *st, const char *source, const char *target, char **error_r)
+{
+	return st->ops->alias_del(st->be, source, target, error_r);
+}
+
+int store_alias_list(struct store *st, store_alias_cb *cb, void *ctx, char **error_r)
+{
+	return st->ops->alias_list(st->be, cb, ctx, error_r);
+}
+
+int store_msg_begin(struct store *st, struct store_msg **m_r, char **error_r)
+{
+	return store_msg_create(st->data_dir, m_r, error_r);
+}
+
+int store_deliver_async(struct store *st, struct store_delivery *d, uint32_t *uids_r,
+                        store_deliver_cb *cb, void *ctx, char **error_r)
+{
+	return st->ops->deliver_async(st->be, d, uids_r, cb, ctx, error_r);
+}
+
+struct deliver_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool done;
+	int result;
+	char *error;
+};
+
+static void deliver_wait_done(void *ctx, int result, char *error)
+{
+	struct deliver_wait *w = ctx;
+
+	pthread_mutex_lock(&w->mu);
+	w->result = result;
+	w->error = error;
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int store_deliver(struct store *st, struct store_delivery *d, uint32_t *uids_r, char **error_r)
+{
+	struct deliver_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+	if (store_deliver_async(st, d, uids_r, deliver_wait_done, &w, error_r) < 0)
+		return -1;
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cond);
+	if (w.result < 0) {
+		if (error_r != NULL)
+			*error_r = w.error;
+		else
+			free(w.error);
+		return -1;
+	}
+	return 1;
+}
+
+int store_queue_list(struct store *st, store_queue_cb *cb, void *ctx, char **error_r)
+{
+	return st->ops->queue_list(st->be, cb, ctx, error_r);
+}
+
+int store_queue_get(struct store *st, int64_t id, char **data_r, size_t *len_r, char **error_r)
+{
+	return st->ops->queue_get(st->be, id, data_r, len_r, error_r);
+}
+
+int store_mailbox_list(struct store *st, const char *account, store_mailbox_cb *cb, void *ctx,
+                       char **error_r)
+{
+	return st->ops->mailbox_list(st->be, account, cb, ctx, error_r);
+}
+
+int store_message_list(struct store *st, const char *account, const char *mailbox,
+                       store_message_cb *cb, void *ctx, char **error_r)
+{
+	return st->ops->message_list(st->be, account, mailbox, cb, ctx, error_r);
+}
+
+int store_message_get(struct store *st, const char *account, const char *mailbox, uint32_t uid,
+                      char **data_r, size_t *len_r, char **error_r)
+{
+	return st->ops->message_get(st->be, account, mailbox, uid, data_r, len_r, error_r);
+}
+
+int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
+                   char **error_r)
+{
+	if (blob_id == NULL) {
+		store_error_set(error_r, "invalid blob id");
+		return -1;
+	}
+	return st->ops->blob_get(st->be, blob_id, data_r, len_r, error_r);
+}
+
+int store_blob_open(struct store *st, const char *blob_id, struct store_blob_range *r,
+                    char **error_r)
+{
+	r->fd = -1;
+	r->off = r->len = 0;
+	if (blob_id == NULL) {
+		store_error_set(error_r, "invalid blob id");
+		return -1;
+	}
+	return st->ops->blob_open(st->be, blob_id, r, error_r);
+}
+
+void store_blob_range_close(struct store_blob_range *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+int store_message_expunge(struct store *st, const char *account, const char *mailbox,
+                          const uint32_t *uids, size_t n, char **error_r)
+{
+	return st->ops->message_expunge(st->be, account, mailbox, uids, n, error_r);
+}
+
+/* ---- resolving recipients ---- */
+
+struct resolve {
+	struct store *st;
+	struct store_lookup *lk;
+	struct store_strv out;
+};
+
+/* 1 if address is an account (canonical form added to out), 0 if not, -1 error. */
+static int resolve_account(struct resolve *rs, const char *address, char **error_r)
+{
+	char *canon = NULL;
+	int rc = rs->st->ops->lookup_account(rs->lk, address, &canon, error_r);
+
+	if (rc == 1) {
+		if (rs->out.n >= STORE_RESOLVE_MAX) {
+			free(canon);
+			store_error_set(error_r, "recipient expands to too many accounts");
+			return -1;
+		}
+		store_strv_add_unique(&rs->out, canon);
+		free(canon);
+	}
+	return rc;
+}
+
+static int resolve_rec(struct resolve *rs, const char *address, unsigned depth, bool catchall,
+                       char **error_r);
+
+/* 1 if source has alias rows (each target followed), 0 if none, -1 error.
+ * catchall: whether targets may fall through to their domain's catch-all. */
+static int resolve_alias(struct resolve *rs, const char *source, unsigned depth, bool catchall,
+                         char **error_r)
+{
+	char **targets = NULL;
+	int ret = rs->st->ops->lookup_alias(rs->lk, source, &targets, error_r);
+
+	/* Targets that are neither accounts nor aliases are ignored (no forwarding
+	 * yet); past the depth bound a loop just stops expanding. */
+	for (size_t i = 0; ret == 1 && targets[i] != NULL && depth < STORE_ALIAS_DEPTH_MAX; i++) {
+		if (resolve_rec(rs, targets[i], depth + 1, catchall, error_r) < 0)
+			ret = -1;
+	}
+	store_strv_free(&targets);
+	return ret;
+}
+
+static int resolve_rec(struct resolve *rs, const char *address, unsigned depth, bool catchall,
+                       char **error_r)
+{
+	char *addr, *base = NULL;
+	size_t at;
+	const char *plus;
+	int rc;
+
+	if (store_addr_normalize_ex(address, false, true, &addr, &at, NULL) < 0)
+		return 0; /* a malformed alias target matches nothing */
+
+	/* exact account, then exact alias */
+	rc = resolve_account(rs, addr, error_r);
+	if (rc == 0)
+		rc = resolve_alias(rs, addr, depth, catchall, error_r);
+	/* plus-addressing: "user+tag@d" is retried as "user@d" */
+	if (rc == 0 && (plus = memchr(addr, '+', at)) != NULL && plus != addr) {
+		size_t llen = (size_t)(plus - addr), dlen = strlen(addr + at);
+		base = malloc(llen + dlen + 1);
+		if (base == NULL) {
+			free(addr);
+			store_error_set(error_r, "out of memory");
+			return -1;
+		}
+		memcpy(base, addr, llen);
+		memcpy(base + llen, addr + at, dlen + 1);
+		rc = resolve_account(rs, base, error_r);
+		if (rc == 0)
+			rc = resolve_alias(rs, base, depth, catchall, error_r);
+	}
+	/* catch-all "@d" */
+	if (rc == 0 && catchall)
+		rc = resolve_alias(rs, addr + at, depth, catchall, error_r);
+	free(base);
+	free(addr);
+	return rc;
+}
+
+/* ---- postmaster (RFC 5321 4.5.1) ---- */
+
+static bool is_postmaster(const char *local, size_t len)
+{
+	return len == 10 && strncasecmp(local, "postmaster", 10) == 0;
+}
+
+/* The primary domain into *dom_r (malloc'd): hostname if local, else its parent
+ * if local, else the oldest local domain. 1 ok, 0 no local domain, -1 error. */
+static int primary_domain(struct resolve *rs, char **dom_r, char **error_r)
+{
+	const char *h = rs->st->hostname;
+	int rc;
+
+	*dom_r = NULL;
+	for (int i = 0; h != NULL && *h != '\0' && i < 2; i++) {
+		rc = rs->st->ops->lookup_domain(rs->lk, h, error_r);
+		if (rc < 0)
+			return -1;
+		if (rc == 1) {
+			*dom_r = strdup(h);
+			if (*dom_r == NULL) {
+				store_error_set(error_r, "out of memory");
+				return -1;
+			}
+			return 1;
+		}
+		h = strchr(h, '.');
+		if (h != NULL)
+			h++;
+	}
+	return rs->st->ops->lookup_first_domain(rs->lk, dom_r, error_r);
+}
+
+/* Adds the oldest account (of domain, or of all when NULL). 1 added, 0 none, -1. */
+static int oldest_account(struct resolve *rs, const char *domain, char **error_r)
+{
+	char *a = NULL;
+	int rc = rs->st->ops->lookup_first_account(rs->lk, domain, &a, error_r);
+
+	if (rc == 1)
+		store_strv_add_unique(&rs->out, a);
+	free(a);
+	return rc;
+}
+
+/* postmaster@<domain> as an account or through its alias rows (no plus-address,
+ * no catch-all). 1 if it reached an account, 0 if not, -1 error. */
+static int postmaster_direct(struct resolve *rs, const char *domain, char **error_r)
+{
+	char *addr = NULL;
+	size_t before = rs->out.n;
+	int rc;
+
+	if (asprintf(&addr, "postmaster@%s", domain) < 0) {
+		store_error_set(error_r, "out of memory");
+		return -1;
+	}
+	rc = resolve_account(rs, addr, error_r);
+	if (rc == 0)
+		rc = resolve_alias(rs, addr, 0, true, error_r);
+	free(addr);
+	if (rc < 0)
+		return -1;
+	return rs->out.n > before ? 1 : 0;
+}
+
+/* postmaster@domain for a local domain: see store.h for the order. */
+static int resolve_postmaster(struct resolve *rs, const char *domain, char **error_r)
+{
+	char *primary = NULL;
+	int rc;
+
+	rc = postmaster_direct(rs, domain, error_r);
+	if (rc != 0)
+		return rc;
+	rc = primary_domain(rs, &primary, error_r);
+	if (rc == 1 && strcasecmp(primary, domain) != 0)
+		rc = postmaster_direct(rs, primary, error_r);
+	else if (rc == 1)
+		rc = 0;
+	free(primary);
+	if (rc != 0)
+		return rc;
+	rc = oldest_account(rs, domain, error_r);
+	if (rc == 0)
+		rc = oldest_account(rs, NULL, error_r);
+	return rc;
+}
+
+static int resolve_top(struct resolve *rs, const char *address, char **error_r)
+{
+	char *addr = NULL, *primary = NULL;
+	size_t at;
+	int rc;
+
+	/* RFC 5321 4.5.1: "postmaster" without a domain is the primary domain's */
+	if (strchr(address, '@') == NULL && is_postmaster(address, strlen(address))) {
+		rc = primary_domain(rs, &primary, error_r);
+		if (rc == 1)
+			rc = resolve_postmaster(rs, primary, error_r);
+		free(primary);
+		return rc;
+	}
+	if (store_addr_normalize_ex(address, false, true, &addr, &at, error_r) < 0)
+		return -1;
+	if (is_postmaster(addr, at)) {
+		rc = rs->st->ops->lookup_domain(rs->lk, addr + at + 1, error_r);
+		if (rc == 1)
+			rc = resolve_postmaster(rs, addr + at + 1, error_r);
+	} else {
+		rc = resolve_rec(rs, addr, 0, true, error_r);
+	}
+	free(addr);
+	return rc;
+}
+
+int store_resolve_recipient(struct store *st, const char *address, char ***accounts_r,
+                            char **error_r)
+{
+	struct resolve rs = {.st = st};
+	int rc;
+
+	*accounts_r = NULL;
+	if (address == NULL) {
+		store_error_set(error_r, "invalid address ''");
+		return -1;
+	}
+	/* One snapshot: consistent across all the lookups. */
+	if (st->ops->lookup_begin(st->be, &rs.lk, error_r) < 0)
+		return -1;
+	rc = resolve_top(&rs, address, error_r);
+	st->ops->lookup_end(&rs.lk);
+	if (rc < 0 || rs.out.n == 0) {
+		store_strv_free(&rs.out.v);
+		return rc < 0 ? -1 : 0;
+	}
+	*accounts_r = rs.out.v;
+	return 1;
+}
+
+/* Sender ownership (RFC 6409 submission). The rules mirror delivery: an address
+ * that is an account belongs to that account alone (resolve never looks at alias
+ * rows for it); an address with alias rows belongs to every account its targets
+ * reach, with the same depth bound as resolve but never through a catch-all (a
+ * catch-all receives mail for unknown names; it does not make every name in the
+ * domain the catch-all owner's sender address); a plus-address "user+tag@d" without
+ * alias rows of its own belongs to the account "user@d". */
+int store_account_owns_address(struct store *st, const char *account, const char *address,
+                               char **error_r)
+{
+	struct resolve rs = {.st = st};
+	char *acct = NULL, *addr = NULL, *canon = NULL;
+	const char *plus;
+	size_t at;
+	int rc, ret = -1;
+
+	if (store_addr_normalize(account, false, &acct, NULL, error_r) < 0)
+		return -1;
+	/* A sender that is not even an address is not owned (the caller's parser
+	 * should have refused it already). */
+	if (store_addr_normalize_ex(address, false, true, &addr, &at, NULL) < 0) {
+		free(acct);
+		return 0;
+	}
+	if (st->ops->lookup_begin(st->be, &rs.lk, error_r) < 0) {
+		free(acct);
+		free(addr);
+		return -1;
+	}
+	rc = st->ops->lookup_account(rs.lk, acct, &canon, error_r);
+	if (rc <= 0) {
+		ret = rc; /* no such account owns nothing */
+		goto out;
+	}
+	if (strcasecmp(addr, canon) == 0) {
+		ret = 1;
+		goto out;
+	}
+	rc = st->ops->lookup_account(rs.lk, addr, NULL, error_r);
+	if (rc != 0) {
+		ret = rc < 0 ? -1 : 0; /* another account's own address */
+		goto out;
+	}
+	rc = resolve_alias(&rs, addr, 0, false, error_r);
+	if (rc < 0)
+		goto out;
+	if (rc == 1) {
+		ret = 0;
+		for (size_t i = 0; i < rs.out.n; i++) {
+			if (strcasecmp(rs.out.v[i], canon) == 0)
+				ret = 1;
+		}
+		goto out;
+	}
+	ret = 0;
+	plus = memchr(addr, '+', at);
+	if (plus != NULL && plus != addr) {
+		size_t llen = (size_t)(plus - addr);
+		const char *cat = strrchr(canon, '@');
+		/* canon's local part is addr's up to the '+', and the domains match */
+		if (cat != NULL && (size_t)(cat - canon) == llen &&
+		    strncasecmp(addr, canon, llen) == 0 && strcasecmp(addr + at, cat) == 0)
+			ret = 1;
+	}
+out:
+	st->ops->lookup_end(&rs.lk);
+	store_strv_free(&rs.out.v);
+	free(canon);
+	free(acct);
+	free(addr);
+	return ret;
+}

@@ -1,0 +1,211 @@
+/* Private to the SQLite backend (store_sqlite*.c): its state and shared helpers.
+ * The backend: SQLite (WAL) metadata plus content-addressed blob files (blob.c).
+ *   store_sqlite.c           connections, open/close, the ops table, the blob sweep
+ *   store_sqlite_schema.c    migrations and the writer's prepared statements
+ *   store_sqlite_accounts.c  domains, accounts, aliases, the primitive lookups
+ *   store_sqlite_deliver.c   delivery with group commit
+ *   store_sqlite_mail.c      mailboxes, messages, blobs, expunge
+ *   store_sqlite_queue.c     the outbound queue
+ *
+ * Connections and threads
+ *   - One writer connection (st->wdb), used under st->wmu by admin writes and by the
+ *     group-commit leader. Every write transaction is BEGIN IMMEDIATE, so a second
+ *     process (the CLI while the server runs) waits on busy_timeout instead of
+ *     failing half way.
+ *   - A small pool of reader connections; WAL readers never block the writer.
+ *
+ * Group commit (store_deliver_async)
+ *   Each caller writes its blob file in its own thread (not synced), queues a
+ *   request and returns. The committer thread takes the whole queue as one batch,
+ *   makes the batch's blobs durable (fdatasync per file, one fsync per directory
+ *   touched: gc_sync_blobs), commits the metadata in ONE transaction (one WAL
+ *   fsync with synchronous=FULL), then calls each request's completion. Requests
+ *   that arrive while a batch commits pile up and form the next batch. Each
+ *   delivery runs inside its own SAVEPOINT: a delivery that fails (say a missing
+ *   mailbox) is rolled back alone and gets -1, the others in the batch still commit.
+ *   If the COMMIT itself fails, every delivery in the batch gets -1 and none of them
+ *   is visible. All accounts of one delivery are in the same savepoint, so a message
+ *   is never half-delivered.
+ *
+ * Blob lifetime
+ *   blobs.refcount counts message entries and queue entries (one per queue entry,
+ *   however many recipients it has). A blob file is removed only by the sweep,
+ *   which runs inside a write transaction (holding SQLite's write lock, so across
+ *   processes too) and removes files of rows whose refcount dropped to 0. A delivery
+ *   re-checks inside its write transaction that its blob file still exists and
+ *   rewrites it if a sweep removed it between blob_write() and the commit. */
+#ifndef HERMOD_STORE_STORE_SQLITE_INT_H
+#define HERMOD_STORE_STORE_SQLITE_INT_H
+
+#include "store/store.h"
+#include "store/blob.h"
+#include "store/store_msg.h"
+#include "store/store_util.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#define STORE_DB_NAME "hermod.db"
+#define STORE_BUSY_TIMEOUT_MS 10000
+#define STORE_READERS_IDLE_MAX 16
+#define STORE_QUEUE_RCPTS_MAX 100000 /* sanity bound; the SMTP layer limits far lower */
+#define STORE_ENVID_MAX 100  /* RFC 3461 4.4: at most 100 characters */
+#define STORE_ORCPT_MAX 500  /* RFC 3461 4.2: at most 500 characters */
+
+struct store_conn {
+	sqlite3 *db;
+	struct store_conn *next;
+};
+
+/* The bytes of a delivery as stored: the base message (memory or writer) with the
+ * header fix-ups spliced in at insert_at. */
+struct deliver_src {
+	const char *data;
+	struct store_msg *msg;
+	uint64_t at;
+	const char *ins;
+	size_t ins_len;
+};
+
+struct store_gc_req {
+	struct store_delivery *d;
+	struct deliver_src ds;
+	struct blob_src src; /* reads ds */
+	uint64_t len;        /* stored size */
+	struct blob_pending *blob; /* written, synced by the committer */
+	const char *blob_id;
+	const char *flags;
+	char *flags_owned;
+	store_deliver_cb *cb;
+	void *ctx;
+	int64_t internal_date;
+	/* normalized queue envelope (NULL when nothing is queued) */
+	char *queue_sender;
+	char **queue_rcpts;
+	char **queue_orcpt; /* NULL, or one per queue rcpt (entries may be NULL) */
+	int64_t created;
+	uint32_t *uids_r;
+	int result;
+	char *error;
+	struct store_gc_req *next;
+};
+
+struct store_backend {
+	char *data_dir;
+	bool fsync;
+
+	pthread_mutex_t wmu; /* guards wdb and its statements */
+	sqlite3 *wdb;
+	sqlite3_stmt *st_mbox_bump;
+	sqlite3_stmt *st_blob_ref;
+	sqlite3_stmt *st_msg_insert;
+	sqlite3_stmt *st_queue_insert;
+	sqlite3_stmt *st_queue_rcpt;
+
+	pthread_mutex_t rmu; /* guards the idle reader list */
+	struct store_conn *idle;
+	unsigned nidle;
+
+	int data_fd; /* data_dir */
+
+	/* the committer thread and its queue (store_sqlite_deliver.c) */
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_cond; /* signalled when a request is queued or on stop */
+	struct store_gc_req *gc_head, **gc_tail;
+	pthread_t gc_thread;
+	bool gc_started, gc_stop;
+};
+
+
+/* A read snapshot (store_ops lookups): a reader connection inside BEGIN. */
+struct store_lookup {
+	struct store_backend *st;
+	sqlite3 *db;
+};
+
+/* ---- helpers (store_sqlite.c) ---- */
+int sqlite_db_fail(sqlite3 *db, char **error_r, const char *what);
+int sqlite_db_exec(sqlite3 *db, const char *sql, char **error_r);
+int sqlite_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt_r, char **error_r);
+void sqlite_db_rollback(sqlite3 *db);
+int sqlite_conn_open(struct store_backend *st, bool writer, sqlite3 **db_r, char **error_r);
+int sqlite_reader_get(struct store_backend *st, sqlite3 **db_r, char **error_r);
+void sqlite_reader_put(struct store_backend *st, sqlite3 *db);
+/* Runs a write statement with text parameters in its own IMMEDIATE transaction.
+ * Returns the number of changed rows (>= 0), or -1. On a constraint violation
+ * *constraint_r (optional) is set and -1 returned without setting *error_r. */
+int sqlite_wexec_text(struct store_backend *st, const char *sql, const char *const *params,
+                      size_t nparams, bool *constraint_r, char **error_r);
+/* Runs a query with text parameters on db; returns 1 if it yields a row (the first
+ * column copied to *col0_r when non-NULL), 0 if none, -1 error. */
+int sqlite_query_text(sqlite3 *db, const char *sql, const char *const *params, size_t nparams,
+                      char **col0_r, char **error_r);
+int sqlite_rquery_text(struct store_backend *st, const char *sql, const char *const *params,
+                       size_t nparams, char **col0_r, char **error_r);
+/* Lists rows of a query: each row's text columns go to cb (1 or 2 columns). */
+int sqlite_rlist(struct store_backend *st, const char *sql, store_name_cb *cb1,
+                 store_alias_cb *cb2, void *ctx, char **error_r);
+char *sqlite_column_dup(sqlite3_stmt *stmt, int col);
+int sqlite_blob_sweep(struct store_backend *st, char **error_r);
+
+/* ---- schema (store_sqlite_schema.c) ---- */
+int sqlite_migrate(struct store_backend *st, char **error_r);
+int sqlite_prepare_writer(struct store_backend *st, char **error_r);
+
+/* ---- the ops (one file per group, see above) ---- */
+int sqlite_domain_add(struct store_backend *st, const char *domain, char **error_r);
+int sqlite_domain_del(struct store_backend *st, const char *domain, char **error_r);
+int sqlite_domain_exists(struct store_backend *st, const char *domain, char **error_r);
+int sqlite_domain_list(struct store_backend *st, store_name_cb *cb, void *ctx, char **error_r);
+int sqlite_account_add(struct store_backend *st, const char *address, const char *pwhash,
+                       char **error_r);
+int sqlite_account_del(struct store_backend *st, const char *address, char **error_r);
+int sqlite_account_set_password(struct store_backend *st, const char *address,
+                                const char *pwhash, char **error_r);
+int sqlite_account_get_password(struct store_backend *st, const char *address, char **pwhash_r,
+                                char **error_r);
+int sqlite_account_list(struct store_backend *st, store_name_cb *cb, void *ctx, char **error_r);
+int sqlite_account_set_scram(struct store_backend *st, const char *address, const char *scram,
+                             char **error_r);
+int sqlite_account_get_credentials(struct store_backend *st, const char *address,
+                                   char **account_r, char **pwhash_r, char **scram_r,
+                                   char **error_r);
+int sqlite_alias_add(struct store_backend *st, const char *source, const char *target,
+                     char **error_r);
+int sqlite_alias_del(struct store_backend *st, const char *source, const char *target,
+                     char **error_r);
+int sqlite_alias_list(struct store_backend *st, store_alias_cb *cb, void *ctx, char **error_r);
+int sqlite_lookup_begin(struct store_backend *st, struct store_lookup **lk_r, char **error_r);
+void sqlite_lookup_end(struct store_lookup **lk);
+int sqlite_lookup_account(struct store_lookup *lk, const char *address, char **canon_r,
+                          char **error_r);
+int sqlite_lookup_alias(struct store_lookup *lk, const char *source, char ***targets_r,
+                        char **error_r);
+int sqlite_lookup_domain(struct store_lookup *lk, const char *domain, char **error_r);
+int sqlite_lookup_first_domain(struct store_lookup *lk, char **domain_r, char **error_r);
+int sqlite_lookup_first_account(struct store_lookup *lk, const char *domain, char **address_r,
+                                char **error_r);
+int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uint32_t *uids_r,
+                         store_deliver_cb *cb, void *ctx, char **error_r);
+int sqlite_committer_start(struct store_backend *st, char **error_r);
+void sqlite_committer_stop(struct store_backend *st);
+int sqlite_queue_list(struct store_backend *st, store_queue_cb *cb, void *ctx, char **error_r);
+int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t *len_r,
+                     char **error_r);
+int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mailbox_cb *cb,
+                        void *ctx, char **error_r);
+int sqlite_message_list(struct store_backend *st, const char *account, const char *mailbox,
+                        store_message_cb *cb, void *ctx, char **error_r);
+int sqlite_message_get(struct store_backend *st, const char *account, const char *mailbox,
+                       uint32_t uid, char **data_r, size_t *len_r, char **error_r);
+int sqlite_blob_get(struct store_backend *st, const char *blob_id, char **data_r, size_t *len_r,
+                    char **error_r);
+int sqlite_blob_open(struct store_backend *st, const char *blob_id, struct store_blob_range *r,
+                     char **error_r);
+int sqlite_message_expunge(struct store_backend *st, const char *account, const char *mailbox,
+                           const uint32_t *uids, size_t n, char **error_r);
+
+#endif

@@ -1,0 +1,166 @@
+/* Helpers shared by the store's front (store.c) and its backends. */
+#include "store/store_util.h"
+#include "store/store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void store_error_set(char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (error_r == NULL)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	*error_r = s;
+}
+
+char *store_xstrdup(const char *s)
+{
+	char *r = strdup(s);
+	if (r == NULL)
+		abort(); /* out of memory: nothing sensible left to do */
+	return r;
+}
+
+void store_ascii_lower(char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+	}
+}
+
+bool store_text_ok_ex(const char *s, bool allow_space)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < ' ' || c == 0x7f || (c == ' ' && !allow_space))
+			return false;
+	}
+	return true;
+}
+
+bool store_text_ok(const char *s)
+{
+	return store_text_ok_ex(s, false);
+}
+
+int store_domain_normalize(const char *domain, char **r, char **error_r)
+{
+	if (domain == NULL || *domain == '\0' || !store_text_ok(domain) || strchr(domain, '@') != NULL ||
+	    strlen(domain) > 255) {
+		store_error_set(error_r, "invalid domain");
+		return -1;
+	}
+	*r = store_xstrdup(domain);
+	store_ascii_lower(*r);
+	return 1;
+}
+
+/* "local@domain" -> copy with the domain lower-cased. allow_empty_local accepts the
+ * catch-all form "@domain"; allow_space a quoted local part such as "a b"@d (a
+ * recipient can be anything RFC 5321 allows; our own accounts have no spaces).
+ * *at_r (optional) = offset of '@' in the result. */
+int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space,
+                             char **r, size_t *at_r, char **error_r)
+{
+	const char *at;
+
+	if (address == NULL || !store_text_ok_ex(address, allow_space) || strlen(address) > 320 ||
+	    (at = strrchr(address, '@')) == NULL || at[1] == '\0' ||
+	    (at == address && !allow_empty_local)) {
+		store_error_set(error_r, "invalid address '%s'", address != NULL ? address : "");
+		return -1;
+	}
+	*r = store_xstrdup(address);
+	store_ascii_lower(*r + (at - address) + 1);
+	if (at_r != NULL)
+		*at_r = (size_t)(at - address);
+	return 1;
+}
+
+int store_addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
+                          char **error_r)
+{
+	return store_addr_normalize_ex(address, allow_empty_local, false, r, at_r, error_r);
+}
+
+const char *store_mailbox_normalize(const char *name)
+{
+	/* RFC 3501 5.1: INBOX is case-insensitive; other names are case-sensitive. */
+	if (name == NULL || strcasecmp(name, "INBOX") == 0)
+		return "INBOX";
+	return name;
+}
+
+int store_flags_normalize(const char *flags, char **r, char **error_r)
+{
+	size_t len = flags != NULL ? strlen(flags) : 0, o = 0;
+	char *out;
+
+	if (len > STORE_FLAGS_MAX) {
+		store_error_set(error_r, "flags too long");
+		return -1;
+	}
+	out = malloc(len + 1);
+	if (out == NULL)
+		abort();
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)flags[i];
+		if (c == ' ' || c == '\t') {
+			if (o > 0 && out[o - 1] != ' ')
+				out[o++] = ' ';
+			continue;
+		}
+		if (c < ' ' || c == 0x7f || c == '(' || c == ')') {
+			free(out);
+			store_error_set(error_r, "invalid flags");
+			return -1;
+		}
+		out[o++] = (char)c;
+	}
+	if (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	*r = out;
+	return 1;
+}
+
+void store_strv_add_unique(struct store_strv *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++) {
+		if (strcasecmp(sv->v[i], s) == 0)
+			return;
+	}
+	if (sv->n + 2 > sv->cap) {
+		size_t cap = sv->cap == 0 ? 4 : sv->cap * 2;
+		char **v = realloc(sv->v, cap * sizeof(*v));
+		if (v == NULL)
+			abort();
+		sv->v = v;
+		sv->cap = cap;
+	}
+	sv->v[sv->n++] = store_xstrdup(s);
+	sv->v[sv->n] = NULL;
+}
+
+void store_strv_free(char ***strvp)
+{
+	char **v = *strvp;
+
+	if (v == NULL)
+		return;
+	for (size_t i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+	*strvp = NULL;
+}
+

@@ -1,0 +1,42 @@
+/* Private to src/store: helpers shared by the front (store.c) and the backends.
+ * The normalizers follow the rules stated in store.h (domains lower-cased, local
+ * parts kept, ASCII control characters refused). */
+#ifndef HERMOD_STORE_STORE_UTIL_H
+#define HERMOD_STORE_STORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define STORE_ALIAS_DEPTH_MAX 8
+#define STORE_RESOLVE_MAX 1000 /* accounts one recipient may expand to */
+#define STORE_FLAGS_MAX 4096
+
+/* *error_r = malloc'd message (error_r may be NULL). */
+void store_error_set(char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* strdup that aborts on out of memory (used where no error path exists) */
+char *store_xstrdup(const char *s);
+void store_ascii_lower(char *s);
+bool store_text_ok_ex(const char *s, bool allow_space);
+bool store_text_ok(const char *s);
+/* 1 with *r malloc'd, -1 error */
+int store_domain_normalize(const char *domain, char **r, char **error_r);
+/* "local@domain" -> copy with the domain lower-cased. allow_empty_local accepts the
+ * catch-all form "@domain"; allow_space a quoted local part such as "a b"@d.
+ * *at_r (optional) = offset of '@' in the result. 1 ok, -1 error. */
+int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space,
+                            char **r, size_t *at_r, char **error_r);
+int store_addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
+                         char **error_r);
+const char *store_mailbox_normalize(const char *name);
+int store_flags_normalize(const char *flags, char **r, char **error_r);
+
+/* A growing NULL-terminated string vector (v is a store_strv_free-able array). */
+struct store_strv {
+	char **v;
+	size_t n, cap;
+};
+
+/* Adds a copy of s unless already present (ASCII case-insensitive). */
+void store_strv_add_unique(struct store_strv *sv, const char *s);
+
+#endif
