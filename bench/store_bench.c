@@ -55,7 +55,8 @@ int main(int argc, char **argv)
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	struct store_options opts = {.data_dir = dir, .fsync = true};
-	if (store_open(&opts, &st, &error) != 1 || store_domain_add(st, "bench.test", &error) != 1 ||
+	if (store_open(&opts, &st, &error) != 1 ||
+	    store_domain_add(st, "bench.test", &error) != 1 ||
 	    store_account_add(st, "bench@bench.test", "x", &error) != 1) {
 		fprintf(stderr, "setup: %s\n", error ? error : "?");
 		return 1;
@@ -67,7 +68,8 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-	printf("store_bench: %d threads x %d msgs of %d bytes: %.2f s, %.0f deliveries/s, %d failures\n",
+	printf("store_bench: %d threads x %d msgs of %d bytes: %.2f s, %.0f deliveries/s, %d "
+	       "failures\n",
 	       THREADS, PER_THREAD, MSG_SIZE, s, THREADS * PER_THREAD / s, failures);
 	store_close(&st);
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);

@@ -915,6 +915,63 @@ static void print_queue_entry(void *ctx, const struct store_queue_info *q)
 	putchar('\n');
 }
 
+/* The envelope of `queue show`: "Key: value" lines, one Recipient line each. */
+static void print_queue_envelope(void *ctx, const struct store_queue_info *q)
+{
+	static const char *const bodies[] = {"7BIT", "8BITMIME", "BINARYMIME"};
+	static const char *const rets[] = {"", "FULL", "HDRS"};
+	char created[32] = "?";
+	struct tm tm;
+	time_t t = (time_t)q->created;
+
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("Id: %lld\n", (long long)q->id);
+	printf("Created: %s\n", created);
+	printf("Size: %llu\n", (unsigned long long)q->size);
+	printf("Sender: %s\n", q->sender[0] != '\0' ? q->sender : "<>");
+	if (q->account[0] != '\0')
+		printf("Account: %s\n", q->account);
+	printf("Body: %s\n", q->body >= 0 && q->body <= 2 ? bodies[q->body] : "?");
+	printf("Smtputf8: %s\n", q->smtputf8 ? "yes" : "no");
+	if (q->envid != NULL)
+		printf("Envid: %s\n", q->envid);
+	if (q->ret == 1 || q->ret == 2)
+		printf("Ret: %s\n", rets[q->ret]);
+	printf("Trace-Length: %llu\n", (unsigned long long)q->trace_len);
+	if (q->lease_owner != NULL)
+		printf("Lease: %s until %lld\n", q->lease_owner, (long long)q->lease_until);
+	for (size_t i = 0; i < q->nrcpt_info; i++) {
+		const struct store_queue_rcpt *r = &q->rcpt_info[i];
+		printf("Recipient: %s state=%s", r->rcpt != NULL ? r->rcpt : "",
+		       r->state != NULL ? r->state : "");
+		if (r->notify != 0) {
+			printf(" notify=");
+			if (r->notify & STORE_NOTIFY_NEVER)
+				printf("NEVER");
+			const char *sep = "";
+			static const struct {
+				unsigned bit;
+				const char *name;
+			} nb[] = {{STORE_NOTIFY_SUCCESS, "SUCCESS"},
+			          {STORE_NOTIFY_FAILURE, "FAILURE"},
+			          {STORE_NOTIFY_DELAY, "DELAY"}};
+			for (size_t k = 0; k < sizeof(nb) / sizeof(nb[0]); k++) {
+				if (r->notify & nb[k].bit) {
+					printf("%s%s", sep, nb[k].name);
+					sep = ",";
+				}
+			}
+		}
+		if (r->orcpt != NULL)
+			printf(" orcpt=%s", r->orcpt);
+		putchar('\n');
+		if (r->last_reply != NULL)
+			printf("Last-Reply: %s\n", r->last_reply);
+	}
+	putchar('\n');
+}
+
 /* A queue id: a positive decimal integer. */
 static int parse_queue_id(const char *s, int64_t *id_r)
 {
@@ -957,6 +1014,11 @@ static int cmd_queue(struct cli *c)
 		return fail(CLI_EXIT_USAGE, "invalid queue id '%s'", c->args[0]);
 	if ((ret = cli_open(c)) != CLI_EXIT_OK)
 		return ret;
+	rc = store_queue_show(c->st, id, print_queue_envelope, NULL, &error);
+	if (rc < 0)
+		return fail_store(error, "reading the queue entry failed");
+	if (rc == 0)
+		return fail(CLI_EXIT_ERROR, "queue entry %lld does not exist", (long long)id);
 	rc = store_queue_get(c->st, id, &data, &len, &error);
 	if (rc < 0)
 		return fail_store(error, "reading the queued message failed");

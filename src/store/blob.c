@@ -420,6 +420,7 @@ int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const
 
 	p->fd = -1;
 	p->dir_sync = 0;
+	p->data_synced = false;
 	if (id != NULL && blob_id_valid(id))
 		memcpy(p->id, id, BLOB_ID_LEN + 1);
 	else if (blob_src_hash(src, p->id) < 0) {
@@ -480,6 +481,18 @@ int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync,
 	return r;
 }
 
+int blob_pending_sync_data(struct blob_pending *p, char **error_r)
+{
+	if (p->fd >= 0 && !p->data_synced) {
+		if (fdatasync(p->fd) < 0) {
+			set_error(error_r, "fsync blob %s: %s", p->id, strerror(errno));
+			return -1;
+		}
+	}
+	p->data_synced = true;
+	return 1;
+}
+
 void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps, size_t n,
                            bool do_fsync, int *results, char **errors)
 {
@@ -491,7 +504,7 @@ void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps,
 	 * batch goes to the disk together and the first fdatasync's journal commit
 	 * carries the others' metadata too: the later ones find little left to do. */
 	for (size_t i = 0; do_fsync && i < n; i++) {
-		if (ps[i]->fd >= 0)
+		if (ps[i]->fd >= 0 && !ps[i]->data_synced)
 			(void)sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -499,7 +512,7 @@ void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps,
 		results[i] = 1;
 		errors[i] = NULL;
 		if (p->fd >= 0) {
-			if (do_fsync && fdatasync(p->fd) < 0) {
+			if (do_fsync && !p->data_synced && fdatasync(p->fd) < 0) {
 				set_error(&errors[i], "fsync blob %s: %s", p->id, strerror(errno));
 				results[i] = -1;
 			}

@@ -35,7 +35,11 @@ struct blob_pending {
 	char id[BLOB_ID_LEN + 1];
 	int fd;            /* the new file, -1 when an existing blob was reused */
 	unsigned dir_sync; /* directory fsyncs owed (private) */
+	bool data_synced;  /* the file's data is durable (blob_pending_sync_data) */
 };
+/* fdatasync of the file alone (the directory entries stay owed): lets the writer's
+ * thread pay for its own data, concurrently with other writers. 1 ok, -1 error. */
+int blob_pending_sync_data(struct blob_pending *p, char **error_r);
 /* First half: writes the file into place (not synced) and sets p->id. 1 ok, -1 error.
  * On ok, exactly one of blob_write_sync / blob_pending_abort must follow. */
 int blob_write_begin(const char *data_dir, const void *data, size_t len,

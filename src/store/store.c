@@ -216,6 +216,16 @@ int store_queue_get(struct store *st, int64_t id, char **data_r, size_t *len_r, 
 	return st->ops->queue_get(st->be, id, data_r, len_r, error_r);
 }
 
+int store_queue_show(struct store *st, int64_t id, store_queue_cb *cb, void *ctx, char **error_r)
+{
+	return st->ops->queue_show(st->be, id, cb, ctx, error_r);
+}
+
+int store_queue_delete(struct store *st, int64_t id, char **error_r)
+{
+	return st->ops->queue_delete(st->be, id, error_r);
+}
+
 int store_mailbox_list(struct store *st, const char *account, store_mailbox_cb *cb, void *ctx,
                        char **error_r)
 {
@@ -261,6 +271,13 @@ void store_blob_range_close(struct store_blob_range *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
+}
+
+int store_blob_sweep(struct store *st, unsigned min_age, uint64_t *removed_r, char **error_r)
+{
+	if (removed_r != NULL)
+		*removed_r = 0;
+	return st->ops->blob_sweep(st->be, min_age, removed_r, error_r);
 }
 
 int store_message_expunge(struct store *st, const char *account, const char *mailbox,
@@ -492,6 +509,52 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
 		return rc < 0 ? -1 : 0;
 	}
 	*accounts_r = rs.out.v;
+	return 1;
+}
+
+int store_resolve_recipients(struct store *st, const char *const *addresses, size_t n,
+                             char ***results_r, int *rcs_r, char **error_r)
+{
+	struct store_lookup *lk = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		results_r[i] = NULL;
+		rcs_r[i] = 0;
+	}
+	if (st->ops->lookup_begin(st->be, &lk, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct resolve rs = {.st = st, .lk = lk};
+		char *err = NULL, *norm = NULL;
+		const char *a = addresses[i];
+		bool valid =
+		    a != NULL && ((strchr(a, '@') == NULL && is_postmaster(a, strlen(a))) ||
+		                  store_addr_normalize_ex(a, false, true, &norm, NULL, NULL) > 0);
+		free(norm);
+		int rc = valid ? resolve_top(&rs, a, &err) : -1;
+
+		if (rc < 0 && valid) {
+			/* the lookup failed, not the address: fail the whole call */
+			store_strv_free(&rs.out.v);
+			for (size_t k = 0; k < i; k++)
+				store_strv_free(&results_r[k]);
+			st->ops->lookup_end(&lk);
+			if (error_r != NULL)
+				*error_r = err;
+			else
+				free(err);
+			return -1;
+		}
+		free(err);
+		if (rc < 0 || rs.out.n == 0) {
+			store_strv_free(&rs.out.v);
+			rcs_r[i] = rc < 0 ? -1 : 0;
+			continue;
+		}
+		results_r[i] = rs.out.v;
+		rcs_r[i] = 1;
+	}
+	st->ops->lookup_end(&lk);
 	return 1;
 }
 

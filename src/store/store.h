@@ -32,7 +32,11 @@ struct store_options {
 	const char *hostname;
 	/* The backend ([store] backend): NULL or "sqlite". */
 	const char *backend;
+	/* Minimum age (seconds) of an unreferenced blob file before the sweep at
+	 * store_open removes it; 0 = STORE_BLOB_SWEEP_AGE. */
+	unsigned blob_sweep_age;
 };
+#define STORE_BLOB_SWEEP_AGE 3600
 
 /* Opens (creating and migrating as needed) the store under opts->data_dir. */
 int store_open(const struct store_options *opts, struct store **store_r, char **error_r);
@@ -103,6 +107,13 @@ int store_alias_list(struct store *st, store_alias_cb *cb, void *ctx, char **err
  * -1 error. */
 int store_resolve_recipient(struct store *st, const char *address, char ***accounts_r,
 			    char **error_r);
+/* store_resolve_recipient for n addresses in one snapshot and one call (pipelined
+ * RCPTs: one worker job for the lot). results_r[i] and rcs_r[i] (caller-allocated,
+ * n entries) receive what store_resolve_recipient would return for addresses[i]
+ * (-1 with an invalid address is that address's own result). Returns 1, or -1
+ * when the lookup itself failed (then every results_r[i] is NULL). */
+int store_resolve_recipients(struct store *st, const char *const *addresses, size_t n,
+			     char ***results_r, int *rcs_r, char **error_r);
 void store_strv_free(char ***strv);
 
 /* ---- message writer ----
@@ -182,9 +193,9 @@ struct store_delivery {
 /* Stores one blob, a message entry in each account's mailbox and the queue entry
  * (if any), in one metadata transaction, and returns only when all of it is
  * durable: the blob is synced before the metadata that names it is committed.
- * Concurrent calls are group-committed: their blobs are synced together (each
- * file fdatasync'd, each directory touched fsync'd once per batch) and their
- * metadata shares one transaction and one WAL fsync. Nothing is
+ * Concurrent calls are group-committed: each blob file (and its directory) is
+ * synced by its caller, exactly those files, and the metadata of every delivery
+ * queued meanwhile shares one transaction and one WAL fsync. Nothing is
  * half-delivered: on -1 no account got the message. *uids_r (optional,
  * caller-allocated array of naccounts) receives the UIDs. */
 int store_deliver(struct store *st, struct store_delivery *d, uint32_t *uids_r,
@@ -192,8 +203,9 @@ int store_deliver(struct store *st, struct store_delivery *d, uint32_t *uids_r,
 /* Completion of store_deliver_async: result 1 delivered (durable), -1 failed with
  * error malloc'd (the callee owns it: free it), NULL when result is 1. */
 typedef void store_deliver_cb(void *ctx, int result, char *error);
-/* store_deliver without waiting: the blob is written in the caller's thread, then
- * the delivery is queued for the committer thread, which makes it durable with
+/* store_deliver without waiting for the batch: the blob is written and synced in
+ * the caller's thread (a worker), then the delivery is queued for the committer
+ * thread, which makes it durable with
  * the others of its batch and calls cb(ctx, ...) -- from the committer thread, so
  * cb must only hand the result over (e.g. post it to an event loop) and never
  * block or call back into the store. d (and what it points to: accounts, data,
@@ -212,10 +224,35 @@ struct store_queue_info {
 	int64_t created;     /* unix seconds */
 	const char *account; /* submitting account or "" */
 	const char *blob_id;
+	/* The rest of the envelope: filled by store_queue_show only (list: zero). */
+	int body;              /* STORE_BODY_* */
+	bool smtputf8;
+	const char *envid;     /* NULL when not given */
+	int ret;               /* STORE_RET_* */
+	uint64_t trace_len;    /* the wire copy starts at this offset of the blob */
+	const char *lease_owner; /* NULL when not leased */
+	int64_t lease_until;
+	size_t nrcpt_info;
+	const struct store_queue_rcpt *rcpt_info; /* in the order queued */
+};
+struct store_queue_rcpt {
+	const char *rcpt;
+	const char *state;      /* "pending", ... */
+	unsigned notify;        /* STORE_NOTIFY_* bits, 0 = not given */
+	const char *orcpt;      /* NULL when not given */
+	const char *last_reply; /* NULL when none */
 };
 typedef void store_queue_cb(void *ctx, const struct store_queue_info *q);
 /* Every queue entry with all its recipients, oldest first. */
 int store_queue_list(struct store *st, store_queue_cb *cb, void *ctx, char **error_r);
+/* Queue entry id with its whole envelope (store_queue_info, rcpt_info filled): 1
+ * with cb called once, 0 if there is no such entry. */
+int store_queue_show(struct store *st, int64_t id, store_queue_cb *cb, void *ctx,
+		     char **error_r);
+/* Removes queue entry id and its recipients; the entry's reference on its blob goes
+ * with it (the file is swept when nothing else refers to it). Durable when it
+ * returns. 1 removed, 0 no such entry, -1 error. */
+int store_queue_delete(struct store *st, int64_t id, char **error_r);
 /* The message of queue entry id: 1 with *data_r malloc'd and *len_r, 0 if there is no
  * such entry. */
 int store_queue_get(struct store *st, int64_t id, char **data_r, size_t *len_r,
@@ -269,6 +306,17 @@ int store_blob_open(struct store *st, const char *blob_id, struct store_blob_ran
 		    char **error_r);
 /* Closes r->fd (if open) and sets it to -1. */
 void store_blob_range_close(struct store_blob_range *r);
+
+/* Removes blob files that nothing refers to: files of blobs whose last reference
+ * went (expunge, account or queue entry removed), and files no metadata names at
+ * all whose modification time is at least min_age seconds old (left by a crash or
+ * a failed commit between writing a blob and committing the metadata that names
+ * it; the age keeps the files of deliveries in flight, in this process or
+ * another, out of reach). store_open runs it (with store_options.blob_sweep_age);
+ * the server may run it periodically. Runs in short write transactions, one per
+ * blob directory. *removed_r (optional) = number of files removed. 1 ok, -1 error
+ * (files already removed stay removed; the next sweep continues). */
+int store_blob_sweep(struct store *st, unsigned min_age, uint64_t *removed_r, char **error_r);
 
 /* Removes the entries uids[0..n) of account's mailbox in one transaction (durable
  * when it returns): each blob loses one reference (files of blobs no longer
@@ -344,6 +392,9 @@ struct store_ops {
 			  char **error_r);
 	int (*queue_get)(struct store_backend *be, int64_t id, char **data_r, size_t *len_r,
 			 char **error_r);
+	int (*queue_show)(struct store_backend *be, int64_t id, store_queue_cb *cb, void *ctx,
+			  char **error_r);
+	int (*queue_delete)(struct store_backend *be, int64_t id, char **error_r);
 	int (*mailbox_list)(struct store_backend *be, const char *account, store_mailbox_cb *cb,
 			    void *ctx, char **error_r);
 	int (*message_list)(struct store_backend *be, const char *account, const char *mailbox,
@@ -354,6 +405,8 @@ struct store_ops {
 			size_t *len_r, char **error_r);
 	int (*blob_open)(struct store_backend *be, const char *blob_id,
 			 struct store_blob_range *r, char **error_r);
+	int (*blob_sweep)(struct store_backend *be, unsigned min_age, uint64_t *removed_r,
+			  char **error_r);
 	int (*message_expunge)(struct store_backend *be, const char *account,
 			       const char *mailbox, const uint32_t *uids, size_t n,
 			       char **error_r);

@@ -191,8 +191,8 @@ int store_msg_digest(struct store_msg *m, char id_r[65])
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	int ok;
 
-	ok = c != NULL && EVP_MD_CTX_copy_ex(c, m->md) == 1 && EVP_DigestFinal_ex(c, md, &mdlen) == 1 &&
-	     mdlen == 32;
+	ok = c != NULL && EVP_MD_CTX_copy_ex(c, m->md) == 1 &&
+	     EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen == 32;
 	EVP_MD_CTX_free(c);
 	if (!ok)
 		return -1;

@@ -16,7 +16,7 @@ struct store_msg {
 	EVP_MD_CTX *md; /* SHA-256 of every byte written so far */
 	char *mem;      /* the bytes while size <= STORE_MSG_MEM_MAX */
 	size_t memcap;
-	int fd;         /* spill file (unlinked O_TMPFILE, O_RDWR) once spilled, else -1 */
+	int fd; /* spill file (unlinked O_TMPFILE, O_RDWR) once spilled, else -1 */
 	uint64_t size;
 	bool failed;    /* a write failed: the message is unusable */
 	bool delivered; /* store_deliver made it a blob (the spill file may be linked) */

@@ -2,6 +2,9 @@
  * See store_sqlite_int.h for the files of the backend and how it works. */
 #include "store/store_sqlite_int.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 static void sqlite_close(struct store_backend **stp);
 
 #include <errno.h>
@@ -65,7 +68,7 @@ int sqlite_conn_open(struct store_backend *st, bool writer, sqlite3 **db_r, char
 	                    NULL) != SQLITE_OK) {
 		store_error_set(error_r, "open %s: %s", path,
 		          db != NULL ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
+		sqlite_conn_close(db);
 		return -1;
 	}
 	sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
@@ -100,7 +103,7 @@ int sqlite_conn_open(struct store_backend *st, bool writer, sqlite3 **db_r, char
 	*db_r = db;
 	return 1;
 fail:
-	sqlite3_close(db);
+	sqlite_conn_close(db);
 	return -1;
 }
 
@@ -136,7 +139,7 @@ void sqlite_reader_put(struct store_backend *st, sqlite3 *db)
 	}
 	pthread_mutex_unlock(&st->rmu);
 	if (c == NULL)
-		sqlite3_close(db);
+		sqlite_conn_close(db);
 }
 
 static int sqlite_open(const struct store_options *opts, struct store_backend **store_r,
@@ -173,10 +176,14 @@ static int sqlite_open(const struct store_options *opts, struct store_backend **
 		sqlite_close(&st);
 		return -1;
 	}
-	/* Remove blobs left unreferenced by failed deliveries or an interrupted
-	 * sweep. Failure here is not fatal: the next sweep retries. */
+	/* Remove blobs left unreferenced by failed deliveries, an interrupted sweep
+	 * or a crash before a commit. Failure here is not fatal: the next sweep
+	 * retries. */
 	char *sweep_error = NULL;
-	(void)sqlite_blob_sweep(st, &sweep_error);
+	(void)sqlite_blob_sweep_all(st,
+	                            opts->blob_sweep_age != 0 ? opts->blob_sweep_age
+	                                                      : STORE_BLOB_SWEEP_AGE,
+	                            NULL, &sweep_error);
 	free(sweep_error);
 	*store_r = st;
 	return 1;
@@ -193,7 +200,7 @@ static void sqlite_close(struct store_backend **stp)
 	while (st->idle != NULL) {
 		struct store_conn *c = st->idle;
 		st->idle = c->next;
-		sqlite3_close(c->db);
+		sqlite_conn_close(c->db);
 		free(c);
 	}
 	sqlite3_finalize(st->st_mbox_bump);
@@ -201,7 +208,7 @@ static void sqlite_close(struct store_backend **stp)
 	sqlite3_finalize(st->st_msg_insert);
 	sqlite3_finalize(st->st_queue_insert);
 	sqlite3_finalize(st->st_queue_rcpt);
-	sqlite3_close(st->wdb);
+	sqlite_conn_close(st->wdb);
 	pthread_mutex_destroy(&st->wmu);
 	pthread_mutex_destroy(&st->rmu);
 	pthread_mutex_destroy(&st->gc_mu);
@@ -244,13 +251,64 @@ out:
 
 /* Runs a query with text parameters on db; returns 1 if it yields a row (the first
  * column copied to *col0_r when non-NULL), 0 if none, -1 error. */
+/* Statements kept on their connection (see store_sqlite_int.h). Cached ones carry
+ * this prefix in their SQL text, which is how a lookup tells them from the
+ * statements other code prepares and finalizes itself. */
+#define SQLITE_CACHED_PREFIX "/*cached*/"
+
+int sqlite_stmt_cached(sqlite3 *db, const char *sql, sqlite3_stmt **stmt_r, char **error_r)
+{
+	char buf[2048];
+	int n = snprintf(buf, sizeof(buf), SQLITE_CACHED_PREFIX "%s", sql);
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return sqlite_db_prepare(db, sql, stmt_r, error_r);
+	for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s != NULL; s = sqlite3_next_stmt(db, s)) {
+		const char *t = sqlite3_sql(s);
+		if (!sqlite3_stmt_busy(s) && t != NULL && strcmp(t, buf) == 0) {
+			*stmt_r = s;
+			return 1;
+		}
+	}
+	if (sqlite3_prepare_v3(db, buf, -1, SQLITE_PREPARE_PERSISTENT, stmt_r, NULL) != SQLITE_OK) {
+		*stmt_r = NULL;
+		return sqlite_db_fail(db, error_r, "database prepare");
+	}
+	return 1;
+}
+
+void sqlite_stmt_release(sqlite3_stmt *stmt)
+{
+	const char *t = stmt != NULL ? sqlite3_sql(stmt) : NULL;
+
+	if (t != NULL && strncmp(t, SQLITE_CACHED_PREFIX, strlen(SQLITE_CACHED_PREFIX)) == 0) {
+		sqlite3_reset(stmt);
+		sqlite3_clear_bindings(stmt);
+	} else {
+		sqlite3_finalize(stmt);
+	}
+}
+
+void sqlite_conn_close(sqlite3 *db)
+{
+	sqlite3_stmt *s;
+
+	if (db == NULL)
+		return;
+	while ((s = sqlite3_next_stmt(db, NULL)) != NULL)
+		sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
 int sqlite_query_text(sqlite3 *db, const char *sql, const char *const *params, size_t nparams,
                       char **col0_r, char **error_r)
 {
 	sqlite3_stmt *stmt;
 	int rc, ret;
 
-	if (sqlite_db_prepare(db, sql, &stmt, error_r) < 0)
+	/* Not re-entrant between prepare and release: a cached statement is never
+	 * handed out twice at once. */
+	if (sqlite_stmt_cached(db, sql, &stmt, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < nparams; i++)
 		sqlite3_bind_text(stmt, (int)i + 1, params[i], -1, SQLITE_STATIC);
@@ -266,7 +324,7 @@ int sqlite_query_text(sqlite3 *db, const char *sql, const char *const *params, s
 	} else {
 		ret = sqlite_db_fail(db, error_r, "database");
 	}
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	return ret;
 }
 
@@ -385,10 +443,105 @@ const struct store_ops store_sqlite_ops = {
     .deliver_async = sqlite_deliver_async,
     .queue_list = sqlite_queue_list,
     .queue_get = sqlite_queue_get,
+    .queue_show = sqlite_queue_show,
+    .queue_delete = sqlite_queue_delete,
     .mailbox_list = sqlite_mailbox_list,
     .message_list = sqlite_message_list,
     .message_get = sqlite_message_get,
     .blob_get = sqlite_blob_get,
     .blob_open = sqlite_blob_open,
+    .blob_sweep = sqlite_blob_sweep_all,
     .message_expunge = sqlite_message_expunge,
 };
+
+/* Orphan files of one fan-out directory, in one write transaction: a delivery
+ * takes its reference (and re-checks that its file exists) inside the same write
+ * lock, so a file is either named by a row when we look, or rewritten by the
+ * delivery after we removed it. */
+static int sweep_orphans_dir(struct store_backend *st, sqlite3_stmt *known, const char *dir,
+                             time_t cutoff, uint64_t *removed, char **error_r)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int ret = -1;
+
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 1;
+		store_error_set(error_r, "opendir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
+		goto out;
+	while ((e = readdir(d)) != NULL) {
+		struct stat sb;
+		bool tmp = strncmp(e->d_name, ".tmp.", 5) == 0; /* rename fallback leftovers */
+		int rc;
+
+		if (!tmp && !blob_id_valid(e->d_name))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode) || sb.st_mtime > cutoff)
+			continue;
+		if (!tmp) {
+			sqlite3_reset(known);
+			sqlite3_bind_text(known, 1, e->d_name, -1, SQLITE_TRANSIENT);
+			rc = sqlite3_step(known);
+			if (rc == SQLITE_ROW)
+				continue; /* referenced (or the refcount sweep's business) */
+			if (rc != SQLITE_DONE) {
+				sqlite_db_fail(st->wdb, error_r, "database");
+				goto rollback;
+			}
+		}
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			(*removed)++;
+		else if (errno != ENOENT) {
+			store_error_set(error_r, "unlink %s/%s: %s", dir, e->d_name, strerror(errno));
+			goto rollback;
+		}
+	}
+	sqlite3_reset(known);
+	if (sqlite_db_exec(st->wdb, "COMMIT", error_r) < 0)
+		goto rollback;
+	ret = 1;
+	goto out;
+rollback:
+	sqlite3_reset(known);
+	sqlite_db_rollback(st->wdb);
+out:
+	closedir(d);
+	return ret;
+}
+
+int sqlite_blob_sweep_all(struct store_backend *st, unsigned min_age, uint64_t *removed_r,
+                          char **error_r)
+{
+	sqlite3_stmt *known = NULL;
+	uint64_t removed = 0;
+	time_t cutoff = time(NULL) - (time_t)min_age;
+	char dir[4096];
+	int ret = -1;
+
+	if (sqlite_blob_sweep(st, error_r) < 0)
+		return -1;
+	pthread_mutex_lock(&st->wmu);
+	if (sqlite_db_prepare(st->wdb, "SELECT 1 FROM blobs WHERE id = ?1", &known, error_r) < 0)
+		goto out;
+	for (unsigned i = 0; i < 256; i++) {
+		int n = snprintf(dir, sizeof(dir), "%s/blobs/%02x", st->data_dir, i);
+		if (n < 0 || (size_t)n >= sizeof(dir)) {
+			store_error_set(error_r, "data_dir path too long");
+			goto out;
+		}
+		if (sweep_orphans_dir(st, known, dir, cutoff, &removed, error_r) < 0)
+			goto out;
+	}
+	ret = 1;
+out:
+	sqlite3_finalize(known);
+	pthread_mutex_unlock(&st->wmu);
+	if (removed_r != NULL)
+		*removed_r = removed;
+	return ret;
+}

@@ -24,7 +24,7 @@ int sqlite_domain_add(struct store_backend *st, const char *domain, char **error
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	const char *params[] = {dom, now};
 	n = sqlite_wexec_text(st, "INSERT INTO domains (name, created) VALUES (?1, ?2)", params, 2,
-	               &constraint, error_r);
+	                      &constraint, error_r);
 	if (constraint)
 		store_error_set(error_r, "domain %s already exists", dom);
 	free(dom);
@@ -45,9 +45,9 @@ int sqlite_domain_del(struct store_backend *st, const char *domain, char **error
 	/* Refuse to orphan accounts (and their mail) or aliases: the admin deletes
 	 * those explicitly first. */
 	if (sqlite_db_prepare(st->wdb,
-	               "SELECT (SELECT count(*) FROM accounts WHERE domain = ?1),"
-	               "       (SELECT count(*) FROM aliases WHERE domain = ?1)",
-	               &stmt, error_r) < 0)
+	                      "SELECT (SELECT count(*) FROM accounts WHERE domain = ?1),"
+	                      "       (SELECT count(*) FROM aliases WHERE domain = ?1)",
+	                      &stmt, error_r) < 0)
 		goto rollback;
 	sqlite3_bind_text(stmt, 1, dom, -1, SQLITE_STATIC);
 	if (sqlite3_step(stmt) != SQLITE_ROW) {
@@ -55,9 +55,10 @@ int sqlite_domain_del(struct store_backend *st, const char *domain, char **error
 		goto rollback;
 	}
 	if (sqlite3_column_int(stmt, 0) > 0 || sqlite3_column_int(stmt, 1) > 0) {
-		store_error_set(error_r,
-		          "domain %s still has %d account(s) and %d alias(es); delete them first",
-		          dom, sqlite3_column_int(stmt, 0), sqlite3_column_int(stmt, 1));
+		store_error_set(
+		    error_r,
+		    "domain %s still has %d account(s) and %d alias(es); delete them first", dom,
+		    sqlite3_column_int(stmt, 0), sqlite3_column_int(stmt, 1));
 		goto rollback;
 	}
 	sqlite3_finalize(stmt);
@@ -92,15 +93,18 @@ int sqlite_domain_exists(struct store_backend *st, const char *domain, char **er
 	if (store_domain_normalize(domain, &dom, error_r) < 0)
 		return -1;
 	const char *params[] = {dom};
-	ret = sqlite_rquery_text(st, "SELECT 1 FROM domains WHERE name = ?1", params, 1, NULL, error_r);
+	ret = sqlite_rquery_text(st, "SELECT 1 FROM domains WHERE name = ?1", params, 1, NULL,
+	                         error_r);
 	free(dom);
 	return ret;
 }
 
 int sqlite_domain_list(struct store_backend *st, store_name_cb *cb, void *ctx, char **error_r)
 {
-	return sqlite_rlist(st, "SELECT name FROM domains ORDER BY name", cb, NULL, ctx, error_r) < 0 ? -1
-	                                                                                       : 1;
+	return sqlite_rlist(st, "SELECT name FROM domains ORDER BY name", cb, NULL, ctx, error_r) <
+	               0
+	           ? -1
+	           : 1;
 }
 
 /* ---- accounts ---- */
@@ -122,8 +126,8 @@ static int account_create_mailboxes(struct store_backend *st, int64_t account_id
 	/* UIDVALIDITY must never repeat for a mailbox name (RFC 9051 2.3.1.1); a
 	 * deleted and re-created account in the same second would reuse time(), so
 	 * stay above every value handed out so far. */
-	if (sqlite_db_prepare(st->wdb, "SELECT coalesce(max(uidvalidity), 0) + 1 FROM mailboxes", &stmt,
-	               error_r) < 0)
+	if (sqlite_db_prepare(st->wdb, "SELECT coalesce(max(uidvalidity), 0) + 1 FROM mailboxes",
+	                      &stmt, error_r) < 0)
 		return -1;
 	if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) > uidvalidity)
 		uidvalidity = sqlite3_column_int64(stmt, 0);
@@ -134,9 +138,9 @@ static int account_create_mailboxes(struct store_backend *st, int64_t account_id
 	}
 
 	if (sqlite_db_prepare(st->wdb,
-	               "INSERT INTO mailboxes (account, name, special_use, uidvalidity)"
-	               " VALUES (?1, ?2, ?3, ?4)",
-	               &stmt, error_r) < 0)
+	                      "INSERT INTO mailboxes (account, name, special_use, uidvalidity)"
+	                      " VALUES (?1, ?2, ?3, ?4)",
+	                      &stmt, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(default_mailboxes) / sizeof(default_mailboxes[0]); i++) {
 		sqlite3_reset(stmt);
@@ -157,7 +161,8 @@ static int account_create_mailboxes(struct store_backend *st, int64_t account_id
 	return ret;
 }
 
-int sqlite_account_add(struct store_backend *st, const char *address, const char *pwhash, char **error_r)
+int sqlite_account_add(struct store_backend *st, const char *address, const char *pwhash,
+                       char **error_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	char *addr;
@@ -172,7 +177,8 @@ int sqlite_account_add(struct store_backend *st, const char *address, const char
 	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
 		goto out;
 	const char *params[] = {addr + at + 1};
-	rc = sqlite_query_text(st->wdb, "SELECT 1 FROM domains WHERE name = ?1", params, 1, NULL, error_r);
+	rc = sqlite_query_text(st->wdb, "SELECT 1 FROM domains WHERE name = ?1", params, 1, NULL,
+	                       error_r);
 	if (rc < 0)
 		goto rollback;
 	if (rc == 0) {
@@ -180,9 +186,9 @@ int sqlite_account_add(struct store_backend *st, const char *address, const char
 		goto rollback;
 	}
 	if (sqlite_db_prepare(st->wdb,
-	               "INSERT INTO accounts (address, domain, pwhash, created)"
-	               " VALUES (?1, ?2, ?3, ?4)",
-	               &stmt, error_r) < 0)
+	                      "INSERT INTO accounts (address, domain, pwhash, created)"
+	                      " VALUES (?1, ?2, ?3, ?4)",
+	                      &stmt, error_r) < 0)
 		goto rollback;
 	sqlite3_bind_text(stmt, 1, addr, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, addr + at + 1, -1, SQLITE_STATIC);
@@ -224,7 +230,8 @@ int sqlite_account_del(struct store_backend *st, const char *address, char **err
 	pthread_mutex_lock(&st->wmu);
 	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
 		goto out;
-	if (sqlite_db_prepare(st->wdb, "SELECT id FROM accounts WHERE address = ?1", &stmt, error_r) < 0)
+	if (sqlite_db_prepare(st->wdb, "SELECT id FROM accounts WHERE address = ?1", &stmt,
+	                      error_r) < 0)
 		goto rollback;
 	sqlite3_bind_text(stmt, 1, addr, -1, SQLITE_STATIC);
 	rc = sqlite3_step(stmt);
@@ -282,7 +289,7 @@ out:
 }
 
 int sqlite_account_set_password(struct store_backend *st, const char *address, const char *pwhash,
-                               char **error_r)
+                                char **error_r)
 {
 	char *addr;
 	int n;
@@ -293,14 +300,15 @@ int sqlite_account_set_password(struct store_backend *st, const char *address, c
 	/* SCRAM keys derived from the old password must not outlive it: they are
 	 * cleared here, in the same statement, and set again by the caller
 	 * (store_account_set_scram) when it has keys for the new password. */
-	n = sqlite_wexec_text(st, "UPDATE accounts SET pwhash = ?1, scram = NULL WHERE address = ?2",
-	               params, 2, NULL, error_r);
+	n = sqlite_wexec_text(st,
+	                      "UPDATE accounts SET pwhash = ?1, scram = NULL WHERE address = ?2",
+	                      params, 2, NULL, error_r);
 	free(addr);
 	return n < 0 ? -1 : n > 0 ? 1 : 0;
 }
 
 int sqlite_account_get_password(struct store_backend *st, const char *address, char **pwhash_r,
-                               char **error_r)
+                                char **error_r)
 {
 	char *addr;
 	int ret;
@@ -308,14 +316,14 @@ int sqlite_account_get_password(struct store_backend *st, const char *address, c
 	if (store_addr_normalize(address, false, &addr, NULL, error_r) < 0)
 		return -1;
 	const char *params[] = {addr};
-	ret = sqlite_rquery_text(st, "SELECT pwhash FROM accounts WHERE address = ?1", params, 1, pwhash_r,
-	                  error_r);
+	ret = sqlite_rquery_text(st, "SELECT pwhash FROM accounts WHERE address = ?1", params, 1,
+	                         pwhash_r, error_r);
 	free(addr);
 	return ret;
 }
 
 int sqlite_account_set_scram(struct store_backend *st, const char *address, const char *scram,
-                            char **error_r)
+                             char **error_r)
 {
 	char *addr;
 	int n;
@@ -328,14 +336,14 @@ int sqlite_account_set_scram(struct store_backend *st, const char *address, cons
 		return -1;
 	/* A NULL parameter binds SQL NULL. */
 	const char *params[] = {scram, addr};
-	n = sqlite_wexec_text(st, "UPDATE accounts SET scram = ?1 WHERE address = ?2", params, 2, NULL,
-	               error_r);
+	n = sqlite_wexec_text(st, "UPDATE accounts SET scram = ?1 WHERE address = ?2", params, 2,
+	                      NULL, error_r);
 	free(addr);
 	return n < 0 ? -1 : n > 0 ? 1 : 0;
 }
 
 int sqlite_account_get_credentials(struct store_backend *st, const char *address, char **account_r,
-                                  char **pwhash_r, char **scram_r, char **error_r)
+                                   char **pwhash_r, char **scram_r, char **error_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	sqlite3 *db;
@@ -357,8 +365,8 @@ int sqlite_account_get_credentials(struct store_backend *st, const char *address
 		return -1;
 	}
 	/* address is COLLATE NOCASE: ASCII case-insensitive in the local part too */
-	if (sqlite_db_prepare(db, "SELECT address, pwhash, scram FROM accounts WHERE address = ?1", &stmt,
-	               error_r) < 0)
+	if (sqlite_db_prepare(db, "SELECT address, pwhash, scram FROM accounts WHERE address = ?1",
+	                      &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_text(stmt, 1, addr, -1, SQLITE_STATIC);
 	rc = sqlite3_step(stmt);
@@ -387,15 +395,16 @@ out:
 
 int sqlite_account_list(struct store_backend *st, store_name_cb *cb, void *ctx, char **error_r)
 {
-	return sqlite_rlist(st, "SELECT address FROM accounts ORDER BY domain, address", cb, NULL, ctx,
-	             error_r) < 0
+	return sqlite_rlist(st, "SELECT address FROM accounts ORDER BY domain, address", cb, NULL,
+	                    ctx, error_r) < 0
 	           ? -1
 	           : 1;
 }
 
 /* ---- aliases ---- */
 
-int sqlite_alias_add(struct store_backend *st, const char *source, const char *target, char **error_r)
+int sqlite_alias_add(struct store_backend *st, const char *source, const char *target,
+                     char **error_r)
 {
 	char *src = NULL, *dst = NULL, now[32];
 	bool constraint = false;
@@ -410,7 +419,8 @@ int sqlite_alias_add(struct store_backend *st, const char *source, const char *t
 		goto out;
 	}
 	const char *dparams[] = {src + at + 1};
-	rc = sqlite_rquery_text(st, "SELECT 1 FROM domains WHERE name = ?1", dparams, 1, NULL, error_r);
+	rc = sqlite_rquery_text(st, "SELECT 1 FROM domains WHERE name = ?1", dparams, 1, NULL,
+	                        error_r);
 	if (rc < 0)
 		goto out;
 	if (rc == 0) {
@@ -421,12 +431,12 @@ int sqlite_alias_add(struct store_backend *st, const char *source, const char *t
 	/* The domain is re-checked by the foreign key inside the INSERT. */
 	const char *params[] = {src, dst, src + at + 1, now};
 	rc = sqlite_wexec_text(st,
-	                "INSERT INTO aliases (source, target, domain, created)"
-	                " VALUES (?1, ?2, ?3, ?4)",
-	                params, 4, &constraint, error_r);
+	                       "INSERT INTO aliases (source, target, domain, created)"
+	                       " VALUES (?1, ?2, ?3, ?4)",
+	                       params, 4, &constraint, error_r);
 	if (constraint)
-		store_error_set(error_r, "alias %s -> %s already exists (or domain %s is gone)", src, dst,
-		          src + at + 1);
+		store_error_set(error_r, "alias %s -> %s already exists (or domain %s is gone)",
+		                src, dst, src + at + 1);
 	if (rc >= 0)
 		ret = 1;
 out:
@@ -435,7 +445,8 @@ out:
 	return ret;
 }
 
-int sqlite_alias_del(struct store_backend *st, const char *source, const char *target, char **error_r)
+int sqlite_alias_del(struct store_backend *st, const char *source, const char *target,
+                     char **error_r)
 {
 	char *src = NULL, *dst = NULL;
 	int ret = -1, n;
@@ -446,12 +457,12 @@ int sqlite_alias_del(struct store_backend *st, const char *source, const char *t
 		if (store_addr_normalize(target, false, &dst, NULL, error_r) < 0)
 			goto out;
 		const char *params[] = {src, dst};
-		n = sqlite_wexec_text(st, "DELETE FROM aliases WHERE source = ?1 AND target = ?2", params,
-		               2, NULL, error_r);
+		n = sqlite_wexec_text(st, "DELETE FROM aliases WHERE source = ?1 AND target = ?2",
+		                      params, 2, NULL, error_r);
 	} else {
 		const char *params[] = {src};
 		n = sqlite_wexec_text(st, "DELETE FROM aliases WHERE source = ?1", params, 1, NULL,
-		               error_r);
+		                      error_r);
 	}
 	ret = n < 0 ? -1 : n > 0 ? 1 : 0;
 out:
@@ -462,12 +473,12 @@ out:
 
 int sqlite_alias_list(struct store_backend *st, store_alias_cb *cb, void *ctx, char **error_r)
 {
-	return sqlite_rlist(st, "SELECT source, target FROM aliases ORDER BY domain, source, target", NULL,
-	             cb, ctx, error_r) < 0
+	return sqlite_rlist(st,
+	                    "SELECT source, target FROM aliases ORDER BY domain, source, target",
+	                    NULL, cb, ctx, error_r) < 0
 	           ? -1
 	           : 1;
 }
-
 
 /* ---- primitive lookups (the recipient rules are in store.c) ---- */
 
@@ -525,8 +536,9 @@ int sqlite_lookup_alias(struct store_lookup *lk, const char *source, char ***tar
 	int rc;
 
 	*targets_r = NULL;
-	if (sqlite_db_prepare(lk->db, "SELECT target FROM aliases WHERE source = ?1 ORDER BY target",
-	                      &stmt, error_r) < 0)
+	if (sqlite_stmt_cached(lk->db,
+	                       "SELECT target FROM aliases WHERE source = ?1 ORDER BY target",
+	                       &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_text(stmt, 1, source, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -536,11 +548,11 @@ int sqlite_lookup_alias(struct store_lookup *lk, const char *source, char ***tar
 	}
 	if (rc != SQLITE_DONE) {
 		sqlite_db_fail(lk->db, error_r, "database");
-		sqlite3_finalize(stmt);
+		sqlite_stmt_release(stmt);
 		store_strv_free(&targets.v);
 		return -1;
 	}
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	if (targets.n == 0)
 		return 0;
 	*targets_r = targets.v;
@@ -568,9 +580,9 @@ int sqlite_lookup_first_account(struct store_lookup *lk, const char *domain, cha
 	const char *params[] = {domain};
 
 	if (domain == NULL)
-		return sqlite_query_text(lk->db,
-		                         "SELECT address FROM accounts ORDER BY created, id LIMIT 1",
-		                         NULL, 0, address_r, error_r);
+		return sqlite_query_text(
+		    lk->db, "SELECT address FROM accounts ORDER BY created, id LIMIT 1", NULL, 0,
+		    address_r, error_r);
 	return sqlite_query_text(lk->db,
 	                         "SELECT address FROM accounts WHERE domain = ?1"
 	                         " ORDER BY created, id LIMIT 1",

@@ -111,7 +111,7 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 		if (rc != SQLITE_ROW) {
 			if (rc == SQLITE_DONE)
 				store_error_set(error_r, "mailbox %s of account %s does not exist",
-				          mailbox, d->accounts[i]);
+				                mailbox, d->accounts[i]);
 			else
 				sqlite_db_fail(st->wdb, error_r, "database");
 			stmt_done(st->st_mbox_bump);
@@ -126,8 +126,8 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 		if (rc != SQLITE_DONE)
 			return sqlite_db_fail(st->wdb, error_r, "database");
 		if (uid <= 0 || uid >= (int64_t)UINT32_MAX) {
-			store_error_set(error_r, "mailbox %s of account %s has run out of UIDs", mailbox,
-			          d->accounts[i]);
+			store_error_set(error_r, "mailbox %s of account %s has run out of UIDs",
+			                mailbox, d->accounts[i]);
 			return -1;
 		}
 
@@ -251,7 +251,8 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 		if (gc_deliver_one(st, r, &err) < 0) {
 			r->result = -1;
 			r->error = err != NULL ? err : store_xstrdup("delivery failed");
-			if (sqlite_db_exec(st->wdb, "ROLLBACK TO delivery; RELEASE delivery", NULL) < 0) {
+			if (sqlite_db_exec(st->wdb, "ROLLBACK TO delivery; RELEASE delivery",
+			                   NULL) < 0) {
 				/* The transaction is unusable: fail what is left. */
 				sqlite_db_rollback(st->wdb);
 				gc_fail_all(batch, "database: savepoint rollback failed");
@@ -318,14 +319,15 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 	}
 	if (*sender == '\0')
 		req->queue_sender = store_xstrdup("");
-	else if (store_addr_normalize_ex(sender, false, true, &req->queue_sender, NULL, error_r) < 0)
+	else if (store_addr_normalize_ex(sender, false, true, &req->queue_sender, NULL, error_r) <
+	         0)
 		return -1;
 	req->queue_rcpts = calloc(d->nqueue_rcpts + 1, sizeof(*req->queue_rcpts));
 	if (req->queue_rcpts == NULL)
 		abort();
 	for (size_t i = 0; i < d->nqueue_rcpts; i++) {
-		if (store_addr_normalize_ex(d->queue_rcpts[i], false, true, &req->queue_rcpts[i], NULL,
-		                      error_r) < 0) {
+		if (store_addr_normalize_ex(d->queue_rcpts[i], false, true, &req->queue_rcpts[i],
+		                            NULL, error_r) < 0) {
 			queue_envelope_free(req);
 			return -1;
 		}
@@ -370,7 +372,8 @@ static long deliver_src_read(void *ctx, void *buf, size_t len, uint64_t off)
 		return deliver_base_read(ds, buf, n, off);
 	}
 	if (off - ds->at < ds->ins_len) {
-		size_t skip = (size_t)(off - ds->at), n = ds->ins_len - skip < len ? ds->ins_len - skip : len;
+		size_t skip = (size_t)(off - ds->at),
+		       n = ds->ins_len - skip < len ? ds->ins_len - skip : len;
 		memcpy(buf, ds->ins + skip, n);
 		return (long)n;
 	}
@@ -378,8 +381,8 @@ static long deliver_src_read(void *ctx, void *buf, size_t len, uint64_t off)
 }
 
 /* Sets up req's source of the stored bytes and writes the blob file (not synced). */
-static int deliver_blob_begin(struct store_backend *st, struct store_delivery *d, struct store_gc_req *req,
-                              struct blob_pending *blob, char **error_r)
+static int deliver_blob_begin(struct store_backend *st, struct store_delivery *d,
+                              struct store_gc_req *req, struct blob_pending *blob, char **error_r)
 {
 	char id[BLOB_ID_LEN + 1];
 	const char *known_id = NULL;
@@ -542,6 +545,28 @@ int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uin
 	 * deliveries; the committer makes it durable before committing metadata
 	 * that points at it. */
 	if (deliver_blob_begin(st, d, req, req->blob, error_r) < 0) {
+		queue_envelope_free(req);
+		free(flags);
+		free(req->blob);
+		free(req);
+		return -1;
+	}
+	/* The blob is made durable here, in the caller's thread (fdatasync of the
+	 * file, fsync of its directory): concurrent callers' syncs share the file
+	 * system's journal commits. Measured with bench/store_bench.c (20 threads x
+	 * 2000 x 4 KiB): the committer syncing each file of a batch in turn managed
+	 * 315 deliveries/s, the committer syncing only the directories 513/s, this
+	 * 903/s (syncfs of the whole file system: 933/s). The committer then only
+	 * commits the metadata; blobs it finds unsynced (fsync off) are released by
+	 * gc_sync_blobs. */
+	int sync_rc = 1;
+	char *sync_err = NULL;
+	if (st->fsync)
+		blob_write_sync_batch(st->data_dir, &req->blob, 1, true, &sync_rc, &sync_err);
+	if (sync_rc < 0) {
+		store_error_set(error_r, "%s", sync_err != NULL ? sync_err : "fsync failed");
+		free(sync_err);
+		blob_pending_abort(req->blob);
 		queue_envelope_free(req);
 		free(flags);
 		free(req->blob);

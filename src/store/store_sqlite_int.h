@@ -15,11 +15,12 @@
  *   - A small pool of reader connections; WAL readers never block the writer.
  *
  * Group commit (store_deliver_async)
- *   Each caller writes its blob file in its own thread (not synced), queues a
- *   request and returns. The committer thread takes the whole queue as one batch,
- *   makes the batch's blobs durable (fdatasync per file, one fsync per directory
- *   touched: gc_sync_blobs), commits the metadata in ONE transaction (one WAL
- *   fsync with synchronous=FULL), then calls each request's completion. Requests
+ *   Each caller writes its blob file in its own thread and makes it durable there
+ *   (fdatasync of the file, fsync of its directory: concurrent callers share the
+ *   journal commits), queues a request and returns. The committer thread takes
+ *   the whole queue as one batch, checks every blob is synced (gc_sync_blobs),
+ *   commits the metadata in ONE transaction (one WAL fsync with
+ *   synchronous=FULL), then calls each request's completion. Requests
  *   that arrive while a batch commits pile up and form the next batch. Each
  *   delivery runs inside its own SAVEPOINT: a delivery that fails (say a missing
  *   mailbox) is rolled back alone and gets -1, the others in the batch still commit.
@@ -52,8 +53,8 @@
 #define STORE_BUSY_TIMEOUT_MS 10000
 #define STORE_READERS_IDLE_MAX 16
 #define STORE_QUEUE_RCPTS_MAX 100000 /* sanity bound; the SMTP layer limits far lower */
-#define STORE_ENVID_MAX 100  /* RFC 3461 4.4: at most 100 characters */
-#define STORE_ORCPT_MAX 500  /* RFC 3461 4.2: at most 500 characters */
+#define STORE_ENVID_MAX 100          /* RFC 3461 4.4: at most 100 characters */
+#define STORE_ORCPT_MAX 500          /* RFC 3461 4.2: at most 500 characters */
 
 struct store_conn {
 	sqlite3 *db;
@@ -73,8 +74,8 @@ struct deliver_src {
 struct store_gc_req {
 	struct store_delivery *d;
 	struct deliver_src ds;
-	struct blob_src src; /* reads ds */
-	uint64_t len;        /* stored size */
+	struct blob_src src;       /* reads ds */
+	uint64_t len;              /* stored size */
 	struct blob_pending *blob; /* written, synced by the committer */
 	const char *blob_id;
 	const char *flags;
@@ -119,7 +120,6 @@ struct store_backend {
 	bool gc_started, gc_stop;
 };
 
-
 /* A read snapshot (store_ops lookups): a reader connection inside BEGIN. */
 struct store_lookup {
 	struct store_backend *st;
@@ -131,6 +131,15 @@ int sqlite_db_fail(sqlite3 *db, char **error_r, const char *what);
 int sqlite_db_exec(sqlite3 *db, const char *sql, char **error_r);
 int sqlite_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt_r, char **error_r);
 void sqlite_db_rollback(sqlite3 *db);
+/* Prepared statements kept on the connection: *stmt_r is a statement for sql that
+ * stays prepared on db (found again by the next call with the same sql); give it
+ * back with sqlite_stmt_release (reset, bindings cleared) before the next call for
+ * the same sql on db. sqlite_stmt_release finalizes a statement that is not cached,
+ * so it also ends those of sqlite_db_prepare. */
+int sqlite_stmt_cached(sqlite3 *db, const char *sql, sqlite3_stmt **stmt_r, char **error_r);
+void sqlite_stmt_release(sqlite3_stmt *stmt);
+/* Finalizes every statement of db (cached ones included) and closes it. */
+void sqlite_conn_close(sqlite3 *db);
 int sqlite_conn_open(struct store_backend *st, bool writer, sqlite3 **db_r, char **error_r);
 int sqlite_reader_get(struct store_backend *st, sqlite3 **db_r, char **error_r);
 void sqlite_reader_put(struct store_backend *st, sqlite3 *db);
@@ -146,10 +155,14 @@ int sqlite_query_text(sqlite3 *db, const char *sql, const char *const *params, s
 int sqlite_rquery_text(struct store_backend *st, const char *sql, const char *const *params,
                        size_t nparams, char **col0_r, char **error_r);
 /* Lists rows of a query: each row's text columns go to cb (1 or 2 columns). */
-int sqlite_rlist(struct store_backend *st, const char *sql, store_name_cb *cb1,
-                 store_alias_cb *cb2, void *ctx, char **error_r);
+int sqlite_rlist(struct store_backend *st, const char *sql, store_name_cb *cb1, store_alias_cb *cb2,
+                 void *ctx, char **error_r);
 char *sqlite_column_dup(sqlite3_stmt *stmt, int col);
+/* Removes files of blob rows whose refcount dropped to 0 (and those rows). */
 int sqlite_blob_sweep(struct store_backend *st, char **error_r);
+/* store_blob_sweep: the above, then files no row names, older than min_age. */
+int sqlite_blob_sweep_all(struct store_backend *st, unsigned min_age, uint64_t *removed_r,
+                          char **error_r);
 
 /* ---- schema (store_sqlite_schema.c) ---- */
 int sqlite_migrate(struct store_backend *st, char **error_r);
@@ -163,16 +176,15 @@ int sqlite_domain_list(struct store_backend *st, store_name_cb *cb, void *ctx, c
 int sqlite_account_add(struct store_backend *st, const char *address, const char *pwhash,
                        char **error_r);
 int sqlite_account_del(struct store_backend *st, const char *address, char **error_r);
-int sqlite_account_set_password(struct store_backend *st, const char *address,
-                                const char *pwhash, char **error_r);
+int sqlite_account_set_password(struct store_backend *st, const char *address, const char *pwhash,
+                                char **error_r);
 int sqlite_account_get_password(struct store_backend *st, const char *address, char **pwhash_r,
                                 char **error_r);
 int sqlite_account_list(struct store_backend *st, store_name_cb *cb, void *ctx, char **error_r);
 int sqlite_account_set_scram(struct store_backend *st, const char *address, const char *scram,
                              char **error_r);
-int sqlite_account_get_credentials(struct store_backend *st, const char *address,
-                                   char **account_r, char **pwhash_r, char **scram_r,
-                                   char **error_r);
+int sqlite_account_get_credentials(struct store_backend *st, const char *address, char **account_r,
+                                   char **pwhash_r, char **scram_r, char **error_r);
 int sqlite_alias_add(struct store_backend *st, const char *source, const char *target,
                      char **error_r);
 int sqlite_alias_del(struct store_backend *st, const char *source, const char *target,
@@ -195,6 +207,9 @@ void sqlite_committer_stop(struct store_backend *st);
 int sqlite_queue_list(struct store_backend *st, store_queue_cb *cb, void *ctx, char **error_r);
 int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t *len_r,
                      char **error_r);
+int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, void *ctx,
+                      char **error_r);
+int sqlite_queue_delete(struct store_backend *st, int64_t id, char **error_r);
 int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mailbox_cb *cb,
                         void *ctx, char **error_r);
 int sqlite_message_list(struct store_backend *st, const char *account, const char *mailbox,

@@ -20,9 +20,9 @@ static int mailbox_lookup(sqlite3 *db, const char *account, const char *mailbox,
 	int rc;
 
 	if (sqlite_db_prepare(db,
-	               "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
-	               " WHERE a.address = ?1 AND m.name = ?2",
-	               &stmt, error_r) < 0)
+	                      "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
+	                      " WHERE a.address = ?1 AND m.name = ?2",
+	                      &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, store_mailbox_normalize(mailbox), -1, SQLITE_STATIC);
@@ -35,8 +35,8 @@ static int mailbox_lookup(sqlite3 *db, const char *account, const char *mailbox,
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mailbox_cb *cb, void *ctx,
-                       char **error_r)
+int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mailbox_cb *cb,
+                        void *ctx, char **error_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	sqlite3 *db;
@@ -47,24 +47,26 @@ int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mai
 	if (sqlite_db_exec(db, "BEGIN", error_r) < 0)
 		goto out;
 	const char *params[] = {account};
-	rc = sqlite_query_text(db, "SELECT id FROM accounts WHERE address = ?1", params, 1, NULL, error_r);
+	rc = sqlite_query_text(db, "SELECT id FROM accounts WHERE address = ?1", params, 1, NULL,
+	                       error_r);
 	if (rc <= 0) {
 		ret = rc;
 		goto out;
 	}
 	/* unseen: entries whose flag list lacks \Seen (flags are space-separated;
 	 * LIKE is ASCII case-insensitive, as IMAP system flags are). */
-	if (sqlite_db_prepare(db,
-	               "SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"
-	               "  count(m.uid),"
-	               "  coalesce(sum(m.uid IS NOT NULL AND"
-	               "               (' ' || m.flags || ' ') NOT LIKE '% \\Seen %'), 0),"
-	               "  coalesce(sum(m.size), 0)"
-	               " FROM mailboxes b JOIN accounts a ON a.id = b.account"
-	               " LEFT JOIN messages m ON m.mailbox = b.id"
-	               " WHERE a.address = ?1"
-	               " GROUP BY b.id ORDER BY b.name <> 'INBOX', b.id",
-	               &stmt, error_r) < 0)
+	if (sqlite_db_prepare(
+	        db,
+	        "SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"
+	        "  count(m.uid),"
+	        "  coalesce(sum(m.uid IS NOT NULL AND"
+	        "               (' ' || m.flags || ' ') NOT LIKE '% \\Seen %'), 0),"
+	        "  coalesce(sum(m.size), 0)"
+	        " FROM mailboxes b JOIN accounts a ON a.id = b.account"
+	        " LEFT JOIN messages m ON m.mailbox = b.id"
+	        " WHERE a.address = ?1"
+	        " GROUP BY b.id ORDER BY b.name <> 'INBOX', b.id",
+	        &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -95,7 +97,7 @@ out:
 }
 
 int sqlite_message_list(struct store_backend *st, const char *account, const char *mailbox,
-                       store_message_cb *cb, void *ctx, char **error_r)
+                        store_message_cb *cb, void *ctx, char **error_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	sqlite3 *db;
@@ -112,9 +114,9 @@ int sqlite_message_list(struct store_backend *st, const char *account, const cha
 		goto out;
 	}
 	if (sqlite_db_prepare(db,
-	               "SELECT uid, modseq, size, internal_date, flags, blob FROM messages"
-	               " WHERE mailbox = ?1 ORDER BY uid",
-	               &stmt, error_r) < 0)
+	                      "SELECT uid, modseq, size, internal_date, flags, blob FROM messages"
+	                      " WHERE mailbox = ?1 ORDER BY uid",
+	                      &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_int64(stmt, 1, mbox_id);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -144,8 +146,8 @@ out:
 	return ret;
 }
 
-int sqlite_message_get(struct store_backend *st, const char *account, const char *mailbox, uint32_t uid,
-                      char **data_r, size_t *len_r, char **error_r)
+int sqlite_message_get(struct store_backend *st, const char *account, const char *mailbox,
+                       uint32_t uid, char **data_r, size_t *len_r, char **error_r)
 {
 	sqlite3_stmt *stmt = NULL;
 	char *blob_id = NULL;
@@ -160,8 +162,8 @@ int sqlite_message_get(struct store_backend *st, const char *account, const char
 		ret = rc;
 		goto out;
 	}
-	if (sqlite_db_prepare(db, "SELECT blob FROM messages WHERE mailbox = ?1 AND uid = ?2", &stmt,
-	               error_r) < 0)
+	if (sqlite_db_prepare(db, "SELECT blob FROM messages WHERE mailbox = ?1 AND uid = ?2",
+	                      &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_int64(stmt, 1, mbox_id);
 	sqlite3_bind_int64(stmt, 2, uid);
@@ -175,8 +177,8 @@ int sqlite_message_get(struct store_backend *st, const char *account, const char
 		goto out;
 	}
 	blob_id = store_xstrdup((const char *)sqlite3_column_text(stmt, 0) != NULL
-	                      ? (const char *)sqlite3_column_text(stmt, 0)
-	                      : "");
+	                            ? (const char *)sqlite3_column_text(stmt, 0)
+	                            : "");
 	ret = 1;
 out:
 	sqlite3_finalize(stmt);
@@ -196,7 +198,7 @@ out:
 }
 
 int sqlite_blob_get(struct store_backend *st, const char *blob_id, char **data_r, size_t *len_r,
-                   char **error_r)
+                    char **error_r)
 {
 	if (!blob_id_valid(blob_id)) {
 		store_error_set(error_r, "invalid blob id");
@@ -206,7 +208,7 @@ int sqlite_blob_get(struct store_backend *st, const char *blob_id, char **data_r
 }
 
 int sqlite_blob_open(struct store_backend *st, const char *blob_id, struct store_blob_range *r,
-                    char **error_r)
+                     char **error_r)
 {
 	uint64_t size;
 	int rc;
@@ -226,7 +228,7 @@ int sqlite_blob_open(struct store_backend *st, const char *blob_id, struct store
 /* ---- expunge ---- */
 
 int sqlite_message_expunge(struct store_backend *st, const char *account, const char *mailbox,
-                          const uint32_t *uids, size_t n, char **error_r)
+                           const uint32_t *uids, size_t n, char **error_r)
 {
 	sqlite3_stmt *del = NULL, *unref = NULL, *log = NULL, *bump = NULL;
 	int64_t mbox_id, modseq = 0;
@@ -247,9 +249,9 @@ int sqlite_message_expunge(struct store_backend *st, const char *account, const 
 	 * MODSEQ greater than every earlier one). Bumped first; rolled back with the
 	 * rest when nothing was removed. */
 	if (sqlite_db_prepare(st->wdb,
-	               "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1"
-	               " RETURNING highestmodseq",
-	               &bump, error_r) < 0)
+	                      "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1"
+	                      " RETURNING highestmodseq",
+	                      &bump, error_r) < 0)
 		goto rollback;
 	sqlite3_bind_int64(bump, 1, mbox_id);
 	if (sqlite3_step(bump) != SQLITE_ROW) {
@@ -261,13 +263,15 @@ int sqlite_message_expunge(struct store_backend *st, const char *account, const 
 		sqlite_db_fail(st->wdb, error_r, "database");
 		goto rollback;
 	}
-	if (sqlite_db_prepare(st->wdb, "DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2 RETURNING blob",
-	               &del, error_r) < 0 ||
-	    sqlite_db_prepare(st->wdb, "UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1", &unref,
-	               error_r) < 0 ||
-	    sqlite_db_prepare(st->wdb,
-	               "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq) VALUES (?1, ?2, ?3)",
-	               &log, error_r) < 0)
+	if (sqlite_db_prepare(st->wdb,
+	                      "DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2 RETURNING blob",
+	                      &del, error_r) < 0 ||
+	    sqlite_db_prepare(st->wdb, "UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1",
+	                      &unref, error_r) < 0 ||
+	    sqlite_db_prepare(
+	        st->wdb,
+	        "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq) VALUES (?1, ?2, ?3)", &log,
+	        error_r) < 0)
 		goto rollback;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(del);
@@ -281,8 +285,8 @@ int sqlite_message_expunge(struct store_backend *st, const char *account, const 
 			goto rollback;
 		}
 		char *blob = store_xstrdup((const char *)sqlite3_column_text(del, 0) != NULL
-		                         ? (const char *)sqlite3_column_text(del, 0)
-		                         : "");
+		                               ? (const char *)sqlite3_column_text(del, 0)
+		                               : "");
 		rc = sqlite3_step(del);
 		if (rc != SQLITE_DONE) {
 			free(blob);
@@ -331,4 +335,3 @@ out:
 	}
 	return ret;
 }
-

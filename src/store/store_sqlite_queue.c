@@ -50,10 +50,10 @@ int sqlite_queue_list(struct store_backend *st, store_queue_cb *cb, void *ctx, c
 	/* One row per recipient, grouped here (not with group_concat, whose order
 	 * SQLite does not promise) to list recipients in the order they were queued. */
 	if (sqlite_db_prepare(db,
-	               "SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, r.rcpt"
-	               " FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
-	               " ORDER BY q.created, q.id, r.rowid",
-	               &stmt, error_r) < 0)
+	                      "SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, r.rcpt"
+	                      " FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
+	                      " ORDER BY q.created, q.id, r.rowid",
+	                      &stmt, error_r) < 0)
 		goto out;
 	for (;;) {
 		rc = sqlite3_step(stmt);
@@ -105,23 +105,173 @@ out:
 	return ret;
 }
 
-int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t *len_r, char **error_r)
+int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t *len_r,
+                     char **error_r)
 {
 	char idbuf[32], *blob_id = NULL;
 	int rc;
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
 	const char *params[] = {idbuf};
-	rc = sqlite_rquery_text(st, "SELECT blob FROM queue WHERE id = CAST(?1 AS INTEGER)", params, 1,
-	                 &blob_id, error_r);
+	rc = sqlite_rquery_text(st, "SELECT blob FROM queue WHERE id = CAST(?1 AS INTEGER)", params,
+	                        1, &blob_id, error_r);
 	if (rc <= 0)
 		return rc;
 	/* As with messages: a blob removed by a racing delete makes this an error. */
 	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
 	if (rc == 0)
 		store_error_set(error_r, "blob %s of queue entry %lld is missing", blob_id,
-		          (long long)id);
+		                (long long)id);
 	free(blob_id);
 	return rc == 1 ? 1 : -1;
 }
 
+int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, void *ctx,
+                      char **error_r)
+{
+	sqlite3_stmt *q = NULL, *r = NULL;
+	struct store_queue_rcpt *rcpts = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3 *db;
+	int rc, ret = -1;
+
+	if (sqlite_reader_get(st, &db, error_r) < 0)
+		return -1;
+	if (sqlite_db_exec(db, "BEGIN", error_r) < 0)
+		goto out;
+	if (sqlite_db_prepare(db,
+	                      "SELECT id, sender, size, created, account, blob, body, smtputf8,"
+	                      "  envid, ret, trace_len, lease_owner, lease_until"
+	                      " FROM queue WHERE id = ?1",
+	                      &q, error_r) < 0 ||
+	    sqlite_db_prepare(db,
+	                      "SELECT rcpt, state, notify, orcpt, last_reply FROM queue_rcpts"
+	                      " WHERE queue_id = ?1 ORDER BY rowid",
+	                      &r, error_r) < 0)
+		goto out;
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite_db_fail(db, error_r, "database");
+		goto out;
+	}
+	sqlite3_bind_int64(r, 1, id);
+	while ((rc = sqlite3_step(r)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap == 0 ? 8 : cap * 2;
+			struct store_queue_rcpt *p = realloc(rcpts, ncap * sizeof(*p));
+			if (p == NULL) {
+				store_error_set(error_r, "out of memory");
+				goto out;
+			}
+			rcpts = p;
+			cap = ncap;
+		}
+		/* column texts stay valid until the statement steps again: copied */
+		rcpts[n] = (struct store_queue_rcpt){
+		    .rcpt = sqlite_column_dup(r, 0),
+		    .state = sqlite_column_dup(r, 1),
+		    .notify = (unsigned)sqlite3_column_int(r, 2),
+		    .orcpt = sqlite_column_dup(r, 3),
+		    .last_reply = sqlite_column_dup(r, 4),
+		};
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		sqlite_db_fail(db, error_r, "database");
+		goto out;
+	}
+	struct strbuf all = {0};
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			strbuf_add(&all, " ");
+		strbuf_add(&all, rcpts[i].rcpt != NULL ? rcpts[i].rcpt : "");
+	}
+	const char *t;
+	struct store_queue_info info = {
+	    .id = sqlite3_column_int64(q, 0),
+	    .sender = (t = (const char *)sqlite3_column_text(q, 1)) != NULL ? t : "",
+	    .size = (uint64_t)sqlite3_column_int64(q, 2),
+	    .created = sqlite3_column_int64(q, 3),
+	    .account = (t = (const char *)sqlite3_column_text(q, 4)) != NULL ? t : "",
+	    .blob_id = (t = (const char *)sqlite3_column_text(q, 5)) != NULL ? t : "",
+	    .body = sqlite3_column_int(q, 6),
+	    .smtputf8 = sqlite3_column_int(q, 7) != 0,
+	    .envid = (const char *)sqlite3_column_text(q, 8),
+	    .ret = sqlite3_column_int(q, 9),
+	    .trace_len = (uint64_t)sqlite3_column_int64(q, 10),
+	    .lease_owner = (const char *)sqlite3_column_text(q, 11),
+	    .lease_until = sqlite3_column_int64(q, 12),
+	    .rcpts = all.s != NULL ? all.s : "",
+	    .nrcpt_info = n,
+	    .rcpt_info = rcpts,
+	};
+	cb(ctx, &info);
+	free(all.s);
+	ret = 1;
+out:
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rcpts[i].rcpt);
+		free((char *)rcpts[i].state);
+		free((char *)rcpts[i].orcpt);
+		free((char *)rcpts[i].last_reply);
+	}
+	free(rcpts);
+	sqlite3_finalize(q);
+	sqlite3_finalize(r);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite_reader_put(st, db);
+	return ret;
+}
+
+int sqlite_queue_delete(struct store_backend *st, int64_t id, char **error_r)
+{
+	sqlite3_stmt *del = NULL, *unref = NULL;
+	int rc, ret = -1;
+
+	pthread_mutex_lock(&st->wmu);
+	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
+		goto out;
+	/* queue_rcpts go by ON DELETE CASCADE */
+	if (sqlite_db_prepare(st->wdb, "DELETE FROM queue WHERE id = ?1 RETURNING blob", &del,
+	                      error_r) < 0 ||
+	    sqlite_db_prepare(st->wdb, "UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1",
+	                      &unref, error_r) < 0)
+		goto rollback;
+	sqlite3_bind_int64(del, 1, id);
+	rc = sqlite3_step(del);
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+		goto rollback;
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite_db_fail(st->wdb, error_r, "database");
+		goto rollback;
+	}
+	sqlite3_bind_text(unref, 1, (const char *)sqlite3_column_text(del, 0), -1,
+	                  SQLITE_TRANSIENT);
+	if (sqlite3_step(del) != SQLITE_DONE || sqlite3_step(unref) != SQLITE_DONE) {
+		sqlite_db_fail(st->wdb, error_r, "database");
+		goto rollback;
+	}
+	if (sqlite_db_exec(st->wdb, "COMMIT", error_r) < 0)
+		goto rollback;
+	ret = 1;
+	goto out;
+rollback:
+	sqlite_db_rollback(st->wdb);
+out:
+	sqlite3_finalize(del);
+	sqlite3_finalize(unref);
+	pthread_mutex_unlock(&st->wmu);
+	if (ret == 1) {
+		char *err = NULL;
+		(void)sqlite_blob_sweep(st, &err); /* a failure leaves it for the next sweep */
+		free(err);
+	}
+	return ret;
+}

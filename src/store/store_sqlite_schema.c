@@ -120,19 +120,20 @@ int sqlite_migrate(struct store_backend *st, char **error_r)
 
 	if (sqlite_db_exec(db, "BEGIN IMMEDIATE", error_r) < 0)
 		return -1;
-	if (sqlite_db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-	            error_r) < 0)
+	if (sqlite_db_exec(db,
+	                   "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+	                   error_r) < 0)
 		goto fail;
-	if (sqlite_db_prepare(db, "SELECT coalesce(max(version), 0) FROM schema_version", &stmt, error_r) <
-	    0)
+	if (sqlite_db_prepare(db, "SELECT coalesce(max(version), 0) FROM schema_version", &stmt,
+	                      error_r) < 0)
 		goto fail;
 	if (sqlite3_step(stmt) == SQLITE_ROW)
 		version = sqlite3_column_int(stmt, 0);
 	sqlite3_finalize(stmt);
 	if (version > STORE_SCHEMA_VERSION) {
-		store_error_set(error_r,
-		          "database schema version %d is newer than this hermod supports (%d)",
-		          version, STORE_SCHEMA_VERSION);
+		store_error_set(
+		    error_r, "database schema version %d is newer than this hermod supports (%d)",
+		    version, STORE_SCHEMA_VERSION);
 		goto fail;
 	}
 	for (; version < STORE_SCHEMA_VERSION; version++) {
@@ -187,4 +188,3 @@ int sqlite_prepare_writer(struct store_backend *st, char **error_r)
 	}
 	return 1;
 }
-

@@ -55,8 +55,8 @@ bool store_text_ok(const char *s)
 
 int store_domain_normalize(const char *domain, char **r, char **error_r)
 {
-	if (domain == NULL || *domain == '\0' || !store_text_ok(domain) || strchr(domain, '@') != NULL ||
-	    strlen(domain) > 255) {
+	if (domain == NULL || *domain == '\0' || !store_text_ok(domain) ||
+	    strchr(domain, '@') != NULL || strlen(domain) > 255) {
 		store_error_set(error_r, "invalid domain");
 		return -1;
 	}
@@ -69,8 +69,8 @@ int store_domain_normalize(const char *domain, char **r, char **error_r)
  * catch-all form "@domain"; allow_space a quoted local part such as "a b"@d (a
  * recipient can be anything RFC 5321 allows; our own accounts have no spaces).
  * *at_r (optional) = offset of '@' in the result. */
-int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space,
-                             char **r, size_t *at_r, char **error_r)
+int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space, char **r,
+                            size_t *at_r, char **error_r)
 {
 	const char *at;
 
@@ -88,7 +88,7 @@ int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool al
 }
 
 int store_addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
-                          char **error_r)
+                         char **error_r)
 {
 	return store_addr_normalize_ex(address, allow_empty_local, false, r, at_r, error_r);
 }
@@ -163,4 +163,3 @@ void store_strv_free(char ***strvp)
 	free(v);
 	*strvp = NULL;
 }
-

@@ -23,8 +23,8 @@ int store_domain_normalize(const char *domain, char **r, char **error_r);
 /* "local@domain" -> copy with the domain lower-cased. allow_empty_local accepts the
  * catch-all form "@domain"; allow_space a quoted local part such as "a b"@d.
  * *at_r (optional) = offset of '@' in the result. 1 ok, -1 error. */
-int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space,
-                            char **r, size_t *at_r, char **error_r);
+int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space, char **r,
+                            size_t *at_r, char **error_r);
 int store_addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
                          char **error_r);
 const char *store_mailbox_normalize(const char *name);

@@ -5,7 +5,9 @@
 #include "store/blob.h"
 #include "store/store.h"
 
+#include <fcntl.h>
 #include <ftw.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -227,7 +229,27 @@ static void test_abort(struct store *st)
 struct qrow {
 	int64_t id;
 	int n;
+	char buf[1024];
 };
+
+static void queue_show_cb(void *ctx, const struct store_queue_info *q)
+{
+	struct qrow *r = ctx;
+	size_t len;
+
+	r->id = q->id;
+	r->n++;
+	snprintf(r->buf, sizeof(r->buf), "%s|%s|%s|%d|%d|%d|%s|%llu|%s|%zu", q->sender, q->account,
+	         q->rcpts, q->body, q->smtputf8, q->ret, q->envid ? q->envid : "-",
+	         (unsigned long long)q->trace_len, q->lease_owner ? q->lease_owner : "-",
+	         q->nrcpt_info);
+	for (size_t i = 0; i < q->nrcpt_info; i++) {
+		len = strlen(r->buf);
+		snprintf(r->buf + len, sizeof(r->buf) - len, "|%s:%s:%u:%s", q->rcpt_info[i].rcpt,
+		         q->rcpt_info[i].state, q->rcpt_info[i].notify,
+		         q->rcpt_info[i].orcpt ? q->rcpt_info[i].orcpt : "-");
+	}
+}
 
 static void queue_cb(void *ctx, const struct store_queue_info *q)
 {
@@ -260,6 +282,7 @@ static void test_queue_envelope(struct store *st)
 
 	CHECK(store_deliver(st, &d, NULL, NULL) == 1);
 	CHECK(d.queue_id > 0);
+	int64_t qid = d.queue_id;
 	CHECK(store_queue_list(st, queue_cb, &q, NULL) == 1);
 	CHECK(q.n == 1 && q.id == d.queue_id);
 
@@ -267,6 +290,7 @@ static void test_queue_envelope(struct store *st)
 	const unsigned bad_notify[] = {STORE_NOTIFY_NEVER | STORE_NOTIFY_DELAY, 0};
 	d.queue_notify = bad_notify;
 	CHECK(store_deliver(st, &d, NULL, &error) == -1);
+	CHECK(d.queue_id == 0);
 	CHECK_STR(error, "store_deliver: invalid NOTIFY");
 	free(error);
 	error = NULL;
@@ -284,6 +308,24 @@ static void test_queue_envelope(struct store *st)
 	memset(&q, 0, sizeof(q));
 	CHECK(store_queue_list(st, queue_cb, &q, NULL) == 1);
 	CHECK(q.n == 1);
+
+	/* the whole envelope comes back */
+	memset(&q, 0, sizeof(q));
+	CHECK(store_queue_show(st, qid, queue_show_cb, &q, NULL) == 1);
+	CHECK(q.n == 1 && q.id == qid);
+	CHECK_STR(q.buf,
+	          "alice@a.test|alice@a.test|r1@remote.test r2@remote.test|1|1|2|ENV1|29|-|2"
+	          "|r1@remote.test:pending:6:rfc822;r1@remote.test|r2@remote.test:pending:0:-");
+	CHECK(store_queue_show(st, qid + 1, queue_show_cb, &q, NULL) == 0);
+
+	/* removing the entry drops its blob reference: the file is swept */
+	int before = count_files("/blobs");
+	CHECK(store_queue_delete(st, qid, NULL) == 1);
+	CHECK(count_files("/blobs") == before - 1);
+	CHECK(store_queue_delete(st, qid, NULL) == 0);
+	memset(&q, 0, sizeof(q));
+	CHECK(store_queue_list(st, queue_cb, &q, NULL) == 1);
+	CHECK(q.n == 0);
 }
 
 /* resolve to one space-joined string; "" when 0, "ERR" on -1 */
@@ -362,6 +404,26 @@ static void test_postmaster(void)
 	store_close(&st);
 	st = open_store_host(NULL);
 	CHECK_STR(resolve(st, "postmaster"), "postmaster@a.test");
+	store_close(&st);
+}
+
+static void test_resolve_many(void)
+{
+	struct store *st = open_store_host("mx.b.test");
+	const char *addrs[] = {"alice@a.test", "nobody@c.test", "not-an-address", "postmaster",
+	                       "ALICE@A.TEST"};
+	char **res[5];
+	int rcs[5];
+
+	CHECK(store_resolve_recipients(st, addrs, 5, res, rcs, NULL) == 1);
+	CHECK(rcs[0] == 1 && res[0] != NULL && strcmp(res[0][0], "alice@a.test") == 0 &&
+	      res[0][1] == NULL);
+	CHECK(rcs[1] == 0 && res[1] == NULL);
+	CHECK(rcs[2] == -1 && res[2] == NULL);
+	CHECK(rcs[3] == 1 && res[3] != NULL);
+	CHECK(rcs[4] == 1 && res[4] != NULL && strcmp(res[4][0], "alice@a.test") == 0);
+	for (int i = 0; i < 5; i++)
+		store_strv_free(&res[i]);
 	store_close(&st);
 }
 
@@ -445,6 +507,69 @@ static void test_async(struct store *st)
 	CHECK(d.queue_id == 0);
 }
 
+/* Writes a blob-named file (content s) with its mtime age seconds ago; path_r set. */
+static void make_file(const char *name, const char *s, int age, char *path_r, size_t size)
+{
+	struct timespec ts[2];
+
+	snprintf(path_r, size, "%s/blobs/%.2s/%s", data_dir, name[0] == '.' ? "00" : name, name);
+	FILE *f = fopen(path_r, "w");
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	fputs(s, f);
+	fclose(f);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= age;
+	ts[1] = ts[0];
+	CHECK(utimensat(AT_FDCWD, path_r, ts, 0) == 0);
+}
+
+static void test_sweep(void)
+{
+	char old_id[BLOB_ID_LEN + 1], new_id[BLOB_ID_LEN + 1], kept_id[BLOB_ID_LEN + 1];
+	char old_path[600], new_path[600], kept_path[600], tmp_path[600];
+	static const char kept[] = "Subject: kept\r\n\r\nx\r\n";
+	const char *accts[] = {"alice@a.test"};
+	struct store *st = open_store_host(NULL);
+	uint64_t removed = 99;
+
+	/* a delivered (referenced) blob, made to look old */
+	struct store_delivery d = {
+	    .accounts = accts, .naccounts = 1, .data = kept, .len = sizeof(kept) - 1};
+	CHECK(store_deliver(st, &d, NULL, NULL) == 1);
+	CHECK(blob_hash(kept, sizeof(kept) - 1, kept_id) == 1);
+	make_file(kept_id, kept, 7200, kept_path, sizeof(kept_path));
+	/* orphans: one older than the safety age, one fresh (a delivery in flight) */
+	CHECK(blob_hash("old orphan", 10, old_id) == 1);
+	CHECK(blob_hash("new orphan", 10, new_id) == 1);
+	make_file(old_id, "old orphan", 2 * STORE_BLOB_SWEEP_AGE, old_path, sizeof(old_path));
+	make_file(new_id, "new orphan", 0, new_path, sizeof(new_path));
+	make_file(".tmp.abcdef", "partial", 2 * STORE_BLOB_SWEEP_AGE, tmp_path, sizeof(tmp_path));
+	store_close(&st);
+
+	/* opening the store sweeps the old orphan only */
+	st = open_store_host(NULL);
+	CHECK(access(old_path, F_OK) != 0);
+	CHECK(access(tmp_path, F_OK) != 0);
+	CHECK(access(new_path, F_OK) == 0);
+	CHECK(access(kept_path, F_OK) == 0);
+	/* an explicit sweep with age 0 takes the fresh orphan too, never a referenced blob */
+	CHECK(store_blob_sweep(st, 0, &removed, NULL) == 1);
+	CHECK(removed == 1);
+	CHECK(access(new_path, F_OK) != 0);
+	CHECK(access(kept_path, F_OK) == 0);
+	CHECK(store_blob_sweep(st, 0, &removed, NULL) == 1);
+	CHECK(removed == 0);
+	/* the referenced message still reads back */
+	char *data = NULL;
+	size_t len = 0;
+	CHECK(store_blob_get(st, kept_id, &data, &len, NULL) == 1);
+	CHECK(len == sizeof(kept) - 1);
+	free(data);
+	store_close(&st);
+}
+
 static void test_backend(void)
 {
 	struct store_options opts = {.data_dir = data_dir, .fsync = false, .backend = "pg"};
@@ -483,6 +608,8 @@ int main(void)
 	store_close(&st);
 	test_postmaster();
 	test_postmaster_empty();
+	test_resolve_many();
+	test_sweep();
 	test_backend();
 
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
