@@ -140,8 +140,6 @@ def test_remote_recipient_is_queued(sub, port):
     assert sub.find(BOB, subject) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the 250 reply names the session's message id, not "
-                   "the queue id (issue 7, item 7)")
 def test_remote_recipient_reply_names_queue_id(sub):
     qid, new = _send_remote(sub, "465", unique("sub-qid"))
     assert [q["id"] for q in new] == [qid], (qid, new)
@@ -517,7 +515,9 @@ def test_queue_id_and_envelope_kept(sub):
     assert rcpts == [(REMOTE, 2 | 8, "rfc822;x+40remote.test"),    # SUCCESS|DELAY
                      ("other@remote.test", 1, None),               # NEVER
                      ("third@remote.test", 0, None)]
-    queued = sub.cli("queue", "show", qid, binary_out=True).stdout
+    shown = sub.cli("queue", "show", qid, binary_out=True).stdout
+    _, sep, queued = shown.partition(b"\n\n")  # envelope lines, blank line, message
+    assert sep == b"\n\n"
     return_path = b"Return-Path: <%s>\r\n" % ALICE.encode()
     assert queued.startswith(return_path)
     assert trace_len == len(return_path)
