@@ -32,6 +32,7 @@ struct line_session {
 	struct event *t_write;     /* output pending without progress */
 	struct event *t_deadline;  /* the protocol's overall deadline */
 	struct event *ev_wake;     /* output drained: resume from the loop */
+	int64_t last_write_ms;     /* last progress of the socket output (server_now_ms) */
 	struct evbuffer *sock_out; /* output at the socket (under a TLS filter) */
 	struct evbuffer_cb_entry *sock_out_cb;
 };
@@ -88,8 +89,10 @@ static void ls_timers_update(struct line_session *ls)
 	/* the write timer is restarted by progress (ls_on_sock_out); here it is only
 	 * started when output is pending and it is not running */
 	if (conn_output_pending(c) > 0) {
-		if (!event_pending(ls->t_write, EV_TIMEOUT, NULL))
+		if (!event_pending(ls->t_write, EV_TIMEOUT, NULL)) {
+			ls->last_write_ms = server_now_ms();
 			ls_timer_set(ls->t_write, ls->lim.data_timeout);
+		}
 	} else {
 		event_del(ls->t_write);
 	}
@@ -132,6 +135,17 @@ static void ls_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 	struct line_session *ls = arg;
 	if (conn_is_dead(ls->c))
 		return;
+	if (conn_output_pending(ls->c) == 0)
+		return;
+	/* progress since the timer was set: wait for the rest of the period */
+	int64_t idle = server_now_ms() - ls->last_write_ms;
+	int64_t period = (int64_t)ls->lim.data_timeout * 1000;
+	if (idle >= 0 && idle < period) {
+		int64_t left = period - idle;
+		struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+		event_add(ls->t_write, &tv);
+		return;
+	}
 	log_info(ls->c->sid, "event=timeout state=write pending=%zu", conn_output_pending(ls->c));
 	ls_close(ls);
 }
@@ -144,10 +158,9 @@ static void ls_on_sock_out(struct evbuffer *buf, const struct evbuffer_cb_info *
 	struct line_session *ls = arg;
 	if (conn_is_dead(ls->c) || info->n_deleted == 0)
 		return;
-	if (conn_output_pending(ls->c) > 0)
-		ls_timer_set(ls->t_write, ls->lim.data_timeout); /* progress */
-	else
-		event_del(ls->t_write);
+	/* progress: noted here (cheap, this runs on every write), looked at when the
+	 * timer fires */
+	ls->last_write_ms = server_now_ms();
 	if (ls->blocked && conn_output_pending(ls->c) <= ls->lim.output_low)
 		event_active(ls->ev_wake, EV_TIMEOUT, 0);
 }
