@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/sasl.h"
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/version.h"
@@ -44,19 +43,6 @@ static int main_config_only(int argc, char **argv, const char **path_r)
 	}
 	*path_r = config_default_path(path);
 	return 1;
-}
-
-/* Settings that live outside the server object and must be in place before any
- * listener runs: the SASL mechanisms to offer ([auth] mechanisms). A config
- * that does not load is left to server_main to report. */
-static void main_apply_process_settings(const char *path)
-{
-	struct config *cfg = NULL;
-	char *err = NULL;
-	if (config_load(path, &cfg, &err) > 0)
-		sasl_mechs_set(cfg->auth_mechanisms);
-	free(err);
-	config_free(&cfg);
 }
 
 /* Global options before the command ("hermod -c FILE user list"): -c FILE,
@@ -104,10 +90,8 @@ static int main_run(int argc, char **argv)
 		const char *path;
 		if (main_config_only(argc, argv, &path) < 0)
 			return 2;
-		if (strcmp(cmd, "serve") == 0) {
-			main_apply_process_settings(path);
+		if (strcmp(cmd, "serve") == 0)
 			return serve_main(path);
-		}
 		struct config *cfg = NULL;
 		char *err = NULL;
 		if (config_load(path, &cfg, &err) < 0 || serve_check(cfg, &err) < 0) {

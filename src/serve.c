@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/sasl.h"
 #include "core/config.h"
 #include "net/server.h"
 #include "pop3/pop3_session.h"
@@ -44,9 +45,17 @@ int serve_check(const struct config *cfg, char **error_r)
 	return 1;
 }
 
+/* [auth] mechanisms: what every protocol offers (auth/sasl.c keeps it in one
+ * atomic, so a reload can change it while the loops run). */
+static void serve_apply(const struct config *cfg)
+{
+	sasl_mechs_set(cfg->auth_mechanisms);
+}
+
 static const struct server_app serve_app = {
     .proto_for = serve_proto_for,
     .check = serve_check,
+    .apply = serve_apply,
 };
 
 int serve_main(const char *config_path)

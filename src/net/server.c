@@ -1011,6 +1011,8 @@ static void server_on_reload(evutil_socket_t sig, short what, void *ctx)
 		tls = tls_server_ref(srv->gen->tls);
 	}
 	server_apply_throttle(srv, cfg);
+	if (srv->app->apply != NULL)
+		srv->app->apply(cfg);
 	/* Listeners, their limits, threads and data_dir stay as they were: changing
 	 * them needs a restart. */
 	server_apply_log_level(cfg);
@@ -1139,6 +1141,8 @@ int server_main(const char *config_path, const struct server_app *app)
 	if (server_raise_nofile(srv.cfg, nloops, ncpu) < 0)
 		goto out;
 	server_apply_throttle(&srv, srv.cfg);
+	if (app->apply != NULL)
+		app->apply(srv.cfg);
 	srv.ratelimit = ratelimit_new();
 	if (srv.throttle == NULL || srv.ratelimit == NULL) {
 		fprintf(stderr, "hermod: out of memory\n");

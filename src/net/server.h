@@ -137,6 +137,10 @@ struct server_app {
 	/* Validates what the server cannot (the registry's view of [listen]); run at
 	 * start-up and on every reload. -1 with *error_r ("FILE:LINE: ..."). */
 	int (*check)(const struct config *cfg, char **error_r);
+	/* Applies the settings that live outside the server object (the SASL
+	 * mechanisms to offer): at start-up before any connection is served, and
+	 * after every successful reload. Optional. */
+	void (*apply)(const struct config *cfg);
 };
 
 /* Runs "hermod serve": loads config_path, binds, drops privileges, serves until

@@ -14,7 +14,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -180,6 +182,32 @@ def test_default_mechanisms_leave_out_scram_plus(make_server):
         r = c.cmd(b64("%s,p=%s" % (final_no_proof, base64.b64encode(proof).decode())))
         assert r.code == 334, r
         assert c.cmd("").line == AUTH_OK
+        c.quit()
+
+
+def test_reload_applies_mechanisms(make_server):
+    """A SIGHUP reload with a new [auth] mechanisms list changes what new
+    sessions are offered and accept."""
+    srv = make_server(tls=True, submission=True,
+                      extra={"auth": {"mechanisms": "PLAIN LOGIN"}})
+    with srv.connect_465(ehlo=False) as c:
+        assert ehlo_auth_line(c.ehlo()) == ["AUTH PLAIN LOGIN"]
+        c.quit()
+    conf = open(srv.config_path).read()
+    assert "mechanisms = PLAIN LOGIN" in conf
+    before = srv.stderr_bytes().decode().count("event=reloaded")
+    with open(srv.config_path, "w") as f:
+        f.write(conf.replace("mechanisms = PLAIN LOGIN", "mechanisms = SCRAM-SHA-256"))
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while srv.stderr_bytes().decode().count("event=reloaded") <= before:
+        assert time.monotonic() < deadline, srv.stderr_tail()
+        time.sleep(0.05)
+    with srv.connect_465(ehlo=False) as c:
+        assert ehlo_auth_line(c.ehlo()) == ["AUTH SCRAM-SHA-256"]
+        assert c.cmd("AUTH PLAIN").line == UNRECOGNIZED
+        res = scram_sha256(c, ALICE, PASSWORDS[ALICE])
+        assert res.final == AUTH_OK, res.replies
         c.quit()
 
 
