@@ -7,6 +7,7 @@
  * row: the first sync commits the file system journal for all of them, and the
  * rest find little left to do. */
 #include "store/blob.h"
+#include "core/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,22 +26,6 @@
 /* Directory fsyncs a blob write owes before it is durable (bit flags). */
 #define BLOB_SYNC_BLOBS 0x1 /* data_dir/blobs: a new "ab" entry */
 #define BLOB_SYNC_AB 0x2    /* data_dir/blobs/ab: the blob's own entry */
-
-static void set_error(char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_error(char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (error_r == NULL)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*error_r = s;
-}
 
 static int path_join(char *buf, size_t bufsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -85,15 +70,15 @@ int blob_dirs_init(const char *data_dir, char **error_r)
 	int created = 0, r;
 
 	if (mkdir_new(data_dir) < 0) {
-		set_error(error_r, "mkdir %s: %s", data_dir, strerror(errno));
+		str_error(error_r, "mkdir %s: %s", data_dir, strerror(errno));
 		return -1;
 	}
 	if (path_join(path, sizeof(path), "%s/blobs", data_dir) < 0) {
-		set_error(error_r, "data_dir path too long");
+		str_error(error_r, "data_dir path too long");
 		return -1;
 	}
 	if ((r = mkdir_new(path)) < 0) {
-		set_error(error_r, "mkdir %s: %s", path, strerror(errno));
+		str_error(error_r, "mkdir %s: %s", path, strerror(errno));
 		return -1;
 	}
 	/* All 256 fan-out directories exist from the start, so a delivery never
@@ -101,18 +86,18 @@ int blob_dirs_init(const char *data_dir, char **error_r)
 	for (int i = 0; i < 256; i++) {
 		if (path_join(path, sizeof(path), "%s/blobs/%c%c", data_dir, hex[i >> 4],
 		              hex[i & 15]) < 0) {
-			set_error(error_r, "data_dir path too long");
+			str_error(error_r, "data_dir path too long");
 			return -1;
 		}
 		if ((r = mkdir_new(path)) < 0) {
-			set_error(error_r, "mkdir %s: %s", path, strerror(errno));
+			str_error(error_r, "mkdir %s: %s", path, strerror(errno));
 			return -1;
 		}
 		created |= r;
 	}
 	if (created && path_join(path, sizeof(path), "%s/blobs", data_dir) > 0 &&
 	    (fsync_dir(path) < 0 || fsync_dir(data_dir) < 0)) {
-		set_error(error_r, "fsync %s: %s", path, strerror(errno));
+		str_error(error_r, "fsync %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 1;
@@ -164,7 +149,7 @@ static int blob_mkdirs(const char *data_dir, const char *id, unsigned *dir_sync,
 
 	if (path_join(d0, sizeof(d0), "%s/blobs", data_dir) < 0 ||
 	    path_join(d1, sizeof(d1), "%s/%.2s", d0, id) < 0) {
-		set_error(error_r, "blob path too long");
+		str_error(error_r, "blob path too long");
 		return -1;
 	}
 	if (stat(d1, &stbuf) == 0 && S_ISDIR(stbuf.st_mode))
@@ -173,13 +158,13 @@ static int blob_mkdirs(const char *data_dir, const char *id, unsigned *dir_sync,
 	if (r < 0 && errno == ENOENT) {
 		/* blobs/ itself vanished */
 		if (mkdir_new(d0) < 0) {
-			set_error(error_r, "mkdir %s: %s", d0, strerror(errno));
+			str_error(error_r, "mkdir %s: %s", d0, strerror(errno));
 			return -1;
 		}
 		r = mkdir_new(d1);
 	}
 	if (r < 0) {
-		set_error(error_r, "mkdir %s: %s", d1, strerror(errno));
+		str_error(error_r, "mkdir %s: %s", d1, strerror(errno));
 		return -1;
 	}
 	if (r == 1)
@@ -206,11 +191,11 @@ static int blob_sync_dirs(const char *data_dir, const char *id, unsigned dir_syn
 		else
 			r = path_join(path, sizeof(path), "%s/blobs", data_dir);
 		if (r < 0) {
-			set_error(error_r, "blob path too long");
+			str_error(error_r, "blob path too long");
 			return -1;
 		}
 		if (fsync_dir(path) < 0) {
-			set_error(error_r, "fsync %s: %s", path, strerror(errno));
+			str_error(error_r, "fsync %s: %s", path, strerror(errno));
 			return -1;
 		}
 	}
@@ -319,7 +304,7 @@ static int blob_create_file(const char *path, const struct blob_src *src, bool r
 	int fd, saved;
 
 	if (slash == NULL || (size_t)(slash - path) >= sizeof(dir)) {
-		set_error(error_r, "blob path too long");
+		str_error(error_r, "blob path too long");
 		return -1;
 	}
 	memcpy(dir, path, (size_t)(slash - path));
@@ -332,7 +317,7 @@ static int blob_create_file(const char *path, const struct blob_src *src, bool r
 			fd = dup(src->link_fd);
 			if (fd >= 0)
 				return fd;
-			set_error(error_r, "dup: %s", strerror(errno));
+			str_error(error_r, "dup: %s", strerror(errno));
 			return -1;
 		}
 		/* Not linkable (linked once already, no /proc, another file system):
@@ -345,7 +330,7 @@ static int blob_create_file(const char *path, const struct blob_src *src, bool r
 		if (blob_src_copy(src, fd) < 0) {
 			saved = errno;
 			close(fd);
-			set_error(error_r, "write blob in %s: %s", dir, strerror(saved));
+			str_error(error_r, "write blob in %s: %s", dir, strerror(saved));
 			return -1;
 		}
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
@@ -355,21 +340,21 @@ static int blob_create_file(const char *path, const struct blob_src *src, bool r
 		saved = errno;
 		close(fd);
 		if (saved != ENOENT) { /* ENOENT: no /proc; fall back below */
-			set_error(error_r, "link %s: %s", path, strerror(saved));
+			str_error(error_r, "link %s: %s", path, strerror(saved));
 			return -1;
 		}
 	} else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-		set_error(error_r, "create blob in %s: %s", dir, strerror(errno));
+		str_error(error_r, "create blob in %s: %s", dir, strerror(errno));
 		return -1;
 	}
 
 	if (path_join(tmp, sizeof(tmp), "%s/.tmp.XXXXXX", dir) < 0) {
-		set_error(error_r, "blob path too long");
+		str_error(error_r, "blob path too long");
 		return -1;
 	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		set_error(error_r, "create %s: %s", tmp, strerror(errno));
+		str_error(error_r, "create %s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	/* The content is immutable, so replacing a blob a concurrent writer already
@@ -378,7 +363,7 @@ static int blob_create_file(const char *path, const struct blob_src *src, bool r
 		saved = errno;
 		close(fd);
 		unlink(tmp);
-		set_error(error_r, "write %s: %s", path, strerror(saved));
+		str_error(error_r, "write %s: %s", path, strerror(saved));
 		return -1;
 	}
 	return fd;
@@ -424,11 +409,11 @@ int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const
 	if (id != NULL && blob_id_valid(id))
 		memcpy(p->id, id, BLOB_ID_LEN + 1);
 	else if (blob_src_hash(src, p->id) < 0) {
-		set_error(error_r, "SHA-256 of the message failed");
+		str_error(error_r, "SHA-256 of the message failed");
 		return -1;
 	}
 	if (blob_path(data_dir, p->id, path, sizeof(path)) < 0) {
-		set_error(error_r, "blob path too long");
+		str_error(error_r, "blob path too long");
 		return -1;
 	}
 	bool replace = false;
@@ -469,7 +454,7 @@ int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync,
 
 	if (p->fd >= 0) {
 		if (do_fsync && fdatasync(p->fd) < 0) {
-			set_error(error_r, "fsync blob %s: %s", p->id, strerror(errno));
+			str_error(error_r, "fsync blob %s: %s", p->id, strerror(errno));
 			r = -1;
 		}
 		close(p->fd);
@@ -485,7 +470,7 @@ int blob_pending_sync_data(struct blob_pending *p, char **error_r)
 {
 	if (p->fd >= 0 && !p->data_synced) {
 		if (fdatasync(p->fd) < 0) {
-			set_error(error_r, "fsync blob %s: %s", p->id, strerror(errno));
+			str_error(error_r, "fsync blob %s: %s", p->id, strerror(errno));
 			return -1;
 		}
 	}
@@ -513,7 +498,7 @@ void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps,
 		errors[i] = NULL;
 		if (p->fd >= 0) {
 			if (do_fsync && !p->data_synced && fdatasync(p->fd) < 0) {
-				set_error(&errors[i], "fsync blob %s: %s", p->id, strerror(errno));
+				str_error(&errors[i], "fsync blob %s: %s", p->id, strerror(errno));
 				results[i] = -1;
 			}
 			close(p->fd);
@@ -540,7 +525,7 @@ void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps,
 				if (results[i] > 0 && strtoul((char[3]){ps[i]->id[0], ps[i]->id[1], 0},
 				                              NULL, 16) == d) {
 					results[i] = -1;
-					set_error(&errors[i], "fsync %s: %s", path, strerror(saved));
+					str_error(&errors[i], "fsync %s: %s", path, strerror(saved));
 				}
 			}
 		}
@@ -551,7 +536,7 @@ void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps,
 		for (size_t i = 0; i < n; i++) {
 			if (results[i] > 0 && (ps[i]->dir_sync & BLOB_SYNC_BLOBS) != 0) {
 				results[i] = -1;
-				set_error(&errors[i], "fsync %s: %s", path, strerror(saved));
+				str_error(&errors[i], "fsync %s: %s", path, strerror(saved));
 			}
 		}
 	}
@@ -585,14 +570,14 @@ int blob_exists(const char *data_dir, const char *id, char **error_r)
 	struct stat stbuf;
 
 	if (blob_path(data_dir, id, path, sizeof(path)) < 0) {
-		set_error(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	if (stat(path, &stbuf) == 0)
 		return 1;
 	if (errno == ENOENT)
 		return 0;
-	set_error(error_r, "stat %s: %s", path, strerror(errno));
+	str_error(error_r, "stat %s: %s", path, strerror(errno));
 	return -1;
 }
 
@@ -605,27 +590,27 @@ int blob_read(const char *data_dir, const char *id, char **data_r, size_t *len_r
 	int fd, saved;
 
 	if (blob_path(data_dir, id, path, sizeof(path)) < 0) {
-		set_error(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		set_error(error_r, "open %s: %s", path, strerror(errno));
+		str_error(error_r, "open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &stbuf) < 0 || stbuf.st_size < 0 || (uint64_t)stbuf.st_size >= SIZE_MAX) {
 		saved = errno;
 		close(fd);
-		set_error(error_r, "stat %s: %s", path, strerror(saved));
+		str_error(error_r, "stat %s: %s", path, strerror(saved));
 		return -1;
 	}
 	size = (size_t)stbuf.st_size;
 	data = malloc(size + 1);
 	if (data == NULL) {
 		close(fd);
-		set_error(error_r, "out of memory reading %s", path);
+		str_error(error_r, "out of memory reading %s", path);
 		return -1;
 	}
 	while (off < size) {
@@ -636,7 +621,7 @@ int blob_read(const char *data_dir, const char *id, char **data_r, size_t *len_r
 			saved = n < 0 ? errno : EIO;
 			free(data);
 			close(fd);
-			set_error(error_r, "read %s: %s", path, strerror(saved));
+			str_error(error_r, "read %s: %s", path, strerror(saved));
 			return -1;
 		}
 		off += (size_t)n;
@@ -653,14 +638,14 @@ int blob_unlink(const char *data_dir, const char *id, char **error_r)
 	char path[BLOB_PATH_MAX];
 
 	if (blob_path(data_dir, id, path, sizeof(path)) < 0) {
-		set_error(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	if (unlink(path) == 0)
 		return 1;
 	if (errno == ENOENT)
 		return 0;
-	set_error(error_r, "unlink %s: %s", path, strerror(errno));
+	str_error(error_r, "unlink %s: %s", path, strerror(errno));
 	return -1;
 }
 
@@ -671,20 +656,20 @@ int blob_open(const char *data_dir, const char *id, int *fd_r, uint64_t *size_r,
 	int fd, saved;
 
 	if (blob_path(data_dir, id, path, sizeof(path)) < 0) {
-		set_error(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		set_error(error_r, "open %s: %s", path, strerror(errno));
+		str_error(error_r, "open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &stbuf) < 0 || stbuf.st_size < 0) {
 		saved = errno;
 		close(fd);
-		set_error(error_r, "stat %s: %s", path, strerror(saved));
+		str_error(error_r, "stat %s: %s", path, strerror(saved));
 		return -1;
 	}
 	*fd_r = fd;

@@ -28,7 +28,7 @@ int store_open(const struct store_options *opts, struct store **store_r, char **
 
 	*store_r = NULL;
 	if (opts == NULL || opts->data_dir == NULL || opts->data_dir[0] == '\0') {
-		store_error_set(error_r, "store: data_dir not set");
+		str_error(error_r, "store: data_dir not set");
 		return -1;
 	}
 	const char *name = opts->backend != NULL ? opts->backend : "sqlite";
@@ -37,7 +37,7 @@ int store_open(const struct store_options *opts, struct store **store_r, char **
 			ops = store_backends[i];
 	}
 	if (ops == NULL) {
-		store_error_set(error_r, "store: unknown backend '%s'", name);
+		str_error(error_r, "store: unknown backend '%s'", name);
 		return -1;
 	}
 	st = calloc(1, sizeof(*st));
@@ -47,7 +47,7 @@ int store_open(const struct store_options *opts, struct store **store_r, char **
 		if (st != NULL)
 			free(st->data_dir);
 		free(st);
-		store_error_set(error_r, "store: out of memory");
+		str_error(error_r, "store: out of memory");
 		return -1;
 	}
 	if (st->hostname != NULL)
@@ -248,7 +248,7 @@ int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t 
                    char **error_r)
 {
 	if (blob_id == NULL) {
-		store_error_set(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	return st->ops->blob_get(st->be, blob_id, data_r, len_r, error_r);
@@ -260,7 +260,7 @@ int store_blob_open(struct store *st, const char *blob_id, struct store_blob_ran
 	r->fd = -1;
 	r->off = r->len = 0;
 	if (blob_id == NULL) {
-		store_error_set(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	return st->ops->blob_open(st->be, blob_id, r, error_r);
@@ -303,7 +303,7 @@ static int resolve_account(struct resolve *rs, const char *address, char **error
 	if (rc == 1) {
 		if (rs->out.n >= STORE_RESOLVE_MAX) {
 			free(canon);
-			store_error_set(error_r, "recipient expands to too many accounts");
+			str_error(error_r, "recipient expands to too many accounts");
 			return -1;
 		}
 		store_strv_add_unique(&rs->out, canon);
@@ -354,7 +354,7 @@ static int resolve_rec(struct resolve *rs, const char *address, unsigned depth, 
 		base = malloc(llen + dlen + 1);
 		if (base == NULL) {
 			free(addr);
-			store_error_set(error_r, "out of memory");
+			str_error(error_r, "out of memory");
 			return -1;
 		}
 		memcpy(base, addr, llen);
@@ -393,7 +393,7 @@ static int primary_domain(struct resolve *rs, char **dom_r, char **error_r)
 		if (rc == 1) {
 			*dom_r = strdup(h);
 			if (*dom_r == NULL) {
-				store_error_set(error_r, "out of memory");
+				str_error(error_r, "out of memory");
 				return -1;
 			}
 			return 1;
@@ -426,7 +426,7 @@ static int postmaster_direct(struct resolve *rs, const char *domain, char **erro
 	int rc;
 
 	if (asprintf(&addr, "postmaster@%s", domain) < 0) {
-		store_error_set(error_r, "out of memory");
+		str_error(error_r, "out of memory");
 		return -1;
 	}
 	rc = resolve_account(rs, addr, error_r);
@@ -496,7 +496,7 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
 
 	*accounts_r = NULL;
 	if (address == NULL) {
-		store_error_set(error_r, "invalid address ''");
+		str_error(error_r, "invalid address ''");
 		return -1;
 	}
 	/* One snapshot: consistent across all the lookups. */

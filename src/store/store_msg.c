@@ -6,6 +6,7 @@
  * writer is used on an event loop thread while bytes arrive. Page-cache writes of
  * a spill file are the only I/O. */
 #include "store/store_msg.h"
+#include "core/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,22 +17,6 @@
 #include <unistd.h>
 
 #define STORE_MSG_PREAD_MAX ((size_t)1 << 30) /* one pread's bound, fits a long */
-
-static void msg_error(char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void msg_error(char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (error_r == NULL)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*error_r = s;
-}
 
 int store_msg_create(const char *data_dir, struct store_msg **m_r, char **error_r)
 {
@@ -46,7 +31,7 @@ int store_msg_create(const char *data_dir, struct store_msg **m_r, char **error_
 			free(m->data_dir);
 			free(m);
 		}
-		msg_error(error_r, "message writer: out of memory");
+		str_error(error_r, "message writer: out of memory");
 		return -1;
 	}
 	m->fd = -1;
@@ -76,13 +61,13 @@ static int msg_spill(struct store_msg *m, char **error_r)
 	int fd = open(m->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0640);
 
 	if (fd < 0) {
-		msg_error(error_r, "message spill file in %s: %s", m->data_dir, strerror(errno));
+		str_error(error_r, "message spill file in %s: %s", m->data_dir, strerror(errno));
 		return -1;
 	}
 	if (m->size > 0 && msg_pwrite_all(fd, m->mem, (size_t)m->size, 0) < 0) {
 		int saved = errno;
 		close(fd);
-		msg_error(error_r, "write message spill file: %s", strerror(saved));
+		str_error(error_r, "write message spill file: %s", strerror(saved));
 		return -1;
 	}
 	m->fd = fd;
@@ -95,19 +80,19 @@ static int msg_spill(struct store_msg *m, char **error_r)
 int store_msg_write(struct store_msg *m, const void *data, size_t len, char **error_r)
 {
 	if (m->failed || m->delivered) {
-		msg_error(error_r, "message writer: not writable");
+		str_error(error_r, "message writer: not writable");
 		return -1;
 	}
 	if (len == 0)
 		return 1;
 	if (len > UINT64_MAX - m->size) {
 		m->failed = true;
-		msg_error(error_r, "message too large");
+		str_error(error_r, "message too large");
 		return -1;
 	}
 	if (EVP_DigestUpdate(m->md, data, len) != 1) {
 		m->failed = true;
-		msg_error(error_r, "SHA-256 failed");
+		str_error(error_r, "SHA-256 failed");
 		return -1;
 	}
 	if (m->fd < 0 && m->size + len <= STORE_MSG_MEM_MAX) {
@@ -120,7 +105,7 @@ int store_msg_write(struct store_msg *m, const void *data, size_t len, char **er
 			char *p = realloc(m->mem, cap);
 			if (p == NULL) {
 				m->failed = true;
-				msg_error(error_r, "message writer: out of memory");
+				str_error(error_r, "message writer: out of memory");
 				return -1;
 			}
 			m->mem = p;
@@ -136,7 +121,7 @@ int store_msg_write(struct store_msg *m, const void *data, size_t len, char **er
 	}
 	if (msg_pwrite_all(m->fd, data, len, m->size) < 0) {
 		m->failed = true;
-		msg_error(error_r, "write message spill file: %s", strerror(errno));
+		str_error(error_r, "write message spill file: %s", strerror(errno));
 		return -1;
 	}
 	m->size += len;

@@ -18,7 +18,7 @@ static void sqlite_close(struct store_backend **stp);
 
 int sqlite_db_fail(sqlite3 *db, char **error_r, const char *what)
 {
-	store_error_set(error_r, "%s: %s", what, sqlite3_errmsg(db));
+	str_error(error_r, "%s: %s", what, sqlite3_errmsg(db));
 	return -1;
 }
 
@@ -27,7 +27,7 @@ int sqlite_db_exec(sqlite3 *db, const char *sql, char **error_r)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		store_error_set(error_r, "database: %s", msg != NULL ? msg : sqlite3_errmsg(db));
+		str_error(error_r, "database: %s", msg != NULL ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -59,14 +59,14 @@ int sqlite_conn_open(struct store_backend *st, bool writer, sqlite3 **db_r, char
 
 	n = snprintf(path, sizeof(path), "%s/%s", st->data_dir, STORE_DB_NAME);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
-		store_error_set(error_r, "data_dir path too long");
+		str_error(error_r, "data_dir path too long");
 		return -1;
 	}
 	/* NOMUTEX: each connection is used by one thread at a time (pool / wmu). */
 	if (sqlite3_open_v2(path, &db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK) {
-		store_error_set(error_r, "open %s: %s", path,
+		str_error(error_r, "open %s: %s", path,
 		          db != NULL ? sqlite3_errmsg(db) : "out of memory");
 		sqlite_conn_close(db);
 		return -1;
@@ -88,7 +88,7 @@ int sqlite_conn_open(struct store_backend *st, bool writer, sqlite3 **db_r, char
 		}
 		mode = (const char *)sqlite3_column_text(stmt, 0);
 		if (mode == NULL || strcasecmp(mode, "wal") != 0) {
-			store_error_set(error_r, "database %s: cannot enable WAL (mode %s)", path,
+			str_error(error_r, "database %s: cannot enable WAL (mode %s)", path,
 			          mode != NULL ? mode : "?");
 			sqlite3_finalize(stmt);
 			goto fail;
@@ -153,12 +153,12 @@ static int sqlite_open(const struct store_options *opts, struct store_backend **
 	st = calloc(1, sizeof(*st));
 	if (st == NULL || (st->data_dir = strdup(opts->data_dir)) == NULL) {
 		free(st);
-		store_error_set(error_r, "store: out of memory");
+		str_error(error_r, "store: out of memory");
 		return -1;
 	}
 	st->data_fd = open(opts->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->data_fd < 0) {
-		store_error_set(error_r, "open %s: %s", opts->data_dir, strerror(errno));
+		str_error(error_r, "open %s: %s", opts->data_dir, strerror(errno));
 		free(st->data_dir);
 		free(st);
 		return -1;
@@ -468,7 +468,7 @@ static int sweep_orphans_dir(struct store_backend *st, sqlite3_stmt *known, cons
 	if (d == NULL) {
 		if (errno == ENOENT)
 			return 1;
-		store_error_set(error_r, "opendir %s: %s", dir, strerror(errno));
+		str_error(error_r, "opendir %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
@@ -497,7 +497,7 @@ static int sweep_orphans_dir(struct store_backend *st, sqlite3_stmt *known, cons
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
 			(*removed)++;
 		else if (errno != ENOENT) {
-			store_error_set(error_r, "unlink %s/%s: %s", dir, e->d_name, strerror(errno));
+			str_error(error_r, "unlink %s/%s: %s", dir, e->d_name, strerror(errno));
 			goto rollback;
 		}
 	}
@@ -531,7 +531,7 @@ int sqlite_blob_sweep_all(struct store_backend *st, unsigned min_age, uint64_t *
 	for (unsigned i = 0; i < 256; i++) {
 		int n = snprintf(dir, sizeof(dir), "%s/blobs/%02x", st->data_dir, i);
 		if (n < 0 || (size_t)n >= sizeof(dir)) {
-			store_error_set(error_r, "data_dir path too long");
+			str_error(error_r, "data_dir path too long");
 			goto out;
 		}
 		if (sweep_orphans_dir(st, known, dir, cutoff, &removed, error_r) < 0)

@@ -26,7 +26,7 @@ int sqlite_domain_add(struct store_backend *st, const char *domain, char **error
 	n = sqlite_wexec_text(st, "INSERT INTO domains (name, created) VALUES (?1, ?2)", params, 2,
 	                      &constraint, error_r);
 	if (constraint)
-		store_error_set(error_r, "domain %s already exists", dom);
+		str_error(error_r, "domain %s already exists", dom);
 	free(dom);
 	return n < 0 ? -1 : 1;
 }
@@ -55,7 +55,7 @@ int sqlite_domain_del(struct store_backend *st, const char *domain, char **error
 		goto rollback;
 	}
 	if (sqlite3_column_int(stmt, 0) > 0 || sqlite3_column_int(stmt, 1) > 0) {
-		store_error_set(
+		str_error(
 		    error_r,
 		    "domain %s still has %d account(s) and %d alias(es); delete them first", dom,
 		    sqlite3_column_int(stmt, 0), sqlite3_column_int(stmt, 1));
@@ -133,7 +133,7 @@ static int account_create_mailboxes(struct store_backend *st, int64_t account_id
 		uidvalidity = sqlite3_column_int64(stmt, 0);
 	sqlite3_finalize(stmt);
 	if (uidvalidity > (int64_t)UINT32_MAX) {
-		store_error_set(error_r, "UIDVALIDITY space exhausted");
+		str_error(error_r, "UIDVALIDITY space exhausted");
 		return -1;
 	}
 
@@ -182,7 +182,7 @@ int sqlite_account_add(struct store_backend *st, const char *address, const char
 	if (rc < 0)
 		goto rollback;
 	if (rc == 0) {
-		store_error_set(error_r, "domain %s does not exist", addr + at + 1);
+		str_error(error_r, "domain %s does not exist", addr + at + 1);
 		goto rollback;
 	}
 	if (sqlite_db_prepare(st->wdb,
@@ -196,7 +196,7 @@ int sqlite_account_add(struct store_backend *st, const char *address, const char
 	sqlite3_bind_int64(stmt, 4, (int64_t)time(NULL));
 	rc = sqlite3_step(stmt);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		store_error_set(error_r, "account %s already exists", addr);
+		str_error(error_r, "account %s already exists", addr);
 		goto rollback;
 	}
 	if (rc != SQLITE_DONE) {
@@ -329,7 +329,7 @@ int sqlite_account_set_scram(struct store_backend *st, const char *address, cons
 	int n;
 
 	if (scram != NULL && (*scram == '\0' || !store_text_ok(scram) || strlen(scram) > 1024)) {
-		store_error_set(error_r, "invalid SCRAM credentials");
+		str_error(error_r, "invalid SCRAM credentials");
 		return -1;
 	}
 	if (store_addr_normalize(address, false, &addr, NULL, error_r) < 0)
@@ -415,7 +415,7 @@ int sqlite_alias_add(struct store_backend *st, const char *source, const char *t
 	    store_addr_normalize(target, false, &dst, NULL, error_r) < 0)
 		goto out;
 	if (strcasecmp(src, dst) == 0) {
-		store_error_set(error_r, "alias %s points to itself", src);
+		str_error(error_r, "alias %s points to itself", src);
 		goto out;
 	}
 	const char *dparams[] = {src + at + 1};
@@ -424,7 +424,7 @@ int sqlite_alias_add(struct store_backend *st, const char *source, const char *t
 	if (rc < 0)
 		goto out;
 	if (rc == 0) {
-		store_error_set(error_r, "domain %s does not exist", src + at + 1);
+		str_error(error_r, "domain %s does not exist", src + at + 1);
 		goto out;
 	}
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
@@ -435,7 +435,7 @@ int sqlite_alias_add(struct store_backend *st, const char *source, const char *t
 	                       " VALUES (?1, ?2, ?3, ?4)",
 	                       params, 4, &constraint, error_r);
 	if (constraint)
-		store_error_set(error_r, "alias %s -> %s already exists (or domain %s is gone)",
+		str_error(error_r, "alias %s -> %s already exists (or domain %s is gone)",
 		                src, dst, src + at + 1);
 	if (rc >= 0)
 		ret = 1;
@@ -488,7 +488,7 @@ int sqlite_lookup_begin(struct store_backend *st, struct store_lookup **lk_r, ch
 
 	*lk_r = NULL;
 	if (lk == NULL) {
-		store_error_set(error_r, "out of memory");
+		str_error(error_r, "out of memory");
 		return -1;
 	}
 	lk->st = st;

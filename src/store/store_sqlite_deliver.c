@@ -110,7 +110,7 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 		rc = sqlite3_step(st->st_mbox_bump);
 		if (rc != SQLITE_ROW) {
 			if (rc == SQLITE_DONE)
-				store_error_set(error_r, "mailbox %s of account %s does not exist",
+				str_error(error_r, "mailbox %s of account %s does not exist",
 				                mailbox, d->accounts[i]);
 			else
 				sqlite_db_fail(st->wdb, error_r, "database");
@@ -126,7 +126,7 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 		if (rc != SQLITE_DONE)
 			return sqlite_db_fail(st->wdb, error_r, "database");
 		if (uid <= 0 || uid >= (int64_t)UINT32_MAX) {
-			store_error_set(error_r, "mailbox %s of account %s has run out of UIDs",
+			str_error(error_r, "mailbox %s of account %s has run out of UIDs",
 			                mailbox, d->accounts[i]);
 			return -1;
 		}
@@ -190,7 +190,7 @@ static void gc_sync_blobs(struct store_backend *st, struct store_gc_req **batch,
 		for (struct store_gc_req *r = *batch; r != NULL; r = r->next) {
 			blob_pending_abort(r->blob);
 			r->result = -1;
-			store_error_set(&r->error, "out of memory");
+			str_error(&r->error, "out of memory");
 		}
 		*failed = *batch;
 		*batch = NULL;
@@ -291,29 +291,29 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 	const char *sender = d->queue_sender != NULL ? d->queue_sender : "";
 
 	if (d->nqueue_rcpts > STORE_QUEUE_RCPTS_MAX) {
-		store_error_set(error_r, "store_deliver: too many queue recipients");
+		str_error(error_r, "store_deliver: too many queue recipients");
 		return -1;
 	}
 	if (d->queue_account != NULL && !store_text_ok(d->queue_account)) {
-		store_error_set(error_r, "store_deliver: invalid queue account");
+		str_error(error_r, "store_deliver: invalid queue account");
 		return -1;
 	}
 	if (d->queue_envid != NULL &&
 	    (d->queue_envid[0] == '\0' || strlen(d->queue_envid) > STORE_ENVID_MAX ||
 	     !store_text_ok(d->queue_envid))) {
-		store_error_set(error_r, "store_deliver: invalid ENVID");
+		str_error(error_r, "store_deliver: invalid ENVID");
 		return -1;
 	}
 	if (d->queue_ret < STORE_RET_NONE || d->queue_ret > STORE_RET_HDRS ||
 	    d->queue_body < STORE_BODY_7BIT || d->queue_body > STORE_BODY_BINARYMIME) {
-		store_error_set(error_r, "store_deliver: invalid RET or BODY");
+		str_error(error_r, "store_deliver: invalid RET or BODY");
 		return -1;
 	}
 	for (size_t i = 0; d->queue_notify != NULL && i < d->nqueue_rcpts; i++) {
 		unsigned n = d->queue_notify[i];
 		/* RFC 3461 4.1: NEVER excludes the others */
 		if ((n & ~0xfu) != 0 || ((n & STORE_NOTIFY_NEVER) && n != STORE_NOTIFY_NEVER)) {
-			store_error_set(error_r, "store_deliver: invalid NOTIFY");
+			str_error(error_r, "store_deliver: invalid NOTIFY");
 			return -1;
 		}
 	}
@@ -336,7 +336,7 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 		req->queue_orcpt = calloc(d->nqueue_rcpts, sizeof(*req->queue_orcpt));
 		if (req->queue_orcpt == NULL) {
 			queue_envelope_free(req);
-			store_error_set(error_r, "out of memory");
+			str_error(error_r, "out of memory");
 			return -1;
 		}
 		for (size_t i = 0; i < d->nqueue_rcpts; i++) {
@@ -345,7 +345,7 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 				continue;
 			if (*o == '\0' || strlen(o) > STORE_ORCPT_MAX || !store_text_ok(o)) {
 				queue_envelope_free(req);
-				store_error_set(error_r, "store_deliver: invalid ORCPT");
+				str_error(error_r, "store_deliver: invalid ORCPT");
 				return -1;
 			}
 			req->queue_orcpt[i] = store_xstrdup(o);
@@ -392,13 +392,13 @@ static int deliver_blob_begin(struct store_backend *st, struct store_delivery *d
 	req->ds.msg = d->msg;
 	base_size = d->msg != NULL ? store_msg_size(d->msg) : d->len;
 	if (d->msg != NULL && (d->msg->failed || d->msg->delivered)) {
-		store_error_set(error_r, "store_deliver: message not complete");
+		str_error(error_r, "store_deliver: message not complete");
 		return -1;
 	}
 	if (d->insert_len > 0) {
 		if (d->insert == NULL || d->insert_at > base_size ||
 		    d->insert_len > UINT64_MAX - base_size) {
-			store_error_set(error_r, "store_deliver: invalid insert");
+			str_error(error_r, "store_deliver: invalid insert");
 			return -1;
 		}
 		req->ds.at = d->insert_at;
@@ -407,7 +407,7 @@ static int deliver_blob_begin(struct store_backend *st, struct store_delivery *d
 	}
 	req->len = base_size + d->insert_len;
 	if (d->trace_len > req->len) {
-		store_error_set(error_r, "store_deliver: trace_len past the message");
+		str_error(error_r, "store_deliver: trace_len past the message");
 		return -1;
 	}
 	req->src.size = req->len;
@@ -418,7 +418,7 @@ static int deliver_blob_begin(struct store_backend *st, struct store_delivery *d
 		/* The writer's running hash names the blob; its spill file becomes the
 		 * blob file itself. */
 		if (store_msg_digest(d->msg, id) < 0) {
-			store_error_set(error_r, "SHA-256 failed");
+			str_error(error_r, "SHA-256 failed");
 			return -1;
 		}
 		known_id = id;
@@ -494,7 +494,7 @@ int sqlite_committer_start(struct store_backend *st, char **error_r)
 	int rc = pthread_create(&st->gc_thread, NULL, gc_committer_main, st);
 
 	if (rc != 0) {
-		store_error_set(error_r, "store: cannot start the committer thread: %s",
+		str_error(error_r, "store: cannot start the committer thread: %s",
 		                strerror(rc));
 		return -1;
 	}
@@ -523,14 +523,14 @@ int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uin
 	if (d == NULL || (d->naccounts == 0 && d->nqueue_rcpts == 0) ||
 	    (d->naccounts > 0 && d->accounts == NULL) ||
 	    (d->nqueue_rcpts > 0 && d->queue_rcpts == NULL) || (d->data == NULL && d->len > 0)) {
-		store_error_set(error_r, "store_deliver: no recipients");
+		str_error(error_r, "store_deliver: no recipients");
 		return -1;
 	}
 	d->queue_id = 0;
 	req = calloc(1, sizeof(*req));
 	if (req == NULL || (req->blob = calloc(1, sizeof(*req->blob))) == NULL) {
 		free(req);
-		store_error_set(error_r, "out of memory");
+		str_error(error_r, "out of memory");
 		return -1;
 	}
 	req->d = d;
@@ -564,7 +564,7 @@ int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uin
 	if (st->fsync)
 		blob_write_sync_batch(st->data_dir, &req->blob, 1, true, &sync_rc, &sync_err);
 	if (sync_rc < 0) {
-		store_error_set(error_r, "%s", sync_err != NULL ? sync_err : "fsync failed");
+		str_error(error_r, "%s", sync_err != NULL ? sync_err : "fsync failed");
 		free(sync_err);
 		blob_pending_abort(req->blob);
 		queue_envelope_free(req);

@@ -192,7 +192,7 @@ out:
 	 * delete may expect. */
 	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
 	if (rc == 0)
-		store_error_set(error_r, "blob %s of message %u is missing", blob_id, uid);
+		str_error(error_r, "blob %s of message %u is missing", blob_id, uid);
 	free(blob_id);
 	return rc == 1 ? 1 : -1;
 }
@@ -201,7 +201,7 @@ int sqlite_blob_get(struct store_backend *st, const char *blob_id, char **data_r
                     char **error_r)
 {
 	if (!blob_id_valid(blob_id)) {
-		store_error_set(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	return blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
@@ -216,7 +216,7 @@ int sqlite_blob_open(struct store_backend *st, const char *blob_id, struct store
 	r->fd = -1;
 	r->off = r->len = 0;
 	if (blob_id == NULL || !blob_id_valid(blob_id)) {
-		store_error_set(error_r, "invalid blob id");
+		str_error(error_r, "invalid blob id");
 		return -1;
 	}
 	rc = blob_open(st->data_dir, blob_id, &r->fd, &size, error_r);

@@ -120,7 +120,7 @@ int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t
 	/* As with messages: a blob removed by a racing delete makes this an error. */
 	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
 	if (rc == 0)
-		store_error_set(error_r, "blob %s of queue entry %lld is missing", blob_id,
+		str_error(error_r, "blob %s of queue entry %lld is missing", blob_id,
 		                (long long)id);
 	free(blob_id);
 	return rc == 1 ? 1 : -1;
@@ -165,7 +165,7 @@ int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, 
 			size_t ncap = cap == 0 ? 8 : cap * 2;
 			struct store_queue_rcpt *p = realloc(rcpts, ncap * sizeof(*p));
 			if (p == NULL) {
-				store_error_set(error_r, "out of memory");
+				str_error(error_r, "out of memory");
 				goto out;
 			}
 			rcpts = p;

@@ -131,7 +131,7 @@ int sqlite_migrate(struct store_backend *st, char **error_r)
 		version = sqlite3_column_int(stmt, 0);
 	sqlite3_finalize(stmt);
 	if (version > STORE_SCHEMA_VERSION) {
-		store_error_set(
+		str_error(
 		    error_r, "database schema version %d is newer than this hermod supports (%d)",
 		    version, STORE_SCHEMA_VERSION);
 		goto fail;

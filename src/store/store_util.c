@@ -8,20 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-void store_error_set(char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (error_r == NULL)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*error_r = s;
-}
-
 char *store_xstrdup(const char *s)
 {
 	char *r = strdup(s);
@@ -57,7 +43,7 @@ int store_domain_normalize(const char *domain, char **r, char **error_r)
 {
 	if (domain == NULL || *domain == '\0' || !store_text_ok(domain) ||
 	    strchr(domain, '@') != NULL || strlen(domain) > 255) {
-		store_error_set(error_r, "invalid domain");
+		str_error(error_r, "invalid domain");
 		return -1;
 	}
 	*r = store_xstrdup(domain);
@@ -77,7 +63,7 @@ int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool al
 	if (address == NULL || !store_text_ok_ex(address, allow_space) || strlen(address) > 320 ||
 	    (at = strrchr(address, '@')) == NULL || at[1] == '\0' ||
 	    (at == address && !allow_empty_local)) {
-		store_error_set(error_r, "invalid address '%s'", address != NULL ? address : "");
+		str_error(error_r, "invalid address '%s'", address != NULL ? address : "");
 		return -1;
 	}
 	*r = store_xstrdup(address);
@@ -107,7 +93,7 @@ int store_flags_normalize(const char *flags, char **r, char **error_r)
 	char *out;
 
 	if (len > STORE_FLAGS_MAX) {
-		store_error_set(error_r, "flags too long");
+		str_error(error_r, "flags too long");
 		return -1;
 	}
 	out = malloc(len + 1);
@@ -122,7 +108,7 @@ int store_flags_normalize(const char *flags, char **r, char **error_r)
 		}
 		if (c < ' ' || c == 0x7f || c == '(' || c == ')') {
 			free(out);
-			store_error_set(error_r, "invalid flags");
+			str_error(error_r, "invalid flags");
 			return -1;
 		}
 		out[o++] = (char)c;

@@ -4,6 +4,8 @@
 #ifndef HERMOD_STORE_STORE_UTIL_H
 #define HERMOD_STORE_STORE_UTIL_H
 
+#include "core/str.h" /* str_error for the char **error_r convention */
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -11,8 +13,6 @@
 #define STORE_RESOLVE_MAX 1000 /* accounts one recipient may expand to */
 #define STORE_FLAGS_MAX 4096
 
-/* *error_r = malloc'd message (error_r may be NULL). */
-void store_error_set(char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* strdup that aborts on out of memory (used where no error path exists) */
 char *store_xstrdup(const char *s);
 void store_ascii_lower(char *s);
