@@ -420,6 +420,14 @@ struct smtp_deliver_job {
 	int result; /* 1 ok, -1 store error, -2 From: not the user's, -3 no From: address,
 		       -4 header section over SMTP_HEADER_MAX */
 	char *error;
+	/* The delivery handed to store_deliver_async: it and what it points to stay
+	 * valid until the completion has run. */
+	struct store_delivery d;
+	/* The completion, allocated on the loop so that posting it cannot fail: the
+	 * worker posts it when the job ends without a delivery, else the committer
+	 * thread does when the batch is durable (or failed). */
+	struct worker_inbox *inbox; /* the session's loop */
+	struct worker_post *post;
 };
 
 struct smtp_from_check {
@@ -554,6 +562,26 @@ static int smtp_store_body(enum smtp_body_type body)
 	}
 }
 
+/* Ends the job with result: its completion goes to the session's loop. Any
+ * thread; j must not be touched afterwards. */
+static void smtp_deliver_job_post(struct smtp_deliver_job *j, int result)
+{
+	j->result = result;
+	worker_inbox_post(j->inbox, j->post);
+}
+
+/* store_deliver_async's completion, on the committer thread: hand it over. */
+static void smtp_deliver_committed(void *ctx, int result, char *error)
+{
+	struct smtp_deliver_job *j = ctx;
+	j->error = error;
+	j->queue_id = j->d.queue_id;
+	smtp_deliver_job_post(j, result > 0 ? 1 : -1);
+}
+
+/* The delivery job, on a worker: the submission header checks, then the blob
+ * (store_deliver_async). Every path ends in exactly one smtp_deliver_job_post,
+ * here or from the committer thread. */
 static void smtp_deliver_job_run(void *arg)
 {
 	struct smtp_deliver_job *j = arg;
@@ -565,7 +593,7 @@ static void smtp_deliver_job_run(void *arg)
 		size_t hlen;
 		int hr = smtp_tx_read_header(tx, &hdr, &hlen, &j->error);
 		if (hr <= 0) {
-			j->result = hr < 0 ? -1 : -4;
+			smtp_deliver_job_post(j, hr < 0 ? -1 : -4);
 			return;
 		}
 		struct smtp_from_check fc = {.j = j, .check_owner = false, .all_owned = true};
@@ -581,27 +609,27 @@ static void smtp_deliver_job_run(void *arg)
 		 * the ownership check (it may hide any address), and let through as
 		 * before when ownership is not checked. */
 		if (!malformed && fc.mailboxes == 0) {
-			j->result = -3;
 			free(hdr);
+			smtp_deliver_job_post(j, -3);
 			return;
 		}
 		if (j->require_from_match) {
 			fc.check_owner = true;
 			if (smtp_from_walk(&fc, hdr, hlen) < 0 || !fc.all_owned) {
-				j->result = -2;
 				free(hdr);
+				smtp_deliver_job_post(j, -2);
 				return;
 			}
 		}
 		int fr = smtp_submission_fix_headers(j, hdr, hlen);
 		free(hdr);
 		if (fr < 0) {
-			j->result = -1;
 			j->error = strdup("out of memory");
+			smtp_deliver_job_post(j, -1);
 			return;
 		}
 	}
-	struct store_delivery d = {
+	j->d = (struct store_delivery){
 		.accounts = j->accounts,
 		.naccounts = j->naccounts,
 		.mailbox = NULL,
@@ -627,8 +655,11 @@ static void smtp_deliver_job_run(void *arg)
 		.insert = j->insert.data,
 		.insert_len = j->insert.len,
 	};
-	j->result = store_deliver(j->store, &d, NULL, &j->error);
-	j->queue_id = d.queue_id;
+	/* The blob is written and synced here; the committer thread commits it with
+	 * the rest of its batch and posts the completion: this worker is free at once
+	 * (j belongs to the committer now, do not touch it). */
+	if (store_deliver_async(j->store, &j->d, NULL, smtp_deliver_committed, j, &j->error) < 0)
+		smtp_deliver_job_post(j, -1);
 }
 
 static void smtp_deliver_job_done(void *arg)
@@ -685,6 +716,7 @@ static void smtp_deliver_job_done(void *arg)
 			smtp_session_goodbye(s, "421 4.3.2 Shutting down");
 		smtp_session_unpark(s);
 	}
+	conn_release(s->c); /* last: may free the connection at the next safe point */
 }
 
 /* The message is complete: deliver it to every distinct account (and queue it
@@ -749,8 +781,15 @@ static void smtp_session_deliver(struct smtp_session *s)
 	j->require_from_match = s->lim.require_from_match;
 	j->account = account;
 	snprintf(j->hostname, sizeof(j->hostname), "%s", s->lim.hostname);
+	j->inbox = s->c->loop->inbox;
+	j->post = worker_post_new(smtp_deliver_job_done, j);
 	s->tx = NULL; /* owned by the job now */
-	if (conn_submit(s->c, smtp_deliver_job_run, smtp_deliver_job_done, j) < 0) {
+	/* The completion is posted (j->post), not the job's own: hold the connection
+	 * until it has run. */
+	conn_hold(s->c);
+	if (j->post == NULL || conn_submit(s->c, smtp_deliver_job_run, NULL, j) < 0) {
+		conn_release(s->c);
+		worker_post_free(&j->post);
 		s->tx = tx;
 		free(accounts);
 		free(queue);
