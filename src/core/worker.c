@@ -58,7 +58,7 @@ static struct worker_job *worker_queue_take_all(struct worker_job_queue *q)
 	return j;
 }
 
-static void worker_inbox_post(struct worker_inbox *inbox, struct worker_job *j)
+static void worker_inbox_push(struct worker_inbox *inbox, struct worker_job *j)
 {
 	pthread_mutex_lock(&inbox->lock);
 	bool was_empty = inbox->done.head == NULL;
@@ -69,6 +69,34 @@ static void worker_inbox_post(struct worker_inbox *inbox, struct worker_job *j)
 		ssize_t w = write(inbox->efd, &one, sizeof(one));
 		(void)w; /* eventfd write only fails on counter overflow */
 	}
+}
+
+/* A posted completion is a job that has already run: the inbox treats both alike. */
+struct worker_post {
+	struct worker_job job;
+};
+
+struct worker_post *worker_post_new(worker_done_fn *fn, void *arg)
+{
+	struct worker_post *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->job.done = fn;
+	p->job.arg = arg;
+	return p;
+}
+
+void worker_post_free(struct worker_post **pp)
+{
+	free(*pp);
+	*pp = NULL;
+}
+
+void worker_inbox_post(struct worker_inbox *inbox, struct worker_post *p)
+{
+	p->job.inbox = inbox;
+	/* the inbox frees what it runs with free(): p is the first member's address */
+	worker_inbox_push(inbox, &p->job);
 }
 
 static void *worker_thread_main(void *ctx)
@@ -90,7 +118,7 @@ static void *worker_thread_main(void *ctx)
 
 		j->job(j->arg);
 		atomic_fetch_sub(&pool->pending, 1);
-		worker_inbox_post(j->inbox, j);
+		worker_inbox_push(j->inbox, j);
 
 		pthread_mutex_lock(&pool->lock);
 	}

@@ -31,6 +31,18 @@ struct worker_inbox *worker_inbox_new(struct event_base *base);
 /* Runs the completions delivered so far, on the calling thread (the inbox's loop,
  * or any thread once that loop has stopped). */
 void worker_inbox_run(struct worker_inbox *inbox);
+/* Completions posted from any thread (e.g. the store's committer calling back):
+ * allocate the post on the loop beforehand, so that posting cannot fail where
+ * there is no way to report it. */
+struct worker_post;
+/* NULL on out of memory. */
+struct worker_post *worker_post_new(worker_done_fn *fn, void *arg);
+/* Frees a post that was never posted. NULL ok. */
+void worker_post_free(struct worker_post **p);
+/* Queues fn(arg) of p to run on inbox's loop (in order with the job completions
+ * delivered there) and takes p over (freed after fn ran). Any thread; never
+ * fails, never blocks but for the inbox's mutex. */
+void worker_inbox_post(struct worker_inbox *inbox, struct worker_post *p);
 /* Frees the inbox; completions still in it are run first. */
 void worker_inbox_free(struct worker_inbox **inbox);
 

@@ -426,6 +426,17 @@ int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, v
 	return conn_submit_to(c, c->srv->auth_pool, job, done, arg);
 }
 
+void conn_hold(struct conn *c)
+{
+	c->jobs++;
+}
+
+void conn_release(struct conn *c)
+{
+	c->jobs--;
+	conn_reap_if_done(c);
+}
+
 int conn_start_tls(struct conn *c)
 {
 	struct loop *loop = c->loop;
@@ -1236,11 +1247,13 @@ out:
 		worker_pool_destroy(&srv.pool); /* completions stay in the loops' inboxes */
 	if (srv.auth_pool != NULL)
 		worker_pool_destroy(&srv.auth_pool);
+	/* the committer finishes what the workers queued; its completions go to
+	 * the loops' inboxes, which loop_cleanup runs */
+	store_close(&srv.store);
 	for (unsigned i = 0; i < srv.nloops; i++)
 		loop_cleanup(&srv.loops[i]);
 	free(srv.loops);
 	server_free_listeners(&srv);
-	store_close(&srv.store);
 	throttle_free(&srv.throttle);
 	ratelimit_free(&srv.ratelimit);
 	if (srv.ev_sigterm != NULL)

@@ -152,6 +152,12 @@ int server_main(const char *config_path, const struct server_app *app);
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
 /* The same on the password-hashing pool (authentication lookups). */
 int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
+/* Work whose completion arrives later than its job (a delivery the store's
+ * committer completes and posts to c->loop->inbox): conn_hold keeps c (and its
+ * proto_data) allocated, like a pending job, until the matching conn_release,
+ * which the completion calls on c's loop. Loop thread only. */
+void conn_hold(struct conn *c);
+void conn_release(struct conn *c);
 bool conn_is_dead(const struct conn *c);
 /* Sends what is queued in the output buffer, then closes. */
 void conn_finish(struct conn *c);

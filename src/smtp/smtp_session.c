@@ -8,6 +8,7 @@
  * delivery) runs as a worker job; while a job runs the session is "busy" (parked)
  * and buffered pipelined input waits. */
 #include "smtp/smtp_session.h"
+#include "smtp/smtp_session_int.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -33,108 +34,15 @@
 #include "smtp/smtp_parse.h"
 #include "store/store.h"
 
-/* Stop taking input while this much output is unsent (a client that pipelines but
- * does not read its replies). */
-#define SMTP_OUTPUT_HIGH 65536
-/* ... and resume once it is down to this. */
-#define SMTP_OUTPUT_LOW 16384
-/* Most input buffered before it is processed. */
-#define SMTP_INPUT_HIGH (256 * 1024)
-
-enum smtp_state {
-	SMTP_STATE_COMMAND, /* reading command lines */
-	SMTP_STATE_DATA,    /* reading a DATA body */
-	SMTP_STATE_BDAT,    /* reading a BDAT chunk */
-	SMTP_STATE_CLOSED,  /* goodbye sent, output flushing */
-	SMTP_STATE_AUTH,    /* reading SASL responses (RFC 4954) */
-};
-
-static const char *const smtp_state_names[] = {"command", "data", "bdat", "closed", "auth"};
-
-/* RFC 4954 4: a server must take AUTH responses of at least 12288 octets. */
-#define SMTP_AUTH_LINE_MAX 12288
-
-/* Copied from the config when the session starts, so SIGHUP can swap configs. */
-struct smtp_limits {
-	uint64_t max_message_size;
-	unsigned max_recipients;
-	unsigned max_errors;
-	unsigned max_line_length;
-	unsigned idle_timeout;
-	unsigned command_timeout;
-	unsigned data_timeout;
-	unsigned message_timeout;
-	bool allow_plaintext_on_loopback;
-	bool require_from_match;
-	unsigned rate_limit;
-	char hostname[256];
-};
-
-struct smtp_rcpt {
-	struct smtp_rcpt *next;
-	char *addr;
-	char **accounts; /* NULL-terminated local accounts it resolved to */
-	bool remote;     /* submission to another domain: goes to the outbound queue */
-	unsigned notify; /* RFC 3461 NOTIFY as SMTP_NOTIFY_* bits, 0 = not given */
-	char *orcpt;     /* RFC 3461 ORCPT as given, or NULL */
-};
-
-/* One mail transaction: created by MAIL, ended by RSET, delivery or an error. */
-struct smtp_tx {
-	char id[32];
-	char *from; /* reverse-path address, "" for <> */
-	bool smtputf8;
-	enum smtp_body_type body;
-	char *envid; /* RFC 3461 ENVID as given (xtext), or NULL */
-	int ret;     /* RFC 3461 RET as STORE_RET_* */
-	struct smtp_rcpt *rcpts;
-	struct smtp_rcpt **rcpt_tail;
-	unsigned nrcpts;
-	bool bdat_used;
-	uint64_t bdat_total; /* octets of the BDAT chunks announced so far */
-	struct smtp_body_reader reader;
-	/* The message as stored (trace headers + body) goes to the store's message
-	 * writer as it arrives (memory up to STORE_MSG_MEM_MAX, then a spill file),
-	 * so a session holds no whole message. msg only stages the output of one
-	 * body reader feed on its way there. */
-	struct store_msg *m;
-	struct buf msg;
-	char tail[2];      /* the last two bytes written to m */
-	bool write_failed; /* m could not be created or written: 451 at the end */
-	size_t trace_len; /* bytes of the message that are our Return-Path: and Received: */
-	size_t rp_len;    /* of which our Return-Path: line (local only: not relayed) */
-};
-
-struct smtp_session {
-	struct conn *c;
-	struct smtp_limits lim;
-	enum smtp_state state;
-	char *helo;
-	bool esmtp;
-	unsigned ntx;
-	struct line_session *ls; /* input, replies, timeouts (net/line_session.h) */
-	bool busy;           /* a worker job is running for this session */
-	bool stopping;       /* server shutdown: end after the current transaction */
-	bool msg_deadline;   /* [limits] message_timeout armed for the current message */
-	bool submission;     /* RFC 6409 submission service: AUTH, relaying for users */
-	char *auth_user;     /* authenticated account */
-	struct auth_exchange *auth; /* the last AUTH exchange */
-	bool auth_busy;      /* its lookup or failure delay is running */
-	struct smtp_tx *tx;
-	/* BDAT chunk in progress */
-	uint64_t bdat_size;
-	uint64_t bdat_remaining;
-	bool bdat_last;
-	const char *bdat_reply; /* error reply owed once the chunk is consumed */
-};
-
 static void smtp_session_line_too_long(struct smtp_session *s);
 static bool smtp_tls_available(const struct smtp_session *s);
 static bool smtp_plaintext_ok(const struct smtp_session *s);
 
+static const char *const smtp_state_names[] = {"command", "data", "bdat", "closed", "auth"};
+
 /* ---- state and replies ---- */
 
-static void smtp_session_set_state(struct smtp_session *s, enum smtp_state state)
+void smtp_session_set_state(struct smtp_session *s, enum smtp_state state)
 {
 	if (s->state == state)
 		return;
@@ -177,10 +85,7 @@ static void smtp_session_message_done(struct smtp_session *s)
 	line_session_set_deadline(s->ls, 0);
 }
 
-static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -189,7 +94,7 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 }
 
 /* Sends a final reply and ends the session once it is written. */
-static void smtp_session_goodbye(struct smtp_session *s, const char *reply)
+void smtp_session_goodbye(struct smtp_session *s, const char *reply)
 {
 	if (s->state == SMTP_STATE_CLOSED || s->c->dead)
 		return;
@@ -199,10 +104,7 @@ static void smtp_session_goodbye(struct smtp_session *s, const char *reply)
 
 /* A reply to a client mistake: counted towards max_errors (checked before the next
  * command, as the limit is on the number of errors the client may make). */
-static void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
+void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -212,7 +114,7 @@ static void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 
 /* ---- transactions ---- */
 
-static void smtp_tx_free(struct smtp_tx **txp)
+void smtp_tx_free(struct smtp_tx **txp)
 {
 	struct smtp_tx *tx = *txp;
 	if (tx == NULL)
@@ -225,6 +127,7 @@ static void smtp_tx_free(struct smtp_tx **txp)
 		store_strv_free(&r->accounts);
 		free(r);
 	}
+	smtp_tx_ahead_free(tx);
 	free(tx->from);
 	free(tx->envid);
 	store_msg_free(&tx->m);
@@ -259,7 +162,7 @@ static void smtp_tx_flush(struct smtp_session *s, struct smtp_tx *tx)
 }
 
 /* Ends the current transaction (RSET, delivery, error). */
-static void smtp_session_end_tx(struct smtp_session *s)
+void smtp_session_end_tx(struct smtp_session *s)
 {
 	smtp_tx_free(&s->tx);
 	if (s->stopping)
@@ -271,13 +174,13 @@ static void smtp_session_end_tx(struct smtp_session *s)
 /* Parks the session while a worker job runs. Reading stays enabled (pipelined
  * input collects in the input buffer, bounded by its high watermark), so a job
  * costs no event changes. */
-static void smtp_session_park(struct smtp_session *s)
+void smtp_session_park(struct smtp_session *s)
 {
 	s->busy = true;
 	line_session_park(s->ls);
 }
 
-static void smtp_session_unpark(struct smtp_session *s)
+void smtp_session_unpark(struct smtp_session *s)
 {
 	s->busy = false;
 	if (s->state == SMTP_STATE_CLOSED || s->c->dead)
@@ -291,479 +194,9 @@ static void smtp_session_unpark(struct smtp_session *s)
 
 /* True when the session can take no more replies: closed, or its goodbye sent
  * (a timeout can end it while a job runs). */
-static bool smtp_session_gone(const struct smtp_session *s)
+bool smtp_session_gone(const struct smtp_session *s)
 {
 	return line_session_gone(s->ls) || s->state == SMTP_STATE_CLOSED;
-}
-
-/* RCPT: recipient lookup in the store */
-struct smtp_rcpt_job {
-	struct smtp_session *s;
-	struct store *store;
-	char *addr;       /* as given, for the reply log */
-	char *lookup;     /* address to resolve */
-	char *domain;     /* NULL: no domain check (postmaster) */
-	bool literal;     /* address literal or routing in the local part: never ours */
-	bool submission;  /* an authenticated user's: other domains are relayed */
-	unsigned notify;  /* RFC 3461 NOTIFY bits of the command */
-	char *orcpt;      /* RFC 3461 ORCPT of the command, or NULL */
-	int result;       /* 1 local account(s), 0 unknown user, 2 not our domain, 3 remote
-			     (submission), -1 error */
-	char **accounts;
-	char *error;
-};
-
-static void smtp_rcpt_job_run(void *arg)
-{
-	struct smtp_rcpt_job *j = arg;
-	if (j->literal) {
-		j->result = j->submission ? 3 : 2;
-		return;
-	}
-	if (j->domain != NULL) {
-		int r = store_domain_exists(j->store, j->domain, &j->error);
-		if (r <= 0) {
-			j->result = r < 0 ? -1 : j->submission ? 3 : 2;
-			return;
-		}
-	}
-	int r = store_resolve_recipient(j->store, j->lookup, &j->accounts, &j->error);
-	j->result = r < 0 ? -1 : r > 0 ? 1 : 0;
-}
-
-static void smtp_rcpt_job_done(void *arg)
-{
-	struct smtp_rcpt_job *j = arg;
-	struct smtp_session *s = j->s;
-	if (!smtp_session_gone(s) && s->tx != NULL) {
-		char esc[300];
-		log_escape(j->addr, strlen(j->addr), 256, esc, sizeof(esc));
-		switch (j->result) {
-		case 1:
-		case 3: {
-			struct smtp_rcpt *r = calloc(1, sizeof(*r));
-			if (r == NULL) {
-				smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-				break;
-			}
-			if (s->submission &&
-			    !ratelimit_take(s->c->srv->ratelimit, s->auth_user, s->lim.rate_limit,
-					    server_now_ms())) {
-				free(r);
-				log_warn(s->c->sid, "event=rcpt to=\"%s\" result=rate-limited user=%s",
-					 esc, s->auth_user);
-				smtp_reply(s, "452 4.7.1 Sending rate limit exceeded, try again later");
-				break;
-			}
-			r->remote = j->result == 3;
-			r->addr = j->addr;
-			r->accounts = j->accounts;
-			r->notify = j->notify;
-			r->orcpt = j->orcpt;
-			j->addr = NULL;
-			j->accounts = NULL;
-			j->orcpt = NULL;
-			*s->tx->rcpt_tail = r;
-			s->tx->rcpt_tail = &r->next;
-			s->tx->nrcpts++;
-			log_info(s->c->sid, "event=rcpt to=\"%s\" result=%s", esc,
-				 r->remote ? "queued" : "ok");
-			smtp_reply(s, "250 2.1.5 Ok");
-			break;
-		}
-		case 0:
-			log_info(s->c->sid, "event=rcpt to=\"%s\" result=unknown-user", esc);
-			smtp_reply_error(s, "550 5.1.1 User unknown");
-			break;
-		case 2:
-			log_info(s->c->sid, "event=rcpt to=\"%s\" result=relay-denied", esc);
-			smtp_reply_error(s, "554 5.7.1 Relay access denied");
-			break;
-		default: {
-			char eesc[600];
-			log_error(s->c->sid, "event=rcpt to=\"%s\" result=store-error error=\"%s\"",
-				  esc, log_escape_str(j->error, eesc, sizeof(eesc)));
-			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-			break;
-		}
-		}
-	}
-	free(j->addr);
-	free(j->lookup);
-	free(j->domain);
-	free(j->orcpt);
-	free(j->error);
-	store_strv_free(&j->accounts);
-	free(j);
-	if (!smtp_session_gone(s))
-		smtp_session_unpark(s);
-}
-
-/* Delivery of a complete message */
-struct smtp_deliver_job {
-	struct smtp_session *s;
-	struct store *store;
-	struct smtp_tx *tx;
-	const char **accounts;
-	size_t naccounts;
-	const char **queue_rcpts; /* submission: remote recipients */
-	unsigned *queue_notify;   /* their NOTIFY bits (STORE_NOTIFY_*) */
-	const char **queue_orcpt; /* their ORCPT or NULL */
-	size_t nqueue;
-	int64_t queue_id;         /* the queue entry made, or 0 */
-	struct buf insert;        /* header fields the MSA adds (RFC 6409 8) */
-	/* submission */
-	bool submission;
-	bool require_from_match;
-	char *account;
-	char hostname[256];
-	int result; /* 1 ok, -1 store error, -2 From: not the user's, -3 no From: address,
-		       -4 header section over SMTP_HEADER_MAX */
-	char *error;
-};
-
-struct smtp_from_check {
-	struct smtp_deliver_job *j;
-	bool check_owner; /* [submission] require_from_match */
-	bool all_owned;
-	unsigned mailboxes; /* non-empty addresses seen in From: fields */
-};
-
-static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
-{
-	struct smtp_from_check *fc = ctx;
-	if (!fc->check_owner) {
-		fc->mailboxes += len > 0;
-		return;
-	}
-	if (!fc->all_owned)
-		return;
-	char *a = strndup(addr, len);
-	char *err = NULL;
-	int r = a != NULL ? store_account_owns_address(fc->j->store, fc->j->account, a, &err) : -1;
-	if (r <= 0)
-		fc->all_owned = false;
-	free(err);
-	free(a);
-}
-
-/* RFC 5322 2.2 sets no limit on the header section; the submission checks read
- * at most this much of it (Postfix's header_size_limit is 100 KiB). */
-#define SMTP_HEADER_MAX (256 * 1024)
-
-/* Reads the header section of tx's message (after our trace fields, up to and
- * including the empty line that ends it) into *hdr_r (malloc'd, *len_r bytes).
- * 1 ok, 0 the section is longer than SMTP_HEADER_MAX, -1 error. Runs on a worker. */
-static int smtp_tx_read_header(struct smtp_tx *tx, char **hdr_r, size_t *len_r, char **error_r)
-{
-	*hdr_r = NULL;
-	*len_r = 0;
-	uint64_t size = tx->m != NULL ? store_msg_size(tx->m) : 0;
-	if (size < tx->trace_len) {
-		*error_r = strdup("message shorter than its trace fields");
-		return -1;
-	}
-	uint64_t rest = size - tx->trace_len;
-	size_t want = rest < SMTP_HEADER_MAX ? (size_t)rest : SMTP_HEADER_MAX;
-	char *h = malloc(want + 1);
-	if (h == NULL) {
-		*error_r = strdup("out of memory");
-		return -1;
-	}
-	size_t got = 0;
-	while (got < want) {
-		long n = store_msg_pread(tx->m, h + got, want - got, tx->trace_len + got);
-		if (n <= 0) {
-			free(h);
-			*error_r = strdup("reading the message back failed");
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	size_t hlen = mail_header_section_len(h, got);
-	bool ends_blank = (got >= 2 && memcmp(h + got - 2, "\n\n", 2) == 0) ||
-			  (got >= 3 && memcmp(h + got - 3, "\n\r\n", 3) == 0);
-	if (hlen == got && got < rest && !ends_blank) {
-		/* no empty line within the bound, and the message goes on */
-		free(h);
-		return 0;
-	}
-	*hdr_r = h;
-	*len_r = hlen;
-	return 1;
-}
-
-/* Passes the addresses of every From: field of the header section hdr to fc
- * (RFC 5322 allows one; a second one must not slip a forged address past the
- * check). With check_owner, an empty or overlong address is not owned; without
- * it only mailboxes are counted. -1 when a field is malformed, else 0. */
-static int smtp_from_walk(struct smtp_from_check *fc, const char *hdr, size_t hlen)
-{
-	const char *p = hdr;
-	const char *end = hdr + hlen;
-	const char *v;
-	size_t vl;
-	while (fc->all_owned && mail_header_find(p, (size_t)(end - p), "From", &v, &vl) > 0) {
-		if (mail_header_addresses(v, vl, smtp_from_check_cb, fc) < 0)
-			return -1;
-		p = v + vl; /* past this field's line end */
-		if (p < end && *p == '\r')
-			p++;
-		if (p < end && *p == '\n')
-			p++;
-	}
-	return 0;
-}
-
-/* RFC 6409 8.1-8.3: an MSA may add a missing Date: and Message-ID:. They go right
- * after our trace fields, as j->insert (the store splices them in: the message is
- * not copied). */
-static int smtp_submission_fix_headers(struct smtp_deliver_job *j, const char *hdr,
-				       size_t hlen)
-{
-	struct smtp_tx *tx = j->tx;
-	const char *v;
-	size_t vl;
-	bool need_date = mail_header_find(hdr, hlen, "Date", &v, &vl) == 0;
-	bool need_id = mail_header_find(hdr, hlen, "Message-ID", &v, &vl) == 0;
-	int r = 1;
-	if (need_id)
-		r = buf_printf(&j->insert, "Message-ID: <%s@%s>\r\n", tx->id, j->hostname);
-	if (r > 0 && need_date) {
-		char date[64];
-		time_t now = time(NULL);
-		struct tm tm;
-		gmtime_r(&now, &tm);
-		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-		r = buf_printf(&j->insert, "Date: %s\r\n", date);
-	}
-	return r < 0 ? -1 : 1;
-}
-
-/* STORE_BODY_* of a BODY= value */
-static int smtp_store_body(enum smtp_body_type body)
-{
-	switch (body) {
-	case SMTP_BODY_8BITMIME:
-		return STORE_BODY_8BITMIME;
-	case SMTP_BODY_BINARYMIME:
-		return STORE_BODY_BINARYMIME;
-	case SMTP_BODY_7BIT:
-	default:
-		return STORE_BODY_7BIT;
-	}
-}
-
-static void smtp_deliver_job_run(void *arg)
-{
-	struct smtp_deliver_job *j = arg;
-	struct smtp_tx *tx = j->tx;
-	if (j->submission) {
-		/* The header section, read back from the message writer (memory or
-		 * page cache), bounded: the checks below need nothing else. */
-		char *hdr;
-		size_t hlen;
-		int hr = smtp_tx_read_header(tx, &hdr, &hlen, &j->error);
-		if (hr <= 0) {
-			j->result = hr < 0 ? -1 : -4;
-			return;
-		}
-		struct smtp_from_check fc = {.j = j, .check_owner = false, .all_owned = true};
-		int malformed = smtp_from_walk(&fc, hdr, hlen) < 0;
-		/* RFC 5322 3.6: a message has one From: field with at least one mailbox.
-		 * Without one (no field, "From: <>", an empty group "undisclosed:;") the
-		 * message is refused, whatever require_from_match says: RFC 6409 8 lets
-		 * an MSA add Date: and Message-ID:, not an author, and inventing one from
-		 * the login would hide the client's bug and state an author the user
-		 * never wrote. 550 as for the other From: refusal; 5.6.0 (RFC 3463:
-		 * something about the content makes it undeliverable) since the fault is
-		 * in the message, not in the user's rights. A malformed field is left to
-		 * the ownership check (it may hide any address), and let through as
-		 * before when ownership is not checked. */
-		if (!malformed && fc.mailboxes == 0) {
-			j->result = -3;
-			free(hdr);
-			return;
-		}
-		if (j->require_from_match) {
-			fc.check_owner = true;
-			if (smtp_from_walk(&fc, hdr, hlen) < 0 || !fc.all_owned) {
-				j->result = -2;
-				free(hdr);
-				return;
-			}
-		}
-		int fr = smtp_submission_fix_headers(j, hdr, hlen);
-		free(hdr);
-		if (fr < 0) {
-			j->result = -1;
-			j->error = strdup("out of memory");
-			return;
-		}
-	}
-	struct store_delivery d = {
-		.accounts = j->accounts,
-		.naccounts = j->naccounts,
-		.mailbox = NULL,
-		.msg = tx->m,
-		.internal_date = (int64_t)time(NULL),
-		.flags = NULL,
-		.queue_sender = tx->from,
-		.queue_rcpts = j->queue_rcpts,
-		.nqueue_rcpts = j->nqueue,
-		.queue_account = j->account,
-		/* the rest of the envelope, for the outbound queue (RFC 3461 DSN,
-		 * RFC 6152 / 3030 BODY, RFC 6531 SMTPUTF8) */
-		.queue_envid = tx->envid,
-		.queue_ret = tx->ret,
-		.queue_body = smtp_store_body(tx->body),
-		.queue_smtputf8 = tx->smtputf8,
-		.queue_notify = j->queue_notify,
-		.queue_orcpt = j->queue_orcpt,
-		/* our Return-Path: is for local mailboxes only (RFC 5321 4.4: the
-		 * final delivery adds it); the queued copy goes out without it */
-		.trace_len = tx->rp_len,
-		.insert_at = tx->trace_len,
-		.insert = j->insert.data,
-		.insert_len = j->insert.len,
-	};
-	j->result = store_deliver(j->store, &d, NULL, &j->error);
-	j->queue_id = d.queue_id;
-}
-
-static void smtp_deliver_job_done(void *arg)
-{
-	struct smtp_deliver_job *j = arg;
-	struct smtp_session *s = j->s;
-	struct smtp_tx *tx = j->tx;
-	bool dead = smtp_session_gone(s);
-	if (j->result > 0) {
-		log_info(s->c->sid, "event=delivered id=%s size=%llu accounts=%zu queued=%zu%s",
-			 tx->id, (unsigned long long)store_msg_size(tx->m), j->naccounts, j->nqueue,
-			 dead ? " client=gone" : "");
-		/* the queue id when there is a queue entry: what `hermod queue` lists */
-		if (!dead && j->queue_id > 0)
-			smtp_reply(s, "250 2.0.0 Ok: queued as %lld", (long long)j->queue_id);
-		else if (!dead)
-			smtp_reply(s, "250 2.0.0 Ok: %s as %s",
-				   s->submission ? "queued" : "delivered", tx->id);
-	} else if (j->result == -4) {
-		log_info(s->c->sid, "event=rejected id=%s reason=header-too-large user=%s", tx->id,
-			 j->account);
-		if (!dead)
-			smtp_reply_error(s, "552 5.3.4 Header section too large");
-	} else if (j->result == -3) {
-		log_info(s->c->sid, "event=rejected id=%s reason=no-from user=%s", tx->id,
-			 j->account);
-		if (!dead)
-			smtp_reply_error(s, "550 5.6.0 Message has no From: address");
-	} else if (j->result == -2) {
-		log_info(s->c->sid, "event=rejected id=%s reason=from-not-owned user=%s", tx->id,
-			 j->account);
-		if (!dead)
-			smtp_reply_error(s, "550 5.7.1 From: header not owned by authenticated user");
-	} else {
-		char esc[600];
-		log_error(s->c->sid, "event=delivery-failed id=%s error=\"%s\"", tx->id,
-			  log_escape_str(j->error, esc, sizeof(esc)));
-		if (!dead)
-			smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-	}
-	free(j->accounts);
-	free(j->queue_rcpts);
-	free(j->queue_notify);
-	free(j->queue_orcpt);
-	buf_free(&j->insert);
-	free(j->account);
-	free(j->error);
-	free(j);
-	/* s->tx was detached when the job started */
-	smtp_tx_free(&tx);
-	if (!dead) {
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-		if (s->stopping)
-			smtp_session_goodbye(s, "421 4.3.2 Shutting down");
-		smtp_session_unpark(s);
-	}
-}
-
-/* The message is complete: deliver it to every distinct account (and queue it
- * for the remote recipients of a submission). */
-static void smtp_session_deliver(struct smtp_session *s)
-{
-	struct smtp_tx *tx = s->tx;
-	size_t n = 0, nremote = 0;
-	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
-		nremote += r->remote;
-		for (char **a = r->accounts; a != NULL && *a != NULL; a++)
-			n++;
-	}
-	struct smtp_deliver_job *j = calloc(1, sizeof(*j));
-	const char **accounts = calloc(n + 1, sizeof(*accounts));
-	const char **queue = calloc(nremote + 1, sizeof(*queue));
-	unsigned *notify = calloc(nremote + 1, sizeof(*notify));
-	const char **orcpt = calloc(nremote + 1, sizeof(*orcpt));
-	char *account = s->auth_user != NULL ? strdup(s->auth_user) : NULL;
-	if (j == NULL || accounts == NULL || queue == NULL || notify == NULL || orcpt == NULL ||
-	    (s->auth_user != NULL && account == NULL)) {
-		free(j);
-		free(accounts);
-		free(queue);
-		free(notify);
-		free(orcpt);
-		free(account);
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-		smtp_session_end_tx(s);
-		return;
-	}
-	/* one entry per account, however many recipients lead to it */
-	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
-		if (r->remote) {
-			/* SMTP_NOTIFY_* and STORE_NOTIFY_* name the same RFC 3461 words */
-			notify[j->nqueue] = ((r->notify & SMTP_NOTIFY_NEVER) ? STORE_NOTIFY_NEVER : 0) |
-					    ((r->notify & SMTP_NOTIFY_SUCCESS) ? STORE_NOTIFY_SUCCESS : 0) |
-					    ((r->notify & SMTP_NOTIFY_FAILURE) ? STORE_NOTIFY_FAILURE : 0) |
-					    ((r->notify & SMTP_NOTIFY_DELAY) ? STORE_NOTIFY_DELAY : 0);
-			orcpt[j->nqueue] = r->orcpt;
-			queue[j->nqueue++] = r->addr;
-		}
-		for (char **a = r->accounts; a != NULL && *a != NULL; a++) {
-			size_t k;
-			for (k = 0; k < j->naccounts; k++)
-				if (strcmp(accounts[k], *a) == 0)
-					break;
-			if (k == j->naccounts)
-				accounts[j->naccounts++] = *a;
-		}
-	}
-	j->s = s;
-	j->store = s->c->srv->store;
-	j->tx = tx;
-	j->accounts = accounts;
-	j->queue_rcpts = queue;
-	j->queue_notify = notify;
-	j->queue_orcpt = orcpt;
-	buf_init(&j->insert, 0);
-	j->submission = s->submission;
-	j->require_from_match = s->lim.require_from_match;
-	j->account = account;
-	snprintf(j->hostname, sizeof(j->hostname), "%s", s->lim.hostname);
-	s->tx = NULL; /* owned by the job now */
-	if (conn_submit(s->c, smtp_deliver_job_run, smtp_deliver_job_done, j) < 0) {
-		s->tx = tx;
-		free(accounts);
-		free(queue);
-		free(notify);
-		free(orcpt);
-		free(account);
-		free(j);
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-		smtp_session_end_tx(s);
-		return;
-	}
-	smtp_session_park(s);
 }
 
 /* ---- trace headers (RFC 5321 4.4) ---- */
@@ -914,7 +347,7 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
 
 /* The extensions whose MAIL/RCPT parameters this session accepts: those EHLO
  * advertised (none after HELO). */
-static unsigned smtp_session_ext(const struct smtp_session *s)
+unsigned smtp_session_ext(const struct smtp_session *s)
 {
 	return s->esmtp ? SMTP_EXT_DSN : 0;
 }
@@ -1054,91 +487,6 @@ static void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd
 	}
 	smtp_mail_accept(s, &args);
 	smtp_mail_args_free(&args);
-}
-
-static char *smtp_lower_dup(const char *in)
-{
-	char *out = strdup(in);
-	if (out != NULL)
-		for (char *p = out; *p != '\0'; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
-	return out;
-}
-
-static void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
-{
-	struct smtp_rcpt_args args;
-	const char *error = "bad syntax";
-	enum smtp_parse_result pr =
-		smtp_rcpt_args_parse(cmd->args, cmd->args_len, s->tx->smtputf8, smtp_session_ext(s),
-				     &args, &error);
-	if (pr == SMTP_PARSE_PARAM) {
-		smtp_reply_error(s, "555 5.5.4 %s", error);
-		return;
-	}
-	if (pr == SMTP_PARSE_UTF8) {
-		smtp_reply_error(s, "553 5.6.7 %s", error);
-		return;
-	}
-	if (pr != SMTP_PARSE_OK) {
-		smtp_reply_error(s, "501 5.5.4 %s", error);
-		return;
-	}
-	if (args.to.null || args.to.addr == NULL) {
-		smtp_rcpt_args_free(&args);
-		smtp_reply_error(s, "501 5.5.4 Bad recipient address");
-		return;
-	}
-	/* RFC 5321 4.5.3.1.8: a server that limits recipients answers 452 and the
-	 * client sends the rest in another transaction; not a client error. */
-	if (s->tx->nrcpts >= s->lim.max_recipients) {
-		smtp_rcpt_args_free(&args);
-		smtp_reply(s, "452 4.5.3 Too many recipients");
-		return;
-	}
-	struct smtp_rcpt_job *j = calloc(1, sizeof(*j));
-	if (j == NULL) {
-		smtp_rcpt_args_free(&args);
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-		return;
-	}
-	bool args_domain_set = false;
-	j->s = s;
-	j->store = s->c->srv->store;
-	j->submission = s->submission;
-	j->addr = strdup(args.to.addr);
-	j->notify = args.notify_bits;
-	j->orcpt = args.orcpt; /* taken over */
-	args.orcpt = NULL;
-	if (args.to.domain == NULL) {
-		/* RFC 5321 4.1.1.3 / 4.5.1: "Postmaster" without a domain must be
-		 * accepted; the store's recipient rules decide whose it is (the primary
-		 * domain's postmaster), as they do for postmaster@ a local domain. */
-		j->lookup = strdup("postmaster");
-	} else if (!s->submission && strpbrk(args.to.local, "%!@") != NULL) {
-		/* Sender-specified routing (user%host@, host!user@, "user@host"@):
-		 * never interpreted, refused as relaying like Postfix does */
-		j->literal = true;
-		j->lookup = strdup(args.to.addr);
-	} else {
-		j->lookup = smtp_lower_dup(args.to.addr);
-		j->domain = smtp_lower_dup(args.to.domain);
-		j->literal = args.to.domain_literal;
-		args_domain_set = true;
-	}
-	smtp_rcpt_args_free(&args);
-	if (j->addr == NULL || j->lookup == NULL || (args_domain_set && j->domain == NULL) ||
-	    conn_submit(s->c, smtp_rcpt_job_run, smtp_rcpt_job_done, j) < 0) {
-		free(j->addr);
-		free(j->lookup);
-		free(j->domain);
-		free(j->orcpt);
-		free(j);
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
-		return;
-	}
-	smtp_session_park(s);
 }
 
 static void smtp_tx_start_body(struct smtp_session *s, enum smtp_body_mode mode)

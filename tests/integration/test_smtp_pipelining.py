@@ -1,5 +1,7 @@
 """PIPELINING (RFC 2920) and CHUNKING/BDAT (RFC 3030)."""
 
+import re
+
 from conftest import (ALICE, BOB, DELIVERED_RE, make_message, split_stored, unique)
 
 
@@ -259,3 +261,105 @@ def test_half_close_still_gets_every_reply(server):
     assert any(DELIVERED_RE.match(l) for l in lines), lines
     assert lines[-2] == "221 2.0.0 Bye", lines
     server.fetch_one(ALICE, subject)
+
+
+# ------------------------------------------------- pipelined RCPTs, one lookup job
+
+
+def _rcpt_lookup_jobs(srv):
+    """(jobs, rcpts) of the recipient lookups that covered several RCPTs."""
+    found = re.findall(rb"event=rcpt-lookup rcpts=(\d+)", srv.stderr_bytes())
+    return len(found), sum(int(n) for n in found)
+
+
+def _mixed_rcpts(n):
+    """n RCPT lines mixing local, unknown, remote, postmaster and malformed
+    recipients, with the reply each gets (as one RCPT per round trip gets)."""
+    lines, replies = [], []
+    for i in range(n):
+        kind = i % 6
+        if kind == 0:
+            lines.append(b"RCPT TO:<alice+p%d@example.test>" % i)
+            replies.append("250 2.1.5 Ok")
+        elif kind == 1:
+            lines.append(b"RCPT TO:<nobody%d@example.test>" % i)
+            replies.append("550 5.1.1 User unknown")
+        elif kind == 2:
+            lines.append(b"RCPT TO:<user%d@other.test>" % i)
+            replies.append("554 5.7.1 Relay access denied")
+        elif kind == 3:
+            lines.append(b"RCPT TO:<bad%d@example.test" % i)
+            replies.append(SYNTAX_REPLY)
+        elif kind == 4:
+            lines.append(b"RCPT TO:<Bob@Example.Test>")
+            replies.append("250 2.1.5 Ok")
+        else:
+            lines.append(b"RCPT TO:<postmaster>")
+            replies.append("250 2.1.5 Ok")
+    return lines, replies
+
+
+SYNTAX_REPLY = "501 5.5.4 invalid character after address"
+
+
+def test_pipelined_rcpts_in_one_lookup(make_server):
+    """50 pipelined RCPTs: every reply exactly as one by one, in order, and the
+    lookups ran in fewer worker jobs than there were RCPTs."""
+    srv = make_server(limits={"max_errors": "100", "max_recipients": "100"})
+    subject = unique("rcpt-batch")
+    msg = make_message(subject)
+    lines, want = _mixed_rcpts(50)
+    with _session(srv) as c:
+        c.send(b"MAIL FROM:<sender@remote.test>\r\n" + b"\r\n".join(lines) + b"\r\nDATA\r\n")
+        rs = _replies(c, 52)
+        assert [r.line for r in rs] == (["250 2.1.0 Ok"] + want +
+                                        ["354 End data with <CR><LF>.<CR><LF>"])
+        c.send(msg + b".\r\n")
+        assert DELIVERED_RE.match(c.read_reply().line)
+        c.quit()
+    # one copy per account, however many RCPTs led to it
+    for who in (ALICE, BOB):
+        assert split_stored(srv.fetch_one(who, subject))[2] == msg
+    jobs, covered = _rcpt_lookup_jobs(srv)
+    assert jobs >= 1 and covered > jobs
+    srv.assert_serves()
+
+
+def test_pipelined_rcpts_over_max_recipients(make_server):
+    """The limit counts accepted recipients, also inside one lookup batch."""
+    srv = make_server(limits={"max_recipients": "3"})
+    with _session(srv) as c:
+        c.send(b"MAIL FROM:<sender@remote.test>\r\n"
+               b"RCPT TO:<alice@example.test>\r\n"
+               b"RCPT TO:<nobody@example.test>\r\n"
+               b"RCPT TO:<bob@example.test>\r\n"
+               b"RCPT TO:<alice+x@example.test>\r\n"
+               b"RCPT TO:<bob+y@example.test>\r\n"
+               b"RCPT TO:<alice+z@example.test>\r\n"
+               b"RSET\r\n")
+        rs = _replies(c, 8)
+        assert [r.line for r in rs] == [
+            "250 2.1.0 Ok", "250 2.1.5 Ok", "550 5.1.1 User unknown", "250 2.1.5 Ok",
+            "250 2.1.5 Ok", "452 4.5.3 Too many recipients", "452 4.5.3 Too many recipients",
+            "250 2.0.0 Ok"]
+        c.quit()
+    srv.assert_serves()
+
+
+def test_pipelined_rcpts_too_many_errors(make_server):
+    """max_errors is reached inside a batch: the next command gets the goodbye,
+    as it does when each RCPT is looked up on its own."""
+    srv = make_server(limits={"max_errors": "3"})
+    with _session(srv) as c:
+        c.send(b"MAIL FROM:<sender@remote.test>\r\n"
+               b"RCPT TO:<nobody1@example.test>\r\n"
+               b"RCPT TO:<user@other.test>\r\n"
+               b"RCPT TO:<nobody2@example.test>\r\n"
+               b"RCPT TO:<alice@example.test>\r\n"
+               b"RCPT TO:<bob@example.test>\r\n")
+        rs = _replies(c, 5)
+        assert [r.line for r in rs] == [
+            "250 2.1.0 Ok", "550 5.1.1 User unknown", "554 5.7.1 Relay access denied",
+            "550 5.1.1 User unknown", "421 4.7.0 Too many errors"]
+        c.wait_closed()
+    srv.assert_serves()

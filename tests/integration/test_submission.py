@@ -418,6 +418,26 @@ def test_rate_limit_within_one_transaction(make_server):
         c.quit()
 
 
+def test_rate_limit_pipelined_rcpts(make_server):
+    """Pipelined RCPTs resolved by one lookup job still take the rate limit one
+    recipient at a time, in order."""
+    srv = make_server(tls=True, submission=True, extra={"submission": {"rate_limit": "3"}})
+    with srv.connect_465() as c:
+        c.login(ALICE, PASSWORDS[ALICE])
+        c.send(("MAIL FROM:<%s>\r\n" % ALICE).encode() +
+               b"RCPT TO:<a@remote.test>\r\n"
+               b"RCPT TO:<nobody@example.test>\r\n"
+               b"RCPT TO:<b@remote.test>\r\n"
+               + ("RCPT TO:<%s>\r\n" % BOB).encode() +
+               b"RCPT TO:<c@remote.test>\r\n"
+               b"RCPT TO:<d@remote.test>\r\n")
+        assert [c.read_reply().line for _ in range(7)] == [
+            "250 2.1.0 Ok", "250 2.1.5 Ok", "550 5.1.1 User unknown", "250 2.1.5 Ok",
+            "250 2.1.5 Ok", RATE_LIMITED, RATE_LIMITED]
+        assert QUEUED_RE.match(c.data(_msg(unique("rate-pipe"), to="a@remote.test")).line)
+        c.quit()
+
+
 def test_rate_limit_off(make_server):
     srv = make_server(tls=True, submission=True, extra={"submission": {"rate_limit": "0"}})
     with srv.connect_465() as c:

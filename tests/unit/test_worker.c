@@ -105,9 +105,106 @@ static void test_leftover_completions(void)
 	event_base_free(base);
 }
 
+/* Completions posted from foreign threads (as the store's committer does): each
+ * runs once, on the inbox's loop, in the order its thread posted them. */
+#define WT_POSTERS 3
+#define WT_POSTS 1000
+
+struct wt_post_loop {
+	struct event_base *base;
+	struct worker_inbox *inbox;
+	pthread_t self;
+	unsigned next[WT_POSTERS]; /* the sequence number expected from each poster */
+	unsigned done, wrong_thread, out_of_order;
+};
+
+struct wt_post_arg {
+	struct wt_post_loop *l;
+	unsigned poster, seq;
+};
+
+struct wt_poster {
+	struct wt_post_loop *l;
+	unsigned idx;
+	unsigned failed;
+};
+
+static void wt_post_done(void *arg)
+{
+	struct wt_post_arg *a = arg;
+	struct wt_post_loop *l = a->l;
+	if (!pthread_equal(pthread_self(), l->self))
+		l->wrong_thread++;
+	if (a->seq != l->next[a->poster])
+		l->out_of_order++;
+	l->next[a->poster] = a->seq + 1;
+	if (++l->done == WT_POSTERS * WT_POSTS)
+		event_base_loopexit(l->base, NULL);
+	free(a);
+}
+
+static void *wt_poster_main(void *arg)
+{
+	struct wt_poster *p = arg;
+	for (unsigned i = 0; i < WT_POSTS; i++) {
+		struct wt_post_arg *a = malloc(sizeof(*a));
+		struct worker_post *wp = a != NULL ? worker_post_new(wt_post_done, a) : NULL;
+		if (wp == NULL) {
+			free(a);
+			p->failed++;
+			continue;
+		}
+		a->l = p->l;
+		a->poster = p->idx;
+		a->seq = i;
+		worker_inbox_post(p->l->inbox, wp);
+	}
+	return NULL;
+}
+
+static void test_post_from_foreign_threads(void)
+{
+	struct wt_post_loop l = {.base = event_base_new(), .self = pthread_self()};
+	l.inbox = worker_inbox_new(l.base);
+	CHECK(l.inbox != NULL);
+	if (l.inbox == NULL)
+		return;
+	struct wt_poster posters[WT_POSTERS];
+	pthread_t threads[WT_POSTERS];
+	for (unsigned i = 0; i < WT_POSTERS; i++) {
+		posters[i] = (struct wt_poster){.l = &l, .idx = i};
+		CHECK(pthread_create(&threads[i], NULL, wt_poster_main, &posters[i]) == 0);
+	}
+	event_base_dispatch(l.base); /* until the last completion ran */
+	for (unsigned i = 0; i < WT_POSTERS; i++) {
+		pthread_join(threads[i], NULL);
+		CHECK(posters[i].failed == 0);
+		CHECK(l.next[i] == WT_POSTS);
+	}
+	CHECK(l.done == WT_POSTERS * WT_POSTS);
+	CHECK(l.wrong_thread == 0);
+	CHECK(l.out_of_order == 0);
+
+	/* a post not yet run when the loop stopped runs from worker_inbox_free; one
+	 * never posted is freed by worker_post_free */
+	struct wt_post_arg *a = malloc(sizeof(*a));
+	*a = (struct wt_post_arg){.l = &l, .poster = 0, .seq = WT_POSTS};
+	struct worker_post *wp = worker_post_new(wt_post_done, a);
+	CHECK(wp != NULL);
+	worker_inbox_post(l.inbox, wp);
+	struct worker_post *unused = worker_post_new(wt_post_done, NULL);
+	worker_post_free(&unused);
+	CHECK(unused == NULL);
+	worker_post_free(&unused); /* NULL is fine */
+	worker_inbox_free(&l.inbox);
+	CHECK(l.done == WT_POSTERS * WT_POSTS + 1 && l.next[0] == WT_POSTS + 1);
+	event_base_free(l.base);
+}
+
 int main(void)
 {
 	test_completions_on_their_loop();
 	test_leftover_completions();
+	test_post_from_foreign_threads();
 	return unit_finish("worker");
 }
