@@ -306,7 +306,8 @@ static int resolve_account(struct resolve *rs, const char *address, char **error
 			str_error(error_r, "recipient expands to too many accounts");
 			return -1;
 		}
-		store_strv_add_unique(&rs->out, canon);
+		if (store_strv_add_unique(&rs->out, canon, error_r) < 0)
+			rc = -1;
 		free(canon);
 	}
 	return rc;
@@ -341,8 +342,10 @@ static int resolve_rec(struct resolve *rs, const char *address, unsigned depth, 
 	const char *plus;
 	int rc;
 
-	if (store_addr_normalize_ex(address, false, true, &addr, &at, NULL) < 0)
+	if (!store_addr_valid(address, false, true))
 		return 0; /* a malformed alias target matches nothing */
+	if (store_addr_normalize_ex(address, false, true, &addr, &at, error_r) < 0)
+		return -1;
 
 	/* exact account, then exact alias */
 	rc = resolve_account(rs, addr, error_r);
@@ -411,8 +414,8 @@ static int oldest_account(struct resolve *rs, const char *domain, char **error_r
 	char *a = NULL;
 	int rc = rs->st->ops->lookup_first_account(rs->lk, domain, &a, error_r);
 
-	if (rc == 1)
-		store_strv_add_unique(&rs->out, a);
+	if (rc == 1 && store_strv_add_unique(&rs->out, a, error_r) < 0)
+		rc = -1;
 	free(a);
 	return rc;
 }
@@ -525,12 +528,11 @@ int store_resolve_recipients(struct store *st, const char *const *addresses, siz
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		struct resolve rs = {.st = st, .lk = lk};
-		char *err = NULL, *norm = NULL;
+		char *err = NULL;
 		const char *a = addresses[i];
 		bool valid =
 		    a != NULL && ((strchr(a, '@') == NULL && is_postmaster(a, strlen(a))) ||
-		                  store_addr_normalize_ex(a, false, true, &norm, NULL, NULL) > 0);
-		free(norm);
+		                  store_addr_valid(a, false, true));
 		int rc = valid ? resolve_top(&rs, a, &err) : -1;
 
 		if (rc < 0 && valid) {
@@ -578,9 +580,13 @@ int store_account_owns_address(struct store *st, const char *account, const char
 		return -1;
 	/* A sender that is not even an address is not owned (the caller's parser
 	 * should have refused it already). */
-	if (store_addr_normalize_ex(address, false, true, &addr, &at, NULL) < 0) {
+	if (!store_addr_valid(address, false, true)) {
 		free(acct);
 		return 0;
+	}
+	if (store_addr_normalize_ex(address, false, true, &addr, &at, error_r) < 0) {
+		free(acct);
+		return -1;
 	}
 	if (st->ops->lookup_begin(st->be, &rs.lk, error_r) < 0) {
 		free(acct);

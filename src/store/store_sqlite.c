@@ -130,6 +130,12 @@ void sqlite_reader_put(struct store_backend *st, sqlite3 *db)
 {
 	struct store_conn *c = NULL;
 
+	/* A reader still in a transaction (its COMMIT failed, e.g. out of memory) would
+	 * make the next BEGIN on it fail: closed (which rolls back), not kept. */
+	if (!sqlite3_get_autocommit(db)) {
+		sqlite_conn_close(db);
+		return;
+	}
 	pthread_mutex_lock(&st->rmu);
 	if (st->nidle < STORE_READERS_IDLE_MAX && (c = malloc(sizeof(*c))) != NULL) {
 		c->db = db;
@@ -316,9 +322,9 @@ int sqlite_query_text(sqlite3 *db, const char *sql, const char *const *params, s
 	if (rc == SQLITE_ROW) {
 		if (col0_r != NULL) {
 			const char *t = (const char *)sqlite3_column_text(stmt, 0);
-			*col0_r = store_xstrdup(t != NULL ? t : "");
+			*col0_r = str_dup(t != NULL ? t : "");
 		}
-		ret = 1;
+		ret = col0_r != NULL && *col0_r == NULL ? str_error(error_r, "out of memory") : 1;
 	} else if (rc == SQLITE_DONE) {
 		ret = 0;
 	} else {
@@ -371,10 +377,15 @@ int sqlite_rlist(struct store_backend *st, const char *sql, store_name_cb *cb1, 
 	return ret;
 }
 
-char *sqlite_column_dup(sqlite3_stmt *stmt, int col)
+int sqlite_column_dup(sqlite3_stmt *stmt, int col, char **r, char **error_r)
 {
 	const char *t = (const char *)sqlite3_column_text(stmt, col);
-	return t != NULL ? store_xstrdup(t) : NULL;
+
+	*r = NULL;
+	if (t == NULL)
+		return 1;
+	*r = str_dup(t);
+	return *r != NULL ? 1 : str_error(error_r, "out of memory");
 }
 
 /* Removes blob rows (and files) no message refers to any more. Runs in its own write

@@ -342,6 +342,32 @@ int sqlite_account_set_scram(struct store_backend *st, const char *address, cons
 	return n < 0 ? -1 : n > 0 ? 1 : 0;
 }
 
+/* The columns of a credentials row into the outputs that are non-NULL (a NULL
+ * pwhash becomes ""). 1 ok; -1 out of memory, with every output freed and NULL. */
+static int credentials_copy(sqlite3_stmt *stmt, char **account_r, char **pwhash_r, char **scram_r,
+                            char **error_r)
+{
+	char **outs[] = {account_r, pwhash_r, scram_r};
+
+	for (int i = 0; i < 3; i++) {
+		if (outs[i] != NULL && sqlite_column_dup(stmt, i, outs[i], error_r) < 0)
+			goto fail;
+	}
+	if (pwhash_r != NULL && *pwhash_r == NULL && (*pwhash_r = str_dup("")) == NULL) {
+		str_error(error_r, "out of memory");
+		goto fail;
+	}
+	return 1;
+fail:
+	for (int i = 0; i < 3; i++) {
+		if (outs[i] != NULL) {
+			free(*outs[i]);
+			*outs[i] = NULL;
+		}
+	}
+	return -1;
+}
+
 int sqlite_account_get_credentials(struct store_backend *st, const char *address, char **account_r,
                                    char **pwhash_r, char **scram_r, char **error_r)
 {
@@ -358,8 +384,10 @@ int sqlite_account_get_credentials(struct store_backend *st, const char *address
 		*scram_r = NULL;
 	/* A login name that cannot be an address names no account: "not found", not
 	 * an error (which the protocol would answer with a temporary failure). */
-	if (store_addr_normalize(address, false, &addr, NULL, NULL) < 0)
+	if (!store_addr_valid(address, false, false))
 		return 0;
+	if (store_addr_normalize(address, false, &addr, NULL, error_r) < 0)
+		return -1;
 	if (sqlite_reader_get(st, &db, error_r) < 0) {
 		free(addr);
 		return -1;
@@ -373,16 +401,7 @@ int sqlite_account_get_credentials(struct store_backend *st, const char *address
 	if (rc == SQLITE_DONE) {
 		ret = 0;
 	} else if (rc == SQLITE_ROW) {
-		if (account_r != NULL)
-			*account_r = sqlite_column_dup(stmt, 0);
-		if (pwhash_r != NULL) {
-			*pwhash_r = sqlite_column_dup(stmt, 1);
-			if (*pwhash_r == NULL)
-				*pwhash_r = store_xstrdup("");
-		}
-		if (scram_r != NULL)
-			*scram_r = sqlite_column_dup(stmt, 2);
-		ret = 1;
+		ret = credentials_copy(stmt, account_r, pwhash_r, scram_r, error_r);
 	} else {
 		sqlite_db_fail(db, error_r, "database");
 	}
@@ -543,11 +562,12 @@ int sqlite_lookup_alias(struct store_lookup *lk, const char *source, char ***tar
 	sqlite3_bind_text(stmt, 1, source, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(stmt, 0);
-		if (t != NULL)
-			store_strv_add_unique(&targets, t);
+		if (t != NULL && store_strv_add_unique(&targets, t, error_r) < 0)
+			break;
 	}
 	if (rc != SQLITE_DONE) {
-		sqlite_db_fail(lk->db, error_r, "database");
+		if (rc != SQLITE_ROW) /* SQLITE_ROW: a copy ran out of memory, error_r set */
+			sqlite_db_fail(lk->db, error_r, "database");
 		sqlite_stmt_release(stmt);
 		store_strv_free(&targets.v);
 		return -1;

@@ -168,7 +168,7 @@ static void gc_fail_all(struct store_gc_req *batch, const char *error)
 		if (r->result < 0)
 			continue; /* keeps its own, more precise error */
 		r->result = -1;
-		r->error = store_xstrdup(error);
+		r->error = str_dup(error); /* NULL: gc_finish says "delivery failed" */
 	}
 }
 
@@ -250,7 +250,7 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 		}
 		if (gc_deliver_one(st, r, &err) < 0) {
 			r->result = -1;
-			r->error = err != NULL ? err : store_xstrdup("delivery failed");
+			r->error = err; /* NULL: gc_finish says "delivery failed" */
 			if (sqlite_db_exec(st->wdb, "ROLLBACK TO delivery; RELEASE delivery",
 			                   NULL) < 0) {
 				/* The transaction is unusable: fail what is left. */
@@ -317,14 +317,19 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 			return -1;
 		}
 	}
-	if (*sender == '\0')
-		req->queue_sender = store_xstrdup("");
-	else if (store_addr_normalize_ex(sender, false, true, &req->queue_sender, NULL, error_r) <
-	         0)
+	if (*sender == '\0') {
+		req->queue_sender = str_dup("");
+		if (req->queue_sender == NULL)
+			return str_error(error_r, "out of memory");
+	} else if (store_addr_normalize_ex(sender, false, true, &req->queue_sender, NULL, error_r) <
+	           0) {
 		return -1;
+	}
 	req->queue_rcpts = calloc(d->nqueue_rcpts + 1, sizeof(*req->queue_rcpts));
-	if (req->queue_rcpts == NULL)
-		abort();
+	if (req->queue_rcpts == NULL) {
+		queue_envelope_free(req);
+		return str_error(error_r, "out of memory");
+	}
 	for (size_t i = 0; i < d->nqueue_rcpts; i++) {
 		if (store_addr_normalize_ex(d->queue_rcpts[i], false, true, &req->queue_rcpts[i],
 		                            NULL, error_r) < 0) {
@@ -348,7 +353,11 @@ static int queue_envelope_normalize(const struct store_delivery *d, struct store
 				str_error(error_r, "store_deliver: invalid ORCPT");
 				return -1;
 			}
-			req->queue_orcpt[i] = store_xstrdup(o);
+			req->queue_orcpt[i] = str_dup(o);
+			if (req->queue_orcpt[i] == NULL) {
+				queue_envelope_free(req);
+				return str_error(error_r, "out of memory");
+			}
 		}
 	}
 	return 1;

@@ -157,7 +157,9 @@ int sqlite_rquery_text(struct store_backend *st, const char *sql, const char *co
 /* Lists rows of a query: each row's text columns go to cb (1 or 2 columns). */
 int sqlite_rlist(struct store_backend *st, const char *sql, store_name_cb *cb1, store_alias_cb *cb2,
                  void *ctx, char **error_r);
-char *sqlite_column_dup(sqlite3_stmt *stmt, int col);
+/* A malloc'd copy of column col of the current row into *r (NULL for SQL NULL).
+ * 1 ok, -1 out of memory (*r NULL). */
+int sqlite_column_dup(sqlite3_stmt *stmt, int col, char **r, char **error_r);
 /* Removes files of blob rows whose refcount dropped to 0 (and those rows). */
 int sqlite_blob_sweep(struct store_backend *st, char **error_r);
 /* store_blob_sweep: the above, then files no row names, older than min_age. */

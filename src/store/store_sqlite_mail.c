@@ -176,10 +176,10 @@ int sqlite_message_get(struct store_backend *st, const char *account, const char
 		sqlite_db_fail(db, error_r, "database");
 		goto out;
 	}
-	blob_id = store_xstrdup((const char *)sqlite3_column_text(stmt, 0) != NULL
-	                            ? (const char *)sqlite3_column_text(stmt, 0)
-	                            : "");
-	ret = 1;
+	blob_id = str_dup((const char *)sqlite3_column_text(stmt, 0) != NULL
+	                      ? (const char *)sqlite3_column_text(stmt, 0)
+	                      : "");
+	ret = blob_id != NULL ? 1 : str_error(error_r, "out of memory");
 out:
 	sqlite3_finalize(stmt);
 	sqlite_reader_put(st, db);
@@ -284,9 +284,13 @@ int sqlite_message_expunge(struct store_backend *st, const char *account, const 
 			sqlite_db_fail(st->wdb, error_r, "database");
 			goto rollback;
 		}
-		char *blob = store_xstrdup((const char *)sqlite3_column_text(del, 0) != NULL
-		                               ? (const char *)sqlite3_column_text(del, 0)
-		                               : "");
+		char *blob = str_dup((const char *)sqlite3_column_text(del, 0) != NULL
+		                         ? (const char *)sqlite3_column_text(del, 0)
+		                         : "");
+		if (blob == NULL) {
+			str_error(error_r, "out of memory");
+			goto rollback;
+		}
 		rc = sqlite3_step(del);
 		if (rc != SQLITE_DONE) {
 			free(blob);

@@ -17,22 +17,26 @@ struct strbuf {
 	size_t len, cap;
 };
 
-static void strbuf_add(struct strbuf *b, const char *s)
+/* Appends s, after a space when space is set. 1 ok, -1 out of memory (b unchanged). */
+static int strbuf_add_word(struct strbuf *b, bool space, const char *s, char **error_r)
 {
-	size_t n = strlen(s);
+	size_t sep = space ? 1 : 0, n = strlen(s);
 
-	if (b->len + n + 1 > b->cap) {
+	if (b->len + sep + n + 1 > b->cap) {
 		size_t cap = b->cap == 0 ? 128 : b->cap;
-		while (cap < b->len + n + 1)
+		while (cap < b->len + sep + n + 1)
 			cap *= 2;
 		char *p = realloc(b->s, cap);
 		if (p == NULL)
-			abort();
+			return str_error(error_r, "out of memory");
 		b->s = p;
 		b->cap = cap;
 	}
+	if (sep > 0)
+		b->s[b->len++] = ' ';
 	memcpy(b->s + b->len, s, n + 1);
 	b->len += n;
+	return 1;
 }
 
 int sqlite_queue_list(struct store_backend *st, store_queue_cb *cb, void *ctx, char **error_r)
@@ -80,19 +84,17 @@ int sqlite_queue_list(struct store_backend *st, store_queue_cb *cb, void *ctx, c
 			break;
 		if (!have) {
 			cur.id = sqlite3_column_int64(stmt, 0);
-			sender = sqlite_column_dup(stmt, 1);
 			cur.size = (uint64_t)sqlite3_column_int64(stmt, 2);
 			cur.created = sqlite3_column_int64(stmt, 3);
-			account = sqlite_column_dup(stmt, 4);
-			blob_id = sqlite_column_dup(stmt, 5);
+			if (sqlite_column_dup(stmt, 1, &sender, error_r) < 0 ||
+			    sqlite_column_dup(stmt, 4, &account, error_r) < 0 ||
+			    sqlite_column_dup(stmt, 5, &blob_id, error_r) < 0)
+				goto out;
 			have = true;
 		}
 		const char *rcpt = (const char *)sqlite3_column_text(stmt, 6);
-		if (rcpt != NULL) {
-			if (rcpts.len > 0)
-				strbuf_add(&rcpts, " ");
-			strbuf_add(&rcpts, rcpt);
-		}
+		if (rcpt != NULL && strbuf_add_word(&rcpts, rcpts.len > 0, rcpt, error_r) < 0)
+			goto out;
 	}
 	ret = 1;
 out:
@@ -172,14 +174,22 @@ int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, 
 			cap = ncap;
 		}
 		/* column texts stay valid until the statement steps again: copied */
-		rcpts[n] = (struct store_queue_rcpt){
-		    .rcpt = sqlite_column_dup(r, 0),
-		    .state = sqlite_column_dup(r, 1),
+		static const int cols[4] = {0, 1, 3, 4}; /* rcpt, state, orcpt, last_reply */
+		char *t4[4] = {NULL};
+		for (int k = 0; k < 4; k++) {
+			if (sqlite_column_dup(r, cols[k], &t4[k], error_r) < 0) {
+				for (int j = 0; j < k; j++)
+					free(t4[j]);
+				goto out;
+			}
+		}
+		rcpts[n++] = (struct store_queue_rcpt){
+		    .rcpt = t4[0],
+		    .state = t4[1],
 		    .notify = (unsigned)sqlite3_column_int(r, 2),
-		    .orcpt = sqlite_column_dup(r, 3),
-		    .last_reply = sqlite_column_dup(r, 4),
+		    .orcpt = t4[2],
+		    .last_reply = t4[3],
 		};
-		n++;
 	}
 	if (rc != SQLITE_DONE) {
 		sqlite_db_fail(db, error_r, "database");
@@ -187,9 +197,11 @@ int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, 
 	}
 	struct strbuf all = {0};
 	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			strbuf_add(&all, " ");
-		strbuf_add(&all, rcpts[i].rcpt != NULL ? rcpts[i].rcpt : "");
+		if (strbuf_add_word(&all, i > 0, rcpts[i].rcpt != NULL ? rcpts[i].rcpt : "",
+		                    error_r) < 0) {
+			free(all.s);
+			goto out;
+		}
 	}
 	const char *t;
 	struct store_queue_info info = {

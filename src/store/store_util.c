@@ -8,14 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-char *store_xstrdup(const char *s)
-{
-	char *r = strdup(s);
-	if (r == NULL)
-		abort(); /* out of memory: nothing sensible left to do */
-	return r;
-}
-
 void store_ascii_lower(char *s)
 {
 	for (; *s != '\0'; s++) {
@@ -46,7 +38,9 @@ int store_domain_normalize(const char *domain, char **r, char **error_r)
 		str_error(error_r, "invalid domain");
 		return -1;
 	}
-	*r = store_xstrdup(domain);
+	*r = str_dup(domain);
+	if (*r == NULL)
+		return str_error(error_r, "out of memory");
 	store_ascii_lower(*r);
 	return 1;
 }
@@ -55,18 +49,28 @@ int store_domain_normalize(const char *domain, char **r, char **error_r)
  * catch-all form "@domain"; allow_space a quoted local part such as "a b"@d (a
  * recipient can be anything RFC 5321 allows; our own accounts have no spaces).
  * *at_r (optional) = offset of '@' in the result. */
+bool store_addr_valid(const char *address, bool allow_empty_local, bool allow_space)
+{
+	const char *at;
+
+	return address != NULL && store_text_ok_ex(address, allow_space) &&
+	       strlen(address) <= 320 && (at = strrchr(address, '@')) != NULL && at[1] != '\0' &&
+	       (at != address || allow_empty_local);
+}
+
 int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space, char **r,
                             size_t *at_r, char **error_r)
 {
 	const char *at;
 
-	if (address == NULL || !store_text_ok_ex(address, allow_space) || strlen(address) > 320 ||
-	    (at = strrchr(address, '@')) == NULL || at[1] == '\0' ||
-	    (at == address && !allow_empty_local)) {
+	if (!store_addr_valid(address, allow_empty_local, allow_space)) {
 		str_error(error_r, "invalid address '%s'", address != NULL ? address : "");
 		return -1;
 	}
-	*r = store_xstrdup(address);
+	at = strrchr(address, '@');
+	*r = str_dup(address);
+	if (*r == NULL)
+		return str_error(error_r, "out of memory");
 	store_ascii_lower(*r + (at - address) + 1);
 	if (at_r != NULL)
 		*at_r = (size_t)(at - address);
@@ -98,7 +102,7 @@ int store_flags_normalize(const char *flags, char **r, char **error_r)
 	}
 	out = malloc(len + 1);
 	if (out == NULL)
-		abort();
+		return str_error(error_r, "out of memory");
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)flags[i];
 		if (c == ' ' || c == '\t') {
@@ -120,22 +124,29 @@ int store_flags_normalize(const char *flags, char **r, char **error_r)
 	return 1;
 }
 
-void store_strv_add_unique(struct store_strv *sv, const char *s)
+int store_strv_add_unique(struct store_strv *sv, const char *s, char **error_r)
 {
+	char *copy;
+
 	for (size_t i = 0; i < sv->n; i++) {
 		if (strcasecmp(sv->v[i], s) == 0)
-			return;
+			return 1;
 	}
 	if (sv->n + 2 > sv->cap) {
 		size_t cap = sv->cap == 0 ? 4 : sv->cap * 2;
 		char **v = realloc(sv->v, cap * sizeof(*v));
 		if (v == NULL)
-			abort();
+			return str_error(error_r, "out of memory");
+		v[sv->n] = NULL; /* still terminated should the copy fail */
 		sv->v = v;
 		sv->cap = cap;
 	}
-	sv->v[sv->n++] = store_xstrdup(s);
+	copy = str_dup(s);
+	if (copy == NULL)
+		return str_error(error_r, "out of memory");
+	sv->v[sv->n++] = copy;
 	sv->v[sv->n] = NULL;
+	return 1;
 }
 
 void store_strv_free(char ***strvp)

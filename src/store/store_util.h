@@ -13,16 +13,18 @@
 #define STORE_RESOLVE_MAX 1000 /* accounts one recipient may expand to */
 #define STORE_FLAGS_MAX 4096
 
-/* strdup that aborts on out of memory (used where no error path exists) */
-char *store_xstrdup(const char *s);
 void store_ascii_lower(char *s);
 bool store_text_ok_ex(const char *s, bool allow_space);
 bool store_text_ok(const char *s);
-/* 1 with *r malloc'd, -1 error */
+/* 1 with *r malloc'd, -1 error (invalid, or out of memory). Nothing in src/store
+ * aborts on out of memory: every allocation failure is an error result. */
 int store_domain_normalize(const char *domain, char **r, char **error_r);
 /* "local@domain" -> copy with the domain lower-cased. allow_empty_local accepts the
  * catch-all form "@domain"; allow_space a quoted local part such as "a b"@d.
  * *at_r (optional) = offset of '@' in the result. 1 ok, -1 error. */
+/* Whether store_addr_normalize_ex would accept address (allocates nothing): lets a
+ * caller tell "not an address" from a failure of the copy. */
+bool store_addr_valid(const char *address, bool allow_empty_local, bool allow_space);
 int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool allow_space, char **r,
                             size_t *at_r, char **error_r);
 int store_addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
@@ -36,7 +38,8 @@ struct store_strv {
 	size_t n, cap;
 };
 
-/* Adds a copy of s unless already present (ASCII case-insensitive). */
-void store_strv_add_unique(struct store_strv *sv, const char *s);
+/* Adds a copy of s unless already present (ASCII case-insensitive). 1 ok, -1 out of
+ * memory (sv unchanged, still store_strv_free-able). */
+int store_strv_add_unique(struct store_strv *sv, const char *s, char **error_r);
 
 #endif
