@@ -270,6 +270,9 @@ void line_session_notify_drain(struct line_session *ls, size_t low)
 		return;
 	ls->want_drain = true;
 	ls->drain_low = low;
+	/* output was added while parked: the write timer must watch it (a peer that
+	 * stops reading in the middle of a streamed reply is closed) */
+	ls_timers_update(ls);
 	if (conn_output_pending(ls->c) <= low)
 		event_active(ls->ev_wake, EV_TIMEOUT, 0); /* from the loop, not from here */
 }

@@ -120,7 +120,8 @@ void line_session_goodbye(struct line_session *ls, const char *reply);
 void line_session_end(struct line_session *ls);
 /* Asks for one ops->on_drain call once at most low octets of output are unsent
  * (at once, from the loop, if that is already so). No-op once the session is gone;
- * a new call replaces the level. */
+ * a new call replaces the level. Also starts the write timeout for output added
+ * while parked. */
 void line_session_notify_drain(struct line_session *ls, size_t low);
 /* True once the session can take no more replies (goodbye sent, closing, closed). */
 bool line_session_gone(const struct line_session *ls);

@@ -3,7 +3,9 @@ comes out byte for byte (dot-stuffed, with dot-started lines, line ends and CRLF
 pairs placed on the read-step borders), pipelined, while the server's memory
 stays bounded; TOP of a large message gives exactly the header and n lines."""
 
+import poplib
 import socket
+import time
 
 from conftest import ALICE, PASSWORDS, DELIVERED_RE, make_message, unique
 from test_line_session import rss_kib, under_sanitizer
@@ -136,4 +138,38 @@ def test_top_large_message(make_server):
         assert multi() == stuff(three)
         assert multi() == stuff(stored)
         assert f.readline() == b"+OK\r\n"
+    srv.assert_serves()
+
+
+def test_unread_streamed_retr_ends_with_write_timeout(make_server):
+    """A client that stops reading in the middle of a streamed RETR is closed
+    after data_timeout without progress, and its maildrop is free again."""
+    port = __import__("conftest").free_port()
+    srv = make_server(extra={"listen": {"pop3": "127.0.0.1:%d" % port},
+                             "auth": {"allow_plaintext_on_loopback": "yes"}},
+                      limits={"data_timeout": "2s"})
+    srv.pop3_port = port
+    body = (b"w" * 998 + b"\r\n") * 5000  # 5 MB
+    assert DELIVERED_RE.match(srv.deliver([ALICE], make_message(unique("big"), body)).line)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (ALICE.encode(), PASSWORDS[ALICE].encode()))
+    assert f.readline() == b"+OK\r\n"
+    assert f.readline().startswith(b"+OK Logged in, 1 messages")
+    # nothing unsent when RETR starts: the streamed output alone must be watched
+    s.sendall(b"RETR 1\r\n")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if b"event=timeout state=write" in srv.stderr_bytes():
+            break
+        time.sleep(0.2)
+    assert b"event=timeout state=write" in srv.stderr_bytes(), srv.stderr_tail()
+    f.close()
+    s.close()
+    p = poplib.POP3("127.0.0.1", port, timeout=30)
+    p.user(ALICE)
+    assert p.pass_(PASSWORDS[ALICE]).startswith(b"+OK Logged in, 1 messages")
+    p.quit()
     srv.assert_serves()
