@@ -11,20 +11,18 @@
  * message). Deletion marks live in the snapshot; they reach the store only at QUIT
  * in the TRANSACTION state (RFC 1939 6), in one store_message_expunge call whose
  * completion is awaited before "+OK". One POP3 session per account holds the
- * maildrop at a time (RFC 1939 8: exclusive-access lock), kept in an in-process
- * table on the loop thread together with the last login time for LOGIN-DELAY. */
+ * maildrop at a time (RFC 1939 8: exclusive-access lock), kept behind
+ * pop3/pop3_lock.h together with the last login time for LOGIN-DELAY. */
 #include "pop3/pop3_session.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "auth/auth_exchange.h"
@@ -34,6 +32,7 @@
 #include "core/log.h"
 #include "net/line_session.h"
 #include "net/tls.h"
+#include "pop3/pop3_lock.h"
 #include "pop3/pop3_parse.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -44,7 +43,6 @@
 #define POP3_OUTPUT_LOW 16384
 /* Most input buffered before it is processed. */
 #define POP3_INPUT_HIGH 65536
-#define POP3_LOCK_BUCKETS 256
 
 enum pop3_state {
 	POP3_STATE_AUTHORIZATION, /* RFC 1939 4 */
@@ -96,88 +94,23 @@ struct pop3_session {
 };
 
 
-/* ---- the maildrop lock and login times (shared by every loop: the table and its
- * entries are used only with pop3_locks_mutex held) ---- */
+/* ---- the maildrop lock and login times (pop3/pop3_lock.h: shared by every loop,
+ * thread-safe) ---- */
 
-struct pop3_lock {
-	struct pop3_lock *next;
-	bool locked;
-	bool has_login;
-	int64_t last_login_ms;
-	char account[];
-};
-
-static struct pop3_lock *pop3_locks[POP3_LOCK_BUCKETS];
-static pthread_mutex_t pop3_locks_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-static unsigned pop3_lock_hash(const char *account)
-{
-	unsigned h = 2166136261u;
-	for (; *account != '\0'; account++) {
-		unsigned char c = (unsigned char)*account;
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		h = (h ^ c) * 16777619u;
-	}
-	return h % POP3_LOCK_BUCKETS;
-}
-
-/* The entry of account (created when create is set; NULL if out of memory or
- * absent). Unlocked entries of the same bucket whose login time no longer matters
- * (older than login_delay) are dropped on the way, which bounds the table. */
-static struct pop3_lock *pop3_lock_get(const char *account, bool create, unsigned login_delay,
-                                       int64_t now)
-{
-	struct pop3_lock **p = &pop3_locks[pop3_lock_hash(account)], *found = NULL;
-	while (*p != NULL) {
-		struct pop3_lock *e = *p;
-		if (strcasecmp(e->account, account) == 0) {
-			found = e;
-			p = &e->next;
-			continue;
-		}
-		if (!e->locked &&
-		    (!e->has_login || now - e->last_login_ms >= (int64_t)login_delay * 1000)) {
-			*p = e->next;
-			free(e);
-			continue;
-		}
-		p = &e->next;
-	}
-	if (found != NULL || !create)
-		return found;
-	size_t len = strlen(account);
-	found = calloc(1, sizeof(*found) + len + 1);
-	if (found == NULL)
-		return NULL;
-	memcpy(found->account, account, len + 1);
-	found->next = pop3_locks[pop3_lock_hash(account)];
-	pop3_locks[pop3_lock_hash(account)] = found;
-	return found;
-}
-
-static void pop3_lock_release(struct pop3_session *s)
+static void pop3_lock_drop(struct pop3_session *s)
 {
 	if (!s->locked)
 		return;
 	s->locked = false;
-	pthread_mutex_lock(&pop3_locks_mutex);
-	struct pop3_lock *e = pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
-	if (e != NULL)
-		e->locked = false;
-	pthread_mutex_unlock(&pop3_locks_mutex);
+	struct pop3_lock *l = pop3_lock_default();
+	if (l != NULL)
+		pop3_lock_release(l, s->account, s->lim.login_delay, server_now_ms());
 	log_debug(s->c->sid, "event=pop3-unlock user=%s", s->account);
 }
 
 void pop3_session_cleanup(void)
 {
-	for (unsigned i = 0; i < POP3_LOCK_BUCKETS; i++) {
-		while (pop3_locks[i] != NULL) {
-			struct pop3_lock *e = pop3_locks[i];
-			pop3_locks[i] = e->next;
-			free(e);
-		}
-	}
+	pop3_lock_default_free();
 }
 
 /* ---- state and replies ---- */
@@ -377,14 +310,9 @@ static void pop3_open_job_done(void *arg)
 			s->total_size = 0;
 			for (uint32_t i = 0; i < s->nmsgs; i++)
 				s->total_size += s->msgs[i].size;
-			pthread_mutex_lock(&pop3_locks_mutex);
-			struct pop3_lock *e =
-			    pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
-			if (e != NULL) {
-				e->has_login = true;
-				e->last_login_ms = server_now_ms();
-			}
-			pthread_mutex_unlock(&pop3_locks_mutex);
+			struct pop3_lock *l = pop3_lock_default();
+			if (l != NULL)
+				pop3_lock_note_login(l, s->account, server_now_ms());
 			pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 			log_info(s->c->sid, "event=maildrop user=%s messages=%u size=%llu",
 			         s->account, s->nmsgs, (unsigned long long)s->total_size);
@@ -396,7 +324,7 @@ static void pop3_open_job_done(void *arg)
 			          s->account,
 			          j->result == 0 ? "no INBOX"
 			                         : log_escape_str(j->error, esc, sizeof(esc)));
-			pop3_lock_release(s);
+			pop3_lock_drop(s);
 			free(s->account);
 			s->account = NULL;
 			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
@@ -410,31 +338,35 @@ static void pop3_open_job_done(void *arg)
 }
 
 /* Authenticated as account (malloc'd, taken over): lock the maildrop and take the
- * INBOX snapshot. Called with pop3_locks_mutex held. */
-static void pop3_login_locked(struct pop3_session *s, char *account)
+ * INBOX snapshot. */
+static void pop3_login(struct pop3_session *s, char *account)
 {
-	int64_t now = server_now_ms();
-	struct pop3_lock *e = pop3_lock_get(account, true, s->lim.login_delay, now);
-	if (e == NULL) {
-		free(account);
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		return;
-	}
-	if (e->locked) {
+	struct pop3_lock *l = pop3_lock_default();
+	enum pop3_lock_result lr =
+	    l != NULL ? pop3_lock_acquire(l, account, s->lim.login_delay, server_now_ms())
+	              : POP3_LOCK_ERROR;
+	if (lr == POP3_LOCK_IN_USE) {
 		/* RFC 1939 8 / RFC 2449 8.1.1 */
 		log_info(s->c->sid, "event=login-refused user=%s reason=in-use", account);
 		free(account);
 		pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 session");
 		return;
 	}
-	if (s->lim.login_delay > 0 && e->has_login &&
-	    now - e->last_login_ms < (int64_t)s->lim.login_delay * 1000) {
+	if (lr == POP3_LOCK_TOO_SOON) {
 		/* RFC 2449 6.5, 8.1.2 */
 		log_info(s->c->sid, "event=login-refused user=%s reason=login-delay", account);
 		free(account);
 		pop3_reply(s, "-ERR [LOGIN-DELAY] Minimum time between logins not reached");
 		return;
 	}
+	if (lr != POP3_LOCK_OK) {
+		log_error(s->c->sid, "event=login-failed user=%s error=\"lock table full\"", account);
+		free(account);
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	}
+	s->locked = true;
+	s->account = account;
 	struct pop3_open_job *j = calloc(1, sizeof(*j));
 	if (j != NULL) {
 		j->s = s;
@@ -446,21 +378,13 @@ static void pop3_login_locked(struct pop3_session *s, char *account)
 		if (j != NULL)
 			free(j->account);
 		free(j);
-		free(account);
+		pop3_lock_drop(s);
+		free(s->account);
+		s->account = NULL;
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		return;
 	}
-	e->locked = true;
-	s->locked = true;
-	s->account = account;
 	pop3_session_park(s);
-}
-
-static void pop3_login(struct pop3_session *s, char *account)
-{
-	pthread_mutex_lock(&pop3_locks_mutex);
-	pop3_login_locked(s, account);
-	pthread_mutex_unlock(&pop3_locks_mutex);
 }
 
 /* ---- AUTH (RFC 5034) and USER/PASS: the POP3 framing of the shared exchange
@@ -1404,7 +1328,7 @@ static void pop3_session_free(struct conn *c)
 	if (s == NULL)
 		return;
 	/* however the session ended: the maildrop is free again, nothing deleted */
-	pop3_lock_release(s);
+	pop3_lock_drop(s);
 	pop3_fetch_free(&s->fetch);
 	line_session_free(&s->ls);
 	auth_exchange_free(&s->auth);

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/dict.h"
 #include "core/log.h"
 #include "net/line_session.h"
 #include "net/server.h"
@@ -627,7 +628,7 @@ int main(void)
 	tloop.base = base;
 	tloop.srv = &srv;
 	pthread_mutex_init(&srv.count_lock, NULL);
-	srv.ip_counts = calloc(1024, sizeof(*srv.ip_counts));
+	srv.ip_counts = dict_new(sizeof(unsigned), 16, DICT_NO_EVICT);
 	tloop.ev_reap = event_new(base, -1, 0, t_reap, NULL);
 	test_byte_splits();
 	test_overlong_line();
@@ -643,7 +644,7 @@ int main(void)
 	test_goodbye();
 	test_start_tls_failure();
 	event_free(tloop.ev_reap);
-	free(srv.ip_counts);
+	dict_free(&srv.ip_counts);
 	event_base_free(base);
 	return unit_finish("line_session");
 }
