@@ -27,6 +27,8 @@ struct line_session {
 	bool peer_eof;             /* the peer closed its sending side */
 	bool closed;               /* goodbye sent or connection closed by us */
 	bool in_process;           /* inside ls_process (no re-entry) */
+	bool want_drain;           /* call ops->on_drain once output is down to drain_low */
+	size_t drain_low;
 	struct event *t_input;     /* idle (LINES) or data (RAW/BODY) inactivity */
 	struct event *t_cmd;       /* a started line must complete */
 	struct event *t_write;     /* output pending without progress */
@@ -161,14 +163,27 @@ static void ls_on_sock_out(struct evbuffer *buf, const struct evbuffer_cb_info *
 	/* progress: noted here (cheap, this runs on every write), looked at when the
 	 * timer fires */
 	ls->last_write_ms = server_now_ms();
-	if (ls->blocked && conn_output_pending(ls->c) <= ls->lim.output_low)
+	if (!ls->blocked && !ls->want_drain)
+		return;
+	size_t pending = conn_output_pending(ls->c);
+	if ((ls->blocked && pending <= ls->lim.output_low) ||
+	    (ls->want_drain && pending <= ls->drain_low))
 		event_active(ls->ev_wake, EV_TIMEOUT, 0);
 }
 
 static void ls_on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct line_session *ls = arg;
-	if (conn_is_dead(ls->c) || !ls->blocked || conn_output_pending(ls->c) > ls->lim.output_low)
+	if (conn_is_dead(ls->c))
+		return;
+	if (ls->want_drain && !line_session_gone(ls) &&
+	    conn_output_pending(ls->c) <= ls->drain_low) {
+		ls->want_drain = false;
+		ls->ops->on_drain(ls->ctx);
+		if (conn_is_dead(ls->c))
+			return;
+	}
+	if (!ls->blocked || conn_output_pending(ls->c) > ls->lim.output_low)
 		return;
 	ls->blocked = false;
 	ls_process(ls);
@@ -237,6 +252,29 @@ void line_session_goodbye(struct line_session *ls, const char *reply)
 	event_del(ls->t_deadline);
 	conn_finish(ls->c);   /* may close at once */
 	ls_timers_update(ls); /* only the write timer stays, bounding the flush */
+}
+
+void line_session_end(struct line_session *ls)
+{
+	if (line_session_gone(ls))
+		return;
+	ls->closed = true;
+	event_del(ls->t_deadline);
+	conn_finish(ls->c);
+	ls_timers_update(ls);
+}
+
+void line_session_notify_drain(struct line_session *ls, size_t low)
+{
+	if (line_session_gone(ls) || ls->ops->on_drain == NULL)
+		return;
+	ls->want_drain = true;
+	ls->drain_low = low;
+	/* output was added while parked: the write timer must watch it (a peer that
+	 * stops reading in the middle of a streamed reply is closed) */
+	ls_timers_update(ls);
+	if (conn_output_pending(ls->c) <= low)
+		event_active(ls->ev_wake, EV_TIMEOUT, 0); /* from the loop, not from here */
 }
 
 /* ---- modes, park ---- */

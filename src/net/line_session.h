@@ -68,6 +68,10 @@ struct line_session_ops {
 	/* Optional: the connection is about to close after a timeout or a peer close
 	 * (the protocol may release what it holds). */
 	void (*on_close)(void *ctx);
+	/* Optional: unsent output is down to the level given to
+	 * line_session_notify_drain (a protocol streaming a long reply feeds the next
+	 * part from here). Called from the loop, once per notify_drain. */
+	void (*on_drain)(void *ctx);
 	const char *timeout_reply;   /* e.g. "421 4.4.2 Timeout" (no CRLF) */
 	const char *too_many_errors; /* e.g. "421 4.7.0 Too many errors" */
 };
@@ -111,6 +115,14 @@ struct evbuffer *line_session_input(struct line_session *ls);
 
 /* Sends reply (no CRLF) as the last one, then flushes and closes. */
 void line_session_goodbye(struct line_session *ls, const char *reply);
+/* Flushes what is queued and closes, without a reply (a multi-line reply that
+ * cannot be completed). */
+void line_session_end(struct line_session *ls);
+/* Asks for one ops->on_drain call once at most low octets of output are unsent
+ * (at once, from the loop, if that is already so). No-op once the session is gone;
+ * a new call replaces the level. Also starts the write timeout for output added
+ * while parked. */
+void line_session_notify_drain(struct line_session *ls, size_t low);
 /* True once the session can take no more replies (goodbye sent, closing, closed). */
 bool line_session_gone(const struct line_session *ls);
 

@@ -24,12 +24,12 @@
 #include "auth/ratelimit.h"
 #include "auth/throttle.h"
 #include "core/config.h"
+#include "core/dict.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "net/tls.h"
 #include "store/store.h"
 
-#define SERVER_IP_BUCKETS 1024
 #define SERVER_MAX_LOOPS 256
 /* Accept back-off when the process or system is out of file descriptors (or
  * memory): the listener pauses, doubling from the first to the last value. */
@@ -51,12 +51,6 @@ struct server_listener {
 	char *addr;
 	unsigned max_conns; /* [limits] max_connections_<key> */
 	unsigned nconns;    /* guarded by srv->count_lock */
-};
-
-struct server_ip_count {
-	struct server_ip_count *next;
-	unsigned count;
-	char ip[INET6_ADDRSTRLEN];
 };
 
 /* A socket accepted on the main thread, on its way to a loop. */
@@ -141,55 +135,43 @@ void server_sid_next(char out[20])
 
 /* ---- connection counts (shared by the acceptor and every loop) ---- */
 
-static unsigned server_ip_hash(const char *ip)
-{
-	unsigned h = 2166136261u;
-	for (; *ip != '\0'; ip++)
-		h = (h ^ (unsigned char)*ip) * 16777619u;
-	return h % SERVER_IP_BUCKETS;
-}
-
-static struct server_ip_count **server_ip_find(struct server *srv, const char *ip)
-{
-	struct server_ip_count **p = &srv->ip_counts[server_ip_hash(ip)];
-	while (*p != NULL && strcmp((*p)->ip, ip) != 0)
-		p = &(*p)->next;
-	return p;
-}
-
 enum server_admit {
 	SERVER_ADMIT_OK,
 	SERVER_ADMIT_GLOBAL,   /* max_connections */
 	SERVER_ADMIT_LISTENER, /* max_connections_<listener> */
 	SERVER_ADMIT_IP,       /* max_connections_per_ip */
 	SERVER_ADMIT_NOMEM,
+	SERVER_ADMIT_IP_TABLE_FULL, /* cannot happen while max_connections bounds it */
 };
 
-/* Checks every limit and counts the connection in, in one step. */
+/* Checks every limit and counts the connection in, in one step. The per-IP table
+ * (core/dict, key: the address text, value: its count) holds only addresses with a
+ * connection, so it never has more entries than there are connections; its bound
+ * follows max_connections, and a full table refuses the connection. */
 static enum server_admit server_count_in(struct server *srv, struct server_listener *l,
                                          const char *ip)
 {
 	const struct config *cfg = srv->cfg; /* main thread: the newest limits */
 	enum server_admit r = SERVER_ADMIT_OK;
+	size_t iplen = strlen(ip);
 	pthread_mutex_lock(&srv->count_lock);
-	struct server_ip_count **p = server_ip_find(srv, ip);
+	unsigned *count = dict_get(srv->ip_counts, ip, iplen);
 	if (srv->nconns >= cfg->max_connections)
 		r = SERVER_ADMIT_GLOBAL;
 	else if (l->nconns >= l->max_conns)
 		r = SERVER_ADMIT_LISTENER;
-	else if (*p != NULL && (*p)->count >= cfg->max_connections_per_ip)
+	else if (count != NULL && *count >= cfg->max_connections_per_ip)
 		r = SERVER_ADMIT_IP;
-	else if (*p == NULL) {
-		struct server_ip_count *e = calloc(1, sizeof(*e));
-		if (e == NULL)
-			r = SERVER_ADMIT_NOMEM;
-		else {
-			snprintf(e->ip, sizeof(e->ip), "%s", ip);
-			*p = e;
-		}
+	else if (count == NULL) {
+		dict_set_max(srv->ip_counts, cfg->max_connections > 0 ? cfg->max_connections : 1);
+		count = dict_put(srv->ip_counts, ip, iplen, NULL);
+		if (count == NULL)
+			r = dict_count(srv->ip_counts) >= cfg->max_connections
+			        ? SERVER_ADMIT_IP_TABLE_FULL
+			        : SERVER_ADMIT_NOMEM;
 	}
 	if (r == SERVER_ADMIT_OK) {
-		(*p)->count++;
+		(*count)++;
 		srv->nconns++;
 		l->nconns++;
 	}
@@ -199,13 +181,11 @@ static enum server_admit server_count_in(struct server *srv, struct server_liste
 
 static void server_count_out(struct server *srv, struct server_listener *l, const char *ip)
 {
+	size_t iplen = strlen(ip);
 	pthread_mutex_lock(&srv->count_lock);
-	struct server_ip_count **p = server_ip_find(srv, ip);
-	if (*p != NULL && --(*p)->count == 0) {
-		struct server_ip_count *e = *p;
-		*p = e->next;
-		free(e);
-	}
+	unsigned *count = dict_get(srv->ip_counts, ip, iplen);
+	if (count != NULL && --*count == 0)
+		dict_delete_value(srv->ip_counts, count);
 	srv->nconns--;
 	if (l != NULL) /* NULL: a connection made outside a listener (unit tests) */
 		l->nconns--;
@@ -758,8 +738,9 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, str
 		return;
 	}
 	enum server_admit adm = server_count_in(srv, l, ip);
-	if (adm == SERVER_ADMIT_NOMEM) {
-		log_error(NULL, "event=refuse reason=out-of-memory ip=%s", ip);
+	if (adm == SERVER_ADMIT_NOMEM || adm == SERVER_ADMIT_IP_TABLE_FULL) {
+		log_error(NULL, "event=refuse reason=%s ip=%s",
+		          adm == SERVER_ADMIT_NOMEM ? "out-of-memory" : "ip-table-full", ip);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -1131,7 +1112,8 @@ int server_main(const char *config_path, const struct server_app *app)
 	server_apply_log_level(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	server_sid_next((char[20]){0}); /* picks the node id now, not on the first accept */
-	srv.ip_counts = calloc(SERVER_IP_BUCKETS, sizeof(*srv.ip_counts));
+	srv.ip_counts = dict_new(sizeof(unsigned), cfg->max_connections > 0 ? cfg->max_connections : 1,
+	                         DICT_NO_EVICT);
 	srv.base = event_base_new();
 	if (srv.base == NULL || srv.ip_counts == NULL) {
 		fprintf(stderr, "hermod: cannot create event loop\n");
@@ -1264,16 +1246,7 @@ out:
 		event_free(srv.ev_sighup);
 	if (srv.base != NULL)
 		event_base_free(srv.base);
-	if (srv.ip_counts != NULL) {
-		for (unsigned i = 0; i < SERVER_IP_BUCKETS; i++) {
-			while (srv.ip_counts[i] != NULL) {
-				struct server_ip_count *e = srv.ip_counts[i];
-				srv.ip_counts[i] = e->next;
-				free(e);
-			}
-		}
-		free(srv.ip_counts);
-	}
+	dict_free(&srv.ip_counts);
 	server_gen_unref(&srv.gen);
 	pthread_mutex_destroy(&srv.gen_lock);
 	pthread_mutex_destroy(&srv.count_lock);

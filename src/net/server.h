@@ -34,7 +34,7 @@ struct evbuffer_cb_entry;
 struct server;
 struct server_gen;
 struct server_handoff;
-struct server_ip_count;
+struct dict;
 struct server_listener;
 struct store;
 
@@ -124,7 +124,7 @@ struct server {
 	struct server_gen *gen;     /* newest config + certificates */
 	pthread_mutex_t count_lock; /* guards the counts: nconns, ip_counts, listener counts */
 	unsigned nconns;
-	struct server_ip_count **ip_counts; /* hash buckets */
+	struct dict *ip_counts; /* client address text -> unsigned count (core/dict) */
 	atomic_bool stopping;
 	unsigned loops_running; /* main thread */
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;

@@ -139,29 +139,74 @@ void pop3_dotstuff_finish(struct pop3_dotstuff *d, pop3_emit_fn *emit, void *ctx
 	emit(ctx, ".\r\n", 3, false);
 }
 
-size_t pop3_top_length(const char *msg, size_t len, uint32_t lines)
+void pop3_top_init(struct pop3_top *t, uint32_t lines)
+{
+	memset(t, 0, sizeof(*t));
+	t->lines_left = lines;
+}
+
+size_t pop3_top_feed(struct pop3_top *t, const char *data, size_t len)
 {
 	size_t pos = 0;
-	/* the header, up to and including the first empty line */
-	for (;;) {
-		if (pos >= len)
-			return len;
-		const char *nl = memchr(msg + pos, '\n', len - pos);
-		if (nl == NULL)
-			return len;
-		size_t eol = (size_t)(nl - msg);
-		bool empty = eol == pos || (eol == pos + 1 && msg[pos] == '\r');
-		pos = eol + 1;
-		if (empty)
+	while (!t->done) {
+		if (t->body && t->lines_left == 0) {
+			t->done = true;
 			break;
-	}
-	for (uint32_t n = 0; n < lines; n++) {
+		}
 		if (pos >= len)
-			return len;
-		const char *nl = memchr(msg + pos, '\n', len - pos);
-		if (nl == NULL)
-			return len;
-		pos = (size_t)(nl - msg) + 1;
+			break;
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - data) : len;
+		if (end > pos) {
+			t->cr_only = t->linelen == 0 && end - pos == 1 && data[pos] == '\r';
+			t->linelen += end - pos;
+		}
+		if (nl == NULL) {
+			pos = len;
+			break;
+		}
+		pos = end + 1;
+		bool empty = t->linelen == 0 || t->cr_only;
+		t->linelen = 0;
+		t->cr_only = false;
+		if (!t->body)
+			t->body = empty; /* the header ends at its first empty line */
+		else
+			t->lines_left--;
 	}
 	return pos;
+}
+
+size_t pop3_top_length(const char *msg, size_t len, uint32_t lines)
+{
+	struct pop3_top t;
+	pop3_top_init(&t, lines);
+	return pop3_top_feed(&t, msg, len);
+}
+
+void pop3_reply_body_init(struct pop3_reply_body *r, bool top, uint32_t lines)
+{
+	memset(r, 0, sizeof(*r));
+	pop3_dotstuff_init(&r->d);
+	pop3_top_init(&r->t, lines);
+	r->top = top;
+}
+
+size_t pop3_reply_body_feed(struct pop3_reply_body *r, const char *data, size_t len,
+                            pop3_emit_fn *emit, void *ctx)
+{
+	if (r->done)
+		return 0;
+	size_t n = len;
+	if (r->top) {
+		n = pop3_top_feed(&r->t, data, len);
+		r->done = r->t.done;
+	}
+	pop3_dotstuff_feed(&r->d, data, n, emit, ctx);
+	return n;
+}
+
+void pop3_reply_body_finish(struct pop3_reply_body *r, pop3_emit_fn *emit, void *ctx)
+{
+	pop3_dotstuff_finish(&r->d, emit, ctx);
 }

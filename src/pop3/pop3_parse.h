@@ -79,6 +79,37 @@ void pop3_dotstuff_feed(struct pop3_dotstuff *d, const char *data, size_t len, p
                         void *ctx);
 void pop3_dotstuff_finish(struct pop3_dotstuff *d, pop3_emit_fn *emit, void *ctx);
 
+/* The TOP cut over a message fed in any split: pop3_top_feed returns how many of
+ * the len octets belong to the reply (all of them until the cut is reached) and
+ * sets done once the header, its empty line and `lines` body lines have been
+ * taken; nothing more is taken after that. The same cut as pop3_top_length. */
+struct pop3_top {
+	uint32_t lines_left; /* body lines still to take */
+	bool body;           /* the header's empty line has been taken */
+	bool done;
+	bool cr_only;        /* the current line so far is exactly "\r" */
+	uint64_t linelen;    /* octets of the current line so far (no LF) */
+};
+
+void pop3_top_init(struct pop3_top *t, uint32_t lines);
+size_t pop3_top_feed(struct pop3_top *t, const char *data, size_t len);
+
+/* One RETR or TOP reply body fed in chunks of any split: the TOP cut (when top)
+ * followed by dot-stuffing. pop3_reply_feed returns the octets of data used (fewer
+ * than len only once done: TOP has all it needs, the caller may stop reading);
+ * pop3_reply_finish ends the reply (CRLF if needed, then ".\r\n"). */
+struct pop3_reply_body {
+	struct pop3_dotstuff d;
+	struct pop3_top t;
+	bool top;
+	bool done;
+};
+
+void pop3_reply_body_init(struct pop3_reply_body *r, bool top, uint32_t lines);
+size_t pop3_reply_body_feed(struct pop3_reply_body *r, const char *data, size_t len,
+                            pop3_emit_fn *emit, void *ctx);
+void pop3_reply_body_finish(struct pop3_reply_body *r, pop3_emit_fn *emit, void *ctx);
+
 /* RFC 1939 7 TOP: the length of the prefix of msg holding the header, the empty
  * line after it and the first `lines` body lines. A message without an empty line
  * is all header; fewer body lines than asked give the whole message. Lines end in

@@ -11,19 +11,19 @@
  * message). Deletion marks live in the snapshot; they reach the store only at QUIT
  * in the TRANSACTION state (RFC 1939 6), in one store_message_expunge call whose
  * completion is awaited before "+OK". One POP3 session per account holds the
- * maildrop at a time (RFC 1939 8: exclusive-access lock), kept in an in-process
- * table on the loop thread together with the last login time for LOGIN-DELAY. */
+ * maildrop at a time (RFC 1939 8: exclusive-access lock), kept behind
+ * pop3/pop3_lock.h together with the last login time for LOGIN-DELAY. */
 #include "pop3/pop3_session.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <pthread.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <unistd.h>
 
 #include "auth/auth_exchange.h"
 #include "auth/sasl.h"
@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "net/line_session.h"
 #include "net/tls.h"
+#include "pop3/pop3_lock.h"
 #include "pop3/pop3_parse.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -42,9 +43,6 @@
 #define POP3_OUTPUT_LOW 16384
 /* Most input buffered before it is processed. */
 #define POP3_INPUT_HIGH 65536
-/* Message spans shorter than this are copied into the output buffer; longer ones
- * are sent by reference from the message read from the store (no second copy). */
-#define POP3_LOCK_BUCKETS 256
 
 enum pop3_state {
 	POP3_STATE_AUTHORIZATION, /* RFC 1939 4 */
@@ -92,91 +90,27 @@ struct pop3_session {
 	uint32_t uidvalidity;
 	uint32_t ndeleted;
 	uint64_t total_size, deleted_size;
+	struct pop3_fetch *fetch; /* the RETR/TOP replies being streamed (parked) */
 };
 
 
-/* ---- the maildrop lock and login times (shared by every loop: the table and its
- * entries are used only with pop3_locks_mutex held) ---- */
+/* ---- the maildrop lock and login times (pop3/pop3_lock.h: shared by every loop,
+ * thread-safe) ---- */
 
-struct pop3_lock {
-	struct pop3_lock *next;
-	bool locked;
-	bool has_login;
-	int64_t last_login_ms;
-	char account[];
-};
-
-static struct pop3_lock *pop3_locks[POP3_LOCK_BUCKETS];
-static pthread_mutex_t pop3_locks_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-static unsigned pop3_lock_hash(const char *account)
-{
-	unsigned h = 2166136261u;
-	for (; *account != '\0'; account++) {
-		unsigned char c = (unsigned char)*account;
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		h = (h ^ c) * 16777619u;
-	}
-	return h % POP3_LOCK_BUCKETS;
-}
-
-/* The entry of account (created when create is set; NULL if out of memory or
- * absent). Unlocked entries of the same bucket whose login time no longer matters
- * (older than login_delay) are dropped on the way, which bounds the table. */
-static struct pop3_lock *pop3_lock_get(const char *account, bool create, unsigned login_delay,
-                                       int64_t now)
-{
-	struct pop3_lock **p = &pop3_locks[pop3_lock_hash(account)], *found = NULL;
-	while (*p != NULL) {
-		struct pop3_lock *e = *p;
-		if (strcasecmp(e->account, account) == 0) {
-			found = e;
-			p = &e->next;
-			continue;
-		}
-		if (!e->locked &&
-		    (!e->has_login || now - e->last_login_ms >= (int64_t)login_delay * 1000)) {
-			*p = e->next;
-			free(e);
-			continue;
-		}
-		p = &e->next;
-	}
-	if (found != NULL || !create)
-		return found;
-	size_t len = strlen(account);
-	found = calloc(1, sizeof(*found) + len + 1);
-	if (found == NULL)
-		return NULL;
-	memcpy(found->account, account, len + 1);
-	found->next = pop3_locks[pop3_lock_hash(account)];
-	pop3_locks[pop3_lock_hash(account)] = found;
-	return found;
-}
-
-static void pop3_lock_release(struct pop3_session *s)
+static void pop3_lock_drop(struct pop3_session *s)
 {
 	if (!s->locked)
 		return;
 	s->locked = false;
-	pthread_mutex_lock(&pop3_locks_mutex);
-	struct pop3_lock *e = pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
-	if (e != NULL)
-		e->locked = false;
-	pthread_mutex_unlock(&pop3_locks_mutex);
+	struct pop3_lock *l = pop3_lock_default();
+	if (l != NULL)
+		pop3_lock_release(l, s->account, s->lim.login_delay, server_now_ms());
 	log_debug(s->c->sid, "event=pop3-unlock user=%s", s->account);
 }
 
 void pop3_session_cleanup(void)
 {
-	for (unsigned i = 0; i < POP3_LOCK_BUCKETS; i++) {
-		while (pop3_locks[i] != NULL) {
-			struct pop3_lock *e = pop3_locks[i];
-			pop3_locks[i] = e->next;
-			free(e);
-		}
-	}
+	pop3_lock_default_free();
 }
 
 /* ---- state and replies ---- */
@@ -376,14 +310,9 @@ static void pop3_open_job_done(void *arg)
 			s->total_size = 0;
 			for (uint32_t i = 0; i < s->nmsgs; i++)
 				s->total_size += s->msgs[i].size;
-			pthread_mutex_lock(&pop3_locks_mutex);
-			struct pop3_lock *e =
-			    pop3_lock_get(s->account, false, s->lim.login_delay, server_now_ms());
-			if (e != NULL) {
-				e->has_login = true;
-				e->last_login_ms = server_now_ms();
-			}
-			pthread_mutex_unlock(&pop3_locks_mutex);
+			struct pop3_lock *l = pop3_lock_default();
+			if (l != NULL)
+				pop3_lock_note_login(l, s->account, server_now_ms());
 			pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 			log_info(s->c->sid, "event=maildrop user=%s messages=%u size=%llu",
 			         s->account, s->nmsgs, (unsigned long long)s->total_size);
@@ -395,7 +324,7 @@ static void pop3_open_job_done(void *arg)
 			          s->account,
 			          j->result == 0 ? "no INBOX"
 			                         : log_escape_str(j->error, esc, sizeof(esc)));
-			pop3_lock_release(s);
+			pop3_lock_drop(s);
 			free(s->account);
 			s->account = NULL;
 			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
@@ -409,31 +338,35 @@ static void pop3_open_job_done(void *arg)
 }
 
 /* Authenticated as account (malloc'd, taken over): lock the maildrop and take the
- * INBOX snapshot. Called with pop3_locks_mutex held. */
-static void pop3_login_locked(struct pop3_session *s, char *account)
+ * INBOX snapshot. */
+static void pop3_login(struct pop3_session *s, char *account)
 {
-	int64_t now = server_now_ms();
-	struct pop3_lock *e = pop3_lock_get(account, true, s->lim.login_delay, now);
-	if (e == NULL) {
-		free(account);
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		return;
-	}
-	if (e->locked) {
+	struct pop3_lock *l = pop3_lock_default();
+	enum pop3_lock_result lr =
+	    l != NULL ? pop3_lock_acquire(l, account, s->lim.login_delay, server_now_ms())
+	              : POP3_LOCK_ERROR;
+	if (lr == POP3_LOCK_IN_USE) {
 		/* RFC 1939 8 / RFC 2449 8.1.1 */
 		log_info(s->c->sid, "event=login-refused user=%s reason=in-use", account);
 		free(account);
 		pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 session");
 		return;
 	}
-	if (s->lim.login_delay > 0 && e->has_login &&
-	    now - e->last_login_ms < (int64_t)s->lim.login_delay * 1000) {
+	if (lr == POP3_LOCK_TOO_SOON) {
 		/* RFC 2449 6.5, 8.1.2 */
 		log_info(s->c->sid, "event=login-refused user=%s reason=login-delay", account);
 		free(account);
 		pop3_reply(s, "-ERR [LOGIN-DELAY] Minimum time between logins not reached");
 		return;
 	}
+	if (lr != POP3_LOCK_OK) {
+		log_error(s->c->sid, "event=login-failed user=%s error=\"lock table full\"", account);
+		free(account);
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		return;
+	}
+	s->locked = true;
+	s->account = account;
 	struct pop3_open_job *j = calloc(1, sizeof(*j));
 	if (j != NULL) {
 		j->s = s;
@@ -445,21 +378,13 @@ static void pop3_login_locked(struct pop3_session *s, char *account)
 		if (j != NULL)
 			free(j->account);
 		free(j);
-		free(account);
+		pop3_lock_drop(s);
+		free(s->account);
+		s->account = NULL;
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		return;
 	}
-	e->locked = true;
-	s->locked = true;
-	s->account = account;
 	pop3_session_park(s);
-}
-
-static void pop3_login(struct pop3_session *s, char *account)
-{
-	pthread_mutex_lock(&pop3_locks_mutex);
-	pop3_login_locked(s, account);
-	pthread_mutex_unlock(&pop3_locks_mutex);
 }
 
 /* ---- AUTH (RFC 5034) and USER/PASS: the POP3 framing of the shared exchange
@@ -740,13 +665,25 @@ static void pop3_cmd_uidl(struct pop3_session *s, const struct pop3_command *cmd
 	pop3_cmd_list_uidl(s, cmd, true);
 }
 
-/* RETR and TOP: the messages are read by a worker, then written dot-stuffed. The
- * bytes come from the blob named in the login snapshot, without a database query
- * (blobs are immutable). Pipelined RETR/TOP lines already buffered behind the one
- * being run are taken into the same job (one worker round trip for a whole window
- * of a downloading client, RFC 2449 6.6), their replies written in order. */
+/* RETR and TOP: the replies are streamed from the message's blob, read in bounded
+ * steps. The bytes come from the blob named in the login snapshot, without a
+ * database query (blobs are immutable), through a file descriptor and byte range
+ * (store_blob_open, pread). Pipelined RETR/TOP lines already buffered behind the
+ * one being run are taken into the same retrieval (one worker round trip for a
+ * whole window of small messages, RFC 2449 6.6), their replies written in order.
+ *
+ * One step (a worker job) reads at most POP3_FETCH_STEP octets of messages and
+ * renders their dot-stuffed replies; the loop appends the rendered bytes to the
+ * output and starts the next step once unsent output is down to POP3_FETCH_LOW
+ * (line_session_notify_drain). A session's memory for a retrieval is therefore
+ * bounded (about one step being rendered, the read buffer and the output not yet
+ * taken by the socket), whatever the message sizes and the number of pipelined
+ * commands. The session stays parked from the first step to the last. */
 #define POP3_BATCH_MAX 64
-#define POP3_BATCH_BYTES (8u << 20)
+#define POP3_FETCH_STEP (256u << 10)
+#define POP3_FETCH_LOW (256u << 10)
+/* TOP reads this much at a time, so that it reads little past its cut. */
+#define POP3_TOP_READ (16u << 10)
 
 struct pop3_fetch_item {
 	uint32_t uid;
@@ -755,91 +692,162 @@ struct pop3_fetch_item {
 	bool top;
 	uint32_t lines;
 	char blob_id[BLOB_ID_LEN + 1]; /* "" when the snapshot has none */
-	char *data;
-	size_t len;
-	int result; /* 1 read, 0 expunged since login, -1 error */
+	int result;                    /* 1 read, 0 expunged since login, -1 error */
 	char *error;
+	uint64_t sent; /* octets of the message read for the reply */
 };
 
-struct pop3_fetch_job {
+/* Touched by the worker while a step runs and by the loop between steps only. */
+struct pop3_fetch {
 	struct pop3_session *s;
 	struct store *store;
 	char *account;
-	size_t n;
-	struct buf out; /* every reply of the batch, ready to send */
-	bool rendered;  /* out is complete */
+	size_t n;      /* items */
+	size_t cur;    /* the item being sent */
+	size_t logged; /* items before this one are logged */
+	bool opened;   /* items[cur]'s source is open and its first line rendered */
+	struct store_blob_range r; /* the source (fd -1 when not open) */
+	char *data;                /* or: the message read from the database */
+	size_t data_len;
+	uint64_t pos; /* octets of the source read so far */
+	struct pop3_reply_body body;
+	char *chunk;    /* the read buffer (POP3_FETCH_STEP), allocated once */
+	struct buf out; /* rendered by the last step, handed to the output */
+	bool broken;    /* a read or an allocation failed mid-reply */
+	char *error;    /* why (for the log) */
 	struct pop3_fetch_item items[POP3_BATCH_MAX];
 };
 
-static void pop3_emit_buf(void *ctx, const char *data, size_t len, bool from_input)
+static void pop3_fetch_emit(void *ctx, const char *data, size_t len, bool from_input)
 {
-	struct pop3_fetch_job *j = ctx;
-	if (j->rendered && buf_append(&j->out, data, len) < 0)
-		j->rendered = false; /* out of memory: the loop answers a failure */
-}
-
-static void pop3_fetch_item_run(struct pop3_fetch_job *j, struct pop3_fetch_item *it)
-{
-	if (it->blob_id[0] != '\0') {
-		it->result = store_blob_get(j->store, it->blob_id, &it->data, &it->len, &it->error);
-		if (it->result != 0)
-			return;
-		/* the blob is gone: ask the database whether the message is (the usual
-		 * case: expunged and swept since login) */
+	struct pop3_fetch *f = ctx;
+	if (!f->broken && buf_append(&f->out, data, len) < 0) {
+		f->broken = true;
+		f->error = strdup("out of memory");
 	}
-	it->result = store_message_get(j->store, j->account, "INBOX", it->uid, &it->data, &it->len,
-	                               &it->error);
 }
 
-/* The reply to one RETR/TOP, appended to j->out. */
-static void pop3_fetch_item_render(struct pop3_fetch_job *j, struct pop3_fetch_item *it)
+static void pop3_fetch_source_close(struct pop3_fetch *f)
 {
+	store_blob_range_close(&f->r);
+	free(f->data);
+	f->data = NULL;
+	f->data_len = 0;
+	f->opened = false;
+	f->pos = 0;
+}
+
+/* Opens items[cur] and renders its first line; false when the reply is complete
+ * with it (an -ERR). */
+static bool pop3_fetch_open(struct pop3_fetch *f, struct pop3_fetch_item *it)
+{
+	f->r = (struct store_blob_range){.fd = -1};
+	it->result = 0;
+	if (it->blob_id[0] != '\0')
+		it->result = store_blob_open(f->store, it->blob_id, &f->r, &it->error);
+	if (it->result == 0) {
+		/* the blob is gone (or the snapshot names none): ask the database whether
+		 * the message is there (the usual answer: expunged and swept since login).
+		 * This rare path reads the message whole. */
+		free(it->error);
+		it->error = NULL;
+		it->result = store_message_get(f->store, f->account, "INBOX", it->uid, &f->data,
+		                               &f->data_len, &it->error);
+	}
 	char line[64];
 	if (it->result > 0) {
-		size_t len = it->len;
-		if (it->top) {
-			len = pop3_top_length(it->data, it->len, it->lines);
+		if (it->top)
 			snprintf(line, sizeof(line), "+OK\r\n");
-		} else {
-			/* RFC 1939 7: the count is the stored size (CRLF form) */
+		else /* RFC 1939 7: the count is the stored size (CRLF form) */
 			snprintf(line, sizeof(line), "+OK %llu octets\r\n",
 			         (unsigned long long)it->size);
-		}
-		pop3_emit_buf(j, line, strlen(line), false);
-		struct pop3_dotstuff d;
-		pop3_dotstuff_init(&d);
-		pop3_dotstuff_feed(&d, it->data, len, pop3_emit_buf, j);
-		pop3_dotstuff_finish(&d, pop3_emit_buf, j);
-	} else if (it->result == 0) {
+		pop3_fetch_emit(f, line, strlen(line), false);
+		pop3_reply_body_init(&f->body, it->top, it->lines);
+		f->opened = true;
+		f->pos = 0;
+		return true;
+	}
+	if (it->result == 0) {
 		/* expunged by IMAP (or the CLI) since the snapshot */
 		static const char gone[] = "-ERR [SYS/PERM] Message was removed by another session\r\n";
-		pop3_emit_buf(j, gone, sizeof(gone) - 1, false);
+		pop3_fetch_emit(f, gone, sizeof(gone) - 1, false);
 	} else {
 		static const char fail[] = "-ERR [SYS/TEMP] Temporary failure, try again later\r\n";
-		pop3_emit_buf(j, fail, sizeof(fail) - 1, false);
+		pop3_fetch_emit(f, fail, sizeof(fail) - 1, false);
 	}
-	free(it->data);
-	it->data = NULL;
+	pop3_fetch_source_close(f);
+	return false;
 }
 
-/* Reads the messages and renders the replies here, on the worker: the event loop
- * only hands the finished bytes to the socket, so a download uses every core. */
-static void pop3_fetch_job_run(void *arg)
+/* Reads want octets at the source's offset pos into f->chunk. */
+static const char *pop3_fetch_read(struct pop3_fetch *f, size_t want)
 {
-	struct pop3_fetch_job *j = arg;
-	buf_init(&j->out, 0);
-	j->rendered = true;
-	for (size_t k = 0; k < j->n; k++) {
-		pop3_fetch_item_run(j, &j->items[k]);
-		pop3_fetch_item_render(j, &j->items[k]);
+	if (f->data != NULL)
+		return f->data + f->pos;
+	if (f->chunk == NULL && (f->chunk = malloc(POP3_FETCH_STEP)) == NULL) {
+		f->broken = true;
+		f->error = strdup("out of memory");
+		return NULL;
+	}
+	size_t got = 0;
+	while (got < want) {
+		ssize_t r = pread(f->r.fd, f->chunk + got, want - got,
+		                  (off_t)(f->r.off + f->pos + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			f->broken = true;
+			f->error = strdup(r < 0 ? strerror(errno) : "blob shorter than its size");
+			return NULL;
+		}
+		got += (size_t)r;
+	}
+	return f->chunk;
+}
+
+/* One step, on a worker: reads and renders up to POP3_FETCH_STEP octets of the
+ * messages from items[cur] on (the loop only hands the bytes to the socket, so a
+ * download uses every core). */
+static void pop3_fetch_step_run(void *arg)
+{
+	struct pop3_fetch *f = arg;
+	buf_init(&f->out, 0);
+	size_t budget = POP3_FETCH_STEP;
+	while (f->cur < f->n && !f->broken && budget > 0) {
+		struct pop3_fetch_item *it = &f->items[f->cur];
+		if (!f->opened && !pop3_fetch_open(f, it)) {
+			f->cur++;
+			continue;
+		}
+		uint64_t total = f->data != NULL ? f->data_len : f->r.len;
+		while (f->pos < total && !f->body.done && budget > 0 && !f->broken) {
+			size_t want = budget;
+			if (it->top && want > POP3_TOP_READ)
+				want = POP3_TOP_READ;
+			if (want > total - f->pos)
+				want = (size_t)(total - f->pos);
+			const char *p = pop3_fetch_read(f, want);
+			if (p == NULL)
+				break;
+			pop3_reply_body_feed(&f->body, p, want, pop3_fetch_emit, f);
+			f->pos += want;
+			budget -= want;
+		}
+		if (f->broken || (f->pos < total && !f->body.done))
+			break; /* budget used up: the next step goes on from here */
+		pop3_reply_body_finish(&f->body, pop3_fetch_emit, f);
+		it->sent = f->pos;
+		pop3_fetch_source_close(f);
+		f->cur++;
 	}
 }
 
 static void pop3_fetch_item_log(struct pop3_session *s, const struct pop3_fetch_item *it)
 {
 	if (it->result > 0) {
-		log_debug(s->c->sid, "event=%s msg=%u uid=%u size=%zu", it->top ? "top" : "retr",
-		          it->n, it->uid, it->len);
+		log_debug(s->c->sid, "event=%s msg=%u uid=%u size=%llu read=%llu",
+		          it->top ? "top" : "retr", it->n, it->uid, (unsigned long long)it->size,
+		          (unsigned long long)it->sent);
 	} else if (it->result == 0) {
 		log_info(s->c->sid, "event=retr-gone msg=%u uid=%u", it->n, it->uid);
 	} else {
@@ -854,44 +862,96 @@ static void pop3_fetch_out_free(const void *data, size_t len, void *extra)
 	free(extra);
 }
 
-static void pop3_fetch_job_free(struct pop3_fetch_job *j)
+static void pop3_fetch_free(struct pop3_fetch **fp)
 {
-	for (size_t k = 0; k < j->n; k++) {
-		free(j->items[k].data);
-		free(j->items[k].error);
-	}
-	buf_free(&j->out);
-	free(j->account);
-	free(j);
+	struct pop3_fetch *f = *fp;
+	if (f == NULL)
+		return;
+	pop3_fetch_source_close(f);
+	for (size_t k = 0; k < f->n; k++)
+		free(f->items[k].error);
+	free(f->chunk);
+	buf_free(&f->out);
+	free(f->account);
+	free(f->error);
+	free(f);
+	*fp = NULL;
 }
 
-static void pop3_fetch_job_done(void *arg)
+static void pop3_fetch_step_done(void *arg);
+
+/* Starts the next step; when it cannot, the connection is closed. */
+static void pop3_fetch_step(struct pop3_session *s)
 {
-	struct pop3_fetch_job *j = arg;
-	struct pop3_session *s = j->s;
-	if (!pop3_session_gone(s)) {
-		struct evbuffer *out = line_session_output(s->ls);
-		for (size_t k = 0; k < j->n; k++)
-			pop3_fetch_item_log(s, &j->items[k]);
-		size_t len = 0;
-		char *data = j->rendered ? buf_steal(&j->out, &len) : NULL;
-		if (data != NULL && len > 0 &&
+	struct pop3_fetch *f = s->fetch;
+	if (conn_submit(s->c, pop3_fetch_step_run, pop3_fetch_step_done, f) > 0)
+		return;
+	/* a reply is half sent: it cannot be completed, nor can the next ones be
+	 * answered in order */
+	log_error(s->c->sid, "event=retr-failed uid=%u error=\"cannot queue the read\"",
+	          f->items[f->cur].uid);
+	pop3_fetch_free(&s->fetch);
+	s->busy = false;
+	pop3_session_set_state(s, POP3_STATE_CLOSED);
+	line_session_end(s->ls);
+}
+
+static void pop3_fetch_step_done(void *arg)
+{
+	struct pop3_fetch *f = arg;
+	struct pop3_session *s = f->s;
+	if (pop3_session_gone(s)) {
+		pop3_fetch_free(&s->fetch);
+		pop3_session_unpark(s);
+		return;
+	}
+	size_t done = f->cur;
+	for (; f->logged < done; f->logged++)
+		pop3_fetch_item_log(s, &f->items[f->logged]);
+	size_t len = 0;
+	char *data = buf_steal(&f->out, &len);
+	struct evbuffer *out = line_session_output(s->ls);
+	if (data != NULL && len > 0) {
+		if (out != NULL &&
 		    evbuffer_add_reference(out, data, len, pop3_fetch_out_free, data) == 0) {
 			data = NULL; /* the output buffer owns it now */
-		} else {
-			free(data);
-			for (size_t k = 0; k < j->n; k++)
-				pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
+		} else if (!f->broken) {
+			f->broken = true;
+			f->error = strdup("out of memory");
 		}
 	}
-	pop3_fetch_job_free(j);
-	pop3_session_unpark(s);
+	free(data);
+	if (f->broken) {
+		char esc[600];
+		log_error(s->c->sid, "event=retr-failed uid=%u error=\"%s\"", f->items[f->cur].uid,
+		          log_escape_str(f->error != NULL ? f->error : "out of memory", esc,
+		                         sizeof(esc)));
+		pop3_fetch_free(&s->fetch);
+		s->busy = false;
+		pop3_session_set_state(s, POP3_STATE_CLOSED);
+		line_session_end(s->ls); /* what was sent goes out, then the connection closes */
+		return;
+	}
+	if (f->cur == f->n) {
+		pop3_fetch_free(&s->fetch);
+		pop3_session_unpark(s);
+		return;
+	}
+	/* the next step once the client has taken most of this one */
+	line_session_notify_drain(s->ls, POP3_FETCH_LOW);
 }
 
-static void pop3_fetch_add(struct pop3_session *s, struct pop3_fetch_job *j, long i, bool top,
+static void pop3_ls_on_drain(void *ctx)
+{
+	struct pop3_session *s = ctx;
+	if (s->fetch != NULL && !pop3_session_gone(s))
+		pop3_fetch_step(s);
+}
+
+static void pop3_fetch_add(struct pop3_session *s, struct pop3_fetch *f, long i, bool top,
                            uint32_t lines)
 {
-	struct pop3_fetch_item *it = &j->items[j->n++];
+	struct pop3_fetch_item *it = &f->items[f->n++];
 	it->uid = s->msgs[i].uid;
 	it->n = (uint32_t)i + 1;
 	it->size = s->msgs[i].size;
@@ -907,14 +967,13 @@ static void pop3_fetch_add(struct pop3_session *s, struct pop3_fetch_job *j, lon
 	}
 }
 
-/* Takes the next buffered line into the job when it is a complete, valid RETR or
- * TOP of a message not marked deleted and the batch has room; anything else
- * (another command, a malformed or overlong line, an error to answer) stays in the
- * input untouched for the normal path. *bytes: stored size taken so far. */
-static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch_job *j,
-                                 uint64_t *bytes)
+/* Takes the next buffered line into the retrieval when it is a complete, valid
+ * RETR or TOP of a message not marked deleted and the batch has room; anything
+ * else (another command, a malformed or overlong line, an error to answer) stays
+ * in the input untouched for the normal path. */
+static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch *f)
 {
-	if (j->n == POP3_BATCH_MAX || line_session_discarding(s->ls))
+	if (f->n == POP3_BATCH_MAX || line_session_discarding(s->ls))
 		return false;
 	struct evbuffer *in = line_session_input(s->ls);
 	if (in == NULL)
@@ -947,40 +1006,37 @@ static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch_job *
 	if (pop3_parse_number(cmd.argv[0], cmd.argl[0], &num) < 0 || num == 0 || num > s->nmsgs ||
 	    s->msgs[num - 1].deleted)
 		return false;
-	if (*bytes + s->msgs[num - 1].size > POP3_BATCH_BYTES)
-		return false;
-	*bytes += s->msgs[num - 1].size;
 	evbuffer_drain(in, (size_t)p.pos + eol_len);
-	pop3_fetch_add(s, j, (long)num - 1, top, lines);
+	pop3_fetch_add(s, f, (long)num - 1, top, lines);
 	return true;
 }
 
 static void pop3_fetch(struct pop3_session *s, long i, bool top, uint32_t lines)
 {
-	struct pop3_fetch_job *j = calloc(1, sizeof(*j));
-	if (j != NULL) {
-		j->s = s;
-		j->store = s->c->srv->store;
-		j->account = strdup(s->account);
+	struct pop3_fetch *f = calloc(1, sizeof(*f));
+	if (f != NULL) {
+		f->s = s;
+		f->store = s->c->srv->store;
+		f->account = strdup(s->account);
+		f->r.fd = -1;
+		buf_init(&f->out, 0);
 	}
-	if (j == NULL || j->account == NULL) {
-		if (j != NULL)
-			free(j->account);
-		free(j);
+	if (f == NULL || f->account == NULL) {
+		pop3_fetch_free(&f);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
 		return;
 	}
-	pop3_fetch_add(s, j, i, top, lines);
-	uint64_t bytes = s->msgs[i].size;
-	while (pop3_fetch_take_next(s, j, &bytes))
+	pop3_fetch_add(s, f, i, top, lines);
+	while (pop3_fetch_take_next(s, f))
 		;
-	if (conn_submit(s->c, pop3_fetch_job_run, pop3_fetch_job_done, j) < 0) {
+	if (conn_submit(s->c, pop3_fetch_step_run, pop3_fetch_step_done, f) < 0) {
 		/* every command taken answers, in order */
-		for (size_t k = 0; k < j->n; k++)
+		for (size_t k = 0; k < f->n; k++)
 			pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again later");
-		pop3_fetch_job_free(j);
+		pop3_fetch_free(&f);
 		return;
 	}
+	s->fetch = f;
 	pop3_session_park(s);
 }
 
@@ -1218,6 +1274,7 @@ static const struct line_session_ops pop3_ls_ops = {
     .on_line = pop3_ls_on_line,
     .on_line_too_long = pop3_ls_on_line_too_long,
     .state_name = pop3_ls_state_name,
+    .on_drain = pop3_ls_on_drain,
     .timeout_reply = "-ERR Timeout",
     .too_many_errors = "-ERR Too many errors",
 };
@@ -1271,7 +1328,8 @@ static void pop3_session_free(struct conn *c)
 	if (s == NULL)
 		return;
 	/* however the session ended: the maildrop is free again, nothing deleted */
-	pop3_lock_release(s);
+	pop3_lock_drop(s);
+	pop3_fetch_free(&s->fetch);
 	line_session_free(&s->ls);
 	auth_exchange_free(&s->auth);
 	if (s->user != NULL) {

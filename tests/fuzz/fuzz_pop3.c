@@ -1,6 +1,7 @@
 /* libFuzzer target: POP3 command lines through pop3_command_parse and
  * pop3_parse_number, plus the same bytes as a message through the TOP cut and the
- * dot-stuffing writer (checked by undoing the stuffing). */
+ * dot-stuffing writer (checked by undoing the stuffing), and the chunked reply
+ * body (TOP cut + stuffing fed in three pieces) against the one-piece result. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,28 @@ static void check_stuffing(const char *msg, size_t len, size_t split)
 	free(out.data);
 }
 
+/* The reply body fed in three pieces gives what the one-piece TOP cut and
+ * dot-stuffing give. */
+static void check_reply_body(const char *msg, size_t len, uint32_t lines, size_t a, size_t b)
+{
+	struct sink one = {0}, three = {0};
+	size_t cut = pop3_top_length(msg, len, lines);
+	struct pop3_dotstuff d;
+	pop3_dotstuff_init(&d);
+	pop3_dotstuff_feed(&d, msg, cut, sink_emit, &one);
+	pop3_dotstuff_finish(&d, sink_emit, &one);
+	struct pop3_reply_body r;
+	pop3_reply_body_init(&r, true, lines);
+	size_t used = pop3_reply_body_feed(&r, msg, a, sink_emit, &three);
+	used += pop3_reply_body_feed(&r, msg + a, b - a, sink_emit, &three);
+	used += pop3_reply_body_feed(&r, msg + b, len - b, sink_emit, &three);
+	pop3_reply_body_finish(&r, sink_emit, &three);
+	if (used != cut || one.len != three.len || memcmp(one.data, three.data, one.len) != 0)
+		abort();
+	free(one.data);
+	free(three.data);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -92,5 +115,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	check_stuffing(line, size, size > 0 ? data[0] % (size + 1) : 0);
+	if (size > 0) {
+		size_t a = data[0] % (size + 1);
+		size_t b = a + (size > 1 ? data[1] % (size - a + 1) : 0);
+		check_reply_body(line, size, (uint32_t)(data[size - 1] % 4), a, b);
+	}
 	return 0;
 }

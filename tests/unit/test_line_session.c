@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/dict.h"
 #include "core/log.h"
 #include "net/line_session.h"
 #include "net/server.h"
@@ -30,6 +31,8 @@ struct t_proto {
 	size_t nlines;
 	unsigned too_long;
 	unsigned raw_ends;
+	unsigned drains; /* on_drain calls */
+	bool in_line;    /* inside on_line */
 	char data[4096];
 	size_t ndata;
 	size_t reply_size; /* each line gets "OK <line>" padded to this size */
@@ -74,6 +77,20 @@ static void t_on_line(void *ctx, char *line, size_t len)
 	} else if (strcmp(line, "QUIT") == 0) {
 		line_session_goodbye(p->ls, "BYE");
 		return;
+	} else if (strcmp(line, "STREAM") == 0) {
+		/* a long reply fed as the peer reads: 64 KiB now, the rest on drain */
+		line_session_park(p->ls);
+		char *big = calloc(1, 65536);
+		evbuffer_add(line_session_output(p->ls), big, 65536);
+		free(big);
+		p->in_line = true;
+		line_session_notify_drain(p->ls, 4096);
+		p->in_line = false;
+		return;
+	} else if (strcmp(line, "NOTIFY") == 0) {
+		p->in_line = true;
+		line_session_notify_drain(p->ls, 1 << 20); /* already below: from the loop */
+		p->in_line = false;
 	} else if (strcmp(line, "DEADLINE") == 0) {
 		line_session_set_deadline(p->ls, 1);
 	}
@@ -112,6 +129,16 @@ static void t_on_raw_end(void *ctx)
 	line_session_reply(p->ls, "OK raw %zu", p->ndata);
 }
 
+static void t_on_drain(void *ctx)
+{
+	struct t_proto *p = ctx;
+	CHECK(!p->in_line); /* never from inside notify_drain */
+	CHECK(conn_output_pending(p->c) <= 1 << 20);
+	if (p->drains == 0 && p->nlines > 1)
+		CHECK(conn_output_pending(p->c) <= 4096); /* STREAM's level */
+	p->drains++;
+}
+
 static const char *t_state(void *ctx)
 {
 	return "test";
@@ -123,6 +150,7 @@ static const struct line_session_ops t_ops = {
     .on_data = t_on_data,
     .on_raw_end = t_on_raw_end,
     .state_name = t_state,
+    .on_drain = t_on_drain,
     .timeout_reply = "TIMEOUT",
     .too_many_errors = "TOO MANY",
 };
@@ -555,6 +583,44 @@ static void test_start_tls_failure(void)
 	CHECK(t_count_fds() == before);
 }
 
+static bool t_drained(struct t_proto *p)
+{
+	return p->drains > 0;
+}
+
+/* notify_drain: on_drain comes once the peer has read the output down to the
+ * level, once per call, never from inside the call. */
+static void test_notify_drain(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	t_send("NOTIFY\r\n", 8);
+	t_pump(p, 500, t_drained);
+	CHECK(p->drains == 1);
+	char buf[65536];
+	t_read_all(p, buf, sizeof(buf));
+	p->drains = 0;
+	t_send("STREAM\r\n", 8);
+	t_pump(p, 300, NULL); /* the peer reads nothing: no drain */
+	CHECK(p->drains == 0);
+	CHECK(conn_output_pending(p->c) > 4096);
+	size_t got = 0;
+	int fl = fcntl(peer, F_GETFL);
+	fcntl(peer, F_SETFL, fl | O_NONBLOCK);
+	for (int round = 0; round < 500 && p->drains == 0; round++) {
+		ssize_t r;
+		while ((r = read(peer, buf, sizeof(buf))) > 0)
+			got += (size_t)r;
+		t_pump(p, 10, NULL);
+	}
+	fcntl(peer, F_SETFL, fl);
+	CHECK(p->drains == 1);
+	CHECK(got > 0);
+	t_pump(p, 100, NULL);
+	CHECK(p->drains == 1); /* once per call */
+	t_end(p);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -562,12 +628,13 @@ int main(void)
 	tloop.base = base;
 	tloop.srv = &srv;
 	pthread_mutex_init(&srv.count_lock, NULL);
-	srv.ip_counts = calloc(1024, sizeof(*srv.ip_counts));
+	srv.ip_counts = dict_new(sizeof(unsigned), 16, DICT_NO_EVICT);
 	tloop.ev_reap = event_new(base, -1, 0, t_reap, NULL);
 	test_byte_splits();
 	test_overlong_line();
 	test_raw_after_line();
 	test_backpressure();
+	test_notify_drain();
 	test_idle_timeout();
 	test_command_timeout();
 	test_deadline();
@@ -577,7 +644,7 @@ int main(void)
 	test_goodbye();
 	test_start_tls_failure();
 	event_free(tloop.ev_reap);
-	free(srv.ip_counts);
+	dict_free(&srv.ip_counts);
 	event_base_free(base);
 	return unit_finish("line_session");
 }

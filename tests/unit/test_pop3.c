@@ -239,6 +239,82 @@ static void test_top(void)
 	}
 }
 
+/* ---- the chunked reply body (TOP cut + dot-stuffing): every split ---- */
+
+/* Feeds msg to a reply body in the chunks split[] marks (offsets, ascending) and
+ * checks the result against the reference of the TOP prefix (or the whole). */
+static void reply_body_check(const char *msg, size_t len, bool top, uint32_t lines,
+                             const size_t *split, size_t nsplit)
+{
+	size_t want_len = top ? pop3_top_length(msg, len, lines) : len;
+	size_t rlen;
+	char *ref = reference_stuff(msg, want_len, &rlen);
+	struct collect c = {0};
+	struct pop3_reply_body r;
+	pop3_reply_body_init(&r, top, lines);
+	size_t pos = 0, used = 0;
+	for (size_t k = 0; k <= nsplit; k++) {
+		size_t end = k < nsplit ? split[k] : len;
+		char *chunk = malloc(end - pos + 1);
+		memcpy(chunk, msg + pos, end - pos);
+		c.in_lo = chunk;
+		c.in_hi = chunk + (end - pos);
+		size_t n = pop3_reply_body_feed(&r, chunk, end - pos, collect_emit, &c);
+		CHECK(n <= end - pos);
+		CHECK(n == end - pos || r.done); /* fewer only once TOP has its cut */
+		used += n;
+		free(chunk);
+		pos = end;
+	}
+	c.in_lo = c.in_hi = NULL;
+	pop3_reply_body_finish(&r, collect_emit, &c);
+	CHECK(used == want_len);
+	CHECK(c.len == rlen && memcmp(c.data, ref, rlen) == 0);
+	if (!(c.len == rlen && memcmp(c.data, ref, rlen) == 0))
+		fprintf(stderr, "  reply body: len %zu top %d lines %u splits %zu\n", len, top,
+		        lines, nsplit);
+	CHECK(c.bad_from_input == 0);
+	free(c.data);
+	free(ref);
+}
+
+static void test_reply_body_splits(void)
+{
+	static const char *const cases[] = {
+	    "A: 1\r\nB: 2\r\n\r\n.l1\r\nl2\r\n..l3\r\n.\r\n",
+	    "A: 1\r\n\r\nl1\r\nlast line without crlf",
+	    ".A: x\r\n\r\n\r\n.\r\n.",
+	    "A: 1\n\n.b1\nb2\n",
+	    "header only, no crlf",
+	    "A: 1\r\n\r\nends in cr\r",
+	    "\r\n\r\n.\r\n\r\n",
+	};
+	static const uint32_t top_lines[] = {0, 1, 2, 3, 100};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *m = cases[i];
+		size_t len = strlen(m);
+		for (int t = -1; t < (int)(sizeof(top_lines) / sizeof(top_lines[0])); t++) {
+			bool top = t >= 0;
+			uint32_t lines = top ? top_lines[t] : 0;
+			reply_body_check(m, len, top, lines, NULL, 0);
+			/* every single split and every pair of splits (empty chunks too) */
+			for (size_t a = 0; a <= len; a++) {
+				reply_body_check(m, len, top, lines, &a, 1);
+				for (size_t b = a; b <= len; b++) {
+					size_t sp[2] = {a, b};
+					reply_body_check(m, len, top, lines, sp, 2);
+				}
+			}
+			/* one byte at a time */
+			size_t *all = malloc((len + 1) * sizeof(*all));
+			for (size_t a = 0; a < len; a++)
+				all[a] = a + 1;
+			reply_body_check(m, len, top, lines, all, len ? len - 1 : 0);
+			free(all);
+		}
+	}
+}
+
 static void test_parse_count(void)
 {
 	uint32_t v = 7;
@@ -259,5 +335,6 @@ int main(void)
 	test_numbers();
 	test_dotstuff();
 	test_top();
+	test_reply_body_splits();
 	return unit_finish("pop3");
 }
