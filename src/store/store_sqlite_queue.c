@@ -18,6 +18,14 @@ struct strbuf {
 };
 
 /* Appends s, after a space when space is set. 1 ok, -1 out of memory (b unchanged). */
+
+/* A text column, "" for NULL (valid until the statement steps again). */
+static const char *queue_column_text(sqlite3_stmt *stmt, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(stmt, col);
+	return t != NULL ? t : "";
+}
+
 static int strbuf_add_word(struct strbuf *b, bool space, const char *s, char **error_r)
 {
 	size_t sep = space ? 1 : 0, n = strlen(s);
@@ -203,14 +211,13 @@ int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, 
 			goto out;
 		}
 	}
-	const char *t;
 	struct store_queue_info info = {
 	    .id = sqlite3_column_int64(q, 0),
-	    .sender = (t = (const char *)sqlite3_column_text(q, 1)) != NULL ? t : "",
+	    .sender = queue_column_text(q, 1),
 	    .size = (uint64_t)sqlite3_column_int64(q, 2),
 	    .created = sqlite3_column_int64(q, 3),
-	    .account = (t = (const char *)sqlite3_column_text(q, 4)) != NULL ? t : "",
-	    .blob_id = (t = (const char *)sqlite3_column_text(q, 5)) != NULL ? t : "",
+	    .account = queue_column_text(q, 4),
+	    .blob_id = queue_column_text(q, 5),
 	    .body = sqlite3_column_int(q, 6),
 	    .smtputf8 = sqlite3_column_int(q, 7) != 0,
 	    .envid = (const char *)sqlite3_column_text(q, 8),
