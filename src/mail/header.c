@@ -185,3 +185,243 @@ int mail_header_addresses(const char *value, size_t len, mail_header_addr_cb *cb
 	}
 	return count;
 }
+
+/* ---- incremental scan ---- */
+
+/* A small state machine over the octets of a header section. A line is looked
+ * at only as far as needed: its first octet (empty line, continuation, or the
+ * first letter of a field name of interest), then the name and the colon;
+ * the rest of an uninteresting line is skipped with memchr. */
+enum mail_header_scan_state {
+	MAIL_HEADER_SCAN_LINE_START,  /* at the first octet of a line */
+	MAIL_HEADER_SCAN_LINE_CR,     /* the line began with CR: empty if LF follows */
+	MAIL_HEADER_SCAN_NAME,        /* matching mail_header_scan_names[name] */
+	MAIL_HEADER_SCAN_NAME_BLANKS, /* name matched: blanks, then the colon */
+	MAIL_HEADER_SCAN_FROM_VALUE,  /* inside a From: value line */
+	MAIL_HEADER_SCAN_SKIP,        /* the rest of a line of no interest */
+	MAIL_HEADER_SCAN_DONE,        /* ended, too large, or out of memory */
+};
+
+/* Lower case; their first letters differ, so a line can match only one. */
+enum { MAIL_HEADER_SCAN_FROM, MAIL_HEADER_SCAN_DATE, MAIL_HEADER_SCAN_MESSAGE_ID };
+static const char *const mail_header_scan_names[] = {"from", "date", "message-id"};
+
+#define MAIL_HEADER_SCAN_MAX ((size_t)1 << 30) /* keeps value lengths in a uint32_t */
+
+void mail_header_scan_init(struct mail_header_scan *scan, size_t max)
+{
+	if (max > MAIL_HEADER_SCAN_MAX)
+		max = MAIL_HEADER_SCAN_MAX;
+	*scan = (struct mail_header_scan){.max = max, .state = MAIL_HEADER_SCAN_LINE_START};
+	/* the values and their lengths fit in twice the section (see header.h) */
+	buf_init(&scan->from, 2 * max + 8);
+}
+
+void mail_header_scan_free(struct mail_header_scan *scan)
+{
+	buf_free(&scan->from);
+	scan->in_from = false;
+	scan->nfrom = 0;
+}
+
+static char mail_header_scan_lower(char c)
+{
+	/* ASCII only, as strncasecmp in the C locale */
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static void mail_header_scan_fail(struct mail_header_scan *scan)
+{
+	scan->failed = true;
+	scan->state = MAIL_HEADER_SCAN_DONE;
+	mail_header_scan_free(scan);
+}
+
+static void mail_header_scan_from_open(struct mail_header_scan *scan)
+{
+	uint32_t zero = 0;
+	scan->from_start = scan->from.len;
+	if (buf_append(&scan->from, &zero, sizeof(zero)) < 0) {
+		mail_header_scan_fail(scan);
+		return;
+	}
+	scan->nfrom++;
+	scan->in_from = true;
+}
+
+/* The open From: value has ended: as mail_header_find, drop a final LF, then a
+ * final CR. */
+static void mail_header_scan_from_close(struct mail_header_scan *scan)
+{
+	if (!scan->in_from)
+		return;
+	scan->in_from = false;
+	size_t start = scan->from_start + sizeof(uint32_t);
+	const char *v = scan->from.data + start;
+	size_t vl = scan->from.len - start;
+	if (vl > 0 && v[vl - 1] == '\n')
+		vl--;
+	if (vl > 0 && v[vl - 1] == '\r')
+		vl--;
+	scan->from.len = start + vl;
+	scan->from.data[scan->from.len] = '\0';
+	uint32_t l = (uint32_t)vl;
+	memcpy(scan->from.data + scan->from_start, &l, sizeof(l));
+}
+
+/* Consumes octets of a line up to and including its LF (into the open From:
+ * value when collect); returns how many. */
+static size_t mail_header_scan_line_rest(struct mail_header_scan *scan, const char *p, size_t n,
+					 bool collect)
+{
+	const char *nl = memchr(p, '\n', n);
+	size_t used = nl != NULL ? (size_t)(nl - p) + 1 : n;
+	if (collect && buf_append(&scan->from, p, used) < 0) {
+		mail_header_scan_fail(scan);
+		return used;
+	}
+	if (nl != NULL)
+		scan->state = MAIL_HEADER_SCAN_LINE_START;
+	return used;
+}
+
+static void mail_header_scan_field(struct mail_header_scan *scan)
+{
+	scan->state = MAIL_HEADER_SCAN_SKIP;
+	switch (scan->name) {
+	case MAIL_HEADER_SCAN_FROM:
+		scan->state = MAIL_HEADER_SCAN_FROM_VALUE;
+		mail_header_scan_from_open(scan);
+		break;
+	case MAIL_HEADER_SCAN_DATE:
+		scan->have_date = true;
+		break;
+	case MAIL_HEADER_SCAN_MESSAGE_ID:
+		scan->have_message_id = true;
+		break;
+	}
+}
+
+static int mail_header_scan_result(const struct mail_header_scan *scan)
+{
+	if (scan->state != MAIL_HEADER_SCAN_DONE)
+		return 0;
+	return scan->ended && !scan->too_large && !scan->failed ? 1 : -1;
+}
+
+int mail_header_scan_feed(struct mail_header_scan *scan, const void *data, size_t len)
+{
+	if (scan->state == MAIL_HEADER_SCAN_DONE)
+		return mail_header_scan_result(scan);
+	const char *p = data;
+	/* one octet past the limit tells a section of max octets from a longer one */
+	size_t room = scan->max - scan->len + 1;
+	size_t n = len < room ? len : room;
+	size_t i = 0;
+	while (i < n && scan->state != MAIL_HEADER_SCAN_DONE) {
+		char c = p[i];
+		switch (scan->state) {
+		case MAIL_HEADER_SCAN_LINE_START:
+			if (scan->in_from) {
+				/* a line starting with a blank continues the field */
+				if (c == ' ' || c == '\t') {
+					scan->state = MAIL_HEADER_SCAN_FROM_VALUE;
+					continue;
+				}
+				mail_header_scan_from_close(scan);
+			}
+			if (c == '\n') {
+				i++;
+				scan->ended = true;
+				scan->state = MAIL_HEADER_SCAN_DONE;
+			} else if (c == '\r') {
+				i++;
+				scan->state = MAIL_HEADER_SCAN_LINE_CR;
+			} else {
+				scan->state = MAIL_HEADER_SCAN_SKIP;
+				for (uint8_t k = 0; k < 3; k++) {
+					if (mail_header_scan_lower(c) == mail_header_scan_names[k][0]) {
+						scan->name = k;
+						scan->name_pos = 1;
+						scan->state = MAIL_HEADER_SCAN_NAME;
+						i++;
+						break;
+					}
+				}
+			}
+			break;
+		case MAIL_HEADER_SCAN_LINE_CR:
+			if (c == '\n') {
+				i++;
+				scan->ended = true;
+				scan->state = MAIL_HEADER_SCAN_DONE;
+			} else {
+				scan->state = MAIL_HEADER_SCAN_SKIP;
+			}
+			break;
+		case MAIL_HEADER_SCAN_NAME: {
+			const char *name = mail_header_scan_names[scan->name];
+			if (mail_header_scan_lower(c) != name[scan->name_pos]) {
+				scan->state = MAIL_HEADER_SCAN_SKIP;
+				break;
+			}
+			i++;
+			if (name[++scan->name_pos] == '\0')
+				scan->state = MAIL_HEADER_SCAN_NAME_BLANKS;
+			break;
+		}
+		case MAIL_HEADER_SCAN_NAME_BLANKS:
+			/* RFC 5322 4.5 (obsolete syntax): blanks before the colon */
+			if (c == ' ' || c == '\t') {
+				i++;
+			} else if (c == ':') {
+				i++;
+				mail_header_scan_field(scan);
+			} else {
+				scan->state = MAIL_HEADER_SCAN_SKIP;
+			}
+			break;
+		case MAIL_HEADER_SCAN_FROM_VALUE:
+			i += mail_header_scan_line_rest(scan, p + i, n - i, true);
+			break;
+		case MAIL_HEADER_SCAN_SKIP:
+			i += mail_header_scan_line_rest(scan, p + i, n - i, false);
+			break;
+		case MAIL_HEADER_SCAN_DONE:
+			break;
+		}
+	}
+	scan->len += i;
+	if (scan->len > scan->max && !scan->failed) {
+		scan->too_large = true;
+		scan->state = MAIL_HEADER_SCAN_DONE;
+		mail_header_scan_free(scan);
+	}
+	return mail_header_scan_result(scan);
+}
+
+int mail_header_scan_end(struct mail_header_scan *scan)
+{
+	if (scan->state != MAIL_HEADER_SCAN_DONE) {
+		/* no empty line: the whole message is the header section */
+		mail_header_scan_from_close(scan);
+		scan->state = MAIL_HEADER_SCAN_DONE;
+	}
+	if (scan->failed)
+		return -1;
+	return scan->too_large ? 0 : 1;
+}
+
+int mail_header_scan_next_from(const struct mail_header_scan *scan, size_t *pos,
+			       const char **value_r, size_t *len_r)
+{
+	if (scan->in_from || scan->from.data == NULL || *pos > scan->from.len ||
+	    scan->from.len - *pos < sizeof(uint32_t))
+		return 0;
+	uint32_t l;
+	memcpy(&l, scan->from.data + *pos, sizeof(l));
+	*value_r = scan->from.data + *pos + sizeof(l);
+	*len_r = l;
+	*pos += sizeof(l) + l;
+	return 1;
+}

@@ -1,6 +1,8 @@
 #include "mail/header.h"
+#include "header_ref.h"
 #include "unit.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 struct collect {
@@ -85,9 +87,145 @@ static void test_addresses(void)
 	CHECK_STR(c.out, "|");
 }
 
+/* The scan of msg with the bound max (at least 3, see header_ref.h), fed in one
+ * piece, one octet at a time and in pieces of 2, 3 and 7, must describe what
+ * the reference (the read-back the submission checks did before) describes,
+ * and, when given, equal expect. */
+static void check_scan(const char *msg, size_t len, size_t max, const char *expect)
+{
+	static const size_t one[] = {1}, mixed[] = {2, 3, 7};
+	struct buf ref, got;
+	buf_init(&ref, 0);
+	buf_init(&got, 0);
+	header_ref_describe(msg, len, max, &ref);
+	if (expect != NULL) {
+		CHECK_STR(ref.data, expect);
+	}
+	const size_t *splits[] = {NULL, one, mixed};
+	const size_t nsplits[] = {0, 1, 3};
+	for (size_t i = 0; i < 3; i++) {
+		buf_reset(&got);
+		header_ref_scan(msg, len, max, splits[i], nsplits[i], &got);
+		bool same = got.len == ref.len && memcmp(got.data, ref.data, ref.len) == 0;
+		if (!same)
+			fprintf(stderr, "split %zu max %zu: scan \"%s\" != reference \"%s\"\n", i,
+				max, got.data, ref.data);
+		CHECK(same);
+	}
+	buf_free(&ref);
+	buf_free(&got);
+}
+
+#define SCAN(msg, max, expect) check_scan(msg, sizeof(msg) - 1, max, expect)
+
+static void test_scan_cases(void)
+{
+	const size_t big = 256 * 1024;
+	/* folded From:, Date:, a Message-ID: in the body does not count */
+	SCAN("Received: x\r\nFrom: Alice\r\n <a@b.c>\r\nDate: d\r\n\r\nMessage-ID: <b>\r\n", big,
+	     "ok len=47 date=1 id=0 from=16: Alice\r\n <a@b.c>");
+	/* bare LF, case, blanks before the colon, two From: fields */
+	SCAN("from : a@b\nMESSAGE-id:<x>\nFROM:c@d\n\nbody\n", big,
+	     "ok len=36 date=0 id=1 from=4: a@b from=3:c@d");
+	/* "Fromage:" and "Dated:" are other fields; a continuation line is no field */
+	SCAN("Fromage: x\r\nDated: y\r\nSubject: s\r\n From: z\r\n\r\n", big,
+	     "ok len=46 date=0 id=0");
+	/* no empty line: the whole message is the header section */
+	SCAN("From: a@b.c", big, "ok len=11 date=0 id=0 from=6: a@b.c");
+	SCAN("From: a@b.c\r", big, "ok len=12 date=0 id=0 from=6: a@b.c");
+	SCAN("From:\r\n a@b.c\r\n", big, "ok len=15 date=0 id=0 from=8:\r\n a@b.c");
+	/* CR alone starts no empty line; CR CR LF keeps one CR in the value */
+	SCAN("Date: x\r\n\rFrom: a\r\n\r\n", big, "ok len=21 date=1 id=0");
+	SCAN("From: a\r\r\n\r\n", big, "ok len=12 date=0 id=0 from=3: a\r");
+	/* an empty value, a blank-only continuation line */
+	SCAN("From:\n \nDate:\n\n", big, "ok len=15 date=1 id=0 from=2:\n ");
+	/* the message starts with the empty line */
+	SCAN("\r\nFrom: a\r\n", big, "ok len=2 date=0 id=0");
+	SCAN("", big, "ok len=0 date=0 id=0");
+	/* the bound: a section of exactly max octets passes, one more does not,
+	 * and the message going on past max without an empty line is too large */
+	SCAN("From: a\r\n\r\nbody", 11, "ok len=11 date=0 id=0 from=2: a");
+	SCAN("From: a\r\n\r\nbody", 10, "too-large");
+	SCAN("From: a\n\nbody", 9, "ok len=9 date=0 id=0 from=2: a");
+	SCAN("From: a\n\nbody", 8, "too-large");
+	SCAN("From: a\r\n", 9, "ok len=9 date=0 id=0 from=2: a");
+	SCAN("From: a\r\n", 8, "too-large");
+	SCAN("From: a\r\nX", 9, "too-large");
+	/* CR as the last octet within max, its LF past it */
+	SCAN("From: a\r\n\r\n", 10, "too-large");
+	for (size_t max = 3; max < 20; max++)
+		SCAN("From: a\r\nDate: b\r\n\r\nbody\r\n", max, NULL);
+}
+
+/* Random header-like messages from tokens that matter to the scanner, under
+ * small and large bounds, compared with the reference. */
+static void test_scan_random(void)
+{
+	static const char *const tok[] = {
+	    "From", "from", "FROM", "Date", "date", "Message-ID", "message-id", "Fromage", "Dat",
+	    ":", " ", "\t", "\r\n", "\n", "\r", "a@b.c", "<x@y.z>", "\"q\"", "(c)", ",", ";",
+	    "Subject", "x", "\0", "\r\n\r\n", "\n\n"};
+	const size_t ntok = sizeof(tok) / sizeof(tok[0]);
+	uint64_t rng = 0x9e3779b97f4a7c15u;
+	char msg[512];
+	for (int iter = 0; iter < 4000; iter++) {
+		size_t len = 0;
+		size_t ntoks = (size_t)(rng % 40);
+		for (size_t t = 0; t < ntoks; t++) {
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			const char *w = tok[rng % ntok];
+			size_t wl = w[0] == '\0' ? 1 : strlen(w);
+			if (len + wl > sizeof(msg))
+				break;
+			memcpy(msg + len, w, wl);
+			len += wl;
+		}
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		size_t max = iter % 2 == 0 ? 256 * 1024 : (size_t)(rng % (len + 3)) + 3;
+		check_scan(msg, len, max, NULL);
+	}
+}
+
+/* The scanner keeps From: values, not the section: a long header without a
+ * From: field allocates nothing, and octets after the empty line are ignored. */
+static void test_scan_memory(void)
+{
+	struct mail_header_scan scan;
+	mail_header_scan_init(&scan, 256 * 1024);
+	const char line[] = "Subject: a long header line without any address in it\r\n";
+	int r = 0;
+	for (int i = 0; i < 3000 && r == 0; i++)
+		r = mail_header_scan_feed(&scan, line, sizeof(line) - 1);
+	CHECK(r == 0);
+	CHECK(scan.from.data == NULL);
+	CHECK(mail_header_scan_feed(&scan, "From: a@b.c\r\n\r\nFrom: x@y.z\r\n", 29) == 1);
+	CHECK(mail_header_scan_feed(&scan, "Date: x\r\n", 9) == 1);
+	CHECK(mail_header_scan_end(&scan) == 1);
+	CHECK(scan.ended && scan.nfrom == 1 && !scan.have_date);
+	CHECK(scan.from.len == 4 + 6);
+	mail_header_scan_free(&scan);
+
+	/* past the bound: -1 from feed, 0 from end, the values released */
+	mail_header_scan_init(&scan, 64);
+	r = 0;
+	for (int i = 0; i < 10 && r == 0; i++)
+		r = mail_header_scan_feed(&scan, "From: a@b.c\r\n", 13);
+	CHECK(r == -1);
+	CHECK(mail_header_scan_end(&scan) == 0);
+	CHECK(scan.too_large && scan.from.data == NULL);
+	mail_header_scan_free(&scan);
+}
+
 int main(void)
 {
 	test_find();
 	test_addresses();
+	test_scan_cases();
+	test_scan_random();
+	test_scan_memory();
 	return unit_finish("header");
 }
