@@ -132,8 +132,21 @@ void smtp_tx_free(struct smtp_tx **txp)
 	free(tx->envid);
 	store_msg_free(&tx->m);
 	buf_free(&tx->msg);
+	mail_header_scan_free(&tx->header);
 	free(tx);
 	*txp = NULL;
+}
+
+/* Feeds the header scanner the octets just written (data, n: the last n of the
+ * message), from the end of our trace fields on. */
+static void smtp_tx_scan_header(struct smtp_tx *tx, const char *data, size_t n)
+{
+	uint64_t end = store_msg_size(tx->m);
+	if (end <= tx->trace_len)
+		return;
+	uint64_t start = end - n;
+	size_t skip = start < tx->trace_len ? (size_t)(tx->trace_len - start) : 0;
+	(void)mail_header_scan_feed(&tx->header, data + skip, n - skip);
 }
 
 /* Moves the staged bytes of tx->msg to the message writer. */
@@ -149,6 +162,8 @@ static void smtp_tx_flush(struct smtp_session *s, struct smtp_tx *tx)
 			log_error(s->c->sid, "event=message-write-failed id=%s error=\"%s\"", tx->id,
 				  log_escape_str(err, esc, sizeof(esc)));
 			tx->write_failed = true;
+		} else if (tx->scan_header) {
+			smtp_tx_scan_header(tx, tx->msg.data, n);
 		}
 		free(err);
 		if (n >= 2) {
@@ -503,6 +518,11 @@ static void smtp_tx_start_body(struct smtp_session *s, enum smtp_body_mode mode)
 		tx->write_failed = true;
 	}
 	free(err);
+	/* the submission checks need the header section: scan it on the way */
+	mail_header_scan_free(&tx->header);
+	tx->scan_header = s->submission;
+	if (tx->scan_header)
+		mail_header_scan_init(&tx->header, SMTP_HEADER_MAX);
 	if (smtp_tx_add_trace(s, tx) < 0)
 		tx->reader.too_big = true; /* cannot happen short of memory */
 	smtp_tx_flush(s, tx);

@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/worker.h"
+#include "mail/header.h"
 #include "net/server.h"
 #include "smtp/smtp_parse.h"
 #include "store/store.h"
@@ -87,6 +88,10 @@ struct smtp_tx {
 	bool write_failed; /* m could not be created or written: 451 at the end */
 	size_t trace_len; /* bytes of the message that are our Return-Path: and Received: */
 	size_t rp_len;    /* of which our Return-Path: line (local only: not relayed) */
+	/* Submission only: the header section after our trace fields, scanned as it
+	 * is written (the checks of smtp_submission.c; port 25 does not scan). */
+	bool scan_header;
+	struct mail_header_scan header;
 	/* RCPTs pipelined behind the last looked-up one, resolved by its job:
 	 * ahead[ahead_next..nahead) not used yet (see smtp_cmd_rcpt) */
 	struct smtp_rcpt_lookup *ahead; /* smtp_rcpt.c */
@@ -116,7 +121,7 @@ struct smtp_session {
 	const char *bdat_reply; /* error reply owed once the chunk is consumed */
 };
 
-/* RFC 5322 2.2 sets no limit on the header section; the submission checks read
+/* RFC 5322 2.2 sets no limit on the header section; the submission checks scan
  * at most this much of it (Postfix's header_size_limit is 100 KiB). */
 #define SMTP_HEADER_MAX (256 * 1024)
 

@@ -1,7 +1,9 @@
-/* Submission (RFC 6409) checks of a message before delivery, on a worker: the
- * header section is read back from the message writer, bounded; its From:
- * fields are checked against the authenticated user's addresses; Date: and
- * Message-ID: are added when missing. */
+/* Submission (RFC 6409) checks of a message before delivery, on a worker. The
+ * session scanned the header section while the message was written to the
+ * message writer (mail_header_scan, fed by smtp_tx_flush from the end of our
+ * trace fields, bounded by SMTP_HEADER_MAX), so nothing is read back here: the
+ * From: values the scan kept are checked against the authenticated user's
+ * addresses, and Date: and Message-ID: are added when the scan saw none. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,69 +38,18 @@ static void smtp_from_check_cb(void *ctx, const char *addr, size_t len)
 	free(a);
 }
 
-/* RFC 5322 2.2 sets no limit on the header section; the submission checks read
- * at most this much of it (Postfix's header_size_limit is 100 KiB). */
-
-/* Reads the header section of tx's message (after our trace fields, up to and
- * including the empty line that ends it) into *hdr_r (malloc'd, *len_r bytes).
- * 1 ok, 0 the section is longer than SMTP_HEADER_MAX, -1 error. Runs on a worker. */
-static int smtp_tx_read_header(struct smtp_tx *tx, char **hdr_r, size_t *len_r, char **error_r)
+/* Passes the addresses of every From: field the scan found to fc (RFC 5322
+ * allows one; a second one must not slip a forged address past the check).
+ * With check_owner, an empty or overlong address is not owned; without it only
+ * mailboxes are counted. -1 when a field is malformed, else 0. */
+static int smtp_from_walk(struct smtp_from_check *fc, const struct mail_header_scan *scan)
 {
-	*hdr_r = NULL;
-	*len_r = 0;
-	uint64_t size = tx->m != NULL ? store_msg_size(tx->m) : 0;
-	if (size < tx->trace_len) {
-		*error_r = strdup("message shorter than its trace fields");
-		return -1;
-	}
-	uint64_t rest = size - tx->trace_len;
-	size_t want = rest < SMTP_HEADER_MAX ? (size_t)rest : SMTP_HEADER_MAX;
-	char *h = malloc(want + 1);
-	if (h == NULL) {
-		*error_r = strdup("out of memory");
-		return -1;
-	}
-	size_t got = 0;
-	while (got < want) {
-		long n = store_msg_pread(tx->m, h + got, want - got, tx->trace_len + got);
-		if (n <= 0) {
-			free(h);
-			*error_r = strdup("reading the message back failed");
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	size_t hlen = mail_header_section_len(h, got);
-	bool ends_blank = (got >= 2 && memcmp(h + got - 2, "\n\n", 2) == 0) ||
-			  (got >= 3 && memcmp(h + got - 3, "\n\r\n", 3) == 0);
-	if (hlen == got && got < rest && !ends_blank) {
-		/* no empty line within the bound, and the message goes on */
-		free(h);
-		return 0;
-	}
-	*hdr_r = h;
-	*len_r = hlen;
-	return 1;
-}
-
-/* Passes the addresses of every From: field of the header section hdr to fc
- * (RFC 5322 allows one; a second one must not slip a forged address past the
- * check). With check_owner, an empty or overlong address is not owned; without
- * it only mailboxes are counted. -1 when a field is malformed, else 0. */
-static int smtp_from_walk(struct smtp_from_check *fc, const char *hdr, size_t hlen)
-{
-	const char *p = hdr;
-	const char *end = hdr + hlen;
+	size_t pos = 0;
 	const char *v;
 	size_t vl;
-	while (fc->all_owned && mail_header_find(p, (size_t)(end - p), "From", &v, &vl) > 0) {
+	while (fc->all_owned && mail_header_scan_next_from(scan, &pos, &v, &vl) > 0) {
 		if (mail_header_addresses(v, vl, smtp_from_check_cb, fc) < 0)
 			return -1;
-		p = v + vl; /* past this field's line end */
-		if (p < end && *p == '\r')
-			p++;
-		if (p < end && *p == '\n')
-			p++;
 	}
 	return 0;
 }
@@ -106,14 +57,11 @@ static int smtp_from_walk(struct smtp_from_check *fc, const char *hdr, size_t hl
 /* RFC 6409 8.1-8.3: an MSA may add a missing Date: and Message-ID:. They go right
  * after our trace fields, as j->insert (the store splices them in: the message is
  * not copied). */
-static int smtp_submission_fix_headers(struct smtp_deliver_job *j, const char *hdr,
-				       size_t hlen)
+static int smtp_submission_fix_headers(struct smtp_deliver_job *j)
 {
 	struct smtp_tx *tx = j->tx;
-	const char *v;
-	size_t vl;
-	bool need_date = mail_header_find(hdr, hlen, "Date", &v, &vl) == 0;
-	bool need_id = mail_header_find(hdr, hlen, "Message-ID", &v, &vl) == 0;
+	bool need_date = !tx->header.have_date;
+	bool need_id = !tx->header.have_message_id;
 	int r = 1;
 	if (need_id)
 		r = buf_printf(&j->insert, "Message-ID: <%s@%s>\r\n", tx->id, j->hostname);
@@ -131,15 +79,24 @@ static int smtp_submission_fix_headers(struct smtp_deliver_job *j, const char *h
 int smtp_submission_check(struct smtp_deliver_job *j)
 {
 	struct smtp_tx *tx = j->tx;
-	/* The header section, read back from the message writer (memory or page
-	 * cache), bounded: the checks below need nothing else. */
-	char *hdr;
-	size_t hlen;
-	int hr = smtp_tx_read_header(tx, &hdr, &hlen, &j->error);
-	if (hr <= 0)
-		return hr < 0 ? -1 : -4;
+	/* The header section was scanned as the message was written (the session
+	 * fed the scanner): the checks below need nothing else, and the message is
+	 * not read back. */
+	if (!tx->scan_header) {
+		j->error = strdup("the header section was not scanned");
+		return -1;
+	}
+	int hr = mail_header_scan_end(&tx->header);
+	if (hr <= 0) {
+		if (hr < 0) {
+			j->error = strdup("out of memory");
+			return -1;
+		}
+		return -4;
+	}
+	const struct mail_header_scan *scan = &tx->header;
 	struct smtp_from_check fc = {.j = j, .check_owner = false, .all_owned = true};
-	int malformed = smtp_from_walk(&fc, hdr, hlen) < 0;
+	int malformed = smtp_from_walk(&fc, scan) < 0;
 	/* RFC 5322 3.6: a message has one From: field with at least one mailbox.
 	 * Without one (no field, "From: <>", an empty group "undisclosed:;") the
 	 * message is refused, whatever require_from_match says: RFC 6409 8 lets
@@ -150,20 +107,14 @@ int smtp_submission_check(struct smtp_deliver_job *j)
 	 * in the message, not in the user's rights. A malformed field is left to
 	 * the ownership check (it may hide any address), and let through as
 	 * before when ownership is not checked. */
-	if (!malformed && fc.mailboxes == 0) {
-		free(hdr);
+	if (!malformed && fc.mailboxes == 0)
 		return -3;
-	}
 	if (j->require_from_match) {
 		fc.check_owner = true;
-		if (smtp_from_walk(&fc, hdr, hlen) < 0 || !fc.all_owned) {
-			free(hdr);
+		if (smtp_from_walk(&fc, scan) < 0 || !fc.all_owned)
 			return -2;
-		}
 	}
-	int fr = smtp_submission_fix_headers(j, hdr, hlen);
-	free(hdr);
-	if (fr < 0) {
+	if (smtp_submission_fix_headers(j) < 0) {
 		j->error = strdup("out of memory");
 		return -1;
 	}
