@@ -128,7 +128,8 @@ int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t
 	if (rc <= 0)
 		return rc;
 	/* As with messages: a blob removed by a racing delete makes this an error. */
-	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
+	rc = blob_id_valid(blob_id) ? sqlite_blob_get(st, blob_id, data_r, len_r, error_r)
+	                            : str_error(error_r, "invalid blob id");
 	if (rc == 0)
 		str_error(error_r, "blob %s of queue entry %lld is missing", blob_id,
 		                (long long)id);
