@@ -224,6 +224,8 @@ static void sqlite_close(struct store_backend **stp)
 	sqlite3_finalize(st->st_msg_insert);
 	sqlite3_finalize(st->st_queue_insert);
 	sqlite3_finalize(st->st_queue_rcpt);
+	sqlite3_finalize(st->st_savepoint);
+	sqlite3_finalize(st->st_release);
 	sqlite_conn_close(st->wdb);
 	pthread_mutex_destroy(&st->wmu);
 	pthread_mutex_destroy(&st->rmu);

@@ -18,6 +18,15 @@ static void stmt_done(sqlite3_stmt *stmt)
 	sqlite3_clear_bindings(stmt);
 }
 
+/* Runs a prepared statement that returns no rows. 1 ok, -1 error. */
+static int stmt_run(sqlite3 *db, sqlite3_stmt *stmt, char **error_r)
+{
+	int rc = sqlite3_step(stmt);
+
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE ? 1 : sqlite_db_fail(db, error_r, "database");
+}
+
 static void queue_envelope_free(struct store_gc_req *req)
 {
 	free(req->queue_sender);
@@ -254,7 +263,7 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 	for (struct store_gc_req *r = batch; r != NULL; r = r->next) {
 		char *err = NULL;
 
-		if (sqlite_db_exec(st->wdb, "SAVEPOINT delivery", &err) < 0) {
+		if (stmt_run(st->wdb, st->st_savepoint, &err) < 0) {
 			r->result = -1;
 			r->error = err;
 			continue;
@@ -272,7 +281,7 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 			gc_register_orphan(st, r);
 			continue;
 		}
-		if (sqlite_db_exec(st->wdb, "RELEASE delivery", &err) < 0) {
+		if (stmt_run(st->wdb, st->st_release, &err) < 0) {
 			sqlite_db_rollback(st->wdb);
 			gc_fail_all(batch, err != NULL ? err : "database: release failed");
 			free(err);

@@ -118,6 +118,7 @@ struct store_backend {
 	sqlite3_stmt *st_msg_insert;
 	sqlite3_stmt *st_queue_insert;
 	sqlite3_stmt *st_queue_rcpt;
+	sqlite3_stmt *st_savepoint, *st_release; /* a delivery's savepoint in a batch */
 
 	pthread_mutex_t rmu; /* guards the idle reader list */
 	struct store_conn *idle;

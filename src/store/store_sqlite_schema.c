@@ -189,6 +189,8 @@ int sqlite_prepare_writer(struct store_backend *st, char **error_r)
 	    {offsetof(struct store_backend, st_queue_rcpt),
 	     "INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt, notify, orcpt)"
 	     " VALUES (?1, ?2, ?3, ?4)"},
+	    {offsetof(struct store_backend, st_savepoint), "SAVEPOINT delivery"},
+	    {offsetof(struct store_backend, st_release), "RELEASE delivery"},
 	};
 
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
