@@ -267,7 +267,8 @@ int blob_segs_append(struct blob_segs *s, const struct blob_src *src, struct blo
 
 	char chunk[65536];
 	for (uint64_t done = 0; done < src->size;) {
-		size_t n = src->size - done < sizeof(chunk) ? (size_t)(src->size - done) : sizeof(chunk);
+		size_t n =
+		    src->size - done < sizeof(chunk) ? (size_t)(src->size - done) : sizeof(chunk);
 		if (blob_src_read(src, chunk, n, done) < 0) {
 			blob_seg_release(seg);
 			return str_error(error_r, "reading the message failed");

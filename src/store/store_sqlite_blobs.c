@@ -44,14 +44,16 @@ int sqlite_blob_locate(sqlite3 *db, const char *id, struct sqlite_blob_loc *loc,
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-int sqlite_blob_read_loc(struct store_backend *st, const char *id, const struct sqlite_blob_loc *loc,
-                         char **data_r, size_t *len_r, char **error_r)
+int sqlite_blob_read_loc(struct store_backend *st, const char *id,
+                         const struct sqlite_blob_loc *loc, char **data_r, size_t *len_r,
+                         char **error_r)
 {
 	if (loc->seg == 0)
 		return blob_read(st->data_dir, id, data_r, len_r, error_r);
 	if (loc->size >= SIZE_MAX)
 		return str_error(error_r, "blob %s too large", id);
-	int rc = blob_seg_read(st->data_dir, loc->seg, loc->off, (size_t)loc->size, data_r, error_r);
+	int rc =
+	    blob_seg_read(st->data_dir, loc->seg, loc->off, (size_t)loc->size, data_r, error_r);
 	if (rc > 0)
 		*len_r = (size_t)loc->size;
 	return rc;
@@ -223,7 +225,6 @@ out:
 	return ret;
 }
 
-
 /* ---- segments ---- */
 
 struct seg_list {
@@ -360,9 +361,10 @@ static int seg_compact(struct store_backend *st, uint32_t no, int fd, char **err
 
 	pthread_mutex_lock(&st->wmu);
 	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0 ||
-	    sqlite_db_prepare(st->wdb,
-	                      "UPDATE blobs SET seg = ?1, off = ?2 WHERE id = ?3 AND seg = ?4 AND off = ?5",
-	                      &stmt, error_r) < 0) {
+	    sqlite_db_prepare(
+	        st->wdb,
+	        "UPDATE blobs SET seg = ?1, off = ?2 WHERE id = ?3 AND seg = ?4 AND off = ?5",
+	        &stmt, error_r) < 0) {
 		sqlite_db_rollback(st->wdb);
 		pthread_mutex_unlock(&st->wmu);
 		goto out;

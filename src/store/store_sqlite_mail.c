@@ -19,10 +19,10 @@ static int mailbox_lookup(sqlite3 *db, const char *account, const char *mailbox,
 	sqlite3_stmt *stmt;
 	int rc;
 
-	if (sqlite_db_prepare(db,
-	                      "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
-	                      " WHERE a.address = ?1 AND m.name = ?2",
-	                      &stmt, error_r) < 0)
+	if (sqlite_stmt_cached(db,
+	                       "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
+	                       " WHERE a.address = ?1 AND m.name = ?2",
+	                       &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, store_mailbox_normalize(mailbox), -1, SQLITE_STATIC);
@@ -31,7 +31,7 @@ static int mailbox_lookup(sqlite3 *db, const char *account, const char *mailbox,
 		*id_r = sqlite3_column_int64(stmt, 0);
 	else if (rc != SQLITE_DONE)
 		sqlite_db_fail(db, error_r, "database");
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -55,7 +55,7 @@ int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mai
 	}
 	/* unseen: entries whose flag list lacks \Seen (flags are space-separated;
 	 * LIKE is ASCII case-insensitive, as IMAP system flags are). */
-	if (sqlite_db_prepare(
+	if (sqlite_stmt_cached(
 	        db,
 	        "SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"
 	        "  count(m.uid),"
@@ -90,7 +90,7 @@ int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mai
 	}
 	ret = 1;
 out:
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite_reader_put(st, db);
 	return ret;
@@ -113,10 +113,10 @@ int sqlite_message_list(struct store_backend *st, const char *account, const cha
 		ret = rc;
 		goto out;
 	}
-	if (sqlite_db_prepare(db,
-	                      "SELECT uid, modseq, size, internal_date, flags, blob FROM messages"
-	                      " WHERE mailbox = ?1 ORDER BY uid",
-	                      &stmt, error_r) < 0)
+	if (sqlite_stmt_cached(db,
+	                       "SELECT uid, modseq, size, internal_date, flags, blob FROM messages"
+	                       " WHERE mailbox = ?1 ORDER BY uid",
+	                       &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_int64(stmt, 1, mbox_id);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -140,7 +140,7 @@ int sqlite_message_list(struct store_backend *st, const char *account, const cha
 	}
 	ret = 1;
 out:
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite_reader_put(st, db);
 	return ret;
@@ -164,7 +164,8 @@ int sqlite_message_get(struct store_backend *st, const char *account, const char
 			ret = rc;
 			goto out;
 		}
-		if (sqlite_stmt_cached(db, "SELECT blob FROM messages WHERE mailbox = ?1 AND uid = ?2",
+		if (sqlite_stmt_cached(db,
+		                       "SELECT blob FROM messages WHERE mailbox = ?1 AND uid = ?2",
 		                       &stmt, error_r) < 0)
 			goto out;
 		sqlite3_bind_int64(stmt, 1, mbox_id);

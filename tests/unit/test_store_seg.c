@@ -262,7 +262,8 @@ static void *writer_run(void *arg)
 	for (int i = 0; i < PER_THREAD; i++) {
 		size_t len = make_msg(m, sizeof(m), "thread", w->id * 1000 + i);
 		const char *accts[] = {"carol@a.test"};
-		struct store_delivery d = {.accounts = accts, .naccounts = 1, .data = m, .len = len};
+		struct store_delivery d = {
+		    .accounts = accts, .naccounts = 1, .data = m, .len = len};
 		if (store_deliver(w->st, &d, NULL, NULL) != 1)
 			w->failures++;
 	}
