@@ -1158,7 +1158,8 @@ int server_main(const char *config_path, const struct server_app *app)
 	struct store_options sopts = {.data_dir = srv.cfg->data_dir,
 				      .fsync = srv.cfg->store_fsync,
 				      .hostname = srv.cfg->hostname,
-				      .backend = srv.cfg->store_backend};
+				      .backend = srv.cfg->store_backend,
+				      .sweep_interval = STORE_SWEEP_INTERVAL};
 	if (store_open(&sopts, &srv.store, &err) < 0) {
 		fprintf(stderr, "hermod: cannot open store in %s: %s\n", srv.cfg->data_dir,
 		        err != NULL ? err : "?");

@@ -8,6 +8,7 @@
  * rest find little left to do. */
 #include "store/blob.h"
 #include "core/str.h"
+#include "store/blob_seg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -215,8 +216,7 @@ static long blob_mem_read(void *ctx, void *buf, size_t len, uint64_t off)
 	return (long)len;
 }
 
-/* Reads exactly len bytes of src at off. 1 ok, -1 error. */
-static int blob_src_read(const struct blob_src *src, void *buf, size_t len, uint64_t off)
+int blob_src_read(const struct blob_src *src, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;
 
@@ -264,7 +264,7 @@ static int blob_src_copy(const struct blob_src *src, int fd)
 	return 1;
 }
 
-static int blob_src_hash(const struct blob_src *src, char id_r[BLOB_ID_LEN + 1])
+int blob_src_hash(const struct blob_src *src, char id_r[BLOB_ID_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE], chunk[65536];
@@ -406,6 +406,9 @@ int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const
 	p->fd = -1;
 	p->dir_sync = 0;
 	p->data_synced = false;
+	p->seg = NULL;
+	p->seg_no = 0;
+	p->seg_off = 0;
 	if (id != NULL && blob_id_valid(id))
 		memcpy(p->id, id, BLOB_ID_LEN + 1);
 	else if (blob_src_hash(src, p->id) < 0) {
@@ -439,6 +442,22 @@ int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const
 	return 1;
 }
 
+int blob_write_begin_seg(struct blob_segs *segs, const struct blob_src *src, const char *id,
+                         struct blob_pending *p, char **error_r)
+{
+	p->fd = -1;
+	p->dir_sync = 0;
+	p->data_synced = false;
+	p->seg = NULL;
+	p->seg_no = 0;
+	p->seg_off = 0;
+	if (id != NULL && blob_id_valid(id))
+		memcpy(p->id, id, BLOB_ID_LEN + 1);
+	else if (blob_src_hash(src, p->id) < 0)
+		return str_error(error_r, "SHA-256 of the message failed");
+	return blob_segs_append(segs, src, &p->seg, &p->seg_no, &p->seg_off, error_r);
+}
+
 int blob_write_begin(const char *data_dir, const void *data, size_t len,
                      struct blob_pending *p, char **error_r)
 {
@@ -452,6 +471,12 @@ int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync,
 {
 	int r = 1;
 
+	if (p->seg != NULL) {
+		if (do_fsync && blob_seg_sync(p->seg, error_r) < 0)
+			r = -1;
+		blob_seg_release(p->seg);
+		p->seg = NULL;
+	}
 	if (p->fd >= 0) {
 		if (do_fsync && fdatasync(p->fd) < 0) {
 			str_error(error_r, "fsync blob %s: %s", p->id, strerror(errno));
@@ -496,6 +521,21 @@ void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps,
 		struct blob_pending *p = ps[i];
 		results[i] = 1;
 		errors[i] = NULL;
+		if (p->seg != NULL) {
+			/* one fdatasync per segment of the batch: the first blob of each
+			 * segment syncs it, the others share that result */
+			size_t j = 0;
+			while (j < i && ps[j]->seg_no != p->seg_no)
+				j++;
+			if (j < i) {
+				results[i] = results[j];
+				if (results[j] < 0)
+					errors[i] = str_dup(errors[j] != NULL ? errors[j]
+				                                              : "segment fsync failed");
+			} else if (do_fsync && blob_seg_sync(p->seg, &errors[i]) < 0) {
+				results[i] = -1;
+			}
+		}
 		if (p->fd >= 0) {
 			if (do_fsync && !p->data_synced && fdatasync(p->fd) < 0) {
 				str_error(&errors[i], "fsync blob %s: %s", p->id, strerror(errno));
@@ -541,12 +581,17 @@ void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps,
 		}
 	}
 out:
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		ps[i]->dir_sync = 0;
+		blob_seg_release(ps[i]->seg);
+		ps[i]->seg = NULL;
+	}
 }
 
 void blob_pending_abort(struct blob_pending *p)
 {
+	blob_seg_release(p->seg); /* the bytes stay as dead space in the segment */
+	p->seg = NULL;
 	if (p->fd >= 0)
 		close(p->fd);
 	p->fd = -1;

@@ -30,12 +30,19 @@ int blob_path(const char *data_dir, const char *id, char *buf, size_t bufsz);
 int blob_write(const char *data_dir, const void *data, size_t len, bool do_fsync,
                char id_r[BLOB_ID_LEN + 1], char **error_r);
 
-/* A blob written but not yet durable (blob_write in two halves). */
+struct blob_seg;
+
+/* A blob written but not yet durable (blob_write in two halves). It is either a
+ * file of its own (fd) or bytes appended to a segment file (seg, see blob_seg.h:
+ * seg_no and seg_off say where; blob_write_sync_batch syncs each segment once). */
 struct blob_pending {
 	char id[BLOB_ID_LEN + 1];
 	int fd;            /* the new file, -1 when an existing blob was reused */
 	unsigned dir_sync; /* directory fsyncs owed (private) */
 	bool data_synced;  /* the file's data is durable (blob_pending_sync_data) */
+	struct blob_seg *seg; /* a reference on the segment written, or NULL */
+	uint32_t seg_no;      /* 0: not in a segment */
+	uint64_t seg_off;
 };
 /* fdatasync of the file alone (the directory entries stay owed): lets the writer's
  * thread pay for its own data, concurrently with other writers. 1 ok, -1 error. */
@@ -54,16 +61,26 @@ struct blob_src {
 	void *ctx;
 	int link_fd;
 };
+/* Reads exactly len bytes of src at off into buf. 1 ok, -1 error. */
+int blob_src_read(const struct blob_src *src, void *buf, size_t len, uint64_t off);
+/* Hex SHA-256 of src's bytes into id_r. 1 ok, -1 error. */
+int blob_src_hash(const struct blob_src *src, char id_r[BLOB_ID_LEN + 1]);
 /* blob_write_begin from a source. id: the hex SHA-256 of the bytes if known, else
  * NULL (computed by reading the source). */
 int blob_write_begin_src(const char *data_dir, const struct blob_src *src, const char *id,
+                         struct blob_pending *p, char **error_r);
+struct blob_segs;
+/* blob_write_begin_src into a segment file (blob_seg.h) instead of a file of its
+ * own: for small blobs. Always appends (no reuse of an identical blob: the store's
+ * metadata keeps one location per id, a duplicate is dead space). */
+int blob_write_begin_seg(struct blob_segs *segs, const struct blob_src *src, const char *id,
                          struct blob_pending *p, char **error_r);
 /* Second half: with do_fsync makes the file and its directory entries durable.
  * Releases p. 1 ok, -1 error. */
 int blob_write_sync(const char *data_dir, struct blob_pending *p, bool do_fsync, char **error_r);
 void blob_pending_abort(struct blob_pending *p);
-/* blob_write_sync for a batch: fdatasync each file, then fsync each directory the
- * batch touched once (not once per blob). results[i] = 1 ok, -1 with errors[i]
+/* blob_write_sync for a batch: fdatasync each file and each segment once, then
+ * fsync each directory the batch touched once (not once per blob). results[i] = 1 ok, -1 with errors[i]
  * malloc'd. Releases every ps[i]. */
 void blob_write_sync_batch(const char *data_dir, struct blob_pending *const *ps, size_t n,
                            bool do_fsync, int *results, char **errors);

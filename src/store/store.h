@@ -35,8 +35,19 @@ struct store_options {
 	/* Minimum age (seconds) of an unreferenced blob file before the sweep at
 	 * store_open removes it; 0 = STORE_BLOB_SWEEP_AGE. */
 	unsigned blob_sweep_age;
+	/* Small blobs (up to STORE_SEGMENT_BLOB_MAX bytes) go into segment files of
+	 * about segment_size bytes (0 = 64 MiB), larger ones into files of their own;
+	 * segments_off stores every blob as a file (tests of the file layout). */
+	uint64_t segment_size;
+	bool segments_off;
+	/* Seconds between runs of store_blob_sweep (with the age above) in a
+	 * background thread of the store; 0: none (a CLI command, which sweeps once
+	 * at open like every store_open). The server sets STORE_SWEEP_INTERVAL. */
+	unsigned sweep_interval;
 };
+#define STORE_SWEEP_INTERVAL 3600
 #define STORE_BLOB_SWEEP_AGE 3600
+#define STORE_SEGMENT_BLOB_MAX (128u << 10)
 
 /* Opens (creating and migrating as needed) the store under opts->data_dir. */
 int store_open(const struct store_options *opts, struct store **store_r, char **error_r);

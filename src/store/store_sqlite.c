@@ -1,9 +1,6 @@
-/* The SQLite backend: connections, open/close, the ops table and the blob sweep.
+/* The SQLite backend: connections, open/close, the ops table.
  * See store_sqlite_int.h for the files of the backend and how it works. */
 #include "store/store_sqlite_int.h"
-
-#include <dirent.h>
-#include <sys/stat.h>
 
 static void sqlite_close(struct store_backend **stp);
 
@@ -176,8 +173,18 @@ static int sqlite_open(const struct store_options *opts, struct store_backend **
 	pthread_mutex_init(&st->gc_mu, NULL);
 	pthread_cond_init(&st->gc_cond, NULL);
 	st->gc_tail = &st->gc_head;
+	st->sweep_interval = opts->sweep_interval;
+	st->sweep_age = opts->blob_sweep_age != 0 ? opts->blob_sweep_age : STORE_BLOB_SWEEP_AGE;
+	pthread_mutex_init(&st->sw_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sweeper's timed waits */
+	pthread_cond_init(&st->sw_cond, &ca);
+	pthread_condattr_destroy(&ca);
 
-	if (sqlite_conn_open(st, true, &st->wdb, error_r) < 0 || sqlite_migrate(st, error_r) < 0 ||
+	if ((!opts->segments_off &&
+	     blob_segs_open(opts->data_dir, opts->segment_size, &st->segs, error_r) < 0) ||
+	    sqlite_conn_open(st, true, &st->wdb, error_r) < 0 || sqlite_migrate(st, error_r) < 0 ||
 	    sqlite_prepare_writer(st, error_r) < 0 || sqlite_committer_start(st, error_r) < 0) {
 		sqlite_close(&st);
 		return -1;
@@ -186,11 +193,12 @@ static int sqlite_open(const struct store_options *opts, struct store_backend **
 	 * or a crash before a commit. Failure here is not fatal: the next sweep
 	 * retries. */
 	char *sweep_error = NULL;
-	(void)sqlite_blob_sweep_all(st,
-	                            opts->blob_sweep_age != 0 ? opts->blob_sweep_age
-	                                                      : STORE_BLOB_SWEEP_AGE,
-	                            NULL, &sweep_error);
+	(void)sqlite_blob_sweep_all(st, st->sweep_age, NULL, &sweep_error);
 	free(sweep_error);
+	if (sqlite_sweeper_start(st, error_r) < 0) {
+		sqlite_close(&st);
+		return -1;
+	}
 	*store_r = st;
 	return 1;
 }
@@ -202,7 +210,9 @@ static void sqlite_close(struct store_backend **stp)
 	if (st == NULL)
 		return;
 	*stp = NULL;
+	sqlite_sweeper_stop(st);
 	sqlite_committer_stop(st); /* completes what is queued first */
+	blob_segs_close(&st->segs);
 	while (st->idle != NULL) {
 		struct store_conn *c = st->idle;
 		st->idle = c->next;
@@ -214,11 +224,15 @@ static void sqlite_close(struct store_backend **stp)
 	sqlite3_finalize(st->st_msg_insert);
 	sqlite3_finalize(st->st_queue_insert);
 	sqlite3_finalize(st->st_queue_rcpt);
+	sqlite3_finalize(st->st_savepoint);
+	sqlite3_finalize(st->st_release);
 	sqlite_conn_close(st->wdb);
 	pthread_mutex_destroy(&st->wmu);
 	pthread_mutex_destroy(&st->rmu);
 	pthread_mutex_destroy(&st->gc_mu);
 	pthread_cond_destroy(&st->gc_cond);
+	pthread_mutex_destroy(&st->sw_mu);
+	pthread_cond_destroy(&st->sw_cond);
 	if (st->data_fd >= 0)
 		close(st->data_fd);
 	free(st->data_dir);
@@ -388,44 +402,6 @@ int sqlite_column_dup(sqlite3_stmt *stmt, int col, char **r, char **error_r)
 	return *r != NULL ? 1 : str_error(error_r, "out of memory");
 }
 
-/* Removes blob rows (and files) no message refers to any more. Runs in its own write
- * transaction so that no delivery can take a new reference to a blob between the
- * check and the unlink (see "Blob lifetime" above). Files are unlinked before the
- * COMMIT: if the COMMIT fails, a row with refcount 0 and no file is left, which
- * deliveries handle by rewriting the file. */
-int sqlite_blob_sweep(struct store_backend *st, char **error_r)
-{
-	sqlite3_stmt *stmt = NULL;
-	int rc, ret = -1;
-
-	pthread_mutex_lock(&st->wmu);
-	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
-		goto out;
-	if (sqlite_db_prepare(st->wdb, "SELECT id FROM blobs WHERE refcount <= 0", &stmt, error_r) < 0)
-		goto rollback;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(stmt, 0);
-		if (id != NULL && blob_id_valid(id) && blob_unlink(st->data_dir, id, error_r) < 0)
-			goto rollback;
-	}
-	if (rc != SQLITE_DONE) {
-		sqlite_db_fail(st->wdb, error_r, "database");
-		goto rollback;
-	}
-	if (sqlite_db_exec(st->wdb, "DELETE FROM blobs WHERE refcount <= 0", error_r) < 0 ||
-	    sqlite_db_exec(st->wdb, "COMMIT", error_r) < 0)
-		goto rollback;
-	ret = 1;
-	goto out;
-rollback:
-	sqlite_db_rollback(st->wdb);
-out:
-	sqlite3_finalize(stmt);
-	pthread_mutex_unlock(&st->wmu);
-	return ret;
-}
-
-
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -464,95 +440,3 @@ const struct store_ops store_sqlite_ops = {
     .blob_sweep = sqlite_blob_sweep_all,
     .message_expunge = sqlite_message_expunge,
 };
-
-/* Orphan files of one fan-out directory, in one write transaction: a delivery
- * takes its reference (and re-checks that its file exists) inside the same write
- * lock, so a file is either named by a row when we look, or rewritten by the
- * delivery after we removed it. */
-static int sweep_orphans_dir(struct store_backend *st, sqlite3_stmt *known, const char *dir,
-                             time_t cutoff, uint64_t *removed, char **error_r)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int ret = -1;
-
-	if (d == NULL) {
-		if (errno == ENOENT)
-			return 1;
-		str_error(error_r, "opendir %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0)
-		goto out;
-	while ((e = readdir(d)) != NULL) {
-		struct stat sb;
-		bool tmp = strncmp(e->d_name, ".tmp.", 5) == 0; /* rename fallback leftovers */
-		int rc;
-
-		if (!tmp && !blob_id_valid(e->d_name))
-			continue;
-		if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(sb.st_mode) || sb.st_mtime > cutoff)
-			continue;
-		if (!tmp) {
-			sqlite3_reset(known);
-			sqlite3_bind_text(known, 1, e->d_name, -1, SQLITE_TRANSIENT);
-			rc = sqlite3_step(known);
-			if (rc == SQLITE_ROW)
-				continue; /* referenced (or the refcount sweep's business) */
-			if (rc != SQLITE_DONE) {
-				sqlite_db_fail(st->wdb, error_r, "database");
-				goto rollback;
-			}
-		}
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-			(*removed)++;
-		else if (errno != ENOENT) {
-			str_error(error_r, "unlink %s/%s: %s", dir, e->d_name, strerror(errno));
-			goto rollback;
-		}
-	}
-	sqlite3_reset(known);
-	if (sqlite_db_exec(st->wdb, "COMMIT", error_r) < 0)
-		goto rollback;
-	ret = 1;
-	goto out;
-rollback:
-	sqlite3_reset(known);
-	sqlite_db_rollback(st->wdb);
-out:
-	closedir(d);
-	return ret;
-}
-
-int sqlite_blob_sweep_all(struct store_backend *st, unsigned min_age, uint64_t *removed_r,
-                          char **error_r)
-{
-	sqlite3_stmt *known = NULL;
-	uint64_t removed = 0;
-	time_t cutoff = time(NULL) - (time_t)min_age;
-	char dir[4096];
-	int ret = -1;
-
-	if (sqlite_blob_sweep(st, error_r) < 0)
-		return -1;
-	pthread_mutex_lock(&st->wmu);
-	if (sqlite_db_prepare(st->wdb, "SELECT 1 FROM blobs WHERE id = ?1", &known, error_r) < 0)
-		goto out;
-	for (unsigned i = 0; i < 256; i++) {
-		int n = snprintf(dir, sizeof(dir), "%s/blobs/%02x", st->data_dir, i);
-		if (n < 0 || (size_t)n >= sizeof(dir)) {
-			str_error(error_r, "data_dir path too long");
-			goto out;
-		}
-		if (sweep_orphans_dir(st, known, dir, cutoff, &removed, error_r) < 0)
-			goto out;
-	}
-	ret = 1;
-out:
-	sqlite3_finalize(known);
-	pthread_mutex_unlock(&st->wmu);
-	if (removed_r != NULL)
-		*removed_r = removed;
-	return ret;
-}

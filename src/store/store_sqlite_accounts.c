@@ -393,7 +393,7 @@ int sqlite_account_get_credentials(struct store_backend *st, const char *address
 		return -1;
 	}
 	/* address is COLLATE NOCASE: ASCII case-insensitive in the local part too */
-	if (sqlite_db_prepare(db, "SELECT address, pwhash, scram FROM accounts WHERE address = ?1",
+	if (sqlite_stmt_cached(db, "SELECT address, pwhash, scram FROM accounts WHERE address = ?1",
 	                      &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_text(stmt, 1, addr, -1, SQLITE_STATIC);
@@ -406,7 +406,7 @@ int sqlite_account_get_credentials(struct store_backend *st, const char *address
 		sqlite_db_fail(db, error_r, "database");
 	}
 out:
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	sqlite_reader_put(st, db);
 	free(addr);
 	return ret;

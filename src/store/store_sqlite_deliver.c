@@ -18,6 +18,15 @@ static void stmt_done(sqlite3_stmt *stmt)
 	sqlite3_clear_bindings(stmt);
 }
 
+/* Runs a prepared statement that returns no rows. 1 ok, -1 error. */
+static int stmt_run(sqlite3 *db, sqlite3_stmt *stmt, char **error_r)
+{
+	int rc = sqlite3_step(stmt);
+
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE ? 1 : sqlite_db_fail(db, error_r, "database");
+}
+
 static void queue_envelope_free(struct store_gc_req *req)
 {
 	free(req->queue_sender);
@@ -81,8 +90,9 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 
 	/* A sweep (possibly in another process) may have removed an unreferenced
 	 * file with this content after blob_write() reused it; we now hold the write
-	 * lock, so check and rewrite if needed. */
-	rc = blob_exists(st->data_dir, r->blob_id, error_r);
+	 * lock, so check and rewrite if needed. (A segment blob was appended, never
+	 * reused: nothing to check.) */
+	rc = r->blob->seg_no != 0 ? 1 : blob_exists(st->data_dir, r->blob_id, error_r);
 	if (rc < 0)
 		return -1;
 	if (rc == 0) {
@@ -97,6 +107,11 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 	/* one reference per mailbox entry, and one for the queue entry */
 	sqlite3_bind_int64(st->st_blob_ref, 3,
 	                   (int64_t)d->naccounts + (r->queue_rcpts != NULL ? 1 : 0));
+	if (r->blob->seg_no != 0)
+		sqlite3_bind_int64(st->st_blob_ref, 4, r->blob->seg_no);
+	else
+		sqlite3_bind_null(st->st_blob_ref, 4);
+	sqlite3_bind_int64(st->st_blob_ref, 5, (int64_t)r->blob->seg_off);
 	rc = sqlite3_step(st->st_blob_ref);
 	stmt_done(st->st_blob_ref);
 	if (rc != SQLITE_DONE)
@@ -155,6 +170,10 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
  * sweep removes the file if nothing references it. Best effort. */
 static void gc_register_orphan(struct store_backend *st, struct store_gc_req *r)
 {
+	if (r->blob->seg_no != 0)
+		return; /* bytes in a segment: dead space, reclaimed with the segment */
+	sqlite3_bind_null(st->st_blob_ref, 4);
+	sqlite3_bind_int64(st->st_blob_ref, 5, 0);
 	sqlite3_bind_text(st->st_blob_ref, 1, r->blob_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st->st_blob_ref, 2, (int64_t)r->len);
 	sqlite3_bind_int64(st->st_blob_ref, 3, 0);
@@ -172,8 +191,9 @@ static void gc_fail_all(struct store_gc_req *batch, const char *error)
 	}
 }
 
-/* Makes the blobs of a batch durable before their metadata is committed: an
- * fdatasync per new blob file and one fsync per directory the batch touched
+/* Makes the blobs of a batch durable before their metadata is committed: one
+ * fdatasync per segment the batch appended to, an fdatasync per new blob file
+ * not synced yet and one fsync per directory the batch touched
  * (blob_write_sync_batch), so only this batch's files are flushed, not the whole
  * file system. Requests whose blob failed move to *failed with result -1. */
 static void gc_sync_blobs(struct store_backend *st, struct store_gc_req **batch,
@@ -243,7 +263,7 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 	for (struct store_gc_req *r = batch; r != NULL; r = r->next) {
 		char *err = NULL;
 
-		if (sqlite_db_exec(st->wdb, "SAVEPOINT delivery", &err) < 0) {
+		if (stmt_run(st->wdb, st->st_savepoint, &err) < 0) {
 			r->result = -1;
 			r->error = err;
 			continue;
@@ -261,7 +281,7 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 			gc_register_orphan(st, r);
 			continue;
 		}
-		if (sqlite_db_exec(st->wdb, "RELEASE delivery", &err) < 0) {
+		if (stmt_run(st->wdb, st->st_release, &err) < 0) {
 			sqlite_db_rollback(st->wdb);
 			gc_fail_all(batch, err != NULL ? err : "database: release failed");
 			free(err);
@@ -433,6 +453,12 @@ static int deliver_blob_begin(struct store_backend *st, struct store_delivery *d
 		known_id = id;
 		req->src.link_fd = d->msg->fd;
 	}
+	/* Small and in memory: appended to a segment (no inode, one fdatasync per
+	 * batch). Spilled to a file already, or large: a file of its own, linked
+	 * into place without a copy. */
+	if (st->segs != NULL && req->src.size <= STORE_SEGMENT_BLOB_MAX &&
+	    (d->msg == NULL || d->msg->fd < 0))
+		return blob_write_begin_seg(st->segs, &req->src, known_id, blob, error_r);
 	return blob_write_begin_src(st->data_dir, &req->src, known_id, blob, error_r);
 }
 
@@ -500,7 +526,7 @@ static void *gc_committer_main(void *arg)
 
 int sqlite_committer_start(struct store_backend *st, char **error_r)
 {
-	int rc = pthread_create(&st->gc_thread, NULL, gc_committer_main, st);
+	int rc = sqlite_thread_create(&st->gc_thread, gc_committer_main, st);
 
 	if (rc != 0) {
 		str_error(error_r, "store: cannot start the committer thread: %s",
@@ -560,17 +586,17 @@ int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uin
 		free(req);
 		return -1;
 	}
-	/* The blob is made durable here, in the caller's thread (fdatasync of the
-	 * file, fsync of its directory): concurrent callers' syncs share the file
-	 * system's journal commits. Measured with bench/store_bench.c (20 threads x
-	 * 2000 x 4 KiB): the committer syncing each file of a batch in turn managed
-	 * 315 deliveries/s, the committer syncing only the directories 513/s, this
-	 * 903/s (syncfs of the whole file system: 933/s). The committer then only
-	 * commits the metadata; blobs it finds unsynced (fsync off) are released by
-	 * gc_sync_blobs. */
+	/* A blob file of its own is made durable here, in the caller's thread
+	 * (fdatasync of the file, fsync of its directory): concurrent callers' syncs
+	 * share the file system's journal commits. Measured with bench/store_bench.c
+	 * (20 threads x 2000 x 4 KiB): the committer syncing each file of a batch in
+	 * turn managed 315 deliveries/s, the committer syncing only the directories
+	 * 513/s, this 903/s (syncfs of the whole file system: 933/s). A segment blob
+	 * is left to the committer, which syncs each segment of its batch once
+	 * (gc_sync_blobs), before it commits the metadata. */
 	int sync_rc = 1;
 	char *sync_err = NULL;
-	if (st->fsync)
+	if (st->fsync && req->blob->seg == NULL) /* segments: the committer, once a batch */
 		blob_write_sync_batch(st->data_dir, &req->blob, 1, true, &sync_rc, &sync_err);
 	if (sync_rc < 0) {
 		str_error(error_r, "%s", sync_err != NULL ? sync_err : "fsync failed");

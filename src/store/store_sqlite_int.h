@@ -1,10 +1,12 @@
 /* Private to the SQLite backend (store_sqlite*.c): its state and shared helpers.
- * The backend: SQLite (WAL) metadata plus content-addressed blob files (blob.c).
- *   store_sqlite.c           connections, open/close, the ops table, the blob sweep
+ * The backend: SQLite (WAL) metadata plus content-addressed blobs: small ones
+ * packed into segment files (blob_seg.c), larger ones files of their own (blob.c).
+ *   store_sqlite.c           connections, open/close, the ops table
+ *   store_sqlite_blobs.c     where a blob is, reading it, the sweep and compaction
  *   store_sqlite_schema.c    migrations and the writer's prepared statements
  *   store_sqlite_accounts.c  domains, accounts, aliases, the primitive lookups
  *   store_sqlite_deliver.c   delivery with group commit
- *   store_sqlite_mail.c      mailboxes, messages, blobs, expunge
+ *   store_sqlite_mail.c      mailboxes, messages, expunge
  *   store_sqlite_queue.c     the outbound queue
  *
  * Connections and threads
@@ -15,10 +17,12 @@
  *   - A small pool of reader connections; WAL readers never block the writer.
  *
  * Group commit (store_deliver_async)
- *   Each caller writes its blob file in its own thread and makes it durable there
- *   (fdatasync of the file, fsync of its directory: concurrent callers share the
- *   journal commits), queues a request and returns. The committer thread takes
- *   the whole queue as one batch, checks every blob is synced (gc_sync_blobs),
+ *   Each caller writes its blob in its own thread: a small one is appended to the
+ *   process's active segment (not synced yet), a large one becomes a file of its
+ *   own, made durable there (fdatasync of the file, fsync of its directory:
+ *   concurrent callers share the journal commits). It queues a request and
+ *   returns. The committer thread takes the whole queue as one batch, makes its
+ *   blobs durable (gc_sync_blobs: one fdatasync per segment the batch wrote to),
  *   commits the metadata in ONE transaction (one WAL fsync with
  *   synchronous=FULL), then calls each request's completion. Requests
  *   that arrive while a batch commits pile up and form the next batch. Each
@@ -30,16 +34,25 @@
  *
  * Blob lifetime
  *   blobs.refcount counts message entries and queue entries (one per queue entry,
- *   however many recipients it has). A blob file is removed only by the sweep,
+ *   however many recipients it has); blobs.seg/off say where the bytes are (seg
+ *   NULL: the file blobs/ab/<id>). A blob file is removed only by the sweep,
  *   which runs inside a write transaction (holding SQLite's write lock, so across
  *   processes too) and removes files of rows whose refcount dropped to 0. A delivery
  *   re-checks inside its write transaction that its blob file still exists and
- *   rewrites it if a sweep removed it between blob_write() and the commit. */
+ *   rewrites it if a sweep removed it between blob_write() and the commit. A
+ *   delivery of content the store already has keeps the existing row's location
+ *   (its own copy is dead space, or an orphan file for the sweep) unless that row
+ *   is unreferenced, when the new copy's location replaces it. Segment space is
+ *   reclaimed by the sweep (sqlite_seg_sweep): a segment nobody writes to (its
+ *   lock is free), untouched for the sweep age and named by no row is removed; one
+ *   whose live blobs fill less than half of it has them copied into the active
+ *   segment, made durable, re-pointed in one transaction, and is removed. */
 #ifndef HERMOD_STORE_STORE_SQLITE_INT_H
 #define HERMOD_STORE_STORE_SQLITE_INT_H
 
 #include "store/store.h"
 #include "store/blob.h"
+#include "store/blob_seg.h"
 #include "store/store_msg.h"
 #include "store/store_util.h"
 
@@ -105,12 +118,14 @@ struct store_backend {
 	sqlite3_stmt *st_msg_insert;
 	sqlite3_stmt *st_queue_insert;
 	sqlite3_stmt *st_queue_rcpt;
+	sqlite3_stmt *st_savepoint, *st_release; /* a delivery's savepoint in a batch */
 
 	pthread_mutex_t rmu; /* guards the idle reader list */
 	struct store_conn *idle;
 	unsigned nidle;
 
 	int data_fd; /* data_dir */
+	struct blob_segs *segs; /* the segment writer; NULL: every blob is a file */
 
 	/* the committer thread and its queue (store_sqlite_deliver.c) */
 	pthread_mutex_t gc_mu;
@@ -118,6 +133,13 @@ struct store_backend {
 	struct store_gc_req *gc_head, **gc_tail;
 	pthread_t gc_thread;
 	bool gc_started, gc_stop;
+
+	/* the periodic sweep (store_options.sweep_interval; store_sqlite_blobs.c) */
+	unsigned sweep_interval, sweep_age;
+	pthread_mutex_t sw_mu;
+	pthread_cond_t sw_cond; /* CLOCK_MONOTONIC; signalled on stop */
+	pthread_t sw_thread;
+	bool sw_started, sw_stop;
 };
 
 /* A read snapshot (store_ops lookups): a reader connection inside BEGIN. */
@@ -160,11 +182,31 @@ int sqlite_rlist(struct store_backend *st, const char *sql, store_name_cb *cb1, 
 /* A malloc'd copy of column col of the current row into *r (NULL for SQL NULL).
  * 1 ok, -1 out of memory (*r NULL). */
 int sqlite_column_dup(sqlite3_stmt *stmt, int col, char **r, char **error_r);
+
+/* ---- blobs (store_sqlite_blobs.c) ---- */
+/* Where a blob's bytes are: segment seg at off (seg 0: the file of its own). */
+struct sqlite_blob_loc {
+	uint32_t seg;
+	uint64_t off, size;
+};
+/* The location of blob id, read on db: 1 found, 0 no row, -1 error. */
+int sqlite_blob_locate(sqlite3 *db, const char *id, struct sqlite_blob_loc *loc, char **error_r);
+/* Reads a whole blob from loc (seg 0: its file, whatever loc->size says): 1 with
+ * *data_r malloc'd and NUL-terminated, 0 gone, -1 error. */
+int sqlite_blob_read_loc(struct store_backend *st, const char *id, const struct sqlite_blob_loc *loc,
+                         char **data_r, size_t *len_r, char **error_r);
 /* Removes files of blob rows whose refcount dropped to 0 (and those rows). */
 int sqlite_blob_sweep(struct store_backend *st, char **error_r);
-/* store_blob_sweep: the above, then files no row names, older than min_age. */
+/* store_blob_sweep: the above, then files no row names, older than min_age, then
+ * the segments (removed when dead, compacted when mostly dead). */
 int sqlite_blob_sweep_all(struct store_backend *st, unsigned min_age, uint64_t *removed_r,
                           char **error_r);
+/* The background sweep thread (when st->sweep_interval > 0) and its stop. */
+int sqlite_sweeper_start(struct store_backend *st, char **error_r);
+void sqlite_sweeper_stop(struct store_backend *st);
+/* pthread_create with every signal blocked in the new thread (the server's
+ * signals go to its main thread). 0 ok, else an errno value. */
+int sqlite_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* ---- schema (store_sqlite_schema.c) ---- */
 int sqlite_migrate(struct store_backend *st, char **error_r);

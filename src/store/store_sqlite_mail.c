@@ -19,10 +19,10 @@ static int mailbox_lookup(sqlite3 *db, const char *account, const char *mailbox,
 	sqlite3_stmt *stmt;
 	int rc;
 
-	if (sqlite_db_prepare(db,
-	                      "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
-	                      " WHERE a.address = ?1 AND m.name = ?2",
-	                      &stmt, error_r) < 0)
+	if (sqlite_stmt_cached(db,
+	                       "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
+	                       " WHERE a.address = ?1 AND m.name = ?2",
+	                       &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, store_mailbox_normalize(mailbox), -1, SQLITE_STATIC);
@@ -31,7 +31,7 @@ static int mailbox_lookup(sqlite3 *db, const char *account, const char *mailbox,
 		*id_r = sqlite3_column_int64(stmt, 0);
 	else if (rc != SQLITE_DONE)
 		sqlite_db_fail(db, error_r, "database");
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -55,7 +55,7 @@ int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mai
 	}
 	/* unseen: entries whose flag list lacks \Seen (flags are space-separated;
 	 * LIKE is ASCII case-insensitive, as IMAP system flags are). */
-	if (sqlite_db_prepare(
+	if (sqlite_stmt_cached(
 	        db,
 	        "SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"
 	        "  count(m.uid),"
@@ -90,7 +90,7 @@ int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mai
 	}
 	ret = 1;
 out:
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite_reader_put(st, db);
 	return ret;
@@ -113,10 +113,10 @@ int sqlite_message_list(struct store_backend *st, const char *account, const cha
 		ret = rc;
 		goto out;
 	}
-	if (sqlite_db_prepare(db,
-	                      "SELECT uid, modseq, size, internal_date, flags, blob FROM messages"
-	                      " WHERE mailbox = ?1 ORDER BY uid",
-	                      &stmt, error_r) < 0)
+	if (sqlite_stmt_cached(db,
+	                       "SELECT uid, modseq, size, internal_date, flags, blob FROM messages"
+	                       " WHERE mailbox = ?1 ORDER BY uid",
+	                       &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_int64(stmt, 1, mbox_id);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -140,7 +140,7 @@ int sqlite_message_list(struct store_backend *st, const char *account, const cha
 	}
 	ret = 1;
 out:
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite_reader_put(st, db);
 	return ret;
@@ -151,78 +151,62 @@ int sqlite_message_get(struct store_backend *st, const char *account, const char
 {
 	sqlite3_stmt *stmt = NULL;
 	char *blob_id = NULL;
+	struct sqlite_blob_loc loc = {0};
 	sqlite3 *db;
 	int64_t mbox_id;
 	int rc, ret = -1;
 
-	if (sqlite_reader_get(st, &db, error_r) < 0)
-		return -1;
-	rc = mailbox_lookup(db, account, mailbox, &mbox_id, error_r);
-	if (rc <= 0) {
-		ret = rc;
-		goto out;
-	}
-	if (sqlite_db_prepare(db, "SELECT blob FROM messages WHERE mailbox = ?1 AND uid = ?2",
-	                      &stmt, error_r) < 0)
-		goto out;
-	sqlite3_bind_int64(stmt, 1, mbox_id);
-	sqlite3_bind_int64(stmt, 2, uid);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_DONE) {
-		ret = 0;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		sqlite_db_fail(db, error_r, "database");
-		goto out;
-	}
-	blob_id = str_dup((const char *)sqlite3_column_text(stmt, 0) != NULL
-	                      ? (const char *)sqlite3_column_text(stmt, 0)
-	                      : "");
-	ret = blob_id != NULL ? 1 : str_error(error_r, "out of memory");
-out:
-	sqlite3_finalize(stmt);
-	sqlite_reader_put(st, db);
-	if (ret != 1) {
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (sqlite_reader_get(st, &db, error_r) < 0)
+			return -1;
+		rc = mailbox_lookup(db, account, mailbox, &mbox_id, error_r);
+		if (rc <= 0) {
+			ret = rc;
+			goto out;
+		}
+		if (sqlite_stmt_cached(db,
+		                       "SELECT blob FROM messages WHERE mailbox = ?1 AND uid = ?2",
+		                       &stmt, error_r) < 0)
+			goto out;
+		sqlite3_bind_int64(stmt, 1, mbox_id);
+		sqlite3_bind_int64(stmt, 2, uid);
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_DONE) {
+			ret = 0;
+			goto out;
+		}
+		if (rc != SQLITE_ROW) {
+			sqlite_db_fail(db, error_r, "database");
+			goto out;
+		}
+		blob_id = str_dup((const char *)sqlite3_column_text(stmt, 0) != NULL
+		                      ? (const char *)sqlite3_column_text(stmt, 0)
+		                      : "");
+		ret = blob_id != NULL ? 1 : str_error(error_r, "out of memory");
+		if (ret == 1 && sqlite_blob_locate(db, blob_id, &loc, error_r) < 0)
+			ret = -1;
+	out:
+		sqlite_stmt_release(stmt);
+		stmt = NULL;
+		sqlite_reader_put(st, db);
+		if (ret != 1) {
+			free(blob_id);
+			return ret;
+		}
+		/* Blobs are immutable. Should the message be deleted (and its blob
+		 * swept) right now, the read fails with an error, which is what a
+		 * reader racing a delete may expect; a blob moved by a compaction
+		 * meanwhile is found at its new place on the second lookup. */
+		rc = sqlite_blob_read_loc(st, blob_id, &loc, data_r, len_r, error_r);
+		if (rc != 0 || loc.seg == 0 || attempt == 1)
+			break;
 		free(blob_id);
-		return ret;
+		blob_id = NULL;
 	}
-	/* Blobs are immutable. Should the message be deleted (and its blob swept)
-	 * right now, the read fails with an error, which is what a reader racing a
-	 * delete may expect. */
-	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
 	if (rc == 0)
 		str_error(error_r, "blob %s of message %u is missing", blob_id, uid);
 	free(blob_id);
 	return rc == 1 ? 1 : -1;
-}
-
-int sqlite_blob_get(struct store_backend *st, const char *blob_id, char **data_r, size_t *len_r,
-                    char **error_r)
-{
-	if (!blob_id_valid(blob_id)) {
-		str_error(error_r, "invalid blob id");
-		return -1;
-	}
-	return blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
-}
-
-int sqlite_blob_open(struct store_backend *st, const char *blob_id, struct store_blob_range *r,
-                     char **error_r)
-{
-	uint64_t size;
-	int rc;
-
-	r->fd = -1;
-	r->off = r->len = 0;
-	if (blob_id == NULL || !blob_id_valid(blob_id)) {
-		str_error(error_r, "invalid blob id");
-		return -1;
-	}
-	rc = blob_open(st->data_dir, blob_id, &r->fd, &size, error_r);
-	if (rc == 1)
-		r->len = size;
-	return rc;
 }
 
 /* ---- expunge ---- */

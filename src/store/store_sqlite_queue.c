@@ -61,11 +61,11 @@ int sqlite_queue_list(struct store_backend *st, store_queue_cb *cb, void *ctx, c
 		return -1;
 	/* One row per recipient, grouped here (not with group_concat, whose order
 	 * SQLite does not promise) to list recipients in the order they were queued. */
-	if (sqlite_db_prepare(db,
-	                      "SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, r.rcpt"
-	                      " FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
-	                      " ORDER BY q.created, q.id, r.rowid",
-	                      &stmt, error_r) < 0)
+	if (sqlite_stmt_cached(db,
+	                       "SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, r.rcpt"
+	                       " FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
+	                       " ORDER BY q.created, q.id, r.rowid",
+	                       &stmt, error_r) < 0)
 		goto out;
 	for (;;) {
 		rc = sqlite3_step(stmt);
@@ -106,7 +106,7 @@ int sqlite_queue_list(struct store_backend *st, store_queue_cb *cb, void *ctx, c
 	}
 	ret = 1;
 out:
-	sqlite3_finalize(stmt);
+	sqlite_stmt_release(stmt);
 	sqlite_reader_put(st, db);
 	free(sender);
 	free(account);
@@ -128,10 +128,11 @@ int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t
 	if (rc <= 0)
 		return rc;
 	/* As with messages: a blob removed by a racing delete makes this an error. */
-	rc = blob_read(st->data_dir, blob_id, data_r, len_r, error_r);
+	rc = blob_id_valid(blob_id) ? sqlite_blob_get(st, blob_id, data_r, len_r, error_r)
+	                            : str_error(error_r, "invalid blob id");
 	if (rc == 0)
 		str_error(error_r, "blob %s of queue entry %lld is missing", blob_id,
-		                (long long)id);
+		          (long long)id);
 	free(blob_id);
 	return rc == 1 ? 1 : -1;
 }
@@ -149,15 +150,15 @@ int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, 
 		return -1;
 	if (sqlite_db_exec(db, "BEGIN", error_r) < 0)
 		goto out;
-	if (sqlite_db_prepare(db,
-	                      "SELECT id, sender, size, created, account, blob, body, smtputf8,"
-	                      "  envid, ret, trace_len, lease_owner, lease_until"
-	                      " FROM queue WHERE id = ?1",
-	                      &q, error_r) < 0 ||
-	    sqlite_db_prepare(db,
-	                      "SELECT rcpt, state, notify, orcpt, last_reply FROM queue_rcpts"
-	                      " WHERE queue_id = ?1 ORDER BY rowid",
-	                      &r, error_r) < 0)
+	if (sqlite_stmt_cached(db,
+	                       "SELECT id, sender, size, created, account, blob, body, smtputf8,"
+	                       "  envid, ret, trace_len, lease_owner, lease_until"
+	                       " FROM queue WHERE id = ?1",
+	                       &q, error_r) < 0 ||
+	    sqlite_stmt_cached(db,
+	                       "SELECT rcpt, state, notify, orcpt, last_reply FROM queue_rcpts"
+	                       " WHERE queue_id = ?1 ORDER BY rowid",
+	                       &r, error_r) < 0)
 		goto out;
 	sqlite3_bind_int64(q, 1, id);
 	rc = sqlite3_step(q);
@@ -240,8 +241,8 @@ out:
 		free((char *)rcpts[i].last_reply);
 	}
 	free(rcpts);
-	sqlite3_finalize(q);
-	sqlite3_finalize(r);
+	sqlite_stmt_release(q);
+	sqlite_stmt_release(r);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite_reader_put(st, db);
 	return ret;

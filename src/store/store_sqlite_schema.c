@@ -109,6 +109,12 @@ static const char *const migrations[] = {
     "ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE queue_rcpts ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE queue_rcpts ADD COLUMN orcpt TEXT;",
+    /* v5: where a blob's bytes are. seg NULL: the file blobs/ab/<id> (every blob
+     * before v5, and large ones); else segment file blobs/seg/<seg>, at byte off
+     * (blob_seg.h). */
+    "ALTER TABLE blobs ADD COLUMN seg INTEGER;"
+    "ALTER TABLE blobs ADD COLUMN off INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX blobs_seg ON blobs(seg) WHERE seg IS NOT NULL;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -165,8 +171,13 @@ int sqlite_prepare_writer(struct store_backend *st, char **error_r)
 	     "             WHERE a.address = ?1 AND m.name = ?2)"
 	     " RETURNING id, uidnext - 1, highestmodseq"},
 	    {offsetof(struct store_backend, st_blob_ref),
-	     "INSERT INTO blobs (id, size, refcount) VALUES (?1, ?2, ?3)"
-	     " ON CONFLICT (id) DO UPDATE SET refcount = refcount + excluded.refcount"},
+	     /* Content already stored keeps its place, unless nothing refers to it
+	      * any more (the sweep may be about to remove it): then the new copy's
+	      * place replaces it. */
+	     "INSERT INTO blobs (id, size, refcount, seg, off) VALUES (?1, ?2, ?3, ?4, ?5)"
+	     " ON CONFLICT (id) DO UPDATE SET refcount = refcount + excluded.refcount,"
+	     "   seg = CASE WHEN refcount <= 0 THEN excluded.seg ELSE seg END,"
+	     "   off = CASE WHEN refcount <= 0 THEN excluded.off ELSE off END"},
 	    {offsetof(struct store_backend, st_msg_insert),
 	     "INSERT INTO messages (mailbox, uid, blob, size, internal_date, flags, modseq)"
 	     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
@@ -178,6 +189,8 @@ int sqlite_prepare_writer(struct store_backend *st, char **error_r)
 	    {offsetof(struct store_backend, st_queue_rcpt),
 	     "INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt, notify, orcpt)"
 	     " VALUES (?1, ?2, ?3, ?4)"},
+	    {offsetof(struct store_backend, st_savepoint), "SAVEPOINT delivery"},
+	    {offsetof(struct store_backend, st_release), "RELEASE delivery"},
 	};
 
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {

@@ -234,11 +234,20 @@ def _restore_blobs(srv):
     os.rename(blobs + ".away", blobs)
 
 
+# Past 128 KiB a message is a blob file of its own, written into blobs/ab/ at
+# delivery: with blobs/ broken, that write fails. (Small messages go into the
+# open segment file, which a broken directory does not stop; the next test
+# breaks blobs/ before the first segment is created.)
+LARGE_BODY = b"x" * 998 + b"\r\n"
+LARGE_LINES = 200 * 1024 // len(LARGE_BODY)
+
+
 def test_store_failure_451_nothing_half_delivered(make_server):
     srv = make_server()
     srv.assert_serves()         # at least one blob directory exists
     before = {a: inbox_count(srv, a) for a in (ALICE, BOB)}
     subject = unique("blobfail")
+    big = make_message(subject, LARGE_BODY * LARGE_LINES)
     _break_blobs(srv)
     try:
         c = srv.connect()
@@ -247,7 +256,7 @@ def test_store_failure_451_nothing_half_delivered(make_server):
         c.mail()
         c.rcpt(ALICE)
         c.rcpt(BOB)
-        r = c.data(make_message(subject))
+        r = c.data(big)
         assert r.line == "451 4.3.0 Temporary failure, try again later", r
         assert srv.alive()
     finally:
@@ -261,7 +270,7 @@ def test_store_failure_451_nothing_half_delivered(make_server):
     c.mail()
     c.rcpt(ALICE)
     c.rcpt(BOB)
-    r = c.data(make_message(subject))
+    r = c.data(big)
     assert DELIVERED_RE.match(r.line), r
     c.quit()
     for a in (ALICE, BOB):
@@ -273,9 +282,12 @@ def test_store_failure_451_nothing_half_delivered(make_server):
 
 
 def test_store_failure_same_transaction_retry_without_rset(make_server):
-    """After 451 the transaction is over: a new MAIL works without RSET."""
+    """After 451 the transaction is over: a new MAIL works without RSET. The
+    store fails here creating its first segment file (nothing was delivered
+    before, so no segment is open)."""
     srv = make_server()
-    srv.assert_serves()
+    assert srv.alive()
+    assert not os.path.exists(os.path.join(srv.data_dir, "blobs", "seg"))
     subject = unique("blobfail2")
     c = srv.connect()
     c.greet()

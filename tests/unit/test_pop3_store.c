@@ -94,7 +94,7 @@ static void expunge_log(char *out, size_t outsz)
 
 static void test_expunge(void)
 {
-	struct store_options opts = {.data_dir = data_dir, .fsync = false};
+	struct store_options opts = {.data_dir = data_dir, .fsync = false, .segments_off = true};
 	struct store *st = NULL;
 	char *error = NULL;
 	CHECK(store_open(&opts, &st, &error) == 1);

@@ -39,7 +39,7 @@ static int count_blob_files(void)
 
 static struct store *open_store(void)
 {
-	struct store_options opts = {.data_dir = data_dir, .fsync = true};
+	struct store_options opts = {.data_dir = data_dir, .fsync = true, .segments_off = true};
 	struct store *st = NULL;
 	char *error = NULL;
 

@@ -42,7 +42,8 @@ static int count_files(const char *sub)
 
 static struct store *open_store_host(const char *hostname)
 {
-	struct store_options opts = {.data_dir = data_dir, .fsync = true, .hostname = hostname};
+	struct store_options opts = {.data_dir = data_dir, .fsync = true, .hostname = hostname,
+	                             .segments_off = true};
 	struct store *st = NULL;
 	char *error = NULL;
 

@@ -39,7 +39,7 @@ static int count_blob_files(const char *data_dir)
 
 static struct store *open_store(const char *data_dir)
 {
-	struct store_options opts = {.data_dir = data_dir, .fsync = false};
+	struct store_options opts = {.data_dir = data_dir, .fsync = false, .segments_off = true};
 	struct store *st = NULL;
 	char *error = NULL;
 
