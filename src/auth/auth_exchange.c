@@ -20,9 +20,10 @@ struct auth_exchange {
 	char *user;         /* the identity being tried, for logs and the throttle */
 	bool waiting;       /* a client line is expected */
 	bool final_pending; /* server-final data went out as a challenge */
-	bool busy;          /* a lookup or a failure delay is running */
+	bool busy;          /* a lookup or a throttle delay is running */
 	bool done;          /* ended: no more callbacks */
 	struct event *delay;
+	char *won;          /* the account of a success whose reply waits for delay */
 };
 
 static void auth_exchange_step(struct auth_exchange *ax, const unsigned char *in, size_t inlen);
@@ -53,6 +54,16 @@ static const char *auth_exchange_user_esc(const struct auth_exchange *ax, char *
 	return log_escape(ax->user, strlen(ax->user), 256, buf, n);
 }
 
+static void auth_exchange_succeed_now(struct auth_exchange *ax, char *account)
+{
+	log_info(ax->c->sid, "event=auth user=%s mech=%s ip=%s", account, ax->label, ax->c->ip);
+	auth_exchange_end(ax);
+	ax->ops->success(ax->ctx, account);
+	free(account);
+}
+
+/* Right credentials: counted, answered after the throttle's delay (the same a
+ * failure would get now, so that timing tells an attacker nothing). */
 static void auth_exchange_succeed(struct auth_exchange *ax)
 {
 	const char *user = sasl_server_user(ax->sasl);
@@ -61,20 +72,34 @@ static void auth_exchange_succeed(struct auth_exchange *ax)
 		auth_exchange_fail_now(ax, AUTH_TEMPFAIL);
 		return;
 	}
-	throttle_success(ax->c->auth->throttle, ax->c->ip, account, ax->c->auth->now_ms());
-	log_info(ax->c->sid, "event=auth user=%s mech=%s ip=%s", account, ax->label, ax->c->ip);
-	auth_exchange_end(ax);
-	ax->ops->success(ax->ctx, account);
-	free(account);
+	unsigned delay =
+		throttle_success(ax->c->auth->throttle, ax->c->ip, account, ax->c->auth->now_ms());
+	if (delay == 0 || ax->delay == NULL) {
+		auth_exchange_succeed_now(ax, account);
+		return;
+	}
+	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+	evtimer_add(ax->delay, &tv);
+	sasl_server_free(&ax->sasl); /* wipes what it held; the account is known */
+	ax->won = account;
+	ax->busy = true;
+	ax->ops->busy(ax->ctx, true);
 }
 
 static void auth_exchange_on_delay(evutil_socket_t fd, short what, void *ctx)
 {
 	struct auth_exchange *ax = ctx;
+	char *won = ax->won;
+	ax->won = NULL;
 	ax->busy = false;
-	if (auth_exchange_gone(ax))
+	if (auth_exchange_gone(ax)) {
+		free(won);
 		return;
-	auth_exchange_fail_now(ax, AUTH_FAILED);
+	}
+	if (won != NULL)
+		auth_exchange_succeed_now(ax, won);
+	else
+		auth_exchange_fail_now(ax, AUTH_FAILED);
 	ax->ops->busy(ax->ctx, false);
 }
 
@@ -221,6 +246,7 @@ void auth_exchange_free(struct auth_exchange **axp)
 		event_free(ax->delay);
 	sasl_server_free(&ax->sasl);
 	free(ax->user);
+	free(ax->won);
 	free(ax);
 	*axp = NULL;
 }

@@ -61,9 +61,10 @@ unsigned throttle_failure(struct throttle *t, const char *ip, const char *accoun
 	return t->ops->failure(t->impl, ip, account, now_ms);
 }
 
-void throttle_success(struct throttle *t, const char *ip, const char *account, int64_t now_ms)
+unsigned throttle_success(struct throttle *t, const char *ip, const char *account,
+                          int64_t now_ms)
 {
-	t->ops->success(t->impl, ip, account, now_ms);
+	return t->ops->success(t->impl, ip, account, now_ms);
 }
 
 void throttle_expire(struct throttle *t, int64_t now_ms)
@@ -247,13 +248,35 @@ static unsigned throttle_mem_failure(void *impl, const char *ip, const char *acc
 	return delay;
 }
 
-static void throttle_mem_success(void *impl, const char *ip, const char *account, int64_t now_ms)
+/* Failures of a key in its current window, without counting one. */
+static uint32_t throttle_mem_current(struct throttle_mem *m, char kind, const char *name,
+                                     int64_t now_ms)
+{
+	struct throttle_key *e = throttle_mem_lookup(m, kind, name);
+
+	if (e == NULL || e->failures == 0 ||
+	    now_ms - e->window_start_ms >= sec_ms(m->limits.window))
+		return 0;
+	return e->failures;
+}
+
+static unsigned throttle_mem_success(void *impl, const char *ip, const char *account,
+                                     int64_t now_ms)
 {
 	struct throttle_mem *m = impl;
 	char key[THROTTLE_KEY_MAX];
 	size_t len;
+	unsigned delay = 0;
 
 	pthread_mutex_lock(&m->lock);
+	/* The delay a failure would get now (decided before the IP becomes known). */
+	uint32_t n = ip != NULL ? throttle_mem_current(m, 'i', ip, now_ms) : 0;
+	if (n > 0)
+		delay = throttle_delay(n < UINT32_MAX ? n + 1 : n, m->limits.max_delay_ms);
+	if (account != NULL && m->limits.account_max_failures > 0 &&
+	    throttle_mem_current(m, 'a', account, now_ms) >= m->limits.account_max_failures &&
+	    (ip == NULL || !throttle_mem_known(m, ip, account)))
+		delay = m->limits.max_delay_ms;
 	/* The account's count stays: failures from other IPs still count against it,
 	 * and one good login by the user must not reset an attacker's progress. */
 	if (ip != NULL) {
@@ -276,6 +299,7 @@ static void throttle_mem_success(void *impl, const char *ip, const char *account
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
+	return delay;
 }
 
 static void throttle_mem_expire(void *impl, int64_t now_ms)

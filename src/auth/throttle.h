@@ -13,8 +13,14 @@
  *     answered after max_delay. An IP among the last THROTTLE_KNOWN_IPS that
  *     logged in to the account successfully is exempt from that penalty (its
  *     own per-IP count still applies).
- *   - Successes are never delayed; they reset the IP's count and remember the
- *     IP for the account.
+ *   - A success is answered after the delay a failure would get at that moment
+ *     when the IP has failed in the window, or when the account is under attack
+ *     and the IP is not a known one: otherwise an attacker could stop waiting
+ *     for a delayed failure and tell a right guess by its prompt answer (the
+ *     penalty is on the attempt, as Dovecot's auth penalty, not on its
+ *     result). Only a first attempt from a clean IP is answered at once either
+ *     way (a failure waits 0.5 s). A success resets the IP's count and
+ *     remembers the IP for the account.
  * A limit of 0 (max_failures, account_max_failures) disables that rule; the
  * per-IP delay still applies (max_delay_ms 0 turns delays off). Account names
  * are compared ASCII-case-insensitively (as the store matches logins), IPs as
@@ -62,7 +68,7 @@ struct throttle_limits {
 struct throttle_ops {
 	bool (*refused)(void *impl, const char *ip, const char *account, int64_t now_ms);
 	unsigned (*failure)(void *impl, const char *ip, const char *account, int64_t now_ms);
-	void (*success)(void *impl, const char *ip, const char *account, int64_t now_ms);
+	unsigned (*success)(void *impl, const char *ip, const char *account, int64_t now_ms);
 	void (*set_limits)(void *impl, const struct throttle_limits *limits);
 	void (*expire)(void *impl, int64_t now_ms);
 	void (*free)(void *impl);
@@ -82,8 +88,10 @@ bool throttle_refused(struct throttle *t, const char *ip, const char *account, i
 /* Records a failure; returns the delay in ms to wait before sending the failure
  * reply. account may be NULL. */
 unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, int64_t now_ms);
-/* Records a success of account (the canonical address) from ip. */
-void throttle_success(struct throttle *t, const char *ip, const char *account, int64_t now_ms);
+/* Records a success of account (the canonical address) from ip; returns the
+ * delay in ms to wait before sending the success reply. */
+unsigned throttle_success(struct throttle *t, const char *ip, const char *account,
+                          int64_t now_ms);
 /* Drops entries idle for longer than window + lockout (call now and then). */
 void throttle_expire(struct throttle *t, int64_t now_ms);
 

@@ -720,6 +720,49 @@ def test_throttle_per_account_delays_but_never_locks_owner_out(make_server):
         assert n == (10 if ip == "127.0.0.2" else 9), (ip, n, log[-3000:])
 
 
+def _auth_answered_late(c, user, password, not_before):
+    """Sends AUTH PLAIN and returns its reply, checking that none came within
+    not_before seconds (a lower bound only: a slow machine answers later, never
+    earlier)."""
+    c.send("AUTH PLAIN " + plain_response(user, password) + "\r\n")
+    early = c.pending(not_before)
+    assert early == b"", "answered before the throttle delay: %r" % early
+    return c.read_reply()
+
+
+def test_throttle_right_guess_waits_like_a_failure(make_server):
+    """A right password is not told apart by a prompt answer: on an account
+    under attack a login from an unknown address waits max_delay (3 s here) as a
+    failure would, and so does one from an address with failures of its own;
+    the owner's known address is exempt, and the delay never refuses."""
+    srv = make_server(tls=True, submission=True,
+                      extra={"auth": {"max_failures": "10", "account_max_failures": "5",
+                                      "max_delay": "3", "failure_window": "15m",
+                                      "lockout": "15m"}})
+    with srv.connect_465(source="127.0.0.8") as c:
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
+        c.quit()
+    for _ in range(5):
+        assert _fail(srv, ALICE, "127.0.0.2").line == AUTH_FAILED
+    # an address that never logged in to the account: waits, then succeeds
+    with srv.connect_465(source="127.0.0.9") as c:
+        assert _auth_answered_late(c, ALICE, PASSWORDS[ALICE], 1.5).line == AUTH_OK
+        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+        c.quit()
+    # the attacking address itself, with the right password: waits too
+    with srv.connect_465(source="127.0.0.2") as c:
+        assert _auth_answered_late(c, ALICE, PASSWORDS[ALICE], 1.5).line == AUTH_OK
+        c.quit()
+    # the owner's address, and another account from a clean address: answered
+    with srv.connect_465(source="127.0.0.8") as c:
+        assert c.auth_plain(ALICE, PASSWORDS[ALICE]).line == AUTH_OK
+        c.quit()
+    with srv.connect_465(source="127.0.0.11") as c:
+        assert c.auth_plain(BOB, PASSWORDS[BOB]).line == AUTH_OK
+        c.quit()
+    srv.assert_serves()
+
+
 def test_success_does_not_count_as_failure(make_server):
     srv = make_server(tls=True, submission=True,
                       extra={"auth": {"max_failures": "3", "max_delay": "1"}})

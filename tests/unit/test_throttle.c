@@ -139,15 +139,52 @@ static void test_success(void)
 	struct throttle *t = throttle_new(&limits);
 	const char *ip = "192.0.2.77";
 
+	/* a first attempt from a clean IP is answered at once */
+	CHECK(throttle_success(t, "192.0.2.1", "b@example.org", T0) == 0);
 	for (int i = 0; i < 4; i++)
 		throttle_failure(t, ip, "a@example.org", T0 + i);
-	throttle_success(t, ip, "a@example.org", T0 + 10);
+	/* after 4 failures a success waits as long as a 5th failure would */
+	CHECK(throttle_success(t, ip, "a@example.org", T0 + 10) == 5000);
 	/* the IP starts over; the account keeps its 4 */
 	CHECK(throttle_failure(t, ip, NULL, T0 + 20) == 500);
 	CHECK(throttle_failure(t, ip, "a@example.org", T0 + 30) == 1000);
 	for (int i = 0; i < 3; i++)
 		throttle_failure(t, ip, NULL, T0 + 40 + i);
 	CHECK(throttle_refused(t, ip, NULL, T0 + 50));
+	throttle_free(&t);
+}
+
+/* A right guess is not told apart by a prompt answer: on an account under
+ * attack, a success from an unknown IP waits max_delay as a failure would; its
+ * owner's known IP is answered at once; an IP whose failures have left the
+ * window is clean again. */
+static void test_success_penalty(void)
+{
+	struct throttle *t = throttle_new(&limits);
+	const char *acct = "victim@example.org";
+	char ip[32];
+
+	CHECK(throttle_success(t, "203.0.113.1", acct, T0) == 0); /* the owner, before */
+	for (int i = 0; i < 8; i++) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		throttle_failure(t, ip, acct, T0 + 10 + i);
+	}
+	/* an attacker's IP with one failure of its own, and a fresh one */
+	CHECK(throttle_failure(t, "198.51.100.0", acct, T0 + 20) == 5000);
+	CHECK(throttle_success(t, "198.51.100.0", acct, T0 + 21) == 5000);
+	CHECK(throttle_success(t, "203.0.113.50", acct, T0 + 22) == 5000);
+	/* ... which is known now: its next login is prompt */
+	CHECK(throttle_success(t, "203.0.113.50", acct, T0 + 23) == 0);
+	/* the owner's IP: exempt from the account's penalty */
+	CHECK(throttle_success(t, "203.0.113.1", "VICTIM@example.org", T0 + 24) == 0);
+	/* another account from a clean IP: prompt */
+	CHECK(throttle_success(t, "203.0.113.60", "other@example.org", T0 + 25) == 0);
+	/* the per-IP part: 2 failures (1 s after the 2nd), then a success waits 2 s */
+	throttle_failure(t, "192.0.2.9", "x@example.org", T0 + 30);
+	throttle_failure(t, "192.0.2.9", "x@example.org", T0 + 31);
+	CHECK(throttle_success(t, "192.0.2.9", "x@example.org", T0 + 32) == 2000);
+	/* after the window the account is no longer under attack */
+	CHECK(throttle_success(t, "203.0.113.70", acct, T0 + 700 * SEC) == 0);
 	throttle_free(&t);
 }
 
@@ -250,6 +287,7 @@ int main(void)
 	test_threads();
 	test_window();
 	test_success();
+	test_success_penalty();
 	test_expire_and_cap();
 	test_disabled_limits();
 	return unit_finish("throttle");
