@@ -645,3 +645,48 @@ def test_header_section_of_exactly_the_bound_accepted(sub):
         assert QUEUED_RE.match(c.data(raw).line)
         c.quit()
     assert sub.fetch_one(BOB, subject).endswith(raw)
+
+
+def _bdat_in_chunks(c, msg, size):
+    """Sends msg as BDAT chunks of `size` octets (the last one with LAST) and
+    returns the reply to the LAST chunk."""
+    pieces = [msg[i:i + size] for i in range(0, len(msg), size)]
+    for i, p in enumerate(pieces[:-1]):
+        c.send(b"BDAT %d\r\n" % len(p) + p)
+        r = c.read_reply()
+        assert r.line == "250 2.0.0 %d octets received" % len(p), (i, r)
+    last = pieces[-1]
+    c.send(b"BDAT %d LAST\r\n" % len(last) + last)
+    return c.read_reply()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_from_check_over_bdat_chunk_splits(sub, size):
+    """The submission checks follow the header section as it arrives: the
+    From:, Date: and Message-ID: fields split at any octet give the same
+    decisions as sent in one piece."""
+    forged = unique("bdat-forged")
+    owned = unique("bdat-owned")
+    nofrom = unique("bdat-nofrom")
+    with _session(sub, "587") as c:
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = _bdat_in_chunks(c, _msg(forged, from_header="Bob <bob@example.test>"), size)
+        assert r.line == FROM_NOT_OWNED, r
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = _bdat_in_chunks(c, _msg(owned, msgid=False, date=False), size)
+        assert QUEUED_RE.match(r.line), r
+        c.mail(ALICE)
+        c.rcpt(BOB)
+        r = _bdat_in_chunks(c, _msg_from_lines(nofrom, []), size)
+        assert r.line == NO_FROM, r
+        assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+        c.quit()
+    assert sub.find(BOB, forged) == []
+    assert sub.find(BOB, nofrom) == []
+    stored = sub.fetch_one(BOB, owned)
+    # the missing Date: and Message-ID: were added once each
+    head = stored.split(b"\r\n\r\n", 1)[0]
+    assert len(re.findall(rb"(?im)^Date:", head)) == 1, head
+    assert len(re.findall(rb"(?im)^Message-ID:", head)) == 1, head
