@@ -341,15 +341,16 @@ void line_session_set_deadline(struct line_session *ls, unsigned seconds)
 
 /* ---- framing (line_session_reader) ---- */
 
-/* The limit of the line buffered at the front of in (len octets of it so far, or
- * up to its line end): line_max, or what the protocol allows for this line. */
+/* The limit of the line at the front of in, counted octets long so far (a bare LF
+ * counted as CRLF), have of them buffered: line_max, or what the protocol allows
+ * for this line. */
 static size_t line_session_reader_limit(struct line_session_reader *r, struct evbuffer *in,
-                                        size_t len)
+                                        size_t counted, size_t have)
 {
-	if (len <= r->line_max || r->line_max_for == NULL || r->discarding)
+	if (counted <= r->line_max || r->line_max_for == NULL || r->discarding)
 		return r->line_max;
 	char start[16];
-	size_t n = len < sizeof(start) ? len : sizeof(start);
+	size_t n = have < sizeof(start) ? have : sizeof(start);
 	if (evbuffer_copyout(in, start, n) != (ev_ssize_t)n)
 		return r->line_max;
 	size_t max = r->line_max_for(r->ctx, start, n);
@@ -366,14 +367,13 @@ enum line_session_read line_session_reader_line(struct line_session_reader *r, s
 	size_t avail = evbuffer_get_length(in);
 	if (p.pos < 0) {
 		/* never buffer more than a line: the rest of a long one is skipped */
-		if (avail > line_session_reader_limit(r, in, avail)) {
+		if (avail > line_session_reader_limit(r, in, avail, avail)) {
 			evbuffer_drain(in, avail);
 			r->discarding = true;
 		}
 		return LINE_SESSION_READ_NONE;
 	}
 	size_t linelen = (size_t)p.pos; /* without the LF */
-	size_t max = line_session_reader_limit(r, in, linelen + 1);
 	/* a bare LF ending is taken, and counted as if it were CRLF */
 	bool cr = false;
 	if (linelen > 0) {
@@ -385,6 +385,9 @@ enum line_session_read line_session_reader_line(struct line_session_reader *r, s
 		}
 	}
 	size_t counted = cr ? linelen + 1 : linelen + 2;
+	/* the protocol is asked by that count, so that a line ending in a bare LF
+	 * gets the same limit as with CRLF */
+	size_t max = line_session_reader_limit(r, in, counted, linelen + 1);
 	if (r->discarding || counted > max) {
 		evbuffer_drain(in, linelen + eol_len);
 		r->discarding = false;

@@ -53,8 +53,8 @@ struct line_session_ops {
 	void (*on_line)(void *ctx, char *line, size_t len);
 	/* A line longer than the limit has ended (its bytes are gone). */
 	void (*on_line_too_long)(void *ctx);
-	/* Optional: a line longer than line_max is buffered (complete or not); start
-	 * holds its first len (<= 16) octets. Returns the limit that applies to it
+	/* Optional: a line longer than line_max is buffered (complete or not; a bare
+	 * LF ending counts as CRLF); start holds its first len (<= 16) octets. Returns the limit that applies to it
 	 * (at most LINE_SESSION_LINE_MAX), or 0 for line_max. SMTP: "AUTH mech
 	 * initial-response" may be 12288 octets (RFC 4954 4). */
 	size_t (*line_max_for)(void *ctx, const char *start, size_t len);

@@ -155,6 +155,24 @@ static const struct line_session_ops t_ops = {
     .too_many_errors = "TOO MANY",
 };
 
+/* "AUTH " lines may be 200 octets (as SMTP's AUTH initial response). */
+static size_t t_line_max_for(void *ctx, const char *start, size_t len)
+{
+	return len >= 5 && memcmp(start, "AUTH ", 5) == 0 ? 200 : 0;
+}
+
+static const struct line_session_ops t_ops_auth = {
+    .on_line = t_on_line,
+    .on_line_too_long = t_on_too_long,
+    .line_max_for = t_line_max_for,
+    .on_data = t_on_data,
+    .on_raw_end = t_on_raw_end,
+    .state_name = t_state,
+    .on_drain = t_on_drain,
+    .timeout_reply = "TIMEOUT",
+    .too_many_errors = "TOO MANY",
+};
+
 static struct line_session_limits t_limits(void)
 {
 	return (struct line_session_limits){
@@ -170,7 +188,8 @@ static struct line_session_limits t_limits(void)
 }
 
 /* A session on one end of a socketpair; the test talks on the other (peer). */
-static struct t_proto *t_start(const struct line_session_limits *lim)
+static struct t_proto *t_start_ops(const struct line_session_limits *lim,
+                                   const struct line_session_ops *ops)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
@@ -193,9 +212,14 @@ static struct t_proto *t_start(const struct line_session_limits *lim)
 	srv.nconns = 1;
 	atomic_store(&tloop.nconns, 1);
 	p->c = c;
-	p->ls = line_session_new(c, &t_ops, p, lim);
+	p->ls = line_session_new(c, ops, p, lim);
 	CHECK(p->ls != NULL);
 	return p;
+}
+
+static struct t_proto *t_start(const struct line_session_limits *lim)
+{
+	return t_start_ops(lim, &t_ops);
 }
 
 static void t_end(struct t_proto *p)
@@ -344,6 +368,56 @@ static void test_overlong_line(void)
 	if (p->nlines == 2) {
 		CHECK(strlen(p->lines[0]) == 62);
 		CHECK_STR(p->lines[1], "NEXT");
+	}
+	t_end(p);
+}
+
+static bool t_four_lines(struct t_proto *p)
+{
+	return p->nlines + p->too_long >= 4;
+}
+
+/* The protocol's longer limit for a line (line_max_for) applies the same with a
+ * bare LF ending (counted as CRLF) as with CRLF, at every length. */
+static void test_line_max_for(void)
+{
+	struct line_session_limits lim = t_limits(); /* 64 with the line end */
+	lim.max_errors = 10;
+	struct t_proto *p = t_start_ops(&lim, &t_ops_auth);
+	char in[1024];
+	size_t n = 0;
+	/* 63 octets + LF counts 65: over line_max, within the AUTH limit */
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'a', 58);
+	memcpy(in + n + 63, "\n", 1);
+	n += 64;
+	/* 198 + CRLF: exactly the AUTH limit */
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'b', 193);
+	memcpy(in + n + 198, "\r\n", 2);
+	n += 200;
+	/* 198 + LF counts 200 too; 199 + LF counts 201: over */
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'c', 193);
+	memcpy(in + n + 198, "\n", 1);
+	n += 199;
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'd', 194);
+	memcpy(in + n + 199, "\n", 1);
+	n += 200;
+	/* any other line keeps line_max */
+	memset(in + n, 'e', 63);
+	memcpy(in + n + 63, "\n", 1);
+	n += 64;
+	t_send(in, n);
+	t_pump(p, 500, t_four_lines);
+	t_pump(p, 50, NULL);
+	CHECK(p->nlines == 3);
+	CHECK(p->too_long == 2);
+	if (p->nlines == 3) {
+		CHECK(strlen(p->lines[0]) == 63 && p->lines[0][62] == 'a');
+		CHECK(strlen(p->lines[1]) == 198 && p->lines[1][197] == 'b');
+		CHECK(strlen(p->lines[2]) == 198 && p->lines[2][197] == 'c');
 	}
 	t_end(p);
 }
@@ -632,6 +706,7 @@ int main(void)
 	tloop.ev_reap = event_new(base, -1, 0, t_reap, NULL);
 	test_byte_splits();
 	test_overlong_line();
+	test_line_max_for();
 	test_raw_after_line();
 	test_backpressure();
 	test_notify_drain();
