@@ -19,12 +19,12 @@ struct line_session {
 	struct line_session_limits lim;
 	struct line_session_reader rd; /* mode, RAW count, line limit, discard state */
 	unsigned errors;
-	bool parked;               /* async work running: input waits */
-	bool blocked;              /* too much output unsent: input waits */
-	bool peer_eof;             /* the peer closed its sending side */
-	bool closed;               /* goodbye sent or connection closed by us */
-	bool in_process;           /* inside ls_process (no re-entry) */
-	bool want_drain;           /* call ops->on_drain once output is down to drain_low */
+	bool parked;     /* async work running: input waits */
+	bool blocked;    /* too much output unsent: input waits */
+	bool peer_eof;   /* the peer closed its sending side */
+	bool closed;     /* goodbye sent or connection closed by us */
+	bool in_process; /* inside ls_process (no re-entry) */
+	bool want_drain; /* call ops->on_drain once output is down to drain_low */
 	size_t drain_low;
 	struct event *t_input;     /* idle (LINES) or data (RAW/BODY) inactivity */
 	struct event *t_cmd;       /* a started line must complete */
@@ -73,7 +73,8 @@ static void ls_timers_update(struct line_session *ls)
 	bool waiting = !line_session_gone(ls) && !ls->parked && !ls->blocked && !ls->peer_eof;
 	bool partial = false;
 	if (waiting && ls->rd.mode == LINE_SESSION_LINES)
-		partial = ls->rd.discarding || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+		partial =
+		    ls->rd.discarding || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
 	if (waiting && !partial)
 		ls_timer_set(ls->t_input, ls->rd.mode == LINE_SESSION_LINES ? ls->lim.idle_timeout
 		                                                            : ls->lim.data_timeout);
@@ -341,59 +342,87 @@ void line_session_set_deadline(struct line_session *ls, unsigned seconds)
 
 /* ---- framing (line_session_reader) ---- */
 
+void line_session_drain_wiped(struct evbuffer *in, size_t n)
+{
+	while (n > 0) {
+		struct evbuffer_iovec v[8];
+		int k = evbuffer_peek(in, (ev_ssize_t)n, NULL, v, 8);
+		if (k <= 0)
+			return;
+		if (k > 8)
+			k = 8;
+		size_t done = 0;
+		for (int i = 0; i < k && done < n; i++) {
+			size_t m = v[i].iov_len < n - done ? v[i].iov_len : n - done;
+			explicit_bzero(v[i].iov_base, m);
+			done += m;
+		}
+		evbuffer_drain(in, done);
+		n -= done;
+	}
+}
+
 /* The limit of the line at the front of in, counted octets long so far (a bare LF
  * counted as CRLF), have of them buffered: line_max, or what the protocol allows
- * for this line. */
+ * for this line. line holds the line when it has been copied out, else NULL. */
 static size_t line_session_reader_limit(struct line_session_reader *r, struct evbuffer *in,
-                                        size_t counted, size_t have)
+                                        const char *line, size_t counted, size_t have)
 {
 	if (counted <= r->line_max || r->line_max_for == NULL || r->discarding)
 		return r->line_max;
 	char start[16];
 	size_t n = have < sizeof(start) ? have : sizeof(start);
-	if (evbuffer_copyout(in, start, n) != (ev_ssize_t)n)
-		return r->line_max;
-	size_t max = r->line_max_for(r->ctx, start, n);
+	size_t max;
+	if (line != NULL) {
+		max = r->line_max_for(r->ctx, line, n);
+	} else {
+		if (evbuffer_copyout(in, start, n) != (ev_ssize_t)n)
+			return r->line_max;
+		max = r->line_max_for(r->ctx, start, n);
+		explicit_bzero(start, n); /* the front of an AUTH initial response */
+	}
 	if (max == 0)
 		return r->line_max;
 	return max > LINE_SESSION_LINE_MAX ? LINE_SESSION_LINE_MAX : max;
 }
 
+/* Every octet of a line leaves in through line_session_drain_wiped: AUTH and PASS
+ * lines hold secrets, and a drained chain goes back to the allocator as it is.
+ * The protocol cannot tell a secret line before it has parsed it, and wiping a
+ * command line costs as much as copying it, so every line is wiped. */
 enum line_session_read line_session_reader_line(struct line_session_reader *r, struct evbuffer *in,
                                                 char *line, size_t *len_r)
 {
 	size_t eol_len = 0;
 	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
-	size_t avail = evbuffer_get_length(in);
 	if (p.pos < 0) {
 		/* never buffer more than a line: the rest of a long one is skipped */
-		if (avail > line_session_reader_limit(r, in, avail, avail)) {
-			evbuffer_drain(in, avail);
+		size_t avail = evbuffer_get_length(in);
+		if (avail > line_session_reader_limit(r, in, NULL, avail, avail)) {
+			line_session_drain_wiped(in, avail);
 			r->discarding = true;
 		}
 		return LINE_SESSION_READ_NONE;
 	}
 	size_t linelen = (size_t)p.pos; /* without the LF */
-	/* a bare LF ending is taken, and counted as if it were CRLF */
-	bool cr = false;
-	if (linelen > 0) {
-		struct evbuffer_ptr q;
-		if (evbuffer_ptr_set(in, &q, linelen - 1, EVBUFFER_PTR_SET) == 0) {
-			char ch;
-			if (evbuffer_copyout_from(in, &q, &ch, 1) == 1)
-				cr = ch == '\r';
-		}
-	}
-	size_t counted = cr ? linelen + 1 : linelen + 2;
-	/* the protocol is asked by that count, so that a line ending in a bare LF
-	 * gets the same limit as with CRLF */
-	size_t max = line_session_reader_limit(r, in, counted, linelen + 1);
-	if (r->discarding || counted > max) {
-		evbuffer_drain(in, linelen + eol_len);
+	size_t take = linelen + eol_len;
+	/* still skipping, or longer than any limit (counted >= linelen + 1) */
+	if (r->discarding || linelen + 1 > LINE_SESSION_LINE_MAX ||
+	    evbuffer_copyout(in, line, take) != (ev_ssize_t)take) {
+		line_session_drain_wiped(in, take);
 		r->discarding = false;
 		return LINE_SESSION_READ_TOO_LONG;
 	}
-	evbuffer_remove(in, line, linelen + eol_len);
+	line_session_drain_wiped(in, take);
+	/* a bare LF ending is taken, and counted as if it were CRLF; the protocol is
+	 * asked by that count, so that a line ending in a bare LF gets the same limit
+	 * as with CRLF */
+	bool cr = linelen > 0 && line[linelen - 1] == '\r';
+	size_t counted = cr ? linelen + 1 : linelen + 2;
+	if (counted > line_session_reader_limit(r, in, line, counted, linelen + 1)) {
+		explicit_bzero(line, take);
+		return LINE_SESSION_READ_TOO_LONG;
+	}
 	if (cr)
 		linelen--;
 	line[linelen] = '\0';
@@ -442,7 +471,7 @@ static bool ls_read_line(struct line_session *ls, struct evbuffer *in)
 		break;
 	}
 	ls->ops->on_line(ls->ctx, line, len);
-	explicit_bzero(line, len); /* AUTH and PASS lines hold secrets */
+	explicit_bzero(line, len + 2); /* the line and its line end */
 	return true;
 }
 
@@ -565,6 +594,11 @@ static void ls_install(struct line_session *ls)
 	bufferevent_setcb(bev, ls_on_read, NULL, ls_on_event, ls);
 	bufferevent_setwatermark(bev, EV_READ, 0, ls->lim.input_high);
 	bufferevent_set_timeouts(bev, NULL, NULL); /* the timers here rule */
+	/* OpenSSL keeps the plaintext of the last record in its read buffer (and
+	 * SSL_MODE_RELEASE_BUFFERS frees that buffer as it is); this cleanses it once
+	 * the data has been read into the input buffer, and at SSL_free */
+	if (c->ssl != NULL)
+		SSL_set_options(c->ssl, SSL_OP_CLEANSE_PLAINTEXT);
 	struct evbuffer *out = ls_sock_out(c);
 	if (out != ls->sock_out) {
 		if (ls->sock_out_cb != NULL)
@@ -585,7 +619,7 @@ int line_session_start_tls(struct line_session *ls)
 	size_t junk = evbuffer_get_length(in);
 	if (junk > 0) {
 		log_warn(c->sid, "event=starttls-pipelined-input-discarded bytes=%zu", junk);
-		evbuffer_drain(in, junk);
+		line_session_drain_wiped(in, junk); /* it may hold an AUTH line */
 	}
 	ls->rd.discarding = false;
 	line_session_want_lines(ls);

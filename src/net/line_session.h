@@ -48,14 +48,15 @@ enum line_session_mode {
 
 struct line_session_ops {
 	/* A complete line without its line end, NUL-terminated at line[len]. The
-	 * buffer is valid during the call only and is wiped afterwards (AUTH and PASS
-	 * lines hold secrets). */
+	 * buffer is valid during the call only and is wiped afterwards, and so were
+	 * the line's octets in the input buffer (AUTH and PASS lines hold secrets:
+	 * a copy the protocol makes is its own to wipe). */
 	void (*on_line)(void *ctx, char *line, size_t len);
 	/* A line longer than the limit has ended (its bytes are gone). */
 	void (*on_line_too_long)(void *ctx);
 	/* Optional: a line longer than line_max is buffered (complete or not; a bare
-	 * LF ending counts as CRLF); start holds its first len (<= 16) octets. Returns the limit that applies to it
-	 * (at most LINE_SESSION_LINE_MAX), or 0 for line_max. SMTP: "AUTH mech
+	 * LF ending counts as CRLF); start holds its first len (<= 16) octets. Returns the limit
+	 * that applies to it (at most LINE_SESSION_LINE_MAX), or 0 for line_max. SMTP: "AUTH mech
 	 * initial-response" may be 12288 octets (RFC 4954 4). */
 	size_t (*line_max_for)(void *ctx, const char *start, size_t len);
 	/* RAW and BODY bytes: returns how many of them were used (the rest stays
@@ -177,11 +178,19 @@ enum line_session_read {
 	LINE_SESSION_READ_TOO_LONG, /* an overlong line has ended; its octets are gone */
 };
 
+/* Overwrites the first n octets of in (all of it when shorter) where they lie in
+ * the buffer's chains, then drains them, so that no chain goes back to the
+ * allocator holding them. in's chains must be writable (those filled by reads
+ * are; not evbuffer_add_reference'd constant data). */
+void line_session_drain_wiped(struct evbuffer *in, size_t n);
+
 /* LINES: takes the next line off in. LINE: line (LINE_SESSION_LINE_MAX + 1
  * octets) holds it without its line end, NUL-terminated at line[*len_r], and
  * *len_r + 2 is at most the limit that applied to it (a bare LF counts as CRLF).
  * NONE: no complete line; when what is buffered is already over the limit it
- * has been dropped and r->discarding is set until the line ends (TOO_LONG). */
+ * has been dropped and r->discarding is set until the line ends (TOO_LONG).
+ * Every octet taken off in (line, line end, overlong line) is wiped there first
+ * (line_session_drain_wiped); line is the caller's to wipe. */
 enum line_session_read line_session_reader_line(struct line_session_reader *r, struct evbuffer *in,
                                                 char *line, size_t *len_r);
 /* RAW/BODY: the next contiguous piece of in to hand over (at most r->raw_left

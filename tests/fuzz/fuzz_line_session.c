@@ -10,13 +10,15 @@
  *
  * Input: byte 0 picks the line limit, byte 1 how many of the next bytes are
  * chunk sizes; the rest is the stream. It is fed whole, in chunks of those sizes
- * (each its own buffer chain), and one octet a time; after the last chunk the
- * peer has closed (half-close: what is complete has been taken, the rest stays).
+ * (each its own buffer chain, over memory the target looks at afterwards), and
+ * one octet a time; after the last chunk the peer has closed (half-close: what
+ * is complete has been taken, the rest stays).
  * Checked (abort otherwise): the three runs see the same lines, overlong lines,
  * data and mode switches; every line is the stream's octets up to its line end,
  * within the limit that applies to it, and every overlong line is over it; a RAW
  * chunk hands over exactly its count; never more than a line is buffered; every
- * octet is accounted for. */
+ * octet is accounted for; and every octet a line took (taken, overlong or
+ * skipped) has been wiped where it lay in the buffer's memory. */
 #include <event2/buffer.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +39,8 @@ struct run {
 	uint8_t *log;        /* what the protocol saw, in order */
 	size_t log_len, log_cap;
 	size_t data_rec; /* offset of the last record when it is data, else SIZE_MAX */
+	uint8_t *mem;    /* chunks run: the memory its buffer chains reference */
+	uint8_t *kind;   /* per octet taken: 'L' a line's (wiped), 'D' data (kept) */
 };
 
 static void log_add(struct run *r, const void *p, size_t n)
@@ -143,8 +147,8 @@ static long fz_on_data(struct run *r, const char *data, size_t len)
 
 /* The octets of one LINES step, src[pos, pos + took), against what the reader
  * said of them. */
-static void check_line_step(struct run *r, enum line_session_read k, const char *line,
-                            size_t len, size_t took)
+static void check_line_step(struct run *r, enum line_session_read k, const char *line, size_t len,
+                            size_t took)
 {
 	const uint8_t *s = r->src + r->pos;
 	if (r->pos + took > r->fed)
@@ -154,8 +158,9 @@ static void check_line_step(struct run *r, enum line_session_read k, const char 
 		/* nothing, or what was buffered of a line over its limit */
 		if (memchr(s, '\n', took) != NULL || (took > 0 && !r->rd.discarding))
 			abort();
-		if (took > 0 && r->pos + took - r->line_start <=
-		                    spec_limit(r, r->src + r->line_start, r->pos + took - r->line_start))
+		if (took > 0 &&
+		    r->pos + took - r->line_start <=
+		        spec_limit(r, r->src + r->line_start, r->pos + took - r->line_start))
 			abort();
 		if (took > 0 && r->pos + took != r->fed)
 			abort();
@@ -192,9 +197,11 @@ static void run_process(struct run *r)
 			char line[LINE_SESSION_LINE_MAX + 1];
 			size_t len = 0;
 			size_t before = evbuffer_get_length(r->in);
-			enum line_session_read k = line_session_reader_line(&r->rd, r->in, line, &len);
+			enum line_session_read k =
+			    line_session_reader_line(&r->rd, r->in, line, &len);
 			size_t took = before - evbuffer_get_length(r->in);
 			check_line_step(r, k, line, len, took);
+			memset(r->kind + r->pos, 'L', took);
 			r->pos += took;
 			if (k == LINE_SESSION_READ_NONE)
 				return;
@@ -222,6 +229,7 @@ static void run_process(struct run *r)
 			abort();
 		long used = fz_on_data(r, data, n);
 		line_session_reader_used(&r->rd, r->in, mode, (size_t)used);
+		memset(r->kind + r->pos, 'D', (size_t)used);
 		r->pos += (size_t)used;
 		r->line_start = r->pos;
 		if (used == 0 && r->rd.mode == mode)
@@ -270,23 +278,26 @@ static void run_all(struct run *r, const uint8_t *src, size_t len, size_t line_m
 	r->src_len = len;
 	r->data_rec = SIZE_MAX;
 	r->in = evbuffer_new();
-	if (r->in == NULL)
+	r->kind = malloc(len + 1);
+	r->mem = malloc(len + 1);
+	if (r->in == NULL || r->kind == NULL || r->mem == NULL)
 		abort();
+	memcpy(r->mem, src, len);
 	for (size_t i = 0; r->fed < len; i++) {
 		size_t n = len - r->fed;
 		if (how == FEED_BYTES)
 			n = 1;
 		else if (how == FEED_CHUNKS && nsizes > 0 && (size_t)sizes[i % nsizes] % 64 + 1 < n)
 			n = (size_t)sizes[i % nsizes] % 64 + 1;
-		if (how == FEED_WHOLE) {
-			evbuffer_add(r->in, src + r->fed, n);
-		} else {
-			/* a chain of its own: lines and pieces cross chain borders */
-			struct evbuffer *part = evbuffer_new();
-			if (part == NULL || evbuffer_add(part, src + r->fed, n) != 0 ||
-			    evbuffer_add_buffer(r->in, part) != 0)
+		if (how == FEED_CHUNKS) {
+			/* a chain of its own (lines and pieces cross chain borders), over
+			 * memory looked at after the run */
+			if (evbuffer_add_reference(r->in, r->mem + r->fed, n, NULL, NULL) != 0)
 				abort();
-			evbuffer_free(part);
+		} else {
+			/* appended as a read would: into the last chain while it has room */
+			if (evbuffer_add(r->in, src + r->fed, n) != 0)
+				abort();
 		}
 		r->fed += n;
 		run_process(r);
@@ -294,11 +305,21 @@ static void run_all(struct run *r, const uint8_t *src, size_t len, size_t line_m
 	}
 	/* the peer's EOF (half-close): what is left is an unfinished item, checked
 	 * above; nothing more comes */
+	if (how == FEED_CHUNKS) {
+		/* every octet a line took is wiped where it lay, data and what is still
+		 * buffered are as they came */
+		for (size_t i = 0; i < len; i++) {
+			bool wiped = i < r->pos && r->kind[i] == 'L';
+			if (r->mem[i] != (wiped ? 0 : src[i]))
+				abort();
+		}
+	}
 }
 
 static void same(const struct run *a, const struct run *b)
 {
-	if (a->log_len != b->log_len || (a->log_len > 0 && memcmp(a->log, b->log, a->log_len) != 0) ||
+	if (a->log_len != b->log_len ||
+	    (a->log_len > 0 && memcmp(a->log, b->log, a->log_len) != 0) ||
 	    a->rd.mode != b->rd.mode || a->rd.raw_left != b->rd.raw_left ||
 	    a->rd.line_max != b->rd.line_max || a->rd.discarding != b->rd.discarding)
 		abort();
@@ -311,6 +332,8 @@ static void run_free(struct run *r)
 {
 	evbuffer_free(r->in);
 	free(r->log);
+	free(r->kind);
+	free(r->mem);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
