@@ -17,17 +17,14 @@ struct line_session {
 	const struct line_session_ops *ops;
 	void *ctx;
 	struct line_session_limits lim;
-	enum line_session_mode mode;
-	uint64_t raw_left; /* RAW: octets still to hand over */
-	size_t line_max;
+	struct line_session_reader rd; /* mode, RAW count, line limit, discard state */
 	unsigned errors;
-	bool discarding;           /* skipping the rest of an overlong line */
-	bool parked;               /* async work running: input waits */
-	bool blocked;              /* too much output unsent: input waits */
-	bool peer_eof;             /* the peer closed its sending side */
-	bool closed;               /* goodbye sent or connection closed by us */
-	bool in_process;           /* inside ls_process (no re-entry) */
-	bool want_drain;           /* call ops->on_drain once output is down to drain_low */
+	bool parked;     /* async work running: input waits */
+	bool blocked;    /* too much output unsent: input waits */
+	bool peer_eof;   /* the peer closed its sending side */
+	bool closed;     /* goodbye sent or connection closed by us */
+	bool in_process; /* inside ls_process (no re-entry) */
+	bool want_drain; /* call ops->on_drain once output is down to drain_low */
 	size_t drain_low;
 	struct event *t_input;     /* idle (LINES) or data (RAW/BODY) inactivity */
 	struct event *t_cmd;       /* a started line must complete */
@@ -75,11 +72,12 @@ static void ls_timers_update(struct line_session *ls)
 	}
 	bool waiting = !line_session_gone(ls) && !ls->parked && !ls->blocked && !ls->peer_eof;
 	bool partial = false;
-	if (waiting && ls->mode == LINE_SESSION_LINES)
-		partial = ls->discarding || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	if (waiting && ls->rd.mode == LINE_SESSION_LINES)
+		partial =
+		    ls->rd.discarding || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
 	if (waiting && !partial)
-		ls_timer_set(ls->t_input, ls->mode == LINE_SESSION_LINES ? ls->lim.idle_timeout
-		                                                         : ls->lim.data_timeout);
+		ls_timer_set(ls->t_input, ls->rd.mode == LINE_SESSION_LINES ? ls->lim.idle_timeout
+		                                                            : ls->lim.data_timeout);
 	else
 		event_del(ls->t_input);
 	if (waiting && partial) {
@@ -299,34 +297,34 @@ bool line_session_parked(const struct line_session *ls)
 
 void line_session_want_lines(struct line_session *ls)
 {
-	ls->mode = LINE_SESSION_LINES;
-	ls->raw_left = 0;
+	ls->rd.mode = LINE_SESSION_LINES;
+	ls->rd.raw_left = 0;
 }
 
 void line_session_want_raw(struct line_session *ls, uint64_t n)
 {
-	ls->mode = LINE_SESSION_RAW;
-	ls->raw_left = n;
+	ls->rd.mode = LINE_SESSION_RAW;
+	ls->rd.raw_left = n;
 }
 
 void line_session_want_body(struct line_session *ls)
 {
-	ls->mode = LINE_SESSION_BODY;
+	ls->rd.mode = LINE_SESSION_BODY;
 }
 
 enum line_session_mode line_session_mode(const struct line_session *ls)
 {
-	return ls->mode;
+	return ls->rd.mode;
 }
 
 void line_session_set_line_max(struct line_session *ls, size_t line_max)
 {
-	ls->line_max = line_max > LINE_SESSION_LINE_MAX ? LINE_SESSION_LINE_MAX : line_max;
+	ls->rd.line_max = line_max > LINE_SESSION_LINE_MAX ? LINE_SESSION_LINE_MAX : line_max;
 }
 
 bool line_session_discarding(const struct line_session *ls)
 {
-	return ls->discarding;
+	return ls->rd.discarding;
 }
 
 bool line_session_peer_eof(const struct line_session *ls)
@@ -342,96 +340,162 @@ void line_session_set_deadline(struct line_session *ls, unsigned seconds)
 		ls_timer_set(ls->t_deadline, seconds);
 }
 
-/* ---- input ---- */
+/* ---- framing (line_session_reader) ---- */
 
-/* The limit of the line buffered at the front of in (avail octets, eol at
- * linelen or none): line_max, or what the protocol allows for this line. */
-static size_t ls_line_limit(struct line_session *ls, struct evbuffer *in, size_t len)
+void line_session_drain_wiped(struct evbuffer *in, size_t n)
 {
-	if (len <= ls->line_max || ls->ops->line_max_for == NULL || ls->discarding)
-		return ls->line_max;
+	while (n > 0) {
+		struct evbuffer_iovec v[8];
+		int k = evbuffer_peek(in, (ev_ssize_t)n, NULL, v, 8);
+		if (k <= 0)
+			return;
+		if (k > 8)
+			k = 8;
+		size_t done = 0;
+		for (int i = 0; i < k && done < n; i++) {
+			size_t m = v[i].iov_len < n - done ? v[i].iov_len : n - done;
+			explicit_bzero(v[i].iov_base, m);
+			done += m;
+		}
+		evbuffer_drain(in, done);
+		n -= done;
+	}
+}
+
+/* The limit of the line at the front of in, counted octets long so far (a bare LF
+ * counted as CRLF), have of them buffered: line_max, or what the protocol allows
+ * for this line. line holds the line when it has been copied out, else NULL. */
+static size_t line_session_reader_limit(struct line_session_reader *r, struct evbuffer *in,
+                                        const char *line, size_t counted, size_t have)
+{
+	if (counted <= r->line_max || r->line_max_for == NULL || r->discarding)
+		return r->line_max;
 	char start[16];
-	size_t n = len < sizeof(start) ? len : sizeof(start);
-	if (evbuffer_copyout(in, start, n) != (ev_ssize_t)n)
-		return ls->line_max;
-	size_t max = ls->ops->line_max_for(ls->ctx, start, n);
+	size_t n = have < sizeof(start) ? have : sizeof(start);
+	size_t max;
+	if (line != NULL) {
+		max = r->line_max_for(r->ctx, line, n);
+	} else {
+		if (evbuffer_copyout(in, start, n) != (ev_ssize_t)n)
+			return r->line_max;
+		max = r->line_max_for(r->ctx, start, n);
+		explicit_bzero(start, n); /* the front of an AUTH initial response */
+	}
 	if (max == 0)
-		return ls->line_max;
+		return r->line_max;
 	return max > LINE_SESSION_LINE_MAX ? LINE_SESSION_LINE_MAX : max;
 }
+
+/* Every octet of a line leaves in through line_session_drain_wiped: AUTH and PASS
+ * lines hold secrets, and a drained chain goes back to the allocator as it is.
+ * The protocol cannot tell a secret line before it has parsed it, and wiping a
+ * command line costs as much as copying it, so every line is wiped. */
+enum line_session_read line_session_reader_line(struct line_session_reader *r, struct evbuffer *in,
+                                                char *line, size_t *len_r)
+{
+	size_t eol_len = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	if (p.pos < 0) {
+		/* never buffer more than a line: the rest of a long one is skipped */
+		size_t avail = evbuffer_get_length(in);
+		if (avail > line_session_reader_limit(r, in, NULL, avail, avail)) {
+			line_session_drain_wiped(in, avail);
+			r->discarding = true;
+		}
+		return LINE_SESSION_READ_NONE;
+	}
+	size_t linelen = (size_t)p.pos; /* without the LF */
+	size_t take = linelen + eol_len;
+	/* still skipping, or longer than any limit (counted >= linelen + 1) */
+	if (r->discarding || linelen + 1 > LINE_SESSION_LINE_MAX ||
+	    evbuffer_copyout(in, line, take) != (ev_ssize_t)take) {
+		line_session_drain_wiped(in, take);
+		r->discarding = false;
+		return LINE_SESSION_READ_TOO_LONG;
+	}
+	line_session_drain_wiped(in, take);
+	/* a bare LF ending is taken, and counted as if it were CRLF; the protocol is
+	 * asked by that count, so that a line ending in a bare LF gets the same limit
+	 * as with CRLF */
+	bool cr = linelen > 0 && line[linelen - 1] == '\r';
+	size_t counted = cr ? linelen + 1 : linelen + 2;
+	if (counted > line_session_reader_limit(r, in, line, counted, linelen + 1)) {
+		explicit_bzero(line, take);
+		return LINE_SESSION_READ_TOO_LONG;
+	}
+	if (cr)
+		linelen--;
+	line[linelen] = '\0';
+	*len_r = linelen;
+	return LINE_SESSION_READ_LINE;
+}
+
+size_t line_session_reader_data(const struct line_session_reader *r, struct evbuffer *in,
+                                const char **data_r)
+{
+	bool raw = r->mode == LINE_SESSION_RAW;
+	size_t want = evbuffer_get_length(in);
+	if (raw && want > r->raw_left)
+		want = (size_t)r->raw_left;
+	if (want == 0)
+		return 0;
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(in, (ev_ssize_t)want, NULL, &v, 1) < 1)
+		return 0;
+	*data_r = v.iov_base;
+	return v.iov_len < want ? v.iov_len : want;
+}
+
+void line_session_reader_used(struct line_session_reader *r, struct evbuffer *in,
+                              enum line_session_mode mode, size_t n)
+{
+	evbuffer_drain(in, n);
+	if (mode == LINE_SESSION_RAW)
+		r->raw_left -= n <= r->raw_left ? n : r->raw_left;
+}
+
+/* ---- input ---- */
 
 /* One line from in. Returns false when there is none complete. */
 static bool ls_read_line(struct line_session *ls, struct evbuffer *in)
 {
-	size_t eol_len = 0;
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
-	size_t avail = evbuffer_get_length(in);
-	if (p.pos < 0) {
-		/* never buffer more than a line: the rest of a long one is skipped */
-		if (avail > ls_line_limit(ls, in, avail)) {
-			evbuffer_drain(in, avail);
-			ls->discarding = true;
-		}
+	char line[LINE_SESSION_LINE_MAX + 1];
+	size_t len = 0;
+	switch (line_session_reader_line(&ls->rd, in, line, &len)) {
+	case LINE_SESSION_READ_NONE:
 		return false;
-	}
-	size_t linelen = (size_t)p.pos; /* without the LF */
-	size_t max = ls_line_limit(ls, in, linelen + 1);
-	/* a bare LF ending is taken, and counted as if it were CRLF */
-	bool cr = false;
-	if (linelen > 0) {
-		struct evbuffer_ptr q;
-		if (evbuffer_ptr_set(in, &q, linelen - 1, EVBUFFER_PTR_SET) == 0) {
-			char ch;
-			if (evbuffer_copyout_from(in, &q, &ch, 1) == 1)
-				cr = ch == '\r';
-		}
-	}
-	size_t counted = cr ? linelen + 1 : linelen + 2;
-	if (ls->discarding || counted > max) {
-		evbuffer_drain(in, linelen + eol_len);
-		ls->discarding = false;
+	case LINE_SESSION_READ_TOO_LONG:
 		ls->ops->on_line_too_long(ls->ctx);
 		return true;
+	case LINE_SESSION_READ_LINE:
+		break;
 	}
-	char line[LINE_SESSION_LINE_MAX + 1];
-	evbuffer_remove(in, line, linelen + eol_len);
-	if (cr)
-		linelen--;
-	line[linelen] = '\0';
-	ls->ops->on_line(ls->ctx, line, linelen);
-	explicit_bzero(line, linelen); /* AUTH and PASS lines hold secrets */
+	ls->ops->on_line(ls->ctx, line, len);
+	explicit_bzero(line, len + 2); /* the line and its line end */
 	return true;
 }
 
 /* RAW or BODY bytes. Returns false when processing must stop. */
 static bool ls_read_data(struct line_session *ls, struct evbuffer *in)
 {
-	bool raw = ls->mode == LINE_SESSION_RAW;
-	if (raw && ls->raw_left == 0) {
+	enum line_session_mode mode = ls->rd.mode;
+	if (mode == LINE_SESSION_RAW && ls->rd.raw_left == 0) {
 		line_session_want_lines(ls);
 		ls->ops->on_raw_end(ls->ctx);
 		return true;
 	}
-	size_t avail = evbuffer_get_length(in);
-	if (avail == 0)
+	const char *data = NULL;
+	size_t n = line_session_reader_data(&ls->rd, in, &data);
+	if (n == 0)
 		return false;
-	size_t want = avail;
-	if (raw && want > ls->raw_left)
-		want = (size_t)ls->raw_left;
-	struct evbuffer_iovec v;
-	if (evbuffer_peek(in, (ev_ssize_t)want, NULL, &v, 1) < 1)
-		return false;
-	size_t n = v.iov_len < want ? v.iov_len : want;
-	long used = ls->ops->on_data(ls->ctx, v.iov_base, n);
+	long used = ls->ops->on_data(ls->ctx, data, n);
 	if (used < 0)
 		return false;
 	if (conn_is_dead(ls->c))
 		return false;
-	evbuffer_drain(in, (size_t)used);
-	if (raw)
-		ls->raw_left -= (uint64_t)used;
+	line_session_reader_used(&ls->rd, in, mode, (size_t)used);
 	/* nothing used and the mode unchanged: the protocol waits for something else */
-	return used > 0 || ls->mode != (raw ? LINE_SESSION_RAW : LINE_SESSION_BODY);
+	return used > 0 || ls->rd.mode != mode;
 }
 
 static void ls_process_input(struct line_session *ls)
@@ -449,7 +513,7 @@ static void ls_process_input(struct line_session *ls)
 		/* fetched each time: STARTTLS replaces the bufferevent */
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		bool more;
-		if (ls->mode == LINE_SESSION_LINES) {
+		if (ls->rd.mode == LINE_SESSION_LINES) {
 			if (ls->errors >= ls->lim.max_errors && evbuffer_get_length(in) > 0) {
 				log_info(c->sid, "event=too-many-errors errors=%u", ls->errors);
 				line_session_goodbye(ls, ls->ops->too_many_errors);
@@ -530,6 +594,11 @@ static void ls_install(struct line_session *ls)
 	bufferevent_setcb(bev, ls_on_read, NULL, ls_on_event, ls);
 	bufferevent_setwatermark(bev, EV_READ, 0, ls->lim.input_high);
 	bufferevent_set_timeouts(bev, NULL, NULL); /* the timers here rule */
+	/* OpenSSL keeps the plaintext of the last record in its read buffer (and
+	 * SSL_MODE_RELEASE_BUFFERS frees that buffer as it is); this cleanses it once
+	 * the data has been read into the input buffer, and at SSL_free */
+	if (c->ssl != NULL)
+		SSL_set_options(c->ssl, SSL_OP_CLEANSE_PLAINTEXT);
 	struct evbuffer *out = ls_sock_out(c);
 	if (out != ls->sock_out) {
 		if (ls->sock_out_cb != NULL)
@@ -550,9 +619,9 @@ int line_session_start_tls(struct line_session *ls)
 	size_t junk = evbuffer_get_length(in);
 	if (junk > 0) {
 		log_warn(c->sid, "event=starttls-pipelined-input-discarded bytes=%zu", junk);
-		evbuffer_drain(in, junk);
+		line_session_drain_wiped(in, junk); /* it may hold an AUTH line */
 	}
-	ls->discarding = false;
+	ls->rd.discarding = false;
 	line_session_want_lines(ls);
 	if (conn_start_tls(c) < 0) {
 		log_error(c->sid, "event=starttls-failed");
@@ -575,6 +644,8 @@ struct line_session *line_session_new(struct conn *c, const struct line_session_
 	ls->ops = ops;
 	ls->ctx = ctx;
 	ls->lim = *lim;
+	ls->rd.line_max_for = ops->line_max_for;
+	ls->rd.ctx = ctx;
 	line_session_set_line_max(ls, lim->line_max);
 	struct event_base *base = bufferevent_get_base(c->bev);
 	ls->t_input = evtimer_new(base, ls_on_input_timeout, ls);

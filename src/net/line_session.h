@@ -48,14 +48,15 @@ enum line_session_mode {
 
 struct line_session_ops {
 	/* A complete line without its line end, NUL-terminated at line[len]. The
-	 * buffer is valid during the call only and is wiped afterwards (AUTH and PASS
-	 * lines hold secrets). */
+	 * buffer is valid during the call only and is wiped afterwards, and so were
+	 * the line's octets in the input buffer (AUTH and PASS lines hold secrets:
+	 * a copy the protocol makes is its own to wipe). */
 	void (*on_line)(void *ctx, char *line, size_t len);
 	/* A line longer than the limit has ended (its bytes are gone). */
 	void (*on_line_too_long)(void *ctx);
-	/* Optional: a line longer than line_max is buffered (complete or not); start
-	 * holds its first len (<= 16) octets. Returns the limit that applies to it
-	 * (at most LINE_SESSION_LINE_MAX), or 0 for line_max. SMTP: "AUTH mech
+	/* Optional: a line longer than line_max is buffered (complete or not; a bare
+	 * LF ending counts as CRLF); start holds its first len (<= 16) octets. Returns the limit
+	 * that applies to it (at most LINE_SESSION_LINE_MAX), or 0 for line_max. SMTP: "AUTH mech
 	 * initial-response" may be 12288 octets (RFC 4954 4). */
 	size_t (*line_max_for)(void *ctx, const char *start, size_t len);
 	/* RAW and BODY bytes: returns how many of them were used (the rest stays
@@ -155,5 +156,52 @@ int line_session_start_tls(struct line_session *ls);
 
 /* The peer has closed its sending side (replies still go out). */
 bool line_session_peer_eof(const struct line_session *ls);
+
+/* ---- framing ----
+ * What the buffered input holds, apart from the connection, the loop and the
+ * protocol callbacks: the session above drives it, and so does the fuzz target
+ * (tests/fuzz/fuzz_line_session.c). in is the connection's input buffer (or any
+ * evbuffer); nothing here re-enters the protocol except line_max_for. */
+struct line_session_reader {
+	enum line_session_mode mode;
+	uint64_t raw_left; /* RAW: octets still to hand over */
+	size_t line_max;   /* LINES limit, line end included (<= LINE_SESSION_LINE_MAX) */
+	bool discarding;   /* skipping the rest of an overlong line */
+	/* as line_session_ops.line_max_for (optional), called with ctx */
+	size_t (*line_max_for)(void *ctx, const char *start, size_t len);
+	void *ctx;
+};
+
+enum line_session_read {
+	LINE_SESSION_READ_NONE,     /* no complete line buffered */
+	LINE_SESSION_READ_LINE,     /* a line was taken */
+	LINE_SESSION_READ_TOO_LONG, /* an overlong line has ended; its octets are gone */
+};
+
+/* Overwrites the first n octets of in (all of it when shorter) where they lie in
+ * the buffer's chains, then drains them, so that no chain goes back to the
+ * allocator holding them. in's chains must be writable (those filled by reads
+ * are; not evbuffer_add_reference'd constant data). */
+void line_session_drain_wiped(struct evbuffer *in, size_t n);
+
+/* LINES: takes the next line off in. LINE: line (LINE_SESSION_LINE_MAX + 1
+ * octets) holds it without its line end, NUL-terminated at line[*len_r], and
+ * *len_r + 2 is at most the limit that applied to it (a bare LF counts as CRLF).
+ * NONE: no complete line; when what is buffered is already over the limit it
+ * has been dropped and r->discarding is set until the line ends (TOO_LONG).
+ * Every octet taken off in (line, line end, overlong line) is wiped there first
+ * (line_session_drain_wiped); line is the caller's to wipe. */
+enum line_session_read line_session_reader_line(struct line_session_reader *r, struct evbuffer *in,
+                                                char *line, size_t *len_r);
+/* RAW/BODY: the next contiguous piece of in to hand over (at most r->raw_left
+ * octets in RAW): its length, 0 when nothing is buffered or the RAW chunk is
+ * complete; *data_r points into in until in changes. */
+size_t line_session_reader_data(const struct line_session_reader *r, struct evbuffer *in,
+                                const char **data_r);
+/* n octets of a piece taken in mode (the mode before the protocol saw it: it may
+ * switch inside on_data) were used: drains them and, for a RAW piece, counts them
+ * off raw_left. */
+void line_session_reader_used(struct line_session_reader *r, struct evbuffer *in,
+                              enum line_session_mode mode, size_t n);
 
 #endif

@@ -11,6 +11,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,39 @@ struct t_proto {
 	size_t reply_size; /* each line gets "OK <line>" padded to this size */
 	bool freed;
 };
+
+/* libevent's allocations go through these (event_set_mem_functions): a block it
+ * frees is searched for t_secret, so that a test sees a copy of a secret line
+ * that a buffer chain took back to the allocator. */
+static const char *t_secret;
+static unsigned t_secret_freed; /* blocks freed holding t_secret */
+
+static void *t_mm_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static void t_mm_free(void *ptr)
+{
+	if (ptr != NULL && t_secret != NULL &&
+	    memmem(ptr, malloc_usable_size(ptr), t_secret, strlen(t_secret)) != NULL)
+		t_secret_freed++;
+	free(ptr);
+}
+
+/* a new block each time, so that the old one is searched as it is freed */
+static void *t_mm_realloc(void *ptr, size_t n)
+{
+	if (ptr == NULL)
+		return malloc(n);
+	void *q = malloc(n);
+	if (q == NULL)
+		return NULL;
+	size_t old = malloc_usable_size(ptr);
+	memcpy(q, ptr, old < n ? old : n);
+	t_mm_free(ptr);
+	return q;
+}
 
 static struct event_base *base;
 static struct server srv;
@@ -100,6 +135,8 @@ static void t_on_line(void *ctx, char *line, size_t len)
 		evbuffer_add(line_session_output(p->ls), big, p->reply_size);
 		free(big);
 		line_session_reply(p->ls, "%s", "");
+	} else if (strncmp(line, "PASS ", 5) == 0 || strncmp(line, "AUTH ", 5) == 0) {
+		line_session_reply(p->ls, "OK secret"); /* not echoed */
 	} else {
 		line_session_reply(p->ls, "OK %s", line);
 	}
@@ -155,6 +192,24 @@ static const struct line_session_ops t_ops = {
     .too_many_errors = "TOO MANY",
 };
 
+/* "AUTH " lines may be 200 octets (as SMTP's AUTH initial response). */
+static size_t t_line_max_for(void *ctx, const char *start, size_t len)
+{
+	return len >= 5 && memcmp(start, "AUTH ", 5) == 0 ? 200 : 0;
+}
+
+static const struct line_session_ops t_ops_auth = {
+    .on_line = t_on_line,
+    .on_line_too_long = t_on_too_long,
+    .line_max_for = t_line_max_for,
+    .on_data = t_on_data,
+    .on_raw_end = t_on_raw_end,
+    .state_name = t_state,
+    .on_drain = t_on_drain,
+    .timeout_reply = "TIMEOUT",
+    .too_many_errors = "TOO MANY",
+};
+
 static struct line_session_limits t_limits(void)
 {
 	return (struct line_session_limits){
@@ -170,7 +225,8 @@ static struct line_session_limits t_limits(void)
 }
 
 /* A session on one end of a socketpair; the test talks on the other (peer). */
-static struct t_proto *t_start(const struct line_session_limits *lim)
+static struct t_proto *t_start_ssl(const struct line_session_limits *lim,
+                                   const struct line_session_ops *ops, SSL *ssl)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
@@ -189,13 +245,25 @@ static struct t_proto *t_start(const struct line_session_limits *lim)
 	snprintf(c->sid, sizeof(c->sid), "test");
 	snprintf(c->ip, sizeof(c->ip), "127.0.0.1");
 	c->bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	c->ssl = ssl; /* looked at, not used: the socket stays plain */
 	tloop.conns = c;
 	srv.nconns = 1;
 	atomic_store(&tloop.nconns, 1);
 	p->c = c;
-	p->ls = line_session_new(c, &t_ops, p, lim);
+	p->ls = line_session_new(c, ops, p, lim);
 	CHECK(p->ls != NULL);
 	return p;
+}
+
+static struct t_proto *t_start_ops(const struct line_session_limits *lim,
+                                   const struct line_session_ops *ops)
+{
+	return t_start_ssl(lim, ops, NULL);
+}
+
+static struct t_proto *t_start(const struct line_session_limits *lim)
+{
+	return t_start_ops(lim, &t_ops);
 }
 
 static void t_end(struct t_proto *p)
@@ -346,6 +414,164 @@ static void test_overlong_line(void)
 		CHECK_STR(p->lines[1], "NEXT");
 	}
 	t_end(p);
+}
+
+static bool t_four_lines(struct t_proto *p)
+{
+	return p->nlines + p->too_long >= 4;
+}
+
+/* The protocol's longer limit for a line (line_max_for) applies the same with a
+ * bare LF ending (counted as CRLF) as with CRLF, at every length. */
+static void test_line_max_for(void)
+{
+	struct line_session_limits lim = t_limits(); /* 64 with the line end */
+	lim.max_errors = 10;
+	struct t_proto *p = t_start_ops(&lim, &t_ops_auth);
+	char in[1024];
+	size_t n = 0;
+	/* 63 octets + LF counts 65: over line_max, within the AUTH limit */
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'a', 58);
+	memcpy(in + n + 63, "\n", 1);
+	n += 64;
+	/* 198 + CRLF: exactly the AUTH limit */
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'b', 193);
+	memcpy(in + n + 198, "\r\n", 2);
+	n += 200;
+	/* 198 + LF counts 200 too; 199 + LF counts 201: over */
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'c', 193);
+	memcpy(in + n + 198, "\n", 1);
+	n += 199;
+	memcpy(in + n, "AUTH ", 5);
+	memset(in + n + 5, 'd', 194);
+	memcpy(in + n + 199, "\n", 1);
+	n += 200;
+	/* any other line keeps line_max */
+	memset(in + n, 'e', 63);
+	memcpy(in + n + 63, "\n", 1);
+	n += 64;
+	t_send(in, n);
+	t_pump(p, 500, t_four_lines);
+	t_pump(p, 50, NULL);
+	CHECK(p->nlines == 3);
+	CHECK(p->too_long == 2);
+	if (p->nlines == 3) {
+		CHECK(strlen(p->lines[0]) == 63 && p->lines[0][62] == 'a');
+		CHECK(strlen(p->lines[1]) == 198 && p->lines[1][197] == 'b');
+		CHECK(strlen(p->lines[2]) == 198 && p->lines[2][197] == 'c');
+	}
+	t_end(p);
+}
+
+/* The wipe itself: the octets are overwritten where they lie, across chains, and
+ * the rest of the buffer is left as it was. The chains reference the test's
+ * memory, so it can be looked at after the drain. */
+static void test_drain_wiped(void)
+{
+	char mem[] = "PASS hunter2\r\nNEXT\r\n";
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add_reference(b, mem, 3, NULL, NULL);
+	evbuffer_add_reference(b, mem + 3, 10, NULL, NULL);
+	evbuffer_add_reference(b, mem + 13, sizeof(mem) - 1 - 13, NULL, NULL);
+	line_session_drain_wiped(b, 14);
+	static const char zero[14];
+	CHECK(memcmp(mem, zero, 14) == 0);
+	CHECK(memcmp(mem + 14, "NEXT\r\n", 6) == 0);
+	CHECK(evbuffer_get_length(b) == 6);
+	char rest[8] = {0};
+	CHECK(evbuffer_copyout(b, rest, sizeof(rest)) == 6);
+	CHECK_STR(rest, "NEXT\r\n");
+	/* more than is buffered: all of it */
+	line_session_drain_wiped(b, 100);
+	CHECK(evbuffer_get_length(b) == 0);
+	CHECK(memcmp(mem + 14, zero, 6) == 0);
+	line_session_drain_wiped(b, 1); /* empty: nothing to do */
+	evbuffer_free(b);
+}
+
+static bool t_three_items(struct t_proto *p)
+{
+	return p->nlines + p->too_long >= 3;
+}
+
+/* Secret lines leave no copy behind in the input buffer's memory: not for a
+ * line taken (a PASS line between two others, so that its chain stays in use),
+ * not for an overlong one (an AUTH line skipped in pieces), and not for input
+ * discarded at STARTTLS. Every chain libevent frees is searched (t_mm_free),
+ * the last ones when the connection closes. */
+static void test_secret_lines_wiped(void)
+{
+	/* the search itself finds a secret left in a chain */
+	t_secret = "hunter2-s3cr3t";
+	t_secret_freed = 0;
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, "PASS hunter2-s3cr3t\r\n", 21);
+	evbuffer_drain(b, 21);
+	evbuffer_free(b);
+	CHECK(t_secret_freed == 1);
+
+	t_secret_freed = 0;
+	struct line_session_limits lim = t_limits(); /* 64 with the line end */
+	lim.max_errors = 10;
+	struct t_proto *p = t_start(&lim);
+	static const char in[] = "NOOP\r\nPASS hunter2-s3cr3t\r\nNEXT\r\n";
+	t_send(in, sizeof(in) - 1);
+	t_pump(p, 500, t_three_items);
+	CHECK(p->nlines == 3);
+	if (p->nlines == 3)
+		CHECK_STR(p->lines[1], "PASS hunter2-s3cr3t");
+	/* 40 + 40 + 40 octets: discarded after the second piece */
+	char part[41];
+	memset(part, 'x', 40);
+	memcpy(part, "AUTH PLAIN hunter2-s3cr3t", 25);
+	t_send(part, 40);
+	t_pump(p, 50, NULL);
+	memcpy(part, "hunter2-s3cr3t", 14);
+	t_send(part, 40);
+	t_pump(p, 50, NULL);
+	CHECK(line_session_discarding(p->ls));
+	t_send(part, 40);
+	t_send("\r\n", 2);
+	t_pump(p, 200, NULL);
+	CHECK(p->too_long == 1);
+	/* pipelined behind a STARTTLS: thrown away (the set-up fails here) */
+	t_send("AUTH PLAIN hunter2-s3cr3t\r\n", 27);
+	t_pump(p, 100, NULL);
+	CHECK(p->nlines == 4);
+	t_send("PASS hunter2-s3cr3t\r\n", 21);
+	for (int i = 0; i < 50 && evbuffer_get_length(bufferevent_get_input(p->c->bev)) < 21; i++) {
+		/* read into the buffer without taking the line: parked */
+		line_session_park(p->ls);
+		t_pump(p, 20, NULL);
+	}
+	CHECK(evbuffer_get_length(bufferevent_get_input(p->c->bev)) == 21);
+	CHECK(line_session_start_tls(p->ls) == -1);
+	t_end(p);
+	CHECK(t_secret_freed == 0);
+	t_secret = NULL;
+}
+
+/* Under TLS, OpenSSL is told to cleanse its copy of what it decrypted. */
+static void test_tls_cleanse_plaintext(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+	CHECK(ssl != NULL);
+	if (ssl == NULL) {
+		SSL_CTX_free(ctx);
+		return;
+	}
+	CHECK((SSL_get_options(ssl) & SSL_OP_CLEANSE_PLAINTEXT) == 0);
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start_ssl(&lim, &t_ops, ssl);
+	CHECK((SSL_get_options(ssl) & SSL_OP_CLEANSE_PLAINTEXT) != 0);
+	p->c->ssl = NULL; /* the plain socket does not own it */
+	t_end(p);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
 }
 
 static bool t_next_seen(struct t_proto *p)
@@ -624,6 +850,7 @@ static void test_notify_drain(void)
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
+	event_set_mem_functions(t_mm_malloc, t_mm_realloc, t_mm_free); /* before any other call */
 	base = event_base_new();
 	tloop.base = base;
 	tloop.srv = &srv;
@@ -632,6 +859,10 @@ int main(void)
 	tloop.ev_reap = event_new(base, -1, 0, t_reap, NULL);
 	test_byte_splits();
 	test_overlong_line();
+	test_line_max_for();
+	test_drain_wiped();
+	test_secret_lines_wiped();
+	test_tls_cleanse_plaintext();
 	test_raw_after_line();
 	test_backpressure();
 	test_notify_drain();
