@@ -971,7 +971,8 @@ static void pop3_fetch_add(struct pop3_session *s, struct pop3_fetch *f, long i,
  * RETR or TOP of a message not marked deleted and the batch has room; anything
  * else (another command, a malformed or overlong line, an error to answer) stays
  * in the input untouched for the normal path. */
-static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch *f)
+static bool pop3_fetch_take_line(struct pop3_session *s, struct pop3_fetch *f,
+                                 char line[POP3_LINE_MAX + 1])
 {
 	if (f->n == POP3_BATCH_MAX || line_session_discarding(s->ls))
 		return false;
@@ -983,7 +984,6 @@ static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch *f)
 	if (p.pos < 0 || (size_t)p.pos + 1 > POP3_LINE_MAX)
 		return false;
 	size_t linelen = (size_t)p.pos;
-	char line[POP3_LINE_MAX + 1];
 	if (evbuffer_copyout(in, line, linelen) != (ev_ssize_t)linelen)
 		return false;
 	if (linelen > 0 && line[linelen - 1] == '\r')
@@ -1006,9 +1006,19 @@ static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch *f)
 	if (pop3_parse_number(cmd.argv[0], cmd.argl[0], &num) < 0 || num == 0 || num > s->nmsgs ||
 	    s->msgs[num - 1].deleted)
 		return false;
-	evbuffer_drain(in, (size_t)p.pos + eol_len);
+	line_session_drain_wiped(in, (size_t)p.pos + eol_len);
 	pop3_fetch_add(s, f, (long)num - 1, top, lines);
 	return true;
+}
+
+/* The copy of the line is wiped whatever it was: a line left for the normal
+ * path may be a pipelined PASS or AUTH response. */
+static bool pop3_fetch_take_next(struct pop3_session *s, struct pop3_fetch *f)
+{
+	char line[POP3_LINE_MAX + 1];
+	bool taken = pop3_fetch_take_line(s, f, line);
+	explicit_bzero(line, sizeof(line));
+	return taken;
 }
 
 static void pop3_fetch(struct pop3_session *s, long i, bool top, uint32_t lines)
