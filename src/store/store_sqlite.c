@@ -173,8 +173,6 @@ static int sqlite_open(const struct store_options *opts, struct store_backend **
 	pthread_mutex_init(&st->gc_mu, NULL);
 	pthread_cond_init(&st->gc_cond, NULL);
 	st->gc_tail = &st->gc_head;
-	pthread_cond_init(&st->sy_cond, NULL);
-	st->sy_tail = &st->sy_head;
 	st->sweep_interval = opts->sweep_interval;
 	st->sweep_age = opts->blob_sweep_age != 0 ? opts->blob_sweep_age : STORE_BLOB_SWEEP_AGE;
 	pthread_mutex_init(&st->sw_mu, NULL);
@@ -233,7 +231,6 @@ static void sqlite_close(struct store_backend **stp)
 	pthread_mutex_destroy(&st->rmu);
 	pthread_mutex_destroy(&st->gc_mu);
 	pthread_cond_destroy(&st->gc_cond);
-	pthread_cond_destroy(&st->sy_cond);
 	pthread_mutex_destroy(&st->sw_mu);
 	pthread_cond_destroy(&st->sw_cond);
 	if (st->data_fd >= 0)

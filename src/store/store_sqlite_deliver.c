@@ -488,25 +488,10 @@ static void gc_finish(struct store_gc_req *r)
 	cb(ctx, result, error);
 }
 
-static void gc_finish_list(struct store_gc_req *r)
-{
-	for (struct store_gc_req *next; r != NULL; r = next) {
-		next = r->next;
-		gc_finish(r);
-	}
-}
-
-/* Group commit runs as a two-stage pipeline, so that the two syncs a batch needs
- * overlap with the previous and next batch instead of adding up:
- *   syncer     takes everything queued (gc_head) as one batch, makes its blobs
- *              durable (gc_sync_blobs: one fdatasync per segment) and hands it
- *              on (sy_head);
- *   committer  takes everything synced as one batch, commits its metadata in
- *              one transaction (one WAL fsync) and calls the completions.
- * While the committer commits batch N, the syncer syncs batch N+1; requests
- * that arrive meanwhile form the next batches. The order "blob durable, then
- * metadata committed, then acknowledged" holds for every request. */
-static void *gc_syncer_main(void *arg)
+/* The committer thread: takes everything queued as one batch, makes its blobs
+ * durable, commits its metadata in one transaction and calls the completions.
+ * Requests that arrive meanwhile form the next batch. */
+static void *gc_committer_main(void *arg)
 {
 	struct store_backend *st = arg;
 
@@ -523,40 +508,16 @@ static void *gc_syncer_main(void *arg)
 
 		struct store_gc_req *failed = NULL;
 		gc_sync_blobs(st, &batch, &failed);
-		gc_finish_list(failed);
-
-		pthread_mutex_lock(&st->gc_mu);
-		if (batch != NULL) {
-			*st->sy_tail = batch;
-			while (batch->next != NULL)
-				batch = batch->next;
-			st->sy_tail = &batch->next;
-			pthread_cond_signal(&st->sy_cond);
+		if (batch != NULL)
+			gc_commit_batch(st, batch);
+		for (struct store_gc_req *r = batch, *next; r != NULL; r = next) {
+			next = r->next;
+			gc_finish(r);
 		}
-	}
-	st->sy_done = true; /* nothing more will be handed on */
-	pthread_cond_signal(&st->sy_cond);
-	pthread_mutex_unlock(&st->gc_mu);
-	return NULL;
-}
-
-static void *gc_committer_main(void *arg)
-{
-	struct store_backend *st = arg;
-
-	pthread_mutex_lock(&st->gc_mu);
-	for (;;) {
-		while (st->sy_head == NULL && !st->sy_done)
-			pthread_cond_wait(&st->sy_cond, &st->gc_mu);
-		if (st->sy_head == NULL)
-			break; /* the syncer stopped, and nothing left */
-		struct store_gc_req *batch = st->sy_head;
-		st->sy_head = NULL;
-		st->sy_tail = &st->sy_head;
-		pthread_mutex_unlock(&st->gc_mu);
-
-		gc_commit_batch(st, batch);
-		gc_finish_list(batch);
+		for (struct store_gc_req *r = failed, *next; r != NULL; r = next) {
+			next = r->next;
+			gc_finish(r);
+		}
 		pthread_mutex_lock(&st->gc_mu);
 	}
 	pthread_mutex_unlock(&st->gc_mu);
@@ -567,18 +528,10 @@ int sqlite_committer_start(struct store_backend *st, char **error_r)
 {
 	int rc = sqlite_thread_create(&st->gc_thread, gc_committer_main, st);
 
-	if (rc != 0)
-		return str_error(error_r, "store: cannot start the committer thread: %s",
-		                 strerror(rc));
-	rc = sqlite_thread_create(&st->sy_thread, gc_syncer_main, st);
 	if (rc != 0) {
-		pthread_mutex_lock(&st->gc_mu);
-		st->sy_done = true;
-		pthread_cond_signal(&st->sy_cond);
-		pthread_mutex_unlock(&st->gc_mu);
-		pthread_join(st->gc_thread, NULL);
-		return str_error(error_r, "store: cannot start the syncer thread: %s",
-		                 strerror(rc));
+		str_error(error_r, "store: cannot start the committer thread: %s",
+		                strerror(rc));
+		return -1;
 	}
 	st->gc_started = true;
 	return 1;
@@ -592,8 +545,6 @@ void sqlite_committer_stop(struct store_backend *st)
 	st->gc_stop = true;
 	pthread_cond_signal(&st->gc_cond);
 	pthread_mutex_unlock(&st->gc_mu);
-	/* the syncer hands on what is queued, then the committer commits it */
-	pthread_join(st->sy_thread, NULL);
 	pthread_join(st->gc_thread, NULL);
 	st->gc_started = false;
 }

@@ -21,12 +21,11 @@
  *   process's active segment (not synced yet), a large one becomes a file of its
  *   own, made durable there (fdatasync of the file, fsync of its directory:
  *   concurrent callers share the journal commits). It queues a request and
- *   returns. Two threads form a pipeline: the syncer takes the whole queue as
- *   one batch and makes its blobs durable (gc_sync_blobs: one fdatasync per
- *   segment the batch wrote to), the committer takes every synced batch, commits
- *   its metadata in ONE transaction (one WAL fsync with synchronous=FULL), then
- *   calls each request's completion. While one batch commits the next is being
- *   synced, and requests that arrive meanwhile form the batch after. Each
+ *   returns. The committer thread takes the whole queue as one batch, makes its
+ *   blobs durable (gc_sync_blobs: one fdatasync per segment the batch wrote to),
+ *   commits the metadata in ONE transaction (one WAL fsync with
+ *   synchronous=FULL), then calls each request's completion. Requests
+ *   that arrive while a batch commits pile up and form the next batch. Each
  *   delivery runs inside its own SAVEPOINT: a delivery that fails (say a missing
  *   mailbox) is rolled back alone and gets -1, the others in the batch still commit.
  *   If the COMMIT itself fails, every delivery in the batch gets -1 and none of them
@@ -128,14 +127,12 @@ struct store_backend {
 	int data_fd; /* data_dir */
 	struct blob_segs *segs; /* the segment writer; NULL: every blob is a file */
 
-	/* the syncer and committer threads and their queues (store_sqlite_deliver.c) */
+	/* the committer thread and its queue (store_sqlite_deliver.c) */
 	pthread_mutex_t gc_mu;
 	pthread_cond_t gc_cond; /* signalled when a request is queued or on stop */
-	struct store_gc_req *gc_head, **gc_tail; /* queued, for the syncer */
-	pthread_cond_t sy_cond; /* signalled when a synced batch is handed on */
-	struct store_gc_req *sy_head, **sy_tail; /* synced, for the committer */
-	pthread_t gc_thread, sy_thread;
-	bool gc_started, gc_stop, sy_done;
+	struct store_gc_req *gc_head, **gc_tail;
+	pthread_t gc_thread;
+	bool gc_started, gc_stop;
 
 	/* the periodic sweep (store_options.sweep_interval; store_sqlite_blobs.c) */
 	unsigned sweep_interval, sweep_age;
