@@ -406,6 +406,11 @@ int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, v
 	return conn_submit_to(c, c->srv->auth_pool, job, done, arg);
 }
 
+int conn_submit_detached(struct conn *c, worker_job_fn *job, void *arg)
+{
+	return worker_pool_submit(c->srv->pool, NULL, job, NULL, arg);
+}
+
 void conn_hold(struct conn *c)
 {
 	c->jobs++;
@@ -718,8 +723,8 @@ static void server_refuse(evutil_socket_t fd, const struct proto_ops *proto)
  * address and port, not by load; lets any process of the same user bind the port
  * too; loses the connections queued on a loop's socket when that loop closes it;
  * and needs every loop to back off separately at the descriptor limit. The
- * hand-off costs one mutex and one eventfd write per connection, small next to a
- * TLS handshake (docs/architecture.md has the measurements). */
+ * hand-off costs one mutex and at most one eventfd write per connection, small
+ * next to a TLS handshake (docs/architecture.md has the measurements). */
 static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *addr,
                              int addrlen, void *ctx)
 {
@@ -781,10 +786,14 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, str
 	 * loop subtracts it again when the connection ends */
 	atomic_fetch_add(&best->nconns, 1);
 	pthread_mutex_lock(&best->lock);
+	bool was_empty = best->handoff == NULL;
 	h->next = best->handoff;
 	best->handoff = h;
 	pthread_mutex_unlock(&best->lock);
-	loop_wake(best);
+	/* A non-empty list has a wake-up on its way already: the loop reads its
+	 * eventfd before it takes the list, so it takes this socket too. */
+	if (was_empty)
+		loop_wake(best);
 }
 
 static void server_on_accept_resume(evutil_socket_t fd, short what, void *ctx)

@@ -152,6 +152,11 @@ int server_main(const char *config_path, const struct server_app *app);
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
 /* The same on the password-hashing pool (authentication lookups). */
 int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
+/* A store job with no completion of its own: for a job that ends in a posted
+ * completion (worker_inbox_post to c->loop->inbox, e.g. from the store's
+ * committer). The caller has called conn_hold(c) and the posted completion calls
+ * conn_release(c). Saves the loop a wake-up per job. 1 ok, -1 out of memory. */
+int conn_submit_detached(struct conn *c, worker_job_fn *job, void *arg);
 /* Work whose completion arrives later than its job (a delivery the store's
  * committer completes and posts to c->loop->inbox): conn_hold keeps c (and its
  * proto_data) allocated, like a pending job, until the matching conn_release,
