@@ -23,15 +23,27 @@ struct worker_job_queue {
 	struct worker_job *head, *tail;
 };
 
+/* One pool thread. An idle thread waits on its own condition variable, on the
+ * pool's stack of idle threads: a job wakes exactly one thread, the one that went
+ * idle last (its stack and caches are warm, and under a light load the same few
+ * threads do all the work while the others stay asleep). */
+struct worker_thread {
+	struct worker_pool *pool;
+	pthread_t tid;
+	pthread_cond_t cond;
+	bool idle;                 /* on the idle stack (pool->lock) */
+	struct worker_thread *next_idle;
+};
+
 struct worker_pool {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	struct worker_job_queue waiting; /* waiting for a thread */
+	struct worker_thread *idle;      /* idle threads, the last one to go idle first */
 	bool quit;
 	atomic_uint pending; /* queued or running */
 	unsigned nthreads;
 	int nice;
-	pthread_t *threads;
+	struct worker_thread *threads;
 };
 
 struct worker_inbox {
@@ -101,16 +113,26 @@ void worker_inbox_post(struct worker_inbox *inbox, struct worker_post *p)
 
 static void *worker_thread_main(void *ctx)
 {
-	struct worker_pool *pool = ctx;
+	struct worker_thread *t = ctx;
+	struct worker_pool *pool = t->pool;
 	if (pool->nice > 0) /* Linux: per-thread priority; failure only costs latency */
 		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), pool->nice);
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (pool->waiting.head == NULL && !pool->quit)
-			pthread_cond_wait(&pool->cond, &pool->lock);
 		struct worker_job *j = pool->waiting.head;
-		if (j == NULL)
-			break; /* quit and nothing left */
+		if (j == NULL) {
+			if (pool->quit)
+				break;
+			/* Waits until a submit takes t off the idle stack (or quit). A
+			 * spurious wake-up finds t still on the stack and waits again. */
+			if (!t->idle) {
+				t->idle = true;
+				t->next_idle = pool->idle;
+				pool->idle = t;
+			}
+			pthread_cond_wait(&t->cond, &pool->lock);
+			continue;
+		}
 		pool->waiting.head = j->next;
 		if (pool->waiting.head == NULL)
 			pool->waiting.tail = NULL;
@@ -118,7 +140,10 @@ static void *worker_thread_main(void *ctx)
 
 		j->job(j->arg);
 		atomic_fetch_sub(&pool->pending, 1);
-		worker_inbox_push(j->inbox, j);
+		if (j->inbox != NULL)
+			worker_inbox_push(j->inbox, j);
+		else
+			free(j); /* no completion: no loop to wake */
 
 		pthread_mutex_lock(&pool->lock);
 	}
@@ -192,13 +217,17 @@ struct worker_pool *worker_pool_create(unsigned nthreads, int nice)
 	if (nthreads == 0)
 		nthreads = 1;
 	pthread_mutex_init(&pool->lock, NULL);
-	pthread_cond_init(&pool->cond, NULL);
-	pool->threads = calloc(nthreads, sizeof(pthread_t));
+	pool->threads = calloc(nthreads, sizeof(*pool->threads));
 	if (pool->threads == NULL)
 		goto fail;
 	for (unsigned i = 0; i < nthreads; i++) {
-		if (pthread_create(&pool->threads[i], NULL, worker_thread_main, pool) != 0)
+		struct worker_thread *t = &pool->threads[i];
+		t->pool = pool;
+		pthread_cond_init(&t->cond, NULL);
+		if (pthread_create(&t->tid, NULL, worker_thread_main, t) != 0) {
+			pthread_cond_destroy(&t->cond);
 			break;
+		}
 		pool->nthreads++;
 	}
 	if (pool->nthreads == 0)
@@ -207,10 +236,28 @@ struct worker_pool *worker_pool_create(unsigned nthreads, int nice)
 fail:
 	free(pool->threads);
 	pthread_mutex_destroy(&pool->lock);
-	pthread_cond_destroy(&pool->cond);
 	free(pool);
 	errno = ENOMEM;
 	return NULL;
+}
+
+static void worker_pool_queue(struct worker_pool *pool, struct worker_job *j)
+{
+	atomic_fetch_add(&pool->pending, 1);
+	pthread_mutex_lock(&pool->lock);
+	worker_queue_push(&pool->waiting, j);
+	/* Wake one idle thread, if any (a busy one takes the job when it is done).
+	 * The signal goes out after the unlock, so that the woken thread does not
+	 * block at once on the mutex still held here. */
+	struct worker_thread *t = pool->idle;
+	if (t != NULL) {
+		pool->idle = t->next_idle;
+		t->next_idle = NULL;
+		t->idle = false;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (t != NULL)
+		pthread_cond_signal(&t->cond);
 }
 
 int worker_pool_submit(struct worker_pool *pool, struct worker_inbox *inbox, worker_job_fn *job,
@@ -223,12 +270,17 @@ int worker_pool_submit(struct worker_pool *pool, struct worker_inbox *inbox, wor
 	j->job = job;
 	j->done = done;
 	j->arg = arg;
-	atomic_fetch_add(&pool->pending, 1);
-	pthread_mutex_lock(&pool->lock);
-	worker_queue_push(&pool->waiting, j);
-	pthread_cond_signal(&pool->cond);
-	pthread_mutex_unlock(&pool->lock);
+	worker_pool_queue(pool, j);
 	return 1;
+}
+
+void worker_pool_submit_post(struct worker_pool *pool, struct worker_inbox *inbox,
+                             worker_job_fn *job, struct worker_post *p)
+{
+	p->job.inbox = inbox;
+	p->job.job = job;
+	/* done and arg were set by worker_post_new; p is its job's address */
+	worker_pool_queue(pool, &p->job);
 }
 
 unsigned worker_pool_pending(const struct worker_pool *pool)
@@ -243,12 +295,17 @@ void worker_pool_destroy(struct worker_pool **poolp)
 		return;
 	pthread_mutex_lock(&pool->lock);
 	pool->quit = true;
-	pthread_cond_broadcast(&pool->cond);
+	pool->idle = NULL;
+	for (unsigned i = 0; i < pool->nthreads; i++) {
+		pool->threads[i].idle = false;
+		pthread_cond_signal(&pool->threads[i].cond);
+	}
 	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->nthreads; i++)
-		pthread_join(pool->threads[i], NULL);
+	for (unsigned i = 0; i < pool->nthreads; i++) {
+		pthread_join(pool->threads[i].tid, NULL);
+		pthread_cond_destroy(&pool->threads[i].cond);
+	}
 	pthread_mutex_destroy(&pool->lock);
-	pthread_cond_destroy(&pool->cond);
 	free(pool->threads);
 	free(pool);
 	*poolp = NULL;

@@ -16,8 +16,10 @@ typedef void worker_done_fn(void *arg); /* runs on the submitting loop afterward
 /* Returns NULL on failure (errno set). nice > 0 lowers the threads' CPU priority
  * (setpriority on each thread), so CPU-heavy jobs yield to the event loops. */
 struct worker_pool *worker_pool_create(unsigned nthreads, int nice);
-/* Queues a job whose completion runs on inbox's loop; done may be NULL. Any
- * thread. Returns 1 ok, -1 out of memory. */
+/* Queues a job whose completion runs on inbox's loop; done may be NULL. inbox
+ * NULL: the job has no completion at all (done must be NULL; nothing is posted to
+ * any loop), for a job that reports by itself (worker_inbox_post). Any thread.
+ * Returns 1 ok, -1 out of memory. */
 int worker_pool_submit(struct worker_pool *pool, struct worker_inbox *inbox, worker_job_fn *job,
                        worker_done_fn *done, void *arg);
 /* Jobs queued or running (their completions may still be in an inbox). */
@@ -43,6 +45,12 @@ void worker_post_free(struct worker_post **p);
  * delivered there) and takes p over (freed after fn ran). Any thread; never
  * fails, never blocks but for the inbox's mutex. */
 void worker_inbox_post(struct worker_inbox *inbox, struct worker_post *p);
+/* Runs job(arg) of p on a pool thread, then fn(arg) of p on inbox's loop, like
+ * worker_pool_submit, with the memory allocated beforehand (worker_post_new): it
+ * never fails, so a job can be deferred and submitted later from where an error
+ * could not be reported. Takes p over. Any thread. */
+void worker_pool_submit_post(struct worker_pool *pool, struct worker_inbox *inbox,
+                             worker_job_fn *job, struct worker_post *p);
 /* Frees the inbox; completions still in it are run first. */
 void worker_inbox_free(struct worker_inbox **inbox);
 

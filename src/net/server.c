@@ -354,6 +354,7 @@ void conn_finish(struct conn *c)
 }
 
 struct conn_job {
+	struct conn_job *next; /* in a struct server_batch */
 	struct conn *c;
 	worker_job_fn *job;
 	worker_done_fn *done;
@@ -404,6 +405,88 @@ int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *
 int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg)
 {
 	return conn_submit_to(c, c->srv->auth_pool, job, done, arg);
+}
+
+/* The conn_submit_batched jobs of one pass of a loop, in submission order; one
+ * pool job (post) runs them all, and its completion runs all their completions. */
+struct server_batch {
+	struct conn_job *head, **tail;
+	struct worker_post *post;
+};
+
+static void server_batch_run(void *ctx)
+{
+	struct server_batch *b = ctx;
+	for (struct conn_job *cj = b->head; cj != NULL; cj = cj->next)
+		cj->job(cj->arg);
+}
+
+static void server_batch_done(void *ctx)
+{
+	struct server_batch *b = ctx;
+	struct conn_job *cj = b->head;
+	free(b); /* the post is freed by the inbox */
+	while (cj != NULL) {
+		struct conn_job *next = cj->next;
+		conn_job_done(cj);
+		cj = next;
+	}
+}
+
+/* Hands the loop's batch to the pool. On the loop's thread, or on the main thread
+ * after the loop's thread has ended. */
+static void loop_flush_batch(struct loop *loop)
+{
+	struct server_batch *b = loop->batch;
+	if (b == NULL)
+		return;
+	loop->batch = NULL;
+	worker_pool_submit_post(loop->srv->pool, loop->inbox, server_batch_run, b->post);
+}
+
+/* ev_batch: activated by the first conn_submit_batched of a pass, so it runs
+ * after the callbacks already active in that pass. */
+static void loop_on_batch(evutil_socket_t fd, short what, void *ctx)
+{
+	loop_flush_batch(ctx);
+}
+
+int conn_submit_batched(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg)
+{
+	struct loop *loop = c->loop;
+	struct conn_job *cj = malloc(sizeof(*cj));
+	if (cj == NULL)
+		return -1;
+	struct server_batch *b = loop->batch;
+	if (b == NULL) {
+		/* everything the batch needs is allocated now: its submission later
+		 * cannot fail */
+		b = calloc(1, sizeof(*b));
+		if (b != NULL)
+			b->post = worker_post_new(server_batch_done, b);
+		if (b == NULL || b->post == NULL) {
+			free(b);
+			free(cj);
+			return -1;
+		}
+		b->tail = &b->head;
+		loop->batch = b;
+		event_active(loop->ev_batch, EV_TIMEOUT, 0);
+	}
+	cj->next = NULL;
+	cj->c = c;
+	cj->job = job;
+	cj->done = done;
+	cj->arg = arg;
+	*b->tail = cj;
+	b->tail = &cj->next;
+	c->jobs++;
+	return 1;
+}
+
+int conn_submit_detached(struct conn *c, worker_job_fn *job, void *arg)
+{
+	return worker_pool_submit(c->srv->pool, NULL, job, NULL, arg);
 }
 
 void conn_hold(struct conn *c)
@@ -660,10 +743,12 @@ static int loop_init(struct server *srv, struct loop *loop, unsigned idx)
 		return -1;
 	loop->inbox = worker_inbox_new(loop->base);
 	loop->ev_reap = event_new(loop->base, -1, 0, loop_on_reap, loop);
+	loop->ev_batch = event_new(loop->base, -1, 0, loop_on_batch, loop);
 	loop->ev_wake =
 	    event_new(loop->base, loop->wake_fd, EV_READ | EV_PERSIST, loop_on_wake, loop);
 	loop->ev_shutdown = evtimer_new(loop->base, loop_on_shutdown_timeout, loop);
-	if (loop->inbox == NULL || loop->ev_reap == NULL || loop->ev_wake == NULL ||
+	if (loop->inbox == NULL || loop->ev_reap == NULL || loop->ev_batch == NULL ||
+	    loop->ev_wake == NULL ||
 	    loop->ev_shutdown == NULL || event_add(loop->ev_wake, NULL) < 0)
 		return -1;
 	return 1;
@@ -688,6 +773,8 @@ static void loop_cleanup(struct loop *loop)
 	}
 	if (loop->ev_reap != NULL)
 		event_free(loop->ev_reap);
+	if (loop->ev_batch != NULL)
+		event_free(loop->ev_batch);
 	if (loop->ev_wake != NULL)
 		event_free(loop->ev_wake);
 	if (loop->ev_shutdown != NULL)
@@ -718,8 +805,8 @@ static void server_refuse(evutil_socket_t fd, const struct proto_ops *proto)
  * address and port, not by load; lets any process of the same user bind the port
  * too; loses the connections queued on a loop's socket when that loop closes it;
  * and needs every loop to back off separately at the descriptor limit. The
- * hand-off costs one mutex and one eventfd write per connection, small next to a
- * TLS handshake (docs/architecture.md has the measurements). */
+ * hand-off costs one mutex and at most one eventfd write per connection, small
+ * next to a TLS handshake (docs/architecture.md has the measurements). */
 static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *addr,
                              int addrlen, void *ctx)
 {
@@ -781,10 +868,14 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd, str
 	 * loop subtracts it again when the connection ends */
 	atomic_fetch_add(&best->nconns, 1);
 	pthread_mutex_lock(&best->lock);
+	bool was_empty = best->handoff == NULL;
 	h->next = best->handoff;
 	best->handoff = h;
 	pthread_mutex_unlock(&best->lock);
-	loop_wake(best);
+	/* A non-empty list has a wake-up on its way already: the loop reads its
+	 * eventfd before it takes the list, so it takes this socket too. */
+	if (was_empty)
+		loop_wake(best);
 }
 
 static void server_on_accept_resume(evutil_socket_t fd, short what, void *ctx)
@@ -1223,6 +1314,10 @@ out:
 		atomic_store(&srv.loops[i].want_stop, true);
 		loop_wake(&srv.loops[i]);
 		pthread_join(srv.loops[i].thread, NULL);
+		/* a batch the loop did not get to submit (its callbacks ran, the
+		 * flush did not): the pool runs it, its completions wait in the inbox */
+		if (srv.pool != NULL)
+			loop_flush_batch(&srv.loops[i]);
 	}
 	if (status == 0)
 		log_info(NULL, "event=stopped");

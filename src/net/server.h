@@ -33,6 +33,7 @@ struct event_base;
 struct evbuffer_cb_entry;
 struct server;
 struct server_gen;
+struct server_batch;
 struct server_handoff;
 struct dict;
 struct server_listener;
@@ -72,6 +73,8 @@ struct loop {
 	struct worker_inbox *inbox; /* completions of jobs submitted here */
 	struct conn *conns;         /* live connections */
 	struct conn *reap;          /* dead ones waiting to be freed at a safe point */
+	struct server_batch *batch; /* conn_submit_batched jobs of this pass */
+	struct event *ev_batch;     /* submits batch once this pass's callbacks ran */
 	struct event *ev_reap, *ev_wake, *ev_shutdown;
 	int wake_fd;                    /* eventfd: new sockets, reload, stop */
 	pthread_mutex_t lock;           /* guards handoff */
@@ -152,6 +155,19 @@ int server_main(const char *config_path, const struct server_app *app);
 int conn_submit(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
 /* The same on the password-hashing pool (authentication lookups). */
 int conn_submit_auth(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
+/* conn_submit for a short store read (a recipient lookup): the jobs submitted
+ * this way on one loop while it runs one pass of its ready callbacks go to the
+ * pool together, run one after the other on one worker, and their completions
+ * come back together: one thread hop (one wake-up of a worker and one of the
+ * loop) for every session that asked in that pass, instead of one each. Only for
+ * jobs that take well under a millisecond: they wait for each other. Same
+ * contract as conn_submit otherwise (done always runs on c's loop). */
+int conn_submit_batched(struct conn *c, worker_job_fn *job, worker_done_fn *done, void *arg);
+/* A store job with no completion of its own: for a job that ends in a posted
+ * completion (worker_inbox_post to c->loop->inbox, e.g. from the store's
+ * committer). The caller has called conn_hold(c) and the posted completion calls
+ * conn_release(c). Saves the loop a wake-up per job. 1 ok, -1 out of memory. */
+int conn_submit_detached(struct conn *c, worker_job_fn *job, void *arg);
 /* Work whose completion arrives later than its job (a delivery the store's
  * committer completes and posts to c->loop->inbox): conn_hold keeps c (and its
  * proto_data) allocated, like a pending job, until the matching conn_release,

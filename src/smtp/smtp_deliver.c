@@ -209,10 +209,10 @@ void smtp_session_deliver(struct smtp_session *s)
 	j->inbox = s->c->loop->inbox;
 	j->post = worker_post_new(smtp_deliver_job_done, j);
 	s->tx = NULL; /* owned by the job now */
-	/* The completion is posted (j->post), not the job's own: hold the connection
-	 * until it has run. */
+	/* The completion is posted (j->post), and the job has none of its own (one
+	 * loop wake-up less per message): hold the connection until the post ran. */
 	conn_hold(s->c);
-	if (j->post == NULL || conn_submit(s->c, smtp_deliver_job_run, NULL, j) < 0) {
+	if (j->post == NULL || conn_submit_detached(s->c, smtp_deliver_job_run, j) < 0) {
 		conn_release(s->c);
 		worker_post_free(&j->post);
 		s->tx = tx;

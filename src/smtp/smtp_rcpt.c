@@ -396,7 +396,9 @@ void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	smtp_rcpt_look_ahead(s, j);
 	if (j->n > 1)
 		log_info(s->c->sid, "event=rcpt-lookup rcpts=%zu", j->n);
-	if (conn_submit(s->c, smtp_rcpt_job_run, smtp_rcpt_job_done, j) < 0) {
+	/* batched: the RCPTs of every session of this loop in this pass share one
+	 * worker round trip */
+	if (conn_submit_batched(s->c, smtp_rcpt_job_run, smtp_rcpt_job_done, j) < 0) {
 		smtp_rcpt_job_free(j);
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
 		return;

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ALICE, PASSWORDS, POP3_GREETING, make_message, unique, DELIVERED_RE
+from conftest import ALICE, BOB, PASSWORDS, POP3_GREETING, make_message, unique, DELIVERED_RE
 
 TOO_MANY = "421 4.7.0 Too many connections"
 SID_RE = re.compile(r" sid=(\S+) event=connect ")
@@ -279,6 +279,41 @@ def test_connections_spread_over_loops_and_all_serve(make_server):
     for s in subjects:
         srv.fetch_one(ALICE, s)
     assert re.search(r"event=started .* threads=3$", srv.stderr_bytes().decode(), re.M)
+
+
+def test_rcpt_lookups_of_many_sessions_answer_each_its_own(make_server):
+    """RCPT lookups of the sessions of one loop share worker round trips
+    (conn_submit_batched): every session still gets the answer for its own
+    recipient, whichever sessions were looked up together."""
+    srv = make_server(limits={"max_connections": "100"}, extra={"server": {"threads": "1"}})
+    conns = _open_smtp(srv, 12)
+    try:
+        for c in conns:
+            c.ehlo()
+            c.mail()
+        rcpts = [(ALICE if i % 3 == 0 else BOB if i % 3 == 1 else
+                  "nobody-%d@example.test" % i) for i in range(len(conns))]
+        for _ in range(3):
+            # every session's RCPT on the wire before any reply is read
+            for c, r in zip(conns, rcpts):
+                c.send("RCPT TO:<%s>\r\n" % r)
+            for c, r in zip(conns, rcpts):
+                want = "550 5.1.1 User unknown" if r.startswith("nobody") else "250 2.1.5 Ok"
+                assert c.read_reply().line == want, r
+        subjects = {}
+        for c, r in zip(conns, rcpts):
+            if r.startswith("nobody"):
+                c.quit()
+                continue
+            subject = unique("batch")
+            subjects[subject] = r
+            assert DELIVERED_RE.match(c.data(make_message(subject)).line)
+            c.quit()
+    finally:
+        for c in conns:
+            c.close()
+    for subject, r in subjects.items():
+        srv.fetch_one(r, subject)
 
 
 def test_one_loop_is_allowed(make_server):

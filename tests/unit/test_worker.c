@@ -201,10 +201,66 @@ static void test_post_from_foreign_threads(void)
 	event_base_free(l.base);
 }
 
+/* A job submitted without an inbox runs and reports nothing; a post submitted as
+ * a job (worker_pool_submit_post) runs its job on the pool, then its function on
+ * the inbox's loop, each once and in order. */
+struct wt_seq {
+	atomic_uint ran;
+	unsigned done;
+};
+
+static void wt_seq_run(void *arg)
+{
+	struct wt_seq *q = arg;
+	atomic_fetch_add(&q->ran, 1);
+}
+
+static void wt_seq_done(void *arg)
+{
+	struct wt_seq *q = arg;
+	q->done++;
+}
+
+static void test_detached_and_post_jobs(void)
+{
+	struct worker_pool *pool = worker_pool_create(3, 0);
+	struct event_base *base = event_base_new();
+	struct worker_inbox *inbox = worker_inbox_new(base);
+	CHECK(pool != NULL && inbox != NULL);
+	if (pool == NULL || inbox == NULL)
+		return;
+	struct wt_seq detached = {0};
+	for (int i = 0; i < 100; i++)
+		CHECK(worker_pool_submit(pool, NULL, wt_seq_run, NULL, &detached) == 1);
+	struct worker_pool *one = worker_pool_create(1, 0);
+	struct wt_seq posted = {0};
+	unsigned failed = 0;
+	for (int i = 0; i < 100; i++) {
+		struct worker_post *p = worker_post_new(wt_seq_done, &posted);
+		if (p == NULL) {
+			failed++;
+			continue;
+		}
+		worker_pool_submit_post(one, inbox, wt_seq_run, p);
+	}
+	worker_pool_destroy(&pool);
+	worker_pool_destroy(&one);
+	CHECK(failed == 0);
+	CHECK(atomic_load(&detached.ran) == 100);
+	CHECK(detached.done == 0);
+	CHECK(atomic_load(&posted.ran) == 100);
+	CHECK(posted.done == 0); /* not before the inbox runs */
+	worker_inbox_run(inbox);
+	CHECK(posted.done == 100);
+	worker_inbox_free(&inbox);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	test_completions_on_their_loop();
 	test_leftover_completions();
 	test_post_from_foreign_threads();
+	test_detached_and_post_jobs();
 	return unit_finish("worker");
 }
