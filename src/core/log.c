@@ -1,15 +1,18 @@
 #include "core/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Set on reload (main thread), read by every loop and worker. Lines are
- * written with one fwrite each (stdio locks the stream per call), so lines from
- * several threads never interleave. */
+ * written with one write(2) each, without stdio (whose stream lock the loops
+ * and workers would contend on): a line is at most 2 KiB, under PIPE_BUF, so
+ * lines from several threads never interleave on a pipe or an O_APPEND file. */
 static _Atomic int log_min_level = LOG_LEVEL_INFO;
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
@@ -49,9 +52,14 @@ void log_msg(enum log_level level, const char *sid, const char *fmt, ...)
 			off += (size_t)n < sizeof(line) - off - 1 ? (size_t)n : sizeof(line) - off - 2;
 	}
 	line[off++] = '\n';
-	/* one write(2)-sized fwrite keeps lines from interleaving across threads */
-	fwrite(line, 1, off, stderr);
-	fflush(stderr);
+	for (size_t done = 0; done < off;) {
+		ssize_t w = write(STDERR_FILENO, line + done, off - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* nowhere to report it */
+		done += (size_t)w;
+	}
 }
 
 const char *log_escape(const char *in, size_t len, size_t max, char *out, size_t outsz)

@@ -263,7 +263,8 @@ static void smtp_rcpt_job_done(void *arg)
  * are not well-formed RCPTs with an address are passed over: their commands
  * answer without a lookup. Best effort: what is not resolved here gets its own
  * job. */
-static void smtp_rcpt_look_ahead(struct smtp_session *s, struct smtp_rcpt_job *j)
+static void smtp_rcpt_look_ahead_in(struct smtp_session *s, struct smtp_rcpt_job *j,
+                                    char line[SMTP_COMMAND_LINE_MAX + 1])
 {
 	struct evbuffer *in = line_session_input(s->ls);
 	if (in == NULL || line_session_discarding(s->ls))
@@ -277,7 +278,6 @@ static void smtp_rcpt_look_ahead(struct smtp_session *s, struct smtp_rcpt_job *j
 		if (eol.pos < 0)
 			return;
 		size_t len = (size_t)(eol.pos - pos.pos);
-		char line[SMTP_COMMAND_LINE_MAX + 1];
 		/* the line reader's limit, a bare LF counted as CRLF: longer lines are
 		 * refused by it, and the rest is left to the commands themselves */
 		if (len + 1 > SMTP_COMMAND_LINE_MAX + 1)
@@ -321,6 +321,15 @@ static void smtp_rcpt_look_ahead(struct smtp_session *s, struct smtp_rcpt_job *j
 			return;
 		j->n++;
 	}
+}
+
+/* The copy of each line peeked at is wiped afterwards: the line behind the
+ * RCPTs may be anything, an AUTH response included. */
+static void smtp_rcpt_look_ahead(struct smtp_session *s, struct smtp_rcpt_job *j)
+{
+	char line[SMTP_COMMAND_LINE_MAX + 1];
+	smtp_rcpt_look_ahead_in(s, j, line);
+	explicit_bzero(line, sizeof(line));
 }
 
 void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
