@@ -1,6 +1,8 @@
 /* The line-session layer (see line_session.h). */
 #include "net/line_session.h"
 
+#include <errno.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -31,6 +33,9 @@ struct line_session {
 	struct event *t_write;     /* output pending without progress */
 	struct event *t_deadline;  /* the protocol's overall deadline */
 	struct event *ev_wake;     /* output drained: resume from the loop */
+	struct event *ev_flush;    /* direct mode: write what this loop pass added */
+	bool direct;               /* plain socket: output written by ls_on_flush */
+	bool flush_pending;        /* ev_flush is active */
 	int64_t last_write_ms;     /* last progress of the socket output (server_now_ms) */
 	struct evbuffer *sock_out; /* output at the socket (under a TLS filter) */
 	struct evbuffer_cb_entry *sock_out_cb;
@@ -152,11 +157,19 @@ static void ls_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- output watching ---- */
 
-/* Runs inside buffer operations: only timers and a wake-up event from here. */
+/* Runs inside buffer operations: only timers and wake-up events from here. */
 static void ls_on_sock_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct line_session *ls = arg;
-	if (conn_is_dead(ls->c) || info->n_deleted == 0)
+	if (conn_is_dead(ls->c))
+		return;
+	if (info->n_added > 0 && ls->direct && !ls->flush_pending) {
+		/* written at the end of this loop pass, with whatever else the pass
+		 * adds (the replies to pipelined commands go out together) */
+		ls->flush_pending = true;
+		event_active(ls->ev_flush, EV_TIMEOUT, 0);
+	}
+	if (info->n_deleted == 0)
 		return;
 	/* progress: noted here (cheap, this runs on every write), looked at when the
 	 * timer fires */
@@ -167,6 +180,45 @@ static void ls_on_sock_out(struct evbuffer *buf, const struct evbuffer_cb_info *
 	if ((ls->blocked && pending <= ls->lim.output_low) ||
 	    (ls->want_drain && pending <= ls->drain_low))
 		event_active(ls->ev_wake, EV_TIMEOUT, 0);
+}
+
+/* Direct mode (a plain socket): the output a loop pass added is written here at
+ * once, instead of waiting for the socket to be reported writable (which costs
+ * two epoll_ctl calls and a loop pass per reply). Only what the socket does not
+ * take is left to the bufferevent, whose writing is enabled until the output
+ * has drained (ls_on_written). */
+static void ls_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct line_session *ls = arg;
+	ls->flush_pending = false;
+	struct conn *c = ls->c;
+	if (!ls->direct || conn_is_dead(c) || c->closing || c->bev == NULL)
+		return; /* conn_finish writes (and closes) through the bufferevent */
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0)
+		return;
+	/* the bufferevent keeps its output's start frozen except while it writes
+	 * itself; do as it does */
+	evbuffer_unfreeze(out, 1);
+	int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+	int saved = errno;
+	evbuffer_freeze(out, 1);
+	if (n < 0 && saved != EAGAIN && saved != EWOULDBLOCK && saved != EINTR) {
+		/* let the bufferevent meet the error and report it (ls_on_event) */
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
+	ls_timers_update(ls);
+}
+
+/* The bufferevent wrote everything out: back to direct mode. */
+static void ls_on_written(struct bufferevent *bev, void *arg)
+{
+	struct line_session *ls = arg;
+	if (ls->direct && !conn_is_dead(ls->c) && !ls->c->closing)
+		bufferevent_disable(bev, EV_WRITE);
 }
 
 static void ls_on_wake(evutil_socket_t fd, short what, void *arg)
@@ -591,7 +643,10 @@ static void ls_install(struct line_session *ls)
 {
 	struct conn *c = ls->c;
 	struct bufferevent *bev = c->bev;
-	bufferevent_setcb(bev, ls_on_read, NULL, ls_on_event, ls);
+	/* Direct writing on a plain socket; under TLS the filter writes. */
+	ls->direct = c->ssl == NULL && bufferevent_get_underlying(bev) == NULL &&
+	             ls->ev_flush != NULL;
+	bufferevent_setcb(bev, ls_on_read, ls->direct ? ls_on_written : NULL, ls_on_event, ls);
 	bufferevent_setwatermark(bev, EV_READ, 0, ls->lim.input_high);
 	bufferevent_set_timeouts(bev, NULL, NULL); /* the timers here rule */
 	/* OpenSSL keeps the plaintext of the last record in its read buffer (and
@@ -606,7 +661,12 @@ static void ls_install(struct line_session *ls)
 		ls->sock_out = out;
 		ls->sock_out_cb = evbuffer_add_cb(out, ls_on_sock_out, ls);
 	}
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (ls->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		bufferevent_enable(bev, EV_READ);
+		bufferevent_disable(bev, EV_WRITE);
+	} else {
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+	}
 	ls_timers_update(ls);
 }
 
@@ -623,6 +683,10 @@ int line_session_start_tls(struct line_session *ls)
 	}
 	ls->rd.discarding = false;
 	line_session_want_lines(ls);
+	/* the reply that starts the handshake goes out through the bufferevent,
+	 * under the TLS filter from now on */
+	ls->direct = false;
+	bufferevent_enable(c->bev, EV_WRITE);
 	if (conn_start_tls(c) < 0) {
 		log_error(c->sid, "event=starttls-failed");
 		ls_close(ls);
@@ -653,8 +717,9 @@ struct line_session *line_session_new(struct conn *c, const struct line_session_
 	ls->t_write = evtimer_new(base, ls_on_write_timeout, ls);
 	ls->t_deadline = evtimer_new(base, ls_on_deadline, ls);
 	ls->ev_wake = event_new(base, -1, 0, ls_on_wake, ls);
+	ls->ev_flush = event_new(base, -1, 0, ls_on_flush, ls);
 	if (ls->t_input == NULL || ls->t_cmd == NULL || ls->t_write == NULL ||
-	    ls->t_deadline == NULL || ls->ev_wake == NULL) {
+	    ls->t_deadline == NULL || ls->ev_wake == NULL || ls->ev_flush == NULL) {
 		line_session_free(&ls);
 		return NULL;
 	}
@@ -681,6 +746,8 @@ void line_session_free(struct line_session **lsp)
 		event_free(ls->t_deadline);
 	if (ls->ev_wake != NULL)
 		event_free(ls->ev_wake);
+	if (ls->ev_flush != NULL)
+		event_free(ls->ev_flush);
 	free(ls);
 	*lsp = NULL;
 }
