@@ -29,6 +29,10 @@ void imap_parse_limits_default(struct imap_parse_limits *l)
 	l->args_max_preauth = 128;
 }
 
+/* Buffers kept across commands up to these sizes (see imap_parser_reset). */
+#define IDLE_ARENA_MAX 4096
+#define IDLE_TOKENS_MAX 64
+
 enum parser_state {
 	ST_START,   /* waiting for the first line of a command */
 	ST_ARGS,    /* waiting for the line that continues after a literal */
@@ -329,6 +333,17 @@ void imap_parser_reset(struct imap_parser *p)
 	if (p->arena != NULL)
 		explicit_bzero(p->arena, p->alen);
 	p->alen = 0;
+	/* an idle session keeps little: what one large command grew is given back */
+	if (p->acap > IDLE_ARENA_MAX) {
+		free(p->arena);
+		p->arena = NULL;
+		p->acap = 0;
+	}
+	if (p->tokcap > IDLE_TOKENS_MAX) {
+		free(p->toks);
+		p->toks = NULL;
+		p->tokcap = 0;
+	}
 	p->ntoks = 0;
 	p->nsecs = 0;
 	p->cmd_size = 0;
@@ -898,6 +913,20 @@ static int finish_command(struct imap_parser *p)
 	return IMAP_PARSE_COMMAND;
 }
 
+/* RFC 6855 4 (UTF8=ACCEPT): append-data =/ "UTF8" SP "(" literal8 ")": inside
+ * the list that follows a top-level UTF8 atom. */
+static bool utf8_data(const struct imap_parser *p)
+{
+	if (p->depth != 1 || p->stack[0].kind != FR_LIST)
+		return false;
+	unsigned list = p->stack[0].tok;
+	if (list == 0)
+		return false;
+	const struct imap_token *a = &p->toks[list - 1];
+	return a->depth == 0 && a->type == IMAP_TOKEN_ATOM && a->len == 4 &&
+	       strncasecmp(p->arena + a->off_, "UTF8", 4) == 0;
+}
+
 /* A literal announcement "{n}", "{n+}", "~{n}" or "~{n+}" at s[pos]. */
 static int start_literal(struct imap_parser *p, const char *s, size_t len, size_t pos)
 {
@@ -915,7 +944,7 @@ static int start_literal(struct imap_parser *p, const char *s, size_t len, size_
 		return fail_line(p, s, len, IMAP_PARSE_ERR_SYNTAX, "Literal must end the line");
 	/* APPEND: every top-level literal after the mailbox name is message data
 	 * (RFC 9051 6.3.12, RFC 3502 MULTIAPPEND); literal8 only there (RFC 3516 4.4) */
-	bool message = p->is_append && p->depth == 0 && p->top_args >= 1;
+	bool message = p->is_append && p->top_args >= 1 && (p->depth == 0 || utf8_data(p));
 	if (lit8 && !message)
 		return fail_line(p, s, len, IMAP_PARSE_ERR_SYNTAX,
 		                 "literal8 is only allowed for APPEND message data");

@@ -16,6 +16,9 @@
  *   r == IMAP_PARSE_ERROR:   imap_parser_error(p) says what to answer (below)
  *   after COMMAND or ERROR:  imap_parser_reset(p) before the next command
  *
+ * Only command lines go through the parser: AUTHENTICATE's client responses and
+ * IDLE's "DONE" are lines of their own that the session reads itself.
+ *
  * A literal of size 0 is complete at once: imap_parser_feed_literal(p, NULL, 0)
  * returns IMAP_PARSE_NEED_LINE.
  *
@@ -24,8 +27,8 @@
  * follow at once), "~{n}" and "~{n+}" (literal8, APPEND message data only). LITERAL-
  * has no syntax of its own: it is "{n+}" limited to 4096 octets (nonsync_max).
  * The message literals of APPEND (every top-level literal after the mailbox name;
- * MULTIAPPEND sends several) go to the sink when one is given and become
- * IMAP_TOKEN_LITERAL_SINK tokens; every other literal is kept in memory, up to
+ * MULTIAPPEND sends several; RFC 6855 "UTF8 (~{n})" too) go to the sink when one is given and
+ * become IMAP_TOKEN_LITERAL_SINK tokens; every other literal is kept in memory, up to
  * literal_keep_max octets.
  *
  * Errors and what the session answers (kind: reply):
@@ -146,8 +149,7 @@ struct imap_token {
 	unsigned span;    /* LIST and SECTION: tokens inside (all levels) */
 	const char *data; /* the text, NUL-terminated (a literal8 may hold NULs
 	                     before it); NULL for LIST and LITERAL_SINK; for SECTION
-	                     the text from the name to the end, e.g. "BODY[1.MIME]<0.5>"
-	                     without the header field names */
+	                     the name as in section->name */
 	size_t len;
 	uint64_t num;                       /* IMAP_ATOM_NUMBER: the value */
 	const struct imap_section *section; /* SECTION only */

@@ -287,6 +287,11 @@ static const struct {
     {"a SELECT {3}\r\na b\r\n", "+ a SELECT {a b}"},
     {"a FETCH 1 BODY[HEADER.FIELDS ({4}\r\nFrom)]\r\n", "+ a FETCH 1 BODY[HEADER.FIELDS ({From})]"},
     {"a SEARCH (TEXT {3+}\r\nfoo)\r\n", "a SEARCH (TEXT {foo})"},
+    {"a APPEND INBOX UTF8 (~{3}\r\nabc)\r\n", "+ a APPEND INBOX UTF8 (~{abc})"},
+    {"a APPEND INBOX (\\Seen) ~{0+}\r\n\r\n", "a APPEND INBOX (\\Seen) ~{}"},
+    {"a APPEND INBOX X (~{3}\r\n", "ERR a BAD literal8 is only allowed for APPEND message data"},
+    {"a APPEND INBOX ((~{3}\r\n", "ERR a BAD literal8 is only allowed for APPEND message data"},
+    {"a APPEND ~{3}\r\n", "ERR a BAD literal8 is only allowed for APPEND message data"},
     /* several commands in a row, each independent */
     {"a NOOP\r\nb NOOP\r\n", "a NOOP | b NOOP"},
     /* errors: untagged */
@@ -320,6 +325,10 @@ static const struct {
     {"a LOGIN a{3}\r\n", "ERR a BAD Missing space"},
     {"a LOGIN {3\r\n", "ERR a BAD Invalid literal"},
     {"a LOGIN {}\r\n", "ERR a BAD Invalid literal size"},
+    {"a LOGIN {3-}\r\n", "ERR a BAD Invalid literal"}, /* LITERAL- is "{n+}" too */
+    {"a LOGIN {+3}\r\n", "ERR a BAD Invalid literal size"},
+    {"a LOGIN ~{3\r\n", "ERR a BAD Invalid literal"},
+    {"a LOGIN ~x\r\n", "a LOGIN ~x"},
     {"a LOGIN {x}\r\n", "ERR a BAD Invalid literal size"},
     {"a LOGIN {3} x\r\n", "ERR a BAD Literal must end the line"},
     {"a LOGIN {99999999999999999999}\r\n", "ERR a BAD Invalid literal size"},
@@ -347,11 +356,16 @@ static void test_grammar(void)
 	struct imap_parse_limits lim;
 	imap_parse_limits_default(&lim);
 	for (size_t i = 0; i < sizeof(grammar_cases) / sizeof(grammar_cases[0]); i++) {
-		struct drive_opts opt = {.lim = &lim, .authenticated = true};
-		const char *got = run(grammar_cases[i].in, &opt);
-		if (strcmp(got, grammar_cases[i].want) != 0)
-			fprintf(stderr, "grammar case %zu: %s\n", i, grammar_cases[i].in);
-		CHECK_STR(got, grammar_cases[i].want);
+		/* literal octets all at once, one at a time, and three at a time */
+		for (size_t piece = 0; piece <= 3; piece += (piece == 0 ? 1 : 2)) {
+			struct drive_opts opt = {
+			    .lim = &lim, .authenticated = true, .piece = piece};
+			const char *got = run(grammar_cases[i].in, &opt);
+			if (strcmp(got, grammar_cases[i].want) != 0)
+				fprintf(stderr, "grammar case %zu piece %zu: %s\n", i, piece,
+				        grammar_cases[i].in);
+			CHECK_STR(got, grammar_cases[i].want);
+		}
 	}
 }
 
@@ -592,6 +606,53 @@ static void test_limits(void)
 	s = repeat("a LOGIN u ", 'p', 8192 - 9, "\r\n");
 	CHECK_STR(run(s, &pre), "ERR a BAD [TOOBIG] Command line too long");
 	free(s);
+
+	/* tag length: 64 ok, 65 not */
+	s = repeat("", 't', 64, " NOOP\r\n");
+	CHECK(strncmp(run(s, &pre), "tttt", 4) == 0 && strstr(run(s, &pre), " NOOP") != NULL);
+	free(s);
+	s = repeat("", 't', 65, " NOOP\r\n");
+	CHECK_STR(run(s, &pre), "ERR * BAD Invalid tag");
+	free(s);
+	/* before login: depth 4 ok, 5 not; ID with 30 pairs (61 tokens) fits */
+	CHECK_STR(run("a ID ((((x))))\r\n", &pre), "a ID ((((x))))");
+	CHECK_STR(run("a ID (((((x)))))\r\n", &pre), "ERR a BAD [LIMIT] Too deeply nested");
+	char id[2048] = "a ID (";
+	for (int i = 0; i < 30; i++)
+		snprintf(id + strlen(id), sizeof(id) - strlen(id), "%s\"k%d\" \"v\"", i ? " " : "",
+		         i);
+	snprintf(id + strlen(id), sizeof(id) - strlen(id), ")\r\n");
+	char want[2048];
+	memcpy(want, id, strlen(id) - 2);
+	want[strlen(id) - 2] = '\0';
+	CHECK_STR(run(id, &pre), want);
+	/* the authenticated limits apply from the next command on */
+	struct imap_parser *pa = imap_parser_new(&d, NULL);
+	CHECK(imap_parser_feed_line(pa, "a LOGIN u {5000}", 16) == IMAP_PARSE_ERROR);
+	imap_parser_reset(pa);
+	imap_parser_set_authenticated(pa, true);
+	CHECK(imap_parser_feed_line(pa, "a LOGIN u {5000}", 16) == IMAP_PARSE_NEED_LITERAL);
+	imap_parser_set_authenticated(pa, false); /* mid-command: not yet */
+	CHECK(imap_parser_literal(pa)->size == 5000);
+	imap_parser_reset(pa);
+	CHECK(imap_parser_feed_line(pa, "a LOGIN u {5000}", 16) == IMAP_PARSE_ERROR);
+	imap_parser_free(&pa);
+	/* a failed command that keeps announcing non-synchronizing literals is
+	 * dropped until command_max, then BYE */
+	pa = imap_parser_new(&d, NULL);
+	int r = imap_parser_feed_line(pa, "a LOGIN x\"y {1+}", 16);
+	unsigned rounds = 0;
+	while (r == IMAP_PARSE_NEED_LITERAL && rounds++ < 100000) {
+		size_t used;
+		CHECK(imap_parser_literal(pa)->discard);
+		CHECK(imap_parser_feed_literal(pa, "z", 1, &used) == IMAP_PARSE_NEED_LINE);
+		r = imap_parser_feed_line(pa, " {1+}", 5);
+	}
+	/* 16384 octets: the first line (18 with CRLF) and 2338 more of 7 */
+	CHECK(r == IMAP_PARSE_ERROR && rounds == 2339);
+	CHECK(imap_parser_error(pa)->bye);
+	CHECK_STR(imap_parser_error(pa)->text, "Missing space");
+	imap_parser_free(&pa);
 
 	/* the line layer dropped a line: BYE */
 	struct imap_parser *p = imap_parser_new(NULL, NULL);
