@@ -120,6 +120,13 @@ enum imap_token_type {
 
 /* "string" in the grammar: a quoted string or a literal kept in memory. */
 #define IMAP_TOKEN_IS_STRING(t) ((t)->type == IMAP_TOKEN_QUOTED || (t)->type == IMAP_TOKEN_LITERAL)
+/* "astring": 1*ASTRING-CHAR / string. */
+#define IMAP_TOKEN_IS_ASTRING(t)                                                                   \
+	(IMAP_TOKEN_IS_STRING(t) ||                                                                \
+	 ((t)->type == IMAP_TOKEN_ATOM && ((t)->flags & IMAP_ATOM_ASTRING)))
+/* "nstring": string / nil. */
+#define IMAP_TOKEN_IS_NSTRING(t)                                                                   \
+	(IMAP_TOKEN_IS_STRING(t) || ((t)->type == IMAP_TOKEN_ATOM && ((t)->flags & IMAP_ATOM_NIL)))
 
 enum imap_section_text {
 	IMAP_SECTION_NONE, /* BODY[] or BODY[1.2] */
@@ -156,6 +163,15 @@ struct imap_token {
 	size_t off_;                        /* internal */
 	size_t section_;                    /* internal */
 };
+
+/* The index of the token after args[i] and everything inside it (its next
+ * sibling, or the end of the enclosing list). */
+static inline unsigned imap_token_skip(const struct imap_token *args, unsigned i)
+{
+	return i + 1 +
+	       (args[i].type == IMAP_TOKEN_LIST || args[i].type == IMAP_TOKEN_SECTION ? args[i].span
+	                                                                              : 0);
+}
 
 /* A parsed command. Everything points into the parser and is valid until
  * imap_parser_reset or imap_parser_free, which wipe it (a LOGIN password is in

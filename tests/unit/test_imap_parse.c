@@ -400,6 +400,25 @@ static void test_classes(void)
 	CHECK(t[10].flags == IMAP_ATOM_LIST_MAILBOX);
 	CHECK(!(t[11].flags & IMAP_ATOM_SEQSET)); /* 0 */
 	CHECK(t[11].depth == 0 && t[11].len == 3);
+	CHECK(IMAP_TOKEN_IS_ASTRING(&t[9]) && !IMAP_TOKEN_IS_ASTRING(&t[10]));
+	CHECK(IMAP_TOKEN_IS_NSTRING(&t[8]) && !IMAP_TOKEN_IS_NSTRING(&t[9]));
+	imap_parser_reset(p);
+	/* walking siblings: "(a (b c)) d" is 2 arguments at depth 0 */
+	line = "a FETCH 1 (a (b c) BODY[HEADER.FIELDS (X {0}";
+	CHECK(imap_parser_feed_line(p, line, strlen(line)) == IMAP_PARSE_NEED_LITERAL);
+	size_t used;
+	CHECK(imap_parser_feed_literal(p, NULL, 0, &used) == IMAP_PARSE_NEED_LINE);
+	CHECK(imap_parser_feed_line(p, ")]) \"d\"", 7) == IMAP_PARSE_COMMAND);
+	c = imap_parser_command(p);
+	t = c->args;
+	CHECK(c->nargs == 10);
+	CHECK(t[1].type == IMAP_TOKEN_LIST && t[1].span == 7);
+	CHECK(imap_token_skip(t, 0) == 1 && imap_token_skip(t, 1) == 9 &&
+	      imap_token_skip(t, 3) == 6);
+	CHECK(t[6].type == IMAP_TOKEN_SECTION && t[6].span == 2 && t[6].depth == 1);
+	CHECK(t[8].type == IMAP_TOKEN_LITERAL && t[8].len == 0 && t[8].depth == 2);
+	CHECK(IMAP_TOKEN_IS_ASTRING(&t[8]) && IMAP_TOKEN_IS_STRING(&t[9]));
+	CHECK(t[6].section->text == IMAP_SECTION_HEADER_FIELDS && t[6].section->nparts == 0);
 	imap_parser_free(&p);
 }
 
