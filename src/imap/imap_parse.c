@@ -239,10 +239,68 @@ static void range_resolve(const struct imap_seq_range *r, uint64_t max, uint64_t
 	*hi_r = a < b ? b : a;
 }
 
+/* Resolved sets: the index of the first range whose hi >= n (set->n if none). */
+static unsigned resolved_find(const struct imap_seqset *set, uint64_t n)
+{
+	unsigned lo = 0, hi = set->n;
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		if (set->ranges[mid].hi < n)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct imap_seq_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+int imap_seqset_resolve(const struct imap_seqset *set, uint64_t max, struct imap_seqset *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->last_result = set->last_result;
+	out->resolved = true;
+	if (set->n == 0 || max == 0)
+		return 1;
+	out->ranges = calloc(set->n, sizeof(*out->ranges));
+	if (out->ranges == NULL)
+		return -1;
+	unsigned k = 0;
+	for (unsigned i = 0; i < set->n; i++) {
+		uint64_t lo, hi;
+		range_resolve(&set->ranges[i], max, &lo, &hi);
+		if (lo > max)
+			continue;
+		out->ranges[k].lo = lo;
+		out->ranges[k].hi = hi > max ? max : hi;
+		k++;
+	}
+	qsort(out->ranges, k, sizeof(*out->ranges), range_cmp);
+	unsigned m = 0;
+	for (unsigned i = 0; i < k; i++) {
+		if (m > 0 && out->ranges[i].lo - 1 <= out->ranges[m - 1].hi) { /* lo >= 1 */
+			if (out->ranges[i].hi > out->ranges[m - 1].hi)
+				out->ranges[m - 1].hi = out->ranges[i].hi;
+		} else {
+			out->ranges[m++] = out->ranges[i];
+		}
+	}
+	out->n = m;
+	return 1;
+}
+
 bool imap_seqset_contains(const struct imap_seqset *set, uint64_t n, uint64_t max)
 {
 	if (max == 0 || n == 0 || n > max)
 		return false;
+	if (set->resolved) {
+		unsigned i = resolved_find(set, n);
+		return i < set->n && set->ranges[i].lo <= n;
+	}
 	for (unsigned i = 0; i < set->n; i++) {
 		uint64_t lo, hi;
 		range_resolve(&set->ranges[i], max, &lo, &hi);
@@ -271,6 +329,17 @@ int imap_seqset_next(const struct imap_seqset *set, uint64_t max, uint64_t *curs
 	bool found = false;
 	if (*cursor >= max)
 		return 0;
+	if (set->resolved) {
+		unsigned i = resolved_find(set, *cursor + 1);
+		if (i >= set->n)
+			return 0;
+		uint64_t c = set->ranges[i].lo > *cursor ? set->ranges[i].lo : *cursor + 1;
+		if (c > max)
+			return 0;
+		*cursor = c;
+		*n_r = c;
+		return 1;
+	}
 	for (unsigned i = 0; i < set->n; i++) {
 		uint64_t lo, hi;
 		range_resolve(&set->ranges[i], max, &lo, &hi);

@@ -265,6 +265,7 @@ struct imap_seq_range {
 
 struct imap_seqset {
 	bool last_result; /* "$": the saved search result (RFC 5182) */
+	bool resolved;    /* made by imap_seqset_resolve: sorted, disjoint, no "*" */
 	unsigned n;
 	struct imap_seq_range *ranges; /* malloc'd, n of them */
 };
@@ -284,6 +285,11 @@ bool imap_seqset_in_range(const struct imap_seqset *set, uint64_t max);
 /* Iterates the numbers of the set in 1..max in ascending order, each once:
  * start with *cursor = 0; returns 1 with *n_r set, 0 when done. O(ranges) each. */
 int imap_seqset_next(const struct imap_seqset *set, uint64_t max, uint64_t *cursor, uint64_t *n_r);
+/* The set against max as sorted, disjoint, non-adjacent ranges within 1..max
+ * with "*" replaced (out->resolved): contains and next on it take O(log ranges)
+ * instead of O(ranges), for sets of many ranges over large mailboxes. 1 ok (free
+ * out with imap_seqset_free), -1 out of memory. A "$" set resolves to itself. */
+int imap_seqset_resolve(const struct imap_seqset *set, uint64_t max, struct imap_seqset *out);
 
 /* ---- mailbox names in modified UTF-7 (RFC 3501 5.1.3) ---- */
 

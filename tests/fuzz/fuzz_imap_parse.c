@@ -65,6 +65,20 @@ static void check_helpers(const char *s, size_t len)
 			if (++count > 50)
 				abort();
 		}
+		/* the resolved form holds the same numbers */
+		struct imap_seqset res;
+		if (imap_seqset_resolve(&set, 50, &res) == 1) {
+			for (uint64_t k = 0; k <= 51; k++)
+				if (imap_seqset_contains(&res, k, 50) !=
+				    imap_seqset_contains(&set, k, 50))
+					abort();
+			uint64_t c2 = 0, m, count2 = 0;
+			while (imap_seqset_next(&res, 50, &c2, &m) == 1)
+				count2++;
+			if (count2 != count)
+				abort();
+			imap_seqset_free(&res);
+		}
 		imap_seqset_free(&set);
 	}
 	char out[512], back[1024];

@@ -732,6 +732,20 @@ static void test_seqset(void)
 			CHECK(imap_seqset_contains(&set, n, cases[i].max));
 		}
 		CHECK_STR(o.s, cases[i].members);
+		/* the resolved form iterates the same numbers */
+		struct imap_seqset res;
+		CHECK(imap_seqset_resolve(&set, cases[i].max, &res) == 1);
+		struct out o2 = {0};
+		cur = 0;
+		while (imap_seqset_next(&res, cases[i].max, &cur, &n) == 1) {
+			out_fmt(&o2, o2.n == 0 ? "%llu" : ",%llu", n);
+			CHECK(imap_seqset_contains(&res, n, cases[i].max));
+		}
+		CHECK_STR(o2.s, cases[i].members);
+		for (uint64_t k = 0; k <= cases[i].max + 1; k++)
+			CHECK(imap_seqset_contains(&res, k, cases[i].max) ==
+			      imap_seqset_contains(&set, k, cases[i].max));
+		imap_seqset_free(&res);
 		for (uint64_t k = 0; k <= cases[i].max + 1; k++) {
 			bool in = false;
 			char b[24];
@@ -766,6 +780,18 @@ static void test_seqset(void)
 	while (imap_seqset_next(&set, 4294967295u, &cur, &n) == 1)
 		count++;
 	CHECK(count == 2 && n == 4294967295u);
+	imap_seqset_free(&set);
+	/* resolving merges overlapping and adjacent ranges, drops what is above max */
+	struct imap_seqset res;
+	CHECK(imap_seqset_parse("9:7,1,2:3,20:30,5", 17, 10, &set, &err) == 1);
+	CHECK(imap_seqset_resolve(&set, 18, &res) == 1 && res.resolved && res.n == 3);
+	CHECK(res.ranges[0].lo == 1 && res.ranges[0].hi == 3);
+	CHECK(res.ranges[1].lo == 5 && res.ranges[1].hi == 5);
+	CHECK(res.ranges[2].lo == 7 && res.ranges[2].hi == 9);
+	imap_seqset_free(&res);
+	CHECK(imap_seqset_resolve(&set, 25, &res) == 1 && res.n == 4);
+	CHECK(res.ranges[3].lo == 20 && res.ranges[3].hi == 25);
+	imap_seqset_free(&res);
 	imap_seqset_free(&set);
 }
 
