@@ -100,7 +100,19 @@ static bool is_atom_char(unsigned char c)
 {
 	if (c <= 0x20 || c >= 0x7f)
 		return false;
-	return strchr("(){%*\"\\]", c) == NULL;
+	switch (c) {
+	case '(':
+	case ')':
+	case '{':
+	case '%':
+	case '*':
+	case '"':
+	case '\\':
+	case ']':
+		return false;
+	default:
+		return true;
+	}
 }
 
 static bool is_astring_char(unsigned char c)
@@ -686,7 +698,8 @@ static unsigned word_class(const char *s, size_t n, uint64_t *num_r)
 	}
 	bool last;
 	const char *err;
-	if (seqset_walk(s, n, UINT32_MAX, NULL, &last, &err) >= 0)
+	if ((is_digit((unsigned char)s[0]) || s[0] == '*' || s[0] == '$') &&
+	    seqset_walk(s, n, UINT32_MAX, NULL, &last, &err) >= 0)
 		f |= IMAP_ATOM_SEQSET;
 	if (n == 3 && strncasecmp(s, "NIL", 3) == 0)
 		f |= IMAP_ATOM_NIL;

@@ -510,6 +510,14 @@ static void test_resume(void)
 	imap_parser_reset(p);
 	CHECK(imap_parser_feed_line(p, "b NOOP", 6) == IMAP_PARSE_COMMAND);
 	CHECK_STR(imap_parser_command(p)->tag, "b");
+	/* a driver that forgets imap_parser_reset gets an error, not a mix of
+	 * two commands; feeding octets outside a literal takes none */
+	CHECK(imap_parser_feed_line(p, "c NOOP", 6) == IMAP_PARSE_ERROR);
+	CHECK(imap_parser_error(p)->bye);
+	size_t used = 1;
+	CHECK(imap_parser_feed_literal(p, "x", 1, &used) == IMAP_PARSE_NEED_LINE && used == 0);
+	imap_parser_reset(p);
+	CHECK(imap_parser_feed_line(p, "c NOOP", 6) == IMAP_PARSE_COMMAND);
 	imap_parser_free(&p);
 	imap_parser_free(&p); /* NULL is fine */
 }
