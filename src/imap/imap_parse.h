@@ -297,11 +297,12 @@ int imap_seqset_resolve(const struct imap_seqset *set, uint64_t max, struct imap
  * NUL-terminated). Strict: printable ASCII must be direct, "&" is "&-", no
  * adjacent or empty encoded runs, no stray bits, well-paired surrogates, no
  * control characters. Returns the UTF-8 length, or -1 with *error_r set (also
- * when out is too small). */
+ * when out is too small; len + 1 octets are always enough). */
 long imap_mutf7_decode(const char *in, size_t len, char *out, size_t out_size,
                        const char **error_r);
 /* Encodes UTF-8 (strictly valid, no control characters) to modified UTF-7.
- * Returns the length or -1 with *error_r set. */
+ * Returns the length or -1 with *error_r set (len * 5 / 2 + 1 octets of out are
+ * always enough: "\xc3\xa4" becomes "&AOQ-"). */
 long imap_mutf7_encode(const char *in, size_t len, char *out, size_t out_size,
                        const char **error_r);
 

@@ -81,10 +81,13 @@ static void check_helpers(const char *s, size_t len)
 		}
 		imap_seqset_free(&set);
 	}
-	char out[512], back[1024];
-	long n = imap_mutf7_decode(s, len, out, sizeof(out), &err);
+	char out[512], back[1300];
+	if (len + 1 > sizeof(out))
+		return;
+	/* the documented bounds: len + 1 to decode, len * 5 / 2 + 1 to encode */
+	long n = imap_mutf7_decode(s, len, out, len + 1, &err);
 	if (n >= 0) {
-		long m = imap_mutf7_encode(out, (size_t)n, back, sizeof(back), &err);
+		long m = imap_mutf7_encode(out, (size_t)n, back, (size_t)n * 5 / 2 + 1, &err);
 		if (m != (long)len || memcmp(back, s, len) != 0)
 			abort();
 	}

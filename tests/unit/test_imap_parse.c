@@ -873,6 +873,41 @@ static void test_mutf7(void)
 	CHECK_STR(err, "Output too small");
 	CHECK(imap_mutf7_encode("abcdefg", 7, buf, sizeof(buf), &err) == 7);
 	CHECK(imap_mutf7_decode("abcdefgh", 8, buf, sizeof(buf), &err) == -1);
+	/* every code point that may appear round-trips, between ASCII and in pairs */
+	unsigned bad_rt = 0;
+	for (uint32_t cp = 0xa0; cp < 0x110000; cp += (cp < 0x10000 ? 1 : 97)) {
+		if (cp >= 0xd800 && cp <= 0xdfff)
+			continue;
+		char u8[16], m7[64], back7[16];
+		size_t l = 0;
+		u8[l++] = 'a';
+		for (int rep = 0; rep < 2; rep++) {
+			if (cp < 0x800) {
+				u8[l++] = (char)(0xc0 | (cp >> 6));
+			} else if (cp < 0x10000) {
+				u8[l++] = (char)(0xe0 | (cp >> 12));
+				u8[l++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			} else {
+				u8[l++] = (char)(0xf0 | (cp >> 18));
+				u8[l++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+				u8[l++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			}
+			u8[l++] = (char)(0x80 | (cp & 0x3f));
+		}
+		u8[l++] = 'b';
+		long ml7 = imap_mutf7_encode(u8, l, m7, sizeof(m7), &err);
+		long bl =
+		    ml7 < 0 ? -1 : imap_mutf7_decode(m7, (size_t)ml7, back7, sizeof(back7), &err);
+		if (bl != (long)l || memcmp(back7, u8, l) != 0)
+			bad_rt++;
+	}
+	CHECK(bad_rt == 0);
+	/* the documented output bounds hold at the worst case */
+	char w[6];
+	CHECK(imap_mutf7_encode("\xc3\xa4", 2, w, 2 * 5 / 2 + 1, &err) == 5);
+	CHECK_STR(w, "&AOQ-");
+	CHECK(imap_mutf7_encode("&&", 2, w, 2 * 5 / 2 + 1, &err) == 4);
+	CHECK(imap_mutf7_decode("&ZeU-", 5, w, 5 + 1, &err) == 3);
 	/* a long run of non-ASCII round-trips as one run */
 	char u[600], m[1200], back[600];
 	size_t ul = 0;
