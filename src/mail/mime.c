@@ -697,6 +697,7 @@ enum {
 	FIELD_LANGUAGE = 1 << 5,
 	FIELD_LOCATION = 1 << 6,
 	FIELD_MD5 = 1 << 7,
+	FIELD_MIME_VERSION = 1 << 8,
 };
 
 static const struct {
@@ -767,6 +768,10 @@ static void field_process(struct mime_parser *p, const char *f, size_t n)
 	size_t nl = (size_t)(colon - f);
 	while (nl > 0 && (f[nl - 1] == ' ' || f[nl - 1] == '\t'))
 		nl--;
+	if (ascii_ieq(f, nl, "mime-version")) {
+		p->seen |= FIELD_MIME_VERSION;
+		return;
+	}
 	if (nl < 9 || !ascii_ieq(f, 8, "content-"))
 		return;
 	const char *v = colon + 1;
@@ -887,6 +892,16 @@ static void header_end(struct mime_parser *p, uint64_t end, uint64_t lf_body, bo
 		pt->flags |= MIME_PART_HEADER_ENDED;
 	if (p->hdr_trunc)
 		pt->flags |= MIME_PART_HEADER_TRUNC;
+	/* RFC 2045 4: a message without MIME-Version is not MIME. As Dovecot
+	 * does, a Content-Type field makes it MIME too; otherwise the other
+	 * Content-* fields of a message (not of a body part) are ignored. */
+	bool message_root =
+	    pt->parent == MIME_NONE || (t->parts[pt->parent].flags & MIME_PART_MESSAGE);
+	if (message_root && !(p->seen & (FIELD_MIME_VERSION | FIELD_TYPE))) {
+		pt->encoding = pt->id = pt->description = pt->md5 = pt->disposition = pt->location =
+		    mime_str_none;
+		pt->disp_nparam = pt->nlang = 0;
+	}
 	header_reset(p);
 
 	const char *bnd = NULL;
@@ -1581,10 +1596,8 @@ static int imap_ext_common(struct buf *out, const struct mime_tree *t, const str
 	if (pt->nlang == 0) {
 		if (buf_append(out, "NIL", 3) < 0)
 			return -1;
-	} else if (pt->nlang == 1) {
-		if (imap_nstring(out, t, t->params[pt->lang].name, utf8) < 0)
-			return -1;
 	} else {
+		/* always a list, as Dovecot writes it (a single string is allowed) */
 		for (uint32_t i = 0; i < pt->nlang; i++)
 			if (buf_append(out, i ? " " : "(", 1) < 0 ||
 			    imap_nstring(out, t, t->params[pt->lang + i].name, utf8) < 0)

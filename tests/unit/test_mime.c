@@ -160,6 +160,29 @@ static const struct {
     {"bad_type.eml",
      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"x-unknown\" 6 1 NIL NIL NIL NIL)",
      NULL},
+    /* RFC 2045 4: no MIME-Version and no Content-Type: not MIME, the other
+     * Content-* fields of the message are ignored (as Dovecot does) */
+    {"no_mime_version.eml",
+     "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 1 NIL NIL NIL NIL)", NULL},
+    {"mime_version.eml",
+     "(\"text\" \"plain\" (\"charset\" \"us-ascii\") \"<a@b>\" NIL \"base64\" 4 1 NIL NIL "
+     "(\"en\") NIL)",
+     NULL},
+    {"embedded_not_mime.eml",
+     "((\"text\" \"plain\" (\"charset\" \"us-ascii\") \"<a@b>\" NIL \"7bit\" 2 0 NIL NIL NIL NIL)"
+     "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 23 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) "
+     "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 2 0 NIL NIL NIL NIL) 2 NIL "
+     "NIL NIL NIL) \"mixed\" (\"boundary\" \"z\") NIL NIL NIL)",
+     NULL},
+    /* the line end after the inner close delimiter is the outer delimiter's
+     * (RFC 2046 5.1.1); Dovecot 2.3 counts it in the message: 63 6 */
+    {"forwarded.eml",
+     "((\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 61 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) "
+     "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 2 0 NIL NIL NIL NIL) "
+     "\"mixed\" (\"boundary\" \"y\") NIL NIL NIL) 5 NIL NIL NIL NIL) \"mixed\" (\"boundary\" "
+     "\"z\") "
+     "NIL NIL NIL)",
+     NULL},
     {"padding.eml",
      "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 1 0 NIL NIL NIL NIL) "
      "\"mixed\" (\"boundary\" \"a b\") NIL NIL NIL)",
