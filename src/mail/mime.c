@@ -571,30 +571,27 @@ static int params_store(struct param_ctx *ctx, struct mime_tree *tree, uint32_t 
 	return rc;
 }
 
-/* Parses parameters of v[i..n) and stores them. */
-static int params_parse(const struct mime_limits *lim, struct mime_tree *tree, const char *v,
-                        size_t n, size_t i, uint32_t *first_r, uint32_t *count_r)
+/* Parses parameters of v[i..n) and stores them; raw has room for
+ * lim->max_params entries. */
+static int params_parse(const struct mime_limits *lim, struct raw_param *raw,
+                        struct mime_tree *tree, const char *v, size_t n, size_t i,
+                        uint32_t *first_r, uint32_t *count_r)
 {
-	struct param_ctx ctx = {.lim = lim};
+	struct param_ctx ctx = {.lim = lim, .raw = raw};
 	buf_init(&ctx.scratch, 0);
 	*first_r = tree->nparams;
 	*count_r = 0;
-	unsigned maxp = lim->max_params ? lim->max_params : 1;
-	ctx.raw = calloc(maxp, sizeof(*ctx.raw));
-	if (ctx.raw == NULL)
-		return -1;
 	int rc = params_scan(&ctx, v, n, i);
 	if (rc > 0)
 		rc = params_store(&ctx, tree, first_r, count_r);
-	free(ctx.raw);
 	buf_free(&ctx.scratch);
 	return rc;
 }
 
 /* Content-Type := type "/" subtype *(";" parameter) (RFC 2045 5.1). An
  * invalid value leaves the type absent (the default applies, RFC 2045 5.2). */
-static int field_content_type(const struct mime_limits *lim, struct mime_tree *tree, uint32_t part,
-                              const char *v, size_t n)
+static int field_content_type(const struct mime_limits *lim, struct raw_param *raw,
+                              struct mime_tree *tree, uint32_t part, const char *v, size_t n)
 {
 	size_t i = skip_cfws(v, n, 0);
 	size_t t0 = i, t1 = scan_token(v, n, i);
@@ -612,7 +609,7 @@ static int field_content_type(const struct mime_limits *lim, struct mime_tree *t
 		return -1;
 	lower(tree->strings.data + ts.off, ts.len);
 	lower(tree->strings.data + ss.off, ss.len);
-	if (params_parse(lim, tree, v, n, s1, &first, &count) < 0)
+	if (params_parse(lim, raw, tree, v, n, s1, &first, &count) < 0)
 		return -1;
 	struct mime_part *pt = &tree->parts[part];
 	pt->type = ts;
@@ -623,8 +620,8 @@ static int field_content_type(const struct mime_limits *lim, struct mime_tree *t
 }
 
 /* Content-Disposition := disposition-type *(";" parameter) (RFC 2183 2). */
-static int field_disposition(const struct mime_limits *lim, struct mime_tree *tree, uint32_t part,
-                             const char *v, size_t n)
+static int field_disposition(const struct mime_limits *lim, struct raw_param *raw,
+                             struct mime_tree *tree, uint32_t part, const char *v, size_t n)
 {
 	size_t i = skip_cfws(v, n, 0);
 	size_t t0 = i, t1 = scan_token(v, n, i);
@@ -635,7 +632,7 @@ static int field_disposition(const struct mime_limits *lim, struct mime_tree *tr
 	if (tree_str_add(tree, v + t0, t1 - t0, &ds) < 0)
 		return -1;
 	lower(tree->strings.data + ds.off, ds.len);
-	if (params_parse(lim, tree, v, n, t1, &first, &count) < 0)
+	if (params_parse(lim, raw, tree, v, n, t1, &first, &count) < 0)
 		return -1;
 	struct mime_part *pt = &tree->parts[part];
 	pt->disposition = ds;
@@ -750,9 +747,10 @@ struct mime_parser {
 	size_t hdr_seen;   /* octets of the section seen */
 	bool hdr_trunc;
 	unsigned seen; /* FIELD_* already parsed (the first of each wins) */
-	/* the first octets of the current line */
+	               /* the first octets of the current line */
 	char *head;
 	size_t head_len, head_max;
+	struct raw_param *raw; /* max_params entries, for params_parse */
 };
 
 static void parser_fail(struct mime_parser *p)
@@ -790,13 +788,13 @@ static void field_process(struct mime_parser *p, const char *f, size_t n)
 		struct mime_str s = mime_str_none;
 		switch (bit) {
 		case FIELD_TYPE:
-			rc = field_content_type(&p->lim, t, part, v, vn);
+			rc = field_content_type(&p->lim, p->raw, t, part, v, vn);
 			break;
 		case FIELD_ENCODING:
 			rc = field_encoding(t, part, v, vn);
 			break;
 		case FIELD_DISPOSITION:
-			rc = field_disposition(&p->lim, t, part, v, vn);
+			rc = field_disposition(&p->lim, p->raw, t, part, v, vn);
 			break;
 		case FIELD_LANGUAGE:
 			rc = field_language(&p->lim, t, part, v, vn);
@@ -1094,13 +1092,16 @@ struct mime_parser *mime_parser_new(const struct mime_limits *limits)
 		p->lim.max_parts = 1;
 	if (p->lim.max_boundary > 4096)
 		p->lim.max_boundary = 4096;
+	if (p->lim.max_params > 4096)
+		p->lim.max_params = 4096;
 	mime_tree_init(&p->tree);
 	buf_init(&p->field, 0);
 	p->head_max = p->lim.max_boundary + 4;
 	p->head = malloc(p->head_max);
 	p->stack = calloc(p->lim.max_depth, sizeof(*p->stack));
+	p->raw = calloc(p->lim.max_params ? p->lim.max_params : 1, sizeof(*p->raw));
 	p->at_line_start = true;
-	if (p->head == NULL || p->stack == NULL || !part_start(p, 0, false)) {
+	if (p->head == NULL || p->stack == NULL || p->raw == NULL || !part_start(p, 0, false)) {
 		mime_parser_free(&p);
 		return NULL;
 	}
@@ -1115,6 +1116,7 @@ void mime_parser_free(struct mime_parser **parser)
 	for (unsigned i = 0; i < p->nstack; i++)
 		free(p->stack[i].boundary);
 	free(p->stack);
+	free(p->raw);
 	free(p->head);
 	buf_free(&p->field);
 	mime_tree_free(&p->tree);
@@ -1701,4 +1703,56 @@ int mime_tree_imap_body(const struct mime_tree *tree, uint32_t part, unsigned fl
 	if (part >= tree->nparts)
 		return -1;
 	return imap_body(tree, part, flags, envelope, ctx, out) < 0 ? -1 : 1;
+}
+
+/* ---- IMAP section numbers (RFC 9051 6.4.5) ---- */
+
+int mime_tree_section(const struct mime_tree *tree, const char *spec, size_t len, uint32_t *part_r)
+{
+	if (tree->nparts == 0)
+		return 0;
+	uint32_t cur = 0;
+	bool message = true; /* cur is a message: a lone body is its part 1 */
+	bool missing = false;
+	size_t i = 0;
+	for (;;) {
+		uint64_t n = 0;
+		size_t d0 = i;
+		while (i < len && spec[i] >= '0' && spec[i] <= '9') {
+			if (n > UINT32_MAX)
+				return -1;
+			n = n * 10 + (uint64_t)(spec[i++] - '0');
+		}
+		if (i == d0 || n == 0 || spec[d0] == '0' || (i < len && spec[i] != '.'))
+			return -1;
+		bool last = i == len;
+		if (!last && ++i == len)
+			return -1; /* a trailing dot */
+		if (!missing) {
+			const struct mime_part *pt = &tree->parts[cur];
+			if (str_is(tree, pt->type, "multipart")) {
+				uint32_t c = pt->child;
+				for (uint64_t k = 1; k < n && c != MIME_NONE; k++)
+					c = tree->parts[c].next;
+				if (c == MIME_NONE)
+					missing = true;
+				else
+					cur = c;
+			} else if (!message || n != 1) {
+				missing = true;
+			}
+		}
+		if (last)
+			break;
+		if (!missing) {
+			const struct mime_part *pt = &tree->parts[cur];
+			message = (pt->flags & MIME_PART_MESSAGE) && pt->child != MIME_NONE;
+			if (message)
+				cur = pt->child;
+		}
+	}
+	if (missing)
+		return 0;
+	*part_r = cur;
+	return 1;
 }

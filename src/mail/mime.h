@@ -23,7 +23,9 @@
  * recognised); past max_header octets of one part's header section the rest
  * of that section is not parsed (the section still ends at its empty line);
  * parameters past max_params, or with a value longer than max_param_len, are
- * dropped; a boundary longer than max_boundary is not usable. */
+ * dropped; a boundary longer than max_boundary is not usable. The parser
+ * takes max_depth as at most 1000 and max_params and max_boundary as at most
+ * 4096; max_depth and max_parts 0 as 1. */
 struct mime_limits {
 	unsigned max_depth;   /* nesting of multipart and message parts (root = 1) */
 	unsigned max_parts;   /* parts in the tree, the root included */
@@ -97,6 +99,15 @@ const char *mime_tree_str(const struct mime_tree *tree, struct mime_str s, size_
  * params[first .. first + count); NULL when there is none. */
 const char *mime_tree_param(const struct mime_tree *tree, uint32_t first, uint32_t count,
                             const char *name, size_t *len_r);
+
+/* The part named by an IMAP section part number (RFC 9051 6.4.5):
+ * spec[0 .. len) is "1", "2.1.3", ... (numbers from 1, separated by dots,
+ * without the .HEADER / .TEXT / .MIME suffix). A message that is not
+ * multipart has one part, 1 (the message itself); the parts of a
+ * message/rfc822 part are those of its embedded message. 1 found (*part_r
+ * set), 0 no such part, -1 not a part number. For HEADER and TEXT of a
+ * message/rfc822 part, use its child (the embedded message). */
+int mime_tree_section(const struct mime_tree *tree, const char *spec, size_t len, uint32_t *part_r);
 
 /* ---- the streaming parser ----
  * Fed a message from its first octet in pieces of any size; the tree does

@@ -2,7 +2,8 @@
  * piece must equal the tree fed one octet at a time and in pieces chosen by
  * the input; every part must lie within the message and inside its parent's
  * body after its previous sibling; the cached form must decode to the same
- * tree; BODY and BODYSTRUCTURE must be written. Run with small limits too. */
+ * tree; BODY and BODYSTRUCTURE must be written; section numbers must name
+ * parts of the tree. Run with small limits too. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,6 +84,13 @@ static void fuzz_one(const char *msg, size_t len, const struct mime_limits *lim,
 	buf_reset(&s1);
 	if (mime_tree_imap_body(&whole, 0, MIME_IMAP_UTF8, NULL, NULL, &s1) != 1)
 		abort();
+	static const char *const sections[] = {"1", "2", "1.1", "2.1", "1.2.1", "3.1.2"};
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		uint32_t part;
+		if (mime_tree_section(&whole, sections[i], strlen(sections[i]), &part) == 1 &&
+		    part >= whole.nparts)
+			abort();
+	}
 	/* a damaged cached form is refused or decodes to a tree that can be written */
 	if (enc.len > 5) {
 		enc.data[enc.len / 2] ^= (char)0x5a;

@@ -255,6 +255,52 @@ static void test_offsets(void)
 	mime_tree_free(&t);
 }
 
+static void test_section(void)
+{
+	size_t len;
+	const char *msg = load("nested.eml", &len);
+	struct mime_tree t;
+	CHECK(mime_parse(msg, len, NULL, &t) == 1);
+	/* parts: 0 multipart/mixed, 1 text/plain, 2 message/rfc822, 3 its
+	 * message (multipart/alternative), 4 and 5 the alternatives */
+	static const struct {
+		const char *spec;
+		int rc;
+		uint32_t part;
+	} cases[] = {
+	    {"1", 1, 1},  {"2", 1, 2},   {"2.1", 1, 4},   {"2.2", 1, 5},
+	    {"3", 0, 0},  {"1.1", 0, 0}, {"2.3", 0, 0},   {"2.1.1", 0, 0},
+	    {"0", -1, 0}, {"01", -1, 0}, {"1.", -1, 0},   {".1", -1, 0},
+	    {"", -1, 0},  {"1a", -1, 0}, {"2..1", -1, 0}, {"99999999999", -1, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint32_t part = MIME_NONE;
+		int rc = mime_tree_section(&t, cases[i].spec, strlen(cases[i].spec), &part);
+		CHECK(rc == cases[i].rc);
+		if (rc != cases[i].rc)
+			fprintf(stderr, "  section %s: %d\n", cases[i].spec, rc);
+		if (rc == 1)
+			CHECK(part == cases[i].part);
+	}
+	mime_tree_free(&t);
+	/* a message that is not multipart has one part, 1; inside an embedded
+	 * message that is not multipart, 2.1 is that message */
+	const char one[] = "Subject: x\r\n\r\nbody\r\n";
+	uint32_t part = MIME_NONE;
+	CHECK(mime_parse(one, sizeof(one) - 1, NULL, &t) == 1);
+	CHECK(mime_tree_section(&t, "1", 1, &part) == 1 && part == 0);
+	CHECK(mime_tree_section(&t, "2", 1, &part) == 0);
+	CHECK(mime_tree_section(&t, "1.1", 3, &part) == 0);
+	mime_tree_free(&t);
+	msg = load("digest.eml", &len);
+	CHECK(mime_parse(msg, len, NULL, &t) == 1);
+	CHECK(mime_tree_section(&t, "1.1", 3, &part) == 1 && part == 2);
+	CHECK(t.parts[2].parent == 1 && (t.parts[1].flags & MIME_PART_MESSAGE));
+	CHECK(mime_tree_section(&t, "1.2", 3, &part) == 0);
+	CHECK(mime_tree_section(&t, "2", 1, &part) == 1 && part == 3);
+	mime_tree_free(&t);
+}
+
 static void test_utf8(void)
 {
 	size_t len;
@@ -379,6 +425,7 @@ int main(void)
 {
 	test_corpus();
 	test_offsets();
+	test_section();
 	test_utf8();
 	test_fields();
 	test_limits();
