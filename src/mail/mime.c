@@ -329,11 +329,23 @@ static bool ascii_ieq(const char *a, size_t n, const char *lit)
 	return true;
 }
 
+/* Charset conversions per message: iconv_open is costly, and a message
+ * could ask for one per parameter; past this budget values keep their
+ * octets. */
+#define MIME_CONVERSIONS_MAX 1000
+
+/* What params_parse needs from the parser. */
+struct param_scratch {
+	struct raw_param *raw; /* max_params entries */
+	unsigned conv_left;    /* charset conversions left */
+};
+
 struct param_ctx {
 	const struct mime_limits *lim;
 	struct buf scratch;
 	struct raw_param *raw;
 	unsigned nraw;
+	unsigned *conv_left;
 };
 
 /* Parses "; attr=value ..." from v[i..n) into ctx->raw. Lenient: a stray
@@ -546,7 +558,9 @@ static int params_store(struct param_ctx *ctx, struct mime_tree *tree, uint32_t 
 		const char *out = val.data ? val.data : "";
 		size_t outl = val.len;
 		if (charset[0] != '\0' && !ascii_ieq(charset, strlen(charset), "utf-8") &&
-		    !ascii_ieq(charset, strlen(charset), "us-ascii") && !valid_utf8(out, outl)) {
+		    !ascii_ieq(charset, strlen(charset), "us-ascii") && !valid_utf8(out, outl) &&
+		    *ctx->conv_left > 0) {
+			(*ctx->conv_left)--;
 			buf_reset(&conv);
 			int c = charset_to_utf8(charset, out, outl, ctx->lim->max_param_len, &conv);
 			if (c < 0) {
@@ -571,13 +585,12 @@ static int params_store(struct param_ctx *ctx, struct mime_tree *tree, uint32_t 
 	return rc;
 }
 
-/* Parses parameters of v[i..n) and stores them; raw has room for
- * lim->max_params entries. */
-static int params_parse(const struct mime_limits *lim, struct raw_param *raw,
+/* Parses parameters of v[i..n) and stores them. */
+static int params_parse(const struct mime_limits *lim, struct param_scratch *scr,
                         struct mime_tree *tree, const char *v, size_t n, size_t i,
                         uint32_t *first_r, uint32_t *count_r)
 {
-	struct param_ctx ctx = {.lim = lim, .raw = raw};
+	struct param_ctx ctx = {.lim = lim, .raw = scr->raw, .conv_left = &scr->conv_left};
 	buf_init(&ctx.scratch, 0);
 	*first_r = tree->nparams;
 	*count_r = 0;
@@ -590,7 +603,7 @@ static int params_parse(const struct mime_limits *lim, struct raw_param *raw,
 
 /* Content-Type := type "/" subtype *(";" parameter) (RFC 2045 5.1). An
  * invalid value leaves the type absent (the default applies, RFC 2045 5.2). */
-static int field_content_type(const struct mime_limits *lim, struct raw_param *raw,
+static int field_content_type(const struct mime_limits *lim, struct param_scratch *scr,
                               struct mime_tree *tree, uint32_t part, const char *v, size_t n)
 {
 	size_t i = skip_cfws(v, n, 0);
@@ -609,7 +622,7 @@ static int field_content_type(const struct mime_limits *lim, struct raw_param *r
 		return -1;
 	lower(tree->strings.data + ts.off, ts.len);
 	lower(tree->strings.data + ss.off, ss.len);
-	if (params_parse(lim, raw, tree, v, n, s1, &first, &count) < 0)
+	if (params_parse(lim, scr, tree, v, n, s1, &first, &count) < 0)
 		return -1;
 	struct mime_part *pt = &tree->parts[part];
 	pt->type = ts;
@@ -620,7 +633,7 @@ static int field_content_type(const struct mime_limits *lim, struct raw_param *r
 }
 
 /* Content-Disposition := disposition-type *(";" parameter) (RFC 2183 2). */
-static int field_disposition(const struct mime_limits *lim, struct raw_param *raw,
+static int field_disposition(const struct mime_limits *lim, struct param_scratch *scr,
                              struct mime_tree *tree, uint32_t part, const char *v, size_t n)
 {
 	size_t i = skip_cfws(v, n, 0);
@@ -632,7 +645,7 @@ static int field_disposition(const struct mime_limits *lim, struct raw_param *ra
 	if (tree_str_add(tree, v + t0, t1 - t0, &ds) < 0)
 		return -1;
 	lower(tree->strings.data + ds.off, ds.len);
-	if (params_parse(lim, raw, tree, v, n, t1, &first, &count) < 0)
+	if (params_parse(lim, scr, tree, v, n, t1, &first, &count) < 0)
 		return -1;
 	struct mime_part *pt = &tree->parts[part];
 	pt->disposition = ds;
@@ -750,7 +763,7 @@ struct mime_parser {
 	               /* the first octets of the current line */
 	char *head;
 	size_t head_len, head_max;
-	struct raw_param *raw; /* max_params entries, for params_parse */
+	struct param_scratch scr;
 };
 
 static void parser_fail(struct mime_parser *p)
@@ -788,13 +801,13 @@ static void field_process(struct mime_parser *p, const char *f, size_t n)
 		struct mime_str s = mime_str_none;
 		switch (bit) {
 		case FIELD_TYPE:
-			rc = field_content_type(&p->lim, p->raw, t, part, v, vn);
+			rc = field_content_type(&p->lim, &p->scr, t, part, v, vn);
 			break;
 		case FIELD_ENCODING:
 			rc = field_encoding(t, part, v, vn);
 			break;
 		case FIELD_DISPOSITION:
-			rc = field_disposition(&p->lim, p->raw, t, part, v, vn);
+			rc = field_disposition(&p->lim, &p->scr, t, part, v, vn);
 			break;
 		case FIELD_LANGUAGE:
 			rc = field_language(&p->lim, t, part, v, vn);
@@ -1099,9 +1112,10 @@ struct mime_parser *mime_parser_new(const struct mime_limits *limits)
 	p->head_max = p->lim.max_boundary + 4;
 	p->head = malloc(p->head_max);
 	p->stack = calloc(p->lim.max_depth, sizeof(*p->stack));
-	p->raw = calloc(p->lim.max_params ? p->lim.max_params : 1, sizeof(*p->raw));
+	p->scr.raw = calloc(p->lim.max_params ? p->lim.max_params : 1, sizeof(*p->scr.raw));
+	p->scr.conv_left = MIME_CONVERSIONS_MAX;
 	p->at_line_start = true;
-	if (p->head == NULL || p->stack == NULL || p->raw == NULL || !part_start(p, 0, false)) {
+	if (p->head == NULL || p->stack == NULL || p->scr.raw == NULL || !part_start(p, 0, false)) {
 		mime_parser_free(&p);
 		return NULL;
 	}
@@ -1116,12 +1130,24 @@ void mime_parser_free(struct mime_parser **parser)
 	for (unsigned i = 0; i < p->nstack; i++)
 		free(p->stack[i].boundary);
 	free(p->stack);
-	free(p->raw);
+	free(p->scr.raw);
 	free(p->head);
 	buf_free(&p->field);
 	mime_tree_free(&p->tree);
 	free(p);
 	*parser = NULL;
+}
+
+size_t mime_parser_mem(const struct mime_parser *p)
+{
+	size_t n = sizeof(*p) + p->head_max + p->field.cap + p->tree.strings.cap +
+	           (size_t)p->lim.max_depth * sizeof(*p->stack) +
+	           (size_t)(p->lim.max_params ? p->lim.max_params : 1) * sizeof(*p->scr.raw) +
+	           (size_t)p->tree.parts_cap * sizeof(*p->tree.parts) +
+	           (size_t)p->tree.params_cap * sizeof(*p->tree.params);
+	for (unsigned i = 0; i < p->nstack; i++)
+		n += p->stack[i].blen;
+	return n;
 }
 
 int mime_parser_feed(struct mime_parser *p, const void *data, size_t len)

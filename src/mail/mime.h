@@ -125,6 +125,9 @@ int mime_parser_feed(struct mime_parser *parser, const void *data, size_t len);
  * empty). After it the parser can only be freed. */
 int mime_parser_finish(struct mime_parser *parser, struct mime_tree *tree_r);
 void mime_parser_free(struct mime_parser **parser);
+/* Octets of memory the parser holds now (its tree included), for tests and
+ * accounting. */
+size_t mime_parser_mem(const struct mime_parser *parser);
 
 /* One call: the tree of msg[0 .. len). 1 ok, -1 out of memory. */
 int mime_parse(const void *msg, size_t len, const struct mime_limits *limits,

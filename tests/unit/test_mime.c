@@ -403,6 +403,69 @@ static void test_limits(void)
 	buf_free(&m);
 }
 
+/* Memory does not grow with the body: 64 MiB through a multipart, a big
+ * header, and the bound on charset conversions. */
+static void test_memory(void)
+{
+	static char chunk[65536];
+	struct mime_parser *p = mime_parser_new(NULL);
+	const char head[] = "Content-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\n--=_b\r\n"
+	                    "Content-Type: application/octet-stream\r\n\r\n";
+	CHECK(mime_parser_feed(p, head, sizeof(head) - 1) == 0);
+	size_t base = mime_parser_mem(p), peak = base;
+	for (size_t i = 0; i < sizeof(chunk); i += 78) {
+		size_t n = sizeof(chunk) - i < 78 ? sizeof(chunk) - i : 78;
+		memset(chunk + i, 'Q', n);
+		if (n == 78)
+			memcpy(chunk + i + 76, "\r\n", 2);
+	}
+	for (int k = 0; k < 1024; k++) {
+		CHECK(mime_parser_feed(p, chunk, sizeof(chunk)) == 0);
+		size_t m = mime_parser_mem(p);
+		if (m > peak)
+			peak = m;
+	}
+	CHECK(peak == base);
+	CHECK(mime_parser_feed(p, "\r\n--=_b--\r\n", 11) == 0);
+	struct mime_tree t;
+	CHECK(mime_parser_finish(p, &t) == 1);
+	mime_parser_free(&p);
+	CHECK(t.nparts == 2 && t.parts[1].body_len == 1024u * sizeof(chunk));
+	mime_tree_free(&t);
+
+	/* a 1 MiB header: what is kept stays near max_header */
+	p = mime_parser_new(NULL);
+	for (int k = 0; k < 16384; k++)
+		CHECK(mime_parser_feed(
+		          p, "X-Long: 0123456789012345678901234567890123456789012345678901\r\n",
+		          64) == 0);
+	CHECK(mime_parser_mem(p) < 3 * 64 * 1024);
+	CHECK(mime_parser_finish(p, &t) == 1);
+	mime_parser_free(&p);
+	CHECK(t.parts[0].header_len == 16384 * 64 && (t.parts[0].flags & MIME_PART_HEADER_TRUNC));
+	mime_tree_free(&t);
+
+	/* at most 1000 charset conversions per message: 20 parts of 60 */
+	struct buf m;
+	buf_init(&m, 0);
+	buf_append_str(&m, "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+	for (int i = 0; i < 20; i++) {
+		buf_append_str(&m, "--b\r\nContent-Type: text/plain");
+		for (int j = 0; j < 60; j++)
+			buf_printf(&m, ";\r\n p%d*=iso-8859-1''%%E9", j);
+		buf_append_str(&m, "\r\n\r\nx\r\n");
+	}
+	CHECK(mime_parse(m.data, m.len, NULL, &t) == 1);
+	CHECK(t.nparts == 21);
+	size_t vl;
+	const char *v = mime_tree_param(&t, t.parts[1].ct_param, t.parts[1].ct_nparam, "p0", &vl);
+	CHECK(v != NULL && vl == 2 && memcmp(v, "\xc3\xa9", 2) == 0);
+	v = mime_tree_param(&t, t.parts[20].ct_param, t.parts[20].ct_nparam, "p59", &vl);
+	CHECK(v != NULL && vl == 1 && v[0] == '\xe9');
+	mime_tree_free(&t);
+	buf_free(&m);
+}
+
 static void test_decode_bad(void)
 {
 	CHECK(mime_tree_decode("", 0, &(struct mime_tree){0}) == -1);
@@ -429,6 +492,7 @@ int main(void)
 	test_utf8();
 	test_fields();
 	test_limits();
+	test_memory();
 	test_decode_bad();
 	return unit_finish("mime");
 }
