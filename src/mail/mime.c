@@ -1191,9 +1191,13 @@ int mime_parser_feed(struct mime_parser *p, const void *data, size_t len)
 		}
 		if (p->in_header) {
 			if (!p->hdr_trunc) {
-				if (p->hdr_seen + n > p->lim.max_header)
+				if (p->hdr_seen + n > p->lim.max_header) {
+					/* the field before this line is complete unless
+					 * this line continues it */
+					if (p->head[0] != ' ' && p->head[0] != '\t')
+						field_flush(p, p->field_line);
 					p->hdr_trunc = true;
-				else if (buf_append(&p->field, d + i, n) < 0)
+				} else if (buf_append(&p->field, d + i, n) < 0)
 					parser_fail(p);
 			}
 			p->hdr_seen += n;

@@ -54,7 +54,7 @@ struct mime_param {
 };
 
 /* part flags */
-#define MIME_PART_MULTIPART 0x01    /* type multipart with a usable boundary */
+#define MIME_PART_MULTIPART 0x01    /* a multipart read for its parts */
 #define MIME_PART_MESSAGE 0x02      /* has one child: the embedded message */
 #define MIME_PART_HEADER_ENDED 0x04 /* the header ended with an empty line */
 #define MIME_PART_HEADER_TRUNC 0x08 /* header longer than max_header: rest not parsed */

@@ -389,6 +389,20 @@ static void test_limits(void)
 	CHECK(t.parts[0].header_len == 46 && t.parts[0].body_len == 6);
 	check_body(&t, 0, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1)");
 	mime_tree_free(&t);
+	/* a field that ends within the limit is parsed; one continued past it
+	 * is not */
+	const char big2[] = "Content-Type: text/html\r\nX-Pad: 0123456789\r\n\r\nbody\r\n";
+	lim.max_header = 30;
+	for (size_t piece = 1; piece <= sizeof(big2); piece++) {
+		CHECK(parse_split(big2, sizeof(big2) - 1, piece, &lim, &t) == 1);
+		check_body(&t, 0,
+		           "(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1)");
+		mime_tree_free(&t);
+	}
+	const char big3[] = "Content-Type: text/html;\r\n charset=utf-8\r\n\r\nbody\r\n";
+	CHECK(mime_parse(big3, sizeof(big3) - 1, &lim, &t) == 1);
+	check_body(&t, 0, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1)");
+	mime_tree_free(&t);
 	/* deep nesting within the default limit, then past it */
 	struct buf m;
 	buf_init(&m, 0);
