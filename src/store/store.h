@@ -298,11 +298,12 @@ int store_message_list(struct store *st, const char *account, const char *mailbo
 /* 1 with *data_r malloc'd (message bytes) and *len_r; 0 if not found */
 int store_message_get(struct store *st, const char *account, const char *mailbox, uint32_t uid,
 		      char **data_r, size_t *len_r, char **error_r);
-/* Reads a message's bytes by blob id (store_message_info.blob_id) without touching
- * the database: 1 with *data_r malloc'd and *len_r, 0 if the blob file does not
- * exist (the message was expunged and its blob swept since the id was listed), -1
- * error (also for an invalid id). Blobs are immutable, so the bytes are those of
- * the message listed, even when it has been expunged meanwhile. */
+/* Reads a message's bytes by blob id (store_message_info.blob_id): one read of
+ * where the blob is (segment or file), then its bytes. 1 with *data_r malloc'd
+ * and *len_r, 0 if the blob is gone (the message was expunged and its blob swept
+ * since the id was listed), -1 error (also for an invalid id). Blobs are
+ * immutable, so the bytes are those of the message listed. Blocks on disk: call
+ * it from a worker, never from an event loop. */
 int store_blob_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
 		   char **error_r);
 /* A blob's bytes without copying them: read them with pread(r->fd, ..., off) for
