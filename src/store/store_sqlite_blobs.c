@@ -298,51 +298,65 @@ static long seg_fd_read(void *ctx, void *buf, size_t len, uint64_t off)
 	return n > 0 ? (long)n : -1;
 }
 
-/* Copies the blobs of segment no (claimed: fd) into the active segment, makes the
- * copies durable and re-points their rows in one transaction. 1 ok, -1 error (the
- * old rows stay as they were; copies already written are dead space). */
-static int seg_compact(struct store_backend *st, uint32_t no, int fd, char **error_r)
-{
-	struct seg_move *mv = NULL;
-	size_t n = 0, cap = 0, i;
-	sqlite3_stmt *stmt = NULL;
-	int rc, ret = -1;
+/* Blobs moved per transaction: the memory of a compaction is bounded by this,
+ * however many (small) blobs the segment holds. */
+#define SEG_COMPACT_BATCH 256
 
+/* Lists up to max rows of segment no from offset *from on into mv, in offset
+ * order, and moves *from past the last one read. Returns how many were listed
+ * (rows unfit to move are passed over), -1 error; *more is false once the
+ * segment has no rows left past *from. */
+static ssize_t seg_compact_list(struct store_backend *st, uint32_t no, uint64_t *from,
+                                struct seg_move *mv, size_t max, bool *more, char **error_r)
+{
+	sqlite3_stmt *stmt;
+	size_t n = 0, seen = 0;
+	int rc;
+
+	*more = false;
 	pthread_mutex_lock(&st->wmu);
-	if (sqlite_db_prepare(st->wdb, "SELECT id, off, size FROM blobs WHERE seg = ?1", &stmt,
-	                      error_r) < 0) {
+	if (sqlite_stmt_cached(st->wdb,
+	                       "SELECT id, off, size FROM blobs WHERE seg = ?1 AND off >= ?2"
+	                       " ORDER BY off LIMIT ?3",
+	                       &stmt, error_r) < 0) {
 		pthread_mutex_unlock(&st->wmu);
 		return -1;
 	}
 	sqlite3_bind_int64(stmt, 1, no);
+	sqlite3_bind_int64(stmt, 2, (int64_t)*from);
+	sqlite3_bind_int64(stmt, 3, (int64_t)max);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(stmt, 0);
 		int64_t off = sqlite3_column_int64(stmt, 1), size = sqlite3_column_int64(stmt, 2);
+		seen++;
+		if (off >= 0)
+			*from = (uint64_t)off + 1;
 		if (id == NULL || !blob_id_valid(id) || off < 0 || size < 0)
 			continue;
-		if (n == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 64;
-			struct seg_move *v = realloc(mv, ncap * sizeof(*v));
-			if (v == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			mv = v;
-			cap = ncap;
-		}
 		memcpy(mv[n].id, id, BLOB_ID_LEN + 1);
 		mv[n].off = (uint64_t)off;
 		mv[n].size = (uint64_t)size;
 		mv[n].to = (struct blob_pending){.fd = -1};
 		n++;
 	}
-	sqlite3_finalize(stmt);
-	stmt = NULL;
+	sqlite_stmt_release(stmt);
 	pthread_mutex_unlock(&st->wmu);
-	if (rc != SQLITE_DONE) {
-		str_error(error_r, "segment %u: listing its blobs failed", no);
-		goto out;
-	}
+	if (rc != SQLITE_DONE)
+		return str_error(error_r, "segment %u: listing its blobs failed", no);
+	*more = seen == max;
+	return (ssize_t)n;
+}
+
+/* Copies mv[0..n) (blobs of segment no, claimed: fd) into the active segment,
+ * makes the copies durable and re-points their rows in one transaction. 1 ok, -1
+ * error (the old rows stay as they were; copies already written are dead
+ * space). Releases the copies' segment references either way. */
+static int seg_compact_move(struct store_backend *st, uint32_t no, int fd, struct seg_move *mv,
+                            size_t n, char **error_r)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc = SQLITE_DONE, ret = -1;
+	size_t i;
 
 	/* copy, outside the write lock */
 	for (i = 0; i < n; i++) {
@@ -361,7 +375,7 @@ static int seg_compact(struct store_backend *st, uint32_t no, int fd, char **err
 
 	pthread_mutex_lock(&st->wmu);
 	if (sqlite_db_exec(st->wdb, "BEGIN IMMEDIATE", error_r) < 0 ||
-	    sqlite_db_prepare(
+	    sqlite_stmt_cached(
 	        st->wdb,
 	        "UPDATE blobs SET seg = ?1, off = ?2 WHERE id = ?3 AND seg = ?4 AND off = ?5",
 	        &stmt, error_r) < 0) {
@@ -384,15 +398,35 @@ static int seg_compact(struct store_backend *st, uint32_t no, int fd, char **err
 		if (rc != SQLITE_DONE)
 			sqlite_db_fail(st->wdb, error_r, "database");
 		sqlite_db_rollback(st->wdb);
-		pthread_mutex_unlock(&st->wmu);
-		goto out;
+	} else {
+		ret = 1;
 	}
+	sqlite_stmt_release(stmt);
 	pthread_mutex_unlock(&st->wmu);
-	ret = 1;
 out:
-	sqlite3_finalize(stmt);
 	for (i = 0; i < n; i++)
 		blob_pending_abort(&mv[i].to); /* releases the segment references */
+	return ret;
+}
+
+/* Moves the blobs of segment no (claimed: fd) into the active segment,
+ * SEG_COMPACT_BATCH at a time. 1 ok, -1 error (what moved stays moved). */
+static int seg_compact(struct store_backend *st, uint32_t no, int fd, char **error_r)
+{
+	struct seg_move *mv = calloc(SEG_COMPACT_BATCH, sizeof(*mv));
+	uint64_t from = 0;
+	bool more = true;
+	int ret = 1;
+
+	if (mv == NULL)
+		return str_error(error_r, "out of memory");
+	while (ret > 0 && more) {
+		ssize_t n = seg_compact_list(st, no, &from, mv, SEG_COMPACT_BATCH, &more, error_r);
+		if (n < 0)
+			ret = -1;
+		else if (n > 0)
+			ret = seg_compact_move(st, no, fd, mv, (size_t)n, error_r);
+	}
 	free(mv);
 	return ret;
 }

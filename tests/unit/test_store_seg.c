@@ -431,6 +431,43 @@ static void test_sweep_and_compaction(void)
 	store_close(&st);
 }
 
+/* A segment of more blobs than one compaction transaction moves (256): every
+ * live one moves, in offset order batches, and the old segment goes. */
+static void test_compaction_in_batches(void)
+{
+	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	CHECK(mkdir(data_dir, 0700) == 0);
+	struct store *st = open_seg_store(0, false);
+	enum { N = 1200 };
+	static uint32_t uids[N], gone[N];
+	size_t ngone = 0;
+	char m[4096];
+
+	CHECK(store_domain_add(st, "a.test", NULL) == 1);
+	CHECK(store_account_add(st, "gina@a.test", "h", NULL) == 1);
+	for (int i = 0; i < N; i++) {
+		size_t len = make_msg(m, sizeof(m), "batch", i);
+		uids[i] = deliver(st, "gina@a.test", m, len);
+		if (i % 3 != 0)
+			gone[ngone++] = uids[i];
+	}
+	CHECK(store_message_expunge(st, "gina@a.test", "INBOX", gone, ngone, NULL) ==
+	      (int)ngone);
+	store_close(&st);
+	age_segments(2 * STORE_BLOB_SWEEP_AGE);
+	st = open_seg_store(0, false); /* sweeps: about a third live, so it compacts */
+	CHECK(db_int("SELECT count(*) FROM blobs WHERE seg = 1") == 0);
+	CHECK(db_int("SELECT count(*) FROM blobs WHERE seg = 2") == (N + 2) / 3);
+	CHECK(count_files("seg") == 1);
+	int bad = 0;
+	for (int i = 0; i < N; i += 3) {
+		size_t len = make_msg(m, sizeof(m), "batch", i);
+		bad += !message_is(st, "gina@a.test", uids[i], m, len);
+	}
+	CHECK(bad == 0);
+	store_close(&st);
+}
+
 /* Blobs stored as files before segments (or with segments off) keep working, and
  * the same content delivered later keeps its file. */
 static void test_mixed_layouts(void)
@@ -502,6 +539,7 @@ int main(void)
 	test_concurrent_rollover();
 	test_crash_leftover();
 	test_sweep_and_compaction();
+	test_compaction_in_batches();
 	test_mixed_layouts();
 	test_periodic_sweep();
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
