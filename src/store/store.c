@@ -286,6 +286,138 @@ int store_message_expunge(struct store *st, const char *account, const char *mai
 	return st->ops->message_expunge(st->be, account, mailbox, uids, n, error_r);
 }
 
+/* ---- IMAP ----
+ * Backends without an entry answer "not supported"; the store's watchers are
+ * notified here after every successful change (store_watch_*). */
+
+static int store_unsupported(struct store *st, const char *what, char **error_r)
+{
+	str_error(error_r, "store: the %s backend does not support %s", st->ops->name, what);
+	return -1;
+}
+
+#define STORE_DISPATCH(op, ...)                                                                \
+	(st->ops->op == NULL ? store_unsupported(st, #op, error_r)                              \
+	                     : st->ops->op(st->be, __VA_ARGS__))
+
+int store_mailbox_create(struct store *st, const char *account, const char *name,
+                         const char *special_use, char **error_r)
+{
+	return STORE_DISPATCH(mailbox_create, account, store_mailbox_normalize(name), special_use,
+	                      error_r);
+}
+
+int store_mailbox_delete(struct store *st, const char *account, const char *name, char **error_r)
+{
+	return STORE_DISPATCH(mailbox_delete, account, store_mailbox_normalize(name), error_r);
+}
+
+int store_mailbox_rename(struct store *st, const char *account, const char *from, const char *to,
+                         char **error_r)
+{
+	return STORE_DISPATCH(mailbox_rename, account, store_mailbox_normalize(from),
+	                      store_mailbox_normalize(to), error_r);
+}
+
+int store_mailbox_subscribe(struct store *st, const char *account, const char *name, bool on,
+                            char **error_r)
+{
+	return STORE_DISPATCH(mailbox_subscribe, account, store_mailbox_normalize(name), on,
+	                      error_r);
+}
+
+int store_subscription_list(struct store *st, const char *account, store_name_cb *cb, void *ctx,
+                            char **error_r)
+{
+	return STORE_DISPATCH(subscription_list, account, cb, ctx, error_r);
+}
+
+int store_mailbox_get(struct store *st, const char *account, const char *name,
+                      store_mailbox_cb *cb, void *ctx, char **error_r)
+{
+	return STORE_DISPATCH(mailbox_get, account, store_mailbox_normalize(name), cb, ctx,
+	                      error_r);
+}
+
+int store_mailbox_changes(struct store *st, const char *account, const char *mailbox,
+                          uint64_t since, const struct store_changes_ops *ops, void *ctx,
+                          char **error_r)
+{
+	return STORE_DISPATCH(mailbox_changes, account, store_mailbox_normalize(mailbox), since,
+	                      ops, ctx, error_r);
+}
+
+int store_message_flags(struct store *st, const char *account, const char *mailbox,
+                        const uint32_t *uids, size_t n, enum store_flags_op op, const char *flags,
+                        uint64_t unchangedsince, const struct store_flags_ops *ops, void *ctx,
+                        char **error_r)
+{
+	return STORE_DISPATCH(message_flags, account, store_mailbox_normalize(mailbox), uids, n,
+	                      op, flags, unchangedsince, ops, ctx, error_r);
+}
+
+int store_message_copy(struct store *st, const char *account, const char *from, const char *to,
+                       const uint32_t *uids, size_t n, bool move, struct store_copy_result *r,
+                       char **error_r)
+{
+	memset(r, 0, sizeof(*r));
+	return STORE_DISPATCH(message_copy, account, store_mailbox_normalize(from),
+	                      store_mailbox_normalize(to), uids, n, move, r, error_r);
+}
+
+void store_copy_result_free(struct store_copy_result *r)
+{
+	free(r->src_uids);
+	free(r->dst_uids);
+	r->src_uids = r->dst_uids = NULL;
+	r->n = 0;
+}
+
+int store_mailbox_expunge_deleted(struct store *st, const char *account, const char *mailbox,
+                                  const uint32_t *only, size_t nonly,
+                                  void (*expunged)(void *ctx, uint32_t uid), void *ctx,
+                                  char **error_r)
+{
+	return STORE_DISPATCH(mailbox_expunge_deleted, account, store_mailbox_normalize(mailbox),
+	                      only, nonly, expunged, ctx, error_r);
+}
+
+int store_append(struct store *st, const char *account, const char *mailbox,
+                 const struct store_append_msg *msgs, size_t n, uint32_t *uidvalidity_r,
+                 uint32_t *uids_r, char **error_r)
+{
+	return STORE_DISPATCH(append, account, store_mailbox_normalize(mailbox), msgs, n,
+	                      uidvalidity_r, uids_r, error_r);
+}
+
+int store_blob_cache_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
+                         char **error_r)
+{
+	return STORE_DISPATCH(blob_cache_get, blob_id, data_r, len_r, error_r);
+}
+
+int store_blob_cache_put(struct store *st, const char *blob_id, const void *data, size_t len,
+                         char **error_r)
+{
+	return STORE_DISPATCH(blob_cache_put, blob_id, data, len, error_r);
+}
+
+int store_watch_add(struct store *st, const char *account, store_watch_cb *cb, void *ctx,
+                    struct store_watch **w_r, char **error_r)
+{
+	(void)account;
+	(void)cb;
+	(void)ctx;
+	*w_r = NULL;
+	return store_unsupported(st, "watch", error_r);
+}
+
+void store_watch_remove(struct store *st, struct store_watch **w)
+{
+	(void)st;
+	*w = NULL;
+}
+
 /* ---- resolving recipients ---- */
 
 struct resolve {

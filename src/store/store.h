@@ -272,11 +272,15 @@ int store_queue_get(struct store *st, int64_t id, char **data_r, size_t *len_r,
 /* ---- reading (admin CLI now, IMAP/POP3 later) ---- */
 struct store_mailbox_info {
 	const char *name;
-	const char *special_use; /* "\\Sent" etc. or NULL */
+	const char *special_use; /* "\Sent" etc. or NULL */
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	uint32_t messages, unseen;
+	uint32_t deleted;  /* entries with \Deleted (STATUS DELETED) */
 	uint64_t size;
+	bool subscribed;
+	bool noselect;     /* a \Noselect name kept for its inferiors */
+	bool children;     /* has inferiors (LIST \HasChildren) */
 };
 typedef void store_mailbox_cb(void *ctx, const struct store_mailbox_info *mb);
 /* 0 if the account does not exist */
@@ -339,6 +343,176 @@ int store_blob_sweep(struct store *st, unsigned min_age, uint64_t *removed_r, ch
  * account or mailbox does not exist), -1 error (nothing removed). */
 int store_message_expunge(struct store *st, const char *account, const char *mailbox,
 			  const uint32_t *uids, size_t n, char **error_r);
+
+/* ---- IMAP: mailboxes, flags, copies, changes ----
+ * Mailbox names are UTF-8 with '/' as the hierarchy separator (no leading,
+ * trailing or doubled '/'; no control characters; at most STORE_MAILBOX_NAME_MAX
+ * octets); "INBOX" is case-insensitive in every function taking a name (the front
+ * normalizes it). Functions that change something are durable when they return
+ * and notify the account's watchers (below) after the change is committed.
+ * Further results beside 1 / 0 / -1:
+ *   STORE_EXISTS  (-2) the name is taken (IMAP ALREADYEXISTS)
+ *   STORE_CANNOT  (-3) not permitted on this mailbox (e.g. DELETE INBOX; IMAP
+ *                      CANNOT); *error_r says why
+ *   STORE_NOMAILBOX (-4) a destination mailbox does not exist (IMAP TRYCREATE)
+ *   STORE_OVERQUOTA (-5) the account's quota would be exceeded
+ * An account that does not exist is -1 with an error. */
+#define STORE_EXISTS (-2)
+#define STORE_CANNOT (-3)
+#define STORE_NOMAILBOX (-4)
+#define STORE_OVERQUOTA (-5)
+#define STORE_MAILBOX_NAME_MAX 1024
+#define STORE_MAILBOX_DEPTH_MAX 32
+
+/* Creates name with a fresh UIDVALIDITY (never one the account's mailbox of that
+ * name had before: a re-created name gets a new one, RFC 9051 2.3.1.1), and any
+ * missing superior names (a/b for a/b/c) as ordinary mailboxes. special_use: NULL
+ * or one of "\Archive \Drafts \Junk \Sent \Trash \All \Flagged"
+ * (RFC 6154 CREATE-SPECIAL-USE; another is STORE_CANNOT). 1 created, STORE_EXISTS
+ * when name exists and is selectable (a \Noselect name is made selectable
+ * again: 1). */
+int store_mailbox_create(struct store *st, const char *account, const char *name,
+			 const char *special_use, char **error_r);
+/* RFC 9051 6.3.4: a mailbox without inferiors is removed with its messages; one
+ * with inferiors loses its messages and becomes \Noselect (1); deleting a
+ * \Noselect name that has inferiors, or INBOX, is STORE_CANNOT. The removed
+ * entries go to the expunge log like store_message_expunge. 1 deleted, 0 no such
+ * mailbox. */
+int store_mailbox_delete(struct store *st, const char *account, const char *name,
+			 char **error_r);
+/* RFC 9051 6.3.6: renames from and every from/... inferior (keeping their UIDs and
+ * UIDVALIDITY); creates the superiors of to that are missing. from == INBOX moves
+ * INBOX's messages to a new mailbox to (new UIDs, flags and dates kept) and leaves
+ * INBOX empty, its inferiors not renamed. 1 renamed, 0 no such mailbox (from),
+ * STORE_EXISTS (to exists), STORE_CANNOT (to is from or an inferior of from). */
+int store_mailbox_rename(struct store *st, const char *account, const char *from,
+			 const char *to, char **error_r);
+/* Subscriptions (RFC 9051 6.3.7) are names, kept whether or not the mailbox exists
+ * (a rename carries the subscriptions of the renamed names along). 1 ok (also when
+ * nothing changed). */
+int store_mailbox_subscribe(struct store *st, const char *account, const char *name, bool on,
+			    char **error_r);
+int store_subscription_list(struct store *st, const char *account, store_name_cb *cb, void *ctx,
+			    char **error_r);
+/* One mailbox's status, as store_mailbox_list reports it: 1 with cb called once
+ * (a \Noselect name too, with info.noselect set), 0 no such mailbox. */
+int store_mailbox_get(struct store *st, const char *account, const char *name,
+		      store_mailbox_cb *cb, void *ctx, char **error_r);
+
+/* What changed in a mailbox since modseq `since`, in one read snapshot:
+ * mailbox(ctx, info) once first (as store_mailbox_get; NULL ok), then
+ * message(ctx, m) for every entry with m->modseq > since in ascending UID order
+ * (new entries and entries whose flags changed), then vanished(ctx, uid) for
+ * every UID expunged with a MODSEQ > since, ascending. since 0: every entry, and
+ * no vanished. 1 ok, 0 no such mailbox. */
+struct store_changes_ops {
+	store_mailbox_cb *mailbox;
+	store_message_cb *message;
+	void (*vanished)(void *ctx, uint32_t uid);
+};
+int store_mailbox_changes(struct store *st, const char *account, const char *mailbox,
+			  uint64_t since, const struct store_changes_ops *ops, void *ctx,
+			  char **error_r);
+
+/* STORE (RFC 9051 6.4.6, RFC 7162 3.1.3): changes the flags of the entries
+ * uids[0..n) (ascending; UIDs no longer there are skipped). flags: space-separated
+ * system flags and keywords (normalized like store_delivery.flags; \Recent is
+ * not storable). op STORE_FLAGS_SET replaces, ADD adds, REMOVE removes. Every
+ * entry whose flags really change gets one new MODSEQ (the same for all entries
+ * of the call, above the mailbox's HIGHESTMODSEQ, which becomes it) and is
+ * reported by changed(ctx, m) with its new flags and modseq. unchangedsince > 0:
+ * an entry whose modseq is above it is not changed and is reported by
+ * modified(ctx, uid) instead (the MODIFIED response code). Entries whose flags do
+ * not change keep their modseq and are not reported. 1 ok, 0 no such mailbox. */
+enum store_flags_op {
+	STORE_FLAGS_SET,
+	STORE_FLAGS_ADD,
+	STORE_FLAGS_REMOVE,
+};
+struct store_flags_ops {
+	store_message_cb *changed;
+	void (*modified)(void *ctx, uint32_t uid);
+};
+int store_message_flags(struct store *st, const char *account, const char *mailbox,
+			const uint32_t *uids, size_t n, enum store_flags_op op, const char *flags,
+			uint64_t unchangedsince, const struct store_flags_ops *ops, void *ctx,
+			char **error_r);
+
+/* COPY / MOVE (RFC 9051 6.4.7, RFC 6851): the entries uids[0..n) (ascending) of
+ * from get new UIDs in to, in the same order, with their flags and internal dates;
+ * the blobs are shared, not copied. move: they are also removed from from in the
+ * same transaction (expunge log as store_message_expunge). Moving into the
+ * account's \Junk mailbox adds $Junk and removes $NotJunk; moving out of it
+ * (except into \Trash) adds $NotJunk and removes $Junk. UIDs no longer in from are
+ * skipped. On return (1) r holds the destination's UIDVALIDITY and the pairs
+ * actually copied (r->n, possibly 0; arrays malloc'd, free with
+ * store_copy_result_free) for COPYUID (RFC 4315). 0 no such mailbox (from),
+ * STORE_NOMAILBOX (to does not exist or is \Noselect), STORE_CANNOT (to == from
+ * with move), STORE_OVERQUOTA. */
+struct store_copy_result {
+	uint32_t uidvalidity;
+	size_t n;
+	uint32_t *src_uids, *dst_uids;
+};
+int store_message_copy(struct store *st, const char *account, const char *from, const char *to,
+		       const uint32_t *uids, size_t n, bool move, struct store_copy_result *r,
+		       char **error_r);
+void store_copy_result_free(struct store_copy_result *r);
+
+/* EXPUNGE / UID EXPUNGE (RFC 9051 6.4.3, RFC 4315 2.1): removes the entries that
+ * have \Deleted now (only those among only[0..nonly) when only is not NULL),
+ * as store_message_expunge does, and reports each removed UID, ascending, by
+ * expunged(ctx, uid). Returns the number removed (0 also for no such mailbox), -1
+ * error. */
+int store_mailbox_expunge_deleted(struct store *st, const char *account, const char *mailbox,
+				  const uint32_t *only, size_t nonly,
+				  void (*expunged)(void *ctx, uint32_t uid), void *ctx,
+				  char **error_r);
+
+/* APPEND / MULTIAPPEND (RFC 9051 6.3.12, RFC 3502): n messages written with the
+ * message writer into one mailbox, all or none, in one transaction through the
+ * same group commit as deliveries, durable when it returns. flags and
+ * internal_date of each as in store_delivery. On 1, *uidvalidity_r and
+ * uids_r[0..n) (caller-allocated) hold APPENDUID's values (RFC 4315). 0 is not
+ * returned: STORE_NOMAILBOX (mailbox does not exist or is \Noselect),
+ * STORE_OVERQUOTA, -1 error. The messages stay the caller's to free. */
+struct store_append_msg {
+	struct store_msg *msg;
+	const char *flags;     /* NULL or space-separated */
+	int64_t internal_date; /* unix seconds; 0 = now */
+};
+int store_append(struct store *st, const char *account, const char *mailbox,
+		 const struct store_append_msg *msgs, size_t n, uint32_t *uidvalidity_r,
+		 uint32_t *uids_r, char **error_r);
+
+/* A per-blob cache slot for what is derived from a message once (the IMAP session
+ * keeps the mime_tree_encode form of its MIME structure there). Blobs are
+ * immutable, so the value stays right; it goes with the blob. get: 1 with *data_r
+ * malloc'd and *len_r, 0 nothing cached (or the blob is gone). put: 1 ok (also
+ * when the blob is gone meanwhile: nothing is stored); at most
+ * STORE_BLOB_CACHE_MAX octets. put need not be durable (it can be derived again). */
+#define STORE_BLOB_CACHE_MAX (1u << 20)
+int store_blob_cache_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
+			 char **error_r);
+int store_blob_cache_put(struct store *st, const char *blob_id, const void *data, size_t len,
+			 char **error_r);
+
+/* ---- change notification ----
+ * A watcher of an account is told after every committed change to any of its
+ * mailboxes made through this store (deliveries, APPEND, flags, copies, moves,
+ * expunges, mailbox create/delete/rename), with the mailbox's name (NULL when
+ * several changed or the mailbox list itself did). cb runs on the thread that
+ * made the change (a worker or the committer): it must only hand the news over
+ * (e.g. activate an event on its loop), never block or call into the store.
+ * Changes made by another process (the CLI) are not reported: a watcher polls too.
+ * store_watch_remove returns once no call of cb is running or will start; it may
+ * be called from an event loop. The process-local implementation is in the front;
+ * a multi-node backend feeds it from its own notifications. */
+typedef void store_watch_cb(void *ctx, const char *account, const char *mailbox);
+struct store_watch;
+int store_watch_add(struct store *st, const char *account, store_watch_cb *cb, void *ctx,
+		    struct store_watch **w_r, char **error_r);
+void store_watch_remove(struct store *st, struct store_watch **w);
 
 /* ---- backends ----
  * A backend implements this table; store.c dispatches to it. Each backend defines
@@ -422,6 +596,40 @@ struct store_ops {
 	int (*message_expunge)(struct store_backend *be, const char *account,
 			       const char *mailbox, const uint32_t *uids, size_t n,
 			       char **error_r);
+	/* IMAP (names normalized by the front; watchers notified by the front) */
+	int (*mailbox_create)(struct store_backend *be, const char *account, const char *name,
+			      const char *special_use, char **error_r);
+	int (*mailbox_delete)(struct store_backend *be, const char *account, const char *name,
+			      char **error_r);
+	int (*mailbox_rename)(struct store_backend *be, const char *account, const char *from,
+			      const char *to, char **error_r);
+	int (*mailbox_subscribe)(struct store_backend *be, const char *account, const char *name,
+				 bool on, char **error_r);
+	int (*subscription_list)(struct store_backend *be, const char *account, store_name_cb *cb,
+				 void *ctx, char **error_r);
+	int (*mailbox_get)(struct store_backend *be, const char *account, const char *name,
+			   store_mailbox_cb *cb, void *ctx, char **error_r);
+	int (*mailbox_changes)(struct store_backend *be, const char *account, const char *mailbox,
+			       uint64_t since, const struct store_changes_ops *ops, void *ctx,
+			       char **error_r);
+	int (*message_flags)(struct store_backend *be, const char *account, const char *mailbox,
+			     const uint32_t *uids, size_t n, enum store_flags_op op,
+			     const char *flags, uint64_t unchangedsince,
+			     const struct store_flags_ops *ops, void *ctx, char **error_r);
+	int (*message_copy)(struct store_backend *be, const char *account, const char *from,
+			    const char *to, const uint32_t *uids, size_t n, bool move,
+			    struct store_copy_result *r, char **error_r);
+	int (*mailbox_expunge_deleted)(struct store_backend *be, const char *account,
+				       const char *mailbox, const uint32_t *only, size_t nonly,
+				       void (*expunged)(void *ctx, uint32_t uid), void *ctx,
+				       char **error_r);
+	int (*append)(struct store_backend *be, const char *account, const char *mailbox,
+		      const struct store_append_msg *msgs, size_t n, uint32_t *uidvalidity_r,
+		      uint32_t *uids_r, char **error_r);
+	int (*blob_cache_get)(struct store_backend *be, const char *blob_id, char **data_r,
+			      size_t *len_r, char **error_r);
+	int (*blob_cache_put)(struct store_backend *be, const char *blob_id, const void *data,
+			      size_t len, char **error_r);
 };
 
 /* The SQLite backend (store_sqlite.c). */
