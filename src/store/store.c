@@ -468,7 +468,8 @@ static int store_name_bad(const char *name, int result, char **error_r)
 int store_mailbox_create(struct store *st, const char *account, const char *name,
                          const char *special_use, char **error_r)
 {
-	name = store_mailbox_normalize(name);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(name, STORE_CANNOT);
 	int rc = STORE_DISPATCH(mailbox_create, account, name, special_use, error_r);
@@ -479,7 +480,8 @@ int store_mailbox_create(struct store *st, const char *account, const char *name
 
 int store_mailbox_delete(struct store *st, const char *account, const char *name, char **error_r)
 {
-	name = store_mailbox_normalize(name);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(name, 0);
 	int rc = STORE_DISPATCH(mailbox_delete, account, name, error_r);
@@ -491,8 +493,10 @@ int store_mailbox_delete(struct store *st, const char *account, const char *name
 int store_mailbox_rename(struct store *st, const char *account, const char *from, const char *to,
                          char **error_r)
 {
-	from = store_mailbox_normalize(from);
-	to = store_mailbox_normalize(to);
+	char from_buf[STORE_MAILBOX_NAME_MAX + 1];
+	from = store_mailbox_canon(from, from_buf);
+	char to_buf[STORE_MAILBOX_NAME_MAX + 1];
+	to = store_mailbox_canon(to, to_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(from, 0);
 	STORE_NAME_CHECK(to, STORE_CANNOT);
@@ -505,7 +509,8 @@ int store_mailbox_rename(struct store *st, const char *account, const char *from
 int store_mailbox_subscribe(struct store *st, const char *account, const char *name, bool on,
                             char **error_r)
 {
-	name = store_mailbox_normalize(name);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(name, STORE_CANNOT);
 	return STORE_DISPATCH(mailbox_subscribe, account, name, on, error_r);
@@ -521,7 +526,8 @@ int store_subscription_list(struct store *st, const char *account, store_name_cb
 int store_mailbox_get(struct store *st, const char *account, const char *name,
                       store_mailbox_cb *cb, void *ctx, char **error_r)
 {
-	name = store_mailbox_normalize(name);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(name, 0);
 	return STORE_DISPATCH(mailbox_get, account, name, cb, ctx, error_r);
@@ -531,7 +537,8 @@ int store_mailbox_changes(struct store *st, const char *account, const char *mai
                           uint64_t since, const struct store_changes_ops *ops, void *ctx,
                           char **error_r)
 {
-	mailbox = store_mailbox_normalize(mailbox);
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(mailbox, 0);
 	return STORE_DISPATCH(mailbox_changes, account, mailbox, since, ops, ctx, error_r);
@@ -569,7 +576,8 @@ int store_message_flags(struct store *st, const char *account, const char *mailb
 	static const struct store_flags_ops count_ops = {flags_count_changed, flags_count_modified};
 	struct flags_count fc = {.ops = ops, .ctx = ctx};
 
-	mailbox = store_mailbox_normalize(mailbox);
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(mailbox, 0);
 	if (uids == NULL && n > 0) {
@@ -588,8 +596,10 @@ int store_message_copy(struct store *st, const char *account, const char *from, 
                        char **error_r)
 {
 	memset(r, 0, sizeof(*r));
-	from = store_mailbox_normalize(from);
-	to = store_mailbox_normalize(to);
+	char from_buf[STORE_MAILBOX_NAME_MAX + 1];
+	from = store_mailbox_canon(from, from_buf);
+	char to_buf[STORE_MAILBOX_NAME_MAX + 1];
+	to = store_mailbox_canon(to, to_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(from, 0);
 	STORE_NAME_CHECK(to, STORE_NOMAILBOX);
@@ -619,7 +629,8 @@ int store_mailbox_expunge_deleted(struct store *st, const char *account, const c
                                   void (*expunged)(void *ctx, uint32_t uid), void *ctx,
                                   char **error_r)
 {
-	mailbox = store_mailbox_normalize(mailbox);
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(mailbox, 0);
 	int rc =
@@ -634,7 +645,8 @@ int store_append(struct store *st, const char *account, const char *mailbox,
                  const struct store_append_msg *msgs, size_t n, uint32_t *uidvalidity_r,
                  uint32_t *uids_r, char **error_r)
 {
-	mailbox = store_mailbox_normalize(mailbox);
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
 	STORE_ACCOUNT_CHECK(account);
 	STORE_NAME_CHECK(mailbox, STORE_NOMAILBOX);
 	int rc = STORE_DISPATCH(append, account, mailbox, msgs, n, uidvalidity_r, uids_r, error_r);

@@ -349,7 +349,7 @@ int store_message_expunge(struct store *st, const char *account, const char *mai
  * trailing or doubled '/'; no control characters; at most STORE_MAILBOX_NAME_MAX
  * octets, at most STORE_MAILBOX_DEPTH_MAX levels; valid UTF-8 without C1 controls);
  * "INBOX" is case-insensitive in every function taking a name (the front
- * normalizes it; "inbox/x" is not normalized). A name that breaks these rules
+ * normalizes it, and a first level "inbox/" to "INBOX/"). A name that breaks these rules
  * names no mailbox: 0 where a missing mailbox is 0, STORE_NOMAILBOX for a
  * destination (COPY, APPEND), STORE_CANNOT for a name to create, rename to or
  * subscribe. Functions that change something are durable when they return

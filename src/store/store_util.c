@@ -91,6 +91,19 @@ const char *store_mailbox_normalize(const char *name)
 	return name;
 }
 
+const char *store_mailbox_canon(const char *name, char *buf)
+{
+	size_t len;
+
+	name = store_mailbox_normalize(name);
+	if (strncasecmp(name, "INBOX/", 6) != 0 || strncmp(name, "INBOX/", 6) == 0 ||
+	    (len = strlen(name)) > STORE_MAILBOX_NAME_MAX)
+		return name;
+	memcpy(buf, "INBOX", 5);
+	memcpy(buf + 5, name + 5, len - 5 + 1);
+	return buf;
+}
+
 bool store_mailbox_name_valid(const char *name)
 {
 	const unsigned char *p = (const unsigned char *)name;

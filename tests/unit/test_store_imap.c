@@ -686,6 +686,16 @@ static void test_create_delete(struct store *st)
 	longname[STORE_MAILBOX_NAME_MAX] = 'n';
 	CHECK(store_mailbox_create(st, ACCT, longname, NULL, NULL) == STORE_CANNOT);
 	CHECK(store_mailbox_create(st, ACCT, "Caf\xc3\xa9", NULL, NULL) == 1); /* UTF-8 */
+	/* INBOX's inferiors are INBOX's whatever the case of its name */
+	CHECK(store_mailbox_create(st, ACCT, "inbox/Lower", NULL, NULL) == 1);
+	CHECK(get(st, "INBOX/Lower") == 1);
+	CHECK_STR(mbi.name, "INBOX/Lower");
+	CHECK(get(st, "Inbox/Lower") == 1);
+	CHECK(get(st, "INBOX") == 1 && mbi.children);
+	CHECK(store_mailbox_create(st, ACCT, "INBOX/lower", NULL, NULL) == 1); /* the rest is not */
+	CHECK(store_mailbox_delete(st, ACCT, "INBOX/lower", NULL) == 1);
+	CHECK(store_mailbox_delete(st, ACCT, "iNbOx/Lower", NULL) == 1);
+	CHECK(get(st, "INBOX") == 1 && !mbi.children);
 	CHECK(store_mailbox_create(st, "nobody@example.test", "X", NULL, &error) == -1);
 	free(error);
 	error = NULL;
