@@ -165,17 +165,16 @@ static int imap_msgs_push(struct imap_view_msg **msgs, size_t *n, size_t *cap,
 {
 	if (*n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 64;
-		struct imap_view_msg *p = ncap > UINT32_MAX ? NULL : reallocarray(*msgs, ncap, sizeof(*p));
+		struct imap_view_msg *p =
+		    ncap > UINT32_MAX ? NULL : reallocarray(*msgs, ncap, sizeof(*p));
 		if (p == NULL)
 			return -1;
 		*msgs = p;
 		*cap = ncap;
 	}
 	struct imap_view_msg *e = &(*msgs)[*n];
-	*e = (struct imap_view_msg){.uid = m->uid,
-	                            .modseq = m->modseq,
-	                            .size = m->size,
-	                            .internal_date = m->internal_date};
+	*e = (struct imap_view_msg){
+	    .uid = m->uid, .modseq = m->modseq, .size = m->size, .internal_date = m->internal_date};
 	e->flags = strdup(m->flags != NULL ? m->flags : "");
 	if (e->flags == NULL)
 		return -1;
@@ -445,7 +444,7 @@ static bool imap_pattern_match(const char *pat, size_t plen, const char *name, s
 			else if (p == '%')
 				cur[j + 1] = cur[j] || (prev[j + 1] && c != '/');
 			else if (i < ci)
-				cur[j + 1] = prev[j] && (p | 0x20) == (c | 0x20) && p != '/' ;
+				cur[j + 1] = prev[j] && (p | 0x20) == (c | 0x20) && p != '/';
 			else
 				cur[j + 1] = prev[j] && p == c;
 		}
@@ -506,7 +505,8 @@ static void imap_list_job_run(struct imap_job *j)
 		char *error = NULL;
 		/* until the backend keeps subscriptions of their own, the mailboxes'
 		 * subscribed flag is what there is */
-		if (store_subscription_list(j->st, j->account, imap_subscription_cb, &lj->l, &error) < 0)
+		if (store_subscription_list(j->st, j->account, imap_subscription_cb, &lj->l,
+		                            &error) < 0)
 			free(error);
 	}
 	if (j->result > 0 && lj->l.oom) {
@@ -657,10 +657,14 @@ static int imap_status_items(struct imap_session *s, const struct imap_token *a,
 			const char *name;
 			unsigned bit;
 		} items[] = {
-		    {"MESSAGES", IMAP_STATUS_MESSAGES},   {"UIDNEXT", IMAP_STATUS_UIDNEXT},
-		    {"UIDVALIDITY", IMAP_STATUS_UIDVALIDITY}, {"UNSEEN", IMAP_STATUS_UNSEEN},
-		    {"DELETED", IMAP_STATUS_DELETED},     {"SIZE", IMAP_STATUS_SIZE},
-		    {"RECENT", IMAP_STATUS_RECENT},       {"HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ},
+		    {"MESSAGES", IMAP_STATUS_MESSAGES},
+		    {"UIDNEXT", IMAP_STATUS_UIDNEXT},
+		    {"UIDVALIDITY", IMAP_STATUS_UIDVALIDITY},
+		    {"UNSEEN", IMAP_STATUS_UNSEEN},
+		    {"DELETED", IMAP_STATUS_DELETED},
+		    {"SIZE", IMAP_STATUS_SIZE},
+		    {"RECENT", IMAP_STATUS_RECENT},
+		    {"HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ},
 		};
 		unsigned bit = 0;
 		if (a[k].type == IMAP_TOKEN_ATOM)
@@ -681,8 +685,8 @@ static int imap_status_items(struct imap_session *s, const struct imap_token *a,
 	return 1;
 }
 
-static int imap_list_add_pattern(struct imap_session *s, struct imap_list_job *lj,
-                                 const char *ref, size_t rlen, const struct imap_token *t)
+static int imap_list_add_pattern(struct imap_session *s, struct imap_list_job *lj, const char *ref,
+                                 size_t rlen, const struct imap_token *t)
 {
 	if (!(IMAP_TOKEN_IS_STRING(t) ||
 	      (t->type == IMAP_TOKEN_ATOM && (t->flags & IMAP_ATOM_LIST_MAILBOX)))) {
@@ -933,8 +937,8 @@ static void imap_select_job_run(struct imap_job *j)
 	if (j->result > 0 && (sj->l.oom || sj->l.n == 0 || sj->l.v[0].noselect))
 		return;
 	if (j->result > 0)
-		j->result = store_message_list(j->st, j->account, sj->name, imap_select_message_cb, sj,
-		                               &j->error);
+		j->result = store_message_list(j->st, j->account, sj->name, imap_select_message_cb,
+		                               sj, &j->error);
 	if (j->result > 0 && sj->oom)
 		j->result = -1;
 }
@@ -987,7 +991,8 @@ static void imap_select_job_done(struct imap_job *j)
 		evbuffer_add_printf(out, "* 0 RECENT\r\n");
 		for (uint32_t i = 0; i < v->n; i++) {
 			if (strstr(v->msgs[i].flags, "\\Seen") == NULL) {
-				evbuffer_add_printf(out, "* OK [UNSEEN %u] First unseen\r\n", i + 1);
+				evbuffer_add_printf(out, "* OK [UNSEEN %u] First unseen\r\n",
+				                    i + 1);
 				break;
 			}
 		}
@@ -998,8 +1003,9 @@ static void imap_select_job_done(struct imap_job *j)
 	if (v->readonly)
 		evbuffer_add_printf(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
 	else
-		evbuffer_add_printf(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-		                         "\\Draft \\*)] Flags permitted\r\n");
+		evbuffer_add_printf(out,
+		                    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+		                    "\\Draft \\*)] Flags permitted\r\n");
 	/* RFC 7162 3.1.2.1 */
 	if (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE)
 		evbuffer_add_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
@@ -1080,8 +1086,8 @@ void imap_cmd_examine(struct imap_session *s, const struct imap_command *cmd)
 /* CLOSE: RFC 9051 6.4.1, \Deleted messages removed silently (read-write only). */
 static void imap_close_job_run(struct imap_job *j)
 {
-	j->result = store_mailbox_expunge_deleted(j->st, j->account, j->mailbox, NULL, 0, NULL, NULL,
-	                                          &j->error);
+	j->result = store_mailbox_expunge_deleted(j->st, j->account, j->mailbox, NULL, 0, NULL,
+	                                          NULL, &j->error);
 }
 
 static void imap_close_job_done(struct imap_job *j)
@@ -1149,7 +1155,8 @@ static void imap_mbox_job_run(struct imap_job *j)
 	struct imap_mbox_job *mj = (struct imap_mbox_job *)j;
 	switch (mj->op) {
 	case IMAP_OP_CREATE:
-		j->result = store_mailbox_create(j->st, j->account, mj->name, mj->special_use, &j->error);
+		j->result =
+		    store_mailbox_create(j->st, j->account, mj->name, mj->special_use, &j->error);
 		break;
 	case IMAP_OP_DELETE:
 		j->result = store_mailbox_delete(j->st, j->account, mj->name, &j->error);
@@ -1168,7 +1175,8 @@ static void imap_mbox_job_run(struct imap_job *j)
 static void imap_mbox_job_done(struct imap_job *j)
 {
 	struct imap_mbox_job *mj = (struct imap_mbox_job *)j;
-	static const char *const verbs[] = {"CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE"};
+	static const char *const verbs[] = {"CREATE", "DELETE", "RENAME", "SUBSCRIBE",
+	                                    "UNSUBSCRIBE"};
 	const char *verb = verbs[mj->op];
 	char esc[300];
 	switch (j->result) {
@@ -1186,9 +1194,10 @@ static void imap_mbox_job_done(struct imap_job *j)
 		if (mj->op == IMAP_OP_CREATE && mj->special_use != NULL)
 			imap_job_tagged(j, "NO [USEATTR] Special-use attribute not permitted");
 		else
-			imap_job_tagged(j, "NO [CANNOT] %s",
-			                log_escape_str(j->error != NULL ? j->error : "Not permitted", esc,
-			                               sizeof(esc)));
+			imap_job_tagged(
+			    j, "NO [CANNOT] %s",
+			    log_escape_str(j->error != NULL ? j->error : "Not permitted", esc,
+			                   sizeof(esc)));
 		break;
 	case STORE_OVERQUOTA:
 		imap_job_tagged(j, "NO [OVERQUOTA] Quota exceeded");
@@ -1219,7 +1228,7 @@ static struct imap_mbox_job *imap_mbox_job(struct imap_session *s, enum imap_mbo
 /* RFC 6154 5.1: CREATE name (USE (\Sent)) */
 static const char *imap_special_use(const struct imap_token *t)
 {
-	static const char *const uses[] = {"\\Archive", "\\Drafts", "\\Junk", "\\Sent",
+	static const char *const uses[] = {"\\Archive", "\\Drafts", "\\Junk",   "\\Sent",
 	                                   "\\Trash",   "\\All",    "\\Flagged"};
 	if (t->type != IMAP_TOKEN_ATOM || !(t->flags & IMAP_ATOM_FLAG))
 		return NULL;
@@ -1240,9 +1249,10 @@ void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 	unsigned i = imap_token_skip(a, 0);
 	if (i < cmd->nargs) {
 		/* (USE (\Special)) */
-		if (a[i].type != IMAP_TOKEN_LIST || a[i].span < 2 || imap_token_skip(a, i) != cmd->nargs ||
-		    a[i + 1].type != IMAP_TOKEN_ATOM || strcasecmp(a[i + 1].data, "USE") != 0 ||
-		    a[i + 2].type != IMAP_TOKEN_LIST || a[i + 2].span + 2 != a[i].span) {
+		if (a[i].type != IMAP_TOKEN_LIST || a[i].span < 2 ||
+		    imap_token_skip(a, i) != cmd->nargs || a[i + 1].type != IMAP_TOKEN_ATOM ||
+		    strcasecmp(a[i + 1].data, "USE") != 0 || a[i + 2].type != IMAP_TOKEN_LIST ||
+		    a[i + 2].span + 2 != a[i].span) {
 			imap_reply_bad(s, "BAD Expected (USE (attributes))");
 			return;
 		}
@@ -1258,7 +1268,8 @@ void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 				return;
 			}
 			if (use[0] == '\0') {
-				imap_reply(s, "%s NO [USEATTR] Unknown special-use attribute", s->tag);
+				imap_reply(s, "%s NO [USEATTR] Unknown special-use attribute",
+				           s->tag);
 				return;
 			}
 		}

@@ -214,8 +214,8 @@ static void imap_store_job_run(struct imap_job *j)
 	    .changed = imap_store_changed_cb,
 	    .modified = imap_store_modified_cb,
 	};
-	j->result = store_message_flags(j->st, j->account, j->s->view->name, sj->uids, sj->n, sj->op,
-	                                sj->flags, sj->unchangedsince, &ops, sj, &j->error);
+	j->result = store_message_flags(j->st, j->account, j->s->view->name, sj->uids, sj->n,
+	                                sj->op, sj->flags, sj->unchangedsince, &ops, sj, &j->error);
 	if (j->result > 0 && sj->oom)
 		j->result = -1;
 }
@@ -306,14 +306,15 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	if (a[1].type == IMAP_TOKEN_LIST) {
 		/* RFC 7162 3.1.3: (UNCHANGEDSINCE n) */
 		if (a[1].span != 2 || a[2].type != IMAP_TOKEN_ATOM ||
-		    strcasecmp(a[2].data, "UNCHANGEDSINCE") != 0 ||
-		    a[3].type != IMAP_TOKEN_ATOM || !(a[3].flags & IMAP_ATOM_NUMBER)) {
+		    strcasecmp(a[2].data, "UNCHANGEDSINCE") != 0 || a[3].type != IMAP_TOKEN_ATOM ||
+		    !(a[3].flags & IMAP_ATOM_NUMBER)) {
 			imap_reply_bad(s, "BAD Expected (UNCHANGEDSINCE modseq)");
 			return;
 		}
 		unchangedsince = a[3].num;
 		if (unchangedsince == 0)
-			unchangedsince = 0; /* 0: every message counts as modified (RFC 7162 3.1.3) */
+			unchangedsince =
+			    0; /* 0: every message counts as modified (RFC 7162 3.1.3) */
 		i = imap_token_skip(a, 1);
 	}
 	if (i + 1 >= cmd->nargs || a[i].type != IMAP_TOKEN_ATOM) {
@@ -603,7 +604,8 @@ static void imap_copy(struct imap_session *s, const struct imap_command *cmd, bo
 	}
 	if (n == 0) {
 		free(uids);
-		imap_reply(s, "%s OK %s%s completed", s->tag, uid ? "UID " : "", move ? "MOVE" : "COPY");
+		imap_reply(s, "%s OK %s%s completed", s->tag, uid ? "UID " : "",
+		           move ? "MOVE" : "COPY");
 		return;
 	}
 	struct imap_copy_job *cj = imap_job_new(s, sizeof(*cj));
@@ -713,7 +715,8 @@ static int imap_parse_date_time(const char *s, size_t len, int64_t *t_r)
 			mon = m;
 	struct tm tm = {0};
 	tm.tm_mday = (d[0] - '0') * 10 + (d[1] - '0');
-	tm.tm_year = (d[7] - '0') * 1000 + (d[8] - '0') * 100 + (d[9] - '0') * 10 + (d[10] - '0') - 1900;
+	tm.tm_year =
+	    (d[7] - '0') * 1000 + (d[8] - '0') * 100 + (d[9] - '0') * 10 + (d[10] - '0') - 1900;
 	tm.tm_hour = (d[12] - '0') * 10 + (d[13] - '0');
 	tm.tm_min = (d[15] - '0') * 10 + (d[16] - '0');
 	tm.tm_sec = (d[18] - '0') * 10 + (d[19] - '0');
@@ -769,9 +772,9 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 			i++;
 		}
 		const struct imap_token *lit = i < cmd->nargs ? &a[i] : NULL;
-		if (lit != NULL && lit->type == IMAP_TOKEN_ATOM && strcasecmp(lit->data, "UTF8") == 0 &&
-		    i + 2 < cmd->nargs + 1 && i + 1 < cmd->nargs && a[i + 1].type == IMAP_TOKEN_LIST &&
-		    a[i + 1].span == 1) {
+		if (lit != NULL && lit->type == IMAP_TOKEN_ATOM &&
+		    strcasecmp(lit->data, "UTF8") == 0 && i + 2 < cmd->nargs + 1 &&
+		    i + 1 < cmd->nargs && a[i + 1].type == IMAP_TOKEN_LIST && a[i + 1].span == 1) {
 			/* RFC 6855 4: UTF8 (~{n}) */
 			lit = &a[i + 2];
 			i += 2;

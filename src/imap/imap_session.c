@@ -31,7 +31,6 @@
 static const char *const imap_state_names[] = {"not-authenticated", "authenticated", "selected",
                                                "logout"};
 
-
 /* ---- replies ---- */
 
 void imap_reply(struct imap_session *s, const char *fmt, ...)
@@ -199,7 +198,8 @@ static int imap_job_submit_common(struct imap_session *s, struct imap_job *j, bo
 {
 	if (conn_submit(s->c, imap_job_run_cb, imap_job_done_cb, j) < 0) {
 		if (j->tag[0] != '\0')
-			imap_reply(s, "%s NO [UNAVAILABLE] Temporary failure, try again later", j->tag);
+			imap_reply(s, "%s NO [UNAVAILABLE] Temporary failure, try again later",
+			           j->tag);
 		imap_job_free(j);
 		return -1;
 	}
@@ -288,7 +288,8 @@ static void imap_watch_start(struct imap_session *s)
 	l->inbox = s->c->loop->inbox;
 	s->link = l;
 	char *error = NULL;
-	if (store_watch_add(s->c->srv->store, s->account, imap_watch_cb, l, &s->watch, &error) < 0) {
+	if (store_watch_add(s->c->srv->store, s->account, imap_watch_cb, l, &s->watch, &error) <
+	    0) {
 		char esc[300];
 		log_debug(s->c->sid, "event=watch-failed error=\"%s\"",
 		          log_escape_str(error != NULL ? error : "unknown", esc, sizeof(esc)));
@@ -588,9 +589,10 @@ static void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd)
 			}
 			char ef[64], ev[128];
 			bool vnil = v->type == IMAP_TOKEN_ATOM;
-			int w = snprintf(logbuf + loglen, sizeof(logbuf) - loglen, "%s%s=%s",
-			                 loglen ? "," : "", log_escape(f->data, f->len, 30, ef, sizeof(ef)),
-			                 vnil ? "NIL" : log_escape(v->data, v->len, 60, ev, sizeof(ev)));
+			int w = snprintf(
+			    logbuf + loglen, sizeof(logbuf) - loglen, "%s%s=%s", loglen ? "," : "",
+			    log_escape(f->data, f->len, 30, ef, sizeof(ef)),
+			    vnil ? "NIL" : log_escape(v->data, v->len, 60, ev, sizeof(ev)));
 			if (w > 0 && (size_t)w < sizeof(logbuf) - loglen)
 				loglen += (size_t)w;
 		}
@@ -658,7 +660,8 @@ static void imap_auth_failure(void *ctx, enum auth_outcome outcome)
 		imap_reply_bad(s, "BAD Authentication cancelled");
 		break;
 	case AUTH_THROTTLED:
-		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed authentications, try again later",
+		imap_reply(s,
+		           "%s NO [UNAVAILABLE] Too many failed authentications, try again later",
 		           s->tag);
 		break;
 	case AUTH_TEMPFAIL:
@@ -689,15 +692,16 @@ static struct auth_exchange *imap_auth_new(struct imap_session *s, enum sasl_mec
                                            const char *label)
 {
 	if (auth_exchange_ip_refused(s->c)) {
-		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed authentications, try again later",
+		imap_reply(s,
+		           "%s NO [UNAVAILABLE] Too many failed authentications, try again later",
 		           s->tag);
 		return NULL;
 	}
 	unsigned char cb[32];
 	bool have_cb = label == NULL && s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
 	auth_exchange_free(&s->auth);
-	s->auth = auth_exchange_new(s->c, mech, label, have_cb ? cb : NULL, have_cb ? sizeof(cb) : 0,
-	                            &imap_auth_ops, s);
+	s->auth = auth_exchange_new(s->c, mech, label, have_cb ? cb : NULL,
+	                            have_cb ? sizeof(cb) : 0, &imap_auth_ops, s);
 	explicit_bzero(cb, sizeof(cb));
 	if (s->auth == NULL)
 		imap_reply(s, "%s NO [UNAVAILABLE] Temporary failure, try again later", s->tag);
@@ -725,7 +729,8 @@ static void imap_cmd_login(struct imap_session *s, const struct imap_command *cm
 	if (!imap_need_plaintext_ok(s))
 		return;
 	if (a[0].len > SASL_FIELD_MAX || a[1].len > SASL_FIELD_MAX ||
-	    memchr(a[0].data, '\0', a[0].len) != NULL || memchr(a[1].data, '\0', a[1].len) != NULL) {
+	    memchr(a[0].data, '\0', a[0].len) != NULL ||
+	    memchr(a[1].data, '\0', a[1].len) != NULL) {
 		imap_reply_bad(s, "NO [AUTHENTICATIONFAILED] Authentication failed");
 		return;
 	}
@@ -834,14 +839,15 @@ static void imap_session_command(struct imap_session *s, const struct imap_comma
 			return;
 		}
 		log_debug(s->c->sid, "event=command name=%s%s%s", cmd->name,
-		          cmd->uid_name != NULL ? " " : "", cmd->uid_name != NULL ? cmd->uid_name : "");
+		          cmd->uid_name != NULL ? " " : "",
+		          cmd->uid_name != NULL ? cmd->uid_name : "");
 		def->run(s, cmd);
 		return;
 	}
 	char esc[64];
-	log_info(s->c->sid, "event=unknown-command name=\"%s\"",
-	         log_escape_str(cmd->uid_name != NULL ? cmd->uid_name : cmd->name, esc,
-	                        sizeof(esc)));
+	log_info(
+	    s->c->sid, "event=unknown-command name=\"%s\"",
+	    log_escape_str(cmd->uid_name != NULL ? cmd->uid_name : cmd->name, esc, sizeof(esc)));
 	if (cmd->uid_name != NULL)
 		imap_reply_bad(s, "BAD Unknown UID command");
 	else

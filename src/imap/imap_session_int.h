@@ -38,10 +38,10 @@ struct line_session;
 #define IMAP_FETCH_BATCH 256
 
 enum imap_state {
-	IMAP_STATE_NOT_AUTH,      /* RFC 9051 3.1 */
-	IMAP_STATE_AUTH,          /* 3.2 */
-	IMAP_STATE_SELECTED,      /* 3.3 */
-	IMAP_STATE_LOGOUT,        /* 3.4: goodbye sent */
+	IMAP_STATE_NOT_AUTH, /* RFC 9051 3.1 */
+	IMAP_STATE_AUTH,     /* 3.2 */
+	IMAP_STATE_SELECTED, /* 3.3 */
+	IMAP_STATE_LOGOUT,   /* 3.4: goodbye sent */
 };
 
 /* Enabled extensions (RFC 5161 ENABLE) and what implies them. */
@@ -135,18 +135,18 @@ struct imap_session {
 	bool busy;        /* a worker job (or a streamed reply) is running */
 	bool auth_busy;   /* the exchange's lookup or failure delay */
 	bool stopping;
-	bool sasl;        /* reading AUTHENTICATE responses */
-	bool idling;      /* IDLE: waiting for DONE */
+	bool sasl;            /* reading AUTHENTICATE responses */
+	bool idling;          /* IDLE: waiting for DONE */
 	bool idle_refreshing; /* an IDLE refresh job runs */
 	bool idle_done;       /* DONE arrived while the refresh ran */
 	bool literal_pending; /* reading a literal's octets */
 	bool allow_plaintext_on_loopback;
-	uint64_t max_message_size; /* APPENDLIMIT */
+	uint64_t max_message_size;  /* APPENDLIMIT */
 	char tag[IMAP_TAG_MAX + 1]; /* the command being run */
 	char *account;
 	struct auth_exchange *auth;
-	bool auth_login;          /* the exchange is a LOGIN command */
-	struct imap_view *view;   /* SELECTED */
+	bool auth_login;        /* the exchange is a LOGIN command */
+	struct imap_view *view; /* SELECTED */
 	/* APPEND message literals received by the parser's sink */
 	struct store_msg *append_msgs[IMAP_APPEND_MAX];
 	unsigned nappend;
@@ -172,7 +172,8 @@ struct evbuffer *imap_output(struct imap_session *s);
 bool imap_session_gone(const struct imap_session *s);
 void imap_session_set_state(struct imap_session *s, enum imap_state state);
 /* Sets the tagged reply of j ("<tag> " is prepended). */
-void imap_job_tagged(struct imap_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void imap_job_tagged(struct imap_job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* A new job (zeroed, size bytes: the command's struct starting with struct
  * imap_job) for the session's account; NULL after replying NO when out of memory. */
 void *imap_job_new(struct imap_session *s, size_t size);
