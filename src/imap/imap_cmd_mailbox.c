@@ -154,10 +154,14 @@ long imap_view_find(const struct imap_view *v, uint32_t uid)
 void imap_view_expunge_report(struct imap_session *s, uint32_t i)
 {
 	struct imap_view *v = s->view;
+	uint32_t uid = v->msgs[i].uid;
 	free(v->msgs[i].flags);
 	memmove(&v->msgs[i], &v->msgs[i + 1], (v->n - i - 1) * sizeof(v->msgs[0]));
 	v->n--;
-	imap_reply(s, "* %u EXPUNGE", i + 1);
+	if (s->enabled & IMAP_EN_QRESYNC) /* RFC 7162 3.2.10: VANISHED instead */
+		imap_reply(s, "* VANISHED %u", uid);
+	else
+		imap_reply(s, "* %u EXPUNGE", i + 1);
 }
 
 static int imap_msgs_push(struct imap_view_msg **msgs, size_t *n, size_t *cap,
@@ -908,11 +912,19 @@ struct imap_select_job {
 	struct imap_view_msg *msgs;
 	size_t n, cap;
 	bool oom;
+	/* QRESYNC (RFC 7162 3.2.5): what the client knew */
+	bool qresync;
+	uint32_t q_uidvalidity;
+	uint64_t q_modseq;
+	struct imap_seqset q_known; /* known UIDs (n == 0: all) */
+	struct imap_changes q_ch;   /* vanished since q_modseq */
 };
 
 static void imap_select_job_free(struct imap_job *j)
 {
 	struct imap_select_job *sj = (struct imap_select_job *)j;
+	imap_seqset_free(&sj->q_known);
+	imap_changes_free(&sj->q_ch);
 	imap_mbox_list_free(&sj->l);
 	for (size_t i = 0; i < sj->n; i++)
 		free(sj->msgs[i].flags);
@@ -941,6 +953,56 @@ static void imap_select_job_run(struct imap_job *j)
 		                               sj, &j->error);
 	if (j->result > 0 && sj->oom)
 		j->result = -1;
+	if (j->result > 0 && sj->qresync && sj->l.v[0].uidvalidity == sj->q_uidvalidity) {
+		static const struct store_changes_ops ops = {
+		    .vanished = imap_changes_vanished_cb,
+		};
+		char *error = NULL;
+		if (store_mailbox_changes(j->st, j->account, sj->name, sj->q_modseq, &ops, &sj->q_ch,
+		                          &error) < 0 ||
+		    sj->q_ch.oom) {
+			j->result = -1;
+			j->error = error;
+		}
+	}
+}
+
+/* RFC 7162 3.2.5.2: what changed since the client's MODSEQ, after the SELECT
+ * responses: VANISHED (EARLIER) for the known UIDs expunged meanwhile, FETCH
+ * for the messages changed (or new) meanwhile. */
+static void imap_select_qresync_report(struct imap_select_job *sj, struct evbuffer *out)
+{
+	struct imap_view *v = sj->j.s->view;
+	if (sj->l.v[0].uidvalidity != sj->q_uidvalidity)
+		return;
+	bool first = true;
+	for (size_t k = 0; k < sj->q_ch.nvanished; k++) {
+		uint32_t u = sj->q_ch.vanished[k];
+		if (sj->q_known.n > 0 && !imap_seqset_contains(&sj->q_known, u, UINT32_MAX))
+			continue;
+		/* one range per run of consecutive UIDs */
+		size_t e = k;
+		while (e + 1 < sj->q_ch.nvanished && sj->q_ch.vanished[e + 1] == sj->q_ch.vanished[e] + 1 &&
+		       (sj->q_known.n == 0 ||
+		        imap_seqset_contains(&sj->q_known, sj->q_ch.vanished[e + 1], UINT32_MAX)))
+			e++;
+		evbuffer_add_printf(out, "%s", first ? "* VANISHED (EARLIER) " : ",");
+		if (e > k)
+			evbuffer_add_printf(out, "%u:%u", u, sj->q_ch.vanished[e]);
+		else
+			evbuffer_add_printf(out, "%u", u);
+		first = false;
+		k = e;
+	}
+	if (!first)
+		evbuffer_add(out, "\r\n", 2);
+	for (uint32_t i = 0; i < v->n; i++) {
+		if (v->msgs[i].modseq <= sj->q_modseq)
+			continue;
+		evbuffer_add_printf(out, "* %u FETCH (UID %u FLAGS ", i + 1, v->msgs[i].uid);
+		imap_write_flags(out, v->msgs[i].flags);
+		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)v->msgs[i].modseq);
+	}
 }
 
 static void imap_select_job_done(struct imap_job *j)
@@ -1015,6 +1077,8 @@ static void imap_select_job_done(struct imap_job *j)
 		imap_write_mailbox(s, out, v->name);
 		evbuffer_add(out, "\r\n", 2);
 	}
+	if (sj->qresync)
+		imap_select_qresync_report(sj, out);
 	char esc[200];
 	log_info(s->c->sid, "event=select user=%s mailbox=\"%s\" messages=%u readonly=%d",
 	         s->account, log_escape_str(v->name, esc, sizeof(esc)), v->n, v->readonly);
@@ -1036,25 +1100,60 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 		return;
 	}
 	unsigned i = imap_token_skip(a, 0);
-	bool condstore = false;
+	bool condstore = false, qresync = false;
+	uint32_t q_uidvalidity = 0;
+	uint64_t q_modseq = 0;
+	struct imap_seqset known = {0};
 	if (i < cmd->nargs) {
-		/* RFC 4466 select-params: (CONDSTORE), RFC 7162 3.1.8 */
+		/* RFC 4466 select-params: (CONDSTORE) RFC 7162 3.1.8, (QRESYNC (uidvalidity
+		 * modseq [known-uids [seq-match-data]])) RFC 7162 3.2.5 */
 		bool ok = a[i].type == IMAP_TOKEN_LIST && imap_token_skip(a, i) == cmd->nargs &&
 		          (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE);
-		for (unsigned k = i + 1; ok && k <= i + a[i].span; k++) {
-			if (a[k].type == IMAP_TOKEN_ATOM && strcasecmp(a[k].data, "CONDSTORE") == 0)
+		unsigned end = i + a[i].span;
+		for (unsigned k = i + 1; ok && k <= end; k = imap_token_skip(a, k)) {
+			if (a[k].type == IMAP_TOKEN_ATOM && strcasecmp(a[k].data, "CONDSTORE") == 0) {
 				condstore = true;
-			else
+				continue;
+			}
+			if (a[k].type != IMAP_TOKEN_ATOM || strcasecmp(a[k].data, "QRESYNC") != 0 ||
+			    k + 1 > end || a[k + 1].type != IMAP_TOKEN_LIST) {
 				ok = false;
+				break;
+			}
+			if (!(s->enabled & IMAP_EN_QRESYNC)) {
+				imap_reply_bad(s, "BAD QRESYNC is not enabled");
+				return;
+			}
+			const struct imap_token *q = &a[k + 1];
+			unsigned qn = q->span, q0 = k + 2;
+			const char *err;
+			if (qn < 2 || qn > 4 || a[q0].type != IMAP_TOKEN_ATOM ||
+			    !(a[q0].flags & IMAP_ATOM_NZ) || !(a[q0].flags & IMAP_ATOM_NUMBER32) ||
+			    a[q0 + 1].type != IMAP_TOKEN_ATOM || !(a[q0 + 1].flags & IMAP_ATOM_NZ) ||
+			    (qn >= 3 && (a[q0 + 2].type != IMAP_TOKEN_ATOM ||
+			                 !(a[q0 + 2].flags & IMAP_ATOM_SEQSET) ||
+			                 imap_seqset_parse(a[q0 + 2].data, a[q0 + 2].len,
+			                                   IMAP_SEQSET_RANGES_MAX, &known, &err) < 0)) ||
+			    (qn == 4 && a[q0 + 3].type != IMAP_TOKEN_LIST)) {
+				imap_seqset_free(&known);
+				imap_reply_bad(s, "BAD Invalid QRESYNC parameters");
+				return;
+			}
+			qresync = true;
+			q_uidvalidity = (uint32_t)a[q0].num;
+			q_modseq = a[q0 + 1].num;
 		}
 		if (!ok) {
+			imap_seqset_free(&known);
 			imap_reply_bad(s, "BAD Unexpected arguments");
 			return;
 		}
 	}
 	char name[STORE_MAILBOX_NAME_MAX + 1];
-	if (imap_arg_mailbox(s, &a[0], name) < 0)
+	if (imap_arg_mailbox(s, &a[0], name) < 0) {
+		imap_seqset_free(&known);
 		return;
+	}
 	if (condstore)
 		s->enabled |= IMAP_EN_CONDSTORE;
 	/* RFC 9051 6.3.2: the selected mailbox is closed first, even when this fails */
@@ -1063,13 +1162,19 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 		imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
 	}
 	struct imap_select_job *sj = imap_job_new(s, sizeof(*sj));
-	if (sj == NULL)
+	if (sj == NULL) {
+		imap_seqset_free(&known);
 		return;
+	}
 	sj->j.run = imap_select_job_run;
 	sj->j.done = imap_select_job_done;
 	sj->j.free = imap_select_job_free;
 	memcpy(sj->name, name, sizeof(name));
 	sj->readonly = readonly;
+	sj->qresync = qresync;
+	sj->q_uidvalidity = q_uidvalidity;
+	sj->q_modseq = q_modseq;
+	sj->q_known = known;
 	imap_job_submit(s, &sj->j);
 }
 

@@ -534,11 +534,13 @@ static void imap_cmd_enable(struct imap_session *s, const struct imap_command *c
 		else if (strcasecmp(t->data, "CONDSTORE") == 0)
 			bit = IMAP_EN_CONDSTORE;
 		else if (strcasecmp(t->data, "QRESYNC") == 0)
-			bit = IMAP_EN_QRESYNC | IMAP_EN_CONDSTORE;
+			bit = IMAP_EN_QRESYNC;
 		bit &= IMAP_EN_AVAILABLE;
-		if (bit != 0 && (s->enabled & bit) != bit) {
-			newly |= bit & ~s->enabled;
+		if (bit != 0 && !(s->enabled & bit)) {
+			newly |= bit;
 			s->enabled |= bit;
+			if (bit == IMAP_EN_QRESYNC) /* RFC 7162 3.2.3: implies CONDSTORE */
+				s->enabled |= IMAP_EN_CONDSTORE;
 		}
 	}
 	struct evbuffer *out = imap_output(s);
