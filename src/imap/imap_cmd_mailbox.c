@@ -958,8 +958,8 @@ static void imap_select_job_run(struct imap_job *j)
 		    .vanished = imap_changes_vanished_cb,
 		};
 		char *error = NULL;
-		if (store_mailbox_changes(j->st, j->account, sj->name, sj->q_modseq, &ops, &sj->q_ch,
-		                          &error) < 0 ||
+		if (store_mailbox_changes(j->st, j->account, sj->name, sj->q_modseq, &ops,
+		                          &sj->q_ch, &error) < 0 ||
 		    sj->q_ch.oom) {
 			j->result = -1;
 			j->error = error;
@@ -982,7 +982,8 @@ static void imap_select_qresync_report(struct imap_select_job *sj, struct evbuff
 			continue;
 		/* one range per run of consecutive UIDs */
 		size_t e = k;
-		while (e + 1 < sj->q_ch.nvanished && sj->q_ch.vanished[e + 1] == sj->q_ch.vanished[e] + 1 &&
+		while (e + 1 < sj->q_ch.nvanished &&
+		       sj->q_ch.vanished[e + 1] == sj->q_ch.vanished[e] + 1 &&
 		       (sj->q_known.n == 0 ||
 		        imap_seqset_contains(&sj->q_known, sj->q_ch.vanished[e + 1], UINT32_MAX)))
 			e++;
@@ -1001,7 +1002,8 @@ static void imap_select_qresync_report(struct imap_select_job *sj, struct evbuff
 			continue;
 		evbuffer_add_printf(out, "* %u FETCH (UID %u FLAGS ", i + 1, v->msgs[i].uid);
 		imap_write_flags(out, v->msgs[i].flags);
-		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)v->msgs[i].modseq);
+		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n",
+		                    (unsigned long long)v->msgs[i].modseq);
 	}
 }
 
@@ -1111,7 +1113,8 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 		          (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE);
 		unsigned end = i + a[i].span;
 		for (unsigned k = i + 1; ok && k <= end; k = imap_token_skip(a, k)) {
-			if (a[k].type == IMAP_TOKEN_ATOM && strcasecmp(a[k].data, "CONDSTORE") == 0) {
+			if (a[k].type == IMAP_TOKEN_ATOM &&
+			    strcasecmp(a[k].data, "CONDSTORE") == 0) {
 				condstore = true;
 				continue;
 			}
@@ -1129,11 +1132,13 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 			const char *err;
 			if (qn < 2 || qn > 4 || a[q0].type != IMAP_TOKEN_ATOM ||
 			    !(a[q0].flags & IMAP_ATOM_NZ) || !(a[q0].flags & IMAP_ATOM_NUMBER32) ||
-			    a[q0 + 1].type != IMAP_TOKEN_ATOM || !(a[q0 + 1].flags & IMAP_ATOM_NZ) ||
-			    (qn >= 3 && (a[q0 + 2].type != IMAP_TOKEN_ATOM ||
-			                 !(a[q0 + 2].flags & IMAP_ATOM_SEQSET) ||
-			                 imap_seqset_parse(a[q0 + 2].data, a[q0 + 2].len,
-			                                   IMAP_SEQSET_RANGES_MAX, &known, &err) < 0)) ||
+			    a[q0 + 1].type != IMAP_TOKEN_ATOM ||
+			    !(a[q0 + 1].flags & IMAP_ATOM_NZ) ||
+			    (qn >= 3 &&
+			     (a[q0 + 2].type != IMAP_TOKEN_ATOM ||
+			      !(a[q0 + 2].flags & IMAP_ATOM_SEQSET) ||
+			      imap_seqset_parse(a[q0 + 2].data, a[q0 + 2].len,
+			                        IMAP_SEQSET_RANGES_MAX, &known, &err) < 0)) ||
 			    (qn == 4 && a[q0 + 3].type != IMAP_TOKEN_LIST)) {
 				imap_seqset_free(&known);
 				imap_reply_bad(s, "BAD Invalid QRESYNC parameters");

@@ -438,6 +438,8 @@ void imap_capabilities(struct imap_session *s, struct evbuffer *out)
 			mechs += strspn(mechs, " ");
 		}
 		evbuffer_add_printf(out, " SASL-IR");
+	} else if (!s->compressed) {
+		evbuffer_add_printf(out, " COMPRESS=DEFLATE");
 	}
 	evbuffer_add_printf(out, " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT CHILDREN"
 	                         " SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE UTF8=ACCEPT");
@@ -602,6 +604,32 @@ static void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd)
 	log_info(s->c->sid, "event=id client=\"%s\"", logbuf);
 	imap_reply(s, "* ID (\"name\" \"hermod\" \"version\" \"%s\")", HERMOD_VERSION);
 	imap_reply(s, "%s OK ID completed", s->tag);
+}
+
+/* RFC 4978: the OK goes out uncompressed, everything after it compressed. */
+static void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_token *a = cmd->args;
+	if (cmd->nargs != 1 || a[0].type != IMAP_TOKEN_ATOM) {
+		imap_reply_bad(s, "BAD Expected a compression mechanism");
+		return;
+	}
+	if (strcasecmp(a[0].data, "DEFLATE") != 0) {
+		imap_reply_bad(s, "BAD Unknown compression mechanism");
+		return;
+	}
+	if (s->compressed) {
+		imap_reply(s, "%s NO [COMPRESSIONACTIVE] DEFLATE is already active", s->tag);
+		return;
+	}
+	imap_reply(s, "%s OK DEFLATE active", s->tag);
+	if (line_session_start_compress(s->ls) < 0) {
+		/* the OK is queued already: nothing can be said any more */
+		imap_session_goodbye(s, "* BYE [UNAVAILABLE] Compression failed");
+		return;
+	}
+	s->compressed = true;
+	log_info(s->c->sid, "event=compress");
 }
 
 /* RFC 2342: one personal namespace, no others. */
@@ -800,6 +828,7 @@ static const struct imap_command_def imap_commands[] = {
     {"AUTHENTICATE", IMAP_IN_NOT_AUTH, imap_cmd_authenticate},
     {"ENABLE", IMAP_IN_AUTH, imap_cmd_enable},
     {"NAMESPACE", IMAP_IN_LOGGED_IN, imap_cmd_namespace},
+    {"COMPRESS", IMAP_IN_LOGGED_IN, imap_cmd_compress},
     {"IDLE", IMAP_IN_LOGGED_IN, imap_cmd_idle},
     {"LIST", IMAP_IN_LOGGED_IN, imap_cmd_list},
     {"LSUB", IMAP_IN_LOGGED_IN, imap_cmd_lsub},

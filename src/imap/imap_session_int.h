@@ -140,6 +140,7 @@ struct imap_session {
 	bool idle_refreshing; /* an IDLE refresh job runs */
 	bool idle_done;       /* DONE arrived while the refresh ran */
 	bool literal_pending; /* reading a literal's octets */
+	bool compressed;      /* COMPRESS=DEFLATE is on (RFC 4978) */
 	bool allow_plaintext_on_loopback;
 	uint64_t max_message_size;  /* APPENDLIMIT */
 	char tag[IMAP_TAG_MAX + 1]; /* the command being run */

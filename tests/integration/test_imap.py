@@ -7,6 +7,7 @@ and the session or the next client served afterwards. Raw sockets for exact
 wire checks, imaplib for a real client."""
 
 import imaplib
+import zlib
 import shutil
 import subprocess
 
@@ -22,7 +23,7 @@ PRE_PLAIN_CAPS = ("IMAP4rev2 IMAP4rev1 STARTTLS AUTH=SCRAM-SHA-256 AUTH=PLAIN AU
                   "SASL-IR " + COMMON)
 PRE_NOPLAIN_CAPS = ("IMAP4rev2 IMAP4rev1 STARTTLS LOGINDISABLED AUTH=SCRAM-SHA-256 SASL-IR "
                     + COMMON)
-POST_CAPS = "IMAP4rev2 IMAP4rev1 " + COMMON
+POST_CAPS = "IMAP4rev2 IMAP4rev1 COMPRESS=DEFLATE " + COMMON
 AUTH_FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
 
 
@@ -395,3 +396,41 @@ def test_curl_imaps_list(imap, tls_cert):
                        capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().splitlines()[0] == '* LIST (\\HasNoChildren) "/" "INBOX"'
+
+
+# --------------------------------------------------------------------------
+# COMPRESS=DEFLATE (RFC 4978)
+
+
+def test_compress_deflate(imap):
+    with client(imap) as c:
+        assert c.cmd("COMPRESS DEFLATE", tag="a1") == (
+            [], "a1 BAD Command not valid before authentication")
+        c.login(ALICE, PASSWORDS[ALICE])
+        assert c.cmd("COMPRESS LZ4", tag="a2") == ([], "a2 BAD Unknown compression mechanism")
+        assert c.cmd("COMPRESS DEFLATE", tag="a3") == ([], "a3 OK DEFLATE active")
+        assert c.buf == b""
+        comp = zlib.compressobj(wbits=-15)
+        decomp = zlib.decompressobj(wbits=-15)
+
+        def send(line):
+            c.sock.sendall(comp.compress(line) + comp.flush(zlib.Z_SYNC_FLUSH))
+
+        def read_until(tag):
+            data = b""
+            while not data.endswith(b"\r\n") or (b"\r\n" + tag) not in b"\r\n" + data:
+                chunk = c.sock.recv(65536)
+                assert chunk, "connection closed; got %r" % data
+                data += decomp.decompress(chunk)
+            return data.decode().split("\r\n")[:-1]
+
+        send(b"a4 CAPABILITY\r\n")
+        assert read_until(b"a4 ") == ["* CAPABILITY IMAP4rev2 IMAP4rev1 " + COMMON,
+                                      "a4 OK CAPABILITY completed"]
+        send(b"a5 COMPRESS DEFLATE\r\n")
+        assert read_until(b"a5 ") == ["a5 NO [COMPRESSIONACTIVE] DEFLATE is already active"]
+        send(b'a6 LIST "" INBOX\r\n')
+        assert read_until(b"a6 ") == ['* LIST (\\HasNoChildren) "/" "INBOX"',
+                                      "a6 OK LIST completed"]
+        send(b"a7 LOGOUT\r\n")
+        assert read_until(b"a7 ") == ["* BYE Logging out", "a7 OK LOGOUT completed"]
