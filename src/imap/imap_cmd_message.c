@@ -303,6 +303,7 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	}
 	unsigned i = 1;
 	uint64_t unchangedsince = 0;
+	bool never = false;
 	if (a[1].type == IMAP_TOKEN_LIST) {
 		/* RFC 7162 3.1.3: (UNCHANGEDSINCE n) */
 		if (a[1].span != 2 || a[2].type != IMAP_TOKEN_ATOM ||
@@ -312,9 +313,9 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 			return;
 		}
 		unchangedsince = a[3].num;
-		if (unchangedsince == 0)
-			unchangedsince =
-			    0; /* 0: every message counts as modified (RFC 7162 3.1.3) */
+		/* RFC 7162 3.1.3: every message has a MODSEQ above 0, so UNCHANGEDSINCE 0
+		 * changes none (the store takes 0 as "no condition") */
+		never = unchangedsince == 0;
 		i = imap_token_skip(a, 1);
 	}
 	if (i + 1 >= cmd->nargs || a[i].type != IMAP_TOKEN_ATOM) {
@@ -359,6 +360,8 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 		imap_reply(s, "%s NO [CANNOT] Mailbox is read-only", s->tag);
 		return;
 	}
+	if (unchangedsince > 0 && (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE))
+		s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1: UNCHANGEDSINCE enables it */
 	uint32_t *uids;
 	size_t n;
 	if (imap_arg_uids(s, &a[0], uid, &uids, &n) < 0) {
@@ -369,6 +372,20 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 		free(uids);
 		buf_free(&flags);
 		imap_reply(s, "%s OK %sSTORE completed", s->tag, uid ? "UID " : "");
+		return;
+	}
+	if (never) {
+		struct buf b;
+		buf_init(&b, 0);
+		if (!uid)
+			for (size_t k = 0; k < n; k++)
+				uids[k] = (uint32_t)imap_view_find(s->view, uids[k]) + 1;
+		imap_buf_uidset(&b, uids, n);
+		imap_reply(s, "%s OK [MODIFIED %s] Conditional STORE failed", s->tag,
+		           b.data != NULL ? b.data : "");
+		buf_free(&b);
+		free(uids);
+		buf_free(&flags);
 		return;
 	}
 	struct imap_store_job *sj = imap_job_new(s, sizeof(*sj));
