@@ -51,7 +51,8 @@ static void env_find(const char *h, size_t len, struct env_value *vals)
 		/* RFC 5322 3.6.8: field-name = 1*ftext (33..126 except ':');
 		 * 4.5: blanks may come before the colon */
 		size_t j = i;
-		while (j < eol && (unsigned char)h[j] > 32 && (unsigned char)h[j] < 127 && h[j] != ':')
+		while (j < eol && (unsigned char)h[j] > 32 && (unsigned char)h[j] < 127 &&
+		       h[j] != ':')
 			j++;
 		size_t name_end = j;
 		while (j < eol && is_blank(h[j]))
@@ -123,7 +124,8 @@ static int env_addresses(struct buf *out, const struct mail_addrlist *l, bool ut
 		int rc;
 		switch (a->kind) {
 		case MAIL_ADDR_GROUP_START:
-			rc = buf_append(out, "(NIL NIL ", 9) < 0 || env_str(out, l, a->name, "", utf8) < 0 ||
+			rc = buf_append(out, "(NIL NIL ", 9) < 0 ||
+			             env_str(out, l, a->name, "", utf8) < 0 ||
 			             buf_append(out, " NIL)", 5) < 0
 			         ? -1
 			         : 1;
@@ -132,13 +134,16 @@ static int env_addresses(struct buf *out, const struct mail_addrlist *l, bool ut
 			rc = buf_append(out, "(NIL NIL NIL NIL)", 17);
 			break;
 		default:
-			rc = buf_append(out, "(", 1) < 0 || env_str(out, l, a->name, NULL, utf8) < 0 ||
+			rc = buf_append(out, "(", 1) < 0 ||
+			             env_str(out, l, a->name, NULL, utf8) < 0 ||
 			             buf_append(out, " ", 1) < 0 ||
 			             env_str(out, l, a->route, NULL, utf8) < 0 ||
 			             buf_append(out, " ", 1) < 0 ||
-			             env_str(out, l, a->mailbox, MAIL_ENVELOPE_MISSING_MAILBOX, utf8) < 0 ||
+			             env_str(out, l, a->mailbox, MAIL_ENVELOPE_MISSING_MAILBOX,
+			                     utf8) < 0 ||
 			             buf_append(out, " ", 1) < 0 ||
-			             env_str(out, l, a->host, MAIL_ENVELOPE_MISSING_DOMAIN, utf8) < 0 ||
+			             env_str(out, l, a->host, MAIL_ENVELOPE_MISSING_DOMAIN, utf8) <
+			                 0 ||
 			             buf_append(out, ")", 1) < 0
 			         ? -1
 			         : 1;
