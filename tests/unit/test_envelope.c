@@ -151,7 +151,7 @@ static const struct {
      "\xac"
      "\" NIL \"a\" \"b.test\")) NIL NIL NIL NIL)"},
     {"10-folded.eml", false,
-     "(\"Fri, 21 Nov 1997 09:55:06 -0600\" \"This is a folded\tsubject\" ((\"Long Name\" NIL "
+     "(\"Fri, 21 Nov 1997 09:55:06 -0600\" \"This is a folded subject\" ((\"Long Name\" NIL "
      "\"long\" \"x.test\")(NIL NIL \"other\" \"x.test\")) ((\"Long Name\" NIL \"long\" "
      "\"x.test\")(NIL NIL \"other\" \"x.test\")) ((\"Long Name\" NIL \"long\" \"x.test\")(NIL NIL "
      "\"other\" \"x.test\")) NIL NIL NIL NIL NIL)"},
@@ -193,6 +193,13 @@ static const struct {
      "(NIL NIL ((NIL NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL "
      "NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"Outer\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL "
      "\"c\" \"d.test\")(NIL NIL NIL NIL)(NIL NIL \"e\" \"f.test\")) NIL NIL NIL NIL)"},
+    {"21-blanks.eml", false,
+     "(\"Fri,  21 Nov\t1997 09:55:06\" \"a b c\" ((\"x y z\" NIL \"a\" \"b.test\")(\"Joe \\\"Q\\\" "
+     "Public\" NIL \"j\" \"x.test\")(\"back\\\\slash\" NIL \"b\" \"x.test\")) ((\"x y z\" NIL "
+     "\"a\" \"b.test\")(\"Joe \\\"Q\\\" Public\" NIL \"j\" \"x.test\")(\"back\\\\slash\" NIL \"b\" "
+     "\"x.test\")) ((\"x y z\" NIL \"a\" \"b.test\")(\"Joe \\\"Q\\\" Public\" NIL \"j\" "
+     "\"x.test\")(\"back\\\\slash\" NIL \"b\" \"x.test\")) ((NIL NIL \"e\" \"x.test\")(NIL NIL \"G "
+     "H\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL NIL NIL)) NIL NIL NIL \"<a\tb>\")"},
 };
 
 static void test_corpus(void)
@@ -347,6 +354,12 @@ static void test_addrlist(void)
 	check_list("J\xc3\xb6rg <j\xc3\xb6@\xc3\xa9x.test>",
 	           "J\xc3\xb6rg|-|j\xc3\xb6|\xc3\xa9x.test");
 	check_list("A\r\n B <a@b>,\r\n\tc@d", "A B|-|a|b, -|-|c|d");
+	/* quoted-pairs outside quotes (invalid, but written) */
+	check_list("Joe \\\"Q\\\" Public <j@x>", "Joe \"Q\" Public|-|j|x");
+	check_list("back\\\\slash <b@x>", "back\\slash|-|b|x");
+	check_list("a@b \\", "-|-|a|b");
+	/* an empty quoted phrase: no name, and the comment does not name it */
+	check_list("\"\" <x@y> (c)", "-|-|x|y");
 }
 
 static void test_addrlist_limits(void)
