@@ -1243,8 +1243,9 @@ static int section_start(const struct fetch_att *a, struct imap_fetch_cursor *c,
 	if (r <= 0)
 		return -1; /* unknown encodings were found before the response began */
 	if (a->kind == FK_BINARY_SIZE) {
-		uint64_t total = 0;
-		if (!s.nil && section_measure(c, a, &s, 0, 0, &total, NULL, error_r) < 0)
+		uint64_t total = s.nil ? 0 : s.len;
+		if (!s.nil && s.xf != XF_IDENT &&
+		    section_measure(c, a, &s, 0, 0, &total, NULL, error_r) < 0)
 			return -1;
 		return out_printf(out, error_r, "%s %llu", a->name, (unsigned long long)total);
 	}
@@ -1259,16 +1260,23 @@ static int section_start(const struct fetch_att *a, struct imap_fetch_cursor *c,
 	bool nul = false;
 	if (a->partial)
 		woff = a->poff;
-	if (s.xf != XF_IDENT || a->binary) {
-		uint64_t ww = a->partial ? a->pcount : UINT64_MAX;
-		if (section_measure(c, a, &s, woff, ww, &total, a->binary ? &nul : NULL, error_r) <
-		    0)
-			return -1;
-	}
+	uint64_t ww = a->partial ? a->pcount : UINT64_MAX;
+	if (s.xf != XF_IDENT &&
+	    section_measure(c, a, &s, woff, ww, &total, a->binary ? &nul : NULL, error_r) < 0)
+		return -1;
 	/* a partial whose origin is past the end is empty (RFC 9051 6.4.5) */
 	wlen = woff >= total ? 0 : total - woff;
 	if (a->partial && wlen > a->pcount)
 		wlen = a->pcount;
+	if (s.xf == XF_IDENT && a->binary && wlen > 0) {
+		/* only the octets sent are scanned for NUL */
+		struct section_src win = s;
+		uint64_t ignored;
+		win.off += woff;
+		win.len = wlen;
+		if (section_measure(c, a, &win, 0, wlen, &ignored, &nul, error_r) < 0)
+			return -1;
+	}
 	/* RFC 3516 4.2: literal8 when the decoded octets hold a NUL */
 	if (out_printf(out, error_r, " %s{%llu}\r\n", nul ? "~" : "", (unsigned long long)wlen) < 0)
 		return -1;

@@ -134,6 +134,11 @@ static const char m_lf[] = "From: a@example.test\n"
                            "\n"
                            "line\n";
 
+static const char m_bin[] = "MIME-Version: 1.0\r\n"
+                            "Content-Transfer-Encoding: binary\r\n"
+                            "\r\n"
+                            "ab\0cd\r\n";
+
 struct corpus {
 	const char *name;
 	const char *data;
@@ -151,6 +156,7 @@ static struct corpus msgs[] = {
     {"nobody", m_nobody, sizeof(m_nobody) - 1, "", 0},
     {"8bit", m_8bit, sizeof(m_8bit) - 1, "", 0},
     {"lf", m_lf, sizeof(m_lf) - 1, "", 0},
+    {"bin", m_bin, sizeof(m_bin) - 1, "", 0},
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
@@ -310,7 +316,7 @@ static char *fetch(struct store *st, size_t i, const char *atts)
 		free(got_);                                                                        \
 	} while (0)
 
-enum { SIMPLE, ALT, MIXED, NESTED, NOEND, NOBODY, EIGHTBIT, LF };
+enum { SIMPLE, ALT, MIXED, NESTED, NOEND, NOBODY, EIGHTBIT, LF, BIN };
 
 static void test_simple_items(struct store *st)
 {
@@ -467,6 +473,13 @@ static void test_binary(struct store *st)
 	CHECK_FETCH(st, SIMPLE, "BINARY.PEEK[1]",
 	            "* 1 FETCH (BINARY[1] {14}\r\nHello\r\nworld\r\n)\r\n");
 	CHECK_FETCH(st, SIMPLE, "BINARY.PEEK[]<0.4>", "* 1 FETCH (BINARY[]<0> {4}\r\nFrom)\r\n");
+	/* binary: as stored, literal8 only when the octets sent hold the NUL */
+	CHECK_FETCH(st, BIN, "BINARY.PEEK[1]", "* 9 FETCH (BINARY[1] ~{7}\r\nab<NUL>cd\r\n)\r\n");
+	CHECK_FETCH(st, BIN, "BINARY.PEEK[1]<3.9>", "* 9 FETCH (BINARY[1]<3> {4}\r\ncd\r\n)\r\n");
+	CHECK_FETCH(st, BIN, "BINARY.PEEK[1]<2.1>", "* 9 FETCH (BINARY[1]<2> ~{1}\r\n<NUL>)\r\n");
+	CHECK_FETCH(st, BIN, "BINARY.SIZE[1]", "* 9 FETCH (BINARY.SIZE[1] 7)\r\n");
+	/* BODY[...] sends the octets as stored, in a plain literal */
+	CHECK_FETCH(st, BIN, "BODY.PEEK[TEXT]", "* 9 FETCH (BODY[TEXT] {7}\r\nab<NUL>cd\r\n)\r\n");
 	/* an unknown encoding: nothing written, IMAP_FETCH_UNKNOWN_CTE */
 	CHECK_FETCH(st, MIXED, "(FLAGS BINARY.PEEK[3])",
 	            "ERR -2 Unknown Content-Transfer-Encoding x-uuencode");
