@@ -1458,7 +1458,19 @@ int imap_fetch_write(const struct imap_fetch *f, struct store *st, const struct 
 		c->in_lit = false;
 		c->att++;
 	}
-	rc = out_add(out, ")\r\n", 3, error_r) < 0 ? -1 : 1;
+	rc = 1;
+	if (m->add_flags && !(f->simple_seen & (1u << FK_FLAGS))) {
+		struct fetch_att a = {.kind = FK_FLAGS};
+		rc = out_add(out, " ", 1, error_r) < 0 ? -1
+		                                       : write_simple(&a, c, m, utf8, out, error_r);
+	}
+	if (rc == 1 && m->add_modseq && !(f->simple_seen & (1u << FK_MODSEQ))) {
+		struct fetch_att a = {.kind = FK_MODSEQ};
+		rc = out_add(out, " ", 1, error_r) < 0 ? -1
+		                                       : write_simple(&a, c, m, utf8, out, error_r);
+	}
+	if (rc == 1)
+		rc = out_add(out, ")\r\n", 3, error_r) < 0 ? -1 : 1;
 end:
 	if (rc != 0)
 		imap_fetch_cursor_free(cur);

@@ -50,6 +50,11 @@ struct imap_fetch_item {
 	int64_t internal_date;
 	const char *flags; /* space-separated, as the store lists them */
 	const char *blob_id;
+	/* Added items (false/zero by default): FLAGS when this FETCH has just set
+	 * \Seen (RFC 9051 6.4.5: the changed flags SHOULD be answered), MODSEQ
+	 * when the session has CONDSTORE enabled and answers FLAGS (RFC 7162
+	 * 3.1.4.1); each written after the items asked, unless asked. */
+	bool add_flags, add_modseq;
 };
 
 /* imap_fetch_write: BINARY of a part whose Content-Transfer-Encoding is neither

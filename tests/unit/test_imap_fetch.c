@@ -341,6 +341,22 @@ static void test_simple_items(struct store *st)
 	free(s);
 	CHECK(!imap_fetch_needs_msg(f) && !imap_fetch_sets_seen(f) && !imap_fetch_wants_modseq(f));
 	imap_fetch_free(&f);
+	/* FLAGS and MODSEQ added by the session, once */
+	CHECK(compile("(BODY[HEADER.FIELDS (TO)] MODSEQ)", false, &f, &err) == 1);
+	struct imap_fetch_item it = item_of(SIMPLE);
+	it.add_flags = it.add_modseq = true;
+	struct imap_fetch_cursor *cur = NULL;
+	struct evbuffer *out = evbuffer_new();
+	char *error = NULL;
+	CHECK(imap_fetch_write(f, st, &it, false, &cur, out, SIZE_MAX, &error) == 1);
+	size_t n = evbuffer_get_length(out);
+	char got[200] = "";
+	if (n < sizeof(got))
+		evbuffer_remove(out, got, n);
+	CHECK_STR(got, "* 1 FETCH (BODY[HEADER.FIELDS (TO)] {24}\r\nTo: bob@example.test\r\n\r\n "
+	               "MODSEQ (100) FLAGS (\\Seen))\r\n");
+	evbuffer_free(out);
+	imap_fetch_free(&f);
 	CHECK(f == NULL);
 }
 
