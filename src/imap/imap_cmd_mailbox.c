@@ -1147,6 +1147,7 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 			qresync = true;
 			q_uidvalidity = (uint32_t)a[q0].num;
 			q_modseq = a[q0 + 1].num;
+			k++; /* its list is skipped by the loop */
 		}
 		if (!ok) {
 			imap_seqset_free(&known);

@@ -821,15 +821,3 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 fail:
 	imap_job_free(&aj->j);
 }
-
-/* ---- FETCH and SEARCH: not built yet ---- */
-
-void imap_fetch_run_free(struct imap_fetch_run **f)
-{
-	*f = NULL;
-}
-
-void imap_session_on_drain(struct imap_session *s)
-{
-	(void)s;
-}

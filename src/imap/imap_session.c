@@ -441,8 +441,12 @@ void imap_capabilities(struct imap_session *s, struct evbuffer *out)
 	} else if (!s->compressed) {
 		evbuffer_add_printf(out, " COMPRESS=DEFLATE");
 	}
-	evbuffer_add_printf(out, " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT CHILDREN"
-	                         " SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE UTF8=ACCEPT");
+	evbuffer_add_printf(
+	    out,
+	    " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE MULTIAPPEND"
+	    " APPENDLIMIT=%llu CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED"
+	    " LIST-STATUS STATUS=SIZE UTF8=ACCEPT BINARY",
+	    (unsigned long long)s->max_message_size);
 }
 
 /* ---- commands of any state ---- */
@@ -848,6 +852,7 @@ static const struct imap_command_def imap_commands[] = {
     {"STORE", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_store},
     {"COPY", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_copy},
     {"MOVE", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_move},
+    {"FETCH", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_fetch},
 };
 
 static void imap_session_command(struct imap_session *s, const struct imap_command *cmd)

@@ -235,9 +235,14 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_move(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
+
+/* ---- imap_cmd_fetch.c ---- */
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
 void imap_fetch_run_free(struct imap_fetch_run **f);
+/* The output drained: the next FETCH step. */
 void imap_session_on_drain(struct imap_session *s);
+
+/* ---- imap_cmd_search.c ---- */
+void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
 
 #endif

@@ -15,8 +15,9 @@ import pytest
 
 from conftest import ALICE, BOB, PASSWORDS, IMAPClient, module_server, plain_response
 
-COMMON = ("LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED "
-          "LIST-STATUS STATUS=SIZE UTF8=ACCEPT")
+COMMON = ("LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE MULTIAPPEND "
+          "APPENDLIMIT=41943040 CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
+          "LIST-STATUS STATUS=SIZE UTF8=ACCEPT BINARY")
 # before login over TLS (or on loopback with the exception): the default mechanisms
 PRE_TLS_CAPS = ("IMAP4rev2 IMAP4rev1 AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN SASL-IR " + COMMON)
 PRE_PLAIN_CAPS = ("IMAP4rev2 IMAP4rev1 STARTTLS AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN "
@@ -434,3 +435,19 @@ def test_compress_deflate(imap):
                                       "a6 OK LIST completed"]
         send(b"a7 LOGOUT\r\n")
         assert read_until(b"a7 ") == ["* BYE Logging out", "a7 OK LOGOUT completed"]
+
+
+def test_append_before_login(imap):
+    with client(imap) as c:
+        c.send("a1 APPEND INBOX {5}\r\n")
+        assert c.read_line() == "+ Ready for literal data"
+        c.send("hello\r\n")
+        assert c.read_until_tagged("a1") == ([], "a1 BAD Command not valid before authentication")
+        c.send("a2 APPEND INBOX {5+}\r\nhello\r\n")
+        assert c.read_until_tagged("a2") == ([], "a2 BAD Command not valid before authentication")
+        # a non-synchronizing literal over the pre-login limit cannot be skipped safely
+        c.send("a3 APPEND INBOX {50000+}\r\n")
+        assert c.read_line() == "* BYE [TOOBIG] Literal too large"
+        c.wait_closed()
+    with client(imap) as c:
+        c.logout()
