@@ -141,6 +141,9 @@ void line_session_want_body(struct line_session *ls);
 enum line_session_mode line_session_mode(const struct line_session *ls);
 /* The LINES limit from now on (<= LINE_SESSION_LINE_MAX). */
 void line_session_set_line_max(struct line_session *ls, size_t line_max);
+/* The idle timeout (seconds waiting for a command) from the next wait on; IMAP
+ * lengthens it after login (RFC 9051 5.4: at least 30 minutes). */
+void line_session_set_idle_timeout(struct line_session *ls, unsigned seconds);
 /* True while the rest of an overlong line is being skipped. */
 bool line_session_discarding(const struct line_session *ls);
 
@@ -153,6 +156,12 @@ void line_session_set_deadline(struct line_session *ls, unsigned seconds);
  * the new bufferevent. 1 ok; -1 the set-up failed and the connection is closed
  * (the protocol must not reply; its session stays valid until proto_ops.free). */
 int line_session_start_tls(struct line_session *ls);
+
+/* COMPRESS=DEFLATE (RFC 4978), after the OK reply has been queued (it goes out
+ * uncompressed): everything after it is compressed both ways (net/zfilter.h).
+ * 1 ok; -1 not possible (out of memory, or already compressed): nothing
+ * changed, the protocol answers NO. */
+int line_session_start_compress(struct line_session *ls);
 
 /* The peer has closed its sending side (replies still go out). */
 bool line_session_peer_eof(const struct line_session *ls);
