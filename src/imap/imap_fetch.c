@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "imap/imap_msg.h"
+#include "mail/envelope.h"
 #include "mail/mime.h"
 
 /* ---- the compiled list ---- */
@@ -1133,17 +1134,10 @@ static int out_printf(struct evbuffer *out, char **error_r, const char *fmt, ...
 	return 1;
 }
 
-/* ENVELOPE of the header section hdr[0..len).
- * TODO(mail): mail_envelope_imap (src/mail/envelope.h) once it is on main; until
- * then ENVELOPE (and the envelope inside BODY/BODYSTRUCTURE of a message/rfc822
- * part) is an error. */
+/* ENVELOPE of the header section hdr[0..len) (src/mail/envelope.h). */
 static int fetch_envelope(const char *hdr, size_t len, bool utf8, struct buf *out)
 {
-	(void)hdr;
-	(void)len;
-	(void)utf8;
-	(void)out;
-	return -1;
+	return mail_envelope_imap(hdr, len, utf8, out);
 }
 
 /* The envelope of the message whose root is part (the message itself or one

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 static char data_dir[] = "/tmp/hermod-test-imap-fetch.XXXXXX";
+static bool use_utf8; /* IMAP4rev2 / UTF8=ACCEPT responses */
 
 static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
@@ -250,7 +251,7 @@ static char *write_all(struct store *st, const struct imap_fetch *f, size_t i, s
 	unsigned calls = 0;
 	do {
 		size_t before = evbuffer_get_length(out);
-		r = imap_fetch_write(f, st, &it, false, &cur, out, budget, &error);
+		r = imap_fetch_write(f, st, &it, use_utf8, &cur, out, budget, &error);
 		calls++;
 		/* a call stops soon after its budget: by at most one non-literal item */
 		if (r == 0 && evbuffer_get_length(out) - before < budget)
@@ -518,6 +519,63 @@ static void test_structure(struct store *st)
 	    "NIL))\r\n");
 }
 
+#define ALICE "((\"Alice\" NIL \"alice\" \"example.test\"))"
+#define INNER "((NIL NIL \"inner\" \"example.test\"))"
+#define JORG8 "(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"example.test\"))"
+#define JORGU "((\"J\xc3\xb6rg\" NIL \"j\" \"example.test\"))"
+
+static void test_envelope(struct store *st)
+{
+	CHECK_FETCH(st, SIMPLE, "ENVELOPE",
+	            "* 1 FETCH (ENVELOPE (NIL \"hello\" " ALICE " " ALICE " " ALICE
+	            " ((NIL NIL \"bob\" \"example.test\")) NIL NIL NIL NIL))\r\n");
+	CHECK_FETCH(st, SIMPLE, "ALL",
+	            "* 1 FETCH (FLAGS (\\Seen) INTERNALDATE \" 2-Dec-2025 00:00:00 +0000\" "
+	            "RFC822.SIZE 88 ENVELOPE (NIL \"hello\" " ALICE " " ALICE " " ALICE
+	            " ((NIL NIL \"bob\" \"example.test\")) NIL NIL NIL NIL))\r\n");
+	CHECK_FETCH(
+	    st, NOBODY, "(ENVELOPE BODYSTRUCTURE)",
+	    "* 6 FETCH (ENVELOPE (NIL \"no body\" ((NIL NIL \"a\" \"example.test\")) ((NIL "
+	    "NIL \"a\" \"example.test\")) ((NIL NIL \"a\" \"example.test\")) NIL NIL NIL NIL "
+	    "NIL) BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+	    "\"7bit\" 0 0 NIL NIL NIL NIL))\r\n");
+	/* 8-bit strings: literals, or quoted with UTF8=ACCEPT */
+	CHECK_FETCH(st, EIGHTBIT, "ENVELOPE",
+	            "* 7 FETCH (ENVELOPE (NIL {7}\r\nGr\xc3\xbc\xc3\x9f"
+	            "e " JORG8 " " JORG8 " " JORG8 " NIL NIL NIL NIL NIL))\r\n");
+	use_utf8 = true;
+	CHECK_FETCH(st, EIGHTBIT, "ENVELOPE",
+	            "* 7 FETCH (ENVELOPE (NIL \"Gr\xc3\xbc\xc3\x9f"
+	            "e\" " JORGU " " JORGU " " JORGU " NIL NIL NIL NIL NIL))\r\n");
+	use_utf8 = false;
+	/* the envelope of an embedded message inside BODY and BODYSTRUCTURE */
+	CHECK_FETCH(
+	    st, NESTED, "BODYSTRUCTURE",
+	    "* 4 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+	    "\"7bit\" 9 0 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 218 "
+	    "(NIL \"inner\" " INNER " " INNER " " INNER " NIL NIL NIL NIL NIL) ((\"text\" "
+	    "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 9 0 NIL NIL NIL "
+	    "NIL)(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"base64\" 12 0 NIL "
+	    "NIL NIL NIL) \"mixed\" (\"boundary\" \"i\") NIL NIL NIL) 13 NIL NIL NIL NIL) "
+	    "\"mixed\" (\"boundary\" \"o\") NIL NIL NIL))\r\n");
+	CHECK_FETCH(
+	    st, NESTED, "BODY",
+	    "* 4 FETCH (BODY ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
+	    "9 0)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 218 (NIL \"inner\" " INNER " " INNER
+	    " " INNER " NIL NIL NIL NIL NIL) ((\"text\" \"plain\" (\"charset\" "
+	    "\"us-ascii\") NIL NIL \"7bit\" 9 0)(\"text\" \"plain\" (\"charset\" "
+	    "\"us-ascii\") NIL NIL \"base64\" 12 0) \"mixed\") 13) \"mixed\"))\r\n");
+	CHECK_FETCH(
+	    st, MIXED, "BODYSTRUCTURE",
+	    "* 3 FETCH (BODYSTRUCTURE (((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL "
+	    "\"quoted-printable\" 31 2 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" "
+	    "\"us-ascii\") NIL NIL \"7bit\" 8 0 NIL NIL NIL NIL) \"alternative\" "
+	    "(\"boundary\" \"b2\") NIL NIL NIL)(\"application\" \"octet-stream\" (\"name\" "
+	    "\"a.bin\") NIL NIL \"base64\" 18 NIL (\"attachment\" (\"filename\" \"a.bin\")) "
+	    "NIL NIL)(\"application\" \"x-thing\" NIL NIL NIL \"x-uuencode\" 11 NIL NIL NIL "
+	    "NIL) \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL))\r\n");
+}
+
 static void test_compile_errors(void)
 {
 	static const struct {
@@ -650,7 +708,44 @@ static void test_msg(struct store *st)
 		imap_msg_close(&m);
 		free(error);
 	}
+	/* the parsed tree went into the store's cache */
+	for (size_t i = 0; i < NMSGS; i++) {
+		char *data = NULL;
+		size_t len = 0;
+		struct mime_tree a, b;
+		CHECK(store_blob_cache_get(st, msgs[i].blob_id, &data, &len, NULL) == 1);
+		CHECK(mime_tree_decode(data, len, &a) == 1);
+		CHECK(mime_parse(msgs[i].data, msgs[i].len, NULL, &b) == 1);
+		CHECK(mime_tree_equal(&a, &b) == 1);
+		mime_tree_free(&a);
+		mime_tree_free(&b);
+		free(data);
+	}
+	/* the cache is read: a (wrong) tree put there is the one opened */
 	struct imap_msg m;
+	struct mime_tree other, t;
+	struct buf enc;
+	buf_init(&enc, 0);
+	CHECK(mime_parse(m_alt, sizeof(m_alt) - 1, NULL, &other) == 1);
+	CHECK(mime_tree_encode(&other, &enc) == 1);
+	CHECK(store_blob_cache_put(st, msgs[LF].blob_id, enc.data, enc.len, NULL) == 1);
+	CHECK(imap_msg_open(&m, st, msgs[LF].blob_id, true, NULL) == 1);
+	CHECK(m.have_tree && mime_tree_equal(&m.tree, &other) == 1);
+	imap_msg_close(&m);
+	/* an entry that does not decode is a miss: parsed again and replaced */
+	CHECK(store_blob_cache_put(st, msgs[LF].blob_id, "HMT\1garbage", 11, NULL) == 1);
+	CHECK(imap_msg_open(&m, st, msgs[LF].blob_id, true, NULL) == 1);
+	CHECK(mime_parse(m_lf, sizeof(m_lf) - 1, NULL, &t) == 1);
+	CHECK(m.have_tree && mime_tree_equal(&m.tree, &t) == 1);
+	imap_msg_close(&m);
+	char *data = NULL;
+	size_t len = 0;
+	CHECK(store_blob_cache_get(st, msgs[LF].blob_id, &data, &len, NULL) == 1);
+	CHECK(len > 11);
+	free(data);
+	mime_tree_free(&t);
+	mime_tree_free(&other);
+	buf_free(&enc);
 	CHECK(imap_msg_open(&m, st,
 	                    "00000000000000000000000000000000000000000000000000000000000000ff",
 	                    true, NULL) == 0);
@@ -713,6 +808,7 @@ int main(void)
 	test_mime_parts(st);
 	test_binary(st);
 	test_structure(st);
+	test_envelope(st);
 	test_compile_errors();
 	test_compile_flags(st);
 	test_gone(st);
