@@ -796,6 +796,44 @@ static void test_large(struct store *st)
 	msgs[0] = saved;
 }
 
+/* quoted-printable across the 64 KiB reads: a 17-octet unit, so that the
+ * reads end at different places in it */
+static void test_large_qp(struct store *st)
+{
+	static const char unit[] = "ab=3D  =\r\ncd  \r\n";
+	static const char hdr[] =
+	    "MIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n";
+	size_t units = 20000, hl = sizeof(hdr) - 1, ul = sizeof(unit) - 1;
+	char *msg = malloc(hl + units * ul);
+	memcpy(msg, hdr, hl);
+	for (size_t k = 0; k < units; k++)
+		memcpy(msg + hl + k * ul, unit, ul);
+	const char *accts[] = {"u@example.test"};
+	uint32_t uid;
+	struct store_delivery d = {
+	    .accounts = accts, .naccounts = 1, .data = msg, .len = hl + units * ul};
+	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
+	free(msg);
+	struct corpus saved = msgs[0];
+	msgs[0].uid = uid;
+	msgs[0].blob_id[0] = '\0';
+	CHECK(store_message_list(st, "u@example.test", "INBOX", list_cb, NULL, NULL) == 1);
+	msgs[0].len = hl + units * ul;
+	struct imap_fetch *f = NULL;
+	const char *err;
+	CHECK(compile("(BINARY.SIZE[1] BINARY.PEEK[1]<179991.100>)", false, &f, &err) == 1);
+	char *one = write_all(st, f, 0, SIZE_MAX, NULL);
+	char *many = write_all(st, f, 0, 333, NULL);
+	CHECK_STR(many, one);
+	/* each unit decodes to "ab=  cd\r\n" (9 octets) */
+	CHECK_STR(one,
+	          "* 1 FETCH (BINARY.SIZE[1] 180000 BINARY[1]<179991> {9}\r\nab=  cd\r\n)\r\n");
+	free(one);
+	free(many);
+	imap_fetch_free(&f);
+	msgs[0] = saved;
+}
+
 int main(void)
 {
 	if (mkdtemp(data_dir) == NULL) {
@@ -814,6 +852,7 @@ int main(void)
 	test_gone(st);
 	test_msg(st);
 	test_large(st);
+	test_large_qp(st);
 	store_close(&st);
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_finish("imap_fetch");
