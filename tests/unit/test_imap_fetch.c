@@ -834,6 +834,38 @@ static void test_large_qp(struct store *st)
 	msgs[0] = saved;
 }
 
+/* A field name longer than HF_NAME_MAX matches nothing but is kept whole by
+ * HEADER.FIELDS.NOT. */
+static void test_long_field_name(struct store *st)
+{
+	char msg[4000];
+	size_t n = 0;
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "Subject: s\r\nX-");
+	memset(msg + n, 'a', 1200);
+	n += 1200;
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, ": v\r\n folded\r\nTo: t\r\n\r\nbody\r\n");
+	const char *accts[] = {"u@example.test"};
+	uint32_t uid;
+	struct store_delivery d = {.accounts = accts, .naccounts = 1, .data = msg, .len = n};
+	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
+	struct corpus saved = msgs[0];
+	msgs[0].uid = uid;
+	msgs[0].blob_id[0] = '\0';
+	CHECK(store_message_list(st, "u@example.test", "INBOX", list_cb, NULL, NULL) == 1);
+	char *got = fetch(st, 0, "BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)]");
+	char want[4000];
+	int w =
+	    snprintf(want, sizeof(want), "* 1 FETCH (BODY[HEADER.FIELDS.NOT (SUBJECT)] {%zu}\r\n",
+	             n - strlen("Subject: s\r\n") - strlen("body\r\n"));
+	memcpy(want + w, msg + 12, n - 12 - 6);
+	snprintf(want + w + (n - 18), sizeof(want) - (size_t)w - (n - 18), ")\r\n");
+	CHECK_STR(got, want);
+	free(got);
+	CHECK_FETCH(st, 0, "BODY.PEEK[HEADER.FIELDS (TO X-AAAA)]",
+	            "* 1 FETCH (BODY[HEADER.FIELDS (TO X-AAAA)] {9}\r\nTo: t\r\n\r\n)\r\n");
+	msgs[0] = saved;
+}
+
 int main(void)
 {
 	if (mkdtemp(data_dir) == NULL) {
@@ -853,6 +885,7 @@ int main(void)
 	test_msg(st);
 	test_large(st);
 	test_large_qp(st);
+	test_long_field_name(st);
 	store_close(&st);
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_finish("imap_fetch");
