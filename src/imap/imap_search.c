@@ -39,8 +39,7 @@ struct search_state {
 static int search_text_needle_set(struct search_text *t, const char *s, size_t len);
 static void search_text_clear(struct search_text *t);
 static int search_msg_match(const struct imap_search *s, const struct imap_search_ctx *c,
-                            struct store *st, const struct imap_search_item *m,
-                            char **error_r);
+                            struct store *st, const struct imap_search_item *m, char **error_r);
 
 /* ---- compiled form ----
  * The program is a tree of nodes in pre-order: a node is followed by its
@@ -48,15 +47,15 @@ static int search_msg_match(const struct imap_search *s, const struct imap_searc
  * is one AND node. */
 
 enum node_type {
-	N_AND,     /* all children */
-	N_OR,      /* two children */
-	N_NOT,     /* one child */
-	N_ALL,     /* every message */
-	N_SEQ,     /* sequence set on the sequence number */
-	N_UID,     /* sequence set on the UID */
-	N_SAVED,   /* "$" (as a sequence set or after UID): UID in ctx->saved */
-	N_FLAG,    /* flag present (want) or absent (!want) */
-	N_BEFORE,  /* INTERNALDATE */
+	N_AND,    /* all children */
+	N_OR,     /* two children */
+	N_NOT,    /* one child */
+	N_ALL,    /* every message */
+	N_SEQ,    /* sequence set on the sequence number */
+	N_UID,    /* sequence set on the UID */
+	N_SAVED,  /* "$" (as a sequence set or after UID): UID in ctx->saved */
+	N_FLAG,   /* flag present (want) or absent (!want) */
+	N_BEFORE, /* INTERNALDATE */
 	N_ON,
 	N_SINCE,
 	N_SENTBEFORE, /* Date: header */
@@ -98,10 +97,10 @@ struct node {
 struct imap_search {
 	struct node *nodes;
 	unsigned nnodes, cap;
-	unsigned ret;     /* RET_* */
-	bool esearch;     /* RETURN given (or forced by IMAP4rev2) */
-	bool has_modseq;  /* the MODSEQ key was used */
-	unsigned nkeys;   /* search keys compiled (the limit) */
+	unsigned ret;    /* RET_* */
+	bool esearch;    /* RETURN given (or forced by IMAP4rev2) */
+	bool has_modseq; /* the MODSEQ key was used */
+	unsigned nkeys;  /* search keys compiled (the limit) */
 	struct search_text text[IMAP_SEARCH_TEXT_KEYS_MAX];
 	unsigned ntext;
 	bool needs_header, needs_body, needs_date;
@@ -507,20 +506,20 @@ static const struct {
 	const char *flag;
 	bool want;
 } flag_keys[] = {
-    {"ANSWERED", "\\Answered", true}, {"DELETED", "\\Deleted", true},
-    {"DRAFT", "\\Draft", true},       {"FLAGGED", "\\Flagged", true},
-    {"RECENT", "\\Recent", true},     {"SEEN", "\\Seen", true},
+    {"ANSWERED", "\\Answered", true},    {"DELETED", "\\Deleted", true},
+    {"DRAFT", "\\Draft", true},          {"FLAGGED", "\\Flagged", true},
+    {"RECENT", "\\Recent", true},        {"SEEN", "\\Seen", true},
     {"UNANSWERED", "\\Answered", false}, {"UNDELETED", "\\Deleted", false},
-    {"UNDRAFT", "\\Draft", false},    {"UNFLAGGED", "\\Flagged", false},
-    {"UNSEEN", "\\Seen", false},      {"OLD", "\\Recent", false},
+    {"UNDRAFT", "\\Draft", false},       {"UNFLAGGED", "\\Flagged", false},
+    {"UNSEEN", "\\Seen", false},         {"OLD", "\\Recent", false},
 };
 
 static const struct {
 	const char *name;
 	enum node_type type;
 } date_keys[] = {
-    {"BEFORE", N_BEFORE},         {"ON", N_ON},           {"SINCE", N_SINCE},
-    {"SENTBEFORE", N_SENTBEFORE}, {"SENTON", N_SENTON},   {"SENTSINCE", N_SENTSINCE},
+    {"BEFORE", N_BEFORE},         {"ON", N_ON},         {"SINCE", N_SINCE},
+    {"SENTBEFORE", N_SENTBEFORE}, {"SENTON", N_SENTON}, {"SENTSINCE", N_SENTSINCE},
 };
 
 static const struct {
@@ -528,10 +527,10 @@ static const struct {
 	const char *field; /* NULL: HEADER takes the name */
 	enum search_text_kind kind;
 } text_keys[] = {
-    {"BCC", "Bcc", SEARCH_TEXT_HEADER},         {"CC", "Cc", SEARCH_TEXT_HEADER},
-    {"FROM", "From", SEARCH_TEXT_HEADER},       {"SUBJECT", "Subject", SEARCH_TEXT_HEADER},
-    {"TO", "To", SEARCH_TEXT_HEADER},           {"HEADER", NULL, SEARCH_TEXT_HEADER},
-    {"BODY", NULL, SEARCH_TEXT_BODY},           {"TEXT", NULL, SEARCH_TEXT_TEXT},
+    {"BCC", "Bcc", SEARCH_TEXT_HEADER},   {"CC", "Cc", SEARCH_TEXT_HEADER},
+    {"FROM", "From", SEARCH_TEXT_HEADER}, {"SUBJECT", "Subject", SEARCH_TEXT_HEADER},
+    {"TO", "To", SEARCH_TEXT_HEADER},     {"HEADER", NULL, SEARCH_TEXT_HEADER},
+    {"BODY", NULL, SEARCH_TEXT_BODY},     {"TEXT", NULL, SEARCH_TEXT_TEXT},
 };
 
 static int compile_key(struct compiler *c, unsigned *i, unsigned depth)
@@ -668,7 +667,8 @@ int imap_search_compile(const struct imap_token *args, unsigned i, unsigned end,
 		if (cs == NULL || (cs->type != IMAP_TOKEN_ATOM && !IMAP_TOKEN_IS_STRING(cs)) ||
 		    (cs->type == IMAP_TOKEN_ATOM && !(cs->flags & IMAP_ATOM_ATOM))) {
 			rc = fail(&c, E_MISSING);
-		} else if (strcasecmp(cs->data, "UTF-8") != 0 && strcasecmp(cs->data, "US-ASCII") != 0) {
+		} else if (strcasecmp(cs->data, "UTF-8") != 0 &&
+		           strcasecmp(cs->data, "US-ASCII") != 0) {
 			/* RFC 9051 6.4.4: an unsupported charset is NO [BADCHARSET] */
 			c.code = "BADCHARSET (US-ASCII UTF-8)";
 			rc = fail(&c, E_CHARSET);
@@ -890,8 +890,9 @@ static int reply_set(struct evbuffer *out, const uint32_t *nums, size_t n)
 		size_t j = k;
 		while (j + 1 < n && nums[j + 1] == nums[j] + 1)
 			j++;
-		int rc = j == k ? evbuffer_add_printf(out, "%s%u", k ? "," : "", nums[k])
-		                : evbuffer_add_printf(out, "%s%u:%u", k ? "," : "", nums[k], nums[j]);
+		int rc = j == k
+		             ? evbuffer_add_printf(out, "%s%u", k ? "," : "", nums[k])
+		             : evbuffer_add_printf(out, "%s%u:%u", k ? "," : "", nums[k], nums[j]);
 		if (rc < 0)
 			return -1;
 		k = j + 1;
@@ -908,9 +909,8 @@ static uint64_t max_modseq(const uint64_t *modseqs, size_t from, size_t to)
 	return mx;
 }
 
-int imap_search_reply(const struct imap_search *s, const char *tag, bool uid,
-                      const uint32_t *nums, const uint64_t *modseqs, size_t n,
-                      struct evbuffer *out)
+int imap_search_reply(const struct imap_search *s, const char *tag, bool uid, const uint32_t *nums,
+                      const uint64_t *modseqs, size_t n, struct evbuffer *out)
 {
 	bool modseq = s->has_modseq && modseqs != NULL && n > 0;
 	if (!s->esearch) {
@@ -977,8 +977,7 @@ static void search_text_clear(struct search_text *t)
 }
 
 static int search_msg_match(const struct imap_search *s, const struct imap_search_ctx *c,
-                            struct store *st, const struct imap_search_item *m,
-                            char **error_r)
+                            struct store *st, const struct imap_search_item *m, char **error_r)
 {
 	/* TODO: text keys and SENT* need the decoders of src/mail */
 	return str_error(error_r, "text search is not available");

@@ -22,11 +22,11 @@ struct evbuffer;
 struct store;
 
 /* Limits on what a client controls. */
-#define IMAP_SEARCH_DEPTH_MAX 32      /* nesting of (), NOT and OR */
-#define IMAP_SEARCH_KEYS_MAX 1000     /* search keys in one program */
-#define IMAP_SEARCH_RANGES_MAX 16384  /* ranges in one sequence set */
-#define IMAP_SEARCH_STRING_MAX 1024   /* octets of one text key's string */
-#define IMAP_SEARCH_TEXT_KEYS_MAX 64  /* text keys (HEADER, BODY, ...) in one program */
+#define IMAP_SEARCH_DEPTH_MAX 32     /* nesting of (), NOT and OR */
+#define IMAP_SEARCH_KEYS_MAX 1000    /* search keys in one program */
+#define IMAP_SEARCH_RANGES_MAX 16384 /* ranges in one sequence set */
+#define IMAP_SEARCH_STRING_MAX 1024  /* octets of one text key's string */
+#define IMAP_SEARCH_TEXT_KEYS_MAX 64 /* text keys (HEADER, BODY, ...) in one program */
 
 struct imap_search;
 
@@ -86,9 +86,8 @@ int imap_search_match(const struct imap_search *s, const struct imap_search_ctx 
  * SEARCH. nums are UIDs for UID SEARCH, else sequence numbers; modseqs[0..n) may
  * be NULL when the MODSEQ key was not used. Appended to out with CRLF; nothing
  * for RETURN (SAVE) alone. 1 ok, -1 OOM. */
-int imap_search_reply(const struct imap_search *s, const char *tag, bool uid,
-                      const uint32_t *nums, const uint64_t *modseqs, size_t n,
-                      struct evbuffer *out);
+int imap_search_reply(const struct imap_search *s, const char *tag, bool uid, const uint32_t *nums,
+                      const uint64_t *modseqs, size_t n, struct evbuffer *out);
 
 /* ---- helpers, exposed for the tests ---- */
 

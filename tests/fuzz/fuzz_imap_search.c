@@ -39,7 +39,9 @@ static void check_program(const struct imap_command *c, uint8_t mode)
 	size_t n = 0;
 	for (size_t k = 0; k < 3; k++) {
 		char *error = NULL;
-		int rc = imap_search_needs_msg(s) ? 0 : imap_search_match(s, &ctx, NULL, &items[k], &error);
+		int rc = imap_search_needs_msg(s)
+		             ? 0
+		             : imap_search_match(s, &ctx, NULL, &items[k], &error);
 		if (rc != 0 && rc != 1)
 			abort();
 		free(error);
