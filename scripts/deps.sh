@@ -16,8 +16,11 @@ run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev
 # swaks, postfix (smtp-source/smtp-sink, a peer MTA, the benchmark), curl: peers
 # clang, libclang-rt-14-dev: libFuzzer for `make fuzz`
 # libnet-ssleay-perl: swaks --tls; apache2-utils: htpasswd (bcrypt hashes)
-# fetchmail, mutt, neomutt: POP3 (and, for the mutts, submission) clients in the tests
-test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt"
+# fetchmail, mutt, neomutt: POP3 (and, for the mutts, submission and IMAP) clients in the tests
+# isync (mbsync): IMAP synchronisation tests
+# dovecot-imapd: the reference IMAP server some tests compare hermod's answers with
+# (a private instance on a loopback port; no system instance is started, below)
+test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt isync dovecot-core dovecot-imapd"
 # Node.js + npm for the npm clients in tests/npm (nodemailer, the SCRAM-PLUS
 # client): Debian's packages, unless node and npm are already installed
 # (e.g. a Node.js that came with the machine).
@@ -66,6 +69,24 @@ case " $missing " in
 		debconf-set-selections
 	;;
 esac
+
+# Dovecot's packages start a system instance (ports 143/993 on every address):
+# a policy-rc.d that refuses service starts keeps them from doing so while we
+# install, and is removed afterwards (only if we made it).
+made_policy=
+case " $missing " in
+*" dovecot-"*)
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	;;
+esac
+drop_policy() {
+	[ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
+}
+trap drop_policy EXIT
 
 apt_install() {
 	# shellcheck disable=SC2086
