@@ -7,10 +7,16 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <strings.h>
 
 #include "core/buf.h"
 #include "core/str.h"
+#include "imap/imap_msg.h"
+#include "mail/date.h"
+#include "mail/mime.h"
+#include "mail/rfc2047.h"
+#include "mail/text.h"
 
 /* ---- text keys (matched by the part at the end of this file) ---- */
 
@@ -105,6 +111,11 @@ struct imap_search {
 	unsigned ntext;
 	bool needs_header, needs_body, needs_date;
 };
+
+static bool search_needs_sent(const struct imap_search *s)
+{
+	return s->needs_date;
+}
 
 /* ---- compiling ---- */
 
@@ -960,12 +971,37 @@ int imap_search_reply(const struct imap_search *s, const char *tag, bool uid, co
 	return evbuffer_add(out, "\r\n", 2) < 0 ? -1 : 1;
 }
 
-/* ---- text keys and SENT* ---- */
+/* ---- text keys and SENT* ----
+ * The message is opened (bytes by range and MIME tree, imap/imap_msg.h) only
+ * when the metadata left the result open. Its header section is read once
+ * (at most SEARCH_HEADER_MAX octets) and every header key, the Date: of the
+ * SENT* keys and the header half of TEXT are decided from it; then, if still
+ * open, the text parts of the body are decoded in chunks of SEARCH_CHUNK
+ * octets (Content-Transfer-Encoding and charset, mail/text.h), case-folded and
+ * searched, stopping as soon as the program is decided. No body is held in
+ * memory: each key keeps the last needle-length - 1 folded octets of the text
+ * before the chunk, so that a match across chunks is found. */
+
+#define SEARCH_HEADER_MAX (1024u * 1024u)
+#define SEARCH_CHUNK (64u * 1024u)
 
 static int search_text_needle_set(struct search_text *t, const char *s, size_t len)
 {
-	t->needle = str_ndup(s, len);
-	t->needle_len = len;
+	struct buf b;
+	buf_init(&b, 0);
+	if (mail_text_fold(s, len, &b) != 1) {
+		buf_free(&b);
+		return -1;
+	}
+	t->needle = buf_steal(&b, &t->needle_len);
+	if (t->needle == NULL) {
+		t->needle = str_dup("");
+		t->needle_len = 0;
+	}
+	/* folding changes a character's length by half at most: the matcher's
+	 * tail (struct matcher) always holds needle_len - 1 octets */
+	if (t->needle_len > IMAP_SEARCH_STRING_MAX * 4)
+		return -1;
 	return t->needle != NULL ? 1 : -1;
 }
 
@@ -976,9 +1012,372 @@ static void search_text_clear(struct search_text *t)
 	t->field = t->needle = NULL;
 }
 
+/* One text key being matched against a stream of folded text. */
+struct matcher {
+	const struct search_text *t;
+	char tail[IMAP_SEARCH_STRING_MAX * 4]; /* folding may grow a needle */
+	size_t ntail;
+};
+
+static void matcher_reset(struct matcher *mt)
+{
+	mt->ntail = 0;
+}
+
+/* Searches the folded text d[0..len), continuing the text fed since the last
+ * reset. */
+static bool matcher_feed(struct matcher *mt, const char *d, size_t len)
+{
+	size_t nl = mt->t->needle_len;
+	const char *needle = mt->t->needle;
+	if (nl == 0)
+		return true;
+	if (mt->ntail > 0) {
+		/* a match starting in the tail ends in the first nl - 1 octets */
+		char joint[sizeof(mt->tail) * 2];
+		size_t take = len < nl - 1 ? len : nl - 1;
+		memcpy(joint, mt->tail, mt->ntail);
+		memcpy(joint + mt->ntail, d, take);
+		if (memmem(joint, mt->ntail + take, needle, nl) != NULL)
+			return true;
+	}
+	if (memmem(d, len, needle, nl) != NULL)
+		return true;
+	/* keep the last nl - 1 octets of tail + d */
+	size_t keep = nl - 1;
+	if (len >= keep) {
+		memcpy(mt->tail, d + len - keep, keep);
+		mt->ntail = keep;
+	} else {
+		size_t from_tail = mt->ntail + len > keep ? keep - len : mt->ntail;
+		memmove(mt->tail, mt->tail + mt->ntail - from_tail, from_tail);
+		memcpy(mt->tail + from_tail, d, len);
+		mt->ntail = from_tail + len;
+	}
+	return false;
+}
+
+struct msg_search {
+	const struct imap_search *s;
+	const struct imap_search_ctx *c;
+	const struct imap_search_item *item;
+	struct search_state state;
+	struct matcher mt[IMAP_SEARCH_TEXT_KEYS_MAX];
+	struct imap_msg msg;
+	struct buf dec, fold; /* scratch: decoded and folded text */
+	char *chunk;
+};
+
+static bool decided(struct msg_search *ms)
+{
+	return eval(ms->s, 0, ms->c, ms->item, &ms->state) != TRI_UNKNOWN;
+}
+
+/* Folds the UTF-8 text d[0..len) and feeds it to the open keys of the kinds
+ * given. -1 out of memory. */
+static int feed_text(struct msg_search *ms, const char *d, size_t len, bool body)
+{
+	buf_reset(&ms->fold);
+	if (len == 0)
+		return 1;
+	if (mail_text_fold(d, len, &ms->fold) != 1)
+		return -1;
+	for (unsigned k = 0; k < ms->s->ntext; k++) {
+		const struct search_text *t = &ms->s->text[k];
+		if (ms->state.text[k] != TRI_UNKNOWN || t->kind == SEARCH_TEXT_HEADER ||
+		    (body && t->kind != SEARCH_TEXT_BODY && t->kind != SEARCH_TEXT_TEXT) ||
+		    (!body && t->kind != SEARCH_TEXT_TEXT))
+			continue;
+		if (ms->fold.len > 0 && matcher_feed(&ms->mt[k], ms->fold.data, ms->fold.len))
+			ms->state.text[k] = TRI_TRUE;
+	}
+	return 1;
+}
+
+static void reset_matchers(struct msg_search *ms)
+{
+	for (unsigned k = 0; k < ms->s->ntext; k++)
+		matcher_reset(&ms->mt[k]);
+}
+
+/* Calls field(ms, name, nlen, value, vlen) for each field of the header
+ * section h[0..len): the name before ':' and the raw value after it through its
+ * continuation lines (line ends included but the last). */
+typedef int field_fn(struct msg_search *ms, const char *name, size_t nlen, const char *value,
+                     size_t vlen, bool body);
+
+static int header_fields(struct msg_search *ms, const char *h, size_t len, field_fn *fn, bool body)
+{
+	size_t p = 0;
+	while (p < len) {
+		size_t start = p;
+		/* the field's lines: this one and those starting with a blank */
+		size_t e = p;
+		for (;;) {
+			const char *nl = memchr(h + e, '\n', len - e);
+			e = nl ? (size_t)(nl - h) + 1 : len;
+			if (e >= len || (h[e] != ' ' && h[e] != '\t'))
+				break;
+		}
+		p = e;
+		size_t end = e;
+		if (end > start && h[end - 1] == '\n')
+			end--;
+		if (end > start && h[end - 1] == '\r')
+			end--;
+		if (end == start)
+			break; /* the empty line ending the section */
+		const char *colon = memchr(h + start, ':', end - start);
+		if (colon == NULL)
+			continue;
+		size_t nlen = (size_t)(colon - (h + start));
+		while (nlen > 0 && (h[start + nlen - 1] == ' ' || h[start + nlen - 1] == '\t'))
+			nlen--; /* RFC 5322 4.5: obsolete blanks before the colon */
+		size_t v = (size_t)(colon - h) + 1;
+		int rc = fn(ms, h + start, nlen, h + v, end - v, body);
+		if (rc != 1)
+			return rc;
+	}
+	return 1;
+}
+
+static bool name_is(const char *name, size_t nlen, const char *want)
+{
+	return strlen(want) == nlen && strncasecmp(name, want, nlen) == 0;
+}
+
+/* A field of the message's own header: header keys, Date:, TEXT. */
+static int top_field(struct msg_search *ms, const char *name, size_t nlen, const char *value,
+                     size_t vlen, bool body)
+{
+	if (search_needs_sent(ms->s) && !ms->state.have_sent_day && name_is(name, nlen, "Date")) {
+		int64_t t;
+		int off;
+		if (mail_date_parse(value, vlen, &t, &off) == 1) {
+			/* RFC 9051 6.4.4: the date in the header's own zone */
+			ms->state.sent_day = day_floor(t + (int64_t)off * 60);
+			ms->state.have_sent_day = true;
+		}
+	}
+	bool want = false, text = false;
+	for (unsigned k = 0; k < ms->s->ntext; k++) {
+		const struct search_text *t = &ms->s->text[k];
+		if (ms->state.text[k] != TRI_UNKNOWN)
+			continue;
+		if (t->kind == SEARCH_TEXT_TEXT)
+			text = true;
+		else if (t->kind == SEARCH_TEXT_HEADER && name_is(name, nlen, t->field))
+			want = true;
+	}
+	if (!want && !text)
+		return 1;
+	buf_reset(&ms->dec);
+	if (mail_header_decode(value, vlen, &ms->dec) != 1)
+		return -1;
+	const char *d = ms->dec.data != NULL ? ms->dec.data : "";
+	size_t dlen = ms->dec.len;
+	while (dlen > 0 && (*d == ' ' || *d == '\t'))
+		d++, dlen--;
+	if (want) {
+		buf_reset(&ms->fold);
+		if (dlen > 0 && mail_text_fold(d, dlen, &ms->fold) != 1)
+			return -1;
+		for (unsigned k = 0; k < ms->s->ntext; k++) {
+			const struct search_text *t = &ms->s->text[k];
+			if (ms->state.text[k] != TRI_UNKNOWN || t->kind != SEARCH_TEXT_HEADER ||
+			    !name_is(name, nlen, t->field))
+				continue;
+			/* an empty string matches every message that has the field */
+			if (t->needle_len == 0 ||
+			    (ms->fold.len >= t->needle_len &&
+			     memmem(ms->fold.data, ms->fold.len, t->needle, t->needle_len) != NULL))
+				ms->state.text[k] = TRI_TRUE;
+		}
+	}
+	if (text) {
+		/* TEXT sees each field as "Name: decoded value" */
+		reset_matchers(ms);
+		struct buf line;
+		buf_init(&line, 0);
+		int rc = buf_append(&line, name, nlen) == 1 && buf_append(&line, ": ", 2) == 1 &&
+		                 buf_append(&line, d, dlen) == 1
+		             ? feed_text(ms, line.data, line.len, false)
+		             : -1;
+		buf_free(&line);
+		if (rc != 1)
+			return -1;
+	}
+	return 1;
+}
+
+/* A field of an embedded message's header: body text of the outer message. */
+static int inner_field(struct msg_search *ms, const char *name, size_t nlen, const char *value,
+                       size_t vlen, bool body)
+{
+	buf_reset(&ms->dec);
+	if (buf_append(&ms->dec, name, nlen) != 1 || buf_append(&ms->dec, ": ", 2) != 1 ||
+	    mail_header_decode(value, vlen, &ms->dec) != 1)
+		return -1;
+	reset_matchers(ms);
+	struct buf copy = ms->dec; /* feed_text reuses fold, not dec */
+	return feed_text(ms, copy.data, copy.len, true);
+}
+
+static int read_range(struct msg_search *ms, uint64_t off, uint64_t len, char *buf, size_t *got_r,
+                      char **error_r)
+{
+	long n = imap_msg_read(&ms->msg, buf, (size_t)len, off);
+	if (n < 0)
+		return str_error(error_r, "reading message: %s", strerror(errno));
+	*got_r = (size_t)n;
+	return 1;
+}
+
+static int search_header(struct msg_search *ms, const struct mime_part *root, char **error_r)
+{
+	uint64_t hlen = root->header_len;
+	if (hlen > SEARCH_HEADER_MAX)
+		hlen = SEARCH_HEADER_MAX; /* the rest of a huge header is not searched */
+	char *h = malloc(hlen + 1);
+	if (h == NULL)
+		return str_error(error_r, "out of memory");
+	size_t got = 0;
+	int rc = read_range(ms, root->header_start, hlen, h, &got, error_r);
+	if (rc == 1) {
+		rc = header_fields(ms, h, got, top_field, false);
+		if (rc != 1)
+			rc = str_error(error_r, "out of memory");
+	}
+	free(h);
+	return rc;
+}
+
+/* Decodes and searches one text part's body. */
+static int search_part_body(struct msg_search *ms, const struct mime_tree *tree,
+                            const struct mime_part *p, char **error_r)
+{
+	size_t cte_len = 0, cs_len = 0;
+	const char *cte = mime_tree_str(tree, p->encoding, &cte_len);
+	const char *cs = mime_tree_param(tree, p->ct_param, p->ct_nparam, "charset", &cs_len);
+	struct mail_text_decoder *d = mail_text_decoder_new(cte, cte_len, cs, cs_len);
+	if (d == NULL)
+		return str_error(error_r, "out of memory");
+	reset_matchers(ms);
+	uint64_t off = p->header_start + p->header_len, left = p->body_len;
+	int rc = 1;
+	while (rc == 1 && left > 0 && !decided(ms)) {
+		size_t got = 0;
+		uint64_t want = left < SEARCH_CHUNK ? left : SEARCH_CHUNK;
+		rc = read_range(ms, off, want, ms->chunk, &got, error_r);
+		if (rc != 1)
+			break;
+		if (got == 0)
+			break; /* the blob is shorter than its tree says */
+		off += got;
+		left -= got;
+		buf_reset(&ms->dec);
+		if (mail_text_decoder_feed(d, ms->chunk, got, &ms->dec) != 1 ||
+		    (left == 0 && mail_text_decoder_finish(d, &ms->dec) != 1)) {
+			rc = str_error(error_r, "out of memory");
+			break;
+		}
+		/* the decoder ends its output on whole characters: fold it at once */
+		struct buf dec = ms->dec;
+		if (feed_text(ms, dec.data, dec.len, true) != 1)
+			rc = str_error(error_r, "out of memory");
+	}
+	mail_text_decoder_free(&d);
+	return rc;
+}
+
+static int search_body(struct msg_search *ms, char **error_r)
+{
+	const struct mime_tree *tree = &ms->msg.tree;
+	for (uint32_t k = 0; k < tree->nparts && !decided(ms); k++) {
+		const struct mime_part *p = &tree->parts[k];
+		/* an embedded message's header is text of the outer body */
+		if (k > 0 && p->parent != MIME_NONE &&
+		    (tree->parts[p->parent].flags & MIME_PART_MESSAGE)) {
+			uint64_t hlen =
+			    p->header_len < SEARCH_HEADER_MAX ? p->header_len : SEARCH_HEADER_MAX;
+			char *h = malloc(hlen + 1);
+			size_t got = 0;
+			if (h == NULL)
+				return str_error(error_r, "out of memory");
+			int rc = read_range(ms, p->header_start, hlen, h, &got, error_r);
+			if (rc == 1 && header_fields(ms, h, got, inner_field, true) != 1)
+				rc = str_error(error_r, "out of memory");
+			free(h);
+			if (rc != 1)
+				return rc;
+		}
+		if (p->flags & (MIME_PART_MULTIPART | MIME_PART_MESSAGE))
+			continue;
+		size_t tlen;
+		const char *type = mime_tree_str(tree, p->type, &tlen);
+		if (type == NULL || tlen != 4 || memcmp(type, "text", 4) != 0)
+			continue; /* only text parts are searched (not attachments) */
+		int rc = search_part_body(ms, tree, p, error_r);
+		if (rc != 1)
+			return rc;
+	}
+	return 1;
+}
+
 static int search_msg_match(const struct imap_search *s, const struct imap_search_ctx *c,
                             struct store *st, const struct imap_search_item *m, char **error_r)
 {
-	/* TODO: text keys and SENT* need the decoders of src/mail */
-	return str_error(error_r, "text search is not available");
+	struct msg_search *ms = calloc(1, sizeof(*ms));
+	if (ms == NULL)
+		return str_error(error_r, "out of memory");
+	ms->s = s;
+	ms->c = c;
+	ms->item = m;
+	ms->msg.r.fd = -1;
+	for (unsigned k = 0; k < s->ntext; k++) {
+		ms->state.text[k] = TRI_UNKNOWN;
+		ms->mt[k].t = &s->text[k];
+	}
+	buf_init(&ms->dec, 0);
+	buf_init(&ms->fold, 0);
+	int rc = imap_msg_open(&ms->msg, st, m->blob_id, true, error_r);
+	if (rc != 1)
+		goto out; /* 0: the blob is gone (expunged meanwhile): no match */
+	if (!ms->msg.have_tree || ms->msg.tree.nparts == 0) {
+		rc = str_error(error_r, "message without a MIME tree");
+		goto out;
+	}
+	rc = search_header(ms, &ms->msg.tree.parts[0], error_r);
+	if (rc != 1)
+		goto out;
+	if (search_needs_sent(s) && !ms->state.have_sent_day) {
+		/* no usable Date: the INTERNALDATE's day stands in (as Dovecot does) */
+		ms->state.sent_day = day_floor(m->internal_date);
+		ms->state.have_sent_day = true;
+	}
+	/* the header has decided every header key */
+	for (unsigned k = 0; k < s->ntext; k++)
+		if (s->text[k].kind == SEARCH_TEXT_HEADER && ms->state.text[k] == TRI_UNKNOWN)
+			ms->state.text[k] = TRI_FALSE;
+	if (!decided(ms) && s->needs_body) {
+		ms->chunk = malloc(SEARCH_CHUNK);
+		if (ms->chunk == NULL) {
+			rc = str_error(error_r, "out of memory");
+			goto out;
+		}
+		rc = search_body(ms, error_r);
+		if (rc != 1)
+			goto out;
+	}
+	for (unsigned k = 0; k < s->ntext; k++)
+		if (ms->state.text[k] == TRI_UNKNOWN)
+			ms->state.text[k] = TRI_FALSE;
+	rc = eval(s, 0, c, m, &ms->state) == TRI_TRUE;
+out:
+	imap_msg_close(&ms->msg);
+	buf_free(&ms->dec);
+	buf_free(&ms->fold);
+	free(ms->chunk);
+	free(ms);
+	return rc;
 }
