@@ -7,9 +7,13 @@
 #include "imap/imap_parse.h"
 #include "imap/imap_search.h"
 
+#include "store/store.h"
+
 #include <event2/buffer.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 /* ---- driving the parser ---- */
 
@@ -539,6 +543,274 @@ static void test_uid_command(void)
 	imap_search_free(&s);
 }
 
+/* ---- text keys and SENT*, on delivered messages ---- */
+
+static char data_dir[] = "/tmp/hermod-test-imap-search.XXXXXX";
+
+static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+#define BIG_AT 65534 /* "xyzzy" crosses the first 64 KiB chunk of message 3's body */
+
+static struct {
+	const char *data;
+	size_t len;
+	uint32_t uid;
+	char blob_id[80];
+} tmsgs[] = {
+    /* encoded words (Q in latin1, B in UTF-8), latin1 quoted-printable body with a
+     * soft line break, a Date: in its own zone (5 Feb local, 6 Feb UTC) */
+    {"Subject: =?ISO-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=\r\n"
+     "From: =?UTF-8?B?SsO8cmdlbg==?= <juergen@example.test>\r\n"
+     "To: bob@example.test\r\n"
+     "Cc: Carol <carol@x.test>\r\n"
+     "Date: Mon, 05 Feb 2024 23:30:00 -0500\r\n"
+     "MIME-Version: 1.0\r\n"
+     "Content-Type: text/plain; charset=iso-8859-1\r\n"
+     "Content-Transfer-Encoding: quoted-printable\r\n"
+     "\r\n"
+     "Sch=F6ne Gr=FC=DFe,\r\n"
+     "auf Wieder=\r\n"
+     "sehen\r\n",
+     0, 0, ""},
+    /* multipart: base64 UTF-8 text, a base64 attachment, QP html; no Date: */
+    {"Subject: Report Q1\r\n"
+     "From: alice@example.test\r\n"
+     "X-Spam: yes\r\n"
+     "MIME-Version: 1.0\r\n"
+     "Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+     "\r\n"
+     "preamble with hiddenword\r\n"
+     "--b1\r\n"
+     "Content-Type: text/plain; charset=utf-8\r\n"
+     "Content-Transfer-Encoding: base64\r\n"
+     "\r\n"
+     "RGVyIELDpHIgdGFuenQgaW0gTWFpDQo=\r\n"
+     "--b1\r\n"
+     "Content-Type: application/octet-stream\r\n"
+     "Content-Transfer-Encoding: base64\r\n"
+     "\r\n"
+     "YmluYXJ5IHNlY3JldHdvcmQgaGVyZQ0K\r\n"
+     "--b1\r\n"
+     "Content-Type: text/html; charset=us-ascii\r\n"
+     "Content-Transfer-Encoding: quoted-printable\r\n"
+     "\r\n"
+     "<p>Hallo=20Welt</p>\r\n"
+     "--b1--\r\n",
+     0, 0, ""},
+    /* not MIME, large (built in setup) */
+    {NULL, 0, 0, ""},
+    /* a forwarded message/rfc822 */
+    {"Subject: Fwd: inner\r\n"
+     "From: dave@example.test\r\n"
+     "MIME-Version: 1.0\r\n"
+     "Content-Type: multipart/mixed; boundary=\"o\"\r\n"
+     "\r\n"
+     "--o\r\n"
+     "Content-Type: text/plain\r\n"
+     "\r\n"
+     "see attached\r\n"
+     "--o\r\n"
+     "Content-Type: message/rfc822\r\n"
+     "\r\n"
+     "Subject: =?UTF-8?Q?Inner_=C3=A9t=C3=A9?=\r\n"
+     "From: erin@example.test\r\n"
+     "\r\n"
+     "inner body text\r\n"
+     "--o--\r\n",
+     0, 0, ""},
+};
+#define NTMSGS (sizeof(tmsgs) / sizeof(tmsgs[0]))
+#define MAR1 1709251200
+
+static void tlist_cb(void *ctx, const struct store_message_info *m)
+{
+	for (size_t i = 0; i < NTMSGS; i++)
+		if (tmsgs[i].uid == m->uid)
+			snprintf(tmsgs[i].blob_id, sizeof(tmsgs[i].blob_id), "%s", m->blob_id);
+}
+
+static char *big_msg;
+
+static struct store *text_setup(void)
+{
+	struct store_options opts = {.data_dir = data_dir, .fsync = false};
+	struct store *st = NULL;
+	char *error = NULL;
+	if (store_open(&opts, &st, &error) != 1) {
+		fprintf(stderr, "store_open: %s\n", error ? error : "?");
+		exit(1);
+	}
+	if (store_domain_add(st, "example.test", NULL) != 1 ||
+	    store_account_add(st, "u@example.test", "x", NULL) != 1)
+		exit(1);
+	/* message 3: a header with a Date: (6 Feb local, 5 Feb UTC), then 200 KiB of
+	 * body with "xyzzy" across the first chunk boundary and "needle" at the end */
+	const char *hdr = "Subject: big\r\nDate: Tue, 6 Feb 2024 00:30:00 +0100\r\n\r\n";
+	size_t hl = strlen(hdr), bl = 200 * 1024;
+	big_msg = malloc(hl + bl + 1);
+	memcpy(big_msg, hdr, hl);
+	for (size_t k = 0; k < bl; k++)
+		big_msg[hl + k] = k % 77 == 76 ? '\n' : 'a' + (char)(k % 3);
+	memcpy(big_msg + hl + BIG_AT, "xYzzy", 5);
+	memcpy(big_msg + hl + bl - 8, "NEEDLE\r\n", 8);
+	tmsgs[2].data = big_msg;
+	tmsgs[2].len = hl + bl;
+	const char *accts[] = {"u@example.test"};
+	for (size_t i = 0; i < NTMSGS; i++) {
+		if (tmsgs[i].len == 0)
+			tmsgs[i].len = strlen(tmsgs[i].data);
+		struct store_delivery d = {.accounts = accts,
+		                           .naccounts = 1,
+		                           .data = tmsgs[i].data,
+		                           .len = tmsgs[i].len,
+		                           .internal_date = MAR1 + (int64_t)i * 86400};
+		if (store_deliver(st, &d, &tmsgs[i].uid, &error) != 1) {
+			fprintf(stderr, "deliver: %s\n", error ? error : "?");
+			exit(1);
+		}
+	}
+	if (store_message_list(st, "u@example.test", "INBOX", tlist_cb, NULL, NULL) != 1)
+		exit(1);
+	for (size_t i = 0; i < NTMSGS; i++)
+		if (tmsgs[i].blob_id[0] == '\0')
+			exit(1);
+	return st;
+}
+
+/* "* SEARCH ..." of prog over the delivered messages (static). */
+static const char *trun(struct store *st, const char *prog)
+{
+	static char reply[512];
+	struct imap_search *s = compile_ok(prog);
+	if (s == NULL)
+		return "(compile failed)";
+	struct imap_search_ctx ctx = {.exists = NTMSGS, .max_uid = tmsgs[NTMSGS - 1].uid};
+	size_t n = 0;
+	reply[0] = '\0';
+	n += (size_t)snprintf(reply, sizeof(reply), "* SEARCH");
+	for (size_t k = 0; k < NTMSGS; k++) {
+		struct imap_search_item it = {.seq = (uint32_t)k + 1,
+		                              .uid = tmsgs[k].uid,
+		                              .modseq = 1,
+		                              .size = tmsgs[k].len,
+		                              .internal_date = MAR1 + (int64_t)k * 86400,
+		                              .flags = k == 1 ? "\\Seen" : "",
+		                              .blob_id = tmsgs[k].blob_id};
+		char *err = NULL;
+		int rc = imap_search_match(s, &ctx, st, &it, &err);
+		if (rc < 0)
+			fprintf(stderr, "match %s: %s\n", prog, err ? err : "?");
+		CHECK(rc == 0 || rc == 1);
+		free(err);
+		if (rc == 1)
+			n += (size_t)snprintf(reply + n, sizeof(reply) - n, " %zu", k + 1);
+	}
+	imap_search_free(&s);
+	return reply;
+}
+
+static const struct {
+	const char *prog;
+	const char *want;
+} text_cases[] = {
+    /* header keys on decoded field values, case-insensitive */
+    {"SUBJECT \"gr\xc3\xbc\xc3\x9f"
+     "e\"",
+     "* SEARCH 1"},
+    {"SUBJECT \"AUS K\xc3\x96LN\"", "* SEARCH 1"},
+    {"SUBJECT Gr=FC", "* SEARCH"}, /* the encoded form is not searched */
+    {"SUBJECT \"\"", "* SEARCH 1 2 3 4"},
+    {"SUBJECT inner", "* SEARCH 4"},
+    {"SUBJECT \"\xc3\xa9t\xc3\xa9\"", "* SEARCH"}, /* only in the embedded message */
+    {"FROM \"j\xc3\xbcrgen\"", "* SEARCH 1"},
+    {"FROM \"J\xc3\x9cRGEN\"", "* SEARCH 1"},
+    {"FROM \"juergen@example\"", "* SEARCH 1"},
+    {"FROM example.test", "* SEARCH 1 2 4"},
+    {"TO bob", "* SEARCH 1"},
+    {"CC carol", "* SEARCH 1"},
+    {"CC \"Carol <carol@\"", "* SEARCH 1"},
+    {"BCC x", "* SEARCH"},
+    {"HEADER X-Spam yes", "* SEARCH 2"},
+    {"HEADER x-spam \"\"", "* SEARCH 2"},
+    {"HEADER X-Other \"\"", "* SEARCH"},
+    {"HEADER Content-Transfer-Encoding QUOTED", "* SEARCH 1"},
+    /* BODY: decoded text parts only */
+    {"BODY wiedersehen", "* SEARCH 1"}, /* across a QP soft line break */
+    {"BODY \"sch\xc3\xb6ne gr\xc3\xbc\xc3\x9f"
+     "e\"",
+     "* SEARCH 1"},
+    {"BODY \"B\xc3\x84R TANZT\"", "* SEARCH 2"},
+    {"BODY secretword", "* SEARCH"}, /* an application/octet-stream part */
+    {"BODY hiddenword", "* SEARCH"}, /* the preamble */
+    {"BODY \"Hallo Welt\"", "* SEARCH 2"},
+    {"BODY RGVy", "* SEARCH"}, /* base64 is decoded */
+    {"BODY needle", "* SEARCH 3"},
+    {"BODY xyzzy", "* SEARCH 3"}, /* across the first 64 KiB chunk */
+    {"BODY \"aaa\"", "* SEARCH"},
+    {"BODY \"\xc3\xa9t\xc3\xa9\"", "* SEARCH 4"}, /* the embedded header is body text */
+    {"BODY \"inner body\"", "* SEARCH 4"},
+    {"BODY \"aus K\xc3\xb6ln\"", "* SEARCH"}, /* the subject is not body */
+    {"BODY \"\"", "* SEARCH 1 2 3 4"},
+    {"NOT BODY secretword", "* SEARCH 1 2 3 4"},
+    /* TEXT: header fields as "Name: value", and body */
+    {"TEXT \"aus K\xc3\xb6ln\"", "* SEARCH 1"},
+    {"TEXT \"subject: report\"", "* SEARCH 2"},
+    {"TEXT fwd", "* SEARCH 4"},
+    {"TEXT \"b\xc3\xa4r\"", "* SEARCH 2"},
+    {"TEXT xyzzy", "* SEARCH 3"},
+    {"TEXT nowhere", "* SEARCH"},
+    /* SENT*: the Date: header's day in its own zone; none: INTERNALDATE's */
+    {"SENTON 5-Feb-2024", "* SEARCH 1"},
+    {"SENTON 6-Feb-2024", "* SEARCH 3"},
+    {"SENTBEFORE 6-Feb-2024", "* SEARCH 1"},
+    {"SENTSINCE 6-Feb-2024", "* SEARCH 2 3 4"},
+    {"SENTON 2-Mar-2024", "* SEARCH 2"},
+    {"SENTON 4-Mar-2024", "* SEARCH 4"},
+    /* combined with other keys */
+    {"SUBJECT \"k\xc3\xb6ln\" BODY wiedersehen", "* SEARCH 1"},
+    {"OR SUBJECT big BODY \"hallo welt\"", "* SEARCH 2 3"},
+    {"SEEN BODY welt", "* SEARCH 2"},
+    {"UNSEEN BODY welt", "* SEARCH"},
+    {"NOT (TEXT fwd) SMALLER 100000", "* SEARCH 1 2"},
+};
+
+static void test_text(struct store *st)
+{
+	for (size_t k = 0; k < sizeof(text_cases) / sizeof(text_cases[0]); k++) {
+		const char *got = trun(st, text_cases[k].prog);
+		if (strcmp(got, text_cases[k].want) != 0)
+			fprintf(stderr, "text case %zu: %s\n", k, text_cases[k].prog);
+		CHECK_STR(got, text_cases[k].want);
+	}
+
+	/* metadata that decides the program: the message is not opened (the blob
+	 * id names nothing, an open would fail or say "gone") */
+	struct imap_search_ctx ctx = {.exists = 1, .max_uid = 1};
+	struct imap_search_item it = {.seq = 1, .uid = 1, .flags = "\\Seen", .blob_id = "nope"};
+	struct imap_search *s = compile_ok("OR SEEN BODY x");
+	char *err = NULL;
+	CHECK(imap_search_match(s, &ctx, st, &it, &err) == 1);
+	CHECK(err == NULL);
+	imap_search_free(&s);
+	s = compile_ok("UNSEEN SUBJECT x");
+	CHECK(imap_search_match(s, &ctx, st, &it, &err) == 0);
+	CHECK(err == NULL);
+	imap_search_free(&s);
+	/* a blob that is gone: no match, no error */
+	char gone[65];
+	memset(gone, '0', 64);
+	gone[64] = '\0';
+	it.blob_id = gone;
+	s = compile_ok("BODY x");
+	CHECK(imap_search_match(s, &ctx, st, &it, &err) == 0);
+	CHECK(err == NULL);
+	free(err);
+	imap_search_free(&s);
+}
+
 int main(void)
 {
 	parser = imap_parser_new(NULL, NULL);
@@ -550,6 +822,15 @@ int main(void)
 	test_eval();
 	test_eval_other();
 	test_uid_command();
+	if (mkdtemp(data_dir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	struct store *st = text_setup();
+	test_text(st);
+	store_close(&st);
+	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(big_msg);
 	imap_parser_free(&parser);
 	return unit_finish("imap_search");
 }
