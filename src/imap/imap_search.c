@@ -998,10 +998,6 @@ static int search_text_needle_set(struct search_text *t, const char *s, size_t l
 		t->needle = str_dup("");
 		t->needle_len = 0;
 	}
-	/* folding changes a character's length by half at most: the matcher's
-	 * tail (struct matcher) always holds needle_len - 1 octets */
-	if (t->needle_len > IMAP_SEARCH_STRING_MAX * 4)
-		return -1;
 	return t->needle != NULL ? 1 : -1;
 }
 
@@ -1015,7 +1011,8 @@ static void search_text_clear(struct search_text *t)
 /* One text key being matched against a stream of folded text. */
 struct matcher {
 	const struct search_text *t;
-	char tail[IMAP_SEARCH_STRING_MAX * 4]; /* folding may grow a needle */
+	char *tail;  /* room for needle_len - 1 octets */
+	char *joint; /* scratch: room for 2 * (needle_len - 1) octets */
 	size_t ntail;
 };
 
@@ -1034,11 +1031,10 @@ static bool matcher_feed(struct matcher *mt, const char *d, size_t len)
 		return true;
 	if (mt->ntail > 0) {
 		/* a match starting in the tail ends in the first nl - 1 octets */
-		char joint[sizeof(mt->tail) * 2];
 		size_t take = len < nl - 1 ? len : nl - 1;
-		memcpy(joint, mt->tail, mt->ntail);
-		memcpy(joint + mt->ntail, d, take);
-		if (memmem(joint, mt->ntail + take, needle, nl) != NULL)
+		memcpy(mt->joint, mt->tail, mt->ntail);
+		memcpy(mt->joint + mt->ntail, d, take);
+		if (memmem(mt->joint, mt->ntail + take, needle, nl) != NULL)
 			return true;
 	}
 	if (memmem(d, len, needle, nl) != NULL)
@@ -1066,6 +1062,7 @@ struct msg_search {
 	struct imap_msg msg;
 	struct buf dec, fold; /* scratch: decoded and folded text */
 	char *chunk;
+	char *tails; /* the matchers' tail and joint buffers */
 };
 
 static bool decided(struct msg_search *ms)
@@ -1223,12 +1220,20 @@ static int inner_field(struct msg_search *ms, const char *name, size_t nlen, con
 	return feed_text(ms, copy.data, copy.len, true);
 }
 
+static _Thread_local uint64_t octets_read;
+
+uint64_t imap_search_octets_read(void)
+{
+	return octets_read;
+}
+
 static int read_range(struct msg_search *ms, uint64_t off, uint64_t len, char *buf, size_t *got_r,
                       char **error_r)
 {
 	long n = imap_msg_read(&ms->msg, buf, (size_t)len, off);
 	if (n < 0)
 		return str_error(error_r, "reading message: %s", strerror(errno));
+	octets_read += (uint64_t)n;
 	*got_r = (size_t)n;
 	return 1;
 }
@@ -1334,9 +1339,21 @@ static int search_msg_match(const struct imap_search *s, const struct imap_searc
 	ms->c = c;
 	ms->item = m;
 	ms->msg.r.fd = -1;
+	size_t room = 0;
+	for (unsigned k = 0; k < s->ntext; k++)
+		room += 3 * s->text[k].needle_len; /* both bounded by the compiler */
+	ms->tails = malloc(room + 1);
+	if (ms->tails == NULL) {
+		free(ms);
+		return str_error(error_r, "out of memory");
+	}
+	room = 0;
 	for (unsigned k = 0; k < s->ntext; k++) {
 		ms->state.text[k] = TRI_UNKNOWN;
 		ms->mt[k].t = &s->text[k];
+		ms->mt[k].tail = ms->tails + room;
+		ms->mt[k].joint = ms->tails + room + s->text[k].needle_len;
+		room += 3 * s->text[k].needle_len;
 	}
 	buf_init(&ms->dec, 0);
 	buf_init(&ms->fold, 0);
@@ -1378,6 +1395,7 @@ out:
 	buf_free(&ms->dec);
 	buf_free(&ms->fold);
 	free(ms->chunk);
+	free(ms->tails);
 	free(ms);
 	return rc;
 }

@@ -94,5 +94,7 @@ int imap_search_reply(const struct imap_search *s, const char *tag, bool uid, co
 /* RFC 9051 date "d-MMM-yyyy" (month case-insensitive, day 1 or 2 digits): 1 with
  * *day_r the unix time of 00:00 UTC of that day, -1 not a valid date. */
 int imap_search_date_parse(const char *s, size_t len, int64_t *day_r);
+/* Octets of messages this thread has read for SEARCH so far (tests, accounting). */
+uint64_t imap_search_octets_read(void);
 
 #endif

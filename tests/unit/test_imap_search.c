@@ -786,6 +786,30 @@ static void test_text(struct store *st)
 		CHECK_STR(got, text_cases[k].want);
 	}
 
+	/* reading stops once the program is decided: "abc" is in the first chunk
+	 * of message 3's 200 KiB body, "needle" only at its end */
+	static const struct {
+		const char *prog;
+		uint64_t min, max;
+	} reads[] = {
+	    {"3 BODY abc", 64 * 1024, 64 * 1024 + 100},
+	    {"3 BODY needle", 200 * 1024, 200 * 1024 + 100},
+	    {"3 SUBJECT big BODY needle", 200 * 1024, 200 * 1024 + 100},
+	    {"3 SUBJECT x BODY needle", 1, 100}, /* the header decides */
+	    {"3 OR SUBJECT big BODY needle", 1, 100},
+	    {"3 SENTON 6-Feb-2024", 1, 100},
+	    {"3 LARGER 1000000 BODY needle", 0, 0}, /* the metadata decides */
+	};
+	for (size_t k = 0; k < sizeof(reads) / sizeof(reads[0]); k++) {
+		uint64_t before = imap_search_octets_read();
+		trun(st, reads[k].prog);
+		uint64_t got = imap_search_octets_read() - before;
+		if (got < reads[k].min || got > reads[k].max)
+			fprintf(stderr, "read case %zu: %s: %llu octets\n", k, reads[k].prog,
+			        (unsigned long long)got);
+		CHECK(got >= reads[k].min && got <= reads[k].max);
+	}
+
 	/* metadata that decides the program: the message is not opened (the blob
 	 * id names nothing, an open would fail or say "gone") */
 	struct imap_search_ctx ctx = {.exists = 1, .max_uid = 1};
