@@ -3,14 +3,91 @@
  * (and only BADCHARSET as a code) and leaves no program; a compiled program
  * evaluates every key without error for hand-made messages (text keys aside)
  * and writes a reply that is one CRLF-terminated line. The first input byte
- * picks the UID flag and IMAP4rev2. */
+ * picks the UID flag and IMAP4rev2; with bit 4 set the input is one program
+ * line and then a message, which is delivered to a throw-away store and
+ * searched with the program's text keys (header fields, decoders, matchers). */
 #include <event2/buffer.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "imap/imap_parse.h"
 #include "imap/imap_search.h"
+#include "store/store.h"
+
+static struct store *fuzz_store;
+static char fuzz_dir[] = "/tmp/hermod-fuzz-search.XXXXXX";
+
+static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void fuzz_cleanup(void)
+{
+	store_close(&fuzz_store);
+	nftw(fuzz_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct found {
+	uint32_t uid;
+	char blob_id[80];
+};
+
+static void blob_cb(void *ctx, const struct store_message_info *m)
+{
+	struct found *f = ctx;
+	if (m->uid == f->uid)
+		snprintf(f->blob_id, sizeof(f->blob_id), "%s", m->blob_id);
+}
+
+/* Delivers msg to the throw-away store: 1 with the blob id, else 0. */
+static int deliver(const char *msg, size_t len, uint32_t *uid_r, char *blob_id, size_t size)
+{
+	if (fuzz_store == NULL) {
+		struct store_options opts = {.data_dir = fuzz_dir, .fsync = false};
+		if (mkdtemp(fuzz_dir) == NULL || store_open(&opts, &fuzz_store, NULL) != 1 ||
+		    store_domain_add(fuzz_store, "fuzz.test", NULL) != 1 ||
+		    store_account_add(fuzz_store, "u@fuzz.test", "x", NULL) != 1)
+			abort();
+		atexit(fuzz_cleanup);
+	}
+	const char *accts[] = {"u@fuzz.test"};
+	struct store_delivery d = {
+	    .accounts = accts, .naccounts = 1, .data = msg, .len = len, .internal_date = 1};
+	if (store_deliver(fuzz_store, &d, uid_r, NULL) != 1)
+		return 0;
+	struct found f = {.uid = *uid_r};
+	if (store_message_list(fuzz_store, "u@fuzz.test", "INBOX", blob_cb, &f, NULL) != 1)
+		abort();
+	snprintf(blob_id, size, "%s", f.blob_id);
+	return blob_id[0] != '\0';
+}
+
+static void check_text(const struct imap_command *c, const char *msg, size_t len)
+{
+	struct imap_search *s = NULL;
+	const char *code = NULL, *err = NULL;
+	if (imap_search_compile(c->args, 0, c->nargs, &s, &code, &err) != 1)
+		return;
+	uint32_t uid;
+	char blob_id[80];
+	if (imap_search_needs_msg(s) && deliver(msg, len, &uid, blob_id, sizeof(blob_id))) {
+		struct imap_search_ctx ctx = {1, uid, NULL, 0};
+		struct imap_search_item it = {1, uid, 1, len, 1, "", blob_id};
+		char *error = NULL;
+		int rc = imap_search_match(s, &ctx, fuzz_store, &it, &error);
+		if (rc != 0 && rc != 1)
+			abort();
+		free(error);
+		if (store_message_expunge(fuzz_store, "u@fuzz.test", "INBOX", &uid, 1, NULL) != 1)
+			abort();
+	}
+	imap_search_free(&s);
+}
 
 static void check_program(const struct imap_command *c, uint8_t mode)
 {
@@ -89,6 +166,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *in = (const char *)data + 1;
 	size_t len = size - 1, pos = 0;
 	bool first = true;
+	if (mode & 4) {
+		/* one program line, then the message */
+		const char *eol = memchr(in, '\n', len);
+		size_t l = eol ? (size_t)(eol - in) : len;
+		char *line = malloc(sizeof(prefix) + l);
+		if (line == NULL)
+			abort();
+		memcpy(line, prefix, sizeof(prefix) - 1);
+		memcpy(line + sizeof(prefix) - 1, in, l);
+		if (imap_parser_feed_line(p, line, sizeof(prefix) - 1 + l) == IMAP_PARSE_COMMAND)
+			check_text(imap_parser_command(p), eol ? eol + 1 : in + len,
+			           eol ? len - l - 1 : 0);
+		free(line);
+		imap_parser_free(&p);
+		return 0;
+	}
 	while (pos <= len) {
 		const char *eol = memchr(in + pos, '\n', len - pos);
 		size_t end = eol ? (size_t)(eol - in) : len;
