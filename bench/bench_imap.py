@@ -906,7 +906,7 @@ def cmd_summary(clients, n, idle_n, hpath, dpath, hipath, dipath):
                   % ("", idle_n, "met" if mb(a[1]) < 200 else "NOT met"))
     if notes:
         print("\nnotes:")
-        for x in notes:
+        for x in dict.fromkeys(notes):   # once each, in order
             print("  " + x)
 
 
