@@ -16,7 +16,7 @@
 #   login+select      BENCH_LOGINS (20) x connect, LOGIN, SELECT INBOX, LOGOUT
 #                     (both servers check the same yescrypt hash: Dovecot gets
 #                     it as {CRYPT}); logins/s
-#   FETCH ENVELOPE    BENCH_ROUNDS (3) x FETCH 1:N (FLAGS ENVELOPE); messages/s
+#   FETCH ENVELOPE    BENCH_ROUNDS (3) x FETCH 1:* (FLAGS ENVELOPE); messages/s
 #   FETCH BODY[]      BENCH_BODIES (50) x FETCH n BODY[], one message a command
 #                     (sets \Seen, as opening a message does); messages/s
 #   UID SEARCH        BENCH_SEARCHES (20) x each of SUBJECT "invoice", FROM
