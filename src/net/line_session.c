@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "net/server.h"
+#include "net/zfilter.h"
 
 struct line_session {
 	struct conn *c;
@@ -575,8 +576,14 @@ static void ls_process_input(struct line_session *ls)
 		} else {
 			more = ls_read_data(ls, in);
 		}
-		if (!more)
+		if (!more) {
+			/* under COMPRESS the rest may still be compressed below the filter
+			 * (inflated only as far as the input limit allows) */
+			if (c->zf != NULL && !line_session_gone(ls) && !ls->parked &&
+			    zfilter_pull(c->zf) > 0)
+				continue;
 			return;
+		}
 	}
 }
 
@@ -630,11 +637,11 @@ static void ls_on_event(struct bufferevent *bev, short what, void *arg)
 	ls_close(ls);
 }
 
-/* The socket-level output: the buffer under a TLS filter, else the bufferevent's. */
+/* The socket-level output: the buffer under the filters (TLS, COMPRESS), else
+ * the bufferevent's. */
 static struct evbuffer *ls_sock_out(struct conn *c)
 {
-	struct bufferevent *under = bufferevent_get_underlying(c->bev);
-	return bufferevent_get_output(under != NULL ? under : c->bev);
+	return bufferevent_get_output(conn_bottom(c));
 }
 
 /* Callbacks, watermark and timers on the current bufferevent (again after
@@ -693,6 +700,29 @@ int line_session_start_tls(struct line_session *ls)
 		return -1;
 	}
 	ls_install(ls);
+	return 1;
+}
+
+int line_session_start_compress(struct line_session *ls)
+{
+	struct conn *c = ls->c;
+	if (c->zf != NULL || line_session_gone(ls))
+		return -1;
+	/* the OK that accepted the command leaves uncompressed, through the layer
+	 * that is now under the filter */
+	ls->direct = false;
+	bufferevent_enable(c->bev, EV_WRITE);
+	/* compressed input waiting below the filter is bounded too */
+	struct bufferevent *under = c->bev;
+	if (conn_start_compress(c) < 0) {
+		log_error(c->sid, "event=compress-failed");
+		return -1;
+	}
+	bufferevent_setwatermark(under, EV_READ, 0, ls->lim.input_high);
+	ls_install(ls);
+	/* input the peer sent after the command is already buffered under the
+	 * filter: inflate it now rather than at the next read */
+	bufferevent_flush(c->bev, EV_READ, BEV_NORMAL);
 	return 1;
 }
 

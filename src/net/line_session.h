@@ -154,6 +154,12 @@ void line_session_set_deadline(struct line_session *ls, unsigned seconds);
  * (the protocol must not reply; its session stays valid until proto_ops.free). */
 int line_session_start_tls(struct line_session *ls);
 
+/* COMPRESS=DEFLATE (RFC 4978), after the OK reply has been queued (it goes out
+ * uncompressed): everything after it is compressed both ways (net/zfilter.h).
+ * 1 ok; -1 not possible (out of memory, or already compressed): nothing
+ * changed, the protocol answers NO. */
+int line_session_start_compress(struct line_session *ls);
+
 /* The peer has closed its sending side (replies still go out). */
 bool line_session_peer_eof(const struct line_session *ls);
 

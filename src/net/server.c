@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "net/tls.h"
+#include "net/zfilter.h"
 #include "store/store.h"
 
 #define SERVER_MAX_LOOPS 256
@@ -253,7 +254,7 @@ void conn_close(struct conn *c)
 		/* A goodbye: send TLS close_notify (clients such as openssl s_client
 		 * treat a bare TCP close as truncation). Best effort, never waits. */
 		SSL_shutdown(c->ssl);
-		struct bufferevent *under = bufferevent_get_underlying(c->bev);
+		struct bufferevent *under = c->under; /* the socket under a STARTTLS filter */
 		if (under != NULL) {
 			/* a bufferevent freezes the front of its output; it is going away,
 			 * so write the close_notify record out directly */
@@ -263,12 +264,14 @@ void conn_close(struct conn *c)
 		}
 	}
 	if (c->bev != NULL) {
-		struct bufferevent *under = bufferevent_get_underlying(c->bev);
-		if (c->under_cb != NULL && under != NULL)
-			evbuffer_remove_cb_entry(bufferevent_get_output(under), c->under_cb);
+		struct bufferevent *bottom = conn_bottom(c);
+		if (c->under_cb != NULL && bottom != c->bev)
+			evbuffer_remove_cb_entry(bufferevent_get_output(bottom), c->under_cb);
 		c->under_cb = NULL;
+		/* a COMPRESS filter frees the layer under it (and goes with its zfilter) */
 		bufferevent_free(c->bev);
 		c->bev = NULL;
+		c->zf = NULL;
 		if (c->under != NULL) {
 			/* STARTTLS: the filter owned neither the socket nor the SSL */
 			bufferevent_free(c->under);
@@ -291,14 +294,21 @@ void conn_close(struct conn *c)
 	conn_reap_if_done(c);
 }
 
+struct bufferevent *conn_bottom(const struct conn *c)
+{
+	struct bufferevent *b = c->bev, *u;
+	while (b != NULL && (u = bufferevent_get_underlying(b)) != NULL)
+		b = u;
+	return b;
+}
+
 size_t conn_output_pending(const struct conn *c)
 {
-	if (c->bev == NULL)
-		return 0;
-	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
-	struct bufferevent *under = bufferevent_get_underlying(c->bev);
-	if (under != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(under));
+	size_t n = 0;
+	for (struct bufferevent *b = c->bev; b != NULL; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
+	if (c->zf != NULL)
+		n += zfilter_pending(c->zf);
 	return n;
 }
 
@@ -338,14 +348,16 @@ void conn_finish(struct conn *c)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->zf != NULL)
+		zfilter_flush(c->zf); /* the goodbye may still be inside zlib */
 	if (conn_output_pending(c) == 0) {
 		conn_close(c);
 		return;
 	}
 	bufferevent_setcb(c->bev, NULL, conn_on_flushed, conn_on_flush_event, c);
 	bufferevent_enable(c->bev, EV_WRITE);
-	struct bufferevent *under = bufferevent_get_underlying(c->bev);
-	if (under != NULL) {
+	struct bufferevent *under = conn_bottom(c);
+	if (under != c->bev) {
 		c->ev_close = event_new(c->loop->base, -1, 0, conn_on_close_event, c);
 		if (c->ev_close != NULL)
 			c->under_cb = evbuffer_add_cb(bufferevent_get_output(under),
@@ -503,7 +515,7 @@ void conn_release(struct conn *c)
 int conn_start_tls(struct conn *c)
 {
 	struct loop *loop = c->loop;
-	if (loop->tls == NULL || c->ssl != NULL || c->bev == NULL || c->dead)
+	if (loop->tls == NULL || c->ssl != NULL || c->zf != NULL || c->bev == NULL || c->dead)
 		return -1;
 	SSL *ssl = tls_server_ssl_new(loop->tls);
 	if (ssl == NULL)
@@ -527,6 +539,18 @@ int conn_start_tls(struct conn *c)
 	c->under = plain;
 	c->ssl = ssl;
 	c->tls = tls_server_ref(loop->tls);
+	return 1;
+}
+
+int conn_start_compress(struct conn *c)
+{
+	if (c->zf != NULL || c->bev == NULL || c->dead)
+		return -1;
+	struct zfilter *zf = zfilter_new(c->loop->base, c->bev);
+	if (zf == NULL)
+		return -1;
+	c->bev = zfilter_bev(zf);
+	c->zf = zf;
 	return 1;
 }
 

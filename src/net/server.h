@@ -98,6 +98,7 @@ struct conn {
 	struct sockaddr_storage local;
 	SSL *ssl;        /* set once TLS is on (owned by bev, or by the conn after STARTTLS) */
 	struct bufferevent *under; /* after STARTTLS: the socket bufferevent under bev */
+	struct zfilter *zf;        /* after COMPRESS: the filter that is bev (goes with it) */
 	struct tls_server *tls; /* reference held while TLS is on */
 	struct event *ev_close;            /* conn_finish with TLS: close from the loop */
 	struct evbuffer_cb_entry *under_cb; /* watching the socket under the TLS filter */
@@ -184,8 +185,19 @@ void conn_close(struct conn *c);
  * timeouts must be set again). 1 ok; -1 failure: c->bev is unchanged and the
  * caller closes the connection (conn_close). */
 int conn_start_tls(struct conn *c);
-/* Output not yet written to the socket: the bufferevent's output and, under a
- * TLS filter, the encrypted bytes waiting in the socket bufferevent. */
+/* COMPRESS=DEFLATE (RFC 4978, net/zfilter.h): from now on c's output is
+ * deflated and its input inflated, over whatever is under (TLS stays under the
+ * compression). What is already queued in the output goes out uncompressed (the
+ * OK that accepted the command); input already buffered is taken as compressed.
+ * c->bev is replaced (callbacks and timeouts must be set again). 1 ok; -1
+ * failure (out of memory, or compression is on already): c->bev is unchanged.
+ * STARTTLS is refused once compression is on (conn_start_tls -1). */
+int conn_start_compress(struct conn *c);
+/* The bufferevent at the socket: c->bev, or the lowest layer under its filters. */
+struct bufferevent *conn_bottom(const struct conn *c);
+/* Output not yet written to the socket: the output of every layer from c->bev
+ * down to the socket (a TLS filter's encrypted records, what a COMPRESS filter
+ * holds inside zlib). */
 size_t conn_output_pending(const struct conn *c);
 /* Logs what a bufferevent event says about c, the same for every protocol: a
  * finished TLS handshake (event=tls with version and cipher) or a connection

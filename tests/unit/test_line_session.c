@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "core/dict.h"
 #include "core/log.h"
@@ -128,6 +129,11 @@ static void t_on_line(void *ctx, char *line, size_t len)
 		p->in_line = false;
 	} else if (strcmp(line, "DEADLINE") == 0) {
 		line_session_set_deadline(p->ls, 1);
+	} else if (strcmp(line, "COMPRESS") == 0) {
+		line_session_reply(p->ls, "OK compress");
+		CHECK(line_session_start_compress(p->ls) == 1);
+		CHECK(line_session_start_compress(p->ls) == -1); /* once only */
+		return;
 	}
 	if (p->reply_size > 0) {
 		char *big = malloc(p->reply_size);
@@ -847,6 +853,160 @@ static void test_notify_drain(void)
 	t_end(p);
 }
 
+/* ---- COMPRESS=DEFLATE ---- */
+
+static z_stream t_zin, t_zout;
+
+static void t_z_begin(void)
+{
+	memset(&t_zin, 0, sizeof(t_zin));
+	memset(&t_zout, 0, sizeof(t_zout));
+	CHECK(inflateInit2(&t_zin, -15) == Z_OK);
+	CHECK(deflateInit2(&t_zout, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+}
+
+static void t_z_end(void)
+{
+	inflateEnd(&t_zin);
+	deflateEnd(&t_zout);
+}
+
+/* Deflates s with a sync flush, as a client would send a command. */
+static size_t t_z_deflate(const char *s, size_t len, unsigned char *out, size_t outsz)
+{
+	t_zout.next_in = (unsigned char *)s;
+	t_zout.avail_in = (uInt)len;
+	t_zout.next_out = out;
+	t_zout.avail_out = (uInt)outsz;
+	CHECK(deflate(&t_zout, Z_SYNC_FLUSH) == Z_OK);
+	CHECK(t_zout.avail_in == 0);
+	return outsz - t_zout.avail_out;
+}
+
+/* Inflates what the peer read. */
+static size_t t_z_inflate(const char *in, size_t len, char *out, size_t outsz)
+{
+	t_zin.next_in = (unsigned char *)in;
+	t_zin.avail_in = (uInt)len;
+	t_zin.next_out = (unsigned char *)out;
+	t_zin.avail_out = (uInt)outsz - 1;
+	int r = inflate(&t_zin, Z_SYNC_FLUSH);
+	CHECK(r == Z_OK || (r == Z_BUF_ERROR && len == 0));
+	size_t n = outsz - 1 - t_zin.avail_out;
+	out[n] = '\0';
+	return n;
+}
+
+static bool t_one_more_line(struct t_proto *p)
+{
+	return p->nlines >= 3;
+}
+
+static void test_compress(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	static char raw[65536], text[65536];
+	static unsigned char z[65536];
+	t_z_begin();
+	/* the command, and a compressed command pipelined right behind it */
+	size_t zn = t_z_deflate("NOOP\r\n", 6, z, sizeof(z));
+	char first[128];
+	memcpy(first, "COMPRESS\r\n", 10);
+	memcpy(first + 10, z, zn);
+	t_send(first, 10 + zn);
+	size_t n = t_read_all(p, raw, sizeof(raw));
+	/* the OK goes out as it is, then compressed data only */
+	CHECK(n > 13 && memcmp(raw, "OK compress\r\n", 13) == 0);
+	t_z_inflate(raw + 13, n - 13, text, sizeof(text));
+	CHECK_STR(text, "OK NOOP\r\n");
+	CHECK(p->nlines == 2 && strcmp(p->lines[1], "NOOP") == 0);
+	/* several commands split at every byte: one reply stream */
+	zn = t_z_deflate("A\r\nB\r\n", 6, z, sizeof(z));
+	for (size_t i = 0; i < zn; i++) {
+		t_send((const char *)z + i, 1);
+		t_pump(p, 10, NULL);
+	}
+	n = t_read_all(p, raw, sizeof(raw));
+	t_z_inflate(raw, n, text, sizeof(text));
+	CHECK_STR(text, "OK A\r\nOK B\r\n");
+	/* a large reply comes through whole */
+	p->reply_size = 30000;
+	zn = t_z_deflate("BIG\r\n", 5, z, sizeof(z));
+	t_send((const char *)z, zn);
+	size_t got = 0;
+	for (int round = 0; round < 20 && got < 30002; round++) {
+		n = t_read_all(p, raw, sizeof(raw));
+		got += t_z_inflate(raw, n, text, sizeof(text));
+	}
+	CHECK(got == 30002);
+	p->reply_size = 0;
+	/* the goodbye is flushed out of zlib before the close */
+	zn = t_z_deflate("QUIT\r\n", 6, z, sizeof(z));
+	t_send((const char *)z, zn);
+	t_pump(p, 500, t_dead);
+	n = t_read_all(p, raw, sizeof(raw));
+	t_z_inflate(raw, n, text, sizeof(text));
+	CHECK_STR(text, "BYE\r\n");
+	CHECK(t_dead(p));
+	CHECK(t_peer_eof());
+	t_z_end();
+	t_end(p);
+}
+
+/* A small input that inflates to a lot (a "zip bomb" line) is inflated no
+ * faster than the session reads: the overlong line is discarded piece by piece
+ * with the input buffer at its limit, and the session goes on. */
+static void test_compress_bomb(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	static char raw[65536], text[65536];
+	static unsigned char z[1 << 20];
+	t_z_begin();
+	t_send("COMPRESS\r\n", 10);
+	size_t n = t_read_all(p, raw, sizeof(raw));
+	CHECK(n >= 13 && memcmp(raw, "OK compress\r\n", 13) == 0);
+	char *big = malloc(8u << 20);
+	memset(big, 'x', 8u << 20);
+	size_t zn = t_z_deflate(big, 8u << 20, z, sizeof(z));
+	free(big);
+	CHECK(zn < 65536);
+	zn += t_z_deflate("\r\nAFTER\r\n", 9, z + zn, sizeof(z) - zn);
+	t_send((const char *)z, zn);
+	size_t most = 0;
+	for (int i = 0; i < 400 && !t_one_more_line(p); i++) {
+		t_pump(p, 10, NULL);
+		size_t have = evbuffer_get_length(bufferevent_get_input(p->c->bev));
+		if (have > most)
+			most = have;
+	}
+	CHECK(p->too_long == 1);
+	CHECK(most <= lim.input_high + 16384);
+	CHECK(p->nlines == 2 && strcmp(p->lines[1], "AFTER") == 0);
+	n = t_read_all(p, raw, sizeof(raw));
+	t_z_inflate(raw, n, text, sizeof(text));
+	CHECK(strstr(text, "OK AFTER\r\n") != NULL);
+	t_z_end();
+	t_end(p);
+}
+
+/* Input that is not DEFLATE data ends the connection. */
+static void test_compress_corrupt(void)
+{
+	struct line_session_limits lim = t_limits();
+	struct t_proto *p = t_start(&lim);
+	char raw[256];
+	t_send("COMPRESS\r\n", 10);
+	size_t n = t_read_all(p, raw, sizeof(raw));
+	CHECK(n >= 13 && memcmp(raw, "OK compress\r\n", 13) == 0);
+	static const unsigned char junk[] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x01, 0x02};
+	t_send((const char *)junk, sizeof(junk));
+	t_pump(p, 500, t_dead);
+	CHECK(t_dead(p));
+	t_end(p);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -874,6 +1034,9 @@ int main(void)
 	test_max_errors();
 	test_goodbye();
 	test_start_tls_failure();
+	test_compress();
+	test_compress_bomb();
+	test_compress_corrupt();
 	event_free(tloop.ev_reap);
 	dict_free(&srv.ip_counts);
 	event_base_free(base);
