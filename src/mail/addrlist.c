@@ -217,7 +217,8 @@ static unsigned collect_words(struct addr_parser *p, bool local_only, bool *gap_
 		if (p->i >= p->n)
 			break;
 		unsigned char c = (unsigned char)p->v[p->i];
-		if (c != '"' && c != '.' && !is_atext(c))
+		bool pair = c == '\\' && p->i + 1 < p->n;
+		if (c != '"' && c != '.' && !is_atext(c) && !pair)
 			break;
 		if (words > 0 && gap && gap_r != NULL)
 			*gap_r = true;
@@ -234,11 +235,21 @@ static unsigned collect_words(struct addr_parser *p, bool local_only, bool *gap_
 			if (!local_only && p->local.len > start)
 				sappend(p, &p->phrase, p->local.data + start, p->local.len - start);
 		} else {
-			size_t l = atom_len(p);
-			if (!local_only)
-				sappend(p, &p->phrase, p->v + p->i, l);
-			sappend(p, &p->local, p->v + p->i, l);
-			p->i += l;
+			/* an atom; a quoted-pair outside quotes (not allowed, but
+			 * written: Joe \"Q\" Public) is read as its character */
+			while (p->i < p->n) {
+				size_t l = atom_len(p);
+				if (l == 0 && p->v[p->i] == '\\' && p->i + 1 < p->n) {
+					p->i++;
+					l = 1;
+				} else if (l == 0) {
+					break;
+				}
+				if (!local_only)
+					sappend(p, &p->phrase, p->v + p->i, l);
+				sappend(p, &p->local, p->v + p->i, l);
+				p->i += l;
+			}
 		}
 		words++;
 	}
@@ -369,8 +380,9 @@ static void group_end(struct addr_parser *p)
 }
 
 /* After '<': [obs-route ":"] addr-spec [">"]. */
-static void parse_angle(struct addr_parser *p, bool have_name)
+static void parse_angle(struct addr_parser *p, bool have_phrase)
 {
+	bool have_name;
 	p->i++;
 	buf_reset(&p->local);
 	bool have_route = false, have_host = false;
@@ -415,7 +427,9 @@ static void parse_angle(struct addr_parser *p, bool have_name)
 	}
 	skip_rest(p, true);
 	const struct buf *name = &p->phrase;
-	if (!have_name) {
+	if (have_phrase) {
+		have_name = p->phrase.len > 0; /* "" <a@b>: no name */
+	} else {
 		/* "<a@b> (Name)": the comment after it names it */
 		buf_reset(&p->comment);
 		skip_cfws(p, true);
@@ -442,7 +456,7 @@ static void parse_element(struct addr_parser *p)
 			break;
 		char c = p->v[p->i];
 		if (c == '<') {
-			parse_angle(p, p->phrase.len > 0);
+			parse_angle(p, words > 0);
 			goto out;
 		}
 		if (c == '@') {

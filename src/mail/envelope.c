@@ -51,7 +51,8 @@ static void env_find(const char *h, size_t len, struct env_value *vals)
 		/* RFC 5322 3.6.8: field-name = 1*ftext (33..126 except ':');
 		 * 4.5: blanks may come before the colon */
 		size_t j = i;
-		while (j < eol && (unsigned char)h[j] > 32 && (unsigned char)h[j] < 127 && h[j] != ':')
+		while (j < eol && (unsigned char)h[j] > 32 && (unsigned char)h[j] < 127 &&
+		       h[j] != ':')
 			j++;
 		size_t name_end = j;
 		while (j < eol && is_blank(h[j]))
@@ -77,18 +78,29 @@ static void env_find(const char *h, size_t len, struct env_value *vals)
 }
 
 /* An unstructured value: unfolded (RFC 5322 2.2.3: CR and LF removed),
- * without leading and trailing blanks. */
-static int env_nstring(struct buf *out, const struct env_value *val, bool utf8, struct buf *tmp)
+ * without leading and trailing blanks; human: every run of blanks (tabs
+ * included) is one space, as Dovecot writes subjects and names. */
+static int env_text(struct buf *out, const char *v, size_t len, bool human, bool utf8,
+                    struct buf *tmp)
 {
-	if (val->v == NULL)
-		return buf_append(out, "NIL", 3);
 	buf_reset(tmp);
-	for (size_t i = 0; i < val->len; i++) {
-		char c = val->v[i];
+	bool blank = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = v[i];
 		if (c == '\r' || c == '\n')
 			continue;
-		if (is_blank(c) && tmp->len == 0)
-			continue;
+		if (is_blank(c)) {
+			if (tmp->len == 0)
+				continue;
+			if (human) {
+				blank = true;
+				continue;
+			}
+		} else if (blank) {
+			if (buf_append(tmp, " ", 1) < 0)
+				return -1;
+			blank = false;
+		}
 		if (buf_append(tmp, &c, 1) < 0)
 			return -1;
 	}
@@ -96,6 +108,14 @@ static int env_nstring(struct buf *out, const struct env_value *val, bool utf8, 
 	while (l > 0 && is_blank(tmp->data[l - 1]))
 		l--;
 	return mime_imap_append_string(out, l ? tmp->data : "", l, utf8);
+}
+
+static int env_nstring(struct buf *out, const struct env_value *val, bool human, bool utf8,
+                       struct buf *tmp)
+{
+	if (val->v == NULL)
+		return buf_append(out, "NIL", 3);
+	return env_text(out, val->v, val->len, human, utf8, tmp);
 }
 
 static int env_str(struct buf *out, const struct mail_addrlist *l, struct mail_addr_str s,
@@ -110,9 +130,20 @@ static int env_str(struct buf *out, const struct mail_addrlist *l, struct mail_a
 	return mime_imap_append_string(out, v, len, utf8);
 }
 
+/* A display name, blanks made one space (a name of only blanks is "") */
+static int env_name(struct buf *out, const struct mail_addrlist *l, struct mail_addr_str s,
+                    bool utf8, struct buf *tmp)
+{
+	size_t len;
+	const char *v = mail_addrlist_str(l, s, &len);
+	if (v == NULL)
+		return buf_append(out, "NIL", 3);
+	return env_text(out, v, len, true, utf8, tmp);
+}
+
 /* RFC 9051 7.5.2: a parenthesized list of address structures, NIL when
  * empty; group start (NIL NIL name NIL), group end (NIL NIL NIL NIL). */
-static int env_addresses(struct buf *out, const struct mail_addrlist *l, bool utf8)
+static int env_addresses(struct buf *out, const struct mail_addrlist *l, bool utf8, struct buf *tmp)
 {
 	if (l->n == 0)
 		return buf_append(out, "NIL", 3);
@@ -123,7 +154,8 @@ static int env_addresses(struct buf *out, const struct mail_addrlist *l, bool ut
 		int rc;
 		switch (a->kind) {
 		case MAIL_ADDR_GROUP_START:
-			rc = buf_append(out, "(NIL NIL ", 9) < 0 || env_str(out, l, a->name, "", utf8) < 0 ||
+			rc = buf_append(out, "(NIL NIL ", 9) < 0 ||
+			             env_name(out, l, a->name, utf8, tmp) < 0 ||
 			             buf_append(out, " NIL)", 5) < 0
 			         ? -1
 			         : 1;
@@ -132,13 +164,16 @@ static int env_addresses(struct buf *out, const struct mail_addrlist *l, bool ut
 			rc = buf_append(out, "(NIL NIL NIL NIL)", 17);
 			break;
 		default:
-			rc = buf_append(out, "(", 1) < 0 || env_str(out, l, a->name, NULL, utf8) < 0 ||
+			rc = buf_append(out, "(", 1) < 0 ||
+			             env_name(out, l, a->name, utf8, tmp) < 0 ||
 			             buf_append(out, " ", 1) < 0 ||
 			             env_str(out, l, a->route, NULL, utf8) < 0 ||
 			             buf_append(out, " ", 1) < 0 ||
-			             env_str(out, l, a->mailbox, MAIL_ENVELOPE_MISSING_MAILBOX, utf8) < 0 ||
+			             env_str(out, l, a->mailbox, MAIL_ENVELOPE_MISSING_MAILBOX,
+			                     utf8) < 0 ||
 			             buf_append(out, " ", 1) < 0 ||
-			             env_str(out, l, a->host, MAIL_ENVELOPE_MISSING_DOMAIN, utf8) < 0 ||
+			             env_str(out, l, a->host, MAIL_ENVELOPE_MISSING_DOMAIN, utf8) <
+			                 0 ||
 			             buf_append(out, ")", 1) < 0
 			         ? -1
 			         : 1;
@@ -174,14 +209,14 @@ int mail_envelope_imap(const char *header, size_t len, bool utf8, struct buf *ou
 			break;
 		}
 		if (f < ENV_FROM || f > ENV_BCC) {
-			rc = env_nstring(out, &vals[f], utf8, &tmp) < 0 ? -1 : 1;
+			rc = env_nstring(out, &vals[f], f == ENV_SUBJECT, utf8, &tmp) < 0 ? -1 : 1;
 			continue;
 		}
 		/* RFC 9051 7.5.2: sender and reply-to absent or empty: from */
 		const struct mail_addrlist *l = &lists[f];
 		if ((f == ENV_SENDER || f == ENV_REPLY_TO) && l->n == 0)
 			l = &lists[ENV_FROM];
-		rc = env_addresses(out, l, utf8) < 0 ? -1 : 1;
+		rc = env_addresses(out, l, utf8, &tmp) < 0 ? -1 : 1;
 	}
 	if (rc == 1 && buf_append(out, ")", 1) < 0)
 		rc = -1;

@@ -12,11 +12,25 @@
 #include <strings.h>
 #include <unistd.h>
 
+#define STORE_WATCH_BUCKETS 256
+
+struct store_watch {
+	struct store_watch *next, **prevp;
+	char *account;
+	store_watch_cb *cb;
+	void *ctx;
+};
+
+static void store_notify(struct store *st, const char *account, const char *mailbox);
+
 struct store {
 	const struct store_ops *ops;
 	struct store_backend *be;
 	char *data_dir;
 	char *hostname; /* lower-cased; NULL when not given */
+	/* change notification (store_watch_*) */
+	pthread_mutex_t watch_mu;
+	struct store_watch *watch[STORE_WATCH_BUCKETS];
 };
 
 static const struct store_ops *const store_backends[] = {&store_sqlite_ops};
@@ -53,7 +67,9 @@ int store_open(const struct store_options *opts, struct store **store_r, char **
 	if (st->hostname != NULL)
 		store_ascii_lower(st->hostname);
 	st->ops = ops;
+	pthread_mutex_init(&st->watch_mu, NULL);
 	if (ops->open(opts, &st->be, error_r) < 0) {
+		pthread_mutex_destroy(&st->watch_mu);
 		free(st->hostname);
 		free(st->data_dir);
 		free(st);
@@ -71,6 +87,17 @@ void store_close(struct store **stp)
 		return;
 	*stp = NULL;
 	st->ops->close(&st->be);
+	/* Watchers still registered are their owners' to remove; none can be
+	 * called any more. */
+	for (size_t i = 0; i < STORE_WATCH_BUCKETS; i++) {
+		while (st->watch[i] != NULL) {
+			struct store_watch *w = st->watch[i];
+			st->watch[i] = w->next;
+			free(w->account);
+			free(w);
+		}
+	}
+	pthread_mutex_destroy(&st->watch_mu);
 	free(st->hostname);
 	free(st->data_dir);
 	free(st);
@@ -158,10 +185,48 @@ int store_msg_begin(struct store *st, struct store_msg **m_r, char **error_r)
 	return store_msg_create(st->data_dir, m_r, error_r);
 }
 
+/* A delivery's completion, wrapped to tell the watchers of every account it
+ * reached before the caller hears of it. */
+struct deliver_notify {
+	struct store *st;
+	struct store_delivery *d;
+	store_deliver_cb *cb;
+	void *ctx;
+};
+
+static void deliver_notify_done(void *ctx, int result, char *error)
+{
+	struct deliver_notify *n = ctx;
+	store_deliver_cb *cb = n->cb;
+	void *cb_ctx = n->ctx;
+
+	if (result == 1) {
+		const char *mailbox = store_mailbox_normalize(n->d->mailbox);
+		for (size_t i = 0; i < n->d->naccounts; i++)
+			store_notify(n->st, n->d->accounts[i], mailbox);
+	}
+	free(n);
+	cb(cb_ctx, result, error);
+}
+
 int store_deliver_async(struct store *st, struct store_delivery *d, uint32_t *uids_r,
                         store_deliver_cb *cb, void *ctx, char **error_r)
 {
-	return st->ops->deliver_async(st->be, d, uids_r, cb, ctx, error_r);
+	struct deliver_notify *n;
+
+	if (d == NULL || d->naccounts == 0)
+		return st->ops->deliver_async(st->be, d, uids_r, cb, ctx, error_r);
+	n = malloc(sizeof(*n));
+	if (n == NULL) {
+		str_error(error_r, "out of memory");
+		return -1;
+	}
+	*n = (struct deliver_notify){.st = st, .d = d, .cb = cb, .ctx = ctx};
+	if (st->ops->deliver_async(st->be, d, uids_r, deliver_notify_done, n, error_r) < 0) {
+		free(n);
+		return -1;
+	}
+	return 1;
 }
 
 struct deliver_wait {
@@ -283,12 +348,90 @@ int store_blob_sweep(struct store *st, unsigned min_age, uint64_t *removed_r, ch
 int store_message_expunge(struct store *st, const char *account, const char *mailbox,
                           const uint32_t *uids, size_t n, char **error_r)
 {
-	return st->ops->message_expunge(st->be, account, mailbox, uids, n, error_r);
+	int rc = st->ops->message_expunge(st->be, account, mailbox, uids, n, error_r);
+	if (rc > 0)
+		store_notify(st, account, store_mailbox_normalize(mailbox));
+	return rc;
+}
+
+/* ---- change notification ----
+ * Watchers sit in STORE_WATCH_BUCKETS lists hashed by account (ASCII case
+ * folded), so a change looks only at the watchers of its account however many
+ * sessions idle. cb runs with watch_mu held: that is what lets
+ * store_watch_remove promise that no call is running once it returns. */
+
+static unsigned store_watch_hash(const char *account)
+{
+	unsigned h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)account; *p != '\0'; p++) {
+		unsigned c = *p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p;
+		h = (h ^ c) * 16777619u;
+	}
+	return h % STORE_WATCH_BUCKETS;
+}
+
+static void store_notify(struct store *st, const char *account, const char *mailbox)
+{
+	if (account == NULL)
+		return;
+	pthread_mutex_lock(&st->watch_mu);
+	for (struct store_watch *w = st->watch[store_watch_hash(account)]; w != NULL; w = w->next) {
+		if (strcasecmp(w->account, account) == 0)
+			w->cb(w->ctx, w->account, mailbox);
+	}
+	pthread_mutex_unlock(&st->watch_mu);
+}
+
+int store_watch_add(struct store *st, const char *account, store_watch_cb *cb, void *ctx,
+                    struct store_watch **w_r, char **error_r)
+{
+	struct store_watch *w;
+
+	*w_r = NULL;
+	if (account == NULL || cb == NULL) {
+		str_error(error_r, "store_watch_add: no account or callback");
+		return -1;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL || (w->account = strdup(account)) == NULL) {
+		free(w);
+		str_error(error_r, "out of memory");
+		return -1;
+	}
+	w->cb = cb;
+	w->ctx = ctx;
+	pthread_mutex_lock(&st->watch_mu);
+	struct store_watch **head = &st->watch[store_watch_hash(account)];
+	w->next = *head;
+	if (*head != NULL)
+		(*head)->prevp = &w->next;
+	w->prevp = head;
+	*head = w;
+	pthread_mutex_unlock(&st->watch_mu);
+	*w_r = w;
+	return 1;
+}
+
+void store_watch_remove(struct store *st, struct store_watch **wp)
+{
+	struct store_watch *w = *wp;
+
+	if (w == NULL)
+		return;
+	*wp = NULL;
+	pthread_mutex_lock(&st->watch_mu);
+	*w->prevp = w->next;
+	if (w->next != NULL)
+		w->next->prevp = w->prevp;
+	pthread_mutex_unlock(&st->watch_mu);
+	free(w->account);
+	free(w);
 }
 
 /* ---- IMAP ----
- * Backends without an entry answer "not supported"; the store's watchers are
- * notified here after every successful change (store_watch_*). */
+ * Names are normalized (INBOX) and checked here; a backend without an entry
+ * answers "not supported". Watchers are told after every successful change. */
 
 static int store_unsupported(struct store *st, const char *what, char **error_r)
 {
@@ -300,51 +443,129 @@ static int store_unsupported(struct store *st, const char *what, char **error_r)
 	(st->ops->op == NULL ? store_unsupported(st, #op, error_r)                              \
 	                     : st->ops->op(st->be, __VA_ARGS__))
 
+/* A name that breaks the rules: what each function says about it (store.h). */
+static int store_name_bad(const char *name, int result, char **error_r)
+{
+	if (result != 0)
+		str_error(error_r, "invalid mailbox name");
+	return result;
+}
+
+#define STORE_NAME_CHECK(name, result)                                                         \
+	do {                                                                                   \
+		if (!store_mailbox_name_valid(name))                                            \
+			return store_name_bad(name, result, error_r);                            \
+	} while (0)
+
+#define STORE_ACCOUNT_CHECK(account)                                                           \
+	do {                                                                                   \
+		if ((account) == NULL) {                                                       \
+			str_error(error_r, "no account given");                                  \
+			return -1;                                                             \
+		}                                                                              \
+	} while (0)
+
 int store_mailbox_create(struct store *st, const char *account, const char *name,
                          const char *special_use, char **error_r)
 {
-	return STORE_DISPATCH(mailbox_create, account, store_mailbox_normalize(name), special_use,
-	                      error_r);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(name, STORE_CANNOT);
+	int rc = STORE_DISPATCH(mailbox_create, account, name, special_use, error_r);
+	if (rc == 1)
+		store_notify(st, account, NULL);
+	return rc;
 }
 
 int store_mailbox_delete(struct store *st, const char *account, const char *name, char **error_r)
 {
-	return STORE_DISPATCH(mailbox_delete, account, store_mailbox_normalize(name), error_r);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(name, 0);
+	int rc = STORE_DISPATCH(mailbox_delete, account, name, error_r);
+	if (rc == 1)
+		store_notify(st, account, NULL);
+	return rc;
 }
 
 int store_mailbox_rename(struct store *st, const char *account, const char *from, const char *to,
                          char **error_r)
 {
-	return STORE_DISPATCH(mailbox_rename, account, store_mailbox_normalize(from),
-	                      store_mailbox_normalize(to), error_r);
+	char from_buf[STORE_MAILBOX_NAME_MAX + 1];
+	from = store_mailbox_canon(from, from_buf);
+	char to_buf[STORE_MAILBOX_NAME_MAX + 1];
+	to = store_mailbox_canon(to, to_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(from, 0);
+	STORE_NAME_CHECK(to, STORE_CANNOT);
+	int rc = STORE_DISPATCH(mailbox_rename, account, from, to, error_r);
+	if (rc == 1)
+		store_notify(st, account, NULL);
+	return rc;
 }
 
 int store_mailbox_subscribe(struct store *st, const char *account, const char *name, bool on,
                             char **error_r)
 {
-	return STORE_DISPATCH(mailbox_subscribe, account, store_mailbox_normalize(name), on,
-	                      error_r);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(name, STORE_CANNOT);
+	return STORE_DISPATCH(mailbox_subscribe, account, name, on, error_r);
 }
 
 int store_subscription_list(struct store *st, const char *account, store_name_cb *cb, void *ctx,
                             char **error_r)
 {
+	STORE_ACCOUNT_CHECK(account);
 	return STORE_DISPATCH(subscription_list, account, cb, ctx, error_r);
 }
 
 int store_mailbox_get(struct store *st, const char *account, const char *name,
                       store_mailbox_cb *cb, void *ctx, char **error_r)
 {
-	return STORE_DISPATCH(mailbox_get, account, store_mailbox_normalize(name), cb, ctx,
-	                      error_r);
+	char name_buf[STORE_MAILBOX_NAME_MAX + 1];
+	name = store_mailbox_canon(name, name_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(name, 0);
+	return STORE_DISPATCH(mailbox_get, account, name, cb, ctx, error_r);
 }
 
 int store_mailbox_changes(struct store *st, const char *account, const char *mailbox,
                           uint64_t since, const struct store_changes_ops *ops, void *ctx,
                           char **error_r)
 {
-	return STORE_DISPATCH(mailbox_changes, account, store_mailbox_normalize(mailbox), since,
-	                      ops, ctx, error_r);
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(mailbox, 0);
+	return STORE_DISPATCH(mailbox_changes, account, mailbox, since, ops, ctx, error_r);
+}
+
+/* Counts the entries a STORE changed, to notify only when there were some. */
+struct flags_count {
+	const struct store_flags_ops *ops;
+	void *ctx;
+	size_t changed;
+};
+
+static void flags_count_changed(void *ctx, const struct store_message_info *m)
+{
+	struct flags_count *fc = ctx;
+
+	fc->changed++;
+	if (fc->ops != NULL && fc->ops->changed != NULL)
+		fc->ops->changed(fc->ctx, m);
+}
+
+static void flags_count_modified(void *ctx, uint32_t uid)
+{
+	struct flags_count *fc = ctx;
+
+	if (fc->ops != NULL && fc->ops->modified != NULL)
+		fc->ops->modified(fc->ctx, uid);
 }
 
 int store_message_flags(struct store *st, const char *account, const char *mailbox,
@@ -352,8 +573,22 @@ int store_message_flags(struct store *st, const char *account, const char *mailb
                         uint64_t unchangedsince, const struct store_flags_ops *ops, void *ctx,
                         char **error_r)
 {
-	return STORE_DISPATCH(message_flags, account, store_mailbox_normalize(mailbox), uids, n,
-	                      op, flags, unchangedsince, ops, ctx, error_r);
+	static const struct store_flags_ops count_ops = {flags_count_changed, flags_count_modified};
+	struct flags_count fc = {.ops = ops, .ctx = ctx};
+
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(mailbox, 0);
+	if (uids == NULL && n > 0) {
+		str_error(error_r, "store_message_flags: no UIDs");
+		return -1;
+	}
+	int rc = STORE_DISPATCH(message_flags, account, mailbox, uids, n, op, flags, unchangedsince,
+	                        &count_ops, &fc, error_r);
+	if (rc == 1 && fc.changed > 0)
+		store_notify(st, account, mailbox);
+	return rc;
 }
 
 int store_message_copy(struct store *st, const char *account, const char *from, const char *to,
@@ -361,8 +596,24 @@ int store_message_copy(struct store *st, const char *account, const char *from, 
                        char **error_r)
 {
 	memset(r, 0, sizeof(*r));
-	return STORE_DISPATCH(message_copy, account, store_mailbox_normalize(from),
-	                      store_mailbox_normalize(to), uids, n, move, r, error_r);
+	char from_buf[STORE_MAILBOX_NAME_MAX + 1];
+	from = store_mailbox_canon(from, from_buf);
+	char to_buf[STORE_MAILBOX_NAME_MAX + 1];
+	to = store_mailbox_canon(to, to_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(from, 0);
+	STORE_NAME_CHECK(to, STORE_NOMAILBOX);
+	if (uids == NULL && n > 0) {
+		str_error(error_r, "store_message_copy: no UIDs");
+		return -1;
+	}
+	int rc = STORE_DISPATCH(message_copy, account, from, to, uids, n, move, r, error_r);
+	if (rc == 1 && r->n > 0) {
+		store_notify(st, account, to);
+		if (move)
+			store_notify(st, account, from);
+	}
+	return rc;
 }
 
 void store_copy_result_free(struct store_copy_result *r)
@@ -378,44 +629,52 @@ int store_mailbox_expunge_deleted(struct store *st, const char *account, const c
                                   void (*expunged)(void *ctx, uint32_t uid), void *ctx,
                                   char **error_r)
 {
-	return STORE_DISPATCH(mailbox_expunge_deleted, account, store_mailbox_normalize(mailbox),
-	                      only, nonly, expunged, ctx, error_r);
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(mailbox, 0);
+	int rc =
+	    STORE_DISPATCH(mailbox_expunge_deleted, account, mailbox, only, nonly, expunged, ctx,
+	                   error_r);
+	if (rc > 0)
+		store_notify(st, account, mailbox);
+	return rc;
 }
 
 int store_append(struct store *st, const char *account, const char *mailbox,
                  const struct store_append_msg *msgs, size_t n, uint32_t *uidvalidity_r,
                  uint32_t *uids_r, char **error_r)
 {
-	return STORE_DISPATCH(append, account, store_mailbox_normalize(mailbox), msgs, n,
-	                      uidvalidity_r, uids_r, error_r);
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(mailbox, STORE_NOMAILBOX);
+	int rc = STORE_DISPATCH(append, account, mailbox, msgs, n, uidvalidity_r, uids_r, error_r);
+	if (rc == 1)
+		store_notify(st, account, mailbox);
+	return rc;
 }
 
 int store_blob_cache_get(struct store *st, const char *blob_id, char **data_r, size_t *len_r,
                          char **error_r)
 {
+	*data_r = NULL;
+	*len_r = 0;
+	if (blob_id == NULL) {
+		str_error(error_r, "invalid blob id");
+		return -1;
+	}
 	return STORE_DISPATCH(blob_cache_get, blob_id, data_r, len_r, error_r);
 }
 
 int store_blob_cache_put(struct store *st, const char *blob_id, const void *data, size_t len,
                          char **error_r)
 {
+	if (blob_id == NULL) {
+		str_error(error_r, "invalid blob id");
+		return -1;
+	}
 	return STORE_DISPATCH(blob_cache_put, blob_id, data, len, error_r);
-}
-
-int store_watch_add(struct store *st, const char *account, store_watch_cb *cb, void *ctx,
-                    struct store_watch **w_r, char **error_r)
-{
-	(void)account;
-	(void)cb;
-	(void)ctx;
-	*w_r = NULL;
-	return store_unsupported(st, "watch", error_r);
-}
-
-void store_watch_remove(struct store *st, struct store_watch **w)
-{
-	(void)st;
-	*w = NULL;
 }
 
 /* ---- resolving recipients ---- */

@@ -347,15 +347,20 @@ int store_message_expunge(struct store *st, const char *account, const char *mai
 /* ---- IMAP: mailboxes, flags, copies, changes ----
  * Mailbox names are UTF-8 with '/' as the hierarchy separator (no leading,
  * trailing or doubled '/'; no control characters; at most STORE_MAILBOX_NAME_MAX
- * octets); "INBOX" is case-insensitive in every function taking a name (the front
- * normalizes it). Functions that change something are durable when they return
+ * octets, at most STORE_MAILBOX_DEPTH_MAX levels; valid UTF-8 without C1 controls);
+ * "INBOX" is case-insensitive in every function taking a name (the front
+ * normalizes it, and a first level "inbox/" to "INBOX/"). A name that breaks these rules
+ * names no mailbox: 0 where a missing mailbox is 0, STORE_NOMAILBOX for a
+ * destination (COPY, APPEND), STORE_CANNOT for a name to create, rename to or
+ * subscribe. Functions that change something are durable when they return
  * and notify the account's watchers (below) after the change is committed.
  * Further results beside 1 / 0 / -1:
  *   STORE_EXISTS  (-2) the name is taken (IMAP ALREADYEXISTS)
  *   STORE_CANNOT  (-3) not permitted on this mailbox (e.g. DELETE INBOX; IMAP
  *                      CANNOT); *error_r says why
  *   STORE_NOMAILBOX (-4) a destination mailbox does not exist (IMAP TRYCREATE)
- *   STORE_OVERQUOTA (-5) the account's quota would be exceeded
+ *   STORE_OVERQUOTA (-5) the account's quota would be exceeded (no quota is
+ *                      enforced yet: not returned for now)
  * An account that does not exist is -1 with an error. */
 #define STORE_EXISTS (-2)
 #define STORE_CANNOT (-3)
@@ -370,26 +375,31 @@ int store_message_expunge(struct store *st, const char *account, const char *mai
  * or one of "\Archive \Drafts \Junk \Sent \Trash \All \Flagged"
  * (RFC 6154 CREATE-SPECIAL-USE; another is STORE_CANNOT). 1 created, STORE_EXISTS
  * when name exists and is selectable (a \Noselect name is made selectable
- * again: 1). */
+ * again: 1, with a new UIDVALIDITY and UIDs from 1). New mailboxes are not
+ * subscribed (the account's default ones are). */
 int store_mailbox_create(struct store *st, const char *account, const char *name,
 			 const char *special_use, char **error_r);
 /* RFC 9051 6.3.4: a mailbox without inferiors is removed with its messages; one
  * with inferiors loses its messages and becomes \Noselect (1); deleting a
- * \Noselect name that has inferiors, or INBOX, is STORE_CANNOT. The removed
- * entries go to the expunge log like store_message_expunge. 1 deleted, 0 no such
- * mailbox. */
+ * \Noselect name that has inferiors, or INBOX, is STORE_CANNOT (a \Noselect
+ * name whose inferiors have gone since is removed: 1). The removed entries of a
+ * mailbox that stays \Noselect go to the expunge log like store_message_expunge
+ * (a mailbox removed altogether takes its log along). Subscriptions stay. 1
+ * deleted, 0 no such mailbox. */
 int store_mailbox_delete(struct store *st, const char *account, const char *name,
 			 char **error_r);
 /* RFC 9051 6.3.6: renames from and every from/... inferior (keeping their UIDs and
  * UIDVALIDITY); creates the superiors of to that are missing. from == INBOX moves
  * INBOX's messages to a new mailbox to (new UIDs, flags and dates kept) and leaves
  * INBOX empty, its inferiors not renamed. 1 renamed, 0 no such mailbox (from),
- * STORE_EXISTS (to exists), STORE_CANNOT (to is from or an inferior of from). */
+ * STORE_EXISTS (to exists), STORE_CANNOT (to is from or an inferior of from, or
+ * an inferior's new name would break the name rules). */
 int store_mailbox_rename(struct store *st, const char *account, const char *from,
 			 const char *to, char **error_r);
 /* Subscriptions (RFC 9051 6.3.7) are names, kept whether or not the mailbox exists
  * (a rename carries the subscriptions of the renamed names along). 1 ok (also when
- * nothing changed). */
+ * nothing changed). The list is INBOX first, then by name (octet order).
+ * Watchers are not told of subscription changes. */
 int store_mailbox_subscribe(struct store *st, const char *account, const char *name, bool on,
 			    char **error_r);
 int store_subscription_list(struct store *st, const char *account, store_name_cb *cb, void *ctx,
@@ -404,7 +414,8 @@ int store_mailbox_get(struct store *st, const char *account, const char *name,
  * message(ctx, m) for every entry with m->modseq > since in ascending UID order
  * (new entries and entries whose flags changed), then vanished(ctx, uid) for
  * every UID expunged with a MODSEQ > since, ascending. since 0: every entry, and
- * no vanished. 1 ok, 0 no such mailbox. */
+ * no vanished. A \Noselect name has no entries (mailbox is still called). Any
+ * member of ops may be NULL. 1 ok, 0 no such mailbox. */
 struct store_changes_ops {
 	store_mailbox_cb *mailbox;
 	store_message_cb *message;
@@ -417,13 +428,21 @@ int store_mailbox_changes(struct store *st, const char *account, const char *mai
 /* STORE (RFC 9051 6.4.6, RFC 7162 3.1.3): changes the flags of the entries
  * uids[0..n) (ascending; UIDs no longer there are skipped). flags: space-separated
  * system flags and keywords (normalized like store_delivery.flags; \Recent is
- * not storable). op STORE_FLAGS_SET replaces, ADD adds, REMOVE removes. Every
+ * not storable and is dropped; flags are compared ASCII case-insensitively and
+ * system flags stored in their RFC 9051 spelling, "\seen" as "\Seen"; -1 when
+ * the result would pass STORE_FLAGS_MAX octets). op STORE_FLAGS_SET replaces,
+ * ADD adds, REMOVE removes. Every
  * entry whose flags really change gets one new MODSEQ (the same for all entries
  * of the call, above the mailbox's HIGHESTMODSEQ, which becomes it) and is
  * reported by changed(ctx, m) with its new flags and modseq. unchangedsince > 0:
  * an entry whose modseq is above it is not changed and is reported by
- * modified(ctx, uid) instead (the MODIFIED response code). Entries whose flags do
- * not change keep their modseq and are not reported. 1 ok, 0 no such mailbox. */
+ * modified(ctx, uid) instead (the MODIFIED response code), whether or not the
+ * operation would change it (RFC 7162 3.1.3); 0 means no UNCHANGEDSINCE (the
+ * caller answers UNCHANGEDSINCE 0 itself: every entry fails it). Entries whose
+ * flags do not change keep their modseq and are not reported. Both callbacks
+ * run after the commit (changed first, ascending UID; then modified), never for
+ * a change that was rolled back; ops and its members may be NULL. 1 ok, 0 no
+ * such mailbox (or a \Noselect one). */
 enum store_flags_op {
 	STORE_FLAGS_SET,
 	STORE_FLAGS_ADD,
@@ -441,14 +460,16 @@ int store_message_flags(struct store *st, const char *account, const char *mailb
 /* COPY / MOVE (RFC 9051 6.4.7, RFC 6851): the entries uids[0..n) (ascending) of
  * from get new UIDs in to, in the same order, with their flags and internal dates;
  * the blobs are shared, not copied. move: they are also removed from from in the
- * same transaction (expunge log as store_message_expunge). Moving into the
- * account's \Junk mailbox adds $Junk and removes $NotJunk; moving out of it
- * (except into \Trash) adds $NotJunk and removes $Junk. UIDs no longer in from are
- * skipped. On return (1) r holds the destination's UIDVALIDITY and the pairs
+ * same transaction (expunge log as store_message_expunge). Copying or moving
+ * into the account's \Junk mailbox (special use \Junk) adds $Junk and removes
+ * $NotJunk; out of it (except into \Trash) adds $NotJunk and removes $Junk
+ * (copies count: a client without MOVE copies and expunges). The copies share
+ * one new MODSEQ of to. COPY into from itself is allowed. UIDs no longer in from
+ * are skipped. On return (1) r holds the destination's UIDVALIDITY and the pairs
  * actually copied (r->n, possibly 0; arrays malloc'd, free with
  * store_copy_result_free) for COPYUID (RFC 4315). 0 no such mailbox (from),
  * STORE_NOMAILBOX (to does not exist or is \Noselect), STORE_CANNOT (to == from
- * with move), STORE_OVERQUOTA. */
+ * with move), STORE_OVERQUOTA; r is empty on every result but 1. */
 struct store_copy_result {
 	uint32_t uidvalidity;
 	size_t n;
@@ -462,7 +483,8 @@ void store_copy_result_free(struct store_copy_result *r);
 /* EXPUNGE / UID EXPUNGE (RFC 9051 6.4.3, RFC 4315 2.1): removes the entries that
  * have \Deleted now (only those among only[0..nonly) when only is not NULL),
  * as store_message_expunge does, and reports each removed UID, ascending, by
- * expunged(ctx, uid). Returns the number removed (0 also for no such mailbox), -1
+ * expunged(ctx, uid) (NULL ok) after the commit. only need not be sorted.
+ * Returns the number removed (0 also for no such or a \Noselect mailbox), -1
  * error. */
 int store_mailbox_expunge_deleted(struct store *st, const char *account, const char *mailbox,
 				  const uint32_t *only, size_t nonly,
@@ -475,7 +497,9 @@ int store_mailbox_expunge_deleted(struct store *st, const char *account, const c
  * internal_date of each as in store_delivery. On 1, *uidvalidity_r and
  * uids_r[0..n) (caller-allocated) hold APPENDUID's values (RFC 4315). 0 is not
  * returned: STORE_NOMAILBOX (mailbox does not exist or is \Noselect),
- * STORE_OVERQUOTA, -1 error. The messages stay the caller's to free. */
+ * STORE_OVERQUOTA, -1 error (also for n == 0, a message already delivered or
+ * appended, or invalid flags of any message: then none is stored). The
+ * messages stay the caller's to free. */
 struct store_append_msg {
 	struct store_msg *msg;
 	const char *flags;     /* NULL or space-separated */
@@ -487,8 +511,10 @@ int store_append(struct store *st, const char *account, const char *mailbox,
 
 /* A per-blob cache slot for what is derived from a message once (the IMAP session
  * keeps the mime_tree_encode form of its MIME structure there). Blobs are
- * immutable, so the value stays right; it goes with the blob. get: 1 with *data_r
- * malloc'd and *len_r, 0 nothing cached (or the blob is gone). put: 1 ok (also
+ * immutable, so the value stays right; it goes with the blob (removed by the
+ * sweep when the blob's last reference went). get: 1 with *data_r malloc'd (one
+ * octet past *len_r is NUL) and *len_r, 0 nothing cached (or the blob is gone),
+ * -1 error (also for an invalid id). put: 1 ok (also
  * when the blob is gone meanwhile: nothing is stored); at most
  * STORE_BLOB_CACHE_MAX octets. put need not be durable (it can be derived again). */
 #define STORE_BLOB_CACHE_MAX (1u << 20)
@@ -501,12 +527,20 @@ int store_blob_cache_put(struct store *st, const char *blob_id, const void *data
  * A watcher of an account is told after every committed change to any of its
  * mailboxes made through this store (deliveries, APPEND, flags, copies, moves,
  * expunges, mailbox create/delete/rename), with the mailbox's name (NULL when
- * several changed or the mailbox list itself did). cb runs on the thread that
+ * the mailbox list itself changed: create, delete, rename; a MOVE is told once
+ * for each of its two mailboxes). Only changes that changed something are told
+ * (a STORE that changed no entry, an expunge that removed none: nothing);
+ * subscriptions are not. account is the watcher's own string; accounts match
+ * ASCII case-insensitively. cb runs on the thread that
  * made the change (a worker or the committer): it must only hand the news over
  * (e.g. activate an event on its loop), never block or call into the store.
  * Changes made by another process (the CLI) are not reported: a watcher polls too.
  * store_watch_remove returns once no call of cb is running or will start; it may
- * be called from an event loop. The process-local implementation is in the front;
+ * be called from an event loop (it waits only for a call in progress; cb runs
+ * under the lock it takes). Watchers left at store_close are freed. A delivery
+ * tells each of its accounts' watchers before its completion (store_deliver_cb)
+ * runs. store_watch_add: 1 ok, -1 (NULL account or cb, out of memory). The
+ * process-local implementation is in the front;
  * a multi-node backend feeds it from its own notifications. */
 typedef void store_watch_cb(void *ctx, const char *account, const char *mailbox);
 struct store_watch;

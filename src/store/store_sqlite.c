@@ -170,6 +170,7 @@ static int sqlite_open(const struct store_options *opts, struct store_backend **
 	st->fsync = opts->fsync;
 	pthread_mutex_init(&st->wmu, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
+	pthread_mutex_init(&st->cmu, NULL);
 	pthread_mutex_init(&st->gc_mu, NULL);
 	pthread_cond_init(&st->gc_cond, NULL);
 	st->gc_tail = &st->gc_head;
@@ -226,9 +227,11 @@ static void sqlite_close(struct store_backend **stp)
 	sqlite3_finalize(st->st_queue_rcpt);
 	sqlite3_finalize(st->st_savepoint);
 	sqlite3_finalize(st->st_release);
+	sqlite_conn_close(st->cdb); /* before the writer: the last to close checkpoints */
 	sqlite_conn_close(st->wdb);
 	pthread_mutex_destroy(&st->wmu);
 	pthread_mutex_destroy(&st->rmu);
+	pthread_mutex_destroy(&st->cmu);
 	pthread_mutex_destroy(&st->gc_mu);
 	pthread_cond_destroy(&st->gc_cond);
 	pthread_mutex_destroy(&st->sw_mu);
@@ -439,4 +442,17 @@ const struct store_ops store_sqlite_ops = {
     .blob_open = sqlite_blob_open,
     .blob_sweep = sqlite_blob_sweep_all,
     .message_expunge = sqlite_message_expunge,
+    .mailbox_create = sqlite_mailbox_create,
+    .mailbox_delete = sqlite_mailbox_delete,
+    .mailbox_rename = sqlite_mailbox_rename,
+    .mailbox_subscribe = sqlite_mailbox_subscribe,
+    .subscription_list = sqlite_subscription_list,
+    .mailbox_get = sqlite_mailbox_get,
+    .mailbox_changes = sqlite_mailbox_changes,
+    .message_flags = sqlite_message_flags,
+    .message_copy = sqlite_message_copy,
+    .mailbox_expunge_deleted = sqlite_mailbox_expunge_deleted,
+    .append = sqlite_append,
+    .blob_cache_get = sqlite_blob_cache_get,
+    .blob_cache_put = sqlite_blob_cache_put,
 };

@@ -116,32 +116,28 @@ static const struct {
     {"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"},
 };
 
-/* Inside the writer's transaction. */
+/* Inside the writer's transaction. The default mailboxes start subscribed. */
 static int account_create_mailboxes(struct store_backend *st, int64_t account_id, char **error_r)
 {
-	sqlite3_stmt *stmt;
-	int64_t uidvalidity = (int64_t)time(NULL);
+	sqlite3_stmt *stmt, *sub = NULL;
+	uint32_t uidvalidity;
 	int ret = 1;
 
-	/* UIDVALIDITY must never repeat for a mailbox name (RFC 9051 2.3.1.1); a
-	 * deleted and re-created account in the same second would reuse time(), so
-	 * stay above every value handed out so far. */
-	if (sqlite_db_prepare(st->wdb, "SELECT coalesce(max(uidvalidity), 0) + 1 FROM mailboxes",
-	                      &stmt, error_r) < 0)
+	/* UIDVALIDITY must never repeat for a mailbox name (RFC 9051 2.3.1.1): the
+	 * counter stays above every value handed out so far, also for a deleted and
+	 * re-created account. One value for all of them: it is per name. */
+	if (sqlite_uidvalidity_next(st->wdb, &uidvalidity, error_r) < 0)
 		return -1;
-	if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) > uidvalidity)
-		uidvalidity = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	if (uidvalidity > (int64_t)UINT32_MAX) {
-		str_error(error_r, "UIDVALIDITY space exhausted");
-		return -1;
-	}
-
 	if (sqlite_db_prepare(st->wdb,
 	                      "INSERT INTO mailboxes (account, name, special_use, uidvalidity)"
 	                      " VALUES (?1, ?2, ?3, ?4)",
 	                      &stmt, error_r) < 0)
 		return -1;
+	if (sqlite_db_prepare(st->wdb, "INSERT INTO subscriptions (account, name) VALUES (?1, ?2)",
+	                      &sub, error_r) < 0) {
+		sqlite3_finalize(stmt);
+		return -1;
+	}
 	for (size_t i = 0; i < sizeof(default_mailboxes) / sizeof(default_mailboxes[0]); i++) {
 		sqlite3_reset(stmt);
 		sqlite3_bind_int64(stmt, 1, account_id);
@@ -152,12 +148,16 @@ static int account_create_mailboxes(struct store_backend *st, int64_t account_id
 		else
 			sqlite3_bind_null(stmt, 3);
 		sqlite3_bind_int64(stmt, 4, uidvalidity);
-		if (sqlite3_step(stmt) != SQLITE_DONE) {
+		sqlite3_reset(sub);
+		sqlite3_bind_int64(sub, 1, account_id);
+		sqlite3_bind_text(sub, 2, default_mailboxes[i].name, -1, SQLITE_STATIC);
+		if (sqlite3_step(stmt) != SQLITE_DONE || sqlite3_step(sub) != SQLITE_DONE) {
 			ret = sqlite_db_fail(st->wdb, error_r, "database");
 			break;
 		}
 	}
 	sqlite3_finalize(stmt);
+	sqlite3_finalize(sub);
 	return ret;
 }
 
@@ -255,6 +255,7 @@ int sqlite_account_del(struct store_backend *st, const char *address, char **err
 	    "DELETE FROM messages WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
 	    "DELETE FROM expunged WHERE mailbox IN (SELECT id FROM mailboxes WHERE account = ?1)",
 	    "DELETE FROM mailboxes WHERE account = ?1",
+	    "DELETE FROM subscriptions WHERE account = ?1",
 	    "DELETE FROM accounts WHERE id = ?1",
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {

@@ -152,7 +152,11 @@ int sqlite_blob_sweep(struct store_backend *st, char **error_r)
 		sqlite_db_fail(st->wdb, error_r, "database");
 		goto rollback;
 	}
-	if (sqlite_db_exec(st->wdb, "DELETE FROM blobs WHERE refcount <= 0", error_r) < 0 ||
+	if (sqlite_db_exec(st->wdb,
+	                   "DELETE FROM blob_cache WHERE blob IN"
+	                   " (SELECT id FROM blobs WHERE refcount <= 0)",
+	                   error_r) < 0 ||
+	    sqlite_db_exec(st->wdb, "DELETE FROM blobs WHERE refcount <= 0", error_r) < 0 ||
 	    sqlite_db_exec(st->wdb, "COMMIT", error_r) < 0)
 		goto rollback;
 	ret = 1;
@@ -572,4 +576,87 @@ void sqlite_sweeper_stop(struct store_backend *st)
 		pthread_join(st->sw_thread, NULL);
 		st->sw_started = false;
 	}
+}
+
+/* ---- the blob cache ---- */
+
+int sqlite_blob_cache_get(struct store_backend *st, const char *blob_id, char **data_r,
+                          size_t *len_r, char **error_r)
+{
+	sqlite3_stmt *stmt;
+	sqlite3 *db;
+	int rc, ret = -1;
+
+	*data_r = NULL;
+	*len_r = 0;
+	if (!blob_id_valid(blob_id))
+		return str_error(error_r, "invalid blob id");
+	if (sqlite_reader_get(st, &db, error_r) < 0)
+		return -1;
+	if (sqlite_stmt_cached(db,
+	                       "SELECT c.data FROM blob_cache c JOIN blobs b ON b.id = c.blob"
+	                       " WHERE c.blob = ?1 AND b.refcount > 0",
+	                       &stmt, error_r) < 0)
+		goto out;
+	sqlite3_bind_text(stmt, 1, blob_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(stmt, 0);
+		size_t len = (size_t)sqlite3_column_bytes(stmt, 0);
+		*data_r = malloc(len + 1);
+		if (*data_r == NULL) {
+			str_error(error_r, "out of memory");
+		} else {
+			if (len > 0)
+				memcpy(*data_r, p, len);
+			(*data_r)[len] = '\0';
+			*len_r = len;
+			ret = 1;
+		}
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		sqlite_db_fail(db, error_r, "database");
+	}
+	sqlite_stmt_release(stmt);
+out:
+	sqlite_reader_put(st, db);
+	return ret;
+}
+
+int sqlite_blob_cache_put(struct store_backend *st, const char *blob_id, const void *data,
+                          size_t len, char **error_r)
+{
+	sqlite3_stmt *stmt;
+	int ret = -1;
+
+	if (!blob_id_valid(blob_id))
+		return str_error(error_r, "invalid blob id");
+	if (len > STORE_BLOB_CACHE_MAX || (data == NULL && len > 0))
+		return str_error(error_r, "blob cache value too large");
+	pthread_mutex_lock(&st->cmu);
+	/* A connection of its own with synchronous=NORMAL: a cache write costs no
+	 * WAL fsync (it can be derived again), and never changes how the writer's
+	 * commits sync. WAL checkpoints stay synced with NORMAL. */
+	if (st->cdb == NULL) {
+		if (sqlite_conn_open(st, false, &st->cdb, error_r) < 0)
+			goto out;
+		if (st->fsync && sqlite_db_exec(st->cdb, "PRAGMA synchronous=NORMAL", error_r) < 0) {
+			sqlite_conn_close(st->cdb);
+			st->cdb = NULL;
+			goto out;
+		}
+	}
+	if (sqlite_stmt_cached(st->cdb,
+	                       "INSERT OR REPLACE INTO blob_cache (blob, data) SELECT ?1, ?2"
+	                       " WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?1 AND refcount > 0)",
+	                       &stmt, error_r) < 0)
+		goto out;
+	sqlite3_bind_text(stmt, 1, blob_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(stmt, 2, len > 0 ? data : "", (int)len, SQLITE_STATIC);
+	ret = sqlite3_step(stmt) == SQLITE_DONE ? 1 : sqlite_db_fail(st->cdb, error_r, "database");
+	sqlite_stmt_release(stmt);
+out:
+	pthread_mutex_unlock(&st->cmu);
+	return ret;
 }

@@ -124,10 +124,11 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 		sqlite3_bind_text(st->st_mbox_bump, 2, mailbox, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st->st_mbox_bump);
 		if (rc != SQLITE_ROW) {
-			if (rc == SQLITE_DONE)
+			if (rc == SQLITE_DONE) {
 				str_error(error_r, "mailbox %s of account %s does not exist",
-				                mailbox, d->accounts[i]);
-			else
+				          mailbox, d->accounts[i]);
+				r->fail_code = STORE_NOMAILBOX;
+			} else
 				sqlite_db_fail(st->wdb, error_r, "database");
 			stmt_done(st->st_mbox_bump);
 			return -1;
@@ -135,6 +136,8 @@ static int gc_deliver_one(struct store_backend *st, struct store_gc_req *r, char
 		mbox_id = sqlite3_column_int64(st->st_mbox_bump, 0);
 		uid = sqlite3_column_int64(st->st_mbox_bump, 1);
 		modseq = sqlite3_column_int64(st->st_mbox_bump, 2);
+		if (r->uidvalidity_r != NULL)
+			*r->uidvalidity_r = (uint32_t)sqlite3_column_int64(st->st_mbox_bump, 3);
 		/* Step to completion so the UPDATE ... RETURNING is finished. */
 		rc = sqlite3_step(st->st_mbox_bump);
 		stmt_done(st->st_mbox_bump);
@@ -191,6 +194,19 @@ static void gc_fail_all(struct store_gc_req *batch, const char *error)
 	}
 }
 
+/* Fails the requests r .. end (one savepoint: a delivery, or an APPEND) with a
+ * copy of error (NULL: "delivery failed") and fail_code. */
+static void gc_fail_group(struct store_gc_req *r, struct store_gc_req *end, const char *error,
+                          int fail_code)
+{
+	for (; r != end; r = r->next) {
+		r->result = -1;
+		free(r->error);
+		r->error = error != NULL ? str_dup(error) : NULL;
+		r->fail_code = fail_code;
+	}
+}
+
 /* Makes the blobs of a batch durable before their metadata is committed: one
  * fdatasync per segment the batch appended to, an fdatasync per new blob file
  * not synced yet and one fsync per directory the batch touched
@@ -232,6 +248,8 @@ static void gc_sync_blobs(struct store_backend *st, struct store_gc_req **batch,
 			r->result = -1;
 			r->error = errors[i];
 			errors[i] = NULL;
+			if (r->group != NULL)
+				r->group->failed = true; /* the rest of its APPEND fails too */
 			while (*fail != NULL)
 				fail = &(*fail)->next;
 			*fail = r;
@@ -260,17 +278,32 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 		gc_fail_all(batch, error != NULL ? error : "database: BEGIN failed");
 		goto out;
 	}
-	for (struct store_gc_req *r = batch; r != NULL; r = r->next) {
+	for (struct store_gc_req *r = batch, *end; r != NULL; r = end) {
 		char *err = NULL;
 
-		if (stmt_run(st->wdb, st->st_savepoint, &err) < 0) {
-			r->result = -1;
-			r->error = err;
+		/* r .. end: one delivery, or every request of one APPEND still in the
+		 * batch, in one savepoint */
+		end = r->next;
+		while (r->group != NULL && end != NULL && end->group == r->group)
+			end = end->next;
+		if (r->group != NULL && r->group->failed) {
+			gc_fail_group(r, end, NULL, 0);
 			continue;
 		}
-		if (gc_deliver_one(st, r, &err) < 0) {
-			r->result = -1;
-			r->error = err; /* NULL: gc_finish says "delivery failed" */
+		if (stmt_run(st->wdb, st->st_savepoint, &err) < 0) {
+			gc_fail_group(r, end, err, 0);
+			free(err);
+			continue;
+		}
+		struct store_gc_req *bad = NULL;
+		for (struct store_gc_req *m = r; m != end && bad == NULL; m = m->next) {
+			if (gc_deliver_one(st, m, &err) < 0)
+				bad = m;
+		}
+		if (bad != NULL) {
+			/* NULL err: gc_finish says "delivery failed" */
+			gc_fail_group(r, end, err, bad->fail_code);
+			free(err);
 			if (sqlite_db_exec(st->wdb, "ROLLBACK TO delivery; RELEASE delivery",
 			                   NULL) < 0) {
 				/* The transaction is unusable: fail what is left. */
@@ -278,7 +311,8 @@ static void gc_commit_batch(struct store_backend *st, struct store_gc_req *batch
 				gc_fail_all(batch, "database: savepoint rollback failed");
 				goto out;
 			}
-			gc_register_orphan(st, r);
+			for (struct store_gc_req *m = r; m != end; m = m->next)
+				gc_register_orphan(st, m);
 			continue;
 		}
 		if (stmt_run(st->wdb, st->st_release, &err) < 0) {
@@ -475,7 +509,11 @@ static void gc_finish(struct store_gc_req *r)
 		d->queue_id = 0;
 	store_deliver_cb *cb = r->cb;
 	void *ctx = r->ctx;
-	int result = r->result > 0 ? 1 : -1;
+	/* An APPEND tells a vanished mailbox apart (STORE_NOMAILBOX); a delivery's
+	 * completion is 1 or -1. */
+	int result = r->result > 0                           ? 1
+	             : r->group != NULL && r->fail_code != 0 ? r->fail_code
+	                                                     : -1;
 	char *error = r->error;
 	if (result > 0) {
 		free(error);
@@ -549,12 +587,29 @@ void sqlite_committer_stop(struct store_backend *st)
 	st->gc_started = false;
 }
 
-int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uint32_t *uids_r,
-                         store_deliver_cb *cb, void *ctx, char **error_r)
+/* Frees a prepared request that was never queued (its blob written, perhaps
+ * synced: an orphan for the sweep, or dead space in a segment). */
+static void gc_req_discard(struct store_gc_req *req)
+{
+	if (req == NULL)
+		return;
+	blob_pending_abort(req->blob);
+	queue_envelope_free(req);
+	free(req->flags_owned);
+	free(req->blob);
+	free(req);
+}
+
+/* Checks d, writes its blob (synced here when it is a file of its own) and
+ * returns the request ready to be queued. 1 ok, -1 error. */
+static int gc_req_prepare(struct store_backend *st, struct store_delivery *d, uint32_t *uids_r,
+                          store_deliver_cb *cb, void *ctx, struct store_gc_req **req_r,
+                          char **error_r)
 {
 	struct store_gc_req *req;
 	char *flags = NULL;
 
+	*req_r = NULL;
 	if (d == NULL || (d->naccounts == 0 && d->nqueue_rcpts == 0) ||
 	    (d->naccounts > 0 && d->accounts == NULL) ||
 	    (d->nqueue_rcpts > 0 && d->queue_rcpts == NULL) || (d->data == NULL && d->len > 0)) {
@@ -615,11 +670,153 @@ int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uin
 	req->uids_r = uids_r;
 	req->cb = cb;
 	req->ctx = ctx;
+	*req_r = req;
+	return 1;
+}
 
+/* Queues the requests reqs[0..n) for the committer, one after the other. */
+static void gc_enqueue(struct store_backend *st, struct store_gc_req **reqs, size_t n)
+{
 	pthread_mutex_lock(&st->gc_mu);
-	*st->gc_tail = req;
-	st->gc_tail = &req->next;
+	for (size_t i = 0; i < n; i++) {
+		*st->gc_tail = reqs[i];
+		st->gc_tail = &reqs[i]->next;
+	}
 	pthread_cond_signal(&st->gc_cond);
 	pthread_mutex_unlock(&st->gc_mu);
+}
+
+int sqlite_deliver_async(struct store_backend *st, struct store_delivery *d, uint32_t *uids_r,
+                         store_deliver_cb *cb, void *ctx, char **error_r)
+{
+	struct store_gc_req *req;
+
+	if (gc_req_prepare(st, d, uids_r, cb, ctx, &req, error_r) < 0)
+		return -1;
+	gc_enqueue(st, &req, 1);
+	return 1;
+}
+
+/* ---- APPEND: deliveries to one mailbox that commit together ---- */
+
+struct append_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	size_t left;
+	int result;
+	char *error;
+	uint32_t uidvalidity;
+};
+
+static void append_done(void *ctx, int result, char *error)
+{
+	struct append_wait *w = ctx;
+
+	pthread_mutex_lock(&w->mu);
+	if (result != 1 && w->result == 1) {
+		w->result = result;
+		w->error = error;
+		error = NULL;
+	}
+	if (--w->left == 0)
+		pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	free(error);
+}
+
+/* Whether account's mailbox exists and is selectable (before any blob is
+ * written): 1, STORE_NOMAILBOX, -1 (also for no such account). */
+static int append_check(struct store_backend *st, const char *account, const char *mailbox,
+                        char **error_r)
+{
+	const char *params[] = {account, mailbox};
+	int rc;
+
+	rc = sqlite_rquery_text(st, "SELECT id FROM accounts WHERE address = ?1", params, 1, NULL,
+	                        error_r);
+	if (rc == 0)
+		str_error(error_r, "no such account %s", account);
+	if (rc <= 0)
+		return -1;
+	rc = sqlite_rquery_text(st,
+	                        "SELECT 1 FROM mailboxes m JOIN accounts a ON a.id = m.account"
+	                        " WHERE a.address = ?1 AND m.name = ?2 AND m.noselect = 0",
+	                        params, 2, NULL, error_r);
+	if (rc == 0) {
+		str_error(error_r, "no mailbox %s", mailbox);
+		return STORE_NOMAILBOX;
+	}
+	return rc;
+}
+
+int sqlite_append(struct store_backend *st, const char *account, const char *mailbox,
+                  const struct store_append_msg *msgs, size_t n, uint32_t *uidvalidity_r,
+                  uint32_t *uids_r, char **error_r)
+{
+	struct append_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER,
+	                        .cond = PTHREAD_COND_INITIALIZER,
+	                        .left = n,
+	                        .result = 1};
+	const char *accounts[1] = {account};
+	struct store_gc_group group = {0};
+	struct store_delivery *ds;
+	struct store_gc_req **reqs;
+	int rc;
+
+	if (n == 0 || msgs == NULL || uids_r == NULL)
+		return str_error(error_r, "store_append: no messages");
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].msg == NULL)
+			return str_error(error_r, "store_append: no message");
+	}
+	rc = append_check(st, account, mailbox, error_r);
+	if (rc != 1)
+		return rc;
+	ds = calloc(n, sizeof(*ds));
+	reqs = calloc(n, sizeof(*reqs));
+	if (ds == NULL || reqs == NULL) {
+		free(ds);
+		free(reqs);
+		return str_error(error_r, "out of memory");
+	}
+	/* Every blob written (and synced) first: a message that cannot be taken
+	 * fails the whole APPEND before anything is queued (RFC 3502 6). */
+	for (size_t i = 0; i < n; i++) {
+		ds[i] = (struct store_delivery){
+		    .accounts = accounts,
+		    .naccounts = 1,
+		    .mailbox = mailbox,
+		    .msg = msgs[i].msg,
+		    .flags = msgs[i].flags,
+		    .internal_date = msgs[i].internal_date,
+		};
+		if (gc_req_prepare(st, &ds[i], &uids_r[i], append_done, &w, &reqs[i], error_r) < 0) {
+			for (size_t k = 0; k < i; k++)
+				gc_req_discard(reqs[k]);
+			free(ds);
+			free(reqs);
+			return -1;
+		}
+		reqs[i]->group = &group;
+		reqs[i]->uidvalidity_r = &w.uidvalidity;
+	}
+	gc_enqueue(st, reqs, n);
+	pthread_mutex_lock(&w.mu);
+	while (w.left > 0)
+		pthread_cond_wait(&w.cond, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cond);
+	free(ds);
+	free(reqs);
+	if (w.result != 1) {
+		if (error_r != NULL)
+			*error_r = w.error;
+		else
+			free(w.error);
+		return w.result;
+	}
+	if (uidvalidity_r != NULL)
+		*uidvalidity_r = w.uidvalidity;
 	return 1;
 }

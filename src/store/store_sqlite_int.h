@@ -2,11 +2,15 @@
  * The backend: SQLite (WAL) metadata plus content-addressed blobs: small ones
  * packed into segment files (blob_seg.c), larger ones files of their own (blob.c).
  *   store_sqlite.c           connections, open/close, the ops table
- *   store_sqlite_blobs.c     where a blob is, reading it, the sweep and compaction
+ *   store_sqlite_blobs.c     where a blob is, reading it, the sweep and compaction,
+ *                            the blob cache
  *   store_sqlite_schema.c    migrations and the writer's prepared statements
  *   store_sqlite_accounts.c  domains, accounts, aliases, the primitive lookups
  *   store_sqlite_deliver.c   delivery with group commit
- *   store_sqlite_mail.c      mailboxes, messages, expunge
+ *   store_sqlite_mail.c      messages, expunge
+ *   store_sqlite_imap.c      IMAP: mailbox list/status, create/delete/rename,
+ *                            subscriptions, changes, flags, copy/move, expunge of
+ *                            \Deleted (APPEND is a delivery: store_sqlite_deliver.c)
  *   store_sqlite_queue.c     the outbound queue
  *
  * Connections and threads
@@ -84,8 +88,17 @@ struct deliver_src {
 	size_t ins_len;
 };
 
+/* The requests of one APPEND (all or nothing): they are queued one after the
+ * other and commit in one savepoint, or all fail. */
+struct store_gc_group {
+	bool failed; /* a member failed before the commit (its blob) */
+};
+
 struct store_gc_req {
 	struct store_delivery *d;
+	struct store_gc_group *group; /* NULL: a delivery of its own */
+	uint32_t *uidvalidity_r;      /* optional: the mailbox's, set at commit */
+	int fail_code;                /* STORE_NOMAILBOX when the mailbox is gone */
 	struct deliver_src ds;
 	struct blob_src src;       /* reads ds */
 	uint64_t len;              /* stored size */
@@ -119,6 +132,11 @@ struct store_backend {
 	sqlite3_stmt *st_queue_insert;
 	sqlite3_stmt *st_queue_rcpt;
 	sqlite3_stmt *st_savepoint, *st_release; /* a delivery's savepoint in a batch */
+
+	/* The blob cache's writer (store_blob_cache_put): synchronous=NORMAL, since
+	 * what it writes need not be durable; opened on first use. */
+	pthread_mutex_t cmu;
+	sqlite3 *cdb;
 
 	pthread_mutex_t rmu; /* guards the idle reader list */
 	struct store_conn *idle;
@@ -266,5 +284,42 @@ int sqlite_blob_open(struct store_backend *st, const char *blob_id, struct store
                      char **error_r);
 int sqlite_message_expunge(struct store_backend *st, const char *account, const char *mailbox,
                            const uint32_t *uids, size_t n, char **error_r);
+
+/* ---- IMAP (store_sqlite_imap.c; append in store_sqlite_deliver.c) ---- */
+/* The next UIDVALIDITY (inside a write transaction on db). 1 ok, -1 error. */
+int sqlite_uidvalidity_next(sqlite3 *db, uint32_t *uidvalidity_r, char **error_r);
+int sqlite_mailbox_create(struct store_backend *st, const char *account, const char *name,
+                          const char *special_use, char **error_r);
+int sqlite_mailbox_delete(struct store_backend *st, const char *account, const char *name,
+                          char **error_r);
+int sqlite_mailbox_rename(struct store_backend *st, const char *account, const char *from,
+                          const char *to, char **error_r);
+int sqlite_mailbox_subscribe(struct store_backend *st, const char *account, const char *name,
+                             bool on, char **error_r);
+int sqlite_subscription_list(struct store_backend *st, const char *account, store_name_cb *cb,
+                             void *ctx, char **error_r);
+int sqlite_mailbox_get(struct store_backend *st, const char *account, const char *name,
+                       store_mailbox_cb *cb, void *ctx, char **error_r);
+int sqlite_mailbox_changes(struct store_backend *st, const char *account, const char *mailbox,
+                           uint64_t since, const struct store_changes_ops *ops, void *ctx,
+                           char **error_r);
+int sqlite_message_flags(struct store_backend *st, const char *account, const char *mailbox,
+                         const uint32_t *uids, size_t n, enum store_flags_op op,
+                         const char *flags, uint64_t unchangedsince,
+                         const struct store_flags_ops *ops, void *ctx, char **error_r);
+int sqlite_message_copy(struct store_backend *st, const char *account, const char *from,
+                        const char *to, const uint32_t *uids, size_t n, bool move,
+                        struct store_copy_result *r, char **error_r);
+int sqlite_mailbox_expunge_deleted(struct store_backend *st, const char *account,
+                                   const char *mailbox, const uint32_t *only, size_t nonly,
+                                   void (*expunged)(void *ctx, uint32_t uid), void *ctx,
+                                   char **error_r);
+int sqlite_append(struct store_backend *st, const char *account, const char *mailbox,
+                  const struct store_append_msg *msgs, size_t n, uint32_t *uidvalidity_r,
+                  uint32_t *uids_r, char **error_r);
+int sqlite_blob_cache_get(struct store_backend *st, const char *blob_id, char **data_r,
+                          size_t *len_r, char **error_r);
+int sqlite_blob_cache_put(struct store_backend *st, const char *blob_id, const void *data,
+                          size_t len, char **error_r);
 
 #endif

@@ -1,4 +1,4 @@
-/* SQLite backend: mailboxes, messages, blobs, expunge. */
+/* SQLite backend: messages, expunge (mailbox listing: store_sqlite_imap.c). */
 #include "store/store_sqlite_int.h"
 
 #include <errno.h>
@@ -33,67 +33,6 @@ static int mailbox_lookup(sqlite3 *db, const char *account, const char *mailbox,
 		sqlite_db_fail(db, error_r, "database");
 	sqlite_stmt_release(stmt);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mailbox_cb *cb,
-                        void *ctx, char **error_r)
-{
-	sqlite3_stmt *stmt = NULL;
-	sqlite3 *db;
-	int rc, ret = -1;
-
-	if (sqlite_reader_get(st, &db, error_r) < 0)
-		return -1;
-	if (sqlite_db_exec(db, "BEGIN", error_r) < 0)
-		goto out;
-	const char *params[] = {account};
-	rc = sqlite_query_text(db, "SELECT id FROM accounts WHERE address = ?1", params, 1, NULL,
-	                       error_r);
-	if (rc <= 0) {
-		ret = rc;
-		goto out;
-	}
-	/* unseen: entries whose flag list lacks \Seen (flags are space-separated;
-	 * LIKE is ASCII case-insensitive, as IMAP system flags are). */
-	if (sqlite_stmt_cached(
-	        db,
-	        "SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"
-	        "  count(m.uid),"
-	        "  coalesce(sum(m.uid IS NOT NULL AND"
-	        "               (' ' || m.flags || ' ') NOT LIKE '% \\Seen %'), 0),"
-	        "  coalesce(sum(m.size), 0)"
-	        " FROM mailboxes b JOIN accounts a ON a.id = b.account"
-	        " LEFT JOIN messages m ON m.mailbox = b.id"
-	        " WHERE a.address = ?1"
-	        " GROUP BY b.id ORDER BY b.name <> 'INBOX', b.id",
-	        &stmt, error_r) < 0)
-		goto out;
-	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		struct store_mailbox_info mb = {
-		    .name = (const char *)sqlite3_column_text(stmt, 0),
-		    .special_use = (const char *)sqlite3_column_text(stmt, 1),
-		    .uidvalidity = (uint32_t)sqlite3_column_int64(stmt, 2),
-		    .uidnext = (uint32_t)sqlite3_column_int64(stmt, 3),
-		    .highestmodseq = (uint64_t)sqlite3_column_int64(stmt, 4),
-		    .messages = (uint32_t)sqlite3_column_int64(stmt, 5),
-		    .unseen = (uint32_t)sqlite3_column_int64(stmt, 6),
-		    .size = (uint64_t)sqlite3_column_int64(stmt, 7),
-		};
-		if (mb.name == NULL)
-			mb.name = "";
-		cb(ctx, &mb);
-	}
-	if (rc != SQLITE_DONE) {
-		sqlite_db_fail(db, error_r, "database");
-		goto out;
-	}
-	ret = 1;
-out:
-	sqlite_stmt_release(stmt);
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	sqlite_reader_put(st, db);
-	return ret;
 }
 
 int sqlite_message_list(struct store_backend *st, const char *account, const char *mailbox,

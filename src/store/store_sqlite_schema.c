@@ -115,6 +115,28 @@ static const char *const migrations[] = {
     "ALTER TABLE blobs ADD COLUMN seg INTEGER;"
     "ALTER TABLE blobs ADD COLUMN off INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX blobs_seg ON blobs(seg) WHERE seg IS NOT NULL;",
+    /* v6: IMAP. mailboxes.noselect: a name kept (without messages) for its
+     * inferiors after a DELETE (RFC 9051 6.3.4). Subscriptions are names of their
+     * own (RFC 9051 6.3.7: kept whether or not the mailbox exists); they replace
+     * mailboxes.subscribed, which is no longer read. uidvalidity_counter hands out
+     * every UIDVALIDITY (max(last + 1, now)), so that a re-created name never gets
+     * one it had (RFC 9051 2.3.1.1). blob_cache: what is derived once from a blob
+     * (the MIME structure), removed with the blob by the sweep. */
+    "ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE subscriptions ("
+    "  account INTEGER NOT NULL REFERENCES accounts(id),"
+    "  name TEXT NOT NULL,"
+    "  PRIMARY KEY (account, name)) WITHOUT ROWID;"
+    "INSERT INTO subscriptions (account, name)"
+    "  SELECT account, name FROM mailboxes WHERE subscribed <> 0;"
+    "CREATE TABLE uidvalidity_counter ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  last INTEGER NOT NULL);"
+    "INSERT INTO uidvalidity_counter (id, last)"
+    "  SELECT 1, coalesce(max(uidvalidity), 0) FROM mailboxes;"
+    "CREATE TABLE blob_cache ("
+    "  blob TEXT PRIMARY KEY,"
+    "  data BLOB NOT NULL);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -168,8 +190,8 @@ int sqlite_prepare_writer(struct store_backend *st, char **error_r)
 	    {offsetof(struct store_backend, st_mbox_bump),
 	     "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
 	     " WHERE id = (SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
-	     "             WHERE a.address = ?1 AND m.name = ?2)"
-	     " RETURNING id, uidnext - 1, highestmodseq"},
+	     "             WHERE a.address = ?1 AND m.name = ?2 AND m.noselect = 0)"
+	     " RETURNING id, uidnext - 1, highestmodseq, uidvalidity"},
 	    {offsetof(struct store_backend, st_blob_ref),
 	     /* Content already stored keeps its place, unless nothing refers to it
 	      * any more (the sweep may be about to remove it): then the new copy's

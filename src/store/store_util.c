@@ -91,6 +91,65 @@ const char *store_mailbox_normalize(const char *name)
 	return name;
 }
 
+const char *store_mailbox_canon(const char *name, char *buf)
+{
+	size_t len;
+
+	name = store_mailbox_normalize(name);
+	if (strncasecmp(name, "INBOX/", 6) != 0 || strncmp(name, "INBOX/", 6) == 0 ||
+	    (len = strlen(name)) > STORE_MAILBOX_NAME_MAX)
+		return name;
+	memcpy(buf, "INBOX", 5);
+	memcpy(buf + 5, name + 5, len - 5 + 1);
+	return buf;
+}
+
+bool store_mailbox_name_valid(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t len = 0;
+	unsigned depth = 1;
+
+	if (name == NULL || *name == '\0' || *name == '/')
+		return false;
+	while (*p != '\0') {
+		unsigned c = *p, need, cp;
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		if (c == '/') {
+			if (p[1] == '/' || p[1] == '\0' || ++depth > STORE_MAILBOX_DEPTH_MAX)
+				return false;
+		}
+		if (c < 0x80) {
+			p++;
+			len++;
+			continue;
+		}
+		/* UTF-8 (RFC 3629): shortest form, no surrogates, at most U+10FFFF */
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3, cp = c & 0x07;
+		else
+			return false;
+		for (unsigned i = 1; i <= need; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		if (cp >= 0x80 && cp < 0xa0)
+			return false; /* C1 controls */
+		p += need + 1;
+		len += need + 1;
+	}
+	return len <= STORE_MAILBOX_NAME_MAX;
+}
+
 int store_flags_normalize(const char *flags, char **r, char **error_r)
 {
 	size_t len = flags != NULL ? strlen(flags) : 0, o = 0;

@@ -30,6 +30,15 @@ int store_addr_normalize_ex(const char *address, bool allow_empty_local, bool al
 int store_addr_normalize(const char *address, bool allow_empty_local, char **r, size_t *at_r,
                          char **error_r);
 const char *store_mailbox_normalize(const char *name);
+/* store_mailbox_normalize, and "INBOX/" as the first level of any name whose
+ * first level is INBOX in another case ("inbox/x" is "INBOX/x": INBOX is one
+ * mailbox whatever its case, so are its inferiors). The result is name, a
+ * static string or buf (size STORE_MAILBOX_NAME_MAX + 1). */
+const char *store_mailbox_canon(const char *name, char *buf);
+/* Whether name follows store.h's rules for mailbox names: valid UTF-8, no
+ * control characters, no leading, trailing or doubled '/', at most
+ * STORE_MAILBOX_NAME_MAX octets and STORE_MAILBOX_DEPTH_MAX levels. */
+bool store_mailbox_name_valid(const char *name);
 int store_flags_normalize(const char *flags, char **r, char **error_r);
 
 /* A growing NULL-terminated string vector (v is a store_strv_free-able array). */

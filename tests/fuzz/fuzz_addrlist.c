@@ -23,7 +23,8 @@ static void check_list(const struct mail_addrlist *l, unsigned first,
 		for (int j = 0; j < 4; j++) {
 			if (s[j].off == MAIL_ADDR_NONE)
 				continue;
-			if ((size_t)s[j].off + s[j].len >= l->pool.len + 1 || s[j].len > lim->max_string)
+			if ((size_t)s[j].off + s[j].len >= l->pool.len + 1 ||
+			    s[j].len > lim->max_string)
 				abort();
 			if (l->pool.data[s[j].off + s[j].len] != '\0')
 				abort();
@@ -97,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			const char *sa = mail_addrlist_str(&l, x->mailbox, &a);
 			const char *sb = mail_addrlist_str(&l, y->mailbox, &b);
-			if ((sa == NULL) != (sb == NULL) || a != b || (sa && memcmp(sa, sb, a) != 0))
+			if ((sa == NULL) != (sb == NULL) || a != b ||
+			    (sa && memcmp(sa, sb, a) != 0))
 				abort();
 		}
 	}

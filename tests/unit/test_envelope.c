@@ -38,47 +38,168 @@ static const struct {
 	const char *want;
 } corpus[] = {
     {"01-basic.eml", false,
-     "(\"Fri, 21 Nov 1997 09:55:06 -0600\" \"Saying Hello\" ((\"John Doe\" NIL \"jdoe\" \"machine.example\")) ((\"Secretary\" NIL \"sec\" \"machine.example\")) ((\"Mary Smith: Personal Account\" NIL \"smith\" \"home.example\")) ((\"Mary Smith\" NIL \"mary\" \"example.net\")) ((\"Who?\" NIL \"one\" \"y.test\")(NIL NIL \"three\" \"y.test\")) ((NIL NIL \"hidden\" \"y.test\")) \"<3456@example.net>\" \"<1234@local.machine.example>\")"},
+     "(\"Fri, 21 Nov 1997 09:55:06 -0600\" \"Saying Hello\" ((\"John Doe\" NIL \"jdoe\" "
+     "\"machine.example\")) ((\"Secretary\" NIL \"sec\" \"machine.example\")) ((\"Mary Smith: "
+     "Personal Account\" NIL \"smith\" \"home.example\")) ((\"Mary Smith\" NIL \"mary\" "
+     "\"example.net\")) ((\"Who?\" NIL \"one\" \"y.test\")(NIL NIL \"three\" \"y.test\")) ((NIL "
+     "NIL \"hidden\" \"y.test\")) \"<3456@example.net>\" \"<1234@local.machine.example>\")"},
     {"02-absent.eml", false,
-     "(NIL NIL ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) NIL NIL NIL NIL NIL)"},
+     "(NIL NIL ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" "
+     "\"b.test\")) NIL NIL NIL NIL NIL)"},
     {"03-groups.eml", false,
-     "(NIL NIL ((\"Pete\" NIL \"pete\" \"silly.example\")) ((\"Pete\" NIL \"pete\" \"silly.example\")) ((\"Pete\" NIL \"pete\" \"silly.example\")) ((NIL NIL \"A Group\" NIL)(\"Ed Jones\" NIL \"c\" \"a.test\")(NIL NIL \"joe\" \"where.test\")(\"John\" NIL \"jdoe\" \"one.test\")(NIL NIL NIL NIL)) ((NIL NIL \"Undisclosed recipients\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"x\" \"y.test\")(NIL NIL \"Empty\" NIL)(NIL NIL \"z\" \"w.test\")(NIL NIL NIL NIL)(NIL NIL \"last\" \"l.test\")) NIL NIL)"},
+     "(NIL NIL ((\"Pete\" NIL \"pete\" \"silly.example\")) ((\"Pete\" NIL \"pete\" "
+     "\"silly.example\")) ((\"Pete\" NIL \"pete\" \"silly.example\")) ((NIL NIL \"A Group\" "
+     "NIL)(\"Ed Jones\" NIL \"c\" \"a.test\")(NIL NIL \"joe\" \"where.test\")(\"John\" NIL "
+     "\"jdoe\" \"one.test\")(NIL NIL NIL NIL)) ((NIL NIL \"Undisclosed recipients\" NIL)(NIL NIL "
+     "NIL NIL)) ((NIL NIL \"x\" \"y.test\")(NIL NIL \"Empty\" NIL)(NIL NIL \"z\" \"w.test\")(NIL "
+     "NIL NIL NIL)(NIL NIL \"last\" \"l.test\")) NIL NIL)"},
     {"04-comments.eml", false,
-     "(NIL NIL ((\"Pete\" NIL \"pete\" \"silly.test\")) ((\"Pete\" NIL \"pete\" \"silly.test\")) ((\"Pete\" NIL \"pete\" \"silly.test\")) ((\"Alice Bee\" NIL \"a\" \"b.test\")(NIL NIL \"c\" \"d.test\")) NIL NIL NIL NIL)"},
+     "(NIL NIL ((\"Pete\" NIL \"pete\" \"silly.test\")) ((\"Pete\" NIL \"pete\" \"silly.test\")) "
+     "((\"Pete\" NIL \"pete\" \"silly.test\")) ((\"Alice Bee\" NIL \"a\" \"b.test\")(NIL NIL \"c\" "
+     "\"d.test\")) NIL NIL NIL NIL)"},
     {"05-quoted.eml", false,
-     "(NIL NIL ((\"Joe \\\"Q\\\" Public\" NIL \"joe\" \"example.com\")) ((\"Joe \\\"Q\\\" Public\" NIL \"joe\" \"example.com\")) ((\"Joe \\\"Q\\\" Public\" NIL \"joe\" \"example.com\")) ((\"back\\\\slash\" NIL \"b\" \"x.test\")(NIL NIL \"John Doe\" \"example.com\")(NIL NIL \"\" \"empty.test\")) ((\"a@b\" NIL \"real\" \"x.test\")(\"qx two\" NIL \"q\" \"x.test\")) NIL NIL NIL)"},
+     "(NIL NIL ((\"Joe \\\"Q\\\" Public\" NIL \"joe\" \"example.com\")) ((\"Joe \\\"Q\\\" Public\" "
+     "NIL \"joe\" \"example.com\")) ((\"Joe \\\"Q\\\" Public\" NIL \"joe\" \"example.com\")) "
+     "((\"back\\\\slash\" NIL \"b\" \"x.test\")(NIL NIL \"John Doe\" \"example.com\")(NIL NIL \"\" "
+     "\"empty.test\")) ((\"a@b\" NIL \"real\" \"x.test\")(\"qx two\" NIL \"q\" \"x.test\")) NIL "
+     "NIL NIL)"},
     {"06-nodomain.eml", false,
-     "(NIL NIL ((NIL NIL \"user\" \"MISSING_DOMAIN\")) ((NIL NIL \"user\" \"MISSING_DOMAIN\")) ((NIL NIL \"user\" \"MISSING_DOMAIN\")) ((NIL NIL \"local\" \"MISSING_DOMAIN\")(\"Name\" NIL \"nodom\" \"MISSING_DOMAIN\")(NIL NIL \"MISSING_MAILBOX\" \"only.test\")(NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"a\" \"MISSING_DOMAIN\")(NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) NIL NIL NIL)"},
+     "(NIL NIL ((NIL NIL \"user\" \"MISSING_DOMAIN\")) ((NIL NIL \"user\" \"MISSING_DOMAIN\")) "
+     "((NIL NIL \"user\" \"MISSING_DOMAIN\")) ((NIL NIL \"local\" \"MISSING_DOMAIN\")(\"Name\" NIL "
+     "\"nodom\" \"MISSING_DOMAIN\")(NIL NIL \"MISSING_MAILBOX\" \"only.test\")(NIL NIL "
+     "\"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"a\" \"MISSING_DOMAIN\")(NIL NIL "
+     "\"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) NIL NIL NIL)"},
     {"07-route.eml", false,
-     "(NIL NIL ((NIL \"@r1.test,@r2.test\" \"u\" \"h.test\")) ((NIL \"@r1.test,@r2.test\" \"u\" \"h.test\")) ((NIL \"@r1.test,@r2.test\" \"u\" \"h.test\")) ((\"Mary Smith\" \"@node.test\" \"mary\" \"example.net\")) ((NIL \"@a.test,@b.test\" \"x\" \"c.test\")) NIL NIL NIL)"},
+     "(NIL NIL ((NIL \"@r1.test,@r2.test\" \"u\" \"h.test\")) ((NIL \"@r1.test,@r2.test\" \"u\" "
+     "\"h.test\")) ((NIL \"@r1.test,@r2.test\" \"u\" \"h.test\")) ((\"Mary Smith\" \"@node.test\" "
+     "\"mary\" \"example.net\")) ((NIL \"@a.test,@b.test\" \"x\" \"c.test\")) NIL NIL NIL)"},
     {"08-encoded.eml", false,
-     "(NIL \"=?ISO-8859-1?Q?Andr=E9?= Pirard\" ((\"=?US-ASCII?Q?Keith_Moore?=\" NIL \"moore\" \"cs.utk.edu\")) ((\"=?US-ASCII?Q?Keith_Moore?=\" NIL \"moore\" \"cs.utk.edu\")) ((\"=?US-ASCII?Q?Keith_Moore?=\" NIL \"moore\" \"cs.utk.edu\")) ((\"=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?=\" NIL \"keld\" \"dkuug.dk\")) NIL NIL NIL NIL)"},
+     "(NIL \"=?ISO-8859-1?Q?Andr=E9?= Pirard\" ((\"=?US-ASCII?Q?Keith_Moore?=\" NIL \"moore\" "
+     "\"cs.utk.edu\")) ((\"=?US-ASCII?Q?Keith_Moore?=\" NIL \"moore\" \"cs.utk.edu\")) "
+     "((\"=?US-ASCII?Q?Keith_Moore?=\" NIL \"moore\" \"cs.utk.edu\")) "
+     "((\"=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?=\" NIL \"keld\" \"dkuug.dk\")) NIL NIL NIL NIL)"},
     {"09-8bit.eml", false,
-     "(NIL {13}\r\nh\xc3""\xa9""llo w\xc3""\xb6""rld (({9}\r\nJ\xc3""\xb6""hn D\xc5""\x93"" NIL {5}\r\nj\xc3""\xb6""hn {13}\r\nex\xc3""\xa4""mple.test)) (({9}\r\nJ\xc3""\xb6""hn D\xc5""\x93"" NIL {5}\r\nj\xc3""\xb6""hn {13}\r\nex\xc3""\xa4""mple.test)) (({9}\r\nJ\xc3""\xb6""hn D\xc5""\x93"" NIL {5}\r\nj\xc3""\xb6""hn {13}\r\nex\xc3""\xa4""mple.test)) (({6}\r\n\xe6""\x97""\xa5""\xe6""\x9c""\xac"" NIL \"a\" \"b.test\")) NIL NIL NIL NIL)"},
+     "(NIL {13}\r\nh\xc3"
+     "\xa9"
+     "llo w\xc3"
+     "\xb6"
+     "rld (({9}\r\nJ\xc3"
+     "\xb6"
+     "hn D\xc5"
+     "\x93"
+     " NIL {5}\r\nj\xc3"
+     "\xb6"
+     "hn {13}\r\nex\xc3"
+     "\xa4"
+     "mple.test)) (({9}\r\nJ\xc3"
+     "\xb6"
+     "hn D\xc5"
+     "\x93"
+     " NIL {5}\r\nj\xc3"
+     "\xb6"
+     "hn {13}\r\nex\xc3"
+     "\xa4"
+     "mple.test)) (({9}\r\nJ\xc3"
+     "\xb6"
+     "hn D\xc5"
+     "\x93"
+     " NIL {5}\r\nj\xc3"
+     "\xb6"
+     "hn {13}\r\nex\xc3"
+     "\xa4"
+     "mple.test)) (({6}\r\n\xe6"
+     "\x97"
+     "\xa5"
+     "\xe6"
+     "\x9c"
+     "\xac"
+     " NIL \"a\" \"b.test\")) NIL NIL NIL NIL)"},
     {"09-8bit.eml", true,
-     "(NIL \"h\xc3""\xa9""llo w\xc3""\xb6""rld\" ((\"J\xc3""\xb6""hn D\xc5""\x93""\" NIL \"j\xc3""\xb6""hn\" \"ex\xc3""\xa4""mple.test\")) ((\"J\xc3""\xb6""hn D\xc5""\x93""\" NIL \"j\xc3""\xb6""hn\" \"ex\xc3""\xa4""mple.test\")) ((\"J\xc3""\xb6""hn D\xc5""\x93""\" NIL \"j\xc3""\xb6""hn\" \"ex\xc3""\xa4""mple.test\")) ((\"\xe6""\x97""\xa5""\xe6""\x9c""\xac""\" NIL \"a\" \"b.test\")) NIL NIL NIL NIL)"},
+     "(NIL \"h\xc3"
+     "\xa9"
+     "llo w\xc3"
+     "\xb6"
+     "rld\" ((\"J\xc3"
+     "\xb6"
+     "hn D\xc5"
+     "\x93"
+     "\" NIL \"j\xc3"
+     "\xb6"
+     "hn\" \"ex\xc3"
+     "\xa4"
+     "mple.test\")) ((\"J\xc3"
+     "\xb6"
+     "hn D\xc5"
+     "\x93"
+     "\" NIL \"j\xc3"
+     "\xb6"
+     "hn\" \"ex\xc3"
+     "\xa4"
+     "mple.test\")) ((\"J\xc3"
+     "\xb6"
+     "hn D\xc5"
+     "\x93"
+     "\" NIL \"j\xc3"
+     "\xb6"
+     "hn\" \"ex\xc3"
+     "\xa4"
+     "mple.test\")) ((\"\xe6"
+     "\x97"
+     "\xa5"
+     "\xe6"
+     "\x9c"
+     "\xac"
+     "\" NIL \"a\" \"b.test\")) NIL NIL NIL NIL)"},
     {"10-folded.eml", false,
-     "(\"Fri, 21 Nov 1997 09:55:06 -0600\" \"This is a folded\tsubject\" ((\"Long Name\" NIL \"long\" \"x.test\")(NIL NIL \"other\" \"x.test\")) ((\"Long Name\" NIL \"long\" \"x.test\")(NIL NIL \"other\" \"x.test\")) ((\"Long Name\" NIL \"long\" \"x.test\")(NIL NIL \"other\" \"x.test\")) NIL NIL NIL NIL NIL)"},
+     "(\"Fri, 21 Nov 1997 09:55:06 -0600\" \"This is a folded subject\" ((\"Long Name\" NIL "
+     "\"long\" \"x.test\")(NIL NIL \"other\" \"x.test\")) ((\"Long Name\" NIL \"long\" "
+     "\"x.test\")(NIL NIL \"other\" \"x.test\")) ((\"Long Name\" NIL \"long\" \"x.test\")(NIL NIL "
+     "\"other\" \"x.test\")) NIL NIL NIL NIL NIL)"},
     {"11-duplicate.eml", false,
-     "(NIL \"first\" ((NIL NIL \"one\" \"x.test\")) ((NIL NIL \"one\" \"x.test\")) ((NIL NIL \"one\" \"x.test\")) NIL NIL NIL NIL \"<a@x>\")"},
+     "(NIL \"first\" ((NIL NIL \"one\" \"x.test\")) ((NIL NIL \"one\" \"x.test\")) ((NIL NIL "
+     "\"one\" \"x.test\")) NIL NIL NIL NIL \"<a@x>\")"},
     {"12-ids.eml", false,
-     "(NIL NIL ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) NIL NIL NIL \"<a@x.test> (comment) <b@x.test>\" \"<id@x.test>\")"},
+     "(NIL NIL ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" "
+     "\"b.test\")) NIL NIL NIL \"<a@x.test> (comment) <b@x.test>\" \"<id@x.test>\")"},
     {"13-empty.eml", false,
-     "(\"\" \"\" ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) NIL NIL NIL NIL NIL)"},
+     "(\"\" \"\" ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" "
+     "\"b.test\")) NIL NIL NIL NIL NIL)"},
     {"14-garbage.eml", false,
-     "(NIL NIL ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"unterminated\" \"MISSING_DOMAIN\")) NIL ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")(NIL NIL \"x\" \"y.test\")) NIL NIL)"},
+     "(NIL NIL ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"MISSING_MAILBOX\" "
+     "\"MISSING_DOMAIN\")) ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL "
+     "\"unterminated\" \"MISSING_DOMAIN\")) NIL ((NIL NIL \"MISSING_MAILBOX\" "
+     "\"MISSING_DOMAIN\")(NIL NIL \"x\" \"y.test\")) NIL NIL)"},
     {"15-obs.eml", false,
-     "(NIL \"obsolete colon\" ((\"Joe Q. Public\" NIL \"john.q.public\" \"example.com\")) ((\"Joe Q. Public\" NIL \"john.q.public\" \"example.com\")) ((\"Joe Q. Public\" NIL \"john.q.public\" \"example.com\")) ((NIL NIL \"john.q.public\" \"example.com\")(\"Mary Smith\" \"@node.test\" \"mary\" \"example.net\")(NIL NIL \"jdoe\" \"test.example\")) NIL NIL NIL NIL)"},
+     "(NIL \"obsolete colon\" ((\"Joe Q. Public\" NIL \"john.q.public\" \"example.com\")) ((\"Joe "
+     "Q. Public\" NIL \"john.q.public\" \"example.com\")) ((\"Joe Q. Public\" NIL "
+     "\"john.q.public\" \"example.com\")) ((NIL NIL \"john.q.public\" \"example.com\")(\"Mary "
+     "Smith\" \"@node.test\" \"mary\" \"example.net\")(NIL NIL \"jdoe\" \"test.example\")) NIL NIL "
+     "NIL NIL)"},
     {"16-lf.eml", false,
-     "(NIL \"lf only\" ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"c\" \"d.test\")) NIL NIL NIL NIL)"},
+     "(NIL \"lf only\" ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" "
+     "\"b.test\")) ((NIL NIL \"c\" \"d.test\")) NIL NIL NIL NIL)"},
     {"17-literal.eml", false,
-     "(NIL NIL ((NIL NIL \"a\" \"[192.0.2.1]\")(NIL NIL \"b\" \"[IPv6:2001:db8::1]\")) ((NIL NIL \"a\" \"[192.0.2.1]\")(NIL NIL \"b\" \"[IPv6:2001:db8::1]\")) ((NIL NIL \"a\" \"[192.0.2.1]\")(NIL NIL \"b\" \"[IPv6:2001:db8::1]\")) ((NIL NIL \"G\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL NIL NIL)) NIL NIL NIL NIL)"},
+     "(NIL NIL ((NIL NIL \"a\" \"[192.0.2.1]\")(NIL NIL \"b\" \"[IPv6:2001:db8::1]\")) ((NIL NIL "
+     "\"a\" \"[192.0.2.1]\")(NIL NIL \"b\" \"[IPv6:2001:db8::1]\")) ((NIL NIL \"a\" "
+     "\"[192.0.2.1]\")(NIL NIL \"b\" \"[IPv6:2001:db8::1]\")) ((NIL NIL \"G\" NIL)(NIL NIL \"a\" "
+     "\"b.test\")(NIL NIL NIL NIL)) NIL NIL NIL NIL)"},
     {"18-nocolonend.eml", false,
-     "(NIL \"no body\" ((NIL NIL \"x\" \"y.test\")) ((NIL NIL \"x\" \"y.test\")) ((NIL NIL \"x\" \"y.test\")) NIL NIL NIL NIL NIL)"},
+     "(NIL \"no body\" ((NIL NIL \"x\" \"y.test\")) ((NIL NIL \"x\" \"y.test\")) ((NIL NIL \"x\" "
+     "\"y.test\")) NIL NIL NIL NIL NIL)"},
     {"19-case.eml", false,
-     "(NIL \"lower\" ((NIL NIL \"up\" \"x.test\")) ((NIL NIL \"up\" \"x.test\")) ((NIL NIL \"rt\" \"x.test\")) NIL NIL NIL NIL NIL)"},
+     "(NIL \"lower\" ((NIL NIL \"up\" \"x.test\")) ((NIL NIL \"up\" \"x.test\")) ((NIL NIL \"rt\" "
+     "\"x.test\")) NIL NIL NIL NIL NIL)"},
     {"20-nested.eml", false,
-     "(NIL NIL ((NIL NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"Outer\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL \"c\" \"d.test\")(NIL NIL NIL NIL)(NIL NIL \"e\" \"f.test\")) NIL NIL NIL NIL)"},
+     "(NIL NIL ((NIL NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL "
+     "NIL \"G\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"Outer\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL "
+     "\"c\" \"d.test\")(NIL NIL NIL NIL)(NIL NIL \"e\" \"f.test\")) NIL NIL NIL NIL)"},
+    {"21-blanks.eml", false,
+     "(\"Fri,  21 Nov\t1997 09:55:06\" \"a b c\" ((\"x y z\" NIL \"a\" \"b.test\")(\"Joe \\\"Q\\\" "
+     "Public\" NIL \"j\" \"x.test\")(\"back\\\\slash\" NIL \"b\" \"x.test\")) ((\"x y z\" NIL "
+     "\"a\" \"b.test\")(\"Joe \\\"Q\\\" Public\" NIL \"j\" \"x.test\")(\"back\\\\slash\" NIL \"b\" "
+     "\"x.test\")) ((\"x y z\" NIL \"a\" \"b.test\")(\"Joe \\\"Q\\\" Public\" NIL \"j\" "
+     "\"x.test\")(\"back\\\\slash\" NIL \"b\" \"x.test\")) ((NIL NIL \"e\" \"x.test\")(NIL NIL \"G "
+     "H\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL NIL NIL)) NIL NIL NIL \"<a\tb>\")"},
 };
 
 static void test_corpus(void)
@@ -230,8 +351,15 @@ static void test_addrlist(void)
 	check_list("(unterminated a@b", "");
 	check_list("<a@b", "-|-|a|b");
 	check_list(">>a@b]]", "-|-|a|b");
-	check_list("J\xc3\xb6rg <j\xc3\xb6@\xc3\xa9x.test>", "J\xc3\xb6rg|-|j\xc3\xb6|\xc3\xa9x.test");
+	check_list("J\xc3\xb6rg <j\xc3\xb6@\xc3\xa9x.test>",
+	           "J\xc3\xb6rg|-|j\xc3\xb6|\xc3\xa9x.test");
 	check_list("A\r\n B <a@b>,\r\n\tc@d", "A B|-|a|b, -|-|c|d");
+	/* quoted-pairs outside quotes (invalid, but written) */
+	check_list("Joe \\\"Q\\\" Public <j@x>", "Joe \"Q\" Public|-|j|x");
+	check_list("back\\\\slash <b@x>", "back\\slash|-|b|x");
+	check_list("a@b \\", "-|-|a|b");
+	/* an empty quoted phrase: no name, and the comment does not name it */
+	check_list("\"\" <x@y> (c)", "-|-|x|y");
 }
 
 static void test_addrlist_limits(void)
