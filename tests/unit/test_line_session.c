@@ -279,6 +279,8 @@ static void t_end(struct t_proto *p)
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	CHECK(p->c->reap_queued);
 	p->c->proto->free(p->c);
+	if (p->c->ev_close != NULL) /* as conn_free does (a goodbye under a filter) */
+		event_free(p->c->ev_close);
 	free(p->c);
 	CHECK(p->freed);
 	for (size_t i = 0; i < p->nlines; i++)
