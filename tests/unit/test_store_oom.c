@@ -410,9 +410,8 @@ static void queue_first_cb(void *ctx, const struct store_queue_info *q)
 static void info_cb(void *ctx, const struct store_mailbox_info *mb)
 {
 	struct sweep_result *res = ctx;
-	snprintf(res->got, sizeof(res->got), "%s %u %u %u %s%s", mb->name, mb->messages,
-	         mb->unseen, mb->uidnext, mb->subscribed ? "sub" : "-",
-	         mb->children ? " children" : "");
+	snprintf(res->got, sizeof(res->got), "%s %u %u %u %s%s", mb->name, mb->messages, mb->unseen,
+	         mb->uidnext, mb->subscribed ? "sub" : "-", mb->children ? " children" : "");
 }
 
 static void fn_mailbox_get(struct store *st, struct sweep_result *res)
@@ -455,8 +454,8 @@ static void fn_copy(struct store *st, struct sweep_result *res)
 {
 	uint32_t uids[] = {1, 2};
 	struct store_copy_result r;
-	res->rc = store_message_copy(st, IMAP_ACCT, "INBOX", "Archive", uids, 2, false, &r,
-	                             &res->error);
+	res->rc =
+	    store_message_copy(st, IMAP_ACCT, "INBOX", "Archive", uids, 2, false, &r, &res->error);
 	if (res->rc == 1) {
 		ncopied += (int)r.n;
 		snprintf(res->got, sizeof(res->got), "%zu", r.n);
@@ -519,8 +518,8 @@ static uint32_t count_messages(struct store *st, const char *mailbox)
 static void test_imap_sweeps(struct store *st)
 {
 	const char *accts[] = {IMAP_ACCT};
-	struct store_delivery d = {.accounts = accts, .naccounts = 1, .data = qmsg,
-	                           .len = sizeof(qmsg) - 1};
+	struct store_delivery d = {
+	    .accounts = accts, .naccounts = 1, .data = qmsg, .len = sizeof(qmsg) - 1};
 	uint32_t uid;
 	int nfail = 0;
 
@@ -528,7 +527,8 @@ static void test_imap_sweeps(struct store *st)
 	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
 	nfail += sweep(st, "imap mailbox get", fn_mailbox_get, "INBOX 2 2 3 sub");
 	nfail += sweep(st, "imap flags", fn_flags, "ok");
-	nfail += sweep(st, "imap changes", fn_changes, "INBOX 2 0 3 sub 1:\\Seen $Label 2:\\Seen $Label");
+	nfail += sweep(st, "imap changes", fn_changes,
+	               "INBOX 2 0 3 sub 1:\\Seen $Label 2:\\Seen $Label");
 	nfail += sweep(st, "imap copy", fn_copy, "2");
 	CHECK(count_messages(st, "Archive") == (uint32_t)ncopied);
 	nfail += sweep(st, "imap create", fn_create, "ok");
