@@ -331,13 +331,13 @@ static void imap_sweep(struct store_backend *st)
 
 /* The columns of store_mailbox_info, per mailbox b (the counts are kept by
  * triggers: schema v7). */
-#define IMAP_MBOX_INFO_SQL                                                                     \
-	"SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"              \
-	"  b.n_messages, b.n_unseen, b.n_deleted, b.n_size, b.noselect,"                         \
-	"  EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = b.account"                   \
-	"          AND s.name = b.name),"                                                       \
-	"  EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = b.account"                       \
-	"          AND c.name > b.name || '/' AND c.name < b.name || '0')"                      \
+#define IMAP_MBOX_INFO_SQL                                                                         \
+	"SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"                 \
+	"  b.n_messages, b.n_unseen, b.n_deleted, b.n_size, b.noselect,"                           \
+	"  EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = b.account"                      \
+	"          AND s.name = b.name),"                                                          \
+	"  EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = b.account"                          \
+	"          AND c.name > b.name || '/' AND c.name < b.name || '0')"                         \
 	" FROM mailboxes b"
 
 static void imap_mbox_info_emit(sqlite3_stmt *stmt, store_mailbox_cb *cb, void *ctx)
@@ -368,8 +368,7 @@ static int imap_mbox_info(sqlite3 *db, int64_t acct, const char *name, store_mai
 	sqlite3_stmt *stmt;
 	int rc;
 
-	if (sqlite_stmt_cached(db,
-	                       IMAP_MBOX_INFO_SQL " WHERE b.account = ?1 AND b.name = ?2",
+	if (sqlite_stmt_cached(db, IMAP_MBOX_INFO_SQL " WHERE b.account = ?1 AND b.name = ?2",
 	                       &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, acct);
@@ -500,12 +499,13 @@ int sqlite_mailbox_changes(struct store_backend *st, const char *account, const 
 		 * would walk the whole mailbox in UID order instead); since 0: all of
 		 * them, in primary key order. */
 		if (sqlite_stmt_cached(db,
-		                       since > 0 ? "SELECT uid, modseq, size, internal_date, flags, blob"
-		                                   " FROM messages INDEXED BY messages_modseq"
-		                                   " WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid"
-		                                 : "SELECT uid, modseq, size, internal_date, flags, blob"
-		                                   " FROM messages WHERE mailbox = ?1 AND modseq > ?2"
-		                                   " ORDER BY uid",
+		                       since > 0
+		                           ? "SELECT uid, modseq, size, internal_date, flags, blob"
+		                             " FROM messages INDEXED BY messages_modseq"
+		                             " WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid"
+		                           : "SELECT uid, modseq, size, internal_date, flags, blob"
+		                             " FROM messages WHERE mailbox = ?1 AND modseq > ?2"
+		                             " ORDER BY uid",
 		                       &stmt, error_r) < 0)
 			goto out;
 		sqlite3_bind_int64(stmt, 1, mb.id);

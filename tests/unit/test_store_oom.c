@@ -235,6 +235,8 @@ typedef void sweep_fn(struct store *st, struct sweep_result *res);
  * injected failure; then the result must be want. A run that reached it either
  * fails (-1 with an error text) or, where the failure was one SQLite recovers
  * from, gives exactly want. Returns the number of runs that failed. */
+static long fail_k; /* the allocation the current run fails */
+
 static int sweep(struct store *st, const char *name, sweep_fn *fn, const char *want)
 {
 	int nfail = 0;
@@ -243,6 +245,7 @@ static int sweep(struct store *st, const char *name, sweep_fn *fn, const char *w
 	for (k = 1; k < 20000; k++) {
 		struct sweep_result res = {.rc = 0};
 
+		fail_k = k;
 		fail_arm(k);
 		fn(st, &res);
 		bool fired = fail_disarm();
@@ -400,6 +403,143 @@ static void queue_first_cb(void *ctx, const struct store_queue_info *q)
 	*(int64_t *)ctx = q->id;
 }
 
+/* ---- the IMAP part: every run that fails leaves nothing half done ---- */
+
+#define IMAP_ACCT "alice@example.test"
+
+static void info_cb(void *ctx, const struct store_mailbox_info *mb)
+{
+	struct sweep_result *res = ctx;
+	snprintf(res->got, sizeof(res->got), "%s %u %u %u %s%s", mb->name, mb->messages, mb->unseen,
+	         mb->uidnext, mb->subscribed ? "sub" : "-", mb->children ? " children" : "");
+}
+
+static void fn_mailbox_get(struct store *st, struct sweep_result *res)
+{
+	res->rc = store_mailbox_get(st, IMAP_ACCT, "inbox", info_cb, res, &res->error);
+}
+
+static void changes_msg_cb(void *ctx, const struct store_message_info *m)
+{
+	struct sweep_result *res = ctx;
+	size_t len = strlen(res->got);
+	snprintf(res->got + len, sizeof(res->got) - len, " %u:%s", m->uid, m->flags);
+}
+
+static void changes_vanished_cb(void *ctx, uint32_t uid)
+{
+	struct sweep_result *res = ctx;
+	size_t len = strlen(res->got);
+	snprintf(res->got + len, sizeof(res->got) - len, " v%u", uid);
+}
+
+static void fn_changes(struct store *st, struct sweep_result *res)
+{
+	static const struct store_changes_ops ops = {info_cb, changes_msg_cb, changes_vanished_cb};
+	res->rc = store_mailbox_changes(st, IMAP_ACCT, "INBOX", 1, &ops, res, &res->error);
+}
+
+static void fn_flags(struct store *st, struct sweep_result *res)
+{
+	uint32_t uids[] = {1, 2};
+	res->rc = store_message_flags(st, IMAP_ACCT, "INBOX", uids, 2, STORE_FLAGS_SET,
+	                              "\\Seen $Label", 0, NULL, NULL, &res->error);
+	if (res->rc == 1)
+		snprintf(res->got, sizeof(res->got), "ok");
+}
+
+static int ncopied;
+
+static void fn_copy(struct store *st, struct sweep_result *res)
+{
+	uint32_t uids[] = {1, 2};
+	struct store_copy_result r;
+	res->rc =
+	    store_message_copy(st, IMAP_ACCT, "INBOX", "Archive", uids, 2, false, &r, &res->error);
+	if (res->rc == 1) {
+		ncopied += (int)r.n;
+		snprintf(res->got, sizeof(res->got), "%zu", r.n);
+	}
+	store_copy_result_free(&r);
+}
+
+static int ncreated;
+
+static void fn_create(struct store *st, struct sweep_result *res)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "Made%d/Sub", ncreated);
+	res->rc = store_mailbox_create(st, IMAP_ACCT, name, NULL, &res->error);
+	if (res->rc == 1) {
+		ncreated++;
+		snprintf(res->got, sizeof(res->got), "ok");
+	}
+}
+
+static int nappended;
+
+static void fn_append(struct store *st, struct sweep_result *res)
+{
+	struct store_msg *m[2] = {NULL, NULL};
+	uint32_t uv, uids[2];
+
+	fail_disarm(); /* the messages themselves are written without failures */
+	for (int i = 0; i < 2; i++) {
+		if (store_msg_begin(st, &m[i], NULL) != 1 ||
+		    store_msg_write(m[i], qmsg, sizeof(qmsg) - 1, NULL) != 1) {
+			res->rc = 0;
+			goto out;
+		}
+	}
+	fail_arm(fail_k);
+	struct store_append_msg am[] = {{m[0], "\\Draft", 0}, {m[1], NULL, 0}};
+	res->rc = store_append(st, IMAP_ACCT, "Drafts", am, 2, &uv, uids, &res->error);
+	if (res->rc == 1) {
+		nappended += 2;
+		snprintf(res->got, sizeof(res->got), "ok");
+	}
+out:
+	store_msg_free(&m[0]);
+	store_msg_free(&m[1]);
+}
+
+static void count_cb(void *ctx, const struct store_mailbox_info *mb)
+{
+	*(uint32_t *)ctx = mb->messages;
+}
+
+static uint32_t count_messages(struct store *st, const char *mailbox)
+{
+	uint32_t n = 0;
+	CHECK(store_mailbox_get(st, IMAP_ACCT, mailbox, count_cb, &n, NULL) == 1);
+	return n;
+}
+
+static void test_imap_sweeps(struct store *st)
+{
+	const char *accts[] = {IMAP_ACCT};
+	struct store_delivery d = {
+	    .accounts = accts, .naccounts = 1, .data = qmsg, .len = sizeof(qmsg) - 1};
+	uint32_t uid;
+	int nfail = 0;
+
+	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
+	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
+	nfail += sweep(st, "imap mailbox get", fn_mailbox_get, "INBOX 2 2 3 sub");
+	nfail += sweep(st, "imap flags", fn_flags, "ok");
+	nfail += sweep(st, "imap changes", fn_changes,
+	               "INBOX 2 0 3 sub 1:\\Seen $Label 2:\\Seen $Label");
+	nfail += sweep(st, "imap copy", fn_copy, "2");
+	CHECK(count_messages(st, "Archive") == (uint32_t)ncopied);
+	nfail += sweep(st, "imap create", fn_create, "ok");
+	CHECK(ncreated >= 1);
+	nfail += sweep(st, "imap append", fn_append, "ok");
+	CHECK(count_messages(st, "Drafts") == (uint32_t)nappended);
+#if OOM_INJECTION
+	CHECK(nfail > 0);
+#endif
+}
+
 static void test_sweeps(void)
 {
 	struct store_options opts = {
@@ -453,6 +593,7 @@ static void test_sweeps(void)
 	CHECK(nq == 1 + ndelivered);
 	if (nq != 1 + ndelivered)
 		fprintf(stderr, "queue entries: %d, deliveries %d\n", nq, ndelivered);
+	test_imap_sweeps(st);
 #if OOM_INJECTION
 	CHECK(nfail > 0);
 #endif
