@@ -16,15 +16,44 @@ struct ew {
 	size_t end; /* offset after "?=" */
 };
 
+/* Where the encoded texts of the words tried so far end: the first "?="
+ * and the first octet that cannot be in an encoded text at or after the
+ * last text start (texts start further on each time, so the two only move
+ * forward: linear time however many "=?" a value holds). */
+struct ew_scan {
+	size_t from; /* the positions below hold for texts starting here or later */
+	size_t qe;   /* first "?=" at or after from (n: none) */
+	size_t stop; /* first blank, control or 8-bit octet at or after from */
+};
+
+static void ew_scan_to(struct ew_scan *sc, const char *v, size_t n, size_t t)
+{
+	if (t < sc->from)
+		return; /* cannot happen: starts only grow */
+	if (sc->qe < t) {
+		size_t k = t;
+		while (k + 1 < n && !(v[k] == '?' && v[k + 1] == '='))
+			k++;
+		sc->qe = k + 1 < n ? k : n;
+	}
+	if (sc->stop < t) {
+		size_t k = t;
+		while (k < n && (unsigned char)v[k] > ' ' && (unsigned char)v[k] < 0x7f)
+			k++;
+		sc->stop = k;
+	}
+	sc->from = t;
+}
+
 /* An encoded word at v[i] == '=' (RFC 2047 2): 1 with *w, 0 not one. */
-static int ew_parse(const char *v, size_t n, size_t i, struct ew *w)
+static int ew_parse(const char *v, size_t n, size_t i, struct ew_scan *sc, struct ew *w)
 {
 	size_t max = n - i < RFC2047_WORD_MAX ? n - i : RFC2047_WORD_MAX;
 	const char *s = v + i;
 	if (max < 8 || s[0] != '=' || s[1] != '?')
 		return 0;
 	size_t j = 2;
-	/* charset: token octets up to '?' */
+	/* charset: token octets up to '?' (no '=': so the next "=?" ends it) */
 	while (j < max && s[j] != '?') {
 		unsigned char c = (unsigned char)s[j];
 		if (c <= ' ' || c >= 0x7f || c == '(' || c == ')' || c == '<' || c == '>' ||
@@ -50,20 +79,15 @@ static int ew_parse(const char *v, size_t n, size_t i, struct ew *w)
 		w->enc = 'q';
 	else
 		return 0;
-	size_t t = j + 3;
 	/* encoded-text: printable ASCII without blanks, up to "?=" */
-	for (size_t k = t; k + 1 < max; k++) {
-		unsigned char c = (unsigned char)s[k];
-		if (c <= ' ' || c >= 0x7f)
-			return 0;
-		if (c == '?' && s[k + 1] == '=') {
-			w->text = s + t;
-			w->text_len = k - t;
-			w->end = i + k + 2;
-			return 1;
-		}
-	}
-	return 0;
+	size_t t = i + j + 3;
+	ew_scan_to(sc, v, n, t);
+	if (sc->qe >= sc->stop || sc->qe + 2 - i > RFC2047_WORD_MAX)
+		return 0;
+	w->text = v + t;
+	w->text_len = sc->qe - t;
+	w->end = sc->qe + 2;
+	return 1;
 }
 
 static int hexval(unsigned char c)
@@ -222,6 +246,7 @@ int mail_header_decode(const char *v, size_t n, struct buf *out)
 	buf_init(&d.word, 0);
 	int rc = mail_charset_open(NULL, 0, &d.raw);
 	bool last_ew = false;
+	struct ew_scan scan = {0, 0, 0};
 	size_t i = 0;
 	while (rc == 1 && i < n) {
 		char c = v[i];
@@ -236,7 +261,7 @@ int mail_header_decode(const char *v, size_t n, struct buf *out)
 			continue;
 		}
 		struct ew w;
-		if (c == '=' && ew_parse(v, n, i, &w) == 1) {
+		if (c == '=' && ew_parse(v, n, i, &scan, &w) == 1) {
 			int cr = dec_charset(&d, &w);
 			if (cr < 0) {
 				rc = -1;

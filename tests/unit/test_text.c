@@ -240,6 +240,22 @@ static void test_rfc2047(void)
 	check_hdr("=?x-sjis?q?=82=A0?=", "\xe3\x81\x82");
 	check_hdr("=?ks_c_5601-1987?q?=BE=C8?=", "\xec\x95\x88");
 
+	/* many "=?" starts of words that never end (linear time, see
+	 * ew_scan): all raw; a real word after them still decodes */
+	struct buf many, got;
+	buf_init(&many, 0);
+	buf_init(&got, 0);
+	for (int k = 0; k < 5000; k++)
+		buf_append_str(&many, "=?b?q?x");
+	size_t raw_len = many.len;
+	buf_append_str(&many, " =?utf-8?q?=C3=A9?=");
+	CHECK(mail_header_decode(many.data, many.len, &got) == 1);
+	CHECK(got.len == raw_len + 3);
+	CHECK(got.len == raw_len + 3 && memcmp(got.data, many.data, raw_len) == 0 &&
+	      memcmp(got.data + raw_len, " \xc3\xa9", 3) == 0);
+	buf_free(&many);
+	buf_free(&got);
+
 	/* more charsets than RFC2047_CHARSETS_MAX: the rest stay (the last
 	 * one is still open) */
 	struct buf in, b;
