@@ -290,7 +290,8 @@ static int add_section(struct imap_fetch *f, const struct imap_token *args, unsi
 			a.field_lens[a.nfields++] = ft->len;
 			if (k > i + 1)
 				ok = buf_append(&name, " ", 1) == 1;
-			if (ok && is_atom_text(up, ft->len))
+			/* echoed as given: an atom as an atom, a string quoted */
+			if (ok && ft->type == IMAP_TOKEN_ATOM && is_atom_text(up, ft->len))
 				ok = buf_append(&name, up, ft->len) == 1;
 			else if (ok)
 				ok = mime_imap_append_string(&name, up, ft->len, true) == 1;
@@ -904,7 +905,7 @@ static int xform_finish(struct xform *x, struct buf *out)
 
 /* Where a section's octets come from. */
 struct section_src {
-	bool nil;          /* no such part: NIL (BINARY.SIZE: 0) */
+	bool nil;          /* no such part: empty (BINARY.SIZE: 0) */
 	uint64_t off, len; /* the range of the message */
 	enum xform_kind xf;
 };
@@ -1264,8 +1265,9 @@ static int section_start(const struct fetch_att *a, struct imap_fetch_cursor *c,
 	/* RFC 9051 7.5.2: a partial answer names only its origin octet */
 	if (a->partial && out_printf(out, error_r, "<%llu>", (unsigned long long)a->poff) < 0)
 		return -1;
+	/* a part that does not exist is empty, as Dovecot answers it */
 	if (s.nil)
-		return out_add(out, " NIL", 4, error_r);
+		return out_add(out, " {0}\r\n", 6, error_r);
 	uint64_t total = s.len, woff = 0, wlen;
 	bool nul = false;
 	if (a->partial)
@@ -1287,7 +1289,10 @@ static int section_start(const struct fetch_att *a, struct imap_fetch_cursor *c,
 		if (section_measure(c, a, &win, 0, wlen, &ignored, &nul, error_r) < 0)
 			return -1;
 	}
-	/* RFC 3516 4.2: literal8 when the decoded octets hold a NUL */
+	/* RFC 3516 4.2: literal8 for what may hold NUL octets; like Dovecot, for
+	 * every decoded section, and for an identity one that does hold a NUL */
+	if (s.xf == XF_BASE64 || s.xf == XF_QP)
+		nul = true;
 	if (out_printf(out, error_r, " %s{%llu}\r\n", nul ? "~" : "", (unsigned long long)wlen) < 0)
 		return -1;
 	if (wlen == 0)

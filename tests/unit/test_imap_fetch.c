@@ -382,7 +382,7 @@ static void test_sections(struct store *st)
 	/* a single-part message is its own part 1 */
 	CHECK_FETCH(st, SIMPLE, "BODY.PEEK[1]",
 	            "* 1 FETCH (BODY[1] {14}\r\nHello\r\nworld\r\n)\r\n");
-	CHECK_FETCH(st, SIMPLE, "BODY.PEEK[2]", "* 1 FETCH (BODY[2] NIL)\r\n");
+	CHECK_FETCH(st, SIMPLE, "BODY.PEEK[2]", "* 1 FETCH (BODY[2] {0}\r\n)\r\n");
 
 	/* partials: inside, at the end, beyond it */
 	CHECK_FETCH(st, SIMPLE, "BODY.PEEK[]<0.4>", "* 1 FETCH (BODY[]<0> {4}\r\nFrom)\r\n");
@@ -400,7 +400,7 @@ static void test_sections(struct store *st)
 	            "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT FROM)] {52}\r\n"
 	            "From: Alice <alice@example.test>\r\nSubject: hello\r\n\r\n)\r\n");
 	CHECK_FETCH(st, SIMPLE, "BODY.PEEK[HEADER.FIELDS.NOT (From \"subject\")]",
-	            "* 1 FETCH (BODY[HEADER.FIELDS.NOT (FROM SUBJECT)] {24}\r\n"
+	            "* 1 FETCH (BODY[HEADER.FIELDS.NOT (FROM \"SUBJECT\")] {24}\r\n"
 	            "To: bob@example.test\r\n\r\n)\r\n");
 	CHECK_FETCH(st, SIMPLE, "BODY.PEEK[HEADER.FIELDS (X-None)]",
 	            "* 1 FETCH (BODY[HEADER.FIELDS (X-NONE)] {2}\r\n\r\n)\r\n");
@@ -435,8 +435,9 @@ static void test_sections(struct store *st)
 
 static void test_mime_parts(struct store *st)
 {
-	CHECK_FETCH(st, ALT, "(BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[3])",
-	            "* 2 FETCH (BODY[1] {5}\r\nplain BODY[2] {11}\r\n<b>html</b> BODY[3] NIL)\r\n");
+	CHECK_FETCH(
+	    st, ALT, "(BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[3])",
+	    "* 2 FETCH (BODY[1] {5}\r\nplain BODY[2] {11}\r\n<b>html</b> BODY[3] {0}\r\n)\r\n");
 	CHECK_FETCH(st, ALT, "BODY.PEEK[2.MIME]",
 	            "* 2 FETCH (BODY[2.MIME] {27}\r\nContent-Type: text/html\r\n\r\n)\r\n");
 	CHECK_FETCH(st, MIXED, "BODY.PEEK[1.2.MIME]",
@@ -464,7 +465,8 @@ static void test_mime_parts(struct store *st)
 	CHECK_FETCH(st, NESTED, "BODY.PEEK[2.2.MIME]",
 	            "* 4 FETCH (BODY[2.2.MIME] {63}\r\nContent-Type: text/plain\r\n"
 	            "Content-Transfer-Encoding: base64\r\n\r\n)\r\n");
-	CHECK_FETCH(st, NESTED, "BINARY.PEEK[2.2]", "* 4 FETCH (BINARY[2.2] {9}\r\ninner two)\r\n");
+	CHECK_FETCH(st, NESTED, "BINARY.PEEK[2.2]",
+	            "* 4 FETCH (BINARY[2.2] ~{9}\r\ninner two)\r\n");
 	CHECK_FETCH(st, NESTED, "BODY.PEEK[2.TEXT]<0.4>",
 	            "* 4 FETCH (BODY[2.TEXT]<0> {4}\r\n--i\r)\r\n");
 	CHECK_FETCH(st, NESTED, "BODY.PEEK[2.MIME]",
@@ -477,15 +479,15 @@ static void test_binary(struct store *st)
 	CHECK_FETCH(st, MIXED, "BINARY.PEEK[2]",
 	            "* 3 FETCH (BINARY[2] ~{10}\r\n<NUL>\x01\x02\x03\x04hello)\r\n");
 	CHECK_FETCH(st, MIXED, "BINARY.PEEK[2]<5.100>",
-	            "* 3 FETCH (BINARY[2]<5> {5}\r\nhello)\r\n");
-	CHECK_FETCH(st, MIXED, "BINARY.PEEK[2]<4.2>", "* 3 FETCH (BINARY[2]<4> {2}\r\n\x04h)\r\n");
+	            "* 3 FETCH (BINARY[2]<5> ~{5}\r\nhello)\r\n");
+	CHECK_FETCH(st, MIXED, "BINARY.PEEK[2]<4.2>", "* 3 FETCH (BINARY[2]<4> ~{2}\r\n\x04h)\r\n");
 	CHECK_FETCH(st, MIXED, "BINARY.SIZE[2]", "* 3 FETCH (BINARY.SIZE[2] 10)\r\n");
 	/* quoted-printable: soft breaks, trailing blanks, =XX */
 	CHECK_FETCH(st, MIXED, "BINARY.PEEK[1.1]",
-	            "* 3 FETCH (BINARY[1.1] {20}\r\ncaf\xc3\xa9 softbreak\r\nx=y)\r\n");
+	            "* 3 FETCH (BINARY[1.1] ~{20}\r\ncaf\xc3\xa9 softbreak\r\nx=y)\r\n");
 	CHECK_FETCH(st, MIXED, "(BINARY.SIZE[1.1] BINARY.SIZE[1.2] BINARY.SIZE[9])",
 	            "* 3 FETCH (BINARY.SIZE[1.1] 20 BINARY.SIZE[1.2] 8 BINARY.SIZE[9] 0)\r\n");
-	CHECK_FETCH(st, MIXED, "BINARY.PEEK[9]", "* 3 FETCH (BINARY[9] NIL)\r\n");
+	CHECK_FETCH(st, MIXED, "BINARY.PEEK[9]", "* 3 FETCH (BINARY[9] {0}\r\n)\r\n");
 	/* identity encodings and BINARY[] are the octets as stored */
 	CHECK_FETCH(st, SIMPLE, "BINARY.PEEK[1]",
 	            "* 1 FETCH (BINARY[1] {14}\r\nHello\r\nworld\r\n)\r\n");
@@ -788,7 +790,7 @@ static void test_large(struct store *st)
 	/* 3846 lines of 76 base64 characters and a CRLF, then 12 characters:
 	 * 292308 characters, 219231 octets decoded */
 	CHECK(strstr(one, "BODY[TEXT] {300000}\r\nQUJD") != NULL);
-	CHECK(strstr(one, "BINARY[1] {219231}\r\nABCABC") != NULL);
+	CHECK(strstr(one, "BINARY[1] ~{219231}\r\nABCABC") != NULL);
 	CHECK(strstr(one, "BINARY.SIZE[1] 219231)\r\n") != NULL);
 	free(one);
 	free(many);
@@ -827,7 +829,7 @@ static void test_large_qp(struct store *st)
 	CHECK_STR(many, one);
 	/* each unit decodes to "ab=  cd\r\n" (9 octets) */
 	CHECK_STR(one,
-	          "* 1 FETCH (BINARY.SIZE[1] 180000 BINARY[1]<179991> {9}\r\nab=  cd\r\n)\r\n");
+	          "* 1 FETCH (BINARY.SIZE[1] 180000 BINARY[1]<179991> ~{9}\r\nab=  cd\r\n)\r\n");
 	free(one);
 	free(many);
 	imap_fetch_free(&f);
