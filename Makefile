@@ -95,6 +95,10 @@ bench-tls: deps-test hermod
 bench-pop3: deps-test hermod
 	@bench/bench-pop3.sh
 
+.PHONY: bench-imap
+bench-imap: deps-test hermod
+	@bench/bench-imap.sh
+
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/fuzz/*.c)
 

@@ -36,8 +36,6 @@ data_dir = data
 
 [listen]
 smtp = 127.0.0.1:2525
-# Not implemented yet; it lands with a later issue:
-# imap = 127.0.0.1:1143
 
 [limits]
 # Defaults (see docs/config.md):
@@ -93,6 +91,15 @@ pop3 = 127.0.0.1:1110
 pop3s = 127.0.0.1:1995
 EOF
 fi
+if ! grep -q '^[[:space:]]*imap[[:space:]]*[=:]' "$CONF"; then
+	cat >>"$CONF" <<'EOF'
+
+[listen]
+# IMAP: 143 role (STARTTLS) and 993 role (implicit TLS).
+imap = 127.0.0.1:1143
+imaps = 127.0.0.1:1993
+EOF
+fi
 if ! grep -q '^[[:space:]]*allow_plaintext_on_loopback' "$CONF"; then
 	cat >>"$CONF" <<'EOF'
 
@@ -142,6 +149,7 @@ cat <<EOF
   submission:  127.0.0.1:2587   (STARTTLS, then AUTH; plaintext AUTH allowed on loopback)
   submissions: 127.0.0.1:2465   (implicit TLS)
   POP3:        127.0.0.1:1110   (STLS; plaintext login allowed on loopback), pop3s 127.0.0.1:1995
+  IMAP:        127.0.0.1:1143   (STARTTLS; plaintext login allowed on loopback), imaps 127.0.0.1:1993
   TLS:         self-signed $TLS_DIR/cert.pem (mx.example.test, localhost, 127.0.0.1)
 
   send a test message:
@@ -151,10 +159,15 @@ cat <<EOF
       --auth-password "\$(cat $PWFILE)" --from $DEMO --to $DEMO
   read it over POP3:
     curl -s pop3://127.0.0.1:1110/1 --user "$DEMO:\$(cat $PWFILE)"
+  list the mailboxes over IMAP:
+    curl -s imap://127.0.0.1:1143/ --user "$DEMO:\$(cat $PWFILE)"
   look at it:
     $HERMOD mailbox list $DEMO -c $CONF
     $HERMOD message list $DEMO -c $CONF
     $HERMOD message show $DEMO INBOX 1 -c $CONF
+
+  any IMAP client: server 127.0.0.1, port 1143 (STARTTLS) or 1993 (TLS),
+  user $DEMO, the password above (the certificate is self-signed).
 
   Ctrl-C stops the server; 'make run' again reuses this instance
   (rm -rf $RUN for a fresh one).

@@ -6,19 +6,21 @@
 
 #include "auth/sasl.h"
 #include "core/config.h"
+#include "imap/imap_session.h"
 #include "net/server.h"
 #include "pop3/pop3_session.h"
 #include "smtp/smtp_session.h"
 
 /* [listen] key -> protocol. A key that config.c knows but that has no row here
- * (imap, imaps, http today) is refused by serve_check, so that a configured
+ * (http today) is refused by serve_check, so that a configured
  * listener never silently does nothing. */
 static const struct serve_proto {
 	const char *key;
 	const struct proto_ops *ops;
 } serve_protos[] = {
     {"smtp", &smtp_proto}, {"submission", &submission_proto}, {"submissions", &submissions_proto},
-    {"pop3", &pop3_proto}, {"pop3s", &pop3s_proto},
+    {"pop3", &pop3_proto}, {"pop3s", &pop3s_proto}, {"imap", &imap_proto},
+    {"imaps", &imaps_proto},
 };
 
 const struct proto_ops *serve_proto_for(const char *key)

@@ -77,6 +77,7 @@ struct key_def {
 
 static const char *const config_sections[] = {
     "server", "listen", "tls", "auth", "submission", "limits", "store", "delivery", "dns", "pop3",
+    "imap",
 };
 
 static const struct key_def config_keys[] = {
@@ -122,6 +123,8 @@ static const struct key_def config_keys[] = {
      1000000, false},
     {"limits", "max_connections_pop3", KT_UINT, F(max_connections_pop3), 1, 1000000, false},
     {"limits", "max_connections_pop3s", KT_UINT, F(max_connections_pop3s), 1, 1000000, false},
+    {"limits", "max_connections_imap", KT_UINT, F(max_connections_imap), 1, 1000000, false},
+    {"limits", "max_connections_imaps", KT_UINT, F(max_connections_imaps), 1, 1000000, false},
     {"limits", "max_errors", KT_UINT, F(max_errors), 1, 1000000, false},
     /* RFC 5321 4.5.3.1.6: a text line of 1000 octets incl. CRLF must be accepted. */
     {"limits", "max_line_length", KT_UINT, F(max_line_length), 1000, UINT_MAX, true},
@@ -146,6 +149,9 @@ static const struct key_def config_keys[] = {
     /* RFC 2449 6.7: EXPIRE 0 would promise deletion right after RETR; not offered. */
     {"pop3", "expire", KT_EXPIRE, F(pop3_expire), 1, 100000, false},
     {"pop3", "login_delay", KT_DURATION, F(pop3_login_delay), 0, UINT_MAX, false},
+
+    /* RFC 9051 5.4: an autologout timer of at least 30 minutes once logged in */
+    {"imap", "idle_timeout", KT_DURATION, F(imap_idle_timeout), 1800, UINT_MAX, false},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -806,6 +812,7 @@ static int config_set_defaults(struct config *cfg)
 	cfg->submission_rate_limit = 500;
 	cfg->pop3_expire = CONFIG_POP3_EXPIRE_NEVER;
 	cfg->pop3_login_delay = 0;
+	cfg->imap_idle_timeout = 30 * 60;
 	if (cfg->log_level == NULL || cfg->store_backend == NULL || cfg->retry_schedule == NULL)
 		return -1;
 	return 1;

@@ -73,6 +73,8 @@ struct config {
 	unsigned max_connections_submissions;
 	unsigned max_connections_pop3;
 	unsigned max_connections_pop3s;
+	unsigned max_connections_imap;
+	unsigned max_connections_imaps;
 	unsigned max_errors;             /* protocol errors before 421 + close, default 10 */
 	unsigned max_line_length;  /* DATA text line incl. CRLF, default 1000; 0 = unlimited */
 	bool strict_line_length;   /* enforce max_line_length on inbound text lines, default no */
@@ -100,6 +102,10 @@ struct config {
 	unsigned pop3_expire;      /* days, advertised as CAPA EXPIRE; CONFIG_POP3_EXPIRE_NEVER
 				      (default) for "never" */
 	unsigned pop3_login_delay; /* seconds between two logins of one account, 0 = off (default) */
+
+	/* [imap] */
+	unsigned imap_idle_timeout; /* seconds an authenticated session may wait for a
+	                               command (IDLE included), default 30m, at least 30m */
 };
 
 #define CONFIG_POP3_EXPIRE_NEVER (~0u)

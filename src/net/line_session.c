@@ -375,6 +375,11 @@ void line_session_set_line_max(struct line_session *ls, size_t line_max)
 	ls->rd.line_max = line_max > LINE_SESSION_LINE_MAX ? LINE_SESSION_LINE_MAX : line_max;
 }
 
+void line_session_set_idle_timeout(struct line_session *ls, unsigned seconds)
+{
+	ls->lim.idle_timeout = seconds; /* applies from the next wait for a command */
+}
+
 bool line_session_discarding(const struct line_session *ls)
 {
 	return ls->rd.discarding;

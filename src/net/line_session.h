@@ -141,6 +141,9 @@ void line_session_want_body(struct line_session *ls);
 enum line_session_mode line_session_mode(const struct line_session *ls);
 /* The LINES limit from now on (<= LINE_SESSION_LINE_MAX). */
 void line_session_set_line_max(struct line_session *ls, size_t line_max);
+/* The idle timeout (seconds waiting for a command) from the next wait on; IMAP
+ * lengthens it after login (RFC 9051 5.4: at least 30 minutes). */
+void line_session_set_idle_timeout(struct line_session *ls, unsigned seconds);
 /* True while the rest of an overlong line is being skipped. */
 bool line_session_discarding(const struct line_session *ls);
 

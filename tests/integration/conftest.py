@@ -23,6 +23,9 @@ port, so that queued mail never leaves the machine.
 make_server(pop3=True) opens the POP3 listener (STLS when tls) on
 srv.pop3_port; pop3s (default: pop3 and tls) the implicit-TLS one on
 srv.pop3s_port. POP3 servers get AUTH_TEST_DEFAULTS too.
+make_server(imap=True) opens the IMAP listener (STARTTLS when tls) on
+srv.imap_port; imaps (default: imap and tls) the implicit-TLS one on
+srv.imaps_port, with AUTH_TEST_DEFAULTS.
 
 Helpers
   Server          temp dir, config, CLI set-up, start/stop/kill9/restart,
@@ -479,6 +482,75 @@ class POP3Error(AssertionError):
     pass
 
 
+IMAP_GREETING_PREFIX = "* OK [CAPABILITY IMAP4rev2 IMAP4rev1"
+IMAP_GREETING_SUFFIX = "] hermod IMAP server ready"
+
+
+class IMAPClient(SMTPClient):
+    """A raw IMAP client (RFC 9051) on the SMTPClient plumbing: commands get
+    tags t1, t2, ...; cmd() returns (untagged lines, tagged line) as str.
+    Nothing is asserted unless a method says so."""
+
+    def __init__(self, host, port, timeout=IO_TIMEOUT, tls_context=None,
+                 server_hostname=HOSTNAME, greet=True):
+        super().__init__(host, port, timeout=timeout, tls_context=tls_context,
+                         server_hostname=server_hostname)
+        self.n = 0
+        self.greeting = None
+        if greet:
+            self.greeting = self.read_line()
+            assert self.greeting.startswith(IMAP_GREETING_PREFIX), self.greeting
+            assert self.greeting.endswith(IMAP_GREETING_SUFFIX), self.greeting
+
+    def next_tag(self):
+        self.n += 1
+        return "t%d" % self.n
+
+    def read_until_tagged(self, tag):
+        """Lines up to and including the one starting with `tag `."""
+        lines = []
+        while True:
+            line = self.read_line()
+            if line.startswith(tag + " "):
+                return lines, line
+            lines.append(line)
+
+    def cmd(self, line, tag=None):
+        """Sends `tag line`; returns (untagged lines, tagged line)."""
+        tag = tag or self.next_tag()
+        self.send("%s %s\r\n" % (tag, line) if isinstance(line, str)
+                  else tag.encode() + b" " + line + b"\r\n")
+        return self.read_until_tagged(tag)
+
+    def ok(self, line):
+        """cmd() that asserts a tagged OK; returns the untagged lines."""
+        tag = self.next_tag()
+        untagged, tagged = self.cmd(line, tag=tag)
+        assert tagged.startswith(tag + " OK"), (line, untagged, tagged)
+        return untagged
+
+    def login(self, user, password):
+        tag = self.next_tag()
+        untagged, tagged = self.cmd('LOGIN "%s" "%s"' % (user, password), tag=tag)
+        assert tagged.startswith(tag + " OK [CAPABILITY "), tagged
+        assert tagged.endswith("] Logged in"), tagged
+        return tagged
+
+    def starttls(self, context, server_hostname=HOSTNAME):
+        tag = self.next_tag()
+        _, tagged = self.cmd("STARTTLS", tag=tag)
+        assert tagged == tag + " OK Begin TLS negotiation now", tagged
+        dropped = self.tls(context, server_hostname)
+        assert dropped == b"", dropped
+
+    def logout(self):
+        tag = self.next_tag()
+        untagged, tagged = self.cmd("LOGOUT", tag=tag)
+        assert untagged == ["* BYE Logging out"], untagged
+        assert tagged == tag + " OK LOGOUT completed", tagged
+        self.wait_closed()
+
+
 class POP3Client(SMTPClient):
     """A raw POP3 client (RFC 1939) on the SMTPClient plumbing: status lines
     as str, multi-line responses as bytes. Nothing is asserted unless a
@@ -583,7 +655,7 @@ class POP3Client(SMTPClient):
 class Server:
     def __init__(self, binary, base_dir, limits=None, extra=None, setup=True,
                  fsync=True, tls=None, submission=False, submissions=None,
-                 pop3=False, pop3s=None):
+                 pop3=False, pop3s=None, imap=False, imaps=None):
         """tls: None/False = no [tls]; a CertPair = that certificate (the
         files are copied into the server's directory as tls/cert.pem and
         tls/key.pem, so a test may replace them and send SIGHUP).
@@ -591,7 +663,9 @@ class Server:
         submissions (default: submission and tls): the 465-role listener
         (srv.submissions_port).
         pop3: the POP3 listener (srv.pop3_port); pop3s (default: pop3 and
-        tls): POP3 over implicit TLS (srv.pop3s_port)."""
+        tls): POP3 over implicit TLS (srv.pop3s_port).
+        imap: the IMAP listener (srv.imap_port); imaps (default: imap and
+        tls): IMAP over implicit TLS (srv.imaps_port)."""
         self.binary = binary
         self.dir = base_dir
         os.makedirs(self.dir, exist_ok=True)
@@ -627,6 +701,10 @@ class Server:
             pop3s = bool(pop3 and tls)
         self.pop3_port = free_port() if pop3 else None
         self.pop3s_port = free_port() if pop3s else None
+        if imaps is None:
+            imaps = bool(imap and tls)
+        self.imap_port = free_port() if imap else None
+        self.imaps_port = free_port() if imaps else None
         self.proc = None
         self.last_returncode = None
         self._write_config()
@@ -657,6 +735,12 @@ class Server:
         if self.pop3s_port:
             sections["listen"]["pop3s"] = "%s:%d" % (self.host, self.pop3s_port)
         if self.pop3_port or self.pop3s_port:
+            sections["auth"] = dict(AUTH_TEST_DEFAULTS)
+        if self.imap_port:
+            sections["listen"]["imap"] = "%s:%d" % (self.host, self.imap_port)
+        if self.imaps_port:
+            sections["listen"]["imaps"] = "%s:%d" % (self.host, self.imaps_port)
+        if self.imap_port or self.imaps_port:
             sections["auth"] = dict(AUTH_TEST_DEFAULTS)
         if self.submission_port or self.submissions_port:
             sections["auth"] = dict(AUTH_TEST_DEFAULTS)

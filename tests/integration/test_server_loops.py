@@ -27,7 +27,7 @@ def _line_of(path, prefix):
 # ------------------------------------------------------------ protocol registry
 
 
-@pytest.mark.parametrize("key", ["imap", "imaps", "http"])
+@pytest.mark.parametrize("key", ["http"])
 def test_listener_without_protocol_is_an_error(make_server, key):
     srv = make_server(start=False, tls=True,
                       extra={"listen": {key: "127.0.0.1:1"}})
@@ -44,7 +44,7 @@ def test_listener_without_protocol_is_an_error(make_server, key):
 
 
 def test_empty_reserved_listener_is_fine(make_server):
-    srv = make_server(extra={"listen": {"imap": ""}})
+    srv = make_server(extra={"listen": {"http": ""}})
     assert srv.cli("check").stdout.strip() == "%s: ok" % srv.config_path
     srv.assert_serves()
 
@@ -362,13 +362,13 @@ def test_reload_with_a_listener_without_protocol_keeps_the_old_config(make_serve
     with open(srv.config_path, "a") as f:
         f.write("[listen]\n")  # a second [listen] section continues the first
     with open(srv.config_path, "a") as f:
-        f.write("imap = 127.0.0.1:1\n")
-    line = _line_of(srv.config_path, "imap = ")
+        f.write("http = 127.0.0.1:1\n")
+    line = _line_of(srv.config_path, "http = ")
     srv.proc.send_signal(signal.SIGHUP)
     _wait_log(srv, "event=reload-failed", before)
     failed = [l for l in srv.stderr_bytes().decode().splitlines()
               if "event=reload-failed" in l][-1]
-    assert failed.endswith('event=reload-failed error="%s:%d: [listen] imap: no protocol '
+    assert failed.endswith('event=reload-failed error="%s:%d: [listen] http: no protocol '
                            'implements this listener yet (leave it empty or remove it)"'
                            % (srv.config_path, line)), failed
     srv.assert_serves(check_stored=False)
