@@ -559,6 +559,8 @@ static int compile_key(struct compiler *c, unsigned *i, unsigned depth)
 		return fail(c, E_UNKNOWN);
 	if (t->flags & IMAP_ATOM_SEQSET)
 		return compile_set(c, t, N_SEQ);
+	if ((t->data[0] >= '0' && t->data[0] <= '9') || t->data[0] == '*' || t->data[0] == '$')
+		return fail(c, "Invalid sequence set"); /* what it tried to be */
 	const char *w = t->data;
 	for (size_t k = 0; k < sizeof(flag_keys) / sizeof(flag_keys[0]); k++)
 		if (strcasecmp(w, flag_keys[k].name) == 0)
