@@ -1040,6 +1040,14 @@ static void imap_select_job_done(struct imap_job *j)
 	v->cap = (uint32_t)sj->cap;
 	sj->msgs = NULL;
 	sj->n = sj->cap = 0;
+	if (v->n > 0 && v->cap > v->n) {
+		/* the view lives as long as the selection: no growth slack kept */
+		struct imap_view_msg *p = reallocarray(v->msgs, v->n, sizeof(*p));
+		if (p != NULL) {
+			v->msgs = p;
+			v->cap = v->n;
+		}
+	}
 	if (v->n > 0 && v->msgs[v->n - 1].uid >= v->uidnext)
 		v->uidnext = v->msgs[v->n - 1].uid + 1;
 	s->view = v;

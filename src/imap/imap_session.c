@@ -445,7 +445,8 @@ void imap_capabilities(struct imap_session *s, struct evbuffer *out)
 	    out,
 	    " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE MULTIAPPEND"
 	    " APPENDLIMIT=%llu CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED"
-	    " LIST-STATUS STATUS=SIZE UTF8=ACCEPT BINARY",
+	    " LIST-STATUS STATUS=SIZE UTF8=ACCEPT BINARY ESEARCH SEARCHRES CONDSTORE"
+	    " QRESYNC",
 	    (unsigned long long)s->max_message_size);
 }
 
@@ -853,6 +854,7 @@ static const struct imap_command_def imap_commands[] = {
     {"COPY", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_copy},
     {"MOVE", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_move},
     {"FETCH", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_fetch},
+    {"SEARCH", IMAP_IN_SELECTED | IMAP_CMD_UID, imap_cmd_search},
 };
 
 static void imap_session_command(struct imap_session *s, const struct imap_command *cmd)

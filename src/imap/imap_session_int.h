@@ -51,7 +51,7 @@ enum imap_state {
 #define IMAP_EN_QRESYNC 0x08u
 /* What ENABLE may turn on (RFC 5161) and the capabilities advertised for it:
  * only what works completely. */
-#define IMAP_EN_AVAILABLE (IMAP_EN_REV2 | IMAP_EN_UTF8)
+#define IMAP_EN_AVAILABLE (IMAP_EN_REV2 | IMAP_EN_UTF8 | IMAP_EN_CONDSTORE | IMAP_EN_QRESYNC)
 
 /* One message of the session's view of the selected mailbox. */
 struct imap_view_msg {

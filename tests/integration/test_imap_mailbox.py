@@ -3,6 +3,8 @@ LIST-EXTENDED, RFC 6154 SPECIAL-USE and RFC 5819 LIST-STATUS forms, STATUS
 (incl. SIZE and DELETED), SELECT / EXAMINE responses for rev1 and IMAP4rev2
 clients, UNSELECT, CLOSE, and their bad-input replies; every reply exact."""
 
+import re
+
 import pytest
 
 from conftest import (ALICE, BOB, DELIVERED_RE, PASSWORDS, IMAPClient, make_message,
@@ -19,6 +21,7 @@ DEFAULT_LIST = [
 PERMANENT = ("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
              "Flags permitted")
 FLAGS = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
+HMS_RE = re.compile(r"^\* OK \[HIGHESTMODSEQ \d+\] Highest$")
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +113,15 @@ def test_select_and_examine(srv):
         assert untagged[2] == "* OK [UNSEEN 1] First unseen"
         assert untagged[3].startswith("* OK [UIDVALIDITY ")
         assert untagged[4] == "* OK [UIDNEXT %d] Predicted next UID" % (rows[-1]["uid"] + 1)
-        assert untagged[5:] == [FLAGS, PERMANENT]
+        assert untagged[5:7] == [FLAGS, PERMANENT]
+        assert HMS_RE.match(untagged[7]) and len(untagged) == 8, untagged
         assert tagged == "a1 OK [READ-WRITE] SELECT completed"
-        uidvalidity = untagged[3]
+        uidvalidity, hms = untagged[3], untagged[7]
         untagged, tagged = c.cmd("EXAMINE INBOX", tag="a2")
         assert untagged == ["* OK [CLOSED] Previous mailbox closed", "* %d EXISTS" % n,
                             "* 0 RECENT", "* OK [UNSEEN 1] First unseen", uidvalidity,
                             "* OK [UIDNEXT %d] Predicted next UID" % (rows[-1]["uid"] + 1),
-                            FLAGS, "* OK [PERMANENTFLAGS ()] Read-only mailbox"]
+                            FLAGS, "* OK [PERMANENTFLAGS ()] Read-only mailbox", hms]
         assert tagged == "a2 OK [READ-ONLY] EXAMINE completed"
         assert c.cmd("UNSELECT", tag="a3") == ([], "a3 OK UNSELECT completed")
         assert c.cmd("UNSELECT", tag="a4") == ([], "a4 BAD No mailbox selected")
@@ -126,8 +130,9 @@ def test_select_and_examine(srv):
         untagged, tagged = c.cmd("SELECT Trash", tag="a5")
         assert untagged[0] == "* 0 EXISTS"
         assert untagged[1].startswith("* OK [UIDVALIDITY ")
-        assert untagged[2:] == ["* OK [UIDNEXT 1] Predicted next UID", FLAGS, PERMANENT,
-                                '* LIST () "/" "Trash"']
+        assert untagged[2:5] == ["* OK [UIDNEXT 1] Predicted next UID", FLAGS, PERMANENT]
+        assert HMS_RE.match(untagged[5]), untagged
+        assert untagged[6:] == ['* LIST () "/" "Trash"']
         assert tagged == "a5 OK [READ-WRITE] SELECT completed"
         untagged, tagged = c.cmd("SELECT Nope", tag="a6")
         assert untagged == ["* OK [CLOSED] Previous mailbox closed"]
