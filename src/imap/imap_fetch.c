@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "imap/imap_msg.h"
+#include "mail/envelope.h"
 #include "mail/mime.h"
 
 /* ---- the compiled list ---- */
@@ -655,19 +656,23 @@ static int hf_finish(struct xform *x, struct buf *out)
 	return buf_append(out, "\r\n", 2);
 }
 
+/* base64 alphabet values, -1 outside it */
+static const signed char b64_values[256] = {
+    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,  ['H'] = 7,
+    ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15,
+    ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
+    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31,
+    ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39,
+    ['o'] = 40, ['p'] = 41, ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
+    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
+    ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['+'] = 62, ['/'] = 63,
+};
+
+/* The table's zero entries other than 'A' are outside the alphabet. */
 static int b64_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	int v = b64_values[c];
+	return v != 0 || c == 'A' ? v : -1;
 }
 
 /* A quantum cut short by "=" or the end: its whole octets. */
@@ -746,6 +751,18 @@ static int qp_feed(struct xform *x, const unsigned char *p, size_t len, struct b
 	again:
 		switch (x->qp) {
 		case QP_TEXT:
+			if (x->nws == 0 && c != ' ' && c != '\t' && c != '\r' && c != '\n' &&
+			    c != '=') {
+				/* a run of plain octets goes out in one append */
+				size_t e = i + 1;
+				while (e < len && p[e] != ' ' && p[e] != '\t' && p[e] != '\r' &&
+				       p[e] != '\n' && p[e] != '=')
+					e++;
+				if (buf_append(out, p + i, e - i) < 0)
+					return -1;
+				i = e - 1;
+				continue;
+			}
 			if (c == ' ' || c == '\t') {
 				if (x->nws == QP_WS_MAX) {
 					if (qp_put(out, x->ws, x->nws) < 0)
@@ -1133,17 +1150,10 @@ static int out_printf(struct evbuffer *out, char **error_r, const char *fmt, ...
 	return 1;
 }
 
-/* ENVELOPE of the header section hdr[0..len).
- * TODO(mail): mail_envelope_imap (src/mail/envelope.h) once it is on main; until
- * then ENVELOPE (and the envelope inside BODY/BODYSTRUCTURE of a message/rfc822
- * part) is an error. */
+/* ENVELOPE of the header section hdr[0..len) (src/mail/envelope.h). */
 static int fetch_envelope(const char *hdr, size_t len, bool utf8, struct buf *out)
 {
-	(void)hdr;
-	(void)len;
-	(void)utf8;
-	(void)out;
-	return -1;
+	return mail_envelope_imap(hdr, len, utf8, out);
 }
 
 /* The envelope of the message whose root is part (the message itself or one

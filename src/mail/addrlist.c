@@ -158,6 +158,16 @@ static void read_quoted(struct addr_parser *p, struct buf *b)
 {
 	p->i++;
 	while (p->i < p->n) {
+		/* a run of plain octets in one append */
+		size_t j = p->i;
+		while (j < p->n && p->v[j] != '"' && p->v[j] != '\\' && p->v[j] != '\r' &&
+		       p->v[j] != '\n')
+			j++;
+		if (j > p->i && b != NULL)
+			sappend(p, b, p->v + p->i, j - p->i);
+		p->i = j;
+		if (p->i >= p->n)
+			return;
 		char c = p->v[p->i++];
 		if (c == '"')
 			return;
@@ -165,8 +175,8 @@ static void read_quoted(struct addr_parser *p, struct buf *b)
 			if (p->i >= p->n)
 				return;
 			c = p->v[p->i++];
-		} else if (c == '\r' || c == '\n') {
-			continue;
+		} else {
+			continue; /* CR, LF: unfolding */
 		}
 		if (b != NULL)
 			sappend(p, b, &c, 1);

@@ -84,30 +84,31 @@ static int env_text(struct buf *out, const char *v, size_t len, bool human, bool
                     struct buf *tmp)
 {
 	buf_reset(tmp);
+	size_t i = 0;
 	bool blank = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = v[i];
-		if (c == '\r' || c == '\n')
-			continue;
-		if (is_blank(c)) {
-			if (tmp->len == 0)
-				continue;
-			if (human) {
-				blank = true;
-				continue;
-			}
-		} else if (blank) {
-			if (buf_append(tmp, " ", 1) < 0)
+	while (i < len) {
+		size_t j = i;
+		while (j < len && v[j] != '\r' && v[j] != '\n' && !(human && is_blank(v[j])))
+			j++;
+		if (j > i) {
+			if (blank && tmp->len > 0 && buf_append(tmp, " ", 1) < 0)
 				return -1;
 			blank = false;
+			if (buf_append(tmp, v + i, j - i) < 0)
+				return -1;
 		}
-		if (buf_append(tmp, &c, 1) < 0)
-			return -1;
+		if (j < len && is_blank(v[j]))
+			blank = true;
+		i = j + 1;
 	}
-	size_t l = tmp->len;
-	while (l > 0 && is_blank(tmp->data[l - 1]))
+	/* without leading and trailing blanks */
+	const char *t = tmp->len ? tmp->data : "";
+	size_t a = 0, l = tmp->len;
+	while (a < l && is_blank(t[a]))
+		a++;
+	while (l > a && is_blank(t[l - 1]))
 		l--;
-	return mime_imap_append_string(out, l ? tmp->data : "", l, utf8);
+	return mime_imap_append_string(out, t + a, l - a, utf8);
 }
 
 static int env_nstring(struct buf *out, const struct env_value *val, bool human, bool utf8,

@@ -1558,14 +1558,19 @@ int mime_imap_append_string(struct buf *out, const char *s, size_t len, bool utf
 		return -1;
 	if (quote && buf_append(out, "\"", 1) < 0)
 		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '\0')
-			continue;
-		if (quote && (c == '"' || c == '\\') && buf_append(out, "\\", 1) < 0)
+	/* runs of plain octets in one append each */
+	size_t i = 0;
+	while (i < len) {
+		size_t j = i;
+		while (j < len && s[j] != '\0' && !(quote && (s[j] == '"' || s[j] == '\\')))
+			j++;
+		if (j > i && buf_append(out, s + i, j - i) < 0)
 			return -1;
-		if (buf_append(out, &c, 1) < 0)
+		if (j >= len)
+			break;
+		if (s[j] != '\0' && (buf_append(out, "\\", 1) < 0 || buf_append(out, s + j, 1) < 0))
 			return -1;
+		i = j + 1;
 	}
 	if (quote && buf_append(out, "\"", 1) < 0)
 		return -1;

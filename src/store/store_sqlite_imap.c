@@ -329,20 +329,16 @@ static void imap_sweep(struct store_backend *st)
 
 /* ---- mailbox list and status ---- */
 
-/* The columns of store_mailbox_info, per mailbox b (unseen: entries whose flag
- * list lacks \Seen; LIKE is ASCII case-insensitive, as IMAP system flags are). */
-#define IMAP_MBOX_INFO_SQL                                                                         \
-	"SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"                 \
-	"  count(m.uid),"                                                                          \
-	"  coalesce(sum(m.uid IS NOT NULL AND"                                                     \
-	"               (' ' || m.flags || ' ') NOT LIKE '% \\Seen %'), 0),"                       \
-	"  coalesce(sum((' ' || m.flags || ' ') LIKE '% \\Deleted %'), 0),"                        \
-	"  coalesce(sum(m.size), 0), b.noselect,"                                                  \
-	"  EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = b.account"                      \
-	"          AND s.name = b.name),"                                                          \
-	"  EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = b.account"                          \
-	"          AND c.name > b.name || '/' AND c.name < b.name || '0')"                         \
-	" FROM mailboxes b LEFT JOIN messages m ON m.mailbox = b.id"
+/* The columns of store_mailbox_info, per mailbox b (the counts are kept by
+ * triggers: schema v7). */
+#define IMAP_MBOX_INFO_SQL                                                                     \
+	"SELECT b.name, b.special_use, b.uidvalidity, b.uidnext, b.highestmodseq,"              \
+	"  b.n_messages, b.n_unseen, b.n_deleted, b.n_size, b.noselect,"                         \
+	"  EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = b.account"                   \
+	"          AND s.name = b.name),"                                                       \
+	"  EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = b.account"                       \
+	"          AND c.name > b.name || '/' AND c.name < b.name || '0')"                      \
+	" FROM mailboxes b"
 
 static void imap_mbox_info_emit(sqlite3_stmt *stmt, store_mailbox_cb *cb, void *ctx)
 {
@@ -373,8 +369,7 @@ static int imap_mbox_info(sqlite3 *db, int64_t acct, const char *name, store_mai
 	int rc;
 
 	if (sqlite_stmt_cached(db,
-	                       IMAP_MBOX_INFO_SQL " WHERE b.account = ?1 AND b.name = ?2"
-	                                          " GROUP BY b.id",
+	                       IMAP_MBOX_INFO_SQL " WHERE b.account = ?1 AND b.name = ?2",
 	                       &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, acct);
@@ -425,7 +420,7 @@ int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mai
 	if (sqlite_stmt_cached(db,
 	                       IMAP_MBOX_INFO_SQL
 	                       " JOIN accounts a ON a.id = b.account WHERE a.address = ?1"
-	                       " GROUP BY b.id ORDER BY b.name <> 'INBOX', b.id",
+	                       " ORDER BY b.name <> 'INBOX', b.id",
 	                       &stmt, error_r) < 0)
 		goto out;
 	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
@@ -500,12 +495,17 @@ int sqlite_mailbox_changes(struct store_backend *st, const char *account, const 
 		goto out;
 	ret = -1;
 	if (ops != NULL && ops->message != NULL) {
-		/* messages_modseq (mailbox, modseq) finds the changed ones; the sort by
-		 * UID is over those alone. */
+		/* since > 0: messages_modseq (mailbox, modseq) finds the changed ones
+		 * and the sort by UID is over those alone (without statistics SQLite
+		 * would walk the whole mailbox in UID order instead); since 0: all of
+		 * them, in primary key order. */
 		if (sqlite_stmt_cached(db,
-		                       "SELECT uid, modseq, size, internal_date, flags, blob"
-		                       " FROM messages WHERE mailbox = ?1 AND modseq > ?2"
-		                       " ORDER BY uid",
+		                       since > 0 ? "SELECT uid, modseq, size, internal_date, flags, blob"
+		                                   " FROM messages INDEXED BY messages_modseq"
+		                                   " WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid"
+		                                 : "SELECT uid, modseq, size, internal_date, flags, blob"
+		                                   " FROM messages WHERE mailbox = ?1 AND modseq > ?2"
+		                                   " ORDER BY uid",
 		                       &stmt, error_r) < 0)
 			goto out;
 		sqlite3_bind_int64(stmt, 1, mb.id);
@@ -521,8 +521,8 @@ int sqlite_mailbox_changes(struct store_backend *st, const char *account, const 
 	}
 	if (since > 0 && ops != NULL && ops->vanished != NULL) {
 		if (sqlite_stmt_cached(db,
-		                       "SELECT uid FROM expunged WHERE mailbox = ?1 AND modseq > ?2"
-		                       " ORDER BY uid",
+		                       "SELECT uid FROM expunged INDEXED BY expunged_modseq"
+		                       " WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid",
 		                       &stmt, error_r) < 0)
 			goto out;
 		sqlite3_bind_int64(stmt, 1, mb.id);

@@ -137,6 +137,42 @@ static const char *const migrations[] = {
     "CREATE TABLE blob_cache ("
     "  blob TEXT PRIMARY KEY,"
     "  data BLOB NOT NULL);",
+    /* v7: each mailbox's counts (entries, without \Seen, with \Deleted, octets),
+     * kept by triggers, so that STATUS and SELECT read one row however large the
+     * mailbox (LIKE is ASCII case-insensitive, as IMAP system flags are). */
+    "ALTER TABLE mailboxes ADD COLUMN n_messages INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE mailboxes ADD COLUMN n_unseen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE mailboxes ADD COLUMN n_deleted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE mailboxes ADD COLUMN n_size INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE mailboxes SET"
+    "  n_messages = (SELECT count(*) FROM messages m WHERE m.mailbox = mailboxes.id),"
+    "  n_unseen = (SELECT count(*) FROM messages m WHERE m.mailbox = mailboxes.id"
+    "              AND (' ' || m.flags || ' ') NOT LIKE '% \\Seen %'),"
+    "  n_deleted = (SELECT count(*) FROM messages m WHERE m.mailbox = mailboxes.id"
+    "               AND (' ' || m.flags || ' ') LIKE '% \\Deleted %'),"
+    "  n_size = (SELECT coalesce(sum(size), 0) FROM messages m"
+    "            WHERE m.mailbox = mailboxes.id);"
+    "CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN"
+    "  UPDATE mailboxes SET n_messages = n_messages + 1, n_size = n_size + NEW.size,"
+    "    n_unseen = n_unseen + ((' ' || NEW.flags || ' ') NOT LIKE '% \\Seen %'),"
+    "    n_deleted = n_deleted + ((' ' || NEW.flags || ' ') LIKE '% \\Deleted %')"
+    "  WHERE id = NEW.mailbox;"
+    "END;"
+    "CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN"
+    "  UPDATE mailboxes SET n_messages = n_messages - 1, n_size = n_size - OLD.size,"
+    "    n_unseen = n_unseen - ((' ' || OLD.flags || ' ') NOT LIKE '% \\Seen %'),"
+    "    n_deleted = n_deleted - ((' ' || OLD.flags || ' ') LIKE '% \\Deleted %')"
+    "  WHERE id = OLD.mailbox;"
+    "END;"
+    "CREATE TRIGGER messages_count_flags AFTER UPDATE OF flags ON messages"
+    "  WHEN NEW.flags <> OLD.flags BEGIN"
+    "  UPDATE mailboxes SET"
+    "    n_unseen = n_unseen + ((' ' || NEW.flags || ' ') NOT LIKE '% \\Seen %')"
+    "                        - ((' ' || OLD.flags || ' ') NOT LIKE '% \\Seen %'),"
+    "    n_deleted = n_deleted + ((' ' || NEW.flags || ' ') LIKE '% \\Deleted %')"
+    "                          - ((' ' || OLD.flags || ' ') LIKE '% \\Deleted %')"
+    "  WHERE id = NEW.mailbox;"
+    "END;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -64,13 +65,15 @@ def available():
 
 
 @contextlib.contextmanager
-def dovecot_imap(directory, user="ref@example.test", password="refpass"):
-    """Starts Dovecot; yields (port, user, password). Stopped by its PID (and
-    waited for) when the block ends."""
+def dovecot_imap(user="ref@example.test", password="refpass"):
+    """Starts Dovecot in a new directory under /tmp (its unprivileged processes
+    must reach it: pytest's own temporary directories are private to root);
+    yields (port, user, password). Stopped by its PID (and waited for), and its
+    directory removed, when the block ends."""
     why = available()
     if why:
         pytest.skip(why)
-    directory = str(directory)
+    directory = tempfile.mkdtemp(prefix="hermod-dovecot-", dir="/tmp")
     nobody = pwd.getpwnam("nobody")
     for d in ("run", "state", "mail"):
         os.makedirs(os.path.join(directory, d), exist_ok=True)
@@ -156,3 +159,4 @@ service anvil {{
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,6 +1,7 @@
 """mutt and neomutt (Debian's mutt 2.2 and neomutt 20220429, both on GNU
 SASL and GnuTLS) as a new user would run them,
-without any SASL settings: fetching mail over POP3 (pop3s and STLS) and
+without any SASL settings: fetching mail over POP3 (pop3s and STLS), reading
+and moving it over IMAP (imaps and STARTTLS), and
 sending over submission (465 implicit TLS and 587 STARTTLS), non-interactive
 (mutt -n -F muttrc; reading runs under a pseudo-terminal with the commands
 pushed, sending is mutt's batch mode).
@@ -38,7 +39,8 @@ def _need(client):
 
 @pytest.fixture(scope="module")
 def msrv(hermod_bin, tls_cert):
-    yield from module_server(hermod_bin, "mutt", tls=tls_cert, submission=True, pop3=True)
+    yield from module_server(hermod_bin, "mutt", tls=tls_cert, submission=True, pop3=True,
+                             imap=True)
 
 
 def write_muttrc(srv, home, extra=()):
@@ -142,6 +144,41 @@ def test_mutt_fetches_over_pop3(msrv, tmp_path, client, mode):
     after = msrv.stderr_bytes().count(b"event=auth user=%s mech=SCRAM-SHA-256 " %
                                       ALICE.encode())
     assert after == before + 1, msrv.stderr_tail()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("mode", ["imaps", "starttls"])
+def test_mutt_reads_and_moves_over_imap(msrv, tmp_path, client, mode):
+    _need(client)
+    subjects = [unique("%s-imap-%s" % (client, mode)) for _ in range(3)]
+    for s in subjects:
+        msrv.deliver([ALICE], make_message(s, b"hello mutt over imap\r\n"))
+    home = str(tmp_path / "home")
+    port = msrv.imaps_port if mode == "imaps" else msrv.imap_port
+    base = "%s://%s@%s:%d/" % ("imaps" if mode == "imaps" else "imap",
+                               ALICE.replace("@", "%40"), msrv.host, port)
+    rc = write_muttrc(msrv, home, ["set imap_pass=%s" % PASSWORDS[ALICE],
+                                   "set delete=yes", "set mark_old=no",
+                                   "set imap_check_subscribed=no"])
+    out = os.path.join(home, "saved.mbox")
+    box = unique("muttbox")
+    # read: the three messages copied to a local mbox; move: saved to a new
+    # IMAP folder (COPY or MOVE, then the originals deleted and expunged)
+    pattern = "~s %s|~s %s|~s %s" % tuple(subjects)
+    status = run_mutt_tty(
+        [client, "-n", "-F", rc, "-f", base + "INBOX", "-e",
+         'push "<tag-pattern>%s<enter><tag-prefix><copy-message>%s<enter>'
+         '<tag-prefix><save-message>%s%s<enter><sync-mailbox><quit>"' % (pattern, out, base, box)],
+        home)
+    assert status == 0, "mutt exited %r\n%s" % (status, msrv.stderr_tail())
+    mb = mailbox.mbox(out)
+    got = sorted(m["Subject"] for m in mb)
+    bodies = [m.get_payload() for m in mb]
+    mb.close()
+    assert got == sorted(subjects), got
+    assert all(b.replace("\r\n", "\n") == "hello mutt over imap\n" for b in bodies), bodies
+    assert sorted(r["subject"] for r in msrv.messages(ALICE, box)) == sorted(subjects)
+    assert [r for r in msrv.messages(ALICE) if r["subject"] in subjects] == []
 
 
 @pytest.mark.parametrize("client", CLIENTS)

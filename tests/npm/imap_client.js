@@ -46,7 +46,13 @@ function client(o, extra) {
     doSTARTTLS: o.secure ? undefined : (o.ca ? true : undefined),
     tls,
     auth: { user: o.user, pass: o.pass },
-    logger: false,
+    // IMAP_CLIENT_LOG=1: imapflow's protocol log on stderr (for debugging a test)
+    logger: process.env.IMAP_CLIENT_LOG ? {
+      debug: (o) => process.stderr.write(JSON.stringify(o) + '\n'),
+      info: (o) => process.stderr.write(JSON.stringify(o) + '\n'),
+      warn: (o) => process.stderr.write(JSON.stringify(o) + '\n'),
+      error: (o) => process.stderr.write(JSON.stringify(o) + '\n'),
+    } : false,
     disableAutoIdle: true,
     qresync: true,
   }, extra || {}));

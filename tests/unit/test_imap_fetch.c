@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 static char data_dir[] = "/tmp/hermod-test-imap-fetch.XXXXXX";
+static bool use_utf8; /* IMAP4rev2 / UTF8=ACCEPT responses */
 
 static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
@@ -250,7 +251,7 @@ static char *write_all(struct store *st, const struct imap_fetch *f, size_t i, s
 	unsigned calls = 0;
 	do {
 		size_t before = evbuffer_get_length(out);
-		r = imap_fetch_write(f, st, &it, false, &cur, out, budget, &error);
+		r = imap_fetch_write(f, st, &it, use_utf8, &cur, out, budget, &error);
 		calls++;
 		/* a call stops soon after its budget: by at most one non-literal item */
 		if (r == 0 && evbuffer_get_length(out) - before < budget)
@@ -518,6 +519,63 @@ static void test_structure(struct store *st)
 	    "NIL))\r\n");
 }
 
+#define ALICE "((\"Alice\" NIL \"alice\" \"example.test\"))"
+#define INNER "((NIL NIL \"inner\" \"example.test\"))"
+#define JORG8 "(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"example.test\"))"
+#define JORGU "((\"J\xc3\xb6rg\" NIL \"j\" \"example.test\"))"
+
+static void test_envelope(struct store *st)
+{
+	CHECK_FETCH(st, SIMPLE, "ENVELOPE",
+	            "* 1 FETCH (ENVELOPE (NIL \"hello\" " ALICE " " ALICE " " ALICE
+	            " ((NIL NIL \"bob\" \"example.test\")) NIL NIL NIL NIL))\r\n");
+	CHECK_FETCH(st, SIMPLE, "ALL",
+	            "* 1 FETCH (FLAGS (\\Seen) INTERNALDATE \" 2-Dec-2025 00:00:00 +0000\" "
+	            "RFC822.SIZE 88 ENVELOPE (NIL \"hello\" " ALICE " " ALICE " " ALICE
+	            " ((NIL NIL \"bob\" \"example.test\")) NIL NIL NIL NIL))\r\n");
+	CHECK_FETCH(
+	    st, NOBODY, "(ENVELOPE BODYSTRUCTURE)",
+	    "* 6 FETCH (ENVELOPE (NIL \"no body\" ((NIL NIL \"a\" \"example.test\")) ((NIL "
+	    "NIL \"a\" \"example.test\")) ((NIL NIL \"a\" \"example.test\")) NIL NIL NIL NIL "
+	    "NIL) BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+	    "\"7bit\" 0 0 NIL NIL NIL NIL))\r\n");
+	/* 8-bit strings: literals, or quoted with UTF8=ACCEPT */
+	CHECK_FETCH(st, EIGHTBIT, "ENVELOPE",
+	            "* 7 FETCH (ENVELOPE (NIL {7}\r\nGr\xc3\xbc\xc3\x9f"
+	            "e " JORG8 " " JORG8 " " JORG8 " NIL NIL NIL NIL NIL))\r\n");
+	use_utf8 = true;
+	CHECK_FETCH(st, EIGHTBIT, "ENVELOPE",
+	            "* 7 FETCH (ENVELOPE (NIL \"Gr\xc3\xbc\xc3\x9f"
+	            "e\" " JORGU " " JORGU " " JORGU " NIL NIL NIL NIL NIL))\r\n");
+	use_utf8 = false;
+	/* the envelope of an embedded message inside BODY and BODYSTRUCTURE */
+	CHECK_FETCH(
+	    st, NESTED, "BODYSTRUCTURE",
+	    "* 4 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+	    "\"7bit\" 9 0 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 218 "
+	    "(NIL \"inner\" " INNER " " INNER " " INNER " NIL NIL NIL NIL NIL) ((\"text\" "
+	    "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 9 0 NIL NIL NIL "
+	    "NIL)(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"base64\" 12 0 NIL "
+	    "NIL NIL NIL) \"mixed\" (\"boundary\" \"i\") NIL NIL NIL) 13 NIL NIL NIL NIL) "
+	    "\"mixed\" (\"boundary\" \"o\") NIL NIL NIL))\r\n");
+	CHECK_FETCH(
+	    st, NESTED, "BODY",
+	    "* 4 FETCH (BODY ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
+	    "9 0)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 218 (NIL \"inner\" " INNER " " INNER
+	    " " INNER " NIL NIL NIL NIL NIL) ((\"text\" \"plain\" (\"charset\" "
+	    "\"us-ascii\") NIL NIL \"7bit\" 9 0)(\"text\" \"plain\" (\"charset\" "
+	    "\"us-ascii\") NIL NIL \"base64\" 12 0) \"mixed\") 13) \"mixed\"))\r\n");
+	CHECK_FETCH(
+	    st, MIXED, "BODYSTRUCTURE",
+	    "* 3 FETCH (BODYSTRUCTURE (((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL "
+	    "\"quoted-printable\" 31 2 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" "
+	    "\"us-ascii\") NIL NIL \"7bit\" 8 0 NIL NIL NIL NIL) \"alternative\" "
+	    "(\"boundary\" \"b2\") NIL NIL NIL)(\"application\" \"octet-stream\" (\"name\" "
+	    "\"a.bin\") NIL NIL \"base64\" 18 NIL (\"attachment\" (\"filename\" \"a.bin\")) "
+	    "NIL NIL)(\"application\" \"x-thing\" NIL NIL NIL \"x-uuencode\" 11 NIL NIL NIL "
+	    "NIL) \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL))\r\n");
+}
+
 static void test_compile_errors(void)
 {
 	static const struct {
@@ -650,7 +708,44 @@ static void test_msg(struct store *st)
 		imap_msg_close(&m);
 		free(error);
 	}
+	/* the parsed tree went into the store's cache */
+	for (size_t i = 0; i < NMSGS; i++) {
+		char *data = NULL;
+		size_t len = 0;
+		struct mime_tree a, b;
+		CHECK(store_blob_cache_get(st, msgs[i].blob_id, &data, &len, NULL) == 1);
+		CHECK(mime_tree_decode(data, len, &a) == 1);
+		CHECK(mime_parse(msgs[i].data, msgs[i].len, NULL, &b) == 1);
+		CHECK(mime_tree_equal(&a, &b) == 1);
+		mime_tree_free(&a);
+		mime_tree_free(&b);
+		free(data);
+	}
+	/* the cache is read: a (wrong) tree put there is the one opened */
 	struct imap_msg m;
+	struct mime_tree other, t;
+	struct buf enc;
+	buf_init(&enc, 0);
+	CHECK(mime_parse(m_alt, sizeof(m_alt) - 1, NULL, &other) == 1);
+	CHECK(mime_tree_encode(&other, &enc) == 1);
+	CHECK(store_blob_cache_put(st, msgs[LF].blob_id, enc.data, enc.len, NULL) == 1);
+	CHECK(imap_msg_open(&m, st, msgs[LF].blob_id, true, NULL) == 1);
+	CHECK(m.have_tree && mime_tree_equal(&m.tree, &other) == 1);
+	imap_msg_close(&m);
+	/* an entry that does not decode is a miss: parsed again and replaced */
+	CHECK(store_blob_cache_put(st, msgs[LF].blob_id, "HMT\1garbage", 11, NULL) == 1);
+	CHECK(imap_msg_open(&m, st, msgs[LF].blob_id, true, NULL) == 1);
+	CHECK(mime_parse(m_lf, sizeof(m_lf) - 1, NULL, &t) == 1);
+	CHECK(m.have_tree && mime_tree_equal(&m.tree, &t) == 1);
+	imap_msg_close(&m);
+	char *data = NULL;
+	size_t len = 0;
+	CHECK(store_blob_cache_get(st, msgs[LF].blob_id, &data, &len, NULL) == 1);
+	CHECK(len > 11);
+	free(data);
+	mime_tree_free(&t);
+	mime_tree_free(&other);
+	buf_free(&enc);
 	CHECK(imap_msg_open(&m, st,
 	                    "00000000000000000000000000000000000000000000000000000000000000ff",
 	                    true, NULL) == 0);
@@ -701,6 +796,76 @@ static void test_large(struct store *st)
 	msgs[0] = saved;
 }
 
+/* quoted-printable across the 64 KiB reads: a 17-octet unit, so that the
+ * reads end at different places in it */
+static void test_large_qp(struct store *st)
+{
+	static const char unit[] = "ab=3D  =\r\ncd  \r\n";
+	static const char hdr[] =
+	    "MIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n";
+	size_t units = 20000, hl = sizeof(hdr) - 1, ul = sizeof(unit) - 1;
+	char *msg = malloc(hl + units * ul);
+	memcpy(msg, hdr, hl);
+	for (size_t k = 0; k < units; k++)
+		memcpy(msg + hl + k * ul, unit, ul);
+	const char *accts[] = {"u@example.test"};
+	uint32_t uid;
+	struct store_delivery d = {
+	    .accounts = accts, .naccounts = 1, .data = msg, .len = hl + units * ul};
+	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
+	free(msg);
+	struct corpus saved = msgs[0];
+	msgs[0].uid = uid;
+	msgs[0].blob_id[0] = '\0';
+	CHECK(store_message_list(st, "u@example.test", "INBOX", list_cb, NULL, NULL) == 1);
+	msgs[0].len = hl + units * ul;
+	struct imap_fetch *f = NULL;
+	const char *err;
+	CHECK(compile("(BINARY.SIZE[1] BINARY.PEEK[1]<179991.100>)", false, &f, &err) == 1);
+	char *one = write_all(st, f, 0, SIZE_MAX, NULL);
+	char *many = write_all(st, f, 0, 333, NULL);
+	CHECK_STR(many, one);
+	/* each unit decodes to "ab=  cd\r\n" (9 octets) */
+	CHECK_STR(one,
+	          "* 1 FETCH (BINARY.SIZE[1] 180000 BINARY[1]<179991> {9}\r\nab=  cd\r\n)\r\n");
+	free(one);
+	free(many);
+	imap_fetch_free(&f);
+	msgs[0] = saved;
+}
+
+/* A field name longer than HF_NAME_MAX matches nothing but is kept whole by
+ * HEADER.FIELDS.NOT. */
+static void test_long_field_name(struct store *st)
+{
+	char msg[4000];
+	size_t n = 0;
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "Subject: s\r\nX-");
+	memset(msg + n, 'a', 1200);
+	n += 1200;
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, ": v\r\n folded\r\nTo: t\r\n\r\nbody\r\n");
+	const char *accts[] = {"u@example.test"};
+	uint32_t uid;
+	struct store_delivery d = {.accounts = accts, .naccounts = 1, .data = msg, .len = n};
+	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
+	struct corpus saved = msgs[0];
+	msgs[0].uid = uid;
+	msgs[0].blob_id[0] = '\0';
+	CHECK(store_message_list(st, "u@example.test", "INBOX", list_cb, NULL, NULL) == 1);
+	char *got = fetch(st, 0, "BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)]");
+	char want[4000];
+	int w =
+	    snprintf(want, sizeof(want), "* 1 FETCH (BODY[HEADER.FIELDS.NOT (SUBJECT)] {%zu}\r\n",
+	             n - strlen("Subject: s\r\n") - strlen("body\r\n"));
+	memcpy(want + w, msg + 12, n - 12 - 6);
+	snprintf(want + w + (n - 18), sizeof(want) - (size_t)w - (n - 18), ")\r\n");
+	CHECK_STR(got, want);
+	free(got);
+	CHECK_FETCH(st, 0, "BODY.PEEK[HEADER.FIELDS (TO X-AAAA)]",
+	            "* 1 FETCH (BODY[HEADER.FIELDS (TO X-AAAA)] {9}\r\nTo: t\r\n\r\n)\r\n");
+	msgs[0] = saved;
+}
+
 int main(void)
 {
 	if (mkdtemp(data_dir) == NULL) {
@@ -713,11 +878,14 @@ int main(void)
 	test_mime_parts(st);
 	test_binary(st);
 	test_structure(st);
+	test_envelope(st);
 	test_compile_errors();
 	test_compile_flags(st);
 	test_gone(st);
 	test_msg(st);
 	test_large(st);
+	test_large_qp(st);
+	test_long_field_name(st);
 	store_close(&st);
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_finish("imap_fetch");

@@ -6,6 +6,7 @@
 #include "store/store.h"
 
 #include <ftw.h>
+#include <sqlite3.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -992,6 +993,62 @@ static void test_reopen(void)
 	store_close(&st);
 }
 
+/* A store written before schema v6 (made by taking v6 and v7 out of one again):
+ * the migrations count the existing entries and keep the subscriptions. */
+static void test_migrate_v5(void)
+{
+	static char dir[] = "/tmp/hermod-test-store-v5.XXXXXX";
+	char path[512];
+	sqlite3 *db = NULL;
+
+	CHECK(mkdtemp(dir) != NULL);
+	struct store_options opts = {.data_dir = dir, .fsync = false};
+	struct store *st = NULL;
+	CHECK(store_open(&opts, &st, NULL) == 1);
+	CHECK(store_domain_add(st, "example.test", NULL) == 1);
+	CHECK(store_account_add(st, ACCT, "x", NULL) == 1);
+	CHECK(deliver(st, NULL, "m1\r\n", "\\Seen") == 1);
+	CHECK(deliver(st, NULL, "m22\r\n", "\\Deleted") == 2);
+	CHECK(deliver(st, NULL, "m333\r\n", NULL) == 3);
+	store_close(&st);
+
+	snprintf(path, sizeof(path), "%s/hermod.db", dir);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	static const char *const undo =
+	    "DROP TRIGGER messages_count_insert; DROP TRIGGER messages_count_delete;"
+	    "DROP TRIGGER messages_count_flags;"
+	    "ALTER TABLE mailboxes DROP COLUMN n_messages;"
+	    "ALTER TABLE mailboxes DROP COLUMN n_unseen;"
+	    "ALTER TABLE mailboxes DROP COLUMN n_deleted;"
+	    "ALTER TABLE mailboxes DROP COLUMN n_size;"
+	    "ALTER TABLE mailboxes DROP COLUMN noselect;"
+	    "UPDATE mailboxes SET subscribed = (name <> 'Trash');"
+	    "DROP TABLE subscriptions; DROP TABLE uidvalidity_counter; DROP TABLE blob_cache;"
+	    "DELETE FROM schema_version WHERE version >= 6;";
+	char *err = NULL;
+	CHECK(sqlite3_exec(db, undo, NULL, NULL, &err) == SQLITE_OK);
+	if (err != NULL)
+		fprintf(stderr, "undo v6: %s\n", err);
+	sqlite3_free(err);
+	sqlite3_close(db);
+
+	CHECK(store_open(&opts, &st, NULL) == 1);
+	memset(&mbi, 0, sizeof(mbi));
+	CHECK(store_mailbox_get(st, ACCT, "INBOX", info_cb, NULL, NULL) == 1);
+	CHECK(mbi.messages == 3 && mbi.unseen == 2 && mbi.deleted == 1 && mbi.size == 4 + 5 + 6);
+	CHECK(mbi.subscribed);
+	CHECK(store_mailbox_get(st, ACCT, "Trash", info_cb, NULL, NULL) == 1);
+	CHECK(!mbi.subscribed && !mbi.noselect);
+	/* and the counts follow changes from then on */
+	uint32_t two = 2;
+	CHECK(store_message_flags(st, ACCT, "INBOX", &two, 1, STORE_FLAGS_SET, "\\Seen", 0, NULL,
+	                          NULL, NULL) == 1);
+	CHECK(store_mailbox_get(st, ACCT, "INBOX", info_cb, NULL, NULL) == 1);
+	CHECK(mbi.messages == 3 && mbi.unseen == 1 && mbi.deleted == 0);
+	store_close(&st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	struct store *st;
@@ -1017,6 +1074,7 @@ int main(void)
 	test_concurrent(st);
 	store_close(&st);
 	test_reopen();
+	test_migrate_v5();
 
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_finish("store_imap");
