@@ -934,6 +934,9 @@ def cmd_summary(clients, n, idle_n, hpath, dpath, hipath, dipath):
                          "measurement" % (who, r["held"] - r["alive"], r["held"]))
         tn = max(int(idle_n), TARGET_IDLE)
         rss_t = a[1]
+        if r["held"] < min(500, tn):
+            print("%-8s (too few connections to scale to %d)" % ("", tn))
+            continue
         if r["held"] < tn:
             rss_t = b[1] + per * tn
             print("%-8s scaled to %d connections (before + growth per connection x %d): "
