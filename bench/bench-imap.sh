@@ -54,6 +54,9 @@
 # machine this was written on Pss per connection was 544 KB at 1,000 and 535
 # KB at 3,000 connections, so linear; the RSS sum counts shared pages once per
 # process and overstates, Pss does not). Setting up 1,000 takes about a minute.
+# A BENCH_IDLE below 10,000 is scaled to 10,000 the same way for hermod (said
+# next to the figure). Every login checks a yescrypt hash: 10,000 hermod
+# connections take minutes to set up (about 15 on a busy 2-core machine).
 #
 # hermod runs from a temp dir ([store] fsync = no; [auth]
 # allow_plaintext_on_loopback; [limits] max_connections and
