@@ -69,7 +69,6 @@ def _run(srv, user, secure, idle_file=None, on_idle=None):
     lines = [l for l in out.splitlines() if l.startswith("{")]
     assert lines, "no output from imap_client.js: %s" % err[-2000:]
     result = json.loads(lines[-1])
-    open("/tmp/imapflow.err", "w").write(err)
     assert proc.returncode == 0 and "error" not in result, (result, err[-2000:])
     return result
 
