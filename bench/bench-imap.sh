@@ -142,6 +142,7 @@ wait_port() {
 	done
 }
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	local rc=$?
 	set +e
@@ -418,22 +419,29 @@ EOF
 
 # ---------------------------------------------------------------- run
 
-H_NA=
-say "$A clients/accounts x $N messages; $IDLE IDLE connections (Dovecot: $IDLE_D); $(nproc) CPUs"
-if [ "$ONLY" != dovecot ]; then
-	hrc=0
-	bench_hermod || hrc=$?
-	if [ "$hrc" -eq 2 ]; then
-		say "hermod: n/a ($H_NA)"
-	elif [ "$hrc" -ne 0 ]; then
-		die "hermod run failed"
-	fi
-fi
-if [ "$ONLY" != hermod ]; then
-	drc=0
-	bench_dovecot || drc=$?
-	[ "$drc" -eq 0 ] || [ "$drc" -eq 2 ] || die "dovecot run failed"
-fi
+# In a function, called on the last line: bash has read the whole file before
+# any of it runs, so editing the script during a run cannot derail that run.
+main() {
 
-BENCH_HERMOD_NA=$H_NA "$PY" "$CLIENT" summary "$A" "$N" "$IDLE" \
-	"$TMP/hermod/mix.json" "$TMP/dovecot/mix.json" "$TMP/hermod/idle.json" "$TMP/dovecot/idle.json"
+	H_NA=
+	say "$A clients/accounts x $N messages; $IDLE IDLE connections (Dovecot: $IDLE_D); $(nproc) CPUs"
+	if [ "$ONLY" != dovecot ]; then
+		hrc=0
+		bench_hermod || hrc=$?
+		if [ "$hrc" -eq 2 ]; then
+			say "hermod: n/a ($H_NA)"
+		elif [ "$hrc" -ne 0 ]; then
+			die "hermod run failed"
+		fi
+	fi
+	if [ "$ONLY" != hermod ]; then
+		drc=0
+		bench_dovecot || drc=$?
+		[ "$drc" -eq 0 ] || [ "$drc" -eq 2 ] || die "dovecot run failed"
+	fi
+
+	BENCH_HERMOD_NA=$H_NA "$PY" "$CLIENT" summary "$A" "$N" "$IDLE" \
+		"$TMP/hermod/mix.json" "$TMP/dovecot/mix.json" "$TMP/hermod/idle.json" "$TMP/dovecot/idle.json"
+}
+
+main "$@"; exit
