@@ -276,7 +276,7 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 		imap_reply_bad(s, "BAD VANISHED needs UID FETCH");
 		return;
 	}
-	if (imap_fetch_wants_modseq(cf) && (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE))
+	if (imap_fetch_wants_modseq(cf))
 		s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
 	struct imap_fetch_run *f = calloc(1, sizeof(*f));
 	if (f != NULL) {

@@ -1078,10 +1078,9 @@ static void imap_select_job_done(struct imap_job *j)
 		evbuffer_add_printf(out,
 		                    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
 		                    "\\Draft \\*)] Flags permitted\r\n");
-	/* RFC 7162 3.1.2.1 */
-	if (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE)
-		evbuffer_add_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
-		                    (unsigned long long)v->highestmodseq);
+	/* RFC 7162 3.1.2.1 (CONDSTORE is advertised) */
+	evbuffer_add_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+	                    (unsigned long long)v->highestmodseq);
 	if (rev2) {
 		evbuffer_add_printf(out, "* LIST () \"/\" ");
 		imap_write_mailbox(s, out, v->name);
@@ -1117,8 +1116,7 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 	if (i < cmd->nargs) {
 		/* RFC 4466 select-params: (CONDSTORE) RFC 7162 3.1.8, (QRESYNC (uidvalidity
 		 * modseq [known-uids [seq-match-data]])) RFC 7162 3.2.5 */
-		bool ok = a[i].type == IMAP_TOKEN_LIST && imap_token_skip(a, i) == cmd->nargs &&
-		          (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE);
+		bool ok = a[i].type == IMAP_TOKEN_LIST && imap_token_skip(a, i) == cmd->nargs;
 		unsigned end = i + a[i].span;
 		for (unsigned k = i + 1; ok && k <= end; k = imap_token_skip(a, k)) {
 			if (a[k].type == IMAP_TOKEN_ATOM &&

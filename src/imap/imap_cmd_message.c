@@ -360,7 +360,7 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 		imap_reply(s, "%s NO [CANNOT] Mailbox is read-only", s->tag);
 		return;
 	}
-	if (unchangedsince > 0 && (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE))
+	if (unchangedsince > 0)
 		s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1: UNCHANGEDSINCE enables it */
 	uint32_t *uids;
 	size_t n;

@@ -126,7 +126,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 	}
 	if (s->enabled & IMAP_EN_REV2)
 		imap_search_force_esearch(q); /* RFC 9051 7.3.4 */
-	if (imap_search_wants_modseq(q) && (IMAP_EN_AVAILABLE & IMAP_EN_CONDSTORE))
+	if (imap_search_wants_modseq(q))
 		s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
 	struct imap_search_run *r = imap_job_new(s, sizeof(*r));
 	if (r == NULL) {
