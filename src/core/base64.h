@@ -12,6 +12,9 @@
 
 /* Length of the encoding of len bytes (without the NUL), or 0 on overflow
  * (len > 0 only; the encoding of 0 bytes is empty). */
+/* The value (0..63) of one base64 alphabet character (RFC 4648 4), -1 for any
+ * other octet. */
+int base64_value(unsigned char c);
 size_t base64_encoded_len(size_t len);
 
 /* Encodes in/len. Returns 1 with *out_r a malloc'd NUL-terminated string (the empty

@@ -54,3 +54,14 @@ int str_error(char **error_r, const char *fmt, ...)
 	va_end(ap);
 	return -1;
 }
+
+int str_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

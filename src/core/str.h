@@ -8,6 +8,8 @@
 #include <stddef.h>
 
 /* malloc'd copy of s; NULL when s is NULL or memory ran out. */
+/* The value (0..15) of a hexadecimal digit of either case, -1 for any other octet. */
+int str_hexval(unsigned char c);
 char *str_dup(const char *s);
 /* malloc'd copy of s[0..len) plus a NUL (s may hold NULs; need not be
  * terminated); NULL when out of memory. s may be NULL only when len is 0. */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/str.h"
 #include "imap/imap_msg.h"
 #include "mail/envelope.h"
 #include "mail/mime.h"
@@ -725,17 +726,6 @@ static int b64_feed(struct xform *x, const unsigned char *p, size_t len, struct 
 	return no > 0 ? buf_append(out, o, no) : 1;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static int qp_put(struct buf *out, const void *p, size_t n)
 {
 	return n > 0 ? buf_append(out, p, n) : 1;
@@ -788,7 +778,7 @@ static int qp_feed(struct xform *x, const unsigned char *p, size_t len, struct b
 				return -1;
 			continue;
 		case QP_EQ:
-			if (hex_value(c) >= 0) {
+			if (str_hexval((unsigned char)c) >= 0) {
 				x->hex1 = c;
 				x->qp = QP_HEX1;
 				continue;
@@ -812,9 +802,10 @@ static int qp_feed(struct xform *x, const unsigned char *p, size_t len, struct b
 			goto again;
 		case QP_HEX1:
 			x->qp = QP_TEXT;
-			if (hex_value(c) >= 0) {
+			if (str_hexval((unsigned char)c) >= 0) {
 				unsigned char o =
-				    (unsigned char)(hex_value(x->hex1) * 16 + hex_value(c));
+				    (unsigned char)(str_hexval((unsigned char)x->hex1) * 16 +
+				                    str_hexval((unsigned char)c));
 				if (buf_append(out, &o, 1) < 0)
 					return -1;
 				continue;

@@ -97,8 +97,8 @@ int imap_msg_open(struct imap_msg *m, struct store *st, const char *blob_id, boo
 
 	char *data = NULL, *cerr = NULL;
 	size_t len = 0;
-	/* A cache that fails (or is not implemented by the backend) is a miss: the
-	 * tree can always be derived again from the bytes. */
+	/* A cache read that fails is a miss: the tree can always be derived again
+	 * from the bytes. */
 	if (store_blob_cache_get(st, blob_id, &data, &len, &cerr) == 1) {
 		if (mime_tree_decode(data, len, &m->tree) == 1)
 			m->have_tree = true;

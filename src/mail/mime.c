@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/str.h"
 #include "mail/address.h"
 
 /* Trees loaded from the cache or built with user limits never nest deeper
@@ -235,24 +236,13 @@ struct raw_param {
 	bool used;
 };
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int append_pct_decoded(struct buf *out, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		int h, l;
-		if (c == '%' && i + 2 < n && (h = hexval((unsigned char)s[i + 1])) >= 0 &&
-		    (l = hexval((unsigned char)s[i + 2])) >= 0) {
+		if (c == '%' && i + 2 < n && (h = str_hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (l = str_hexval((unsigned char)s[i + 2])) >= 0) {
 			c = (char)(h * 16 + l);
 			i += 2;
 		}

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/base64.h"
+#include "core/str.h"
 #include "mail/text.h"
 
 struct ew {
@@ -90,32 +92,6 @@ static int ew_parse(const char *v, size_t n, size_t i, struct ew_scan *sc, struc
 	return 1;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* The octets of w's text appended to o: 1 ok, 0 not decodable (bad base64),
  * -1 out of memory. */
 static int ew_decode(const struct ew *w, struct buf *o)
@@ -129,9 +105,9 @@ static int ew_decode(const struct ew *w, struct buf *o)
 			char c = (char)s[i];
 			if (c == '_') {
 				c = ' ';
-			} else if (c == '=' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-			           hexval(s[i + 2]) >= 0) {
-				c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			} else if (c == '=' && i + 2 < n && str_hexval(s[i + 1]) >= 0 &&
+			           str_hexval(s[i + 2]) >= 0) {
+				c = (char)(str_hexval(s[i + 1]) * 16 + str_hexval(s[i + 2]));
 				i += 2;
 			}
 			if (buf_append(o, &c, 1) < 0)
@@ -144,7 +120,7 @@ static int ew_decode(const struct ew *w, struct buf *o)
 	unsigned k = 0;
 	size_t i = 0;
 	for (; i < n && s[i] != '='; i++) {
-		int v = b64val(s[i]);
+		int v = base64_value(s[i]);
 		if (v < 0)
 			return 0;
 		acc = (acc << 6) | (uint32_t)v;

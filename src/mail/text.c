@@ -9,6 +9,9 @@
 #include <string.h>
 #include <wctype.h>
 
+#include "core/base64.h"
+#include "core/str.h"
+
 /* ---- UTF-8 helpers ---- */
 
 #define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
@@ -457,32 +460,6 @@ void mail_text_decoder_free(struct mail_text_decoder **dp)
 	*dp = NULL;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* The octets of a base64 quantum of n (2..4) symbols in acc. */
 static int b64_flush(struct mail_text_decoder *d, struct buf *o)
 {
@@ -500,7 +477,7 @@ static int b64_flush(struct mail_text_decoder *d, struct buf *o)
 static int b64_feed(struct mail_text_decoder *d, const unsigned char *s, size_t n, struct buf *o)
 {
 	for (size_t i = 0; i < n; i++) {
-		int v = b64val(s[i]);
+		int v = base64_value(s[i]);
 		if (v >= 0) {
 			d->b64_acc = (d->b64_acc << 6) | (uint32_t)v;
 			if (++d->b64_n == 4 && b64_flush(d, o) < 0)
@@ -525,8 +502,8 @@ static size_t qp_run(const char *s, size_t n, size_t stop, struct buf *o, int *e
 		i = j;
 		if (i >= stop)
 			break;
-		int h1 = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-		int h2 = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+		int h1 = i + 1 < n ? str_hexval((unsigned char)s[i + 1]) : -1;
+		int h2 = i + 2 < n ? str_hexval((unsigned char)s[i + 2]) : -1;
 		if (h1 >= 0 && h2 >= 0) {
 			char c = (char)(h1 * 16 + h2);
 			if (buf_append(o, &c, 1) < 0)
