@@ -434,43 +434,6 @@ dovecot_stop() {
 	stop_child "$pid" 30 >/dev/null 2>&1 || true
 }
 
-# Installs dovecot-core + dovecot-pop3d without leaving a system instance.
-dovecot_install() {
-	local made_policy=
-	say "installing dovecot-core dovecot-pop3d (apt-get)"
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		made_policy=1
-	fi
-	local rc=0
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		dovecot-core dovecot-pop3d >"$TMP/apt.log" 2>&1 || {
-		DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$TMP/apt.log" 2>&1 &&
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-				dovecot-core dovecot-pop3d >>"$TMP/apt.log" 2>&1
-	} || rc=$?
-	[ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
-	# A system dovecot that started anyway: stop it by its PID file.
-	local pidfile pid
-	for pidfile in /run/dovecot/master.pid /var/run/dovecot/master.pid; do
-		[ -f "$pidfile" ] || continue
-		pid=$(cat "$pidfile" 2>/dev/null) || continue
-		if [[ $pid =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dovecot ]; then
-			say "stopping the system dovecot started by the package (pid $pid)"
-			kill -TERM "$pid" 2>/dev/null || true
-			local i=0
-			while [ -e "/proc/$pid" ] && [ "$i" -lt 100 ]; do
-				sleep 0.1
-				i=$((i + 1))
-			done
-		fi
-	done
-	if [ "$rc" -ne 0 ]; then
-		tail -n 20 "$TMP/apt.log" >&2
-		return 1
-	fi
-}
 
 bench_dovecot() {
 	if [ "$(id -u)" -ne 0 ]; then
@@ -478,7 +441,7 @@ bench_dovecot() {
 		return 2
 	fi
 	if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/pop3 ]; then
-		dovecot_install || {
+		dovecot_install dovecot-pop3d || {
 			say "could not install Dovecot; skipped"
 			return 2
 		}

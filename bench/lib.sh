@@ -78,3 +78,46 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 MCF
 	fi
 }
+
+# dovecot_install PKG...: installs dovecot-core and PKG... (dovecot-pop3d,
+# dovecot-imapd) with apt-get without leaving a system instance running: a
+# policy-rc.d refuses service starts meanwhile, and a system dovecot that
+# started anyway is stopped by its PID file. Uses $TMP for apt's log.
+dovecot_install() {
+	local made_policy=
+	local pkgs="dovecot-core $*"
+	say "installing $pkgs (apt-get)"
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	local rc=0
+	# shellcheck disable=SC2086 # $pkgs is a list of package names
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		$pkgs >"$TMP/apt.log" 2>&1 || {
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$TMP/apt.log" 2>&1 &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+				$pkgs >>"$TMP/apt.log" 2>&1
+	} || rc=$?
+	[ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
+	# A system dovecot that started anyway: stop it by its PID file.
+	local pidfile pid
+	for pidfile in /run/dovecot/master.pid /var/run/dovecot/master.pid; do
+		[ -f "$pidfile" ] || continue
+		pid=$(cat "$pidfile" 2>/dev/null) || continue
+		if [[ $pid =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dovecot ]; then
+			say "stopping the system dovecot started by the package (pid $pid)"
+			kill -TERM "$pid" 2>/dev/null || true
+			local i=0
+			while [ -e "/proc/$pid" ] && [ "$i" -lt 100 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+		fi
+	done
+	if [ "$rc" -ne 0 ]; then
+		tail -n 20 "$TMP/apt.log" >&2
+		return 1
+	fi
+}
