@@ -1,6 +1,6 @@
 # hermod build. `make` builds ./hermod; see README.md for run/test.
 CC      ?= cc
-PKGS    := libevent_core libevent_extra libevent_pthreads libevent_openssl openssl sqlite3 inih libcrypt zlib
+PKGS    := libevent_core libevent_extra libevent_pthreads libevent_openssl openssl sqlite3 inih libcrypt zlib libunbound
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

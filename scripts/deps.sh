@@ -11,7 +11,8 @@ set -eu
 
 mode=${1:-run}
 
-run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev libcrypt-dev zlib1g-dev openssl"
+# libunbound-dev: the DNS resolver; dns-root-data: the DNSSEC root trust anchor
+run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev libcrypt-dev zlib1g-dev libunbound-dev dns-root-data openssl"
 # python3-pytest: integration tests (run with /usr/bin/python3)
 # swaks, postfix (smtp-source/smtp-sink, a peer MTA, the benchmark), curl: peers
 # clang, libclang-rt-14-dev: libFuzzer for `make fuzz`
@@ -20,7 +21,9 @@ run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev
 # isync (mbsync): IMAP synchronisation tests
 # dovecot-imapd: the reference IMAP server some tests compare hermod's answers with
 # (a private instance on a loopback port; no system instance is started, below)
-test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt isync dovecot-core dovecot-imapd"
+# dnsmasq-base: DNS zones on a loopback port for the resolver's tests (the
+# binary only; the dnsmasq package would add a system service)
+test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt isync dovecot-core dovecot-imapd dnsmasq-base"
 # Node.js + npm for the npm clients in tests/npm (nodemailer, the SCRAM-PLUS
 # client): Debian's packages, unless node and npm are already installed
 # (e.g. a Node.js that came with the machine).

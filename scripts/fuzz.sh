@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.." || exit 1
 CLANG=${CLANG:-clang}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 OUT=build-fuzz
-PKGS="libevent_core libevent_extra libevent_pthreads libevent_openssl openssl sqlite3 inih libcrypt zlib"
+PKGS="libevent_core libevent_extra libevent_pthreads libevent_openssl openssl sqlite3 inih libcrypt zlib libunbound"
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 if ! command -v "$CLANG" >/dev/null 2>&1; then

@@ -1,4 +1,4 @@
-/* The admin CLI: domain, user, alias, mailbox, message and queue subcommands
+/* The admin CLI: domain, user, alias, mailbox, message, queue and dns subcommands
  * (documented for admins in docs/cli.md).
  *
  * Arguments are checked before the config is read, so a typo gets a usage error
@@ -6,6 +6,7 @@
  * failure is exactly one line on stderr starting with "hermod: ". Successful
  * add/del/passwd commands print nothing (scriptable, like useradd). */
 #include "cli/cli.h"
+#include "cli/cli_dns.h"
 
 #include "auth/password.h"
 #include "auth/sasl.h"
@@ -76,6 +77,7 @@ static const struct {
     {"mailbox", "hermod mailbox list ADDRESS [-c FILE]"},
     {"message", "hermod message list ADDRESS [MAILBOX] | show ADDRESS MAILBOX UID [-c FILE]"},
     {"queue", "hermod queue list | show ID [-c FILE]"},
+    {"dns", "hermod dns lookup TYPE NAME [-c FILE]"},
 };
 
 static const char *usage_of(const char *cmd)
@@ -1030,6 +1032,19 @@ static int cmd_queue(struct cli *c)
 	return ret;
 }
 
+/* ---- dns ---- */
+
+static int cmd_dns(struct cli *c)
+{
+	char *error = NULL;
+
+	if (c->action == NULL || strcmp(c->action, "lookup") != 0 || c->nargs != 2)
+		return usage(c);
+	if (config_load(config_default_path(c->config_path), &c->cfg, &error) < 0)
+		return fail_store(error, "cannot load config");
+	return cli_dns_lookup(c->cfg, c->args[0], c->args[1]);
+}
+
 /* ---- entry ---- */
 
 static const struct {
@@ -1038,6 +1053,7 @@ static const struct {
 } commands[] = {
     {"domain", cmd_domain},   {"user", cmd_user},       {"alias", cmd_alias},
     {"mailbox", cmd_mailbox}, {"message", cmd_message}, {"queue", cmd_queue},
+    {"dns", cmd_dns},
 };
 
 int cli_main(int argc, char **argv)

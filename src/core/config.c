@@ -53,7 +53,7 @@ enum key_type {
 	KT_BACKEND,   /* char *, enum */
 	KT_LISTEN,    /* char *, host:port, empty = NULL (off) */
 	KT_HOSTPORT,  /* char *, host:port, empty = NULL */
-	KT_RESOLVER,  /* char *, IP:port, empty = NULL */
+	KT_RESOLVER,  /* char *, IP:port or "recursive", empty = NULL */
 	KT_RETRY,     /* char *, comma-separated durations */
 	KT_SIZE,      /* uint64_t */
 	KT_DURATION,  /* unsigned seconds */
@@ -145,6 +145,7 @@ static const struct key_def config_keys[] = {
     {"delivery", "expiry", KT_DURATION, F(expiry), 1, UINT_MAX, false},
 
     {"dns", "resolver", KT_RESOLVER, F(resolver), 0, 0, false},
+    {"dns", "trust_anchor", KT_PATH, F(dns_trust_anchor), 0, 0, false},
 
     /* RFC 2449 6.7: EXPIRE 0 would promise deletion right after RETR; not offered. */
     {"pop3", "expire", KT_EXPIRE, F(pop3_expire), 1, 100000, false},
@@ -640,6 +641,8 @@ static int config_set(struct config_ctx *ctx, const struct key_def *k, const cha
 	case KT_RESOLVER:
 		if (value[0] == '\0')
 			return config_set_string(ctx, str_field, NULL);
+		if (k->type == KT_RESOLVER && strcmp(value, "recursive") == 0)
+			return config_set_string(ctx, str_field, value);
 		{
 			char *host = NULL;
 			struct in6_addr a;
@@ -651,9 +654,10 @@ static int config_set(struct config_ctx *ctx, const struct key_def *k, const cha
 			if (!ok) {
 				ctx_error_at(ctx, ctx->lineno,
 				             "bad address '%s' for %s (expected %s:port or "
-				             "[IPv6]:port, port 1-65535)",
+				             "[IPv6]:port, port 1-65535%s)",
 				             config_quote(value, q), k->name,
-				             k->type == KT_RESOLVER ? "IPv4" : "host");
+				             k->type == KT_RESOLVER ? "IPv4" : "host",
+				             k->type == KT_RESOLVER ? ", or recursive" : "");
 				return -1;
 			}
 		}
@@ -1114,6 +1118,7 @@ void config_free(struct config **cfgp)
 	free(cfg->smarthost);
 	free(cfg->retry_schedule);
 	free(cfg->resolver);
+	free(cfg->dns_trust_anchor);
 	free(cfg);
 	*cfgp = NULL;
 }

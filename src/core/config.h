@@ -96,7 +96,8 @@ struct config {
 	unsigned expiry;      /* seconds, default 5d */
 
 	/* [dns] */
-	char *resolver; /* host:port or NULL = /etc/resolv.conf */
+	char *resolver;         /* IP:port, "recursive", or NULL = /etc/resolv.conf */
+	char *dns_trust_anchor; /* DS/DNSKEY file turning DNSSEC validation on, or NULL */
 
 	/* [pop3] */
 	unsigned pop3_expire;      /* days, advertised as CAPA EXPIRE; CONFIG_POP3_EXPIRE_NEVER

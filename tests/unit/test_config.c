@@ -272,7 +272,8 @@ static const char full_config[] = "\xEF\xBB\xBF; hermod test config\r\n"
                                   "retry_schedule = 1m, 10m, 1h\n"
                                   "expiry = 2d\n"
                                   "[dns]\n"
-                                  "resolver = 127.0.0.1:5353\n";
+                                  "resolver = 127.0.0.1:5353\n"
+                                  "trust_anchor = /etc/hermod/test.key\n";
 
 static void test_full(void)
 {
@@ -324,6 +325,7 @@ static void test_full(void)
 	CHECK_STR(cfg->retry_schedule, "1m, 10m, 1h");
 	CHECK(cfg->expiry == 2 * 86400);
 	CHECK_STR(cfg->resolver, "127.0.0.1:5353");
+	CHECK_STR(cfg->dns_trust_anchor, "/etc/hermod/test.key");
 	config_free(&cfg);
 	CHECK(cfg == NULL);
 	config_free(&cfg); /* NULL is fine */
@@ -461,7 +463,10 @@ static const struct {
      "port 1-65535)"},
     {"[server]\ndata_dir=/d\n[dns]\nresolver = ns.example:53\n",
      "t.conf:4: bad address 'ns.example:53' for resolver (expected IPv4:port or "
-     "[IPv6]:port, port 1-65535)"},
+     "[IPv6]:port, port 1-65535, or recursive)"},
+    {"[server]\ndata_dir=/d\n[dns]\nresolver = Recursive\n",
+     "t.conf:4: bad address 'Recursive' for resolver (expected IPv4:port or "
+     "[IPv6]:port, port 1-65535, or recursive)"},
     {"[server]\ndata_dir=/d\n[delivery]\nremote_port = 70000\n",
      "t.conf:4: remote_port must be at most 65535"},
     {"[server]\ndata_dir=/d\n[delivery]\nretry_schedule = 5m,,1h\n",
