@@ -16,29 +16,30 @@
 #include "imap/imap_session_int.h"
 #include "net/line_session.h"
 
-struct imap_fetch_entry {
-	struct imap_fetch_item it;
-	char *flags;
-	char blob_id[BLOB_ID_LEN + 1];
-};
-
 struct imap_fetch_run {
 	struct imap_session *s;
 	struct store *st;
 	char *account;
 	char *mailbox;
+	uint32_t uidvalidity;
 	char tag[IMAP_TAG_MAX + 1];
-	bool uid, utf8;
+	bool uid, utf8, condstore;
 	struct imap_fetch *f;
-	struct imap_fetch_entry *items;
-	size_t n, cur;
+	struct imap_uidmap map; /* the view's, for sequence numbers */
+	uint32_t *want;         /* the UIDs asked, ascending */
+	size_t nwant, wcur;     /* wcur: the next one to read from the store */
+	/* the batch being written: entries read from the store, one item each */
+	struct imap_entries e;
+	struct imap_fetch_item *items;
+	size_t nitems, cur;
 	struct imap_fetch_cursor *cursor;
 	struct evbuffer *out;
-	bool set_seen; /* first step: add \Seen to the items first */
-	bool seen_done;
-	uint32_t *seen_uids; /* entries whose flags gained \Seen */
-	size_t nseen;
-	int result; /* 1 step ok, -1 error, IMAP_FETCH_UNKNOWN_CTE */
+	bool set_seen;               /* add \Seen to each batch first */
+	struct imap_view_told *told; /* \Seen set by this step, for the view */
+	size_t ntold, captold;
+	size_t missing; /* UIDs asked that have no entry any more */
+	bool gone;      /* the selected mailbox has gone */
+	int result;     /* 1 step ok, -1 error, IMAP_FETCH_UNKNOWN_CTE */
 	char *error;
 	/* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
 	bool vanished;
@@ -66,12 +67,14 @@ void imap_fetch_run_free(struct imap_fetch_run **fp)
 	imap_fetch_cursor_free(&f->cursor);
 	imap_fetch_free(&f->f);
 	imap_seqset_free(&f->vset);
-	for (size_t i = 0; i < f->n; i++)
-		free(f->items[i].flags);
+	imap_uidmap_free(&f->map);
+	imap_entries_clear(&f->e);
+	free(f->e.v);
 	free(f->items);
+	free(f->want);
 	if (f->out != NULL)
 		evbuffer_free(f->out);
-	free(f->seen_uids);
+	free(f->told);
 	free(f->account);
 	free(f->mailbox);
 	free(f->error);
@@ -82,29 +85,96 @@ void imap_fetch_run_free(struct imap_fetch_run **fp)
 static void imap_fetch_seen_cb(void *ctx, const struct store_message_info *m)
 {
 	struct imap_fetch_run *f = ctx;
-	/* items are in ascending UID order */
-	size_t lo = 0, hi = f->n;
+	/* entries are in ascending UID order */
+	size_t lo = 0, hi = f->e.n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (f->items[mid].it.uid < m->uid)
+		if (f->e.v[mid].uid < m->uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == f->n || f->items[lo].it.uid != m->uid)
+	if (lo == f->e.n || f->e.v[lo].uid != m->uid)
 		return;
 	char *nf = strdup(m->flags != NULL ? m->flags : "");
 	if (nf == NULL)
 		return;
-	free(f->items[lo].flags);
-	f->items[lo].flags = nf;
-	f->items[lo].it.flags = nf;
-	f->items[lo].it.modseq = m->modseq;
-	f->items[lo].it.add_flags = true; /* RFC 9051 6.4.5: the changed flags SHOULD go too */
-	f->seen_uids[f->nseen++] = m->uid;
+	struct imap_entry *x = &f->e.v[lo];
+	free(x->flags);
+	x->flags = nf;
+	x->modseq = m->modseq;
+	x->marked = true; /* RFC 9051 6.4.5: the changed flags SHOULD go too */
+	if (f->ntold == f->captold) {
+		size_t ncap = f->captold ? f->captold * 2 : 64;
+		struct imap_view_told *p = reallocarray(f->told, ncap, sizeof(*p));
+		if (p == NULL)
+			return; /* reported again by the next refresh: harmless */
+		f->told = p;
+		f->captold = ncap;
+	}
+	f->told[f->ntold++] = (struct imap_view_told){.uid = m->uid, .modseq = m->modseq};
 }
 
-/* One step on a worker. */
+/* Reads the next batch of entries from the store (and sets \Seen on them when
+ * the FETCH does): 1 ok, 0 the mailbox has gone, -1 error. */
+static int imap_fetch_load(struct imap_fetch_run *f)
+{
+	imap_entries_clear(&f->e);
+	f->nitems = f->cur = 0;
+	size_t k = f->nwant - f->wcur;
+	if (k > IMAP_FETCH_BATCH)
+		k = IMAP_FETCH_BATCH;
+	int r = imap_entries_read(f->st, f->account, f->mailbox, f->uidvalidity, &f->map,
+	                          f->want + f->wcur, k, &f->e, &f->error);
+	if (r <= 0) {
+		f->gone = r == 0;
+		return r;
+	}
+	f->missing += k - f->e.n;
+	f->wcur += k;
+	/* CHANGEDSINCE (RFC 7162 3.1.4.1): only what changed after it */
+	uint64_t since = imap_fetch_changedsince(f->f);
+	size_t n = 0;
+	for (size_t i = 0; i < f->e.n; i++) {
+		if (since > 0 && f->e.v[i].modseq <= since) {
+			free(f->e.v[i].flags);
+			continue;
+		}
+		f->e.v[n++] = f->e.v[i];
+	}
+	f->e.n = n;
+	if (f->set_seen) {
+		/* RFC 9051 6.4.5: BODY[] sets \Seen; done first, so that FLAGS in the
+		 * responses shows it */
+		uint32_t uids[IMAP_FETCH_BATCH];
+		size_t nu = 0;
+		for (size_t i = 0; i < f->e.n; i++)
+			if (strstr(f->e.v[i].flags, "\\Seen") == NULL)
+				uids[nu++] = f->e.v[i].uid;
+		static const struct store_flags_ops ops = {.changed = imap_fetch_seen_cb};
+		char *error = NULL;
+		if (nu > 0 && store_message_flags(f->st, f->account, f->mailbox, uids, nu,
+		                                  STORE_FLAGS_ADD, "\\Seen", 0, &ops, f, &error) < 0)
+			free(error); /* the messages are served all the same */
+	}
+	for (size_t i = 0; i < f->e.n; i++) {
+		const struct imap_entry *x = &f->e.v[i];
+		f->items[i] = (struct imap_fetch_item){
+		    .seq = x->seq,
+		    .uid = x->uid,
+		    .modseq = x->modseq,
+		    .size = x->size,
+		    .internal_date = x->internal_date,
+		    .flags = x->flags,
+		    .blob_id = x->blob_id,
+		    .add_flags = x->marked,
+		    .add_modseq = f->condstore};
+	}
+	f->nitems = f->e.n;
+	return 1;
+}
+
+/* One step on a worker: responses until about IMAP_FETCH_STEP octets are out. */
 static void imap_fetch_step_run(void *arg)
 {
 	struct imap_fetch_run *f = arg;
@@ -122,29 +192,19 @@ static void imap_fetch_step_run(void *arg)
 		if (evbuffer_get_length(f->out) > 0)
 			evbuffer_add(f->out, "\r\n", 2);
 	}
-	if (f->set_seen && !f->seen_done) {
-		/* RFC 9051 6.4.5: BODY[] sets \Seen; done first, so that FLAGS in the
-		 * responses shows it */
-		f->seen_done = true;
-		uint32_t *uids = reallocarray(NULL, f->n > 0 ? f->n : 1, sizeof(*uids));
-		f->seen_uids = reallocarray(NULL, f->n > 0 ? f->n : 1, sizeof(*uids));
-		if (uids != NULL && f->seen_uids != NULL) {
-			size_t k = 0;
-			for (size_t i = 0; i < f->n; i++)
-				if (strstr(f->items[i].flags, "\\Seen") == NULL)
-					uids[k++] = f->items[i].it.uid;
-			static const struct store_flags_ops ops = {.changed = imap_fetch_seen_cb};
-			char *error = NULL;
-			if (k > 0 &&
-			    store_message_flags(f->st, f->account, f->mailbox, uids, k,
-			                        STORE_FLAGS_ADD, "\\Seen", 0, &ops, f, &error) < 0)
-				free(error); /* the messages are served all the same */
+	while (evbuffer_get_length(f->out) < IMAP_FETCH_STEP) {
+		if (f->cur == f->nitems) {
+			if (f->wcur == f->nwant)
+				break;
+			int r = imap_fetch_load(f);
+			if (r <= 0) {
+				f->result = r < 0 ? -1 : 1;
+				break;
+			}
+			continue;
 		}
-		free(uids);
-	}
-	while (f->cur < f->n && evbuffer_get_length(f->out) < IMAP_FETCH_STEP) {
 		size_t budget = IMAP_FETCH_STEP - evbuffer_get_length(f->out);
-		int r = imap_fetch_write(f->f, f->st, &f->items[f->cur].it, f->utf8, &f->cursor,
+		int r = imap_fetch_write(f->f, f->st, &f->items[f->cur], f->utf8, &f->cursor,
 		                         f->out, budget, &f->error);
 		if (r == 1) {
 			f->cur++;
@@ -155,6 +215,11 @@ static void imap_fetch_step_run(void *arg)
 		f->result = r;
 		break;
 	}
+}
+
+static bool imap_fetch_more(const struct imap_fetch_run *f)
+{
+	return !f->gone && (f->cur < f->nitems || f->wcur < f->nwant);
 }
 
 static void imap_fetch_step_done(void *arg);
@@ -180,28 +245,10 @@ static void imap_fetch_step_done(void *arg)
 		imap_session_unpark(s);
 		return;
 	}
-	/* the view learns the \Seen flags set by the first step */
-	for (size_t k = 0; k < f->nseen && s->view != NULL; k++) {
-		long i = imap_view_find(s->view, f->seen_uids[k]);
-		size_t lo = 0, hi = f->n;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (f->items[mid].it.uid < f->seen_uids[k])
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (i < 0 || lo == f->n)
-			continue;
-		char *nf = strdup(f->items[lo].flags);
-		if (nf != NULL) {
-			free(s->view->msgs[i].flags);
-			s->view->msgs[i].flags = nf;
-			if (f->items[lo].it.modseq > s->view->msgs[i].modseq)
-				s->view->msgs[i].modseq = f->items[lo].it.modseq;
-		}
-	}
-	f->nseen = 0;
+	/* the view learns which flag changes its client has been told */
+	for (size_t k = 0; k < f->ntold && s->view != NULL; k++)
+		imap_view_told_add(s->view, f->told[k].uid, f->told[k].modseq);
+	f->ntold = 0;
 	struct evbuffer *out = imap_output(s);
 	if (out != NULL)
 		evbuffer_add_buffer(out, f->out);
@@ -226,11 +273,26 @@ static void imap_fetch_step_done(void *arg)
 		line_session_end(s->ls);
 		return;
 	}
-	if (f->cur < f->n) {
+	if (f->gone) {
+		imap_fetch_run_free(&s->fetch);
+		imap_view_gone(s);
+		imap_session_unpark(s);
+		return;
+	}
+	if (imap_fetch_more(f)) {
 		line_session_notify_drain(s->ls, IMAP_FETCH_LOW);
 		return;
 	}
-	imap_reply(s, "%s OK %sFETCH completed", f->tag, f->uid ? "UID " : "");
+	if (f->missing > 0 && !f->uid) {
+		/* RFC 2180 4.1.2, RFC 5530: responses for the messages that are still
+		 * there, and NO for those another session expunged (not yet reported:
+		 * no EXPUNGE during FETCH, RFC 9051 7.5). UID FETCH ignores a UID that
+		 * is gone (RFC 9051 6.4.9). */
+		imap_reply(s, "%s NO [EXPUNGEISSUED] Some of the requested messages no longer exist",
+		           f->tag);
+	} else {
+		imap_reply(s, "%s OK %sFETCH completed", f->tag, f->uid ? "UID " : "");
+	}
 	imap_fetch_run_free(&s->fetch);
 	imap_session_unpark(s);
 }
@@ -286,52 +348,30 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 		cf = NULL;
 		f->uid = uid;
 		f->utf8 = imap_utf8(s);
+		f->condstore = (s->enabled & IMAP_EN_CONDSTORE) != 0;
 		memcpy(f->tag, s->tag, sizeof(f->tag));
 		f->account = strdup(s->account);
 		f->mailbox = strdup(s->view->name);
+		f->uidvalidity = s->view->uidvalidity;
 		f->out = evbuffer_new();
-		f->items = calloc(n > 0 ? n : 1, sizeof(*f->items));
-	}
-	if (f != NULL) {
+		f->items = calloc(IMAP_FETCH_BATCH, sizeof(*f->items));
+		f->want = uids;
+		f->nwant = n;
+		uids = NULL;
 		f->vset = vset;
 		f->vanished = vset.n > 0;
-		f->max_uid = s->view->n > 0 ? s->view->msgs[s->view->n - 1].uid : 0;
+		f->max_uid = imap_uidmap_max(&s->view->map);
 	} else {
 		imap_seqset_free(&vset);
+		free(uids);
 	}
 	if (f == NULL || f->account == NULL || f->mailbox == NULL || f->out == NULL ||
-	    f->items == NULL) {
+	    f->items == NULL || imap_uidmap_copy(&f->map, &s->view->map) < 0) {
 		imap_fetch_free(&cf);
 		imap_fetch_run_free(&f);
-		free(uids);
 		imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
 		return;
 	}
-	uint64_t since = imap_fetch_changedsince(f->f);
-	for (size_t k = 0; k < n; k++) {
-		long i = imap_view_find(s->view, uids[k]);
-		if (i < 0)
-			continue;
-		const struct imap_view_msg *m = &s->view->msgs[i];
-		if (since > 0 && m->modseq <= since)
-			continue;
-		struct imap_fetch_entry *e = &f->items[f->n];
-		e->flags = strdup(m->flags);
-		if (e->flags == NULL)
-			break;
-		memcpy(e->blob_id, m->blob_id, sizeof(e->blob_id));
-		e->it =
-		    (struct imap_fetch_item){.seq = (uint32_t)i + 1,
-		                             .uid = m->uid,
-		                             .modseq = m->modseq,
-		                             .size = m->size,
-		                             .internal_date = m->internal_date,
-		                             .flags = e->flags,
-		                             .blob_id = e->blob_id,
-		                             .add_modseq = (s->enabled & IMAP_EN_CONDSTORE) != 0};
-		f->n++;
-	}
-	free(uids);
 	f->set_seen = imap_fetch_sets_seen(f->f) && !s->view->readonly;
 	s->fetch = f;
 	imap_session_park(s);

@@ -122,69 +122,190 @@ void imap_write_flags(struct evbuffer *out, const char *flags)
 	evbuffer_add_printf(out, "(%s)", flags != NULL ? flags : "");
 }
 
+void imap_write_flags_fetch(struct evbuffer *out, uint32_t seq, const char *flags, uint32_t uid,
+                            uint64_t modseq)
+{
+	evbuffer_add_printf(out, "* %u FETCH (FLAGS ", seq);
+	imap_write_flags(out, flags);
+	if (uid != 0)
+		evbuffer_add_printf(out, " UID %u", uid);
+	if (modseq != 0)
+		evbuffer_add_printf(out, " MODSEQ (%llu)", (unsigned long long)modseq);
+	evbuffer_add(out, ")\r\n", 3);
+}
+
 /* ---- the view ---- */
 
 void imap_view_free(struct imap_view **v)
 {
 	if (*v == NULL)
 		return;
-	for (uint32_t i = 0; i < (*v)->n; i++)
-		free((*v)->msgs[i].flags);
-	free((*v)->msgs);
+	imap_uidmap_free(&(*v)->map);
+	free((*v)->told);
 	free((*v)->name);
 	free(*v);
 	*v = NULL;
 }
 
-long imap_view_find(const struct imap_view *v, uint32_t uid)
+uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid)
 {
-	size_t lo = 0, hi = v->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (v->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else if (v->msgs[mid].uid > uid)
-			hi = mid;
-		else
-			return (long)mid;
-	}
-	return -1;
+	return imap_uidmap_seq(&v->map, uid);
 }
 
-void imap_view_expunge_report(struct imap_session *s, uint32_t i)
+void imap_view_gone(struct imap_session *s)
+{
+	if (imap_session_gone(s))
+		return;
+	char esc[200];
+	log_info(s->c->sid, "event=selected-mailbox-gone user=%s mailbox=\"%s\"", s->account,
+	         log_escape_str(s->view != NULL ? s->view->name : "-", esc, sizeof(esc)));
+	/* RFC 2180 3: the server may end the sessions that have a deleted mailbox
+	 * selected; a name re-created since is another mailbox (new UIDVALIDITY,
+	 * RFC 9051 2.3.1.1) whose UIDs the client must not take for the old ones */
+	imap_session_goodbye(s, "* BYE Selected mailbox was deleted, have to disconnect");
+}
+
+void imap_view_expunge_report(struct imap_session *s, uint32_t seq)
 {
 	struct imap_view *v = s->view;
-	uint32_t uid = v->msgs[i].uid;
-	free(v->msgs[i].flags);
-	memmove(&v->msgs[i], &v->msgs[i + 1], (v->n - i - 1) * sizeof(v->msgs[0]));
-	v->n--;
+	uint32_t uid = imap_uidmap_uid(&v->map, seq);
+	if (uid == 0)
+		return;
+	if (imap_uidmap_remove(&v->map, seq) < 0) {
+		/* the view would be wrong from here on */
+		log_error(s->c->sid, "event=view-oom user=%s", s->account);
+		imap_session_goodbye(s, "* BYE [UNAVAILABLE] Out of memory");
+		return;
+	}
 	if (s->enabled & IMAP_EN_QRESYNC) /* RFC 7162 3.2.10: VANISHED instead */
 		imap_reply(s, "* VANISHED %u", uid);
 	else
-		imap_reply(s, "* %u EXPUNGE", i + 1);
+		imap_reply(s, "* %u EXPUNGE", seq);
 }
 
-static int imap_msgs_push(struct imap_view_msg **msgs, size_t *n, size_t *cap,
-                          const struct store_message_info *m)
+void imap_view_told_add(struct imap_view *v, uint32_t uid, uint64_t modseq)
 {
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		struct imap_view_msg *p =
-		    ncap > UINT32_MAX ? NULL : reallocarray(*msgs, ncap, sizeof(*p));
+	if (v->ntold == v->captold) {
+		size_t ncap = v->captold ? v->captold * 2 : 16;
+		struct imap_view_told *p = reallocarray(v->told, ncap, sizeof(*p));
+		if (p == NULL)
+			return; /* the refresh reports it once more: harmless */
+		v->told = p;
+		v->captold = ncap;
+	}
+	v->told[v->ntold++] = (struct imap_view_told){.uid = uid, .modseq = modseq};
+}
+
+static int imap_told_cmp(const void *a, const void *b)
+{
+	const struct imap_view_told *x = a, *y = b;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->modseq < y->modseq ? -1 : x->modseq > y->modseq;
+}
+
+static bool imap_view_was_told(const struct imap_view *v, uint32_t uid, uint64_t modseq)
+{
+	struct imap_view_told key = {.uid = uid, .modseq = modseq};
+	return v->ntold > 0 &&
+	       bsearch(&key, v->told, v->ntold, sizeof(key), imap_told_cmp) != NULL;
+}
+
+/* ---- entries read for a command (worker) ---- */
+
+struct imap_entries_ctx {
+	struct imap_entries *e;
+	const struct imap_uidmap *map;
+};
+
+static void imap_entries_cb(void *ctx, const struct store_message_info *m)
+{
+	struct imap_entries_ctx *c = ctx;
+	struct imap_entries *e = c->e;
+	if (e->oom)
+		return;
+	if (e->n == e->cap) {
+		size_t ncap = e->cap ? e->cap * 2 : 64;
+		struct imap_entry *p = reallocarray(e->v, ncap, sizeof(*p));
+		if (p == NULL) {
+			e->oom = true;
+			return;
+		}
+		e->v = p;
+		e->cap = ncap;
+	}
+	struct imap_entry *x = &e->v[e->n];
+	*x = (struct imap_entry){.uid = m->uid,
+	                         .seq = c->map != NULL ? imap_uidmap_seq(c->map, m->uid) : 0,
+	                         .modseq = m->modseq,
+	                         .size = m->size,
+	                         .internal_date = m->internal_date};
+	x->flags = strdup(m->flags != NULL ? m->flags : "");
+	if (x->flags == NULL) {
+		e->oom = true;
+		return;
+	}
+	snprintf(x->blob_id, sizeof(x->blob_id), "%s", m->blob_id != NULL ? m->blob_id : "");
+	e->n++;
+}
+
+int imap_entries_read(struct store *st, const char *account, const char *mailbox,
+                      uint32_t uidvalidity, const struct imap_uidmap *map, const uint32_t *uids,
+                      size_t n, struct imap_entries *e, char **error_r)
+{
+	/* one range per run of consecutive UIDs: a range holds no UID the session
+	 * does not know, since the UIDs between two it knows were never reused */
+	size_t nr = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || uids[i] != uids[i - 1] + 1)
+			nr++;
+	struct store_uid_range *r = reallocarray(NULL, nr > 0 ? nr : 1, sizeof(*r));
+	if (r == NULL) {
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || uids[i] != uids[i - 1] + 1)
+			r[k++] = (struct store_uid_range){.first = uids[i], .last = uids[i]};
+		else
+			r[k - 1].last = uids[i];
+	}
+	struct imap_entries_ctx c = {.e = e, .map = map};
+	int ret = store_message_ranges(st, account, mailbox, uidvalidity, r, nr, imap_entries_cb,
+	                               &c, error_r);
+	free(r);
+	if (ret > 0 && e->oom) {
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	return ret;
+}
+
+void imap_entries_clear(struct imap_entries *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->v[i].flags);
+	e->n = 0;
+	e->oom = false;
+}
+
+static int imap_change_push(struct imap_changes *ch, const struct store_message_info *m)
+{
+	if (ch->n == ch->cap) {
+		size_t ncap = ch->cap ? ch->cap * 2 : 64;
+		struct imap_change_msg *p = reallocarray(ch->msgs, ncap, sizeof(*p));
 		if (p == NULL)
 			return -1;
-		*msgs = p;
-		*cap = ncap;
+		ch->msgs = p;
+		ch->cap = ncap;
 	}
-	struct imap_view_msg *e = &(*msgs)[*n];
-	*e = (struct imap_view_msg){
-	    .uid = m->uid, .modseq = m->modseq, .size = m->size, .internal_date = m->internal_date};
+	struct imap_change_msg *e = &ch->msgs[ch->n];
+	*e = (struct imap_change_msg){.uid = m->uid, .modseq = m->modseq};
 	e->flags = strdup(m->flags != NULL ? m->flags : "");
 	if (e->flags == NULL)
 		return -1;
-	if (m->blob_id != NULL)
-		snprintf(e->blob_id, sizeof(e->blob_id), "%s", m->blob_id);
-	(*n)++;
+	ch->n++;
 	return 1;
 }
 
@@ -192,6 +313,7 @@ static void imap_changes_mailbox_cb(void *ctx, const struct store_mailbox_info *
 {
 	struct imap_changes *ch = ctx;
 	ch->have_info = true;
+	ch->noselect = mb->noselect;
 	ch->uidvalidity = mb->uidvalidity;
 	ch->uidnext = mb->uidnext;
 	ch->highestmodseq = mb->highestmodseq;
@@ -200,7 +322,7 @@ static void imap_changes_mailbox_cb(void *ctx, const struct store_mailbox_info *
 static void imap_changes_message_cb(void *ctx, const struct store_message_info *m)
 {
 	struct imap_changes *ch = ctx;
-	if (!ch->oom && imap_msgs_push(&ch->msgs, &ch->n, &ch->cap, m) < 0)
+	if (!ch->oom && imap_change_push(ch, m) < 0)
 		ch->oom = true;
 }
 
@@ -247,69 +369,61 @@ void imap_changes_collect(struct imap_job *j)
 }
 
 /* RFC 9051 7.5: expunges first (each renumbers the rest), then flag changes, then
- * the new message count. */
+ * the new message count. A flag change is a message whose MODSEQ passed the
+ * view's HIGHESTMODSEQ (the store gives a new MODSEQ only to entries whose flags
+ * changed), unless the session reported that very change itself. */
 void imap_view_apply(struct imap_session *s, struct imap_changes *ch)
 {
 	struct imap_view *v = s->view;
 	struct evbuffer *out = imap_output(s);
 	if (v == NULL || out == NULL)
 		return;
-	if (ch->have_info && ch->uidvalidity != v->uidvalidity)
-		return; /* re-created meanwhile: the next SELECT sees it */
-	for (size_t k = 0; k < ch->nvanished; k++) {
-		long i = imap_view_find(v, ch->vanished[k]);
-		if (i >= 0)
-			imap_view_expunge_report(s, (uint32_t)i);
+	if (!ch->have_info || ch->noselect || ch->uidvalidity != v->uidvalidity) {
+		imap_view_gone(s);
+		return;
 	}
+	for (size_t k = 0; k < ch->nvanished; k++) {
+		uint32_t seq = imap_view_seq(v, ch->vanished[k]);
+		if (seq > 0)
+			imap_view_expunge_report(s, seq);
+		if (imap_session_gone(s))
+			return;
+	}
+	if (v->ntold > 1)
+		qsort(v->told, v->ntold, sizeof(v->told[0]), imap_told_cmp);
 	uint32_t added = 0;
 	for (size_t k = 0; k < ch->n; k++) {
-		struct imap_view_msg *m = &ch->msgs[k];
-		long i = imap_view_find(v, m->uid);
-		if (i >= 0) {
-			struct imap_view_msg *e = &v->msgs[i];
-			bool flags_changed = strcmp(e->flags, m->flags) != 0;
-			if (m->modseq > e->modseq)
-				e->modseq = m->modseq;
-			if (flags_changed) {
-				free(e->flags);
-				e->flags = m->flags;
-				m->flags = NULL;
-				evbuffer_add_printf(out, "* %ld FETCH (FLAGS ", i + 1);
-				imap_write_flags(out, e->flags);
-				/* RFC 7162 3.1.4.1 (MODSEQ), RFC 7162 3.2.4 (UID with QRESYNC) */
-				if (s->enabled & IMAP_EN_QRESYNC)
-					evbuffer_add_printf(out, " UID %u", e->uid);
-				if (s->enabled & IMAP_EN_CONDSTORE)
-					evbuffer_add_printf(out, " MODSEQ (%llu)",
-					                    (unsigned long long)e->modseq);
-				evbuffer_add_printf(out, ")\r\n");
-			}
+		struct imap_change_msg *m = &ch->msgs[k];
+		uint32_t seq = imap_view_seq(v, m->uid);
+		if (seq > 0) {
+			if (imap_view_was_told(v, m->uid, m->modseq))
+				continue;
+			/* RFC 7162 3.1.4.1 (MODSEQ), RFC 7162 3.2.4 (UID with QRESYNC) */
+			imap_write_flags_fetch(out, seq, m->flags,
+			                       (s->enabled & IMAP_EN_QRESYNC) ? m->uid : 0,
+			                       (s->enabled & IMAP_EN_CONDSTORE) ? m->modseq : 0);
 			continue;
 		}
-		if (v->n > 0 && m->uid < v->msgs[v->n - 1].uid)
+		if (m->uid <= imap_uidmap_max(&v->map))
 			continue; /* expunged before this session saw it */
-		if (v->n == v->cap) {
-			uint32_t ncap = v->cap ? v->cap * 2 : 64;
-			struct imap_view_msg *p = reallocarray(v->msgs, ncap, sizeof(*p));
-			if (p == NULL)
-				break;
-			v->msgs = p;
-			v->cap = ncap;
+		if (imap_uidmap_append(&v->map, m->uid) < 0) {
+			log_error(s->c->sid, "event=view-oom user=%s", s->account);
+			imap_session_goodbye(s, "* BYE [UNAVAILABLE] Out of memory");
+			return;
 		}
-		v->msgs[v->n++] = *m;
-		m->flags = NULL;
 		added++;
 		if (m->uid >= v->uidnext)
 			v->uidnext = m->uid + 1;
 	}
 	if (added > 0)
-		evbuffer_add_printf(out, "* %u EXISTS\r\n", v->n);
-	if (ch->have_info) {
-		if (ch->highestmodseq > v->highestmodseq)
-			v->highestmodseq = ch->highestmodseq;
-		if (ch->uidnext > v->uidnext)
-			v->uidnext = ch->uidnext;
-	}
+		evbuffer_add_printf(out, "* %u EXISTS\r\n", v->map.n);
+	free(v->told);
+	v->told = NULL;
+	v->ntold = v->captold = 0;
+	if (ch->highestmodseq > v->highestmodseq)
+		v->highestmodseq = ch->highestmodseq;
+	if (ch->uidnext > v->uidnext)
+		v->uidnext = ch->uidnext;
 }
 
 /* ---- the mailbox list (worker) ---- */
@@ -909,15 +1023,15 @@ struct imap_select_job {
 	char name[STORE_MAILBOX_NAME_MAX + 1];
 	bool readonly;
 	struct imap_mbox_list l;
-	struct imap_view_msg *msgs;
-	size_t n, cap;
+	struct imap_uidmap map;
+	uint32_t first_unseen; /* sequence number, 0: none */
 	bool oom;
 	/* QRESYNC (RFC 7162 3.2.5): what the client knew */
 	bool qresync;
 	uint32_t q_uidvalidity;
 	uint64_t q_modseq;
 	struct imap_seqset q_known; /* known UIDs (n == 0: all) */
-	struct imap_changes q_ch;   /* vanished since q_modseq */
+	struct imap_changes q_ch;   /* changed and vanished since q_modseq */
 };
 
 static void imap_select_job_free(struct imap_job *j)
@@ -926,39 +1040,49 @@ static void imap_select_job_free(struct imap_job *j)
 	imap_seqset_free(&sj->q_known);
 	imap_changes_free(&sj->q_ch);
 	imap_mbox_list_free(&sj->l);
-	for (size_t i = 0; i < sj->n; i++)
-		free(sj->msgs[i].flags);
-	free(sj->msgs);
+	imap_uidmap_free(&sj->map);
 }
 
 static void imap_select_message_cb(void *ctx, const struct store_message_info *m)
 {
 	struct imap_select_job *sj = ctx;
-	if (!sj->oom && imap_msgs_push(&sj->msgs, &sj->n, &sj->cap, m) < 0)
+	if (sj->oom || imap_uidmap_append(&sj->map, m->uid) < 0) {
+		sj->oom = true;
+		return;
+	}
+	if (sj->first_unseen == 0 && strstr(m->flags, "\\Seen") == NULL)
+		sj->first_unseen = sj->map.n;
+	if (sj->qresync && m->modseq > sj->q_modseq && imap_change_push(&sj->q_ch, m) < 0)
 		sj->oom = true;
 }
 
-/* The mailbox's status first, then its messages: a message delivered in between
- * is in the view with a MODSEQ above the view's HIGHESTMODSEQ, and the next
- * refresh finds nothing new about it (the other order could miss it). */
+static void imap_select_mailbox_cb(void *ctx, const struct store_mailbox_info *mb)
+{
+	struct imap_select_job *sj = ctx;
+	imap_mbox_list_cb(&sj->l, mb);
+}
+
+/* The mailbox's status and its UIDs in one snapshot (store_mailbox_changes since
+ * 0): the view's HIGHESTMODSEQ is exactly the state its UIDs show. */
 static void imap_select_job_run(struct imap_job *j)
 {
 	struct imap_select_job *sj = (struct imap_select_job *)j;
+	static const struct store_changes_ops ops = {
+	    .mailbox = imap_select_mailbox_cb,
+	    .message = imap_select_message_cb,
+	};
 	sj->l.only = sj->name;
-	j->result = store_mailbox_list(j->st, j->account, imap_mbox_list_cb, &sj->l, &j->error);
+	j->result = store_mailbox_changes(j->st, j->account, sj->name, 0, &ops, sj, &j->error);
 	if (j->result > 0 && (sj->l.oom || sj->l.n == 0 || sj->l.v[0].noselect))
 		return;
-	if (j->result > 0)
-		j->result = store_message_list(j->st, j->account, sj->name, imap_select_message_cb,
-		                               sj, &j->error);
 	if (j->result > 0 && sj->oom)
 		j->result = -1;
 	if (j->result > 0 && sj->qresync && sj->l.v[0].uidvalidity == sj->q_uidvalidity) {
-		static const struct store_changes_ops ops = {
+		static const struct store_changes_ops vops = {
 		    .vanished = imap_changes_vanished_cb,
 		};
 		char *error = NULL;
-		if (store_mailbox_changes(j->st, j->account, sj->name, sj->q_modseq, &ops,
+		if (store_mailbox_changes(j->st, j->account, sj->name, sj->q_modseq, &vops,
 		                          &sj->q_ch, &error) < 0 ||
 		    sj->q_ch.oom) {
 			j->result = -1;
@@ -997,13 +1121,12 @@ static void imap_select_qresync_report(struct imap_select_job *sj, struct evbuff
 	}
 	if (!first)
 		evbuffer_add(out, "\r\n", 2);
-	for (uint32_t i = 0; i < v->n; i++) {
-		if (v->msgs[i].modseq <= sj->q_modseq)
-			continue;
-		evbuffer_add_printf(out, "* %u FETCH (UID %u FLAGS ", i + 1, v->msgs[i].uid);
-		imap_write_flags(out, v->msgs[i].flags);
-		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n",
-		                    (unsigned long long)v->msgs[i].modseq);
+	for (size_t k = 0; k < sj->q_ch.n; k++) {
+		const struct imap_change_msg *c = &sj->q_ch.msgs[k];
+		evbuffer_add_printf(out, "* %u FETCH (UID %u FLAGS ", imap_view_seq(v, c->uid),
+		                    c->uid);
+		imap_write_flags(out, c->flags);
+		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)c->modseq);
 	}
 }
 
@@ -1035,39 +1158,26 @@ static void imap_select_job_done(struct imap_job *j)
 	v->uidvalidity = m->uidvalidity;
 	v->uidnext = m->uidnext;
 	v->highestmodseq = m->highestmodseq;
-	v->msgs = sj->msgs;
-	v->n = (uint32_t)sj->n;
-	v->cap = (uint32_t)sj->cap;
-	sj->msgs = NULL;
-	sj->n = sj->cap = 0;
-	if (v->n > 0 && v->cap > v->n) {
-		/* the view lives as long as the selection: no growth slack kept */
-		struct imap_view_msg *p = reallocarray(v->msgs, v->n, sizeof(*p));
-		if (p != NULL) {
-			v->msgs = p;
-			v->cap = v->n;
-		}
-	}
-	if (v->n > 0 && v->msgs[v->n - 1].uid >= v->uidnext)
-		v->uidnext = v->msgs[v->n - 1].uid + 1;
+	v->map = sj->map;
+	memset(&sj->map, 0, sizeof(sj->map));
+	imap_uidmap_trim(&v->map); /* it lives as long as the selection: no slack */
+	uint32_t max = imap_uidmap_max(&v->map);
+	if (max >= v->uidnext)
+		v->uidnext = max + 1;
 	s->view = v;
 	imap_session_set_state(s, IMAP_STATE_SELECTED);
 	struct evbuffer *out = imap_output(s);
 	if (out == NULL)
 		return;
 	/* RFC 9051 6.3.2 */
-	evbuffer_add_printf(out, "* %u EXISTS\r\n", v->n);
+	evbuffer_add_printf(out, "* %u EXISTS\r\n", v->map.n);
 	bool rev2 = (s->enabled & IMAP_EN_REV2) != 0;
 	if (!rev2) {
 		/* RFC 3501 6.3.1: RECENT (hermod keeps no \Recent) and the first unseen */
 		evbuffer_add_printf(out, "* 0 RECENT\r\n");
-		for (uint32_t i = 0; i < v->n; i++) {
-			if (strstr(v->msgs[i].flags, "\\Seen") == NULL) {
-				evbuffer_add_printf(out, "* OK [UNSEEN %u] First unseen\r\n",
-				                    i + 1);
-				break;
-			}
-		}
+		if (sj->first_unseen > 0)
+			evbuffer_add_printf(out, "* OK [UNSEEN %u] First unseen\r\n",
+			                    sj->first_unseen);
 	}
 	evbuffer_add_printf(out, "* OK [UIDVALIDITY %u] UIDs valid\r\n", v->uidvalidity);
 	evbuffer_add_printf(out, "* OK [UIDNEXT %u] Predicted next UID\r\n", v->uidnext);
@@ -1090,7 +1200,7 @@ static void imap_select_job_done(struct imap_job *j)
 		imap_select_qresync_report(sj, out);
 	char esc[200];
 	log_info(s->c->sid, "event=select user=%s mailbox=\"%s\" messages=%u readonly=%d",
-	         s->account, log_escape_str(v->name, esc, sizeof(esc)), v->n, v->readonly);
+	         s->account, log_escape_str(v->name, esc, sizeof(esc)), v->map.n, v->readonly);
 	imap_job_tagged(j, "OK [%s] %s completed", v->readonly ? "READ-ONLY" : "READ-WRITE", verb);
 }
 

@@ -31,47 +31,63 @@ int imap_arg_uids(struct imap_session *s, const struct imap_token *t, bool uid, 
 		imap_reply_bad(s, "BAD Invalid sequence set: %s", err);
 		return -1;
 	}
-	uint32_t *uids = reallocarray(NULL, v->n > 0 ? v->n : 1, sizeof(*uids));
-	if (uids == NULL) {
-		imap_seqset_free(&set);
-		imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
-		return -1;
-	}
-	size_t n = 0;
+	uint32_t count = v->map.n;
 	if (set.last_result) {
 		/* RFC 5182: "$" is the saved result (UIDs), whatever the command form */
+		uint32_t *uids = reallocarray(NULL, s->nsaved > 0 ? s->nsaved : 1, sizeof(*uids));
+		if (uids == NULL) {
+			imap_seqset_free(&set);
+			imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
+			return -1;
+		}
+		size_t n = 0;
 		for (size_t k = 0; k < s->nsaved; k++)
-			if (imap_view_find(v, s->saved[k]) >= 0)
+			if (imap_view_seq(v, s->saved[k]) > 0)
 				uids[n++] = s->saved[k];
 		imap_seqset_free(&set);
 		*uids_r = uids;
 		*n_r = n;
 		return 1;
 	}
-	if (!uid && !imap_seqset_in_range(&set, v->n)) {
+	if (!uid && !imap_seqset_in_range(&set, count)) {
 		/* RFC 9051 9: a message sequence number above the count is an error */
 		imap_seqset_free(&set);
-		free(uids);
 		imap_reply_bad(s, "BAD Invalid sequence set: message number out of range");
 		return -1;
 	}
-	uint64_t max = uid ? (v->n > 0 ? v->msgs[v->n - 1].uid : 0) : v->n;
+	uint64_t max = uid ? imap_uidmap_max(&v->map) : count;
 	struct imap_seqset rs;
 	if (imap_seqset_resolve(&set, max, &rs) < 0) {
 		imap_seqset_free(&set);
-		free(uids);
 		imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
 		return -1;
 	}
 	imap_seqset_free(&set);
+	/* room for the whole view at most, for the set's ranges otherwise */
+	uint64_t want = 0;
+	for (size_t k = 0; k < rs.n && want < count; k++)
+		want += (uint64_t)rs.ranges[k].hi - rs.ranges[k].lo + 1;
+	if (want > count)
+		want = count;
+	uint32_t *uids = reallocarray(NULL, want > 0 ? want : 1, sizeof(*uids));
+	if (uids == NULL) {
+		imap_seqset_free(&rs);
+		imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
+		return -1;
+	}
+	size_t n = 0;
 	if (uid) {
-		for (uint32_t i = 0; i < v->n; i++)
-			if (imap_seqset_contains(&rs, v->msgs[i].uid, max))
-				uids[n++] = v->msgs[i].uid;
+		for (uint32_t r = 0; r < v->map.nruns; r++) {
+			uint32_t first, len;
+			imap_uidmap_run(&v->map, r, &first, &len);
+			for (uint32_t u = first; u - first < len && n < want; u++)
+				if (imap_seqset_contains(&rs, u, max))
+					uids[n++] = u;
+		}
 	} else {
 		uint64_t cur = 0, num;
-		while (imap_seqset_next(&rs, max, &cur, &num) > 0)
-			uids[n++] = v->msgs[num - 1].uid;
+		while (n < want && imap_seqset_next(&rs, max, &cur, &num) > 0)
+			uids[n++] = imap_uidmap_uid(&v->map, (uint32_t)num);
 	}
 	imap_seqset_free(&rs);
 	*uids_r = uids;
@@ -139,7 +155,6 @@ static int imap_flags_arg(struct imap_session *s, const struct imap_token *a, un
 struct imap_store_change {
 	uint32_t uid;
 	uint64_t modseq;
-	char *flags;
 };
 
 struct imap_store_job {
@@ -154,18 +169,19 @@ struct imap_store_job {
 	size_t nchanged, capchanged;
 	uint32_t *modified;
 	size_t nmodified;
+	struct imap_entries now; /* the set's entries after the change (not .SILENT) */
 	bool oom;
 };
 
 static void imap_store_job_free(struct imap_job *j)
 {
 	struct imap_store_job *sj = (struct imap_store_job *)j;
-	for (size_t i = 0; i < sj->nchanged; i++)
-		free(sj->changed[i].flags);
 	free(sj->changed);
 	free(sj->modified);
 	free(sj->uids);
 	free(sj->flags);
+	imap_entries_clear(&sj->now);
+	free(sj->now.v);
 }
 
 static void imap_store_changed_cb(void *ctx, const struct store_message_info *m)
@@ -183,15 +199,7 @@ static void imap_store_changed_cb(void *ctx, const struct store_message_info *m)
 		sj->changed = p;
 		sj->capchanged = ncap;
 	}
-	struct imap_store_change *c = &sj->changed[sj->nchanged];
-	c->uid = m->uid;
-	c->modseq = m->modseq;
-	c->flags = strdup(m->flags != NULL ? m->flags : "");
-	if (c->flags == NULL) {
-		sj->oom = true;
-		return;
-	}
-	sj->nchanged++;
+	sj->changed[sj->nchanged++] = (struct imap_store_change){.uid = m->uid, .modseq = m->modseq};
 }
 
 static void imap_store_modified_cb(void *ctx, uint32_t uid)
@@ -207,6 +215,9 @@ static void imap_store_modified_cb(void *ctx, uint32_t uid)
 		sj->modified[sj->nmodified++] = uid;
 }
 
+/* The change, then (unless .SILENT) the flags of the whole set as they are now
+ * (RFC 9051 6.4.6: the flags of every message of the set, whether this STORE
+ * changed them or not). */
 static void imap_store_job_run(struct imap_job *j)
 {
 	struct imap_store_job *sj = (struct imap_store_job *)j;
@@ -214,10 +225,25 @@ static void imap_store_job_run(struct imap_job *j)
 	    .changed = imap_store_changed_cb,
 	    .modified = imap_store_modified_cb,
 	};
-	j->result = store_message_flags(j->st, j->account, j->s->view->name, sj->uids, sj->n,
-	                                sj->op, sj->flags, sj->unchangedsince, &ops, sj, &j->error);
-	if (j->result > 0 && sj->oom)
+	if (imap_job_check_view(j) <= 0)
+		return;
+	j->result = store_message_flags(j->st, j->account, j->mailbox, sj->uids, sj->n, sj->op,
+	                                sj->flags, sj->unchangedsince, &ops, sj, &j->error);
+	if (j->result > 0 && sj->oom) {
 		j->result = -1;
+		return;
+	}
+	if (j->result > 0 && !sj->silent)
+		j->result = imap_entries_read(j->st, j->account, j->mailbox, j->uidvalidity, NULL,
+		                              sj->uids, sj->n, &sj->now, &j->error);
+}
+
+static bool imap_store_was_modified(const struct imap_store_job *sj, uint32_t uid)
+{
+	for (size_t x = 0; x < sj->nmodified; x++)
+		if (sj->modified[x] == uid)
+			return true;
+	return false;
 }
 
 static void imap_store_job_done(struct imap_job *j)
@@ -230,41 +256,30 @@ static void imap_store_job_done(struct imap_job *j)
 		return;
 	}
 	if (j->result == 0) {
-		imap_job_tagged(j, "NO [NONEXISTENT] Mailbox does not exist");
+		imap_view_gone(s);
 		return;
 	}
-	for (size_t k = 0; k < sj->nchanged; k++) {
-		long i = imap_view_find(v, sj->changed[k].uid);
-		if (i < 0)
-			continue;
-		free(v->msgs[i].flags);
-		v->msgs[i].flags = sj->changed[k].flags;
-		sj->changed[k].flags = NULL;
-		if (sj->changed[k].modseq > v->msgs[i].modseq)
-			v->msgs[i].modseq = sj->changed[k].modseq;
-	}
+	for (size_t k = 0; k < sj->nchanged; k++)
+		imap_view_told_add(v, sj->changed[k].uid, sj->changed[k].modseq);
 	struct evbuffer *out = imap_output(s);
 	if (out == NULL)
 		return;
+	bool expunged = false;
 	if (!sj->silent) {
-		/* RFC 9051 6.4.6: the flags of every message of the set */
-		for (size_t k = 0; k < sj->n; k++) {
-			long i = imap_view_find(v, sj->uids[k]);
-			if (i < 0)
+		/* RFC 9051 6.4.6: the flags of every message of the set that is still
+		 * there; RFC 2180 4.2: one expunged by another session meanwhile gets
+		 * none (and the tagged NO below for STORE; UID STORE ignores a UID
+		 * that is gone, RFC 9051 6.4.9, and reports the expunge after) */
+		expunged = sj->now.n < sj->n;
+		for (size_t k = 0; k < sj->now.n; k++) {
+			const struct imap_entry *e = &sj->now.v[k];
+			uint32_t seq = imap_view_seq(v, e->uid);
+			if (seq == 0 || imap_store_was_modified(sj, e->uid))
 				continue;
-			bool modified = false;
-			for (size_t x = 0; x < sj->nmodified && !modified; x++)
-				modified = sj->modified[x] == sj->uids[k];
-			if (modified)
-				continue;
-			evbuffer_add_printf(out, "* %ld FETCH (FLAGS ", i + 1);
-			imap_write_flags(out, v->msgs[i].flags);
-			if (sj->uid)
-				evbuffer_add_printf(out, " UID %u", sj->uids[k]);
-			if (s->enabled & IMAP_EN_CONDSTORE) /* RFC 7162 3.1.3 */
-				evbuffer_add_printf(out, " MODSEQ (%llu)",
-				                    (unsigned long long)v->msgs[i].modseq);
-			evbuffer_add_printf(out, ")\r\n");
+			/* RFC 7162 3.1.3: MODSEQ once CONDSTORE is on */
+			imap_write_flags_fetch(out, seq, e->flags, sj->uid ? e->uid : 0,
+			                       (s->enabled & IMAP_EN_CONDSTORE) ? e->modseq : 0);
+			imap_view_told_add(v, e->uid, e->modseq);
 		}
 	}
 	if (sj->nmodified > 0) {
@@ -277,9 +292,9 @@ static void imap_store_job_done(struct imap_job *j)
 			uint32_t *seqs = reallocarray(NULL, sj->nmodified, sizeof(*seqs));
 			size_t ns = 0;
 			for (size_t x = 0; seqs != NULL && x < sj->nmodified; x++) {
-				long i = imap_view_find(v, sj->modified[x]);
-				if (i >= 0)
-					seqs[ns++] = (uint32_t)i + 1;
+				uint32_t seq = imap_view_seq(v, sj->modified[x]);
+				if (seq > 0)
+					seqs[ns++] = seq;
 			}
 			if (seqs != NULL)
 				imap_buf_uidset(&b, seqs, ns);
@@ -288,6 +303,12 @@ static void imap_store_job_done(struct imap_job *j)
 		imap_job_tagged(j, "OK [MODIFIED %s] Conditional STORE failed",
 		                b.data != NULL ? b.data : "");
 		buf_free(&b);
+		return;
+	}
+	if (expunged && !sj->uid) {
+		/* RFC 5530 EXPUNGEISSUED */
+		imap_job_tagged(j, "NO [EXPUNGEISSUED] Some of the requested messages no longer "
+		                   "exist");
 		return;
 	}
 	imap_job_tagged(j, "OK %sSTORE completed", sj->uid ? "UID " : "");
@@ -379,7 +400,7 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 		buf_init(&b, 0);
 		if (!uid)
 			for (size_t k = 0; k < n; k++)
-				uids[k] = (uint32_t)imap_view_find(s->view, uids[k]) + 1;
+				uids[k] = imap_view_seq(s->view, uids[k]);
 		imap_buf_uidset(&b, uids, n);
 		imap_reply(s, "%s OK [MODIFIED %s] Conditional STORE failed", s->tag,
 		           b.data != NULL ? b.data : "");
@@ -404,7 +425,8 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	sj->unchangedsince = unchangedsince;
 	sj->silent = silent;
 	sj->uid = uid;
-	if (sj->flags == NULL) {
+	sj->j.mailbox = strdup(s->view->name);
+	if (sj->flags == NULL || sj->j.mailbox == NULL) {
 		imap_job_free(&sj->j);
 		imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
 		return;
@@ -426,6 +448,7 @@ struct imap_expunge_job {
 	uint32_t *expunged;
 	size_t n, cap;
 	bool oom;
+	bool gone; /* the selected mailbox has gone */
 };
 
 static void imap_expunge_job_free(struct imap_job *j)
@@ -456,6 +479,10 @@ static void imap_expunged_cb(void *ctx, uint32_t uid)
 static void imap_expunge_job_run(struct imap_job *j)
 {
 	struct imap_expunge_job *ej = (struct imap_expunge_job *)j;
+	if (imap_job_check_view(j) <= 0) {
+		ej->gone = j->result == 0;
+		return;
+	}
 	j->result = store_mailbox_expunge_deleted(j->st, j->account, j->mailbox, ej->only,
 	                                          ej->nonly, imap_expunged_cb, ej, &j->error);
 }
@@ -465,10 +492,10 @@ static void imap_expunge_job_run(struct imap_job *j)
  * gone already and reports nothing more about them. */
 static void imap_expunge_report(struct imap_session *s, const uint32_t *uids, size_t n)
 {
-	for (size_t k = n; k-- > 0;) {
-		long i = imap_view_find(s->view, uids[k]);
-		if (i >= 0)
-			imap_view_expunge_report(s, (uint32_t)i);
+	for (size_t k = n; k-- > 0 && !imap_session_gone(s);) {
+		uint32_t seq = imap_view_seq(s->view, uids[k]);
+		if (seq > 0)
+			imap_view_expunge_report(s, seq);
 	}
 }
 
@@ -477,6 +504,10 @@ static void imap_expunge_job_done(struct imap_job *j)
 	struct imap_expunge_job *ej = (struct imap_expunge_job *)j;
 	if (j->result < 0) {
 		imap_job_tempfail(j, "expunge");
+		return;
+	}
+	if (ej->gone) {
+		imap_view_gone(j->s);
 		return;
 	}
 	imap_expunge_report(j->s, ej->expunged, ej->n);
@@ -546,6 +577,8 @@ static void imap_copy_job_free(struct imap_job *j)
 static void imap_copy_job_run(struct imap_job *j)
 {
 	struct imap_copy_job *cj = (struct imap_copy_job *)j;
+	if (imap_job_check_view(j) <= 0)
+		return;
 	j->result = store_message_copy(j->st, j->account, j->mailbox, cj->to, cj->uids, cj->n,
 	                               cj->move, &cj->r, &j->error);
 }
@@ -559,7 +592,7 @@ static void imap_copy_job_done(struct imap_job *j)
 	case 1:
 		break;
 	case 0:
-		imap_job_tagged(j, "NO [NONEXISTENT] The selected mailbox no longer exists");
+		imap_view_gone(s);
 		return;
 	case STORE_NOMAILBOX:
 		/* RFC 9051 6.4.7 */

@@ -1,6 +1,6 @@
 /* SEARCH and UID SEARCH in the session: the program is compiled on the loop
- * (imap/imap_search.h) and evaluated by one worker job over a copy of the view's
- * entries; the reply (SEARCH, or ESEARCH for RETURN and IMAP4rev2 clients) is
+ * (imap/imap_search.h) and evaluated by one worker job over the view's messages,
+ * their entries read from the store a batch at a time; the reply (SEARCH, or ESEARCH for RETURN and IMAP4rev2 clients) is
  * rendered there too. SEARCHRES (RFC 5182): RETURN (SAVE) keeps the result as
  * UIDs for "$". RFC 9051 7.5: no EXPUNGE during SEARCH, so SEARCH does not
  * refresh the view (UID SEARCH does). */
@@ -19,10 +19,8 @@ struct imap_search_run {
 	struct imap_job j;
 	struct imap_search *q;
 	bool uid;
-	struct imap_search_item *items;
-	char **flags;
-	char (*blobs)[BLOB_ID_LEN + 1];
-	size_t n;
+	struct imap_uidmap map; /* the view's */
+	struct imap_entries e;  /* one batch */
 	uint32_t exists, max_uid;
 	uint32_t *nums;
 	uint64_t *modseqs;
@@ -37,11 +35,9 @@ static void imap_search_run_free(struct imap_job *j)
 {
 	struct imap_search_run *r = (struct imap_search_run *)j;
 	imap_search_free(&r->q);
-	for (size_t i = 0; r->flags != NULL && i < r->n; i++)
-		free(r->flags[i]);
-	free(r->flags);
-	free(r->blobs);
-	free(r->items);
+	imap_uidmap_free(&r->map);
+	imap_entries_clear(&r->e);
+	free(r->e.v);
 	free(r->nums);
 	free(r->modseqs);
 	free(r->uids);
@@ -50,25 +46,50 @@ static void imap_search_run_free(struct imap_job *j)
 		evbuffer_free(r->out);
 }
 
+/* The view's messages in batches of IMAP_FETCH_BATCH, each batch's entries read
+ * from the store in one snapshot; a message expunged by another session
+ * meanwhile (not yet reported) has no entry and does not match (RFC 2180 4.3). */
 static void imap_search_job_run(struct imap_job *j)
 {
 	struct imap_search_run *r = (struct imap_search_run *)j;
 	struct imap_search_ctx ctx = {
 	    .exists = r->exists, .max_uid = r->max_uid, .saved = r->saved, .nsaved = r->nsaved};
+	uint32_t uids[IMAP_FETCH_BATCH];
+	/* an empty view reads no entries: the mailbox is checked all the same */
+	if (r->map.n == 0 && imap_job_check_view(j) <= 0)
+		return;
 	j->result = 1;
-	for (size_t i = 0; i < r->n; i++) {
-		char *error = NULL;
-		int m = imap_search_match(r->q, &ctx, j->st, &r->items[i], &error);
-		if (m < 0) {
-			j->result = -1;
-			j->error = error;
+	for (uint32_t seq = 1; seq <= r->map.n;) {
+		size_t k = 0;
+		for (; k < IMAP_FETCH_BATCH && seq <= r->map.n; k++, seq++)
+			uids[k] = imap_uidmap_uid(&r->map, seq);
+		imap_entries_clear(&r->e);
+		j->result = imap_entries_read(j->st, j->account, j->mailbox, j->uidvalidity, &r->map,
+		                              uids, k, &r->e, &j->error);
+		if (j->result <= 0)
 			return;
-		}
-		if (m > 0) {
-			r->nums[r->nmatch] = r->uid ? r->items[i].uid : r->items[i].seq;
-			r->modseqs[r->nmatch] = r->items[i].modseq;
-			r->uids[r->nmatch] = r->items[i].uid;
-			r->nmatch++;
+		for (size_t i = 0; i < r->e.n; i++) {
+			const struct imap_entry *x = &r->e.v[i];
+			struct imap_search_item it = {.seq = x->seq,
+			                              .uid = x->uid,
+			                              .modseq = x->modseq,
+			                              .size = x->size,
+			                              .internal_date = x->internal_date,
+			                              .flags = x->flags,
+			                              .blob_id = x->blob_id};
+			char *error = NULL;
+			int m = imap_search_match(r->q, &ctx, j->st, &it, &error);
+			if (m < 0) {
+				j->result = -1;
+				j->error = error;
+				return;
+			}
+			if (m > 0) {
+				r->nums[r->nmatch] = r->uid ? x->uid : x->seq;
+				r->modseqs[r->nmatch] = x->modseq;
+				r->uids[r->nmatch] = x->uid;
+				r->nmatch++;
+			}
 		}
 	}
 	if (imap_search_saves(r->q)) {
@@ -99,6 +120,10 @@ static void imap_search_job_done(struct imap_job *j)
 		return;
 	}
 	struct imap_session *s = j->s;
+	if (j->result == 0) {
+		imap_view_gone(s);
+		return;
+	}
 	if (imap_search_saves(r->q)) {
 		free(s->saved);
 		s->saved = r->saved;
@@ -139,14 +164,12 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 	r->q = q;
 	r->uid = uid;
 	struct imap_view *v = s->view;
-	size_t n = v->n;
-	r->items = calloc(n > 0 ? n : 1, sizeof(*r->items));
-	r->flags = calloc(n > 0 ? n : 1, sizeof(*r->flags));
-	r->blobs = calloc(n > 0 ? n : 1, sizeof(*r->blobs));
+	size_t n = v->map.n;
 	r->nums = calloc(n > 0 ? n : 1, sizeof(*r->nums));
 	r->modseqs = calloc(n > 0 ? n : 1, sizeof(*r->modseqs));
 	r->uids = calloc(n > 0 ? n : 1, sizeof(*r->uids));
 	r->out = evbuffer_new();
+	r->j.mailbox = strdup(v->name);
 	if (s->nsaved > 0) {
 		r->saved = reallocarray(NULL, s->nsaved, sizeof(*r->saved));
 		if (r->saved != NULL) {
@@ -154,34 +177,15 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 			r->nsaved = s->nsaved;
 		}
 	}
-	if (r->items == NULL || r->flags == NULL || r->blobs == NULL || r->nums == NULL ||
-	    r->modseqs == NULL || r->uids == NULL || r->out == NULL ||
-	    (s->nsaved > 0 && r->saved == NULL)) {
+	if (r->nums == NULL || r->modseqs == NULL || r->uids == NULL || r->out == NULL ||
+	    r->j.mailbox == NULL || (s->nsaved > 0 && r->saved == NULL) ||
+	    imap_uidmap_copy(&r->map, &v->map) < 0) {
 		imap_job_free(&r->j);
 		imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct imap_view_msg *m = &v->msgs[i];
-		r->flags[i] = strdup(m->flags);
-		if (r->flags[i] == NULL) {
-			r->n = i;
-			imap_job_free(&r->j);
-			imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
-			return;
-		}
-		memcpy(r->blobs[i], m->blob_id, sizeof(r->blobs[i]));
-		r->items[i] = (struct imap_search_item){.seq = (uint32_t)i + 1,
-		                                        .uid = m->uid,
-		                                        .modseq = m->modseq,
-		                                        .size = m->size,
-		                                        .internal_date = m->internal_date,
-		                                        .flags = r->flags[i],
-		                                        .blob_id = r->blobs[i]};
-	}
-	r->n = n;
-	r->exists = v->n;
-	r->max_uid = v->n > 0 ? v->msgs[v->n - 1].uid : 0;
+	r->exists = v->map.n;
+	r->max_uid = imap_uidmap_max(&v->map);
 	if (uid)
 		imap_job_submit_refresh(s, &r->j);
 	else

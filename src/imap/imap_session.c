@@ -79,7 +79,7 @@ void imap_session_set_state(struct imap_session *s, enum imap_state state)
 	s->state = state;
 }
 
-static void imap_session_goodbye(struct imap_session *s, const char *reply)
+void imap_session_goodbye(struct imap_session *s, const char *reply)
 {
 	if (s->state == IMAP_STATE_LOGOUT || s->c->dead)
 		return;
@@ -128,6 +128,7 @@ void *imap_job_new(struct imap_session *s, size_t size)
 		j->s = s;
 		j->st = s->c->srv->store;
 		memcpy(j->tag, s->tag, sizeof(j->tag));
+		j->uidvalidity = s->view != NULL ? s->view->uidvalidity : 0;
 		j->account = s->account != NULL ? strdup(s->account) : NULL;
 		if (s->account != NULL && j->account == NULL) {
 			free(j);
@@ -151,6 +152,13 @@ void imap_job_free(struct imap_job *j)
 	free(j->tagged);
 	free(j->error);
 	free(j);
+}
+
+int imap_job_check_view(struct imap_job *j)
+{
+	j->result = store_message_ranges(j->st, j->account, j->mailbox, j->uidvalidity, NULL, 0,
+	                                 NULL, NULL, &j->error);
+	return j->result;
 }
 
 void imap_job_tempfail(struct imap_job *j, const char *what)
@@ -181,8 +189,11 @@ static void imap_job_done_cb(void *arg)
 	if (!imap_session_gone(s)) {
 		if (j->done != NULL)
 			j->done(j);
-		if (j->refresh && s->view != NULL && j->ch_result > 0)
+		bool refresh = j->refresh && s->view != NULL && !imap_session_gone(s);
+		if (refresh && j->ch_result > 0)
 			imap_view_apply(s, &j->ch);
+		else if (refresh && j->ch_result == 0)
+			imap_view_gone(s); /* deleted or renamed meanwhile */
 		if (j->tagged != NULL && !imap_session_gone(s))
 			imap_reply(s, "%s", j->tagged);
 	}

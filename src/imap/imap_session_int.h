@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "imap/imap_parse.h"
+#include "imap/imap_uidmap.h"
 #include "net/server.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -53,38 +54,66 @@ enum imap_state {
  * only what works completely. */
 #define IMAP_EN_AVAILABLE (IMAP_EN_REV2 | IMAP_EN_UTF8 | IMAP_EN_CONDSTORE | IMAP_EN_QRESYNC)
 
-/* One message of the session's view of the selected mailbox. */
-struct imap_view_msg {
+/* A flag change this session has told its client itself (the FETCH responses of
+ * STORE, the FLAGS of a FETCH that set \Seen) since the view's HIGHESTMODSEQ: the
+ * next refresh finds the message changed at exactly that MODSEQ and does not
+ * report it again. */
+struct imap_view_told {
 	uint32_t uid;
 	uint64_t modseq;
-	uint64_t size;
-	int64_t internal_date;
-	char *flags; /* space-separated, "" when none (malloc'd) */
-	char blob_id[BLOB_ID_LEN + 1];
 };
 
-/* The selected mailbox as this session knows it: message sequence numbers are
- * indexes into msgs + 1. It changes only when the session reports the change
- * (RFC 9051 7.5), so sequence numbers stay what the client was told. */
+/* The selected mailbox as this session knows it: only what RFC 9051 makes the
+ * session remember, the sequence numbers (their UIDs) and the mailbox's
+ * UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ as last reported. Flags, MODSEQs, sizes,
+ * dates and blob ids are read from the store by the command that needs them
+ * (store_message_ranges, imap_entries_read). The view changes only when the
+ * session reports the change (RFC 9051 7.5), so sequence numbers stay what the
+ * client was told. */
 struct imap_view {
 	char *name; /* UTF-8, as the store names it */
 	bool readonly;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
-	struct imap_view_msg *msgs;
-	uint32_t n, cap;
+	struct imap_uidmap map;
+	struct imap_view_told *told; /* NULL after each refresh */
+	size_t ntold, captold;
+};
+
+/* One entry of a new or changed message found by a refresh. */
+struct imap_change_msg {
+	uint32_t uid;
+	uint64_t modseq;
+	char *flags; /* malloc'd */
 };
 
 /* What a worker found changed since the view's HIGHESTMODSEQ
  * (store_mailbox_changes), applied on the loop by imap_view_apply. */
 struct imap_changes {
 	bool have_info;
+	bool noselect;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
-	struct imap_view_msg *msgs; /* new or changed entries, ascending UID */
+	struct imap_change_msg *msgs; /* new or changed entries, ascending UID */
 	size_t n, cap;
 	uint32_t *vanished; /* ascending */
 	size_t nvanished, capvanished;
+	bool oom;
+};
+
+/* Entries of the selected mailbox read for one command on a worker
+ * (imap_entries_read). */
+struct imap_entry {
+	uint32_t uid, seq;
+	uint64_t modseq, size;
+	int64_t internal_date;
+	char *flags; /* malloc'd */
+	char blob_id[BLOB_ID_LEN + 1];
+	bool marked; /* for the command's own use (FETCH: \Seen set by it) */
+};
+struct imap_entries {
+	struct imap_entry *v;
+	size_t n, cap;
 	bool oom;
 };
 
@@ -100,6 +129,7 @@ struct imap_job {
 	struct store *st;
 	char *account;
 	char tag[IMAP_TAG_MAX + 1];
+	uint32_t uidvalidity; /* of the selected mailbox when the job was made, or 0 */
 	void (*run)(struct imap_job *j);
 	void (*done)(struct imap_job *j);
 	void (*free)(struct imap_job *j); /* frees the command's own data; may be NULL */
@@ -183,10 +213,16 @@ int imap_job_submit(struct imap_session *s, struct imap_job *j);
 /* A job that also refreshes the selected mailbox's view after running. */
 int imap_job_submit_refresh(struct imap_session *s, struct imap_job *j);
 void imap_job_free(struct imap_job *j);
+/* On a worker, before a change by UID: whether j->mailbox is still the mailbox the
+ * session selected (same UIDVALIDITY). 1 yes, 0 it has gone (j->result set to 0),
+ * -1 error (j->result and j->error set). */
+int imap_job_check_view(struct imap_job *j);
 /* The "NO" reply for an environment failure (a store error): logs it. */
 void imap_job_tempfail(struct imap_job *j, const char *what);
 void imap_session_unpark(struct imap_session *s);
 void imap_session_park(struct imap_session *s);
+/* Sends reply (an untagged BYE) and ends the session. */
+void imap_session_goodbye(struct imap_session *s, const char *reply);
 /* The session's capability list (without "CAPABILITY "). */
 void imap_capabilities(struct imap_session *s, struct evbuffer *out);
 bool imap_utf8(const struct imap_session *s);
@@ -202,15 +238,34 @@ void imap_write_string(struct evbuffer *out, const char *s, size_t len);
 /* Collects the changes of the job's mailbox (worker). */
 void imap_changes_collect(struct imap_job *j);
 void imap_changes_free(struct imap_changes *ch);
-/* Reports and applies ch to the view (loop). */
+/* Reports and applies ch to the view (loop). A mailbox that has gone (deleted,
+ * renamed, or re-created with another UIDVALIDITY) ends the session
+ * (imap_view_gone). */
 void imap_view_apply(struct imap_session *s, struct imap_changes *ch);
+/* The selected mailbox no longer exists as the session knows it (RFC 2180 3):
+ * "* BYE" and the end of the session. */
+void imap_view_gone(struct imap_session *s);
 void imap_view_free(struct imap_view **v);
-/* Index of uid in the view, -1 when absent. */
-long imap_view_find(const struct imap_view *v, uint32_t uid);
-/* Removes index i from the view and reports it (EXPUNGE, or collects it for
- * VANISHED when QRESYNC is on: vanished may be NULL). */
-void imap_view_expunge_report(struct imap_session *s, uint32_t i);
+/* Sequence number of uid in the view, 0 when absent. */
+uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid);
+/* Removes message seq from the view and reports it (EXPUNGE, or VANISHED when
+ * QRESYNC is on). */
+void imap_view_expunge_report(struct imap_session *s, uint32_t seq);
+/* Notes a flag change the session has just reported itself (imap_view_told). */
+void imap_view_told_add(struct imap_view *v, uint32_t uid, uint64_t modseq);
 void imap_write_flags(struct evbuffer *out, const char *flags);
+/* "* seq FETCH (FLAGS (flags)[ UID uid][ MODSEQ (modseq)])": uid / modseq 0 leave
+ * them out. */
+void imap_write_flags_fetch(struct evbuffer *out, uint32_t seq, const char *flags, uint32_t uid,
+                            uint64_t modseq);
+/* On a worker: the entries of uids[0..n) (ascending) of the selected mailbox
+ * (uidvalidity checked), appended to e, seq from map (0 when map is NULL). UIDs
+ * without an entry (expunged meanwhile) are missing from e. 1 ok, 0 the mailbox
+ * has gone, -1 error (*error_r malloc'd). */
+int imap_entries_read(struct store *st, const char *account, const char *mailbox,
+                      uint32_t uidvalidity, const struct imap_uidmap *map, const uint32_t *uids,
+                      size_t n, struct imap_entries *e, char **error_r);
+void imap_entries_clear(struct imap_entries *e);
 void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_lsub(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);

@@ -544,6 +544,24 @@ int store_mailbox_changes(struct store *st, const char *account, const char *mai
 	return STORE_DISPATCH(mailbox_changes, account, mailbox, since, ops, ctx, error_r);
 }
 
+int store_message_ranges(struct store *st, const char *account, const char *mailbox,
+                         uint32_t uidvalidity, const struct store_uid_range *ranges, size_t n,
+                         store_message_cb *cb, void *ctx, char **error_r)
+{
+	char mailbox_buf[STORE_MAILBOX_NAME_MAX + 1];
+	mailbox = store_mailbox_canon(mailbox, mailbox_buf);
+	STORE_ACCOUNT_CHECK(account);
+	STORE_NAME_CHECK(mailbox, 0);
+	if (n > 0 && ranges == NULL)
+		return str_error(error_r, "no UID ranges given");
+	for (size_t i = 0; i < n; i++)
+		if (ranges[i].first > ranges[i].last ||
+		    (i > 0 && ranges[i].first <= ranges[i - 1].last))
+			return str_error(error_r, "UID ranges not ascending");
+	return STORE_DISPATCH(message_ranges, account, mailbox, uidvalidity, ranges, n, cb, ctx,
+	                      error_r);
+}
+
 /* Counts the entries a STORE changed, to notify only when there were some. */
 struct flags_count {
 	const struct store_flags_ops *ops;

@@ -425,6 +425,25 @@ int store_mailbox_changes(struct store *st, const char *account, const char *mai
 			  uint64_t since, const struct store_changes_ops *ops, void *ctx,
 			  char **error_r);
 
+/* The entries of a set of UIDs, in one read snapshot (what an IMAP session reads
+ * per command instead of keeping it: flags, MODSEQ, size, date, blob id). ranges[0..n)
+ * are UID ranges, each first <= last, ascending and disjoint (first of one above
+ * last of the one before; -1 otherwise). cb(ctx, m) is called for each entry
+ * whose UID is in a range, in ascending UID order, before the call returns (m and
+ * its strings live until cb returns); UIDs without an entry (expunged, or never
+ * given) are skipped: the caller tells them by their absence. uidvalidity != 0:
+ * the mailbox must have that UIDVALIDITY, else the result is 0 as for a missing
+ * mailbox (the UIDs named messages of a mailbox deleted and re-created since,
+ * RFC 9051 2.3.1.1). Each range costs one seek on (mailbox, uid) plus its entries,
+ * whatever the mailbox's size. 1 ok (also n == 0), 0 no such mailbox (or a
+ * \Noselect one, or another UIDVALIDITY), -1 error. */
+struct store_uid_range {
+	uint32_t first, last;
+};
+int store_message_ranges(struct store *st, const char *account, const char *mailbox,
+			 uint32_t uidvalidity, const struct store_uid_range *ranges, size_t n,
+			 store_message_cb *cb, void *ctx, char **error_r);
+
 /* STORE (RFC 9051 6.4.6, RFC 7162 3.1.3): changes the flags of the entries
  * uids[0..n) (ascending; UIDs no longer there are skipped). flags: space-separated
  * system flags and keywords (normalized like store_delivery.flags; \Recent is
@@ -646,6 +665,9 @@ struct store_ops {
 	int (*mailbox_changes)(struct store_backend *be, const char *account, const char *mailbox,
 			       uint64_t since, const struct store_changes_ops *ops, void *ctx,
 			       char **error_r);
+	int (*message_ranges)(struct store_backend *be, const char *account, const char *mailbox,
+			      uint32_t uidvalidity, const struct store_uid_range *ranges, size_t n,
+			      store_message_cb *cb, void *ctx, char **error_r);
 	int (*message_flags)(struct store_backend *be, const char *account, const char *mailbox,
 			     const uint32_t *uids, size_t n, enum store_flags_op op,
 			     const char *flags, uint64_t unchangedsince,

@@ -449,6 +449,7 @@ const struct store_ops store_sqlite_ops = {
     .subscription_list = sqlite_subscription_list,
     .mailbox_get = sqlite_mailbox_get,
     .mailbox_changes = sqlite_mailbox_changes,
+    .message_ranges = sqlite_message_ranges,
     .message_flags = sqlite_message_flags,
     .message_copy = sqlite_message_copy,
     .mailbox_expunge_deleted = sqlite_mailbox_expunge_deleted,

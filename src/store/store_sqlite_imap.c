@@ -541,6 +541,54 @@ out:
 	return ret;
 }
 
+/* ---- the entries of UID ranges ---- */
+
+int sqlite_message_ranges(struct store_backend *st, const char *account, const char *mailbox,
+                          uint32_t uidvalidity, const struct store_uid_range *ranges, size_t n,
+                          store_message_cb *cb, void *ctx, char **error_r)
+{
+	sqlite3_stmt *stmt = NULL;
+	struct imap_mbox mb;
+	sqlite3 *db;
+	int64_t acct;
+	int rc, ret;
+
+	if (imap_read_begin(st, &db, error_r) < 0)
+		return -1;
+	ret = imap_account_id(db, account, &acct, error_r);
+	if (ret > 0)
+		ret = imap_mbox_find(db, acct, mailbox, &mb, error_r);
+	if (ret > 0 && (mb.noselect || (uidvalidity != 0 && mb.uidvalidity != uidvalidity)))
+		ret = 0;
+	if (ret <= 0 || n == 0)
+		goto out;
+	ret = -1;
+	/* one statement, stepped once per range over the primary key */
+	if (sqlite_stmt_cached(db,
+	                       "SELECT uid, modseq, size, internal_date, flags, blob FROM messages"
+	                       " WHERE mailbox = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid",
+	                       &stmt, error_r) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(stmt);
+		sqlite3_bind_int64(stmt, 1, mb.id);
+		sqlite3_bind_int64(stmt, 2, ranges[i].first);
+		sqlite3_bind_int64(stmt, 3, ranges[i].last);
+		while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+			if (cb != NULL)
+				imap_message_emit(stmt, cb, ctx);
+		if (rc != SQLITE_DONE) {
+			sqlite_db_fail(db, error_r, "database");
+			goto out;
+		}
+	}
+	ret = 1;
+out:
+	sqlite_stmt_release(stmt);
+	imap_read_end(st, db);
+	return ret;
+}
+
 /* ---- flags ---- */
 
 struct flag_tok {

@@ -303,6 +303,9 @@ int sqlite_mailbox_get(struct store_backend *st, const char *account, const char
 int sqlite_mailbox_changes(struct store_backend *st, const char *account, const char *mailbox,
                            uint64_t since, const struct store_changes_ops *ops, void *ctx,
                            char **error_r);
+int sqlite_message_ranges(struct store_backend *st, const char *account, const char *mailbox,
+                          uint32_t uidvalidity, const struct store_uid_range *ranges, size_t n,
+                          store_message_cb *cb, void *ctx, char **error_r);
 int sqlite_message_flags(struct store_backend *st, const char *account, const char *mailbox,
                          const uint32_t *uids, size_t n, enum store_flags_op op,
                          const char *flags, uint64_t unchangedsince,

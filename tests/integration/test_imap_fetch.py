@@ -128,10 +128,19 @@ def test_no_expunge_during_fetch(srv):
         b.ok("SELECT %s" % box)
         b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
         assert b.cmd("EXPUNGE", tag="b1") == (["* 1 EXPUNGE"], "b1 OK EXPUNGE completed")
-        # a still numbers three messages, as it was told
+        # a still numbers three messages, as it was told; message 1 has gone:
+        # no response for it and a tagged NO (RFC 2180 4.1.2, RFC 5530)
         assert a.cmd("FETCH 1:3 (UID)", tag="a1") == (
-            ["* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)"],
-            "a1 OK FETCH completed")
+            ["* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)"],
+            "a1 NO [EXPUNGEISSUED] Some of the requested messages no longer exist")
+        assert a.cmd("FETCH 1 (FLAGS BODY[])", tag="a2") == (
+            [], "a2 NO [EXPUNGEISSUED] Some of the requested messages no longer exist")
+        assert a.cmd("FETCH 2:3 (UID)", tag="a5") == (
+            ["* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)"], "a5 OK FETCH completed")
+        # UID FETCH ignores a UID that is gone (RFC 9051 6.4.9)
+        assert a.cmd("UID FETCH 1:3 (FLAGS)", tag="a6") == (
+            ["* 2 FETCH (UID 2 FLAGS ())", "* 3 FETCH (UID 3 FLAGS ())"],
+            "a6 OK UID FETCH completed")
         assert a.cmd("NOOP", tag="a3") == (["* 1 EXPUNGE"], "a3 OK NOOP completed")
         assert a.cmd("FETCH 1:* (UID)", tag="a4") == (
             ["* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)"], "a4 OK FETCH completed")

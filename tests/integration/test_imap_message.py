@@ -319,3 +319,120 @@ def test_idle_woken_by_smtp_delivery(srv):
         c.send("DONE\r\n")
         assert c.read_line() == "a1 OK IDLE terminated"
         c.logout()
+
+
+# --------------------------------------------------------------------------
+# a message expunged by another session, not yet reported (RFC 2180 4)
+
+
+def test_store_expunged_by_other_session(srv):
+    gone = "NO [EXPUNGEISSUED] Some of the requested messages no longer exist"
+    with login(srv) as a, login(srv) as b:
+        box = box_with(a, 3)
+        select(b, box)
+        b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        assert b.cmd("EXPUNGE", tag="b1") == (["* 1 EXPUNGE"], "b1 OK EXPUNGE completed")
+        # a still numbers three: the two that are left are changed and
+        # reported, the gone one is a tagged NO (RFC 2180 4.2, RFC 5530)
+        assert a.cmd("STORE 1:3 +FLAGS (\\Flagged)", tag="a1") == (
+            ["* 2 FETCH (FLAGS (\\Flagged))", "* 3 FETCH (FLAGS (\\Flagged))"], "a1 " + gone)
+        assert a.cmd("STORE 1 +FLAGS (\\Flagged)", tag="a2") == ([], "a2 " + gone)
+        # .SILENT ignores it; UID STORE ignores a UID that is gone and reports
+        # the expunge after (RFC 9051 6.4.9)
+        assert a.cmd("STORE 1:3 -FLAGS.SILENT (\\Flagged)", tag="a3") == (
+            [], "a3 OK STORE completed")
+        assert a.cmd("UID STORE 1:3 +FLAGS (\\Seen)", tag="a4") == (
+            ["* 2 FETCH (FLAGS (\\Seen) UID 2)", "* 3 FETCH (FLAGS (\\Seen) UID 3)",
+             "* 1 EXPUNGE"], "a4 OK UID STORE completed")
+        # a was told its own changes: nothing again; b sees where they ended
+        assert a.cmd("NOOP", tag="a5") == ([], "a5 OK NOOP completed")
+        assert b.cmd("NOOP", tag="b2") == (
+            ["* 1 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS (\\Seen))"], "b2 OK NOOP completed")
+        # FETCH BODY[] sets \Seen and says so once
+        b.ok("STORE 1 -FLAGS.SILENT (\\Seen)")
+        untagged, tagged = b.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (X-NONE)] BODY[TEXT])",
+                                 tag="b3")
+        assert tagged == "b3 OK FETCH completed", tagged
+        assert untagged[-1].endswith(" FLAGS (\\Seen))"), untagged
+        assert b.cmd("NOOP", tag="b4") == ([], "b4 OK NOOP completed")
+        assert a.cmd("NOOP", tag="a6") == (["* 1 FETCH (FLAGS (\\Seen))"],
+                                           "a6 OK NOOP completed")
+        a.logout()
+        b.logout()
+
+
+# --------------------------------------------------------------------------
+# the selected mailbox deleted, renamed or re-created (RFC 2180 3)
+
+BYE_GONE = "* BYE Selected mailbox was deleted, have to disconnect"
+
+
+def test_selected_mailbox_deleted(srv):
+    with login(srv) as a, login(srv) as b:
+        box = box_with(a, 2)
+        assert b.cmd("DELETE %s" % box, tag="b1") == ([], "b1 OK DELETE completed")
+        a.send("a1 NOOP\r\n")
+        assert a.read_line() == BYE_GONE
+        a.wait_closed()
+        b.logout()
+
+
+def test_selected_mailbox_deleted_while_idle(srv):
+    with login(srv) as a, login(srv) as b:
+        box = box_with(a, 1)
+        a.send("a1 IDLE\r\n")
+        assert a.read_line() == "+ idling"
+        assert b.cmd("DELETE %s" % box, tag="b1") == ([], "b1 OK DELETE completed")
+        assert a.read_line() == BYE_GONE
+        a.wait_closed()
+        b.logout()
+
+
+def test_selected_mailbox_recreated(srv):
+    with login(srv) as a, login(srv) as b:
+        box = box_with(a, 2)
+        assert b.cmd("DELETE %s" % box, tag="b1") == ([], "b1 OK DELETE completed")
+        assert b.cmd("CREATE %s" % box, tag="b2") == ([], "b2 OK CREATE completed")
+        assert append(b, box, make_message(unique("new")), tag="b3")[1].split()[1] == "OK"
+        # a's UID 1 is not the new mailbox's UID 1 (another UIDVALIDITY): even a
+        # command that reports no changes ends the session
+        a.send("a1 FETCH 1 (UID FLAGS)\r\n")
+        assert a.read_line() == BYE_GONE
+        a.wait_closed()
+        b.logout()
+
+
+def test_selected_mailbox_renamed(srv):
+    with login(srv) as a, login(srv) as b:
+        box = box_with(a, 1)
+        assert b.cmd("RENAME %s %s-r" % (box, box), tag="b1") == ([], "b1 OK RENAME completed")
+        a.send("a1 STORE 1 +FLAGS (\\Seen)\r\n")
+        assert a.read_line() == BYE_GONE
+        a.wait_closed()
+        b.logout()
+
+
+def test_imaplib_selected_mailbox_deleted(srv):
+    a = imaplib.IMAP4(srv.host, srv.imap_port)
+    b = imaplib.IMAP4(srv.host, srv.imap_port)
+    try:
+        a.login(BOB, PASSWORDS[BOB])
+        b.login(BOB, PASSWORDS[BOB])
+        box = unique("idel")
+        assert a.create(box)[0] == "OK"
+        assert a.append(box, None, None, make_message(unique("m")))[0] == "OK"
+        assert a.select(box) == ("OK", [b"1"])
+        assert a.noop() == ("OK", [b"NOOP completed"])
+        assert b.delete(box) == ("OK", [b"DELETE completed"])
+        with pytest.raises(imaplib.IMAP4.abort, match="Selected mailbox was deleted"):
+            a.noop()
+        # re-created: the other session selected it, and it goes too
+        assert b.create(box)[0] == "OK"
+        a2 = imaplib.IMAP4(srv.host, srv.imap_port)
+        a2.login(BOB, PASSWORDS[BOB])
+        assert a2.select(box) == ("OK", [b"0"])
+        assert b.delete(box)[0] == "OK" and b.create(box)[0] == "OK"
+        with pytest.raises(imaplib.IMAP4.abort, match="Selected mailbox was deleted"):
+            a2.search(None, "ALL")
+    finally:
+        b.logout()

@@ -338,6 +338,90 @@ static void test_changes_expunge(struct store *st)
 	CHECK(deliver(st, NULL, "x\r\n", NULL) == 6);
 }
 
+/* store_message_ranges: "uid:size:flags" per entry, blob ids checked */
+static int blob_ok;
+
+static void range_cb(void *ctx, const struct store_message_info *m)
+{
+	size_t len = strlen(logbuf);
+	snprintf(logbuf + len, sizeof(logbuf) - len, "%s%u:%llu:%s", len ? " " : "", m->uid,
+	         (unsigned long long)m->size, m->flags);
+	if (m->blob_id == NULL || strlen(m->blob_id) != BLOB_ID_LEN || m->modseq == 0 ||
+	    m->internal_date != 1700000000)
+		blob_ok = 0;
+}
+
+static int ranges(struct store *st, const char *mailbox, uint32_t uidvalidity,
+                  const struct store_uid_range *r, size_t n)
+{
+	logbuf[0] = '\0';
+	blob_ok = 1;
+	return store_message_ranges(st, ACCT, mailbox, uidvalidity, r, n, range_cb, NULL, NULL);
+}
+
+static void test_message_ranges(struct store *st)
+{
+	CHECK(store_mailbox_create(st, ACCT, "Ranges", NULL, NULL) == 1);
+	for (int i = 1; i <= 6; i++) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "Subject: %d\r\n\r\nbody %d\r\n", i, i);
+		CHECK(deliver(st, "Ranges", msg, i % 2 ? "\\Seen" : NULL) == (uint32_t)i);
+	}
+	uint32_t gone[] = {3, 5};
+	CHECK(store_message_expunge(st, ACCT, "Ranges", gone, 2, NULL) == 2);
+	CHECK(get(st, "Ranges") == 1);
+	uint32_t uv = mbi.uidvalidity;
+	/* expunged UIDs and UIDs never given are skipped, ascending */
+	struct store_uid_range r1[] = {{1, 3}, {5, 9}};
+	CHECK(ranges(st, "Ranges", uv, r1, 2) == 1);
+	CHECK_STR(logbuf, "1:22:\\Seen 2:22: 6:22:");
+	CHECK(blob_ok);
+	CHECK(ranges(st, "Ranges", 0, r1, 2) == 1); /* 0: no UIDVALIDITY check */
+	CHECK_STR(logbuf, "1:22:\\Seen 2:22: 6:22:");
+	struct store_uid_range r2[] = {{4, 4}};
+	CHECK(ranges(st, "Ranges", uv, r2, 1) == 1);
+	CHECK_STR(logbuf, "4:22:");
+	struct store_uid_range r3[] = {{3, 3}, {7, 100}};
+	CHECK(ranges(st, "Ranges", uv, r3, 2) == 1);
+	CHECK_STR(logbuf, "");
+	CHECK(ranges(st, "Ranges", uv, NULL, 0) == 1);
+	CHECK_STR(logbuf, "");
+	/* flags changed since are read as they are now */
+	uint32_t two[] = {2};
+	CHECK(flags(st, "Ranges", two, 1, STORE_FLAGS_ADD, "$X", 0) == 1);
+	struct store_uid_range r4[] = {{2, 2}};
+	CHECK(ranges(st, "Ranges", uv, r4, 1) == 1);
+	CHECK_STR(logbuf, "2:22:$X");
+	/* ranges not ascending, overlapping or inverted: -1 */
+	struct store_uid_range bad1[] = {{4, 6}, {1, 2}};
+	struct store_uid_range bad2[] = {{1, 4}, {4, 6}};
+	struct store_uid_range bad3[] = {{5, 4}};
+	CHECK(ranges(st, "Ranges", uv, bad1, 2) == -1);
+	CHECK(ranges(st, "Ranges", uv, bad2, 2) == -1);
+	CHECK(ranges(st, "Ranges", uv, bad3, 1) == -1);
+	CHECK_STR(logbuf, "");
+	/* another UIDVALIDITY, no such mailbox, no such account */
+	CHECK(ranges(st, "Ranges", uv + 1, r1, 2) == 0);
+	CHECK_STR(logbuf, "");
+	CHECK(ranges(st, "Nope", 0, r1, 2) == 0);
+	CHECK(store_message_ranges(st, "nobody@example.test", "Ranges", 0, r1, 2, range_cb, NULL,
+	                           NULL) == -1);
+	/* deleted and re-created: the old UIDVALIDITY names nothing, UIDs start again */
+	CHECK(store_mailbox_delete(st, ACCT, "Ranges", NULL) == 1);
+	CHECK(store_mailbox_create(st, ACCT, "Ranges", NULL, NULL) == 1);
+	CHECK(deliver(st, "Ranges", "Subject: new\r\n\r\nx\r\n", NULL) == 1);
+	CHECK(ranges(st, "Ranges", uv, r1, 2) == 0);
+	CHECK_STR(logbuf, "");
+	CHECK(ranges(st, "Ranges", 0, r1, 2) == 1);
+	CHECK_STR(logbuf, "1:19:");
+	/* a \Noselect name has no entries */
+	CHECK(store_mailbox_create(st, ACCT, "Ranges/sub", NULL, NULL) == 1);
+	CHECK(store_mailbox_delete(st, ACCT, "Ranges", NULL) == 1);
+	CHECK(ranges(st, "Ranges", 0, r1, 2) == 0);
+	CHECK(store_mailbox_delete(st, ACCT, "Ranges/sub", NULL) == 1);
+	CHECK(store_mailbox_delete(st, ACCT, "Ranges", NULL) == 1);
+}
+
 struct async_done {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -1064,6 +1148,7 @@ int main(void)
 	test_get_and_list(st);
 	test_flags(st);
 	test_changes_expunge(st);
+	test_message_ranges(st);
 	test_watch(st);
 	test_copy(st);
 	test_append(st);
