@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "imap/imap_fetch.h"
 #include "imap/imap_session_int.h"
+#include "imap/imap_vanished.h"
 #include "net/line_session.h"
 
 struct imap_fetch_run {
@@ -43,20 +44,14 @@ struct imap_fetch_run {
 	char *error;
 	/* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
 	bool vanished;
-	struct imap_seqset vset;
-	uint32_t max_uid;
+	struct imap_seqset vset; /* the UID set, resolved against the view's last UID */
+	struct imap_vanished vw;
 };
 
-static void imap_fetch_vanished_cb(void *ctx, uint32_t uid)
+static void imap_fetch_vanished_cb(void *ctx, uint32_t first, uint32_t last)
 {
 	struct imap_fetch_run *f = ctx;
-	if (!imap_seqset_contains(&f->vset, uid, f->max_uid > 0 ? f->max_uid : UINT32_MAX))
-		return;
-	size_t len = evbuffer_get_length(f->out);
-	if (len == 0)
-		evbuffer_add_printf(f->out, "* VANISHED (EARLIER) %u", uid);
-	else
-		evbuffer_add_printf(f->out, ",%u", uid);
+	imap_vanished_add(&f->vw, first, last);
 }
 
 void imap_fetch_run_free(struct imap_fetch_run **fp)
@@ -183,14 +178,14 @@ static void imap_fetch_step_run(void *arg)
 		f->vanished = false;
 		static const struct store_changes_ops vops = {.vanished = imap_fetch_vanished_cb};
 		char *error = NULL;
+		f->vw = (struct imap_vanished){.out = f->out, .only = &f->vset};
 		if (store_mailbox_changes(f->st, f->account, f->mailbox,
 		                          imap_fetch_changedsince(f->f), &vops, f, &error) < 0) {
 			f->result = -1;
 			f->error = error;
 			return;
 		}
-		if (evbuffer_get_length(f->out) > 0)
-			evbuffer_add(f->out, "\r\n", 2);
+		imap_vanished_end(&f->vw);
 	}
 	while (evbuffer_get_length(f->out) < IMAP_FETCH_STEP) {
 		if (f->cur == f->nitems) {
@@ -328,15 +323,37 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 		imap_fetch_free(&cf);
 		return;
 	}
-	struct imap_seqset vset = {0};
+	struct imap_seqset vset = {0}, vparsed = {0};
 	const char *verr;
 	if (imap_fetch_vanished(cf) &&
 	    (!uid ||
-	     imap_seqset_parse(a[0].data, a[0].len, IMAP_SEQSET_RANGES_MAX, &vset, &verr) < 0)) {
+	     imap_seqset_parse(a[0].data, a[0].len, IMAP_SEQSET_RANGES_MAX, &vparsed, &verr) < 0)) {
 		imap_fetch_free(&cf);
 		free(uids);
 		imap_reply_bad(s, "BAD VANISHED needs UID FETCH");
 		return;
+	}
+	if (vparsed.n > 0) {
+		/* RFC 7162 3.2.6: only UIDs of the set; "*" is the last UID of the
+		 * view (any UID when the view is empty), numbers above it count */
+		uint32_t max_uid = imap_uidmap_max(&s->view->map);
+		if (max_uid == 0)
+			max_uid = UINT32_MAX;
+		for (unsigned k = 0; k < vparsed.n; k++) {
+			struct imap_seq_range *r = &vparsed.ranges[k];
+			if (r->lo == IMAP_SEQ_STAR)
+				r->lo = max_uid;
+			if (r->hi == IMAP_SEQ_STAR)
+				r->hi = max_uid;
+		}
+		int rc = imap_seqset_resolve(&vparsed, UINT32_MAX, &vset);
+		imap_seqset_free(&vparsed);
+		if (rc < 0) {
+			imap_fetch_free(&cf);
+			free(uids);
+			imap_reply(s, "%s NO [UNAVAILABLE] Out of memory", s->tag);
+			return;
+		}
 	}
 	if (imap_fetch_wants_modseq(cf))
 		s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
@@ -360,7 +377,6 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 		uids = NULL;
 		f->vset = vset;
 		f->vanished = vset.n > 0;
-		f->max_uid = imap_uidmap_max(&s->view->map);
 	} else {
 		imap_seqset_free(&vset);
 		free(uids);

@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "imap/imap_session_int.h"
+#include "imap/imap_vanished.h"
 #include "net/line_session.h"
 
 /* ---- names and strings ---- */
@@ -317,6 +318,7 @@ static void imap_changes_mailbox_cb(void *ctx, const struct store_mailbox_info *
 	ch->uidvalidity = mb->uidvalidity;
 	ch->uidnext = mb->uidnext;
 	ch->highestmodseq = mb->highestmodseq;
+	ch->expunge_floor = mb->expunge_floor;
 }
 
 static void imap_changes_message_cb(void *ctx, const struct store_message_info *m)
@@ -326,14 +328,14 @@ static void imap_changes_message_cb(void *ctx, const struct store_message_info *
 		ch->oom = true;
 }
 
-static void imap_changes_vanished_cb(void *ctx, uint32_t uid)
+static void imap_changes_vanished_cb(void *ctx, uint32_t first, uint32_t last)
 {
 	struct imap_changes *ch = ctx;
 	if (ch->oom)
 		return;
 	if (ch->nvanished == ch->capvanished) {
-		size_t ncap = ch->capvanished ? ch->capvanished * 2 : 64;
-		uint32_t *p = reallocarray(ch->vanished, ncap, sizeof(*p));
+		size_t ncap = ch->capvanished ? ch->capvanished * 2 : 32;
+		uint32_t *p = reallocarray(ch->vanished, ncap, 2 * sizeof(*p));
 		if (p == NULL) {
 			ch->oom = true;
 			return;
@@ -341,7 +343,9 @@ static void imap_changes_vanished_cb(void *ctx, uint32_t uid)
 		ch->vanished = p;
 		ch->capvanished = ncap;
 	}
-	ch->vanished[ch->nvanished++] = uid;
+	ch->vanished[2 * ch->nvanished] = first;
+	ch->vanished[2 * ch->nvanished + 1] = last;
+	ch->nvanished++;
 }
 
 void imap_changes_free(struct imap_changes *ch)
@@ -382,12 +386,19 @@ void imap_view_apply(struct imap_session *s, struct imap_changes *ch)
 		imap_view_gone(s);
 		return;
 	}
+	/* vanished: ascending UID ranges (first, last) */
 	for (size_t k = 0; k < ch->nvanished; k++) {
-		uint32_t seq = imap_view_seq(v, ch->vanished[k]);
-		if (seq > 0)
+		uint32_t hi = ch->vanished[2 * k + 1];
+		uint32_t seq = imap_uidmap_lower(&v->map, ch->vanished[2 * k]);
+		/* each report removes message seq: the next one moves into its place */
+		while (seq <= v->map.n && imap_uidmap_uid(&v->map, seq) <= hi) {
+			uint32_t before = v->map.n;
 			imap_view_expunge_report(s, seq);
-		if (imap_session_gone(s))
-			return;
+			if (imap_session_gone(s))
+				return;
+			if (v->map.n == before)
+				seq++; /* not removed (out of memory): go on past it */
+		}
 	}
 	if (v->ntold > 1)
 		qsort(v->told, v->ntold, sizeof(v->told[0]), imap_told_cmp);
@@ -1030,15 +1041,21 @@ struct imap_select_job {
 	bool qresync;
 	uint32_t q_uidvalidity;
 	uint64_t q_modseq;
-	struct imap_seqset q_known; /* known UIDs (n == 0: all) */
-	struct imap_changes q_ch;   /* changed and vanished since q_modseq */
+	struct imap_seqset q_known;        /* known UIDs (n == 0: all) */
+	struct imap_seqset q_mseq, q_muid; /* sequence match data (n == 0: none) */
+	struct imap_changes q_ch;          /* vanished since q_modseq */
+	struct evbuffer *q_vanished;       /* the VANISHED (EARLIER) response, made on the worker */
 };
 
 static void imap_select_job_free(struct imap_job *j)
 {
 	struct imap_select_job *sj = (struct imap_select_job *)j;
 	imap_seqset_free(&sj->q_known);
+	imap_seqset_free(&sj->q_mseq);
+	imap_seqset_free(&sj->q_muid);
 	imap_changes_free(&sj->q_ch);
+	if (sj->q_vanished != NULL)
+		evbuffer_free(sj->q_vanished);
 	imap_mbox_list_free(&sj->l);
 	imap_uidmap_free(&sj->map);
 }
@@ -1062,6 +1079,75 @@ static void imap_select_mailbox_cb(void *ctx, const struct store_mailbox_info *m
 	imap_mbox_list_cb(&sj->l, mb);
 }
 
+/* RFC 7162 3.2.5.2, on a message list when the expunge log no longer reaches
+ * back to the client's MODSEQ: a pair of the sequence match data whose message
+ * number still has that UID shows that none of the messages the client knew up
+ * to that UID went (none can come below it). The highest such UID, or 0. */
+static uint32_t imap_select_seq_match(const struct imap_select_job *sj)
+{
+	struct imap_seqset seqs, uids;
+	uint64_t cs = 0, cu = 0, seq, uid;
+	uint32_t above = 0;
+	uint32_t n = sj->map.n;
+	if (sj->q_mseq.n == 0 || n == 0 || imap_seqset_resolve(&sj->q_mseq, n, &seqs) < 0)
+		return 0;
+	if (imap_seqset_resolve(&sj->q_muid, imap_uidmap_max(&sj->map), &uids) < 0) {
+		imap_seqset_free(&seqs);
+		return 0;
+	}
+	/* pairs in ascending order, as many as there are messages at most */
+	while (imap_seqset_next(&seqs, n, &cs, &seq) > 0 &&
+	       imap_seqset_next(&uids, UINT32_MAX, &cu, &uid) > 0) {
+		if (imap_uidmap_uid(&sj->map, (uint32_t)seq) == uid)
+			above = (uint32_t)uid;
+	}
+	imap_seqset_free(&seqs);
+	imap_seqset_free(&uids);
+	return above;
+}
+
+/* RFC 7162 3.2.5.2: VANISHED (EARLIER) for the UIDs expunged since the client's
+ * MODSEQ that it knows (known-uids; all when not given), never one that is in
+ * the message list the view is made of (a later expunge is reported to the
+ * view). When the log was pruned past that MODSEQ, the store names every UID
+ * without an entry and the sequence match data narrows it. Made on the worker
+ * into sj->q_vanished. 1, -1 out of memory. */
+static int imap_select_vanished(struct imap_select_job *sj)
+{
+	struct imap_seqset known = {0};
+	struct imap_changes *ch = &sj->q_ch;
+	sj->q_vanished = evbuffer_new();
+	if (sj->q_vanished == NULL)
+		return -1;
+	struct imap_vanished w = {.out = sj->q_vanished};
+	if (sj->q_known.n > 0) {
+		uint32_t max = sj->l.v[0].uidnext > 1 ? sj->l.v[0].uidnext - 1 : 1;
+		if (imap_seqset_resolve(&sj->q_known, max, &known) < 0)
+			return -1;
+		w.only = &known;
+	}
+	if (sj->q_modseq < ch->expunge_floor)
+		w.above = imap_select_seq_match(sj);
+	/* the message list's UIDs are skipped */
+	for (size_t k = 0; k < ch->nvanished; k++) {
+		uint64_t a = ch->vanished[2 * k], b = ch->vanished[2 * k + 1];
+		while (a <= b) {
+			uint32_t seq = imap_uidmap_lower(&sj->map, (uint32_t)a);
+			uint32_t u = seq <= sj->map.n ? imap_uidmap_uid(&sj->map, seq) : 0;
+			if (u == 0 || u > b) {
+				imap_vanished_add(&w, (uint32_t)a, (uint32_t)b);
+				break;
+			}
+			if (u > a)
+				imap_vanished_add(&w, (uint32_t)a, u - 1);
+			a = (uint64_t)u + 1;
+		}
+	}
+	imap_vanished_end(&w);
+	imap_seqset_free(&known);
+	return 1;
+}
+
 /* The mailbox's status and its UIDs in one snapshot (store_mailbox_changes since
  * 0): the view's HIGHESTMODSEQ is exactly the state its UIDs show. */
 static void imap_select_job_run(struct imap_job *j)
@@ -1079,12 +1165,13 @@ static void imap_select_job_run(struct imap_job *j)
 		j->result = -1;
 	if (j->result > 0 && sj->qresync && sj->l.v[0].uidvalidity == sj->q_uidvalidity) {
 		static const struct store_changes_ops vops = {
+		    .mailbox = imap_changes_mailbox_cb,
 		    .vanished = imap_changes_vanished_cb,
 		};
 		char *error = NULL;
 		if (store_mailbox_changes(j->st, j->account, sj->name, sj->q_modseq, &vops,
 		                          &sj->q_ch, &error) < 0 ||
-		    sj->q_ch.oom) {
+		    sj->q_ch.oom || imap_select_vanished(sj) < 0) {
 			j->result = -1;
 			j->error = error;
 		}
@@ -1099,28 +1186,8 @@ static void imap_select_qresync_report(struct imap_select_job *sj, struct evbuff
 	struct imap_view *v = sj->j.s->view;
 	if (sj->l.v[0].uidvalidity != sj->q_uidvalidity)
 		return;
-	bool first = true;
-	for (size_t k = 0; k < sj->q_ch.nvanished; k++) {
-		uint32_t u = sj->q_ch.vanished[k];
-		if (sj->q_known.n > 0 && !imap_seqset_contains(&sj->q_known, u, UINT32_MAX))
-			continue;
-		/* one range per run of consecutive UIDs */
-		size_t e = k;
-		while (e + 1 < sj->q_ch.nvanished &&
-		       sj->q_ch.vanished[e + 1] == sj->q_ch.vanished[e] + 1 &&
-		       (sj->q_known.n == 0 ||
-		        imap_seqset_contains(&sj->q_known, sj->q_ch.vanished[e + 1], UINT32_MAX)))
-			e++;
-		evbuffer_add_printf(out, "%s", first ? "* VANISHED (EARLIER) " : ",");
-		if (e > k)
-			evbuffer_add_printf(out, "%u:%u", u, sj->q_ch.vanished[e]);
-		else
-			evbuffer_add_printf(out, "%u", u);
-		first = false;
-		k = e;
-	}
-	if (!first)
-		evbuffer_add(out, "\r\n", 2);
+	if (sj->q_vanished != NULL)
+		evbuffer_add_buffer(out, sj->q_vanished);
 	for (size_t k = 0; k < sj->q_ch.n; k++) {
 		const struct imap_change_msg *c = &sj->q_ch.msgs[k];
 		evbuffer_add_printf(out, "* %u FETCH (UID %u FLAGS ", imap_view_seq(v, c->uid),
@@ -1222,7 +1289,7 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 	bool condstore = false, qresync = false;
 	uint32_t q_uidvalidity = 0;
 	uint64_t q_modseq = 0;
-	struct imap_seqset known = {0};
+	struct imap_seqset known = {0}, mseq = {0}, muid = {0};
 	if (i < cmd->nargs) {
 		/* RFC 4466 select-params: (CONDSTORE) RFC 7162 3.1.8, (QRESYNC (uidvalidity
 		 * modseq [known-uids [seq-match-data]])) RFC 7162 3.2.5 */
@@ -1246,7 +1313,9 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 			const struct imap_token *q = &a[k + 1];
 			unsigned qn = q->span, q0 = k + 2;
 			const char *err;
-			if (qn < 2 || qn > 4 || a[q0].type != IMAP_TOKEN_ATOM ||
+			/* qn counts the tokens inside: (uidvalidity modseq [known-uids
+			 * [(known-sequence-set known-uid-set)]]) is 2, 3 or 6 */
+			if ((qn != 2 && qn != 3 && qn != 6) || a[q0].type != IMAP_TOKEN_ATOM ||
 			    !(a[q0].flags & IMAP_ATOM_NZ) || !(a[q0].flags & IMAP_ATOM_NUMBER32) ||
 			    a[q0 + 1].type != IMAP_TOKEN_ATOM ||
 			    !(a[q0 + 1].flags & IMAP_ATOM_NZ) ||
@@ -1255,8 +1324,19 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 			      !(a[q0 + 2].flags & IMAP_ATOM_SEQSET) ||
 			      imap_seqset_parse(a[q0 + 2].data, a[q0 + 2].len,
 			                        IMAP_SEQSET_RANGES_MAX, &known, &err) < 0)) ||
-			    (qn == 4 && a[q0 + 3].type != IMAP_TOKEN_LIST)) {
+			    (qn == 6 &&
+			     (a[q0 + 3].type != IMAP_TOKEN_LIST || a[q0 + 3].span != 2 ||
+			      a[q0 + 4].type != IMAP_TOKEN_ATOM ||
+			      !(a[q0 + 4].flags & IMAP_ATOM_SEQSET) ||
+			      a[q0 + 5].type != IMAP_TOKEN_ATOM ||
+			      !(a[q0 + 5].flags & IMAP_ATOM_SEQSET) ||
+			      imap_seqset_parse(a[q0 + 4].data, a[q0 + 4].len,
+			                        IMAP_SEQSET_RANGES_MAX, &mseq, &err) < 0 ||
+			      imap_seqset_parse(a[q0 + 5].data, a[q0 + 5].len,
+			                        IMAP_SEQSET_RANGES_MAX, &muid, &err) < 0))) {
 				imap_seqset_free(&known);
+				imap_seqset_free(&mseq);
+				imap_seqset_free(&muid);
 				imap_reply_bad(s, "BAD Invalid QRESYNC parameters");
 				return;
 			}
@@ -1267,6 +1347,8 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 		}
 		if (!ok) {
 			imap_seqset_free(&known);
+			imap_seqset_free(&mseq);
+			imap_seqset_free(&muid);
 			imap_reply_bad(s, "BAD Unexpected arguments");
 			return;
 		}
@@ -1274,6 +1356,8 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 	char name[STORE_MAILBOX_NAME_MAX + 1];
 	if (imap_arg_mailbox(s, &a[0], name) < 0) {
 		imap_seqset_free(&known);
+		imap_seqset_free(&mseq);
+		imap_seqset_free(&muid);
 		return;
 	}
 	if (condstore)
@@ -1286,6 +1370,8 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 	struct imap_select_job *sj = imap_job_new(s, sizeof(*sj));
 	if (sj == NULL) {
 		imap_seqset_free(&known);
+		imap_seqset_free(&mseq);
+		imap_seqset_free(&muid);
 		return;
 	}
 	sj->j.run = imap_select_job_run;
@@ -1297,6 +1383,8 @@ static void imap_select(struct imap_session *s, const struct imap_command *cmd, 
 	sj->q_uidvalidity = q_uidvalidity;
 	sj->q_modseq = q_modseq;
 	sj->q_known = known;
+	sj->q_mseq = mseq;
+	sj->q_muid = muid;
 	imap_job_submit(s, &sj->j);
 }
 

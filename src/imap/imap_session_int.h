@@ -96,7 +96,8 @@ struct imap_changes {
 	uint64_t highestmodseq;
 	struct imap_change_msg *msgs; /* new or changed entries, ascending UID */
 	size_t n, cap;
-	uint32_t *vanished; /* ascending */
+	uint64_t expunge_floor;
+	uint32_t *vanished; /* runs of UIDs: [2k]..[2k + 1], k < nvanished, ascending */
 	size_t nvanished, capvanished;
 	bool oom;
 };

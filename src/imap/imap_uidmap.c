@@ -82,6 +82,25 @@ uint32_t imap_uidmap_seq(const struct imap_uidmap *m, uint32_t uid)
 	return off < run_len(m, lo) ? m->runs[lo].seq + off : 0;
 }
 
+uint32_t imap_uidmap_lower(const struct imap_uidmap *m, uint32_t uid)
+{
+	if (m->nruns == 0 || uid <= m->runs[0].uid)
+		return 1;
+	uint32_t lo = 0, hi = m->nruns;
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (m->runs[mid].uid <= uid)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	uint32_t off = uid - m->runs[lo].uid;
+	if (off < run_len(m, lo))
+		return m->runs[lo].seq + off;
+	/* past this run: the next run's first message (or n + 1) */
+	return m->runs[lo].seq + run_len(m, lo);
+}
+
 uint32_t imap_uidmap_max(const struct imap_uidmap *m)
 {
 	if (m->nruns == 0)

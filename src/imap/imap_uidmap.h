@@ -30,6 +30,9 @@ int imap_uidmap_append(struct imap_uidmap *m, uint32_t uid);
 uint32_t imap_uidmap_uid(const struct imap_uidmap *m, uint32_t seq);
 /* The sequence number of uid, 0 when it is not in the map. O(log runs). */
 uint32_t imap_uidmap_seq(const struct imap_uidmap *m, uint32_t uid);
+/* The sequence number of the first message with a UID >= uid; n + 1 when
+ * there is none. O(log runs). */
+uint32_t imap_uidmap_lower(const struct imap_uidmap *m, uint32_t uid);
 /* The largest UID, 0 when empty. */
 uint32_t imap_uidmap_max(const struct imap_uidmap *m);
 /* Run i (0..nruns-1): its first UID and length. */

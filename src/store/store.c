@@ -345,6 +345,16 @@ int store_blob_sweep(struct store *st, unsigned min_age, uint64_t *removed_r, ch
 	return st->ops->blob_sweep(st->be, min_age, removed_r, error_r);
 }
 
+int store_expunge_log_prune(struct store *st, uint64_t max_age, uint64_t max_rows,
+                            uint64_t *removed_r, char **error_r)
+{
+	if (removed_r != NULL)
+		*removed_r = 0;
+	if (st->ops->expunge_log_prune == NULL)
+		return 1; /* a backend without an expunge log */
+	return st->ops->expunge_log_prune(st->be, max_age, max_rows, removed_r, error_r);
+}
+
 int store_message_expunge(struct store *st, const char *account, const char *mailbox,
                           const uint32_t *uids, size_t n, char **error_r)
 {

@@ -281,6 +281,10 @@ struct store_mailbox_info {
 	bool subscribed;
 	bool noselect;     /* a \Noselect name kept for its inferiors */
 	bool children;     /* has inferiors (LIST \HasChildren) */
+	/* The expunge log holds every UID expunged with a MODSEQ above this (0:
+	 * since the mailbox began); older entries were pruned
+	 * (store_expunge_log_prune). */
+	uint64_t expunge_floor;
 };
 typedef void store_mailbox_cb(void *ctx, const struct store_mailbox_info *mb);
 /* 0 if the account does not exist */
@@ -333,6 +337,19 @@ void store_blob_range_close(struct store_blob_range *r);
  * blob directory. *removed_r (optional) = number of files removed. 1 ok, -1 error
  * (files already removed stay removed; the next sweep continues). */
 int store_blob_sweep(struct store *st, unsigned min_age, uint64_t *removed_r, char **error_r);
+
+/* Prunes the expunge log (QRESYNC, store_mailbox_changes): in every mailbox, the
+ * entries older than max_age seconds go, and all but the newest max_rows; the
+ * mailbox's expunge_floor rises to the highest MODSEQ removed (entries sharing
+ * one MODSEQ go together, so the log stays complete above the floor). One short
+ * write transaction per mailbox. store_open and the periodic sweep
+ * (store_options.sweep_interval) run it with STORE_EXPUNGE_LOG_AGE and
+ * STORE_EXPUNGE_LOG_ROWS. *removed_r (optional): entries removed. 1 ok, -1
+ * error (what was pruned stays pruned). */
+int store_expunge_log_prune(struct store *st, uint64_t max_age, uint64_t max_rows,
+                            uint64_t *removed_r, char **error_r);
+#define STORE_EXPUNGE_LOG_AGE (30u * 86400u)
+#define STORE_EXPUNGE_LOG_ROWS 10000u
 
 /* Removes the entries uids[0..n) of account's mailbox in one transaction (durable
  * when it returns): each blob loses one reference (files of blobs no longer
@@ -412,14 +429,18 @@ int store_mailbox_get(struct store *st, const char *account, const char *name,
 /* What changed in a mailbox since modseq `since`, in one read snapshot:
  * mailbox(ctx, info) once first (as store_mailbox_get; NULL ok), then
  * message(ctx, m) for every entry with m->modseq > since in ascending UID order
- * (new entries and entries whose flags changed), then vanished(ctx, uid) for
- * every UID expunged with a MODSEQ > since, ascending. since 0: every entry, and
- * no vanished. A \Noselect name has no entries (mailbox is still called). Any
- * member of ops may be NULL. 1 ok, 0 no such mailbox. */
+ * (new entries and entries whose flags changed), then vanished(ctx, first, last)
+ * for the UIDs expunged with a MODSEQ > since, as ascending runs first..last
+ * (inclusive, disjoint, not adjacent). When the expunge log no longer reaches
+ * back to since (since < info.expunge_floor: pruned), the runs are instead every
+ * UID below uidnext that has no entry: a superset, which RFC 7162 3.2.5.2 and
+ * 3.2.6 allow for VANISHED (EARLIER); at most entries + 1 runs. since 0: every
+ * entry, and no vanished. A \Noselect name has no entries (mailbox is still
+ * called). Any member of ops may be NULL. 1 ok, 0 no such mailbox. */
 struct store_changes_ops {
 	store_mailbox_cb *mailbox;
 	store_message_cb *message;
-	void (*vanished)(void *ctx, uint32_t uid);
+	void (*vanished)(void *ctx, uint32_t first, uint32_t last);
 };
 int store_mailbox_changes(struct store *st, const char *account, const char *mailbox,
 			  uint64_t since, const struct store_changes_ops *ops, void *ctx,
@@ -646,6 +667,8 @@ struct store_ops {
 			 struct store_blob_range *r, char **error_r);
 	int (*blob_sweep)(struct store_backend *be, unsigned min_age, uint64_t *removed_r,
 			  char **error_r);
+	int (*expunge_log_prune)(struct store_backend *be, uint64_t max_age, uint64_t max_rows,
+	                         uint64_t *removed_r, char **error_r);
 	int (*message_expunge)(struct store_backend *be, const char *account,
 			       const char *mailbox, const uint32_t *uids, size_t n,
 			       char **error_r);

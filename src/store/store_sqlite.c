@@ -196,6 +196,10 @@ static int sqlite_open(const struct store_options *opts, struct store_backend **
 	char *sweep_error = NULL;
 	(void)sqlite_blob_sweep_all(st, st->sweep_age, NULL, &sweep_error);
 	free(sweep_error);
+	sweep_error = NULL;
+	(void)sqlite_expunge_log_prune(st, STORE_EXPUNGE_LOG_AGE, STORE_EXPUNGE_LOG_ROWS, NULL,
+	                               &sweep_error);
+	free(sweep_error);
 	if (sqlite_sweeper_start(st, error_r) < 0) {
 		sqlite_close(&st);
 		return -1;
@@ -441,6 +445,7 @@ const struct store_ops store_sqlite_ops = {
     .blob_get = sqlite_blob_get,
     .blob_open = sqlite_blob_open,
     .blob_sweep = sqlite_blob_sweep_all,
+    .expunge_log_prune = sqlite_expunge_log_prune,
     .message_expunge = sqlite_message_expunge,
     .mailbox_create = sqlite_mailbox_create,
     .mailbox_delete = sqlite_mailbox_delete,

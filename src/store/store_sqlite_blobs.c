@@ -549,6 +549,10 @@ static void *sweeper_main(void *arg)
 		char *error = NULL;
 		(void)sqlite_blob_sweep_all(st, st->sweep_age, NULL, &error);
 		free(error);
+		error = NULL;
+		(void)sqlite_expunge_log_prune(st, STORE_EXPUNGE_LOG_AGE, STORE_EXPUNGE_LOG_ROWS,
+		                               NULL, &error);
+		free(error);
 		pthread_mutex_lock(&st->sw_mu);
 	}
 	pthread_mutex_unlock(&st->sw_mu);
@@ -641,7 +645,8 @@ int sqlite_blob_cache_put(struct store_backend *st, const char *blob_id, const v
 	if (st->cdb == NULL) {
 		if (sqlite_conn_open(st, false, &st->cdb, error_r) < 0)
 			goto out;
-		if (st->fsync && sqlite_db_exec(st->cdb, "PRAGMA synchronous=NORMAL", error_r) < 0) {
+		if (st->fsync &&
+		    sqlite_db_exec(st->cdb, "PRAGMA synchronous=NORMAL", error_r) < 0) {
 			sqlite_conn_close(st->cdb);
 			st->cdb = NULL;
 			goto out;

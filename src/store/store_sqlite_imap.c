@@ -10,7 +10,9 @@
  *   - every change to a mailbox's entries takes highestmodseq + 1, given to
  *     every entry the change touched (one MODSEQ per call, never per entry);
  *   - every entry removed from a mailbox that stays goes to `expunged` with the
- *     MODSEQ of the removal (QRESYNC VANISHED, RFC 7162 3.2.10);
+ *     MODSEQ of the removal (QRESYNC VANISHED, RFC 7162 3.2.10); pruning removes
+ *     old entries and raises mailboxes.expunge_floor, above which the log
+ *     stays complete;
  *   - the superiors of a mailbox exist (created with it, a DELETE with
  *     inferiors leaves a \Noselect name, a RENAME moves the inferiors along). */
 #include "store/store_sqlite_int.h"
@@ -27,6 +29,7 @@ struct imap_mbox {
 	int64_t id;
 	uint32_t uidvalidity, uidnext;
 	uint64_t modseq;
+	uint64_t expunge_floor; /* the expunge log is complete above it */
 	bool noselect;
 	char special_use[16]; /* "" when none */
 };
@@ -98,7 +101,7 @@ static int imap_mbox_find(sqlite3 *db, int64_t acct, const char *name, struct im
 	memset(mb, 0, sizeof(*mb));
 	if (sqlite_stmt_cached(db,
 	                       "SELECT id, uidvalidity, uidnext, highestmodseq, noselect,"
-	                       "  coalesce(special_use, '')"
+	                       "  coalesce(special_use, ''), expunge_floor"
 	                       " FROM mailboxes WHERE account = ?1 AND name = ?2",
 	                       &stmt, error_r) < 0)
 		return -1;
@@ -112,6 +115,7 @@ static int imap_mbox_find(sqlite3 *db, int64_t acct, const char *name, struct im
 		mb->uidnext = (uint32_t)sqlite3_column_int64(stmt, 2);
 		mb->modseq = (uint64_t)sqlite3_column_int64(stmt, 3);
 		mb->noselect = sqlite3_column_int(stmt, 4) != 0;
+		mb->expunge_floor = (uint64_t)sqlite3_column_int64(stmt, 6);
 		snprintf(mb->special_use, sizeof(mb->special_use), "%s", su != NULL ? su : "");
 	} else if (rc != SQLITE_DONE) {
 		sqlite_db_fail(db, error_r, "database");
@@ -206,9 +210,10 @@ static long imap_entries_remove(struct store_backend *st, int64_t mbox, const ui
 	        error_r) < 0 ||
 	    sqlite_stmt_cached(db, "UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1", &ref,
 	                       error_r) < 0 ||
-	    sqlite_stmt_cached(
-	        db, "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq) VALUES (?1, ?2, ?3)",
-	        &log, error_r) < 0)
+	    sqlite_stmt_cached(db,
+	                       "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq, time)"
+	                       " VALUES (?1, ?2, ?3, CAST(strftime('%s', 'now') AS INTEGER))",
+	                       &log, error_r) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_bind_int64(del, 1, mbox);
@@ -337,7 +342,8 @@ static void imap_sweep(struct store_backend *st)
 	"  EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = b.account"                      \
 	"          AND s.name = b.name),"                                                          \
 	"  EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = b.account"                          \
-	"          AND c.name > b.name || '/' AND c.name < b.name || '0')"                         \
+	"          AND c.name > b.name || '/' AND c.name < b.name || '0'),"                        \
+	"  b.expunge_floor"                                                                        \
 	" FROM mailboxes b"
 
 static void imap_mbox_info_emit(sqlite3_stmt *stmt, store_mailbox_cb *cb, void *ctx)
@@ -355,6 +361,7 @@ static void imap_mbox_info_emit(sqlite3_stmt *stmt, store_mailbox_cb *cb, void *
 	    .noselect = sqlite3_column_int(stmt, 9) != 0,
 	    .subscribed = sqlite3_column_int(stmt, 10) != 0,
 	    .children = sqlite3_column_int(stmt, 11) != 0,
+	    .expunge_floor = (uint64_t)sqlite3_column_int64(stmt, 12),
 	};
 	if (mb.name == NULL)
 		mb.name = "";
@@ -471,6 +478,57 @@ static void imap_message_emit(sqlite3_stmt *stmt, store_message_cb *cb, void *ct
 	cb(ctx, &m);
 }
 
+/* The vanished part of store_mailbox_changes, on the snapshot db: the runs of
+ * UIDs in the expunge log above since, or, when the log was pruned past since
+ * (since < expunge_floor), the runs of UIDs below uidnext without an entry: every
+ * UID the mailbox gave out and no longer has, a superset of those expunged since
+ * (RFC 7162 3.2.5.2 and 3.2.6 let VANISHED (EARLIER) name UIDs the client does
+ * not know; it ignores them). At most one run more than there are entries. */
+static int imap_vanished_emit(sqlite3 *db, const struct imap_mbox *mb, uint64_t since,
+                              void (*vanished)(void *ctx, uint32_t first, uint32_t last), void *ctx,
+                              char **error_r)
+{
+	bool pruned = since < mb->expunge_floor;
+	sqlite3_stmt *stmt;
+	uint32_t first = 0, last = 0; /* the log run being built (first 0: none) */
+	uint64_t next = 1;            /* pruned: the lowest UID not accounted for */
+	int rc;
+
+	if (sqlite_stmt_cached(db,
+	                       pruned ? "SELECT uid FROM messages WHERE mailbox = ?1 ORDER BY uid"
+	                              : "SELECT uid FROM expunged INDEXED BY expunged_modseq"
+	                                " WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid",
+	                       &stmt, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, mb->id);
+	if (!pruned)
+		sqlite3_bind_int64(stmt, 2, (int64_t)since);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		uint32_t uid = (uint32_t)sqlite3_column_int64(stmt, 0);
+		if (pruned) {
+			if (uid > next)
+				vanished(ctx, (uint32_t)next, uid - 1);
+			next = (uint64_t)uid + 1;
+		} else if (first != 0 && uid == last + 1) {
+			last = uid;
+		} else {
+			if (first != 0)
+				vanished(ctx, first, last);
+			first = last = uid;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		sqlite_db_fail(db, error_r, "database");
+	sqlite_stmt_release(stmt);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (pruned && next < mb->uidnext)
+		vanished(ctx, (uint32_t)next, mb->uidnext - 1);
+	if (first != 0)
+		vanished(ctx, first, last);
+	return 1;
+}
+
 int sqlite_mailbox_changes(struct store_backend *st, const char *account, const char *mailbox,
                            uint64_t since, const struct store_changes_ops *ops, void *ctx,
                            char **error_r)
@@ -519,21 +577,9 @@ int sqlite_mailbox_changes(struct store_backend *st, const char *account, const 
 		sqlite_stmt_release(stmt);
 		stmt = NULL;
 	}
-	if (since > 0 && ops != NULL && ops->vanished != NULL) {
-		if (sqlite_stmt_cached(db,
-		                       "SELECT uid FROM expunged INDEXED BY expunged_modseq"
-		                       " WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid",
-		                       &stmt, error_r) < 0)
-			goto out;
-		sqlite3_bind_int64(stmt, 1, mb.id);
-		sqlite3_bind_int64(stmt, 2, (int64_t)since);
-		while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-			ops->vanished(ctx, (uint32_t)sqlite3_column_int64(stmt, 0));
-		if (rc != SQLITE_DONE) {
-			sqlite_db_fail(db, error_r, "database");
-			goto out;
-		}
-	}
+	if (since > 0 && ops != NULL && ops->vanished != NULL &&
+	    imap_vanished_emit(db, &mb, since, ops->vanished, ctx, error_r) < 0)
+		goto out;
 	ret = 1;
 out:
 	sqlite_stmt_release(stmt);
@@ -1208,7 +1254,8 @@ int sqlite_mailbox_create(struct store_backend *st, const char *account, const c
 		sqlite3_stmt *stmt;
 		if (sqlite_stmt_cached(db,
 		                       "UPDATE mailboxes SET noselect = 0, uidvalidity = ?2,"
-		                       " uidnext = 1, special_use = ?3 WHERE id = ?1",
+		                       " uidnext = 1, special_use = ?3, expunge_floor = 0"
+		                       " WHERE id = ?1",
 		                       &stmt, error_r) < 0)
 			goto rollback;
 		sqlite3_bind_int64(stmt, 1, mb.id);
@@ -1501,5 +1548,121 @@ int sqlite_subscription_list(struct store_backend *st, const char *account, stor
 out:
 	sqlite_stmt_release(stmt);
 	imap_read_end(st, db);
+	return ret;
+}
+
+/* ---- pruning the expunge log ---- */
+
+/* The first column of the first row of a cached query with two int64
+ * parameters, as *v_r (0 when there is no row or it is NULL). 1, -1. */
+static int imap_query_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t *v_r,
+                          char **error_r)
+{
+	sqlite3_stmt *stmt;
+	int rc;
+
+	*v_r = 0;
+	if (sqlite_stmt_cached(db, sql, &stmt, error_r) < 0)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, a);
+	sqlite3_bind_int64(stmt, 2, b);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*v_r = sqlite3_column_int64(stmt, 0);
+	else if (rc != SQLITE_DONE)
+		sqlite_db_fail(db, error_r, "database");
+	sqlite_stmt_release(stmt);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : -1;
+}
+
+/* Prunes mailbox mbox's log in one write transaction: below the MODSEQ that
+ * keeps at most max_rows entries and none older than cutoff. The number of
+ * entries removed, or -1. */
+static int64_t imap_expunge_log_prune_one(struct store_backend *st, int64_t mbox, int64_t max_rows,
+                                          int64_t cutoff, char **error_r)
+{
+	int64_t by_rows, by_age, removed = 0;
+
+	if (imap_begin(st, error_r) < 0)
+		return -1;
+	sqlite3 *db = st->wdb;
+	/* the MODSEQ of the newest entry past the max_rows newest: removing every
+	 * entry at or below it leaves at most max_rows */
+	if (imap_query_int(db,
+	                   "SELECT modseq FROM expunged INDEXED BY expunged_modseq"
+	                   " WHERE mailbox = ?1 ORDER BY modseq DESC LIMIT 1 OFFSET ?2",
+	                   mbox, max_rows, &by_rows, error_r) < 0 ||
+	    imap_query_int(db, "SELECT max(modseq) FROM expunged WHERE mailbox = ?1 AND time < ?2",
+	                   mbox, cutoff, &by_age, error_r) < 0)
+		return imap_end(st, -1, false, error_r);
+	int64_t floor = by_rows > by_age ? by_rows : by_age;
+	if (floor > 0) {
+		if (imap_exec(db, "DELETE FROM expunged WHERE mailbox = ?1 AND modseq <= ?2", 2,
+		              mbox, floor, NULL, NULL, error_r) < 0)
+			return imap_end(st, -1, false, error_r);
+		removed = sqlite3_changes64(db);
+		if (imap_exec(db,
+		              "UPDATE mailboxes SET expunge_floor = max(expunge_floor, ?2)"
+		              " WHERE id = ?1",
+		              2, mbox, floor, NULL, NULL, error_r) < 0)
+			return imap_end(st, -1, false, error_r);
+	}
+	return imap_end(st, 1, floor > 0, error_r) < 0 ? -1 : removed;
+}
+
+int sqlite_expunge_log_prune(struct store_backend *st, uint64_t max_age, uint64_t max_rows,
+                             uint64_t *removed_r, char **error_r)
+{
+	int64_t now = (int64_t)time(NULL);
+	int64_t cutoff = max_age >= (uint64_t)now ? 0 : now - (int64_t)max_age;
+	int64_t rows = max_rows > INT64_MAX ? INT64_MAX : (int64_t)max_rows;
+	int64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *stmt = NULL;
+	sqlite3 *db;
+	int rc, ret = -1;
+
+	if (removed_r != NULL)
+		*removed_r = 0;
+	/* The mailboxes to prune, found on a reader: the writer is taken per
+	 * mailbox only, so deliveries and IMAP commands wait at most for one. */
+	if (imap_read_begin(st, &db, error_r) < 0)
+		return -1;
+	if (sqlite_stmt_cached(db,
+	                       "SELECT mailbox FROM expunged GROUP BY mailbox"
+	                       " HAVING count(*) > ?1 OR min(time) < ?2",
+	                       &stmt, error_r) < 0)
+		goto out;
+	sqlite3_bind_int64(stmt, 1, rows);
+	sqlite3_bind_int64(stmt, 2, cutoff);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			int64_t *p = reallocarray(ids, ncap, sizeof(*p));
+			if (p == NULL) {
+				str_error(error_r, "out of memory");
+				goto out;
+			}
+			ids = p;
+			cap = ncap;
+		}
+		ids[n++] = sqlite3_column_int64(stmt, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		sqlite_db_fail(db, error_r, "database");
+		goto out;
+	}
+	ret = 1;
+out:
+	sqlite_stmt_release(stmt);
+	imap_read_end(st, db);
+	for (size_t i = 0; ret > 0 && i < n; i++) {
+		int64_t k = imap_expunge_log_prune_one(st, ids[i], rows, cutoff, error_r);
+		if (k < 0)
+			ret = -1;
+		else if (removed_r != NULL)
+			*removed_r += (uint64_t)k;
+	}
+	free(ids);
 	return ret;
 }

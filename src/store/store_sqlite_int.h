@@ -300,6 +300,9 @@ int sqlite_subscription_list(struct store_backend *st, const char *account, stor
                              void *ctx, char **error_r);
 int sqlite_mailbox_get(struct store_backend *st, const char *account, const char *name,
                        store_mailbox_cb *cb, void *ctx, char **error_r);
+/* store_expunge_log_prune */
+int sqlite_expunge_log_prune(struct store_backend *st, uint64_t max_age, uint64_t max_rows,
+                             uint64_t *removed_r, char **error_r);
 int sqlite_mailbox_changes(struct store_backend *st, const char *account, const char *mailbox,
                            uint64_t since, const struct store_changes_ops *ops, void *ctx,
                            char **error_r);

@@ -191,10 +191,10 @@ int sqlite_message_expunge(struct store_backend *st, const char *account, const 
 	                      &del, error_r) < 0 ||
 	    sqlite_db_prepare(st->wdb, "UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1",
 	                      &unref, error_r) < 0 ||
-	    sqlite_db_prepare(
-	        st->wdb,
-	        "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq) VALUES (?1, ?2, ?3)", &log,
-	        error_r) < 0)
+	    sqlite_db_prepare(st->wdb,
+	                      "INSERT OR REPLACE INTO expunged (mailbox, uid, modseq, time)"
+	                      " VALUES (?1, ?2, ?3, CAST(strftime('%s', 'now') AS INTEGER))",
+	                      &log, error_r) < 0)
 		goto rollback;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(del);

@@ -173,6 +173,15 @@ static const char *const migrations[] = {
     "                          - ((' ' || OLD.flags || ' ') LIKE '% \\Deleted %')"
     "  WHERE id = NEW.mailbox;"
     "END;",
+    /* v8: the expunge log is pruned (sqlite_expunge_log_prune). expunged.time:
+     * when the entry was removed (unix seconds; entries older than v8 count from
+     * the migration). mailboxes.expunge_floor: the log holds every expunge with
+     * a MODSEQ above it (0: complete since the mailbox began); a client whose
+     * MODSEQ is older is told every UID without an entry instead (RFC 7162
+     * 3.2.5.2, 3.2.6). */
+    "ALTER TABLE expunged ADD COLUMN time INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE expunged SET time = CAST(strftime('%s', 'now') AS INTEGER);"
+    "ALTER TABLE mailboxes ADD COLUMN expunge_floor INTEGER NOT NULL DEFAULT 0;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

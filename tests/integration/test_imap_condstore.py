@@ -5,7 +5,9 @@ messages, VANISHED in place of EXPUNGE, UID FETCH (CHANGEDSINCE n VANISHED).
 MODSEQ values are read from the server's answers, then every later reply is
 checked exactly against them."""
 
+import os
 import re
+import sqlite3
 
 import pytest
 
@@ -123,3 +125,112 @@ def test_qresync(srv):
             [], "a8 BAD Invalid QRESYNC parameters")
         a.logout()
         b.logout()
+
+
+def age_expunge_log(srv, box):
+    """Makes the expunge log entries of BOB's mailbox box older than the
+    pruning age; the next store_open (any CLI command) prunes them."""
+    db = sqlite3.connect(os.path.join(srv.data_dir, "hermod.db"), timeout=10)
+    try:
+        with db:
+            n = db.execute(
+                "UPDATE expunged SET time = 0 WHERE mailbox = (SELECT m.id FROM mailboxes m"
+                " JOIN accounts a ON a.id = m.account WHERE a.address = ? AND m.name = ?)",
+                (BOB, box)).rowcount
+    finally:
+        db.close()
+    assert n > 0
+
+
+def expunge_uid(c, uid):
+    c.ok("UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
+    c.ok("UID EXPUNGE %d" % uid)
+
+
+def status_hms(c, box):
+    untagged, tagged = c.cmd("STATUS %s (HIGHESTMODSEQ)" % box)
+    m = re.match(r'^\* STATUS "[^"]+" \(HIGHESTMODSEQ (\d+)\)$', untagged[-1])
+    assert m and tagged.endswith(" OK STATUS completed"), (untagged, tagged)
+    return int(m.group(1))
+
+
+def qresync_lines(c, box, params, tag):
+    """The QRESYNC part of a SELECT's responses: VANISHED and FETCH lines."""
+    untagged, tagged = c.cmd("SELECT %s (QRESYNC (%s))" % (box, params), tag=tag)
+    assert tagged == "%s OK [READ-WRITE] SELECT completed" % tag, (untagged, tagged)
+    return [l for l in untagged if l.startswith("* VANISHED") or " FETCH " in l]
+
+
+def test_qresync_after_prune(srv):
+    """RFC 7162 3.2.5.2 / 3.2.6 once the expunge log no longer reaches back to
+    the client's MODSEQ: VANISHED (EARLIER) names every UID the mailbox no
+    longer has (narrowed by known-uids and the sequence match data); before
+    the prune, exactly the UIDs expunged since. A session selected across the
+    prune still learns of every expunge."""
+    with login(srv) as a, login(srv) as b, login(srv) as c:
+        box = new_box(a, 6)
+        assert a.cmd("ENABLE QRESYNC", tag="a1") == (["* ENABLED QRESYNC"],
+                                                     "a1 OK ENABLE completed")
+        _, uv, _ = select(a, "SELECT %s" % box)
+        expunge_uid(a, 1)
+        a.ok("UNSELECT")
+        hms0 = status_hms(a, box)              # the client knows UIDs 2..6
+        c.ok("SELECT %s" % box)                 # stays selected, view of 2..6
+        b.ok("SELECT %s" % box)
+        expunge_uid(b, 4)
+        hms1 = status_hms(b, box)
+        expunge_uid(b, 6)
+        hms2 = status_hms(b, box)
+        assert hms0 < hms1 < hms2
+
+        # the log covers hms0: exactly what went since
+        assert qresync_lines(a, box, "%d %d" % (uv, hms0), "a2") == ["* VANISHED (EARLIER) 4,6"]
+        assert qresync_lines(a, box, "%d %d" % (uv, hms1), "a3") == ["* VANISHED (EARLIER) 6"]
+        assert qresync_lines(a, box, "%d %d 1:6" % (uv, hms0), "a4") == [
+            "* VANISHED (EARLIER) 4,6"]
+        assert a.cmd("UID FETCH 1:10 (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms0, tag="a5") == (
+            ["* VANISHED (EARLIER) 4,6"], "a5 OK UID FETCH completed")
+        # "*" is the last UID there is (5): 6 is not in 1:*
+        assert a.cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms0, tag="a6") == (
+            ["* VANISHED (EARLIER) 4"], "a6 OK UID FETCH completed")
+
+        age_expunge_log(srv, box)
+        srv.mailboxes(BOB)                      # a CLI command: store_open prunes
+
+        # below the floor (hms2): every UID without a message, 1 included
+        assert qresync_lines(a, box, "%d %d" % (uv, hms0), "a0") == [
+            "* VANISHED (EARLIER) 1,4,6"]
+        assert qresync_lines(a, box, "%d %d" % (uv, hms1), "a7") == [
+            "* VANISHED (EARLIER) 1,4,6"]
+        # known-uids narrow it
+        assert qresync_lines(a, box, "%d %d 2:6" % (uv, hms0), "a8") == [
+            "* VANISHED (EARLIER) 4,6"]
+        assert qresync_lines(a, box, "%d %d 5:9" % (uv, hms0), "a9") == [
+            "* VANISHED (EARLIER) 6"]
+        # sequence match data: messages 1 and 2 still have UIDs 2 and 3, so none
+        # of the client's messages up to UID 3 went
+        assert qresync_lines(a, box, "%d %d 1:6 (1:2 2:3)" % (uv, hms0), "b1") == [
+            "* VANISHED (EARLIER) 4,6"]
+        # a pair that no longer matches (message 3 is UID 5 now) proves nothing
+        assert qresync_lines(a, box, "%d %d 1:6 (3 4)" % (uv, hms0), "b2") == [
+            "* VANISHED (EARLIER) 1,4,6"]
+        # at the floor the log is complete again: nothing went since hms2
+        assert qresync_lines(a, box, "%d %d" % (uv, hms2), "b3") == []
+        assert a.cmd("UID FETCH 1:10 (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms0, tag="b4") == (
+            ["* VANISHED (EARLIER) 1,4,6"], "b4 OK UID FETCH completed")
+        assert a.cmd("UID FETCH 3:5 (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms0, tag="b5") == (
+            ["* VANISHED (EARLIER) 4"], "b5 OK UID FETCH completed")
+        assert a.cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms2, tag="b6") == (
+            [], "b6 OK UID FETCH completed")
+        # the session selected since before the expunges (its view at hms0)
+        assert c.cmd("NOOP", tag="c1") == (["* 3 EXPUNGE", "* 4 EXPUNGE"],
+                                           "c1 OK NOOP completed")
+        assert c.cmd("UID FETCH 1:* (UID)", tag="c2") == (
+            ["* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)", "* 3 FETCH (UID 5)"],
+            "c2 OK UID FETCH completed")
+        # a new expunge after the prune is logged as before
+        expunge_uid(b, 3)
+        assert qresync_lines(a, box, "%d %d" % (uv, hms2), "b7") == ["* VANISHED (EARLIER) 3"]
+        a.logout()
+        b.logout()
+        c.logout()

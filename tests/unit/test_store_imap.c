@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char data_dir[] = "/tmp/hermod-test-store-imap.XXXXXX";
@@ -81,9 +82,13 @@ static void modified_cb(void *ctx, uint32_t uid)
 	item('m', uid);
 }
 
-static void vanished_cb(void *ctx, uint32_t uid)
+static void vanished_cb(void *ctx, uint32_t first, uint32_t last)
 {
-	item('v', uid);
+	item('v', first);
+	if (last != first) {
+		size_t len = strlen(logbuf);
+		snprintf(logbuf + len, sizeof(logbuf) - len, ":%u", last);
+	}
 }
 
 static void expunged_cb(void *ctx, uint32_t uid)
@@ -420,6 +425,121 @@ static void test_message_ranges(struct store *st)
 	CHECK(ranges(st, "Ranges", 0, r1, 2) == 0);
 	CHECK(store_mailbox_delete(st, ACCT, "Ranges/sub", NULL) == 1);
 	CHECK(store_mailbox_delete(st, ACCT, "Ranges", NULL) == 1);
+}
+
+/* Sets the time of every expunge log entry of mailbox name (in the store under
+ * dir) to when. */
+static void log_age(const char *dir, const char *name, int64_t when)
+{
+	char path[512], sql[512];
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof(path), "%s/hermod.db", dir);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE expunged SET time = %lld WHERE mailbox ="
+	         " (SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account"
+	         "  WHERE a.address = '%s' AND m.name = '%s')",
+	         (long long)when, ACCT, name);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_changes(db) > 0);
+	sqlite3_close(db);
+}
+
+static uint64_t prune(struct store *st, uint64_t max_age, uint64_t max_rows)
+{
+	uint64_t removed = 99;
+	CHECK(store_expunge_log_prune(st, max_age, max_rows, &removed, NULL) == 1);
+	return removed;
+}
+
+/* In a store of its own: the prune is over every mailbox. */
+static void test_expunge_log_prune(void)
+{
+	static char dir[] = "/tmp/hermod-test-store-prune.XXXXXX";
+	uint32_t u1[] = {1}, u23[] = {2, 3}, u56[] = {5, 6}, u4[] = {4};
+
+	CHECK(mkdtemp(dir) != NULL);
+	struct store_options opts = {.data_dir = dir, .fsync = false};
+	struct store *st = NULL;
+	CHECK(store_open(&opts, &st, NULL) == 1);
+	CHECK(store_domain_add(st, "example.test", NULL) == 1);
+	CHECK(store_account_add(st, ACCT, "x", NULL) == 1);
+	CHECK(store_mailbox_create(st, ACCT, "Prune", NULL, NULL) == 1);
+	for (int i = 1; i <= 7; i++)
+		CHECK(deliver(st, "Prune", "Subject: p\r\n\r\np\r\n", NULL) == (uint32_t)i);
+	CHECK(store_message_expunge(st, ACCT, "Prune", u1, 1, NULL) == 1);
+	CHECK(get(st, "Prune") == 1 && mbi.expunge_floor == 0);
+	uint64_t m1 = mbi.highestmodseq;
+	CHECK(store_message_expunge(st, ACCT, "Prune", u23, 2, NULL) == 2);
+	uint64_t ma = m1 + 1;
+	CHECK(store_message_expunge(st, ACCT, "Prune", u56, 2, NULL) == 2);
+	uint64_t mb = ma + 1;
+	CHECK(changes(st, "Prune", m1) == 1);
+	CHECK_STR(logbuf, "v2:3 v5:6");
+	CHECK(changes(st, "Prune", m1 - 1) == 1);
+	CHECK_STR(logbuf, "v1:3 v5:6");
+
+	/* nothing old, and fewer rows than allowed: nothing goes */
+	CHECK(prune(st, 3600, 10) == 0);
+	CHECK(get(st, "Prune") == 1 && mbi.expunge_floor == 0);
+	/* at most 3 rows: 1 and 2, 3 (one MODSEQ: they go together) */
+	CHECK(prune(st, 3600, 3) == 3);
+	CHECK(get(st, "Prune") == 1 && mbi.expunge_floor == ma);
+	/* since == the floor: the log is still complete */
+	CHECK(changes(st, "Prune", ma) == 1);
+	CHECK_STR(logbuf, "v5:6");
+	CHECK(mbi.expunge_floor == ma);
+	/* older: every UID below uidnext without an entry, here 1:3 5:6 */
+	CHECK(changes(st, "Prune", m1) == 1);
+	CHECK_STR(logbuf, "v1:3 v5:6");
+	CHECK(changes(st, "Prune", 1) == 1);
+	CHECK_STR(logbuf, "4: 7: v1:3 v5:6");
+	CHECK(changes(st, "Prune", mb) == 1);
+	CHECK_STR(logbuf, "");
+	/* since 0: entries only, as before */
+	CHECK(changes(st, "Prune", 0) == 1);
+	CHECK_STR(logbuf, "4: 7:");
+
+	/* age: entries older than max_age go, whatever their number */
+	CHECK(store_message_expunge(st, ACCT, "Prune", u4, 1, NULL) == 1);
+	uint64_t mc = mb + 1;
+	CHECK(prune(st, 3600, 10) == 0);
+	log_age(dir, "Prune", (int64_t)time(NULL) - 7200);
+	CHECK(prune(st, 3600, 10) == 3);
+	CHECK(get(st, "Prune") == 1 && mbi.expunge_floor == mc);
+	CHECK(mbi.messages == 1 && mbi.uidnext == 8);
+	/* the last UID gone too: the run reaches uidnext - 1 */
+	uint32_t u7[] = {7};
+	CHECK(store_message_expunge(st, ACCT, "Prune", u7, 1, NULL) == 1);
+	CHECK(changes(st, "Prune", mc) == 1);
+	CHECK_STR(logbuf, "v7");
+	CHECK(changes(st, "Prune", ma) == 1);
+	CHECK_STR(logbuf, "v1:7");
+	/* the floor never goes down; max_rows 0 empties the log */
+	CHECK(prune(st, 3600, 0) == 1);
+	CHECK(get(st, "Prune") == 1 && mbi.expunge_floor == mc + 1);
+	CHECK(prune(st, 3600, 0) == 0);
+	CHECK(get(st, "Prune") == 1 && mbi.expunge_floor == mc + 1);
+	/* a mailbox whose log was never pruned keeps floor 0 */
+	uint32_t i1[] = {1};
+	CHECK(deliver(st, "INBOX", "x\r\n", NULL) == 1);
+	CHECK(store_message_expunge(st, ACCT, "INBOX", i1, 1, NULL) == 1);
+	CHECK(prune(st, 3600, 10) == 0);
+	CHECK(get(st, "INBOX") == 1 && mbi.expunge_floor == 0);
+	/* a \Noselect name made selectable again starts a new log */
+	CHECK(store_mailbox_create(st, ACCT, "Prune/sub", NULL, NULL) == 1);
+	CHECK(store_mailbox_delete(st, ACCT, "Prune", NULL) == 1);
+	CHECK(store_mailbox_create(st, ACCT, "Prune", NULL, NULL) == 1);
+	CHECK(get(st, "Prune") == 1 && mbi.expunge_floor == 0);
+	store_close(&st);
+	/* store_open prunes with the defaults: an entry older than
+	 * STORE_EXPUNGE_LOG_AGE goes */
+	log_age(dir, "INBOX", (int64_t)time(NULL) - STORE_EXPUNGE_LOG_AGE - 60);
+	CHECK(store_open(&opts, &st, NULL) == 1);
+	CHECK(get(st, "INBOX") == 1 && mbi.expunge_floor == mbi.highestmodseq);
+	store_close(&st);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 struct async_done {
@@ -1108,6 +1228,8 @@ static void test_migrate_v5(void)
 	    "ALTER TABLE mailboxes DROP COLUMN noselect;"
 	    "UPDATE mailboxes SET subscribed = (name <> 'Trash');"
 	    "DROP TABLE subscriptions; DROP TABLE uidvalidity_counter; DROP TABLE blob_cache;"
+	    "ALTER TABLE expunged DROP COLUMN time;"
+	    "ALTER TABLE mailboxes DROP COLUMN expunge_floor;"
 	    "DELETE FROM schema_version WHERE version >= 6;";
 	char *err = NULL;
 	CHECK(sqlite3_exec(db, undo, NULL, NULL, &err) == SQLITE_OK);
@@ -1160,6 +1282,7 @@ int main(void)
 	store_close(&st);
 	test_reopen();
 	test_migrate_v5();
+	test_expunge_log_prune();
 
 	nftw(data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_finish("store_imap");

@@ -426,11 +426,11 @@ static void changes_msg_cb(void *ctx, const struct store_message_info *m)
 	snprintf(res->got + len, sizeof(res->got) - len, " %u:%s", m->uid, m->flags);
 }
 
-static void changes_vanished_cb(void *ctx, uint32_t uid)
+static void changes_vanished_cb(void *ctx, uint32_t first, uint32_t last)
 {
 	struct sweep_result *res = ctx;
 	size_t len = strlen(res->got);
-	snprintf(res->got + len, sizeof(res->got) - len, " v%u", uid);
+	snprintf(res->got + len, sizeof(res->got) - len, " v%u:%u", first, last);
 }
 
 static void fn_changes(struct store *st, struct sweep_result *res)
