@@ -55,6 +55,10 @@ static void test_basic(void)
 	CHECK(imap_uidmap_append(&m, 20) < 0); /* not above the last */
 	CHECK(imap_uidmap_append(&m, 7) < 0);
 	CHECK(imap_uidmap_seq(&m, 8) == 6);
+	/* lower: 1..5 | 8 9 | 20 */
+	CHECK(imap_uidmap_lower(&m, 0) == 1 && imap_uidmap_lower(&m, 3) == 3);
+	CHECK(imap_uidmap_lower(&m, 6) == 6 && imap_uidmap_lower(&m, 9) == 7);
+	CHECK(imap_uidmap_lower(&m, 10) == 8 && imap_uidmap_lower(&m, 21) == 9);
 	CHECK(imap_uidmap_uid(&m, 8) == 20);
 	/* inside a run: 1 2 | 4 5 */
 	CHECK(imap_uidmap_remove(&m, 3) == 1);
@@ -131,6 +135,12 @@ static void test_random(void)
 			n--;
 		}
 		if (step % 7 == 0 && !same(&m, model, n))
+			ok = 0;
+		/* lower: the first message with a UID >= u, against the model */
+		uint32_t u = 1 + (uint32_t)rand() % (next + 2), want = 1;
+		while (want <= n && model[want - 1] < u)
+			want++;
+		if (imap_uidmap_lower(&m, u) != want)
 			ok = 0;
 	}
 	CHECK(ok);
