@@ -65,3 +65,21 @@ int str_hexval(unsigned char c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+int str_parse_u64(const char *s, size_t len, uint64_t *v_r)
+{
+	uint64_t v = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*v_r = v;
+	return 1;
+}

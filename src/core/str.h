@@ -6,10 +6,14 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* malloc'd copy of s; NULL when s is NULL or memory ran out. */
 /* The value (0..15) of a hexadecimal digit of either case, -1 for any other octet. */
 int str_hexval(unsigned char c);
+/* s[0..len) as a decimal uint64_t: digits only, at least one, overflow-checked.
+ * 1 ok with *v_r, -1 bad. */
+int str_parse_u64(const char *s, size_t len, uint64_t *v_r);
 char *str_dup(const char *s);
 /* malloc'd copy of s[0..len) plus a NUL (s may hold NULs; need not be
  * terminated); NULL when out of memory. s may be NULL only when len is 0. */

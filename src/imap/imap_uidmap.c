@@ -66,10 +66,10 @@ uint32_t imap_uidmap_uid(const struct imap_uidmap *m, uint32_t seq)
 	return r->uid + (seq - r->seq);
 }
 
-uint32_t imap_uidmap_seq(const struct imap_uidmap *m, uint32_t uid)
+/* The last run starting at or below uid (the map is not empty and uid is at
+ * least the first UID). */
+static uint32_t run_at(const struct imap_uidmap *m, uint32_t uid)
 {
-	if (m->nruns == 0 || uid < m->runs[0].uid)
-		return 0;
 	uint32_t lo = 0, hi = m->nruns;
 	while (hi - lo > 1) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -78,6 +78,14 @@ uint32_t imap_uidmap_seq(const struct imap_uidmap *m, uint32_t uid)
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+uint32_t imap_uidmap_seq(const struct imap_uidmap *m, uint32_t uid)
+{
+	if (m->nruns == 0 || uid < m->runs[0].uid)
+		return 0;
+	uint32_t lo = run_at(m, uid);
 	uint32_t off = uid - m->runs[lo].uid;
 	return off < run_len(m, lo) ? m->runs[lo].seq + off : 0;
 }
@@ -86,14 +94,7 @@ uint32_t imap_uidmap_lower(const struct imap_uidmap *m, uint32_t uid)
 {
 	if (m->nruns == 0 || uid <= m->runs[0].uid)
 		return 1;
-	uint32_t lo = 0, hi = m->nruns;
-	while (hi - lo > 1) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (m->runs[mid].uid <= uid)
-			lo = mid;
-		else
-			hi = mid;
-	}
+	uint32_t lo = run_at(m, uid);
 	uint32_t off = uid - m->runs[lo].uid;
 	if (off < run_len(m, lo))
 		return m->runs[lo].seq + off;

@@ -1,6 +1,8 @@
 /* The SMTP client's parsers: see smtp_client_parse.h. */
 #include "smtp/smtp_client_parse.h"
 
+#include "core/str.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,25 +198,6 @@ int smtp_reply_format(const struct smtp_reply *r, struct buf *out, size_t max)
 
 /* ---- EHLO ---- */
 
-/* A decimal number of at most 20 digits without overflow; 1 ok. */
-static int smtp_parse_u64(const char *s, size_t len, uint64_t *v_r)
-{
-	uint64_t v = 0;
-
-	if (len == 0 || len > 20)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*v_r = v;
-	return 1;
-}
-
 /* RFC 9422 4: LIMITS limit *(SP limit), limit = name "=" 1*digit. */
 static void smtp_ehlo_limits(const char *p, struct smtp_ehlo_caps *caps)
 {
@@ -232,7 +215,7 @@ static void smtp_ehlo_limits(const char *p, struct smtp_ehlo_caps *caps)
 		size_t len = strcspn(p, " ");
 		const char *eq = memchr(p, '=', len);
 		uint64_t v;
-		if (eq != NULL && smtp_parse_u64(eq + 1, len - (size_t)(eq + 1 - p), &v) == 1 &&
+		if (eq != NULL && str_parse_u64(eq + 1, len - (size_t)(eq + 1 - p), &v) == 1 &&
 		    v > 0 && v <= 1000000) {
 			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 				if ((size_t)(eq - p) == strlen(names[i].name) &&
@@ -295,7 +278,7 @@ void smtp_ehlo_caps_parse(const struct smtp_reply *r, struct smtp_ehlo_caps *cap
 		if (kwlen == 4 && strncasecmp(l, "SIZE", 4) == 0) {
 			/* RFC 1870 4: SIZE [number]; 0 or none: no fixed maximum */
 			uint64_t v = 0;
-			if (*params == '\0' || smtp_parse_u64(params, strlen(params), &v) == 1) {
+			if (*params == '\0' || str_parse_u64(params, strlen(params), &v) == 1) {
 				caps->size = true;
 				caps->size_max = v;
 			}

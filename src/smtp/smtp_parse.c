@@ -4,6 +4,8 @@
  * RFC 3461 (DSN) and RFC 4954 (AUTH=). */
 #include "smtp/smtp_parse.h"
 
+#include "core/str.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,24 +264,6 @@ static char *dup_n(const char *s, size_t n)
 	return d;
 }
 
-/* Parses digits as uint64 (overflow-checked). 1 ok, -1 bad. */
-static int parse_u64(const char *s, size_t len, uint64_t *r)
-{
-	uint64_t v = 0;
-	if (len == 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (!is_digit((unsigned char)s[i]))
-			return -1;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*r = v;
-	return 1;
-}
-
 /* Walks the parameter list after a path: *(SP esmtp-param). One or more SP
  * separate parameters (RFC 5321 wants exactly one; more is harmless). Calls cb
  * for each; stops at the first error. */
@@ -336,7 +320,7 @@ static enum smtp_parse_result mail_param(void *ctx_, const struct esmtp_param *p
 			*error_r = "duplicate SIZE";
 			return SMTP_PARSE_SYNTAX;
 		}
-		if (v == NULL || vl > SMTP_SIZE_DIGITS_MAX || parse_u64(v, vl, &r->size) < 0) {
+		if (v == NULL || vl > SMTP_SIZE_DIGITS_MAX || str_parse_u64(v, vl, &r->size) < 0) {
 			*error_r = "invalid SIZE value";
 			return SMTP_PARSE_SYNTAX;
 		}
@@ -629,7 +613,7 @@ enum smtp_parse_result smtp_bdat_args_parse(const char *args, size_t len, uint64
 		len--;
 	while (i < len && is_digit((unsigned char)args[i]))
 		i++;
-	if (i == 0 || parse_u64(args, i, size_r) < 0) {
+	if (i == 0 || str_parse_u64(args, i, size_r) < 0) {
 		*error_r = i == 0 ? "syntax: BDAT <size> [LAST]" : "chunk size too large";
 		return SMTP_PARSE_SYNTAX;
 	}
