@@ -31,6 +31,9 @@ struct store {
 	/* change notification (store_watch_*) */
 	pthread_mutex_t watch_mu;
 	struct store_watch *watch[STORE_WATCH_BUCKETS];
+	/* store_set_queue_hook: set once before use, read without a lock */
+	store_queue_hook *queue_hook;
+	void *queue_hook_ctx;
 };
 
 static const struct store_ops *const store_backends[] = {&store_sqlite_ops};
@@ -291,6 +294,144 @@ int store_queue_delete(struct store *st, int64_t id, char **error_r)
 	return st->ops->queue_delete(st->be, id, error_r);
 }
 
+/* ---- the queue runner's ---- */
+
+static int store_unsupported(struct store *st, const char *what, char **error_r);
+
+#define STORE_DISPATCH(op, ...)                                                                \
+	(st->ops->op == NULL ? store_unsupported(st, #op, error_r)                              \
+	                     : st->ops->op(st->be, __VA_ARGS__))
+
+void store_set_queue_hook(struct store *st, store_queue_hook *fn, void *ctx)
+{
+	st->queue_hook = fn;
+	st->queue_hook_ctx = ctx;
+	if (st->ops->set_queue_hook != NULL)
+		st->ops->set_queue_hook(st->be, fn, ctx);
+}
+
+static void store_queue_told(struct store *st)
+{
+	if (st->queue_hook != NULL)
+		st->queue_hook(st->queue_hook_ctx);
+}
+
+int store_queue_lease(struct store *st, int64_t now, const char *owner, unsigned lease_secs,
+                      size_t max, store_queue_cb *cb, void *ctx, char **error_r)
+{
+	if (owner == NULL || owner[0] == '\0' || !store_text_ok(owner) || cb == NULL) {
+		str_error(error_r, "store_queue_lease: no owner or callback");
+		return -1;
+	}
+	if (max == 0)
+		return 0;
+	return STORE_DISPATCH(queue_lease, now, owner, lease_secs, max, cb, ctx, error_r);
+}
+
+int store_queue_release_leases(struct store *st, char **error_r)
+{
+	return STORE_DISPATCH(queue_release_leases, error_r);
+}
+
+/* A reply as stored: one line (controls, CR and LF included, become spaces), at
+ * most STORE_QUEUE_REPLY_MAX octets, cut at a UTF-8 character boundary. */
+static char *queue_reply_clean(const char *reply)
+{
+	size_t n = strnlen(reply, STORE_QUEUE_REPLY_MAX + 1);
+
+	if (n > STORE_QUEUE_REPLY_MAX) {
+		n = STORE_QUEUE_REPLY_MAX;
+		while (n > 0 && ((unsigned char)reply[n] & 0xc0) == 0x80)
+			n--; /* reply[n] continues a character: cut before it */
+	}
+	char *r = malloc(n + 1);
+	if (r == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)reply[i];
+		r[i] = c < ' ' || c == 0x7f ? ' ' : (char)c;
+	}
+	r[n] = '\0';
+	return r;
+}
+
+int store_queue_record(struct store *st, int64_t id, const struct store_queue_result *res,
+                       size_t n, int64_t next_attempt, bool *removed_r, char **error_r)
+{
+	struct store_queue_result *clean = NULL;
+	int rc = -1;
+
+	if (removed_r != NULL)
+		*removed_r = false;
+	if (n > 0 && res == NULL) {
+		str_error(error_r, "store_queue_record: no results");
+		return -1;
+	}
+	if (id <= 0)
+		return 0;
+	if (n > 0 && (clean = calloc(n, sizeof(*clean))) == NULL) {
+		str_error(error_r, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].rcpt == NULL ||
+		    (res[i].result != STORE_RCPT_DELIVERED && res[i].result != STORE_RCPT_DEFERRED &&
+		     res[i].result != STORE_RCPT_BOUNCED)) {
+			str_error(error_r, "store_queue_record: invalid result");
+			goto out;
+		}
+		clean[i] = res[i];
+		if (res[i].reply != NULL && (clean[i].reply = queue_reply_clean(res[i].reply)) == NULL) {
+			str_error(error_r, "out of memory");
+			goto out;
+		}
+	}
+	rc = STORE_DISPATCH(queue_record, id, clean, n, next_attempt, removed_r, error_r);
+out:
+	for (size_t i = 0; clean != NULL && i < n; i++)
+		free((char *)clean[i].reply);
+	free(clean);
+	return rc;
+}
+
+int store_queue_hold(struct store *st, int64_t id, bool hold, char **error_r)
+{
+	if (id <= 0)
+		return 0;
+	int rc = STORE_DISPATCH(queue_hold, id, hold, error_r);
+	if (rc == 1 && !hold)
+		store_queue_told(st);
+	return rc;
+}
+
+int store_queue_flush(struct store *st, int64_t id, char **error_r)
+{
+	if (id < 0) {
+		str_error(error_r, "invalid queue id");
+		return -1;
+	}
+	int rc = STORE_DISPATCH(queue_flush, id, error_r);
+	if (rc == 1)
+		store_queue_told(st);
+	return rc;
+}
+
+int store_queue_bounce(struct store *st, int64_t id, char **error_r)
+{
+	if (id <= 0)
+		return 0;
+	int rc = STORE_DISPATCH(queue_bounce, id, error_r);
+	if (rc == 1)
+		store_queue_told(st);
+	return rc;
+}
+
+int store_queue_next_due(struct store *st, int64_t *when_r, char **error_r)
+{
+	*when_r = 0;
+	return STORE_DISPATCH(queue_next_due, when_r, error_r);
+}
+
 int store_mailbox_list(struct store *st, const char *account, store_mailbox_cb *cb, void *ctx,
                        char **error_r)
 {
@@ -448,10 +589,6 @@ static int store_unsupported(struct store *st, const char *what, char **error_r)
 	str_error(error_r, "store: the %s backend does not support %s", st->ops->name, what);
 	return -1;
 }
-
-#define STORE_DISPATCH(op, ...)                                                                \
-	(st->ops->op == NULL ? store_unsupported(st, #op, error_r)                              \
-	                     : st->ops->op(st->be, __VA_ARGS__))
 
 /* A name that breaks the rules: what each function says about it (store.h). */
 static int store_name_bad(const char *name, int result, char **error_r)

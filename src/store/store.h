@@ -226,16 +226,22 @@ typedef void store_deliver_cb(void *ctx, int result, char *error);
 int store_deliver_async(struct store *st, struct store_delivery *d, uint32_t *uids_r,
 			store_deliver_cb *cb, void *ctx, char **error_r);
 
-/* ---- outbound queue (delivered by the outbound work; listed by the CLI) ---- */
+/* ---- outbound queue (delivered by the queue runner; listed by the CLI) ----
+ * An entry is one message with its envelope and the recipients still to be
+ * delivered. A queue runner takes due entries with a lease (store_queue_lease),
+ * tries them and records each recipient's result (store_queue_record): final
+ * results remove the recipient, a deferral keeps it with its reply; the entry
+ * goes when no recipient is left. The administrator holds, releases, flushes and
+ * bounces entries (the CLI). */
 struct store_queue_info {
 	int64_t id;
 	const char *sender;
-	const char *rcpts;   /* space-separated */
+	const char *rcpts;   /* space-separated (those of rcpt_info) */
 	uint64_t size;
 	int64_t created;     /* unix seconds */
 	const char *account; /* submitting account or "" */
 	const char *blob_id;
-	/* The rest of the envelope: filled by store_queue_show only (list: zero). */
+	/* The rest of the envelope */
 	int body;              /* STORE_BODY_* */
 	bool smtputf8;
 	const char *envid;     /* NULL when not given */
@@ -243,18 +249,31 @@ struct store_queue_info {
 	uint64_t trace_len;    /* the wire copy starts at this offset of the blob */
 	const char *lease_owner; /* NULL when not leased */
 	int64_t lease_until;
+	/* Delivery state: attempts made, when the next is due (unix seconds; 0 or
+	 * anything <= now: due now), held by the administrator (not tried until
+	 * released). */
+	unsigned attempts;
+	int64_t next_attempt;
+	bool held;
 	size_t nrcpt_info;
 	const struct store_queue_rcpt *rcpt_info; /* in the order queued */
 };
+/* Recipient states, as stored */
+#define STORE_RCPT_STATE_PENDING "pending"   /* not tried yet */
+#define STORE_RCPT_STATE_DEFERRED "deferred" /* tried, temporary failure (last_reply) */
+#define STORE_RCPT_STATE_BOUNCE "bounce"     /* to be bounced (store_queue_bounce) */
 struct store_queue_rcpt {
 	const char *rcpt;
-	const char *state;      /* "pending", ... */
+	const char *state;      /* STORE_RCPT_STATE_* */
 	unsigned notify;        /* STORE_NOTIFY_* bits, 0 = not given */
 	const char *orcpt;      /* NULL when not given */
 	const char *last_reply; /* NULL when none */
 };
+/* Strings (and rcpt_info) passed to a store_queue_cb are valid during the call
+ * only. */
 typedef void store_queue_cb(void *ctx, const struct store_queue_info *q);
-/* Every queue entry with all its recipients, oldest first. */
+/* Every queue entry with all its recipients and its whole envelope, oldest
+ * first, in one snapshot. */
 int store_queue_list(struct store *st, store_queue_cb *cb, void *ctx, char **error_r);
 /* Queue entry id with its whole envelope (store_queue_info, rcpt_info filled): 1
  * with cb called once, 0 if there is no such entry. */
@@ -268,6 +287,77 @@ int store_queue_delete(struct store *st, int64_t id, char **error_r);
  * such entry. */
 int store_queue_get(struct store *st, int64_t id, char **data_r, size_t *len_r,
 		    char **error_r);
+
+/* Takes up to max entries that are due (next_attempt <= now), not held and not
+ * leased (no lease, or lease_until <= now), oldest next_attempt first, and leases
+ * them to owner until now + lease_secs, in one write transaction. After the
+ * commit cb is called once per leased entry, in that order, with the entry as
+ * store_queue_show gives it (lease_owner = owner) except that rcpt_info (and
+ * rcpts) hold only the recipients in state pending, deferred or bounce. A lease
+ * ends with store_queue_record, store_queue_release_leases or its expiry.
+ * Returns the number of entries leased (0: none; max 0 leases nothing), -1 error.
+ * owner: non-empty text without controls. */
+int store_queue_lease(struct store *st, int64_t now, const char *owner, unsigned lease_secs,
+		      size_t max, store_queue_cb *cb, void *ctx, char **error_r);
+/* Clears every lease (at server start: one process owns the queue, so leases
+ * left by a previous run are stale). 1 ok, -1 error. */
+int store_queue_release_leases(struct store *st, char **error_r);
+
+/* The result of one delivery attempt for one recipient. */
+enum store_rcpt_result {
+	STORE_RCPT_DELIVERED, /* final: the next server took it */
+	STORE_RCPT_DEFERRED,  /* temporary failure: tried again at next_attempt */
+	STORE_RCPT_BOUNCED,   /* final: the caller has made the DSN */
+};
+struct store_queue_result {
+	const char *rcpt; /* as the lease gave it */
+	enum store_rcpt_result result;
+	/* the remote reply or the reason, one line (controls become spaces; at most
+	 * STORE_QUEUE_REPLY_MAX octets are kept); NULL: none */
+	const char *reply;
+};
+#define STORE_QUEUE_REPLY_MAX 1000
+/* Records one attempt of entry id, in one write transaction: DELIVERED and BOUNCED
+ * recipients are removed (they are final), DEFERRED ones get state deferred and
+ * last_reply = reply; the entry's attempts grow by one, next_attempt becomes
+ * next_attempt and its lease is cleared. A DEFERRED recipient in state bounce
+ * (store_queue_bounce, before or during the attempt) stays so, with its reply:
+ * the bounce is not lost, it is tried again at next_attempt. When no recipient
+ * is left the entry is removed with its
+ * reference on the blob (swept after the commit) and *removed_r (optional) set
+ * to true, else false. Results naming a recipient not in the entry are ignored.
+ * 1 ok, 0 no such entry, -1 error (also for a NULL rcpt or an unknown result). */
+int store_queue_record(struct store *st, int64_t id, const struct store_queue_result *res,
+		       size_t n, int64_t next_attempt, bool *removed_r, char **error_r);
+/* hold: entry id is not leased until released; release (hold false) also makes
+ * it due at once (next_attempt 0). A lease in progress is not broken. 1 ok, 0 no
+ * such entry, -1 error. */
+int store_queue_hold(struct store *st, int64_t id, bool hold, char **error_r);
+/* Makes entry id due at once (next_attempt 0; a held entry stays held): 1, 0 no
+ * such entry. id 0: every entry that is not held: 1. -1 error (also id < 0). */
+int store_queue_flush(struct store *st, int64_t id, char **error_r);
+/* Every remaining recipient of entry id gets state bounce and last_reply "bounced
+ * by the administrator"; the entry is released (held 0) and due at once: the
+ * runner, leasing it, bounces those recipients with a DSN. 1 ok, 0 no such
+ * entry, -1 error. */
+int store_queue_bounce(struct store *st, int64_t id, char **error_r);
+#define STORE_QUEUE_BOUNCE_REPLY "bounced by the administrator"
+/* When store_queue_lease can next take an entry that is not held: the smallest
+ * next_attempt, or lease_until for an entry leased until after its next_attempt
+ * (an entry being tried does not make the queue look due). 1 with *when_r (<= now:
+ * something is due), 0 no entry that is not held, -1 error. A read. */
+int store_queue_next_due(struct store *st, int64_t *when_r, char **error_r);
+
+/* Told when the queue has something new for a runner: after a transaction that
+ * created at least one queue entry committed (once per group-commit batch, from
+ * the committer thread, before the deliveries' completions run), and after
+ * store_queue_flush, store_queue_hold (release) and store_queue_bounce committed
+ * (from their caller's thread). fn must be cheap and thread-safe and never call
+ * into the store (e.g. activate an event). Set it once, before deliveries start
+ * (it is read without a lock); NULL: none. Changes made by another process (the
+ * CLI) are not told: a runner also wakes at store_queue_next_due. */
+typedef void store_queue_hook(void *ctx);
+void store_set_queue_hook(struct store *st, store_queue_hook *fn, void *ctx);
 
 /* ---- reading (admin CLI now, IMAP/POP3 later) ---- */
 struct store_mailbox_info {
@@ -655,6 +745,22 @@ struct store_ops {
 	int (*queue_show)(struct store_backend *be, int64_t id, store_queue_cb *cb, void *ctx,
 			  char **error_r);
 	int (*queue_delete)(struct store_backend *be, int64_t id, char **error_r);
+	/* The queue runner's. The front checked owner and cb, each result's rcpt and
+	 * result, and cleaned each reply to one line; it calls the queue hook after
+	 * flush, hold (release) and bounce itself. set_queue_hook: the backend calls
+	 * fn after committing new queue entries (deliveries). */
+	int (*queue_lease)(struct store_backend *be, int64_t now, const char *owner,
+			   unsigned lease_secs, size_t max, store_queue_cb *cb, void *ctx,
+			   char **error_r);
+	int (*queue_release_leases)(struct store_backend *be, char **error_r);
+	int (*queue_record)(struct store_backend *be, int64_t id,
+			    const struct store_queue_result *res, size_t n, int64_t next_attempt,
+			    bool *removed_r, char **error_r);
+	int (*queue_hold)(struct store_backend *be, int64_t id, bool hold, char **error_r);
+	int (*queue_flush)(struct store_backend *be, int64_t id, char **error_r);
+	int (*queue_bounce)(struct store_backend *be, int64_t id, char **error_r);
+	int (*queue_next_due)(struct store_backend *be, int64_t *when_r, char **error_r);
+	void (*set_queue_hook)(struct store_backend *be, store_queue_hook *fn, void *ctx);
 	int (*mailbox_list)(struct store_backend *be, const char *account, store_mailbox_cb *cb,
 			    void *ctx, char **error_r);
 	int (*message_list)(struct store_backend *be, const char *account, const char *mailbox,

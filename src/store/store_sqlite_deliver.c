@@ -548,6 +548,13 @@ static void *gc_committer_main(void *arg)
 		gc_sync_blobs(st, &batch, &failed);
 		if (batch != NULL)
 			gc_commit_batch(st, batch);
+		/* the queue runner hears of new entries once a batch, before the
+		 * submitters do (their completions below) */
+		bool queued = false;
+		for (struct store_gc_req *r = batch; r != NULL && !queued; r = r->next)
+			queued = r->result > 0 && r->queue_rcpts != NULL;
+		if (queued && st->queue_hook != NULL)
+			st->queue_hook(st->queue_hook_ctx);
 		for (struct store_gc_req *r = batch, *next; r != NULL; r = next) {
 			next = r->next;
 			gc_finish(r);

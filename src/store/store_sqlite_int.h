@@ -151,6 +151,10 @@ struct store_backend {
 	struct store_gc_req *gc_head, **gc_tail;
 	pthread_t gc_thread;
 	bool gc_started, gc_stop;
+	/* told after a batch that queued something committed (store_set_queue_hook:
+	 * set before deliveries start, read without a lock) */
+	store_queue_hook *queue_hook;
+	void *queue_hook_ctx;
 
 	/* the periodic sweep (store_options.sweep_interval; store_sqlite_blobs.c) */
 	unsigned sweep_interval, sweep_age;
@@ -272,6 +276,17 @@ int sqlite_queue_get(struct store_backend *st, int64_t id, char **data_r, size_t
 int sqlite_queue_show(struct store_backend *st, int64_t id, store_queue_cb *cb, void *ctx,
                       char **error_r);
 int sqlite_queue_delete(struct store_backend *st, int64_t id, char **error_r);
+int sqlite_queue_lease(struct store_backend *st, int64_t now, const char *owner,
+                       unsigned lease_secs, size_t max, store_queue_cb *cb, void *ctx,
+                       char **error_r);
+int sqlite_queue_release_leases(struct store_backend *st, char **error_r);
+int sqlite_queue_record(struct store_backend *st, int64_t id, const struct store_queue_result *res,
+                        size_t n, int64_t next_attempt, bool *removed_r, char **error_r);
+int sqlite_queue_hold(struct store_backend *st, int64_t id, bool hold, char **error_r);
+int sqlite_queue_flush(struct store_backend *st, int64_t id, char **error_r);
+int sqlite_queue_bounce(struct store_backend *st, int64_t id, char **error_r);
+int sqlite_queue_next_due(struct store_backend *st, int64_t *when_r, char **error_r);
+void sqlite_set_queue_hook(struct store_backend *st, store_queue_hook *fn, void *ctx);
 int sqlite_mailbox_list(struct store_backend *st, const char *account, store_mailbox_cb *cb,
                         void *ctx, char **error_r);
 int sqlite_message_list(struct store_backend *st, const char *account, const char *mailbox,

@@ -182,6 +182,12 @@ static const char *const migrations[] = {
     "ALTER TABLE expunged ADD COLUMN time INTEGER NOT NULL DEFAULT 0;"
     "UPDATE expunged SET time = CAST(strftime('%s', 'now') AS INTEGER);"
     "ALTER TABLE mailboxes ADD COLUMN expunge_floor INTEGER NOT NULL DEFAULT 0;",
+    /* v9: the queue runner. queue.held: the administrator holds the entry (not
+     * leased until released; store_queue_hold). Recipients keep the states of
+     * v2 ('pending' until tried, then 'deferred' with last_reply; 'bounce' when
+     * the administrator bounced them); delivered and bounced ones are removed,
+     * and the entry with the last of them (store_queue_record). */
+    "ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
