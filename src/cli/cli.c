@@ -76,7 +76,8 @@ static const struct {
     {"alias", "hermod alias add|del|list [SOURCE [TARGET]] [-c FILE]"},
     {"mailbox", "hermod mailbox list ADDRESS [-c FILE]"},
     {"message", "hermod message list ADDRESS [MAILBOX] | show ADDRESS MAILBOX UID [-c FILE]"},
-    {"queue", "hermod queue list | show ID [-c FILE]"},
+    {"queue", "hermod queue list | show ID | flush [ID] | delete|hold|release|bounce ID "
+              "[-c FILE]"},
     {"dns", "hermod dns lookup TYPE NAME [-c FILE]"},
 };
 
@@ -887,12 +888,32 @@ static int cmd_message(struct cli *c)
 
 /* ---- queue ---- */
 
-/* "ID SIZE CREATED SENDER -> RCPT[,RCPT...]": CREATED in ISO 8601 UTC, the null
- * sender as "<>". The store separates recipients with spaces; a space inside a
- * quoted local part ("a b"@d) is part of its recipient and stays. */
+/* A duration for people: "45s", "12m", "2h13m", "3d4h" (negative: 0s). */
+static void format_duration(char *buf, size_t size, int64_t secs)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 60)
+		snprintf(buf, size, "%llds", (long long)secs);
+	else if (secs < 3600)
+		snprintf(buf, size, "%lldm", (long long)(secs / 60));
+	else if (secs < 86400)
+		snprintf(buf, size, "%lldh%lldm", (long long)(secs / 3600),
+		         (long long)(secs % 3600 / 60));
+	else
+		snprintf(buf, size, "%lldd%lldh", (long long)(secs / 86400),
+		         (long long)(secs % 86400 / 3600));
+}
+
+/* `queue list`, per entry: "ID SIZE CREATED SENDER -> RCPT[,RCPT...]" (CREATED in
+ * ISO 8601 UTC, the null sender as "<>"), then indented lines: the delivery
+ * state ("age 2h13m, 3 attempts, next try in 25m"), then one line per recipient
+ * with its state and last reply. The store separates recipients with spaces; a
+ * space inside a quoted local part ("a b"@d) is part of its recipient and stays. */
 static void print_queue_entry(void *ctx, const struct store_queue_info *q)
 {
-	char created[32] = "?";
+	const time_t *now = ctx;
+	char created[32] = "?", age[32], next[48];
 	struct tm tm;
 	time_t t = (time_t)q->created;
 	bool quoted = false, escaped = false;
@@ -915,6 +936,27 @@ static void print_queue_entry(void *ctx, const struct store_queue_info *q)
 		putchar(*p);
 	}
 	putchar('\n');
+	format_duration(age, sizeof(age), (int64_t)*now - q->created);
+	if (q->held)
+		snprintf(next, sizeof(next), "held");
+	else if (q->next_attempt <= (int64_t)*now)
+		snprintf(next, sizeof(next), "next try now");
+	else {
+		char in[32];
+		format_duration(in, sizeof(in), q->next_attempt - (int64_t)*now);
+		snprintf(next, sizeof(next), "next try in %s", in);
+	}
+	printf("    age %s, %u attempt%s, %s", age, q->attempts, q->attempts == 1 ? "" : "s", next);
+	if (q->lease_owner != NULL && q->lease_until > (int64_t)*now)
+		printf(", being tried by %s", q->lease_owner);
+	putchar('\n');
+	for (size_t i = 0; i < q->nrcpt_info; i++) {
+		const struct store_queue_rcpt *r = &q->rcpt_info[i];
+		printf("    %s %s", r->rcpt != NULL ? r->rcpt : "", r->state != NULL ? r->state : "");
+		if (r->last_reply != NULL)
+			printf(": %s", r->last_reply);
+		putchar('\n');
+	}
 }
 
 /* The envelope of `queue show`: "Key: value" lines, one Recipient line each. */
@@ -941,6 +983,15 @@ static void print_queue_envelope(void *ctx, const struct store_queue_info *q)
 	if (q->ret == 1 || q->ret == 2)
 		printf("Ret: %s\n", rets[q->ret]);
 	printf("Trace-Length: %llu\n", (unsigned long long)q->trace_len);
+	printf("Attempts: %u\n", q->attempts);
+	t = (time_t)q->next_attempt;
+	if (q->next_attempt > 0 && gmtime_r(&t, &tm) != NULL &&
+	    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+		printf("Next-Attempt: %s\n", created);
+	else
+		printf("Next-Attempt: now\n");
+	if (q->held)
+		printf("Held: yes\n");
 	if (q->lease_owner != NULL)
 		printf("Lease: %s until %lld\n", q->lease_owner, (long long)q->lease_until);
 	for (size_t i = 0; i < q->nrcpt_info; i++) {
@@ -992,8 +1043,31 @@ static int parse_queue_id(const char *s, int64_t *id_r)
 	return 1;
 }
 
+/* `queue flush|delete|hold|release|bounce`: the change to entry id (flush: 0 =
+ * every entry). Prints nothing on success. */
+static int queue_change(struct cli *c, const char *action, int64_t id)
+{
+	char *error = NULL;
+	int rc;
+
+	if (strcmp(action, "flush") == 0)
+		rc = store_queue_flush(c->st, id, &error);
+	else if (strcmp(action, "delete") == 0)
+		rc = store_queue_delete(c->st, id, &error);
+	else if (strcmp(action, "hold") == 0 || strcmp(action, "release") == 0)
+		rc = store_queue_hold(c->st, id, strcmp(action, "hold") == 0, &error);
+	else
+		rc = store_queue_bounce(c->st, id, &error);
+	if (rc < 0)
+		return fail_store(error, "changing the queue failed");
+	if (rc == 0)
+		return fail(CLI_EXIT_ERROR, "queue entry %lld does not exist", (long long)id);
+	return CLI_EXIT_OK;
+}
+
 static int cmd_queue(struct cli *c)
 {
+	static const char *const changes[] = {"flush", "delete", "hold", "release", "bounce"};
 	char *data = NULL, *error = NULL;
 	size_t len = 0;
 	int64_t id = 0;
@@ -1006,9 +1080,22 @@ static int cmd_queue(struct cli *c)
 			return usage(c);
 		if ((ret = cli_open(c)) != CLI_EXIT_OK)
 			return ret;
-		if (store_queue_list(c->st, print_queue_entry, NULL, &error) < 0)
+		time_t now = time(NULL);
+		if (store_queue_list(c->st, print_queue_entry, &now, &error) < 0)
 			return fail_store(error, "listing the queue failed");
 		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		if (strcmp(c->action, changes[i]) != 0)
+			continue;
+		/* flush alone: every entry */
+		if (c->nargs != 1 && !(c->nargs == 0 && i == 0))
+			return usage(c);
+		if (c->nargs == 1 && !parse_queue_id(c->args[0], &id))
+			return fail(CLI_EXIT_USAGE, "invalid queue id '%s'", c->args[0]);
+		if ((ret = cli_open(c)) != CLI_EXIT_OK)
+			return ret;
+		return queue_change(c, c->action, id);
 	}
 	if (strcmp(c->action, "show") != 0 || c->nargs != 1)
 		return usage(c);

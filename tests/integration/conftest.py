@@ -1011,17 +1011,29 @@ class Server:
         return c
 
     def queue(self):
-        """Rows of `hermod queue list`: dicts id, size, created, sender, rcpts."""
+        """Rows of `hermod queue list`: dicts id, size, created, sender, rcpts,
+        state (the indented line after the entry's: "age ..., N attempts, next
+        try ..."), and states: {rcpt: "STATE[: LAST-REPLY]"} from the indented
+        recipient lines."""
         out = self.cli("queue", "list").stdout
         rows = []
         for line in out.splitlines():
             if not line.strip():
                 continue
+            if line.startswith("    "):
+                assert rows, "`queue list` starts with an indented line: %r" % line
+                row = rows[-1]
+                if row["state"] is None:
+                    row["state"] = line.strip()
+                else:
+                    rcpt, _, state = line.strip().partition(" ")
+                    row["states"][rcpt] = state
+                continue
             m = re.match(r"^(\S+) (\d+) (.+?) (\S*) -> (\S+)$", line)
             assert m, "unparsable `queue list` line: %r" % line
             rows.append({"id": m.group(1), "size": int(m.group(2)),
                          "created": m.group(3), "sender": m.group(4).strip("<>"),
-                         "rcpts": m.group(5).split(",")})
+                         "rcpts": m.group(5).split(","), "state": None, "states": {}})
         return rows
 
     def deliver(self, rcpts, msg, sender="sender@remote.test"):

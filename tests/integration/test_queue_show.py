@@ -38,7 +38,9 @@ def test_queue_show_prints_envelope_then_message(sub):
     assert lines[3:7] == ["Sender: %s" % ALICE, "Account: %s" % ALICE, "Body: 7BIT",
                           "Smtputf8: no"]
     assert re.match(r"^Trace-Length: \d+$", lines[7]), lines
-    assert lines[8:] == ["Recipient: %s state=pending" % REMOTE]
+    assert lines[8] == "Attempts: 0"
+    assert re.match(r"^Next-Attempt: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", lines[9]), lines
+    assert lines[10:] == ["Recipient: %s state=pending" % REMOTE]
     assert ("Subject: %s" % subject).encode() in message
     assert message.endswith(b"queued body\r\n")
 

@@ -499,6 +499,8 @@ static void test_migrate_v1(void)
 	uint32_t uid = 0;
 	CHECK(store_deliver(st, &d, &uid, NULL) == 1);
 	CHECK(uid == 2);
+	/* the queue runner's columns (v9) */
+	CHECK(db_int(data_dir, "SELECT count(*) FROM queue WHERE held = 0 AND attempts = 0") == 1);
 	snprintf(sql, sizeof(sql), "SELECT refcount FROM blobs WHERE id = '%s'", id);
 	CHECK(db_int(data_dir, sql) == 3);
 	store_close(&st);
