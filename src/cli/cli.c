@@ -952,7 +952,8 @@ static void print_queue_entry(void *ctx, const struct store_queue_info *q)
 	putchar('\n');
 	for (size_t i = 0; i < q->nrcpt_info; i++) {
 		const struct store_queue_rcpt *r = &q->rcpt_info[i];
-		printf("    %s %s", r->rcpt != NULL ? r->rcpt : "", r->state != NULL ? r->state : "");
+		printf("    %s %s", r->rcpt != NULL ? r->rcpt : "",
+		       r->state != NULL ? r->state : "");
 		if (r->last_reply != NULL)
 			printf(": %s", r->last_reply);
 		putchar('\n');

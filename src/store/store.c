@@ -298,8 +298,8 @@ int store_queue_delete(struct store *st, int64_t id, char **error_r)
 
 static int store_unsupported(struct store *st, const char *what, char **error_r);
 
-#define STORE_DISPATCH(op, ...)                                                                \
-	(st->ops->op == NULL ? store_unsupported(st, #op, error_r)                              \
+#define STORE_DISPATCH(op, ...)                                                                    \
+	(st->ops->op == NULL ? store_unsupported(st, #op, error_r)                                 \
 	                     : st->ops->op(st->be, __VA_ARGS__))
 
 void store_set_queue_hook(struct store *st, store_queue_hook *fn, void *ctx)
@@ -355,8 +355,8 @@ static char *queue_reply_clean(const char *reply)
 	return r;
 }
 
-int store_queue_record(struct store *st, int64_t id, const struct store_queue_result *res,
-                       size_t n, int64_t next_attempt, bool *removed_r, char **error_r)
+int store_queue_record(struct store *st, int64_t id, const struct store_queue_result *res, size_t n,
+                       int64_t next_attempt, bool *removed_r, char **error_r)
 {
 	struct store_queue_result *clean = NULL;
 	int rc = -1;
@@ -375,13 +375,14 @@ int store_queue_record(struct store *st, int64_t id, const struct store_queue_re
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].rcpt == NULL ||
-		    (res[i].result != STORE_RCPT_DELIVERED && res[i].result != STORE_RCPT_DEFERRED &&
-		     res[i].result != STORE_RCPT_BOUNCED)) {
+		    (res[i].result != STORE_RCPT_DELIVERED &&
+		     res[i].result != STORE_RCPT_DEFERRED && res[i].result != STORE_RCPT_BOUNCED)) {
 			str_error(error_r, "store_queue_record: invalid result");
 			goto out;
 		}
 		clean[i] = res[i];
-		if (res[i].reply != NULL && (clean[i].reply = queue_reply_clean(res[i].reply)) == NULL) {
+		if (res[i].reply != NULL &&
+		    (clean[i].reply = queue_reply_clean(res[i].reply)) == NULL) {
 			str_error(error_r, "out of memory");
 			goto out;
 		}

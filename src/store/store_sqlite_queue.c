@@ -70,15 +70,33 @@ static void queue_entry_clear(struct queue_entry *e)
 /* The columns queue_read reads: the entry, then one recipient (NULL without one).
  * Every query appends its WHERE and ORDER BY (rows of one entry together, the
  * recipients in the order queued) and may narrow the join. */
-#define QUEUE_SELECT                                                                           \
-	"SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, q.body, q.smtputf8,"     \
-	"  q.envid, q.ret, q.trace_len, q.lease_owner, q.lease_until, q.attempts,"             \
-	"  q.next_attempt, q.held, r.rcpt, r.state, r.notify, r.orcpt, r.last_reply"           \
+#define QUEUE_SELECT                                                                               \
+	"SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, q.body, q.smtputf8,"         \
+	"  q.envid, q.ret, q.trace_len, q.lease_owner, q.lease_until, q.attempts,"                 \
+	"  q.next_attempt, q.held, r.rcpt, r.state, r.notify, r.orcpt, r.last_reply"               \
 	" FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
 enum {
-	QC_ID, QC_SENDER, QC_SIZE, QC_CREATED, QC_ACCOUNT, QC_BLOB, QC_BODY, QC_SMTPUTF8,
-	QC_ENVID, QC_RET, QC_TRACE_LEN, QC_LEASE_OWNER, QC_LEASE_UNTIL, QC_ATTEMPTS,
-	QC_NEXT_ATTEMPT, QC_HELD, QC_RCPT, QC_STATE, QC_NOTIFY, QC_ORCPT, QC_LAST_REPLY,
+	QC_ID,
+	QC_SENDER,
+	QC_SIZE,
+	QC_CREATED,
+	QC_ACCOUNT,
+	QC_BLOB,
+	QC_BODY,
+	QC_SMTPUTF8,
+	QC_ENVID,
+	QC_RET,
+	QC_TRACE_LEN,
+	QC_LEASE_OWNER,
+	QC_LEASE_UNTIL,
+	QC_ATTEMPTS,
+	QC_NEXT_ATTEMPT,
+	QC_HELD,
+	QC_RCPT,
+	QC_STATE,
+	QC_NOTIFY,
+	QC_ORCPT,
+	QC_LAST_REPLY,
 };
 
 /* The entry's own columns of the current row. */
@@ -100,7 +118,9 @@ static int queue_entry_start(struct queue_entry *e, sqlite3_stmt *s, char **erro
 	    .ret = sqlite3_column_int(s, QC_RET),
 	    .trace_len = (uint64_t)sqlite3_column_int64(s, QC_TRACE_LEN),
 	    .lease_until = sqlite3_column_int64(s, QC_LEASE_UNTIL),
-	    .attempts = attempts < 0 ? 0 : attempts > UINT_MAX ? UINT_MAX : (unsigned)attempts,
+	    .attempts = attempts < 0          ? 0
+	                : attempts > UINT_MAX ? UINT_MAX
+	                                      : (unsigned)attempts,
 	    .next_attempt = sqlite3_column_int64(s, QC_NEXT_ATTEMPT),
 	    .held = sqlite3_column_int(s, QC_HELD) != 0,
 	};
@@ -158,8 +178,8 @@ static void queue_entry_finish(struct queue_entry *e)
 /* Steps stmt (a QUEUE_SELECT query, bound) to its end and calls fn once per entry
  * read, with e complete; fn may take e's contents (then it zeroes *e), else they
  * are freed after it. Returns the number of entries, -1 error. */
-static int queue_read(sqlite3 *db, sqlite3_stmt *stmt,
-                      void (*fn)(void *ctx, struct queue_entry *e), void *ctx, char **error_r)
+static int queue_read(sqlite3 *db, sqlite3_stmt *stmt, void (*fn)(void *ctx, struct queue_entry *e),
+                      void *ctx, char **error_r)
 {
 	struct queue_entry e = {0};
 	bool have = false;
@@ -632,12 +652,13 @@ int sqlite_queue_bounce(struct store_backend *st, int64_t id, char **error_r)
 	rc = queue_wrun(st, "UPDATE queue SET held = 0, next_attempt = 0 WHERE id = ?1", p, 1,
 	                error_r);
 	if (rc > 0)
-		rc = queue_wrun(st,
-		                "UPDATE queue_rcpts SET state = '" STORE_RCPT_STATE_BOUNCE
-		                "', last_reply = '" STORE_QUEUE_BOUNCE_REPLY "' WHERE queue_id = ?1",
-		                p, 1, error_r) < 0
-		         ? -1
-		         : 1;
+		rc =
+		    queue_wrun(st,
+		               "UPDATE queue_rcpts SET state = '" STORE_RCPT_STATE_BOUNCE
+		               "', last_reply = '" STORE_QUEUE_BOUNCE_REPLY "' WHERE queue_id = ?1",
+		               p, 1, error_r) < 0
+		        ? -1
+		        : 1;
 	if (rc <= 0 || sqlite_db_exec(st->wdb, "COMMIT", error_r) < 0) {
 		sqlite_db_rollback(st->wdb);
 		rc = rc == 0 ? 0 : -1;

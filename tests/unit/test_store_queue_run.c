@@ -166,9 +166,10 @@ static void seen_cb(void *ctx, const struct store_queue_info *q)
 	                      q->lease_owner ? q->lease_owner : "-", (long long)q->lease_until,
 	                      q->attempts, (long long)q->next_attempt, q->held ? 1 : 0, q->rcpts);
 	for (size_t i = 0; i < q->nrcpt_info && o < sizeof(s->buf); i++)
-		o += (size_t)snprintf(s->buf + o, sizeof(s->buf) - o, " %s/%s/%s",
-		                      q->rcpt_info[i].rcpt, q->rcpt_info[i].state,
-		                      q->rcpt_info[i].last_reply ? q->rcpt_info[i].last_reply : "-");
+		o +=
+		    (size_t)snprintf(s->buf + o, sizeof(s->buf) - o, " %s/%s/%s",
+		                     q->rcpt_info[i].rcpt, q->rcpt_info[i].state,
+		                     q->rcpt_info[i].last_reply ? q->rcpt_info[i].last_reply : "-");
 }
 
 static int lease(struct store *st, int64_t now, const char *owner, unsigned secs, size_t max,
@@ -215,21 +216,23 @@ static void test_lease(struct store *st)
 	db_execf("UPDATE queue SET next_attempt = 200 WHERE id = %lld", (long long)c);
 	db_execf("UPDATE queue SET next_attempt = 10 WHERE id = %lld", (long long)d);
 	/* a queued entry: not held, never tried, due at once */
-	CHECK_STR(show(st, d),
-	          WANT("%lld owner=- until=0 attempts=0 next=10 held=0 [x@remote.test y@remote.test]:"
-	               " x@remote.test/pending/- y@remote.test/pending/-",
-	               (long long)d));
+	CHECK_STR(
+	    show(st, d),
+	    WANT("%lld owner=- until=0 attempts=0 next=10 held=0 [x@remote.test y@remote.test]:"
+	         " x@remote.test/pending/- y@remote.test/pending/-",
+	         (long long)d));
 	CHECK(store_queue_hold(st, d, true, NULL) == 1);
 	CHECK(db_int("SELECT held FROM queue WHERE id = (SELECT max(id) FROM queue)") == 1);
 
 	/* at 150: due and not held: b (50) then a (100); c is not due, d is held */
 	CHECK(lease(st, 150, "r1", 60, 10, &s) == 2);
-	CHECK_STR(s.buf,
-	          WANT("%lld owner=r1 until=210 attempts=0 next=50 held=0 [x@remote.test y@remote.test]:"
-	               " x@remote.test/pending/- y@remote.test/pending/-\n"
-	               "%lld owner=r1 until=210 attempts=0 next=100 held=0 [x@remote.test y@remote.test]:"
-	               " x@remote.test/pending/- y@remote.test/pending/-",
-	               (long long)b, (long long)a));
+	CHECK_STR(
+	    s.buf,
+	    WANT("%lld owner=r1 until=210 attempts=0 next=50 held=0 [x@remote.test y@remote.test]:"
+	         " x@remote.test/pending/- y@remote.test/pending/-\n"
+	         "%lld owner=r1 until=210 attempts=0 next=100 held=0 [x@remote.test y@remote.test]:"
+	         " x@remote.test/pending/- y@remote.test/pending/-",
+	         (long long)b, (long long)a));
 	CHECK(db_int("SELECT count(*) FROM queue WHERE lease_owner = 'r1' AND lease_until = 210") ==
 	      2);
 	/* leased: not again before lease_until, by anybody */
@@ -241,9 +244,10 @@ static void test_lease(struct store *st)
 	/* the lease ran out at 210: taken again, max respected, oldest first */
 	CHECK(lease(st, 210, "r2", 30, 1, &s) == 1);
 	CHECK(s.n == 1 && s.ids[0] == b);
-	CHECK_STR(db_text(WANT("SELECT lease_owner || ' ' || lease_until FROM queue WHERE id = %lld",
-	                       (long long)b)),
-	          "r2 240");
+	CHECK_STR(
+	    db_text(WANT("SELECT lease_owner || ' ' || lease_until FROM queue WHERE id = %lld",
+	                 (long long)b)),
+	    "r2 240");
 	CHECK(lease(st, 210, "r2", 30, 10, &s) == 1);
 	CHECK(s.n == 1 && s.ids[0] == a);
 	/* max 0 leases nothing; a bad owner is refused */
@@ -277,17 +281,20 @@ static void test_lease(struct store *st)
 	         " AND rcpt = 'x@remote.test'",
 	         (long long)b);
 	CHECK(lease(st, 1000, "r4", 60, 2, &s) == 2);
-	CHECK_STR(s.buf,
-	          WANT("%lld owner=r4 until=1060 attempts=0 next=50 held=0 [x@remote.test y@remote.test]:"
-	               " x@remote.test/bounce/- y@remote.test/pending/-\n"
-	               "%lld owner=r4 until=1060 attempts=0 next=100 held=0 [y@remote.test]:"
-	               " y@remote.test/deferred/421 busy",
-	               (long long)b, (long long)a));
+	CHECK_STR(
+	    s.buf,
+	    WANT("%lld owner=r4 until=1060 attempts=0 next=50 held=0 [x@remote.test y@remote.test]:"
+	         " x@remote.test/bounce/- y@remote.test/pending/-\n"
+	         "%lld owner=r4 until=1060 attempts=0 next=100 held=0 [y@remote.test]:"
+	         " y@remote.test/deferred/421 busy",
+	         (long long)b, (long long)a));
 	/* show still lists every recipient */
-	CHECK_STR(show(st, a),
-	          WANT("%lld owner=r4 until=1060 attempts=0 next=100 held=0 [x@remote.test y@remote.test]:"
-	               " x@remote.test/elsewhere/- y@remote.test/deferred/421 busy",
-	               (long long)a));
+	CHECK_STR(
+	    show(st, a),
+	    WANT(
+	        "%lld owner=r4 until=1060 attempts=0 next=100 held=0 [x@remote.test y@remote.test]:"
+	        " x@remote.test/elsewhere/- y@remote.test/deferred/421 busy",
+	        (long long)a));
 
 	/* list fills the delivery state and the recipients too */
 	memset(&s, 0, sizeof(s));
@@ -333,10 +340,11 @@ static void test_record(struct store *st)
 	};
 	CHECK(store_queue_record(st, e, res, 4, 5000, &removed, NULL) == 1);
 	CHECK(!removed);
-	CHECK_STR(show(st, e),
-	          WANT("%lld owner=- until=0 attempts=1 next=5000 held=0 [y@remote.test w@remote.test]:"
-	               " y@remote.test/deferred/451 4.3.0 try  later please w@remote.test/pending/-",
-	               (long long)e));
+	CHECK_STR(
+	    show(st, e),
+	    WANT("%lld owner=- until=0 attempts=1 next=5000 held=0 [y@remote.test w@remote.test]:"
+	         " y@remote.test/deferred/451 4.3.0 try  later please w@remote.test/pending/-",
+	         (long long)e));
 	CHECK(db_int("SELECT count(*) FROM queue WHERE lease_owner IS NOT NULL") == 0);
 
 	/* deferred again without a reply: last_reply cleared; a NULL removed_r is
@@ -345,10 +353,11 @@ static void test_record(struct store *st)
 	CHECK(store_queue_record(st, e, again, 1, 6000, NULL, NULL) == 1);
 	CHECK(store_queue_record(st, e, NULL, 0, 7000, &removed, NULL) == 1);
 	CHECK(!removed);
-	CHECK_STR(show(st, e),
-	          WANT("%lld owner=- until=0 attempts=3 next=7000 held=0 [y@remote.test w@remote.test]:"
-	               " y@remote.test/deferred/- w@remote.test/pending/-",
-	               (long long)e));
+	CHECK_STR(
+	    show(st, e),
+	    WANT("%lld owner=- until=0 attempts=3 next=7000 held=0 [y@remote.test w@remote.test]:"
+	         " y@remote.test/deferred/- w@remote.test/pending/-",
+	         (long long)e));
 
 	/* replies: at most STORE_QUEUE_REPLY_MAX octets, cut at a character */
 	char longr[STORE_QUEUE_REPLY_MAX + 100];
@@ -369,7 +378,8 @@ static void test_record(struct store *st)
 	CHECK(error != NULL);
 	free(error);
 	error = NULL;
-	const struct store_queue_result bad2[] = {{"y@remote.test", (enum store_rcpt_result)7, NULL}};
+	const struct store_queue_result bad2[] = {
+	    {"y@remote.test", (enum store_rcpt_result)7, NULL}};
 	CHECK(store_queue_record(st, e, bad2, 1, 1, &removed, NULL) == -1);
 	CHECK(store_queue_record(st, e, NULL, 1, 1, &removed, NULL) == -1);
 	CHECK(db_int("SELECT attempts FROM queue") == 5);
@@ -426,7 +436,8 @@ static void test_admin(struct store *st)
 
 	int64_t a = queue_msg(st, "Subject: a2\r\n\r\na\r\n", r2);
 	int64_t b = queue_msg(st, "Subject: b2\r\n\r\nb\r\n", r2);
-	db_execf("UPDATE queue SET next_attempt = 9000 WHERE id IN (%lld, %lld)", (long long)a, (long long)b);
+	db_execf("UPDATE queue SET next_attempt = 9000 WHERE id IN (%lld, %lld)", (long long)a,
+	         (long long)b);
 
 	/* hold: not leased however due; release: due at once */
 	CHECK(store_queue_hold(st, a + 1000, true, NULL) == 0);
@@ -437,18 +448,19 @@ static void test_admin(struct store *st)
 	CHECK(s.ids[0] == b);
 	CHECK(store_queue_release_leases(st, NULL) == 1);
 	CHECK(store_queue_hold(st, a, false, NULL) == 1);
-	CHECK_STR(show(st, a),
-	          WANT("%lld owner=- until=0 attempts=0 next=0 held=0 [x@remote.test y@remote.test]:"
-	               " x@remote.test/pending/- y@remote.test/pending/-",
-	               (long long)a));
+	CHECK_STR(
+	    show(st, a),
+	    WANT("%lld owner=- until=0 attempts=0 next=0 held=0 [x@remote.test y@remote.test]:"
+	         " x@remote.test/pending/- y@remote.test/pending/-",
+	         (long long)a));
 	CHECK(store_queue_hold(st, a + 1000, false, NULL) == 0);
 
 	/* flush one: due at once, a held entry stays held */
-	db_execf("UPDATE queue SET next_attempt = 9000 WHERE id IN (%lld, %lld)", (long long)a, (long long)b);
+	db_execf("UPDATE queue SET next_attempt = 9000 WHERE id IN (%lld, %lld)", (long long)a,
+	         (long long)b);
 	CHECK(store_queue_flush(st, b, NULL) == 1);
 	CHECK(db_int(WANT("SELECT next_attempt FROM queue WHERE id = %lld", (long long)b)) == 0);
-	CHECK(db_int(WANT("SELECT next_attempt FROM queue WHERE id = %lld", (long long)a)) ==
-	      9000);
+	CHECK(db_int(WANT("SELECT next_attempt FROM queue WHERE id = %lld", (long long)a)) == 9000);
 	CHECK(store_queue_flush(st, b + 1000, NULL) == 0);
 	CHECK(store_queue_flush(st, -1, &error) == -1);
 	CHECK(error != NULL);
@@ -460,25 +472,27 @@ static void test_admin(struct store *st)
 	                       (long long)a)),
 	          "1 0");
 	/* flush all: every entry not held */
-	db_execf("UPDATE queue SET next_attempt = 9000 WHERE id IN (%lld, %lld)", (long long)a, (long long)b);
+	db_execf("UPDATE queue SET next_attempt = 9000 WHERE id IN (%lld, %lld)", (long long)a,
+	         (long long)b);
 	CHECK(store_queue_flush(st, 0, NULL) == 1);
 	CHECK(db_int(WANT("SELECT next_attempt FROM queue WHERE id = %lld", (long long)b)) == 0);
-	CHECK(db_int(WANT("SELECT next_attempt FROM queue WHERE id = %lld", (long long)a)) ==
-	      9000);
+	CHECK(db_int(WANT("SELECT next_attempt FROM queue WHERE id = %lld", (long long)a)) == 9000);
 	CHECK(store_queue_delete(st, b, NULL) == 1);
 	CHECK(store_queue_flush(st, 0, NULL) == 1);
 
 	/* bounce: every remaining recipient, released and due at once */
-	const struct store_queue_result res[] = {{"x@remote.test", STORE_RCPT_DEFERRED, "421 later"}};
+	const struct store_queue_result res[] = {
+	    {"x@remote.test", STORE_RCPT_DEFERRED, "421 later"}};
 	CHECK(store_queue_record(st, a, res, 1, 9000, NULL, NULL) == 1);
 	CHECK(store_queue_bounce(st, a + 1000, NULL) == 0);
 	CHECK(store_queue_bounce(st, 0, NULL) == 0);
 	CHECK(store_queue_bounce(st, a, NULL) == 1);
-	CHECK_STR(show(st, a),
-	          WANT("%lld owner=- until=0 attempts=1 next=0 held=0 [x@remote.test y@remote.test]:"
-	               " x@remote.test/bounce/bounced by the administrator"
-	               " y@remote.test/bounce/bounced by the administrator",
-	               (long long)a));
+	CHECK_STR(
+	    show(st, a),
+	    WANT("%lld owner=- until=0 attempts=1 next=0 held=0 [x@remote.test y@remote.test]:"
+	         " x@remote.test/bounce/bounced by the administrator"
+	         " y@remote.test/bounce/bounced by the administrator",
+	         (long long)a));
 	/* the runner leases it with both to bounce */
 	CHECK(lease(st, 1, "r1", 60, 10, &s) == 1);
 	CHECK(strstr(s.buf, " x@remote.test/bounce/bounced by the administrator"
