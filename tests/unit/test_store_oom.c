@@ -369,6 +369,42 @@ static void fn_queue_show(struct store *st, struct sweep_result *res)
 	res->rc = store_queue_show(st, queue_id, queue_cb, res->got, &res->error);
 }
 
+/* every run a little later, so that the last run's lease has run out */
+static int64_t lease_now = 4000000000;
+
+static void fn_queue_lease(struct store *st, struct sweep_result *res)
+{
+	lease_now += 1000;
+	res->rc = store_queue_lease(st, lease_now, "oom", 1, 10, queue_cb, res->got, &res->error);
+}
+
+static void fn_queue_record(struct store *st, struct sweep_result *res)
+{
+	const struct store_queue_result r[] = {
+	    {"y@remote.test", STORE_RCPT_DEFERRED, "451 4.3.0 later\r\nplease"},
+	    {"nobody@remote.test", STORE_RCPT_DELIVERED, NULL},
+	};
+	bool removed = true;
+	res->rc = store_queue_record(st, queue_id, r, 2, 0, &removed, &res->error);
+	snprintf(res->got, sizeof(res->got), "%s", removed ? "removed" : "kept");
+}
+
+static void fn_queue_admin(struct store *st, struct sweep_result *res)
+{
+	int64_t when = -1;
+
+	res->rc = store_queue_hold(st, queue_id, true, &res->error);
+	if (res->rc == 1)
+		res->rc = store_queue_hold(st, queue_id, false, &res->error);
+	if (res->rc == 1)
+		res->rc = store_queue_flush(st, 0, &res->error);
+	if (res->rc == 1)
+		res->rc = store_queue_next_due(st, &when, &res->error);
+	if (res->rc == 1)
+		res->rc = store_queue_release_leases(st, &res->error);
+	snprintf(res->got, sizeof(res->got), "due %lld", (long long)when);
+}
+
 static const char qmsg[] = "Subject: q\r\n\r\nqueued\r\n";
 
 static int ndelivered;
@@ -585,6 +621,12 @@ static void test_sweeps(void)
 	nfail += sweep(st, "queue show", fn_queue_show, want);
 	/* queue_list fills the recipients too */
 	nfail += sweep(st, "queue list", fn_queue_list, want);
+	nfail += sweep(st, "queue lease", fn_queue_lease, want);
+	nfail += sweep(st, "queue record", fn_queue_record, "kept");
+	nfail += sweep(st, "queue hold/flush/next_due", fn_queue_admin, "due 0");
+	nfail += sweep(st, "queue lease after a deferral", fn_queue_lease,
+	               "[alice@example.test alice@example.test Zed@remote.test y@remote.test"
+	               " Zed@remote.test/pending/rfc822;zed@remote.test y@remote.test/deferred/-]");
 	nfail += sweep(st, "deliver to the queue", fn_deliver, "queued");
 	int nq = 0;
 	CHECK(store_queue_list(st, queue_count_cb, &nq, NULL) == 1);
