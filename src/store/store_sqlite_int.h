@@ -11,7 +11,8 @@
  *   store_sqlite_imap.c      IMAP: mailbox list/status, create/delete/rename,
  *                            subscriptions, changes, flags, copy/move, expunge of
  *                            \Deleted (APPEND is a delivery: store_sqlite_deliver.c)
- *   store_sqlite_queue.c     the outbound queue
+ *   store_sqlite_queue.c     the outbound queue: list/show/delete, the queue
+ *                            runner's leases and results, hold/flush/bounce
  *
  * Connections and threads
  *   - One writer connection (st->wdb), used under st->wmu by admin writes and by the

@@ -1230,6 +1230,7 @@ static void test_migrate_v5(void)
 	    "DROP TABLE subscriptions; DROP TABLE uidvalidity_counter; DROP TABLE blob_cache;"
 	    "ALTER TABLE expunged DROP COLUMN time;"
 	    "ALTER TABLE mailboxes DROP COLUMN expunge_floor;"
+	    "ALTER TABLE queue DROP COLUMN held;"
 	    "DELETE FROM schema_version WHERE version >= 6;";
 	char *err = NULL;
 	CHECK(sqlite3_exec(db, undo, NULL, NULL, &err) == SQLITE_OK);
