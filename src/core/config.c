@@ -55,6 +55,7 @@ enum key_type {
 	KT_HOSTPORT,  /* char *, host:port, empty = NULL */
 	KT_RESOLVER,  /* char *, IP:port or "recursive", empty = NULL */
 	KT_RETRY,     /* char *, comma-separated durations */
+	KT_IPADDR,    /* char *, an IPv4 or IPv6 literal (no port), empty = NULL */
 	KT_SIZE,      /* uint64_t */
 	KT_DURATION,  /* unsigned seconds */
 	KT_UINT,      /* unsigned */
@@ -143,6 +144,11 @@ static const struct key_def config_keys[] = {
     {"delivery", "smarthost", KT_HOSTPORT, F(smarthost), 0, 0, false},
     {"delivery", "retry_schedule", KT_RETRY, F(retry_schedule), 0, 0, false},
     {"delivery", "expiry", KT_DURATION, F(expiry), 1, UINT_MAX, false},
+    {"delivery", "source_address", KT_IPADDR, F(delivery_source_address), 0, 0, false},
+    {"delivery", "max_connections", KT_UINT, F(delivery_max_connections), 1, 100000, false},
+    {"delivery", "max_connections_per_domain", KT_UINT, F(delivery_max_per_domain), 1, 100000,
+     false},
+    {"delivery", "connect_timeout", KT_DURATION, F(delivery_connect_timeout), 1, 3600, false},
 
     {"dns", "resolver", KT_RESOLVER, F(resolver), 0, 0, false},
     {"dns", "trust_anchor", KT_PATH, F(dns_trust_anchor), 0, 0, false},
@@ -662,6 +668,18 @@ static int config_set(struct config_ctx *ctx, const struct key_def *k, const cha
 			}
 		}
 		return config_set_string(ctx, str_field, value);
+	case KT_IPADDR: {
+		struct in6_addr a;
+		if (value[0] == '\0')
+			return config_set_string(ctx, str_field, NULL);
+		if (inet_pton(AF_INET, value, &a) != 1 && inet_pton(AF_INET6, value, &a) != 1) {
+			ctx_error_at(ctx, ctx->lineno,
+			             "bad address '%s' for %s (expected an IPv4 or IPv6 address)",
+			             config_quote(value, q), k->name);
+			return -1;
+		}
+		return config_set_string(ctx, str_field, value);
+	}
 	case KT_RETRY: {
 		unsigned sched[CONFIG_RETRY_MAX];
 		size_t n;
@@ -805,6 +823,9 @@ static int config_set_defaults(struct config *cfg)
 	cfg->store_workers = 16;
 	cfg->remote_port = 25;
 	cfg->expiry = 5 * 86400;
+	cfg->delivery_max_connections = 100;
+	cfg->delivery_max_per_domain = 10;
+	cfg->delivery_connect_timeout = 30;
 	cfg->auth_allow_plaintext_on_loopback = false;
 	cfg->auth_max_failures = 10;
 	cfg->auth_account_max_failures = 50;
@@ -1117,6 +1138,7 @@ void config_free(struct config **cfgp)
 	free(cfg->store_backend);
 	free(cfg->smarthost);
 	free(cfg->retry_schedule);
+	free(cfg->delivery_source_address);
 	free(cfg->resolver);
 	free(cfg->dns_trust_anchor);
 	free(cfg);

@@ -94,6 +94,10 @@ struct config {
 	char *smarthost;      /* host:port or NULL */
 	char *retry_schedule; /* comma-separated durations, default "5m,15m,30m,1h,2h,4h" */
 	unsigned expiry;      /* seconds, default 5d */
+	char *delivery_source_address;     /* IP literal to bind outbound connections to, or NULL */
+	unsigned delivery_max_connections; /* outbound connections at once, default 100 */
+	unsigned delivery_max_per_domain;  /* of them to one destination domain, default 10 */
+	unsigned delivery_connect_timeout; /* seconds, default 30 */
 
 	/* [dns] */
 	char *resolver;         /* IP:port, "recursive", or NULL = /etc/resolv.conf */
