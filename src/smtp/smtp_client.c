@@ -1,0 +1,935 @@
+/* The SMTP client: one attempt, one connection (smtp_client.h). */
+#include "smtp/smtp_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "core/buf.h"
+#include "core/worker.h"
+#include "net/tls.h"
+#include "smtp/smtp_client_parse.h"
+#include "store/store.h"
+
+/* RFC 5321 4.5.3.2 minimum timeouts. */
+#define CLIENT_CONNECT_TIMEOUT 30
+#define CLIENT_COMMAND_TIMEOUT 300
+#define CLIENT_DATA_INIT_TIMEOUT 120
+#define CLIENT_DATA_BLOCK_TIMEOUT 180
+#define CLIENT_DATA_END_TIMEOUT 600
+/* A message is read from its blob in steps of this size (on a worker), and the
+ * next step starts when the unsent output is below the low mark. */
+#define CLIENT_READ_STEP (128u << 10)
+#define CLIENT_OUTPUT_LOW (256u << 10)
+
+enum client_state {
+	CLIENT_CONNECTING,
+	CLIENT_GREETING,
+	CLIENT_EHLO,
+	CLIENT_HELO,
+	CLIENT_STARTTLS,
+	CLIENT_HANDSHAKE,
+	CLIENT_TRANSACTION, /* MAIL, RCPTs, DATA: replies read in order */
+	CLIENT_BODY,        /* sending the message */
+	CLIENT_DOT,         /* waiting for the reply to the end of data */
+	CLIENT_QUIT,
+	CLIENT_DONE,
+};
+
+/* The commands of one transaction whose replies are awaited, in order. */
+enum client_cmd { CMD_MAIL, CMD_RCPT, CMD_DATA };
+
+struct smtp_client {
+	struct smtp_client_params p;
+	struct smtp_client_msg *msg;
+	smtp_client_done_fn *done;
+	void *ctx;
+
+	struct bufferevent *plain; /* the socket */
+	struct bufferevent *bev;   /* plain, or the TLS filter over it */
+	SSL *ssl;
+	enum client_state state;
+	struct smtp_reply_parser parser;
+	struct smtp_ehlo_caps caps;
+	bool esmtp; /* EHLO worked (else HELO: no extensions) */
+	char tls_desc[96];
+	bool tls_verified;
+
+	/* the transaction: recipients [rfirst, rend) of msg; replies awaited for
+	 * cmds[cmd_next..ncmds) */
+	size_t rfirst, rend;
+	enum client_cmd cmds[2 + 1024];
+	size_t rcpt_of[2 + 1024]; /* CMD_RCPT: the recipient's index */
+	size_t ncmds, cmd_next;
+	size_t accepted;   /* RCPTs of this transaction the peer accepted */
+	bool mail_failed;  /* MAIL refused: RCPT/DATA replies are only consumed */
+	bool data_sent;    /* DATA went out (pipelined or after the RCPT replies) */
+	bool pipelined;
+
+	/* the message stream */
+	struct smtp_wire wire;
+	uint64_t read_off;
+	bool reading; /* a read job is out */
+	bool read_eof;
+	bool cancelled; /* freed as soon as the read job is back */
+
+	struct event *ev_free; /* frees the client after its last callback */
+	char *reason;          /* connection-level outcome */
+	bool try_next, tls_failed, permanent;
+	bool finished;
+};
+
+static void client_free(struct smtp_client *c)
+{
+	if (c->ev_free != NULL)
+		event_free(c->ev_free);
+	if (c->bev != NULL && c->bev != c->plain)
+		bufferevent_free(c->bev);
+	if (c->plain != NULL)
+		bufferevent_free(c->plain);
+	if (c->ssl != NULL)
+		SSL_free(c->ssl);
+	smtp_reply_parser_free(&c->parser);
+	free(c->reason);
+	free(c);
+}
+
+static struct timeval client_tv(unsigned secs)
+{
+	struct timeval tv = {.tv_sec = secs, .tv_usec = 0};
+	return tv;
+}
+
+static void client_set_read_timeout(struct smtp_client *c, unsigned secs)
+{
+	struct timeval r = client_tv(secs), w = client_tv(CLIENT_DATA_BLOCK_TIMEOUT);
+	bufferevent_set_timeouts(c->bev, secs > 0 ? &r : NULL, &w);
+}
+
+/* Sets the outcome of every recipient of the transaction not decided yet. */
+static void client_decide_rest(struct smtp_client *c, size_t from, size_t to,
+                               enum smtp_client_result res, const char *status,
+                               const char *reply, bool remote)
+{
+	for (size_t i = from; i < to; i++) {
+		struct smtp_client_rcpt *r = &c->msg->rcpts[i];
+		if (r->result != SMTP_CLIENT_UNTRIED)
+			continue;
+		r->result = res;
+		snprintf(r->status, sizeof(r->status), "%s", status);
+		free(r->reply);
+		r->reply = strdup(reply != NULL ? reply : "");
+		r->remote = remote;
+	}
+}
+
+static void client_on_free(evutil_socket_t fd, short what, void *ctx)
+{
+	client_free(ctx);
+}
+
+/* Reports the outcome; the client is freed after the callback that got here has
+ * returned (or when its read job is back), so callers may still look at c. */
+static void client_finish(struct smtp_client *c)
+{
+	if (c->finished)
+		return;
+	c->finished = true;
+	struct smtp_client_report rep = {
+	    .try_next = c->try_next,
+	    .tls_failed = c->tls_failed,
+	    .permanent = c->permanent,
+	    .reason = c->reason,
+	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
+	    .tls_verified = c->tls_verified,
+	    .connected = c->state != CLIENT_CONNECTING,
+	};
+	c->state = CLIENT_DONE;
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	}
+	c->done(c->ctx, &rep);
+	if (c->reading)
+		c->cancelled = true; /* freed when the read job comes back */
+	else
+		event_active(c->ev_free, EV_TIMEOUT, 1);
+}
+
+/* The attempt ends before any recipient was decided: the next address may do. */
+static void client_fail_conn(struct smtp_client *c, bool permanent, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void client_fail_conn(struct smtp_client *c, bool permanent, const char *fmt, ...)
+{
+	va_list ap;
+	free(c->reason);
+	c->reason = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&c->reason, fmt, ap) < 0)
+		c->reason = NULL;
+	va_end(ap);
+	c->try_next = true;
+	c->permanent = permanent;
+	client_finish(c);
+}
+
+/* A one-line form of reply r ("550 5.1.1 text"). */
+static char *client_reply_line(const struct smtp_reply *r)
+{
+	struct buf b;
+	buf_init(&b, 1024);
+	if (smtp_reply_format(r, &b, 900) < 0) {
+		buf_free(&b);
+		return strdup("(reply not recorded: out of memory)");
+	}
+	return buf_steal(&b, NULL);
+}
+
+/* The status code of a reply: its enhanced code, else one from the class. */
+static void client_status(const struct smtp_reply *r, char out[16])
+{
+	if (r->enhanced[0] != '\0')
+		snprintf(out, 16, "%s", r->enhanced);
+	else
+		snprintf(out, 16, "%d.0.0", r->code / 100);
+}
+
+static void client_send(struct smtp_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_send(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	va_end(ap);
+}
+
+static void client_quit(struct smtp_client *c)
+{
+	/* QUIT's reply is not waited for long: the outcome is known */
+	client_send(c, "QUIT\r\n");
+	c->state = CLIENT_QUIT;
+	client_set_read_timeout(c, 10);
+}
+
+static void client_on_read(struct bufferevent *bev, void *ctx);
+static void client_on_write(struct bufferevent *bev, void *ctx);
+static void client_on_event(struct bufferevent *bev, short what, void *ctx);
+
+static void client_send_ehlo(struct smtp_client *c)
+{
+	client_send(c, "EHLO %s\r\n", c->p.helo);
+	c->state = CLIENT_EHLO;
+	client_set_read_timeout(c, c->p.command_timeout);
+}
+
+static void client_start_transaction(struct smtp_client *c);
+
+/* ---- TLS ---- */
+
+static int client_start_tls(struct smtp_client *c)
+{
+	SSL *ssl = SSL_new(c->p.tls);
+	if (ssl == NULL)
+		return -1;
+	/* SNI and the name the certificate is checked against (recorded; whether it
+	 * is required is the policy's business: MTA-STS, DANE) */
+	if (c->p.host != NULL && c->p.host[0] != '\0' && c->p.host[0] != '[') {
+		SSL_set_tlsext_host_name(ssl, c->p.host);
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		SSL_set1_host(ssl, c->p.host);
+	}
+	/* RFC 3207 5 / the STARTTLS injection class: nothing the peer sent after its
+	 * 220 may be read as a reply inside TLS */
+	struct evbuffer *in = bufferevent_get_input(c->plain);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	struct bufferevent *tb = bufferevent_openssl_filter_new(
+	    c->p.base, c->plain, ssl, BUFFEREVENT_SSL_CONNECTING, 0);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_set_timeouts(c->plain, NULL, NULL);
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	c->bev = tb;
+	c->ssl = ssl;
+	c->state = CLIENT_HANDSHAKE;
+	bufferevent_setcb(tb, client_on_read, client_on_write, client_on_event, c);
+	client_set_read_timeout(c, c->p.command_timeout);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	return 1;
+}
+
+static void client_tls_done(struct smtp_client *c)
+{
+	char desc[96];
+	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s", tls_describe(c->ssl, desc, sizeof(desc)));
+	c->tls_verified = SSL_get_verify_result(c->ssl) == X509_V_OK &&
+	                  SSL_get0_peer_certificate(c->ssl) != NULL;
+	/* RFC 3207 4.2: forget what EHLO said before TLS, ask again */
+	memset(&c->caps, 0, sizeof(c->caps));
+	client_send_ehlo(c);
+}
+
+/* ---- the message ---- */
+
+struct client_read {
+	struct smtp_client *c;
+	struct buf out;
+	bool eof, failed;
+	struct worker_post *post;
+};
+
+static void client_read_job(void *arg)
+{
+	struct client_read *rd = arg;
+	struct smtp_client *c = rd->c;
+	struct smtp_client_msg *m = c->msg;
+	char *tmp = malloc(CLIENT_READ_STEP);
+	uint64_t left = m->len - c->read_off;
+	size_t want = left < CLIENT_READ_STEP ? (size_t)left : CLIENT_READ_STEP;
+
+	if (tmp == NULL) {
+		rd->failed = true;
+		return;
+	}
+	size_t got = 0;
+	while (got < want) {
+		ssize_t n = pread(m->fd, tmp + got, want - got, (off_t)(m->off + c->read_off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rd->failed = true;
+			free(tmp);
+			return;
+		}
+		got += (size_t)n;
+	}
+	if (smtp_wire_encode(&c->wire, tmp, got, &rd->out) < 0)
+		rd->failed = true;
+	c->read_off += got;
+	if (!rd->failed && c->read_off >= m->len) {
+		rd->eof = true;
+		if (smtp_wire_finish(&c->wire, &rd->out) < 0)
+			rd->failed = true;
+	}
+	free(tmp);
+}
+
+static void client_next_step(struct smtp_client *c);
+
+static void client_read_done(void *arg)
+{
+	struct client_read *rd = arg;
+	struct smtp_client *c = rd->c;
+
+	c->reading = false;
+	if (c->cancelled) {
+		buf_free(&rd->out);
+		free(rd);
+		client_free(c);
+		return;
+	}
+	if (rd->failed) {
+		buf_free(&rd->out);
+		free(rd);
+		/* our own fault: nothing was decided, the same message may go later */
+		client_decide_rest(c, c->rfirst, c->rend, SMTP_CLIENT_DEFERRED, "4.3.0",
+		                   "local error reading the queued message", false);
+		free(c->reason);
+		c->reason = strdup("local error reading the queued message");
+		client_finish(c); /* the connection is dropped mid-data: the peer discards it */
+		return;
+	}
+	evbuffer_add(bufferevent_get_output(c->bev), rd->out.data, rd->out.len);
+	buf_free(&rd->out);
+	if (rd->eof) {
+		free(rd);
+		c->read_eof = true;
+		c->state = CLIENT_DOT;
+		client_set_read_timeout(c, CLIENT_DATA_END_TIMEOUT);
+		return;
+	}
+	free(rd);
+	client_next_step(c);
+}
+
+/* Starts the next read when the output has room; else waits for the drain. */
+static void client_next_step(struct smtp_client *c)
+{
+	if (c->reading || c->read_eof || c->state != CLIENT_BODY)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= CLIENT_OUTPUT_LOW) {
+		bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_OUTPUT_LOW / 2, 0);
+		return;
+	}
+	struct client_read *rd = calloc(1, sizeof(*rd));
+	if (rd == NULL) {
+		client_fail_conn(c, false, "out of memory");
+		return;
+	}
+	rd->c = c;
+	/* the encoding grows at most 4x + 4 (smtp_wire_encode) */
+	buf_init(&rd->out, 4 * (size_t)CLIENT_READ_STEP + 64);
+	c->reading = true;
+	if (worker_pool_submit(c->p.pool, c->p.inbox, client_read_job, client_read_done, rd) < 0) {
+		c->reading = false;
+		free(rd);
+		client_fail_conn(c, false, "out of memory");
+	}
+}
+
+static void client_start_body(struct smtp_client *c)
+{
+	c->state = CLIENT_BODY;
+	smtp_wire_init(&c->wire, true);
+	c->read_off = 0;
+	c->read_eof = false;
+	/* no reply is due while the message goes out; the write timeout guards it */
+	client_set_read_timeout(c, 0);
+	client_next_step(c);
+}
+
+/* ---- the transaction ---- */
+
+static bool client_needs_utf8(const struct smtp_client *c)
+{
+	return c->msg->smtputf8;
+}
+
+/* Appends the MAIL command's parameters that the peer supports. */
+static void client_mail_params(struct smtp_client *c, struct evbuffer *out)
+{
+	const struct smtp_client_msg *m = c->msg;
+	if (!c->esmtp)
+		return;
+	if (c->caps.size)
+		evbuffer_add_printf(out, " SIZE=%llu", (unsigned long long)m->len);
+	if (m->body == STORE_BODY_8BITMIME && c->caps.eightbitmime)
+		evbuffer_add_printf(out, " BODY=8BITMIME");
+	if (m->smtputf8 && c->caps.smtputf8)
+		evbuffer_add_printf(out, " SMTPUTF8");
+	if (c->caps.dsn) {
+		if (m->ret == STORE_RET_FULL)
+			evbuffer_add_printf(out, " RET=FULL");
+		else if (m->ret == STORE_RET_HDRS)
+			evbuffer_add_printf(out, " RET=HDRS");
+		if (m->envid != NULL)
+			evbuffer_add_printf(out, " ENVID=%s", m->envid);
+	}
+}
+
+static void client_rcpt_params(struct smtp_client *c, const struct smtp_client_rcpt *r,
+                               struct evbuffer *out)
+{
+	if (!c->esmtp || !c->caps.dsn)
+		return;
+	if (r->notify != 0) {
+		if (r->notify & STORE_NOTIFY_NEVER) {
+			evbuffer_add_printf(out, " NOTIFY=NEVER");
+		} else {
+			const char *sep = " NOTIFY=";
+			static const struct {
+				unsigned bit;
+				const char *name;
+			} kw[] = {{STORE_NOTIFY_SUCCESS, "SUCCESS"},
+			          {STORE_NOTIFY_FAILURE, "FAILURE"},
+			          {STORE_NOTIFY_DELAY, "DELAY"}};
+			for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+				if (r->notify & kw[i].bit) {
+					evbuffer_add_printf(out, "%s%s", sep, kw[i].name);
+					sep = ",";
+				}
+		}
+	}
+	if (r->orcpt != NULL)
+		evbuffer_add_printf(out, " ORCPT=%s", r->orcpt);
+}
+
+/* What this peer cannot take at all, decided before MAIL (so the message is
+ * bounced with a clear reason instead of being refused or mangled). NULL: ok. */
+static const char *client_refusal(struct smtp_client *c, const char **status_r)
+{
+	const struct smtp_client_msg *m = c->msg;
+	if (client_needs_utf8(c) && !(c->esmtp && c->caps.smtputf8)) {
+		/* RFC 6531 3.4: no downgrade here */
+		*status_r = "5.6.7";
+		return "the message needs SMTPUTF8 (internationalized addresses or header) and "
+		       "the receiving server does not support it";
+	}
+	if (m->body == STORE_BODY_BINARYMIME) {
+		*status_r = "5.6.3";
+		return "the message is BINARYMIME and this client does not send binary bodies";
+	}
+	if (c->esmtp && c->caps.size && c->caps.size_max != 0 && m->len > c->caps.size_max) {
+		*status_r = "5.3.4";
+		return "the message is larger than the receiving server accepts (its SIZE)";
+	}
+	return NULL;
+}
+
+static void client_send_data(struct smtp_client *c)
+{
+	client_send(c, "DATA\r\n");
+	c->cmds[c->ncmds++] = CMD_DATA;
+	c->data_sent = true;
+}
+
+static void client_start_transaction(struct smtp_client *c)
+{
+	struct smtp_client_msg *m = c->msg;
+	const char *status = NULL, *why;
+
+	if (c->rfirst >= m->nrcpts) {
+		client_quit(c);
+		return;
+	}
+	if ((why = client_refusal(c, &status)) != NULL) {
+		client_decide_rest(c, c->rfirst, m->nrcpts, SMTP_CLIENT_BOUNCED, status, why, false);
+		client_quit(c);
+		return;
+	}
+	size_t max = sizeof(c->cmds) / sizeof(c->cmds[0]) - 2;
+	if (c->esmtp && c->caps.rcptmax != 0 && c->caps.rcptmax < max)
+		max = c->caps.rcptmax; /* RFC 9422: more go in the next transaction */
+	c->rend = m->nrcpts - c->rfirst > max ? c->rfirst + max : m->nrcpts;
+	c->ncmds = c->cmd_next = 0;
+	c->accepted = 0;
+	c->mail_failed = false;
+	c->data_sent = false;
+	c->pipelined = c->esmtp && c->caps.pipelining;
+
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out, "MAIL FROM:<%s>", m->sender);
+	client_mail_params(c, out);
+	evbuffer_add(out, "\r\n", 2);
+	c->cmds[c->ncmds++] = CMD_MAIL;
+	if (c->pipelined) {
+		for (size_t i = c->rfirst; i < c->rend; i++) {
+			evbuffer_add_printf(out, "RCPT TO:<%s>", m->rcpts[i].addr);
+			client_rcpt_params(c, &m->rcpts[i], out);
+			evbuffer_add(out, "\r\n", 2);
+			c->rcpt_of[c->ncmds] = i;
+			c->cmds[c->ncmds++] = CMD_RCPT;
+		}
+		client_send_data(c);
+	}
+	c->state = CLIENT_TRANSACTION;
+	client_set_read_timeout(c, c->p.command_timeout);
+}
+
+/* Without PIPELINING: the next command after a reply. */
+static void client_send_next(struct smtp_client *c)
+{
+	struct smtp_client_msg *m = c->msg;
+	size_t sent_rcpts = c->ncmds - 1; /* after MAIL */
+	if (c->rfirst + sent_rcpts < c->rend) {
+		size_t i = c->rfirst + sent_rcpts;
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		evbuffer_add_printf(out, "RCPT TO:<%s>", m->rcpts[i].addr);
+		client_rcpt_params(c, &m->rcpts[i], out);
+		evbuffer_add(out, "\r\n", 2);
+		c->rcpt_of[c->ncmds] = i;
+		c->cmds[c->ncmds++] = CMD_RCPT;
+		return;
+	}
+	if (c->accepted > 0)
+		client_send_data(c);
+}
+
+/* The transaction is over (data accepted or refused, or nothing accepted):
+ * the next one for the recipients left, or QUIT. */
+static void client_transaction_end(struct smtp_client *c)
+{
+	c->rfirst = c->rend;
+	if (c->rfirst < c->msg->nrcpts) {
+		/* RSET is not needed after a completed or refused transaction */
+		client_start_transaction(c);
+		return;
+	}
+	client_quit(c);
+}
+
+static void client_on_tx_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	enum client_cmd cmd = c->cmds[c->cmd_next];
+	size_t idx = c->rcpt_of[c->cmd_next];
+	char status[16];
+	c->cmd_next++;
+	client_status(r, status);
+
+	switch (cmd) {
+	case CMD_MAIL:
+		if (r->code / 100 != 2) {
+			c->mail_failed = true;
+			char *line = client_reply_line(r);
+			if (r->code / 100 == 4 && c->rfirst == 0) {
+				/* nothing decided yet: another server may take it */
+				free(c->reason);
+				c->reason = line;
+				c->try_next = true;
+				if (!c->pipelined) {
+					client_quit(c);
+					return;
+				}
+			} else {
+				client_decide_rest(c, c->rfirst, c->rend,
+				                   r->code / 100 == 5 ? SMTP_CLIENT_BOUNCED
+				                                      : SMTP_CLIENT_DEFERRED,
+				                   status, line, true);
+				free(line);
+				if (!c->pipelined) {
+					client_transaction_end(c);
+					return;
+				}
+			}
+		}
+		break;
+	case CMD_RCPT: {
+		struct smtp_client_rcpt *rc = &c->msg->rcpts[idx];
+		if (c->mail_failed)
+			break;
+		if (r->code / 100 == 2) {
+			c->accepted++;
+			/* decided when the data's reply comes */
+			break;
+		}
+		rc->result = r->code / 100 == 5 ? SMTP_CLIENT_BOUNCED : SMTP_CLIENT_DEFERRED;
+		snprintf(rc->status, sizeof(rc->status), "%s", status);
+		free(rc->reply);
+		rc->reply = client_reply_line(r);
+		rc->remote = true;
+		break;
+	}
+	case CMD_DATA:
+		if (c->mail_failed || c->accepted == 0 || r->code != 354) {
+			if (!c->mail_failed && c->accepted > 0) {
+				char *line = client_reply_line(r);
+				client_decide_rest(c, c->rfirst, c->rend,
+				                   r->code / 100 == 5 ? SMTP_CLIENT_BOUNCED
+				                                      : SMTP_CLIENT_DEFERRED,
+				                   status, line, true);
+				free(line);
+			}
+			if (c->try_next) {
+				client_quit(c);
+				return;
+			}
+			client_transaction_end(c);
+			return;
+		}
+		client_start_body(c);
+		return;
+	}
+	if (c->cmd_next < c->ncmds)
+		return; /* more replies are due (pipelined) */
+	if (c->try_next) {
+		client_quit(c);
+		return;
+	}
+	if (c->pipelined || c->mail_failed) {
+		/* every reply is in and DATA was not accepted (handled above) */
+		client_transaction_end(c);
+		return;
+	}
+	client_send_next(c);
+	if (c->cmd_next == c->ncmds) /* nothing sent: no recipient was accepted */
+		client_transaction_end(c);
+}
+
+static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	switch (c->state) {
+	case CLIENT_GREETING:
+		if (r->code != 220) {
+			char *line = client_reply_line(r);
+			client_fail_conn(c, r->code / 100 == 5, "greeting: %s", line);
+			free(line);
+			return;
+		}
+		client_send_ehlo(c);
+		return;
+	case CLIENT_EHLO:
+		if (r->code == 250) {
+			c->esmtp = true;
+			smtp_ehlo_caps_parse(r, &c->caps);
+			if (c->ssl == NULL && c->caps.starttls && c->p.tls != NULL &&
+			    !c->p.tls_disabled) {
+				client_send(c, "STARTTLS\r\n");
+				c->state = CLIENT_STARTTLS;
+				return;
+			}
+			client_start_transaction(c);
+			return;
+		}
+		if (r->code / 100 == 5) {
+			/* RFC 5321 3.2: a server that does not know EHLO */
+			client_send(c, "HELO %s\r\n", c->p.helo);
+			c->state = CLIENT_HELO;
+			return;
+		} else {
+			char *line = client_reply_line(r);
+			client_fail_conn(c, false, "EHLO: %s", line);
+			free(line);
+		}
+		return;
+	case CLIENT_HELO:
+		if (r->code != 250) {
+			char *line = client_reply_line(r);
+			client_fail_conn(c, r->code / 100 == 5, "HELO: %s", line);
+			free(line);
+			return;
+		}
+		c->esmtp = false;
+		memset(&c->caps, 0, sizeof(c->caps));
+		client_start_transaction(c);
+		return;
+	case CLIENT_STARTTLS:
+		if (r->code != 220) {
+			/* opportunistic: go on without it */
+			client_start_transaction(c);
+			return;
+		}
+		if (client_start_tls(c) < 0)
+			client_fail_conn(c, false, "cannot start TLS (out of memory)");
+		return;
+	case CLIENT_TRANSACTION:
+		client_on_tx_reply(c, r);
+		return;
+	case CLIENT_BODY:
+		/* a reply before the end of the data: the peer gave up on it */
+		/* fall through */
+	case CLIENT_DOT: {
+		char status[16];
+		char *line = client_reply_line(r);
+		client_status(r, status);
+		enum smtp_client_result res = r->code / 100 == 2   ? SMTP_CLIENT_DELIVERED
+		                              : r->code / 100 == 5 ? SMTP_CLIENT_BOUNCED
+		                                                   : SMTP_CLIENT_DEFERRED;
+		if (c->state == CLIENT_BODY && res == SMTP_CLIENT_DELIVERED)
+			res = SMTP_CLIENT_DEFERRED; /* not a valid answer before the end */
+		client_decide_rest(c, c->rfirst, c->rend, res, status, line, true);
+		free(line);
+		if (c->state == CLIENT_BODY) {
+			client_finish(c);
+			return;
+		}
+		client_transaction_end(c);
+		return;
+	}
+	case CLIENT_QUIT:
+		client_finish(c);
+		return;
+	default:
+		return;
+	}
+}
+
+static void client_on_read(struct bufferevent *bev, void *ctx)
+{
+	struct smtp_client *c = ctx;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (evbuffer_get_length(in) > 0 && !c->finished) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t used = 0;
+		enum smtp_reply_result res = smtp_reply_feed(&c->parser, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		if (res == SMTP_REPLY_ERROR) {
+			const char *why = c->parser.error != NULL ? c->parser.error : "bad reply";
+			if (c->state == CLIENT_DOT || c->state == CLIENT_BODY) {
+				/* the message may or may not have been taken: retry later
+				 * (at least once, never lost) */
+				client_decide_rest(c, c->rfirst, c->rend, SMTP_CLIENT_DEFERRED,
+				                   "4.4.2", why, false);
+			}
+			client_fail_conn(c, false, "protocol error from the server: %s", why);
+			return;
+		}
+		if (res == SMTP_REPLY_NEED_MORE)
+			continue;
+		client_on_reply(c, &c->parser.reply);
+		smtp_reply_parser_reset(&c->parser);
+		if (c->finished)
+			return;
+		/* STARTTLS replaced the bufferevent: what is left of the old input
+		 * was discarded there */
+		if (bufferevent_get_input(c->bev) != in)
+			return;
+	}
+}
+
+static void client_on_write(struct bufferevent *bev, void *ctx)
+{
+	struct smtp_client *c = ctx;
+	if (c->state == CLIENT_BODY) {
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		client_next_step(c);
+	}
+}
+
+static void client_on_event(struct bufferevent *bev, short what, void *ctx)
+{
+	struct smtp_client *c = ctx;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->state == CLIENT_CONNECTING) {
+			c->state = CLIENT_GREETING;
+			client_set_read_timeout(c, c->p.command_timeout);
+			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			return;
+		}
+		if (c->state == CLIENT_HANDSHAKE) {
+			client_tls_done(c);
+			return;
+		}
+		return;
+	}
+	const char *stage;
+	switch (c->state) {
+	case CLIENT_CONNECTING: stage = "connect"; break;
+	case CLIENT_GREETING: stage = "greeting"; break;
+	case CLIENT_HANDSHAKE: stage = "TLS handshake"; break;
+	case CLIENT_BODY: stage = "sending the message"; break;
+	case CLIENT_DOT: stage = "end of data"; break;
+	case CLIENT_QUIT: client_finish(c); return;
+	default: stage = "command"; break;
+	}
+	char why[200];
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(why, sizeof(why), "timeout (%s)", stage);
+	else if (what & BEV_EVENT_EOF)
+		snprintf(why, sizeof(why), "connection closed by the server (%s)", stage);
+	else {
+		unsigned long e = c->ssl != NULL ? bufferevent_get_openssl_error(bev) : 0;
+		int err = EVUTIL_SOCKET_ERROR();
+		if (e != 0) {
+			char eb[120];
+			ERR_error_string_n(e, eb, sizeof(eb));
+			snprintf(why, sizeof(why), "%s failed: %s", stage, eb);
+		} else {
+			snprintf(why, sizeof(why), "%s failed: %s", stage,
+			         err != 0 ? evutil_socket_error_to_string(err) : "error");
+		}
+	}
+	if (c->state == CLIENT_HANDSHAKE)
+		c->tls_failed = true;
+	if (c->state == CLIENT_BODY || c->state == CLIENT_DOT) {
+		/* lost with the message in flight: not delivered as far as we know */
+		client_decide_rest(c, c->rfirst, c->rend, SMTP_CLIENT_DEFERRED, "4.4.2", why, false);
+		free(c->reason);
+		c->reason = strdup(why);
+		client_finish(c);
+		return;
+	}
+	/* recipients decided in earlier transactions keep their outcome; the rest
+	 * stay untried (the runner defers them) */
+	bool decided = false;
+	for (size_t i = 0; i < c->msg->nrcpts; i++)
+		if (c->msg->rcpts[i].result != SMTP_CLIENT_UNTRIED)
+			decided = true;
+	if (decided) {
+		free(c->reason);
+		c->reason = strdup(why);
+		client_finish(c);
+		return;
+	}
+	client_fail_conn(c, false, "%s", why);
+}
+
+int smtp_client_start(const struct smtp_client_params *params, struct smtp_client_msg *msg,
+                      smtp_client_done_fn *done, void *ctx, struct smtp_client **c_r,
+                      char **error_r)
+{
+	struct smtp_client *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	c->p = *params;
+	if (c->p.connect_timeout == 0)
+		c->p.connect_timeout = CLIENT_CONNECT_TIMEOUT;
+	if (c->p.command_timeout == 0)
+		c->p.command_timeout = CLIENT_COMMAND_TIMEOUT;
+	c->msg = msg;
+	c->done = done;
+	c->ctx = ctx;
+	smtp_reply_parser_init(&c->parser);
+	c->ev_free = event_new(params->base, -1, 0, client_on_free, c);
+	if (c->ev_free == NULL) {
+		client_free(c);
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < msg->nrcpts; i++) {
+		msg->rcpts[i].result = SMTP_CLIENT_UNTRIED;
+		msg->rcpts[i].status[0] = '\0';
+	}
+
+	evutil_socket_t fd = socket(params->addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		if (asprintf(error_r, "socket: %s", strerror(errno)) < 0)
+			*error_r = NULL;
+		client_free(c);
+		return -1;
+	}
+	if (params->source != NULL &&
+	    bind(fd, params->source, params->sourcelen) < 0) {
+		if (asprintf(error_r, "cannot bind the source address: %s", strerror(errno)) < 0)
+			*error_r = NULL;
+		close(fd);
+		client_free(c);
+		return -1;
+	}
+	c->plain = bufferevent_socket_new(params->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->plain == NULL) {
+		close(fd);
+		client_free(c);
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	c->bev = c->plain;
+	c->state = CLIENT_CONNECTING;
+	bufferevent_setcb(c->plain, client_on_read, client_on_write, client_on_event, c);
+	struct timeval ct = client_tv(c->p.connect_timeout);
+	bufferevent_set_timeouts(c->plain, &ct, &ct);
+	bufferevent_enable(c->plain, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->plain, params->addr, (int)params->addrlen) < 0) {
+		/* reported like any connection failure, later, through done */
+		client_free(c);
+		if (asprintf(error_r, "connect: %s", strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	*c_r = c;
+	return 1;
+}
+
+void smtp_client_cancel(struct smtp_client **cp)
+{
+	struct smtp_client *c = *cp;
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	c->finished = true;
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	}
+	if (c->reading) {
+		c->cancelled = true;
+		return;
+	}
+	client_free(c);
+}

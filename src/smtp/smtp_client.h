@@ -1,0 +1,104 @@
+/* The SMTP client (RFC 5321 as the sending side): one connection to one address
+ * of one destination, delivering one message to the recipients of that
+ * destination, on an event loop. Routing (which host, which address, what next
+ * when this one fails) is the queue runner's (src/delivery/); this file speaks
+ * SMTP: greeting, EHLO (HELO fallback), STARTTLS whenever offered, MAIL with the
+ * envelope's parameters as far as the peer supports them, RCPT, DATA with the
+ * wire copy streamed from the stored blob in worker steps, QUIT. With PIPELINING
+ * MAIL, the RCPTs and DATA go out together (RFC 2920 3.1). docs/delivery.md
+ * describes the rules and their reasons. */
+#ifndef HERMOD_SMTP_SMTP_CLIENT_H
+#define HERMOD_SMTP_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+struct event_base;
+struct worker_pool;
+struct worker_inbox;
+struct smtp_client;
+
+/* Where a recipient stands after the attempt. */
+enum smtp_client_result {
+	SMTP_CLIENT_UNTRIED = 0, /* the attempt ended before this recipient was decided */
+	SMTP_CLIENT_DELIVERED,   /* the peer took responsibility (2xx after the data) */
+	SMTP_CLIENT_DEFERRED,    /* 4xx: try again later */
+	SMTP_CLIENT_BOUNCED,     /* 5xx, or a message this peer cannot take */
+};
+
+struct smtp_client_rcpt {
+	const char *addr;
+	unsigned notify;   /* STORE_NOTIFY_* bits (0 = not given) */
+	const char *orcpt; /* ORCPT as given at submission (addr-type;xtext), passed on as is */
+	/* OUT */
+	enum smtp_client_result result;
+	char status[16]; /* RFC 3463 code of the outcome: "2.0.0", "5.1.1", ... */
+	char *reply;     /* the remote reply on one line (smtp_reply_format), or our reason;
+	                    malloc'd, the caller frees */
+	bool remote;     /* reply came from the peer (not our own reason) */
+};
+
+struct smtp_client_msg {
+	const char *sender; /* "" for <> */
+	int body;           /* STORE_BODY_* */
+	bool smtputf8;
+	const char *envid; /* as given (xtext), or NULL */
+	int ret;           /* STORE_RET_* */
+	/* The stored message: the wire copy is read from fd at [off, off + len)
+	 * (the blob range, past the local trace fields). The fd stays the caller's. */
+	int fd;
+	uint64_t off, len;
+	struct smtp_client_rcpt *rcpts;
+	size_t nrcpts;
+};
+
+struct smtp_client_params {
+	struct event_base *base;
+	struct worker_pool *pool; /* message reads */
+	struct worker_inbox *inbox;
+	const char *helo;   /* our host name */
+	SSL_CTX *tls;       /* client context for STARTTLS; NULL: never */
+	bool tls_disabled;  /* this attempt without STARTTLS (retry after a failed handshake) */
+	const char *host;   /* the peer's host name (MX name): SNI, certificate name, logs */
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+	const struct sockaddr *source; /* bind address or NULL */
+	socklen_t sourcelen;
+	/* Timeouts in seconds (RFC 5321 4.5.3.2); 0: the RFC's value. */
+	unsigned connect_timeout; /* default 30 */
+	unsigned command_timeout; /* greeting, EHLO, MAIL, RCPT: default 300 */
+};
+
+/* What the attempt found; valid during the done callback. */
+struct smtp_client_report {
+	/* true: nothing was decided for any recipient (connection refused or lost,
+	 * timeout, greeting or EHLO refused, TLS handshake failed, MAIL 4xx): the
+	 * runner may try the next address. reason says why. */
+	bool try_next;
+	/* with try_next: the TLS handshake failed (the caller may retry this address
+	 * without STARTTLS, as opportunistic TLS allows) */
+	bool tls_failed;
+	/* the failure was a 5xx from the peer (greeting, EHLO/HELO) */
+	bool permanent;
+	const char *reason; /* one line, or NULL when everything went through */
+	const char *tls;    /* "TLSv1.3/TLS_AES_256_GCM_SHA384" or NULL (plain text) */
+	bool tls_verified;  /* the peer's certificate chain and name verified */
+	bool connected;
+};
+
+typedef void smtp_client_done_fn(void *ctx, const struct smtp_client_report *rep);
+
+/* Starts the attempt. done is called exactly once, later, on the loop of base,
+ * unless the attempt is cancelled. msg and params (and what they point to) must
+ * stay valid until then. 1 ok; -1 with *error_r when it cannot start. */
+int smtp_client_start(const struct smtp_client_params *params, struct smtp_client_msg *msg,
+                      smtp_client_done_fn *done, void *ctx, struct smtp_client **c_r,
+                      char **error_r);
+/* Ends an attempt without calling done (server shutdown). NULL ok. */
+void smtp_client_cancel(struct smtp_client **c);
+
+#endif
