@@ -6,6 +6,7 @@
 
 #include "auth/sasl.h"
 #include "core/config.h"
+#include "delivery/queue_runner.h"
 #include "imap/imap_session.h"
 #include "net/server.h"
 #include "pop3/pop3_session.h"
@@ -54,10 +55,31 @@ static void serve_apply(const struct config *cfg)
 	sasl_mechs_set(cfg->auth_mechanisms);
 }
 
+/* The outbound queue runner: one per process, beside the listeners. */
+static struct queue_runner *serve_runner;
+
+static int serve_start(const struct server_services *svc, char **error_r)
+{
+	return queue_runner_start(svc->cfg, svc->store, svc->pool, &serve_runner, error_r);
+}
+
+static void serve_stop(void)
+{
+	queue_runner_stop(serve_runner);
+}
+
+static void serve_cleanup(void)
+{
+	queue_runner_free(&serve_runner);
+}
+
 static const struct server_app serve_app = {
     .proto_for = serve_proto_for,
     .check = serve_check,
     .apply = serve_apply,
+    .start = serve_start,
+    .stop = serve_stop,
+    .cleanup = serve_cleanup,
 };
 
 int serve_main(const char *config_path)

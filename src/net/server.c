@@ -1210,6 +1210,7 @@ int server_main(const char *config_path, const struct server_app *app)
 	struct tls_server *tls = NULL;
 	char *err = NULL;
 	int status = 1;
+	bool services = false;
 	sigset_t sigs, oldsigs;
 
 	memset(&srv, 0, sizeof(srv));
@@ -1324,6 +1325,15 @@ int server_main(const char *config_path, const struct server_app *app)
 		fprintf(stderr, "hermod: cannot set up signal handling\n");
 		goto out;
 	}
+	if (app->start != NULL) {
+		struct server_services svc = {.cfg = srv.cfg, .store = srv.store, .pool = srv.pool};
+		if (app->start(&svc, &err) < 0) {
+			fprintf(stderr, "hermod: %s\n", err != NULL ? err : "cannot start services");
+			free(err);
+			goto out;
+		}
+		services = true;
+	}
 	log_info(NULL, "event=started version=%s hostname=%s data_dir=%s pid=%d threads=%u",
 	         HERMOD_VERSION, srv.cfg->hostname, srv.cfg->data_dir, (int)getpid(), srv.nloops);
 	event_base_dispatch(srv.base);
@@ -1343,10 +1353,14 @@ out:
 		if (srv.pool != NULL)
 			loop_flush_batch(&srv.loops[i]);
 	}
+	if (services && app->stop != NULL)
+		app->stop();
 	if (status == 0)
 		log_info(NULL, "event=stopped");
 	if (srv.pool != NULL)
 		worker_pool_destroy(&srv.pool); /* completions stay in the loops' inboxes */
+	if (services && app->cleanup != NULL)
+		app->cleanup();
 	if (srv.auth_pool != NULL)
 		worker_pool_destroy(&srv.auth_pool);
 	/* the committer finishes what the workers queued; its completions go to

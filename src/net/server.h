@@ -134,6 +134,14 @@ struct server {
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
 };
 
+/* What a service started by the server may use: store and pool until its
+ * cleanup, cfg during start only (a reload replaces it: copy what is kept). */
+struct server_services {
+	const struct config *cfg; /* the configuration at start-up */
+	struct store *store;
+	struct worker_pool *pool;
+};
+
 /* The program around the server: which protocol serves a [listen] key. */
 struct server_app {
 	/* The protocol of a [listen] key, NULL when none implements it. */
@@ -145,6 +153,14 @@ struct server_app {
 	 * mechanisms to offer): at start-up before any connection is served, and
 	 * after every successful reload. Optional. */
 	void (*apply)(const struct config *cfg);
+	/* Services that run beside the listeners (the outbound queue runner), all
+	 * optional: start once the store and the worker pool exist, before the
+	 * first connection (-1 with *error_r stops the server); stop when the
+	 * loops have ended, before the pool is torn down (its jobs may still
+	 * complete); cleanup after the pool has ended, before the store closes. */
+	int (*start)(const struct server_services *s, char **error_r);
+	void (*stop)(void);
+	void (*cleanup)(void);
 };
 
 /* Runs "hermod serve": loads config_path, binds, drops privileges, serves until

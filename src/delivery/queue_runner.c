@@ -1,0 +1,1289 @@
+/* The outbound queue runner (queue_runner.h). */
+#include "delivery/queue_runner.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "delivery/dsn.h"
+#include "delivery/route.h"
+#include "dns/dns.h"
+#include "smtp/smtp_client.h"
+#include "store/store.h"
+
+/* An entry is leased for this long; the runner releases every lease when it
+ * starts (one process owns the queue), so this only matters if a lease is never
+ * recorded. */
+#define RUNNER_LEASE_SECS 3600
+/* The queue is looked at at least this often: a cheap indexed read. New
+ * entries wake the runner at once through the store's queue hook; a `hermod
+ * queue flush` from another process is seen within this time. */
+#define RUNNER_POLL_MAX 2
+/* Addresses tried per MX host, MX hosts per destination (RFC 5321 5.1 asks
+ * for a configurable limit; Postfix tries 5 hosts). */
+#define RUNNER_ADDRS_MAX 8
+#define RUNNER_HOSTS_MAX 10
+/* An original larger than this is returned with its header only. */
+#define RUNNER_DSN_FULL_MAX (1u << 20)
+
+struct queue_runner;
+
+struct qrcpt {
+	char *addr;
+	unsigned notify;
+	char *orcpt;
+	bool admin_bounce; /* state 'bounce': hermod queue bounce */
+	char *last_reply;  /* from earlier attempts */
+	/* this attempt */
+	enum smtp_client_result result;
+	char status[16];
+	char *reply;
+	bool remote;
+	char *relay;
+};
+
+struct qdest;
+
+struct qentry {
+	struct queue_runner *r;
+	struct qentry *next; /* in flight */
+	int64_t id;
+	char *sender, *blob_id, *envid;
+	uint64_t size, trace_len;
+	int64_t created;
+	unsigned attempts;
+	int body, ret;
+	bool smtputf8;
+	struct store_blob_range range; /* the blob, past the trace fields */
+	bool have_range;
+	struct qrcpt *rcpts;
+	size_t nrcpts;
+	struct qdest **dests;
+	size_t ndests, dests_left;
+	int64_t start_ms;
+};
+
+struct qdest {
+	struct qentry *e;
+	struct qdest *next_wait;
+	struct qdest *next_active, *prev_active;
+	char *domain;
+	size_t *idx; /* recipients of e */
+	size_t n;
+	struct smtp_client_rcpt *crcpts;
+	struct smtp_client_msg msg;
+	bool active, waiting;
+	/* routing */
+	struct dns_query *q;
+	char hosts[RUNNER_HOSTS_MAX][DNS_NAME_MAX + 1];
+	size_t nhosts, hosti;
+	unsigned port;
+	struct sockaddr_storage addrs[RUNNER_ADDRS_MAX];
+	socklen_t addrlens[RUNNER_ADDRS_MAX];
+	size_t naddrs, addri;
+	bool aaaa_done;
+	struct smtp_client *client;
+	bool tls_off;
+	char *last_reason;
+	char relay[DNS_NAME_MAX + 64];
+};
+
+struct queue_runner {
+	/* settings, copied at start */
+	char *hostname;
+	unsigned remote_port;
+	char *smarthost;
+	unsigned smarthost_port;
+	unsigned sched[CONFIG_RETRY_MAX];
+	size_t nsched;
+	unsigned expiry;
+	unsigned max_conns, max_per_domain, connect_timeout;
+	struct sockaddr_storage source;
+	socklen_t sourcelen;
+	char *resolver, *trust_anchor;
+
+	struct store *st;
+	struct worker_pool *pool;
+	pthread_t thread;
+	bool started;
+	struct event_base *base;
+	struct worker_inbox *inbox;
+	struct dns_resolver *dns;
+	SSL_CTX *tls;
+	int kick_fd;
+	struct event *ev_kick, *ev_timer;
+	atomic_bool stopping;
+	char owner[64];
+
+	bool leasing;
+	bool want_pass;
+	bool in_start, start_again;
+	struct qentry *inflight;
+	size_t nentries;
+	unsigned nactive;
+	struct qdest *active;
+	struct qdest *wait_head, *wait_tail;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t runner_rand(void *ctx)
+{
+	uint32_t v = 0;
+	if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
+		v = (uint32_t)random();
+	return v;
+}
+
+static void runner_pass(struct queue_runner *r);
+static void dest_next_host(struct qdest *d);
+static void dest_try_addr(struct qdest *d);
+static void dest_done(struct qdest *d);
+
+/* ---- freeing ---- */
+
+static void qdest_free(struct qdest *d)
+{
+	if (d == NULL)
+		return;
+	dns_cancel(&d->q);
+	smtp_client_cancel(&d->client);
+	for (size_t i = 0; i < d->n; i++)
+		free(d->crcpts[i].reply);
+	free(d->crcpts);
+	free(d->idx);
+	free(d->domain);
+	free(d->last_reason);
+	free(d);
+}
+
+static void qentry_free(struct qentry *e)
+{
+	if (e == NULL)
+		return;
+	for (size_t i = 0; i < e->ndests; i++)
+		qdest_free(e->dests[i]);
+	free(e->dests);
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		free(e->rcpts[i].addr);
+		free(e->rcpts[i].orcpt);
+		free(e->rcpts[i].last_reply);
+		free(e->rcpts[i].reply);
+		free(e->rcpts[i].relay);
+	}
+	free(e->rcpts);
+	if (e->have_range)
+		store_blob_range_close(&e->range);
+	free(e->sender);
+	free(e->blob_id);
+	free(e->envid);
+	free(e);
+}
+
+/* ---- outcomes ---- */
+
+static const char *result_name(enum smtp_client_result res)
+{
+	switch (res) {
+	case SMTP_CLIENT_DELIVERED: return "delivered";
+	case SMTP_CLIENT_BOUNCED: return "bounced";
+	case SMTP_CLIENT_DEFERRED: return "deferred";
+	default: return "untried";
+	}
+}
+
+static void rcpt_set(struct qrcpt *q, enum smtp_client_result res, const char *status,
+                     const char *reply, bool remote, const char *relay)
+{
+	q->result = res;
+	snprintf(q->status, sizeof(q->status), "%s", status != NULL ? status : "");
+	free(q->reply);
+	q->reply = strdup(reply != NULL ? reply : "");
+	q->remote = remote;
+	free(q->relay);
+	q->relay = relay != NULL && relay[0] != '\0' ? strdup(relay) : NULL;
+}
+
+static void log_outcome(const struct qentry *e, const struct qrcpt *q, const char *tls)
+{
+	char rb[256], rp[600];
+	log_info(NULL,
+	         "event=delivery queue=%lld rcpt=%s relay=%s tls=%s result=%s status=%s "
+	         "attempt=%u delay=%.1fs reply=\"%s\"",
+	         (long long)e->id, log_escape_str(q->addr, rb, sizeof(rb)),
+	         q->relay != NULL ? q->relay : "none", tls != NULL ? tls : "none",
+	         result_name(q->result), q->status[0] != '\0' ? q->status : "-", e->attempts + 1,
+	         (double)(now_ms() - e->created * 1000) / 1000.0,
+	         log_escape_str(q->reply != NULL ? q->reply : "", rp, sizeof(rp)));
+}
+
+/* Every recipient of d not decided by the client gets res with reason. */
+static void dest_decide(struct qdest *d, enum smtp_client_result res, const char *status,
+                        const char *reason)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		struct qrcpt *q = &d->e->rcpts[d->idx[i]];
+		if (q->result != SMTP_CLIENT_UNTRIED)
+			continue;
+		rcpt_set(q, res, status, reason, false, d->relay);
+		log_outcome(d->e, q, NULL);
+	}
+	dest_done(d);
+}
+
+/* ---- concurrency ---- */
+
+static unsigned runner_domain_active(const struct queue_runner *r, const char *domain)
+{
+	unsigned n = 0;
+	for (const struct qdest *d = r->active; d != NULL; d = d->next_active)
+		if (strcasecmp(d->domain, domain) == 0)
+			n++;
+	return n;
+}
+
+static void dest_route(struct qdest *d);
+
+static void dest_activate(struct qdest *d)
+{
+	struct queue_runner *r = d->e->r;
+	d->active = true;
+	d->next_active = r->active;
+	d->prev_active = NULL;
+	if (r->active != NULL)
+		r->active->prev_active = d;
+	r->active = d;
+	r->nactive++;
+	dest_route(d);
+}
+
+static void dest_deactivate(struct qdest *d)
+{
+	struct queue_runner *r = d->e->r;
+	if (!d->active)
+		return;
+	d->active = false;
+	if (d->prev_active != NULL)
+		d->prev_active->next_active = d->next_active;
+	else
+		r->active = d->next_active;
+	if (d->next_active != NULL)
+		d->next_active->prev_active = d->prev_active;
+	r->nactive--;
+}
+
+/* Starts waiting destinations while there is room. Not re-entered: a
+ * destination that ends at once (dest_done) asks for another round instead. */
+static void runner_start_waiting(struct queue_runner *r)
+{
+	if (r->in_start) {
+		r->start_again = true;
+		return;
+	}
+	r->in_start = true;
+	do {
+		r->start_again = false;
+		struct qdest **pp = &r->wait_head, *prev = NULL;
+		while (*pp != NULL && r->nactive < r->max_conns && !atomic_load(&r->stopping)) {
+			struct qdest *d = *pp;
+			if (runner_domain_active(r, d->domain) >= r->max_per_domain) {
+				prev = d;
+				pp = &d->next_wait;
+				continue;
+			}
+			*pp = d->next_wait;
+			if (r->wait_tail == d)
+				r->wait_tail = prev;
+			d->next_wait = NULL;
+			d->waiting = false;
+			dest_activate(d);
+		}
+	} while (r->start_again);
+	r->in_start = false;
+}
+
+static void dest_start(struct qdest *d)
+{
+	struct queue_runner *r = d->e->r;
+	if (r->nactive < r->max_conns && runner_domain_active(r, d->domain) < r->max_per_domain) {
+		dest_activate(d);
+		return;
+	}
+	d->waiting = true;
+	if (r->wait_tail != NULL)
+		r->wait_tail->next_wait = d;
+	else
+		r->wait_head = d;
+	r->wait_tail = d;
+}
+
+/* ---- routing ---- */
+
+static void dest_set_reason(struct qdest *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void dest_set_reason(struct qdest *d, const char *fmt, ...)
+{
+	va_list ap;
+	free(d->last_reason);
+	d->last_reason = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&d->last_reason, fmt, ap) < 0)
+		d->last_reason = NULL;
+	va_end(ap);
+}
+
+static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
+{
+	struct qdest *d = ctx;
+	d->client = NULL; /* freed by the client itself after this call */
+	if (rep->try_next) {
+		if (rep->tls_failed && !d->tls_off) {
+			/* opportunistic TLS: the same address again, in plain text */
+			d->tls_off = true;
+			dest_set_reason(d, "%s: %s", d->relay, rep->reason != NULL ? rep->reason : "?");
+			dest_try_addr(d);
+			return;
+		}
+		d->tls_off = false;
+		dest_set_reason(d, "%s: %s", d->relay, rep->reason != NULL ? rep->reason : "?");
+		d->addri++;
+		dest_try_addr(d);
+		return;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		struct qrcpt *q = &d->e->rcpts[d->idx[i]];
+		struct smtp_client_rcpt *c = &d->crcpts[i];
+		if (c->result == SMTP_CLIENT_UNTRIED) {
+			rcpt_set(q, SMTP_CLIENT_DEFERRED, "4.4.2",
+			         rep->reason != NULL ? rep->reason : "not attempted", false, d->relay);
+		} else {
+			rcpt_set(q, c->result, c->status, c->reply, c->remote, d->relay);
+		}
+		log_outcome(d->e, q, rep->tls);
+	}
+	dest_done(d);
+}
+
+static void dest_try_addr(struct qdest *d)
+{
+	struct queue_runner *r = d->e->r;
+	struct qentry *e = d->e;
+	char ip[INET6_ADDRSTRLEN];
+	char *err = NULL;
+
+	if (atomic_load(&r->stopping))
+		return;
+	if (d->addri >= d->naddrs) {
+		dest_next_host(d);
+		return;
+	}
+	const struct sockaddr *sa = (const struct sockaddr *)&d->addrs[d->addri];
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+	snprintf(d->relay, sizeof(d->relay), "%s[%s]:%u", d->hosts[d->hosti - 1], ip, d->port);
+
+	d->msg = (struct smtp_client_msg){
+	    .sender = e->sender,
+	    .body = e->body,
+	    .smtputf8 = e->smtputf8,
+	    .envid = e->envid,
+	    .ret = e->ret,
+	    .fd = e->range.fd,
+	    .off = e->range.off,
+	    .len = e->range.len,
+	    .rcpts = d->crcpts,
+	    .nrcpts = d->n,
+	};
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->crcpts[i].reply);
+		d->crcpts[i].reply = NULL;
+	}
+	struct smtp_client_params p = {
+	    .base = r->base,
+	    .pool = r->pool,
+	    .inbox = r->inbox,
+	    .helo = r->hostname,
+	    .tls = r->tls,
+	    .tls_disabled = d->tls_off,
+	    .host = d->hosts[d->hosti - 1],
+	    .addr = sa,
+	    .addrlen = d->addrlens[d->addri],
+	    .source = r->sourcelen > 0 && r->source.ss_family == sa->sa_family
+	                  ? (const struct sockaddr *)&r->source
+	                  : NULL,
+	    .sourcelen = r->sourcelen,
+	    .connect_timeout = r->connect_timeout,
+	};
+	if (smtp_client_start(&p, &d->msg, dest_on_client, d, &d->client, &err) < 0) {
+		dest_set_reason(d, "%s: %s", d->relay, err != NULL ? err : "cannot connect");
+		free(err);
+		d->addri++;
+		dest_try_addr(d); /* recursion bounded by RUNNER_ADDRS_MAX */
+	}
+}
+
+static void dest_add_addr(struct qdest *d, int family, const void *addr)
+{
+	if (d->naddrs >= RUNNER_ADDRS_MAX)
+		return;
+	struct sockaddr_storage *ss = &d->addrs[d->naddrs];
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)d->port);
+		memcpy(&sin->sin_addr, addr, 4);
+		d->addrlens[d->naddrs] = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)d->port);
+		memcpy(&sin6->sin6_addr, addr, 16);
+		d->addrlens[d->naddrs] = sizeof(*sin6);
+	}
+	d->naddrs++;
+}
+
+static void dest_on_addr(void *ctx, const struct dns_answer *a)
+{
+	struct qdest *d = ctx;
+	d->q = NULL;
+	const char *host = d->hosts[d->hosti - 1];
+	if (a->status == DNS_OK) {
+		for (size_t i = 0; i < a->n; i++)
+			dest_add_addr(d, a->type == DNS_TYPE_A ? AF_INET : AF_INET6,
+			              a->type == DNS_TYPE_A ? (const void *)&a->a[i]
+			                                    : (const void *)&a->aaaa[i]);
+	} else if (a->status == DNS_TEMPFAIL) {
+		dest_set_reason(d, "cannot look up the address of %s (%s): %s", host,
+		                dns_type_name(a->type), a->why != NULL ? a->why : "temporary failure");
+	} else if (d->last_reason == NULL) {
+		dest_set_reason(d, "%s has no address (%s)", host, dns_type_name(a->type));
+	}
+	if (a->type == DNS_TYPE_A) {
+		/* then the IPv6 addresses (tried after the IPv4 ones) */
+		char *err = NULL;
+		if (dns_lookup(d->e->r->dns, host, DNS_TYPE_AAAA, dest_on_addr, d, &d->q, &err) > 0)
+			return;
+		free(err);
+	}
+	d->addri = 0;
+	dest_try_addr(d);
+}
+
+static void dest_next_host(struct qdest *d)
+{
+	struct queue_runner *r = d->e->r;
+	if (d->hosti >= d->nhosts) {
+		dest_decide(d, SMTP_CLIENT_DEFERRED, "4.4.1",
+		            d->last_reason != NULL ? d->last_reason : "no server could be reached");
+		return;
+	}
+	const char *host = d->hosts[d->hosti++];
+	d->naddrs = d->addri = 0;
+	d->tls_off = false;
+	snprintf(d->relay, sizeof(d->relay), "%s", host);
+	/* a host given as an address literal (smarthost, domain literal) */
+	unsigned char bin[16];
+	if (inet_pton(AF_INET, host, bin) == 1) {
+		dest_add_addr(d, AF_INET, bin);
+		dest_try_addr(d);
+		return;
+	}
+	if (inet_pton(AF_INET6, host, bin) == 1) {
+		dest_add_addr(d, AF_INET6, bin);
+		dest_try_addr(d);
+		return;
+	}
+	char *err = NULL;
+	if (dns_lookup(r->dns, host, DNS_TYPE_A, dest_on_addr, d, &d->q, &err) < 0) {
+		dest_set_reason(d, "cannot look up %s: %s", host, err != NULL ? err : "?");
+		free(err);
+		dest_next_host(d);
+	}
+}
+
+static void dest_on_mx(void *ctx, const struct dns_answer *a)
+{
+	struct qdest *d = ctx;
+	d->q = NULL;
+	switch (a->status) {
+	case DNS_OK: {
+		struct dns_mx *mx = malloc(a->n * sizeof(*mx));
+		if (mx == NULL) {
+			dest_decide(d, SMTP_CLIENT_DEFERRED, "4.3.0", "out of memory");
+			return;
+		}
+		memcpy(mx, a->mx, a->n * sizeof(*mx));
+		long k = route_mx_order(mx, a->n, runner_rand, NULL);
+		if (k < 0) {
+			free(mx);
+			/* RFC 7505 4.1 */
+			char why[DNS_NAME_MAX + 100];
+			snprintf(why, sizeof(why), "the domain %s accepts no mail (null MX)", d->domain);
+			dest_decide(d, SMTP_CLIENT_BOUNCED, "5.1.10", why);
+			return;
+		}
+		d->nhosts = 0;
+		for (long i = 0; i < k && d->nhosts < RUNNER_HOSTS_MAX; i++)
+			snprintf(d->hosts[d->nhosts++], sizeof(d->hosts[0]), "%s", mx[i].host);
+		free(mx);
+		break;
+	}
+	case DNS_NODATA:
+		/* RFC 5321 5.1: no MX, the domain itself is the host */
+		snprintf(d->hosts[0], sizeof(d->hosts[0]), "%s", d->domain);
+		d->nhosts = 1;
+		break;
+	case DNS_NXDOMAIN: {
+		char why[DNS_NAME_MAX + 100];
+		snprintf(why, sizeof(why), "the domain %s does not exist (DNS NXDOMAIN)", d->domain);
+		dest_decide(d, SMTP_CLIENT_BOUNCED, "5.1.2", why);
+		return;
+	}
+	default: {
+		char why[DNS_NAME_MAX + 200];
+		snprintf(why, sizeof(why), "MX lookup for %s failed: %s", d->domain,
+		         a->why != NULL ? a->why : "temporary DNS failure");
+		dest_decide(d, SMTP_CLIENT_DEFERRED, "4.4.3", why);
+		return;
+	}
+	}
+	d->hosti = 0;
+	dest_next_host(d);
+}
+
+static void dest_route(struct qdest *d)
+{
+	struct queue_runner *r = d->e->r;
+	int family;
+	unsigned char bin[16];
+
+	if (r->smarthost != NULL) {
+		snprintf(d->hosts[0], sizeof(d->hosts[0]), "%s", r->smarthost);
+		d->nhosts = 1;
+		d->port = r->smarthost_port;
+		dest_next_host(d);
+		return;
+	}
+	d->port = r->remote_port;
+	int lit = route_domain_literal(d->domain, &family, bin);
+	if (lit < 0) {
+		dest_decide(d, SMTP_CLIENT_BOUNCED, "5.1.2", "malformed address literal");
+		return;
+	}
+	if (lit > 0) {
+		inet_ntop(family, bin, d->hosts[0], sizeof(d->hosts[0]));
+		d->nhosts = 1;
+		dest_next_host(d);
+		return;
+	}
+	char *err = NULL;
+	if (dns_lookup(r->dns, d->domain, DNS_TYPE_MX, dest_on_mx, d, &d->q, &err) < 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "invalid domain: %s", err != NULL ? err : "?");
+		free(err);
+		dest_decide(d, SMTP_CLIENT_BOUNCED, "5.1.2", why);
+	}
+}
+
+/* ---- recording the outcome ---- */
+
+struct record_job {
+	struct qentry *e;
+	struct store_queue_result *res;
+	size_t nres;
+	struct dsn_rcpt *dsn;
+	size_t ndsn;
+	int64_t now, next_attempt;
+	bool removed;
+	int rc;
+	char *error;
+	char *dsn_error;
+};
+
+struct dsn_read_ctx {
+	const struct qentry *e;
+};
+
+static long dsn_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	const struct qentry *e = ctx;
+	if (off >= e->range.len)
+		return 0;
+	if (len > e->range.len - off)
+		len = (size_t)(e->range.len - off);
+	for (;;) {
+		ssize_t n = pread(e->range.fd, buf, len, (off_t)(e->range.off + off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -1 : (long)n;
+	}
+}
+
+static int dsn_write(void *ctx, const void *p, size_t n)
+{
+	char *err = NULL;
+	if (store_msg_write(ctx, p, n, &err) < 0) {
+		free(err);
+		return -1;
+	}
+	return 1;
+}
+
+/* Makes the DSN for job->dsn and hands it to the original sender: into the
+ * account's INBOX when the sender is local, else queued (sender <>: a DSN is
+ * never answered by another). Durable when it returns 1. */
+static int record_send_dsn(struct record_job *job, char **error_r)
+{
+	struct qentry *e = job->e;
+	struct queue_runner *r = e->r;
+	struct store_msg *m = NULL;
+	char from[300];
+	char **accounts = NULL;
+	int ret = -1;
+
+	snprintf(from, sizeof(from), "MAILER-DAEMON@%s", r->hostname);
+	struct dsn_params p = {
+	    .reporting_mta = r->hostname,
+	    .from = from,
+	    .to = e->sender,
+	    .envid = e->envid,
+	    .arrival = e->created,
+	    .now = job->now,
+	    .ret = e->ret,
+	    .smtputf8 = e->smtputf8,
+	    .orig_size = e->range.len,
+	    .full_max = RUNNER_DSN_FULL_MAX,
+	};
+	int local = store_resolve_recipient(r->st, e->sender, &accounts, error_r);
+	if (local < 0)
+		return -1;
+	if (local == 0) {
+		/* not an account: a remote sender, or a local domain's unknown user */
+		const char *dom = route_domain(e->sender);
+		int is_local = store_domain_exists(r->st, dom, error_r);
+		if (is_local < 0)
+			return -1;
+		if (is_local > 0) {
+			log_warn(NULL, "event=dsn-dropped queue=%lld reason=sender-unknown",
+			         (long long)e->id);
+			return 1;
+		}
+	}
+	if (store_msg_begin(r->st, &m, error_r) < 0)
+		goto out;
+	static const char rp[] = "Return-Path: <>\r\n";
+	if (local > 0 && store_msg_write(m, rp, sizeof(rp) - 1, error_r) < 0)
+		goto out;
+	if (dsn_build(&p, job->dsn, job->ndsn, dsn_read, e, dsn_write, m, error_r) < 0)
+		goto out;
+	struct store_delivery d = {.msg = m};
+	const char *rcpt[1] = {e->sender};
+	size_t nacc = 0;
+	if (local > 0) {
+		while (accounts[nacc] != NULL)
+			nacc++;
+		d.accounts = (const char *const *)accounts;
+		d.naccounts = nacc;
+		d.trace_len = sizeof(rp) - 1;
+	} else {
+		d.queue_sender = "";
+		d.queue_rcpts = rcpt;
+		d.nqueue_rcpts = 1;
+		d.queue_body = e->body; /* the DSN carries (part of) the original */
+		d.queue_smtputf8 = e->smtputf8;
+	}
+	if (store_deliver(r->st, &d, NULL, error_r) < 0)
+		goto out;
+	if (d.queue_id > 0)
+		log_info(NULL, "event=dsn queue=%lld to=remote rcpts=%zu dsn_queue=%lld",
+		         (long long)e->id, job->ndsn, (long long)d.queue_id);
+	else
+		log_info(NULL, "event=dsn queue=%lld to=local rcpts=%zu", (long long)e->id,
+		         job->ndsn);
+	ret = 1;
+out:
+	store_msg_free(&m);
+	store_strv_free(&accounts);
+	return ret;
+}
+
+static void record_job_run(void *arg)
+{
+	struct record_job *job = arg;
+	if (job->ndsn > 0 && record_send_dsn(job, &job->dsn_error) < 0) {
+		/* keep the bounced recipients queued (deferred): the DSN is tried again
+		 * at the next attempt rather than lost */
+		for (size_t i = 0; i < job->nres; i++)
+			if (job->res[i].result == STORE_RCPT_BOUNCED)
+				job->res[i].result = STORE_RCPT_DEFERRED;
+	}
+	job->rc = store_queue_record(job->e->r->st, job->e->id, job->res, job->nres,
+	                             job->next_attempt, &job->removed, &job->error);
+}
+
+static void record_job_done(void *arg)
+{
+	struct record_job *job = arg;
+	struct qentry *e = job->e;
+	struct queue_runner *r = e->r;
+
+	if (job->dsn_error != NULL)
+		log_error(NULL, "event=dsn-failed queue=%lld error=\"%s\"", (long long)e->id,
+		          job->dsn_error);
+	if (job->rc < 0)
+		log_error(NULL, "event=queue-record-failed queue=%lld error=\"%s\"", (long long)e->id,
+		          job->error != NULL ? job->error : "?");
+	else if (job->removed)
+		log_info(NULL, "event=queue-done queue=%lld", (long long)e->id);
+	free(job->error);
+	free(job->dsn_error);
+	free(job->res);
+	free(job->dsn);
+	/* off the in-flight list */
+	for (struct qentry **pp = &r->inflight; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	r->nentries--;
+	qentry_free(e);
+	free(job);
+	runner_pass(r);
+}
+
+static bool rcpt_wants_failure_dsn(const struct qrcpt *q)
+{
+	if (q->notify == 0)
+		return true; /* RFC 3461 4.1: the default is FAILURE (and DELAY) */
+	return (q->notify & STORE_NOTIFY_FAILURE) != 0;
+}
+
+static void entry_finish(struct qentry *e)
+{
+	struct queue_runner *r = e->r;
+	struct record_job *job = calloc(1, sizeof(*job));
+	int64_t now = time(NULL);
+
+	if (job == NULL)
+		goto oom;
+	job->e = e;
+	job->now = now;
+	job->res = calloc(e->nrcpts, sizeof(*job->res));
+	job->dsn = calloc(e->nrcpts, sizeof(*job->dsn));
+	if (job->res == NULL || job->dsn == NULL)
+		goto oom;
+	bool expired = route_expired(now, e->created, r->expiry);
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		struct qrcpt *q = &e->rcpts[i];
+		if (q->result == SMTP_CLIENT_UNTRIED)
+			rcpt_set(q, SMTP_CLIENT_DEFERRED, "4.4.1", "not attempted", false, NULL);
+		if (q->result == SMTP_CLIENT_DEFERRED && expired) {
+			/* RFC 3463 4.4.7: delivery time expired */
+			char *why = NULL;
+			if (asprintf(&why, "gave up after %u attempts over %lld hours; last error: %s",
+			             e->attempts + 1, (long long)((now - e->created) / 3600),
+			             q->reply != NULL ? q->reply : "?") < 0)
+				why = NULL;
+			free(q->reply);
+			q->reply = why != NULL ? why : strdup("message expired");
+			snprintf(q->status, sizeof(q->status), "4.4.7");
+			q->result = SMTP_CLIENT_BOUNCED;
+			q->remote = false;
+			log_outcome(e, q, NULL);
+		}
+		struct store_queue_result *res = &job->res[job->nres++];
+		res->rcpt = q->addr;
+		res->reply = q->reply;
+		res->result = q->result == SMTP_CLIENT_DELIVERED  ? STORE_RCPT_DELIVERED
+		              : q->result == SMTP_CLIENT_BOUNCED ? STORE_RCPT_BOUNCED
+		                                                 : STORE_RCPT_DEFERRED;
+		if (q->result == SMTP_CLIENT_BOUNCED && e->sender[0] != '\0' &&
+		    rcpt_wants_failure_dsn(q)) {
+			struct dsn_rcpt *dr = &job->dsn[job->ndsn++];
+			dr->rcpt = q->addr;
+			dr->orcpt = q->orcpt;
+			dr->action = DSN_FAILED;
+			dr->status = q->status[0] != '\0' ? q->status : "5.0.0";
+			const char *host = q->relay;
+			dr->remote_mta = q->remote ? host : NULL;
+			dr->diagnostic = q->remote ? q->reply : NULL;
+			dr->reason = q->remote ? NULL : q->reply;
+			dr->last_attempt = now;
+		}
+	}
+	job->next_attempt = route_next_attempt(now, e->attempts + 1, r->sched, r->nsched);
+	if (worker_pool_submit(r->pool, r->inbox, record_job_run, record_job_done, job) < 0)
+		goto oom;
+	return;
+oom:
+	/* the lease stays until the next start: nothing is lost, only delayed */
+	log_error(NULL, "event=queue-record-failed queue=%lld error=\"out of memory\"",
+	          (long long)e->id);
+	if (job != NULL) {
+		free(job->res);
+		free(job->dsn);
+		free(job);
+	}
+}
+
+static void dest_done(struct qdest *d)
+{
+	struct qentry *e = d->e;
+	struct queue_runner *r = e->r;
+	if (d->waiting)
+		return; /* cannot happen: a waiting destination has not started */
+	dest_deactivate(d);
+	runner_start_waiting(r);
+	if (--e->dests_left == 0)
+		entry_finish(e);
+}
+
+/* ---- entries ---- */
+
+static void entry_start(struct qentry *e)
+{
+	/* administrator bounces first: they need no connection */
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		struct qrcpt *q = &e->rcpts[i];
+		if (q->admin_bounce) {
+			rcpt_set(q, SMTP_CLIENT_BOUNCED, "5.0.0",
+			         "the message was bounced by the administrator", false, NULL);
+			log_outcome(e, q, NULL);
+		}
+	}
+	/* one destination per recipient domain (RFC 5321 5: recipients of one
+	 * domain share a transaction) */
+	e->dests = calloc(e->nrcpts, sizeof(*e->dests));
+	if (e->dests == NULL)
+		goto oom;
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		struct qrcpt *q = &e->rcpts[i];
+		if (q->admin_bounce)
+			continue;
+		const char *dom = route_domain(q->addr);
+		struct qdest *d = NULL;
+		for (size_t j = 0; j < e->ndests; j++)
+			if (strcasecmp(e->dests[j]->domain, dom) == 0)
+				d = e->dests[j];
+		if (d == NULL) {
+			d = calloc(1, sizeof(*d));
+			if (d == NULL)
+				goto oom;
+			d->e = e;
+			d->domain = strdup(dom);
+			d->idx = calloc(e->nrcpts, sizeof(*d->idx));
+			d->crcpts = calloc(e->nrcpts, sizeof(*d->crcpts));
+			e->dests[e->ndests++] = d;
+			if (d->domain == NULL || d->idx == NULL || d->crcpts == NULL)
+				goto oom;
+		}
+		d->crcpts[d->n] = (struct smtp_client_rcpt){
+		    .addr = q->addr, .notify = q->notify, .orcpt = q->orcpt};
+		d->idx[d->n++] = i;
+	}
+	e->dests_left = e->ndests;
+	if (e->ndests == 0) {
+		entry_finish(e);
+		return;
+	}
+	/* dest_start may finish a destination at once (and the entry with the last) */
+	size_t n = e->ndests;
+	for (size_t j = 0; j < n; j++)
+		dest_start(e->dests[j]);
+	return;
+oom:
+	log_error(NULL, "event=queue-entry-failed queue=%lld error=\"out of memory\"",
+	          (long long)e->id);
+	/* never started: its lease keeps it until the next start */
+	e->dests_left = 0;
+}
+
+/* ---- leasing ---- */
+
+struct lease_job {
+	struct queue_runner *r;
+	size_t max;
+	struct qentry *head, **tail;
+	int rc;
+	int64_t next_due; /* 0: none */
+	char *error;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static void lease_cb(void *ctx, const struct store_queue_info *info)
+{
+	struct lease_job *job = ctx;
+	struct qentry *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return;
+	e->r = job->r;
+	e->id = info->id;
+	e->sender = strdup(info->sender != NULL ? info->sender : "");
+	e->blob_id = strdup(info->blob_id != NULL ? info->blob_id : "");
+	e->envid = dup_or_null(info->envid);
+	e->size = info->size;
+	e->trace_len = info->trace_len;
+	e->created = info->created;
+	e->attempts = info->attempts;
+	e->body = info->body;
+	e->ret = info->ret;
+	e->smtputf8 = info->smtputf8;
+	e->range.fd = -1;
+	e->rcpts = calloc(info->nrcpt_info > 0 ? info->nrcpt_info : 1, sizeof(*e->rcpts));
+	if (e->sender == NULL || e->blob_id == NULL || e->rcpts == NULL) {
+		qentry_free(e);
+		return;
+	}
+	for (size_t i = 0; i < info->nrcpt_info; i++) {
+		const struct store_queue_rcpt *ri = &info->rcpt_info[i];
+		struct qrcpt *q = &e->rcpts[e->nrcpts++];
+		q->addr = strdup(ri->rcpt);
+		q->notify = ri->notify;
+		q->orcpt = dup_or_null(ri->orcpt);
+		q->last_reply = dup_or_null(ri->last_reply);
+		q->admin_bounce = ri->state != NULL && strcmp(ri->state, "bounce") == 0;
+		if (q->addr == NULL) {
+			qentry_free(e);
+			return;
+		}
+	}
+	*job->tail = e;
+	job->tail = &e->next;
+}
+
+static void lease_job_run(void *arg)
+{
+	struct lease_job *job = arg;
+	struct queue_runner *r = job->r;
+	int64_t now = time(NULL), when = 0;
+	char *err = NULL;
+
+	/* a read first: the write transaction of a lease only when something is due */
+	int due = store_queue_next_due(r->st, &when, &err);
+	free(err);
+	err = NULL;
+	if (due < 0 || (due > 0 && when <= now)) {
+		job->rc = store_queue_lease(r->st, now, r->owner, RUNNER_LEASE_SECS, job->max,
+		                            lease_cb, job, &job->error);
+		if (job->rc >= 0 && store_queue_next_due(r->st, &when, &err) <= 0)
+			when = 0;
+		free(err);
+	}
+	job->next_due = due != 0 ? when : 0;
+	for (struct qentry *e = job->head; e != NULL; e = e->next) {
+		int rc = store_blob_open(r->st, e->blob_id, &e->range, &err);
+		if (rc > 0) {
+			e->have_range = true;
+			/* the wire copy starts after our local trace fields */
+			if (e->trace_len <= e->range.len) {
+				e->range.off += e->trace_len;
+				e->range.len -= e->trace_len;
+			}
+		} else {
+			log_error(NULL, "event=queue-blob-missing queue=%lld blob=%s error=\"%s\"",
+			          (long long)e->id, e->blob_id, err != NULL ? err : "gone");
+		}
+		free(err);
+		err = NULL;
+	}
+}
+
+static void runner_arm_timer(struct queue_runner *r, int64_t next_due)
+{
+	int64_t now = time(NULL);
+	int64_t wait = RUNNER_POLL_MAX;
+	if (next_due > 0 && next_due - now < wait)
+		wait = next_due - now;
+	if (wait < 1)
+		wait = 1;
+	struct timeval tv = {.tv_sec = (time_t)wait, .tv_usec = 0};
+	event_add(r->ev_timer, &tv);
+}
+
+static void lease_job_done(void *arg)
+{
+	struct lease_job *job = arg;
+	struct queue_runner *r = job->r;
+
+	r->leasing = false;
+	if (job->rc < 0) {
+		log_error(NULL, "event=queue-lease-failed error=\"%s\"",
+		          job->error != NULL ? job->error : "?");
+	}
+	free(job->error);
+	struct qentry *e = job->head;
+	while (e != NULL) {
+		struct qentry *next = e->next;
+		if (atomic_load(&r->stopping) || !e->have_range) {
+			/* not started: the lease keeps it until the next start */
+			qentry_free(e);
+			e = next;
+			continue;
+		}
+		e->next = r->inflight;
+		r->inflight = e;
+		r->nentries++;
+		e->start_ms = now_ms();
+		entry_start(e);
+		e = next;
+	}
+	runner_arm_timer(r, job->next_due);
+	free(job);
+	if (r->want_pass) {
+		r->want_pass = false;
+		runner_pass(r);
+	}
+}
+
+/* Leases what is due, as far as there is room for it. */
+static void runner_pass(struct queue_runner *r)
+{
+	if (atomic_load(&r->stopping))
+		return;
+	if (r->leasing) {
+		r->want_pass = true;
+		return;
+	}
+	size_t room = r->max_conns > r->nentries ? r->max_conns - r->nentries : 0;
+	if (room == 0)
+		return; /* a finishing entry calls again */
+	struct lease_job *job = calloc(1, sizeof(*job));
+	if (job == NULL)
+		return;
+	job->r = r;
+	job->max = room;
+	job->tail = &job->head;
+	r->leasing = true;
+	if (worker_pool_submit(r->pool, r->inbox, lease_job_run, lease_job_done, job) < 0) {
+		r->leasing = false;
+		free(job);
+	}
+}
+
+static void runner_on_timer(evutil_socket_t fd, short what, void *ctx)
+{
+	runner_pass(ctx);
+}
+
+static void runner_on_kick(evutil_socket_t fd, short what, void *ctx)
+{
+	struct queue_runner *r = ctx;
+	uint64_t v;
+	while (read(r->kick_fd, &v, sizeof(v)) > 0)
+		;
+	if (atomic_load(&r->stopping)) {
+		event_base_loopbreak(r->base);
+		return;
+	}
+	runner_pass(r);
+}
+
+/* The store's queue hook: any thread. */
+static void runner_kick(void *ctx)
+{
+	struct queue_runner *r = ctx;
+	uint64_t one = 1;
+	ssize_t n = write(r->kick_fd, &one, sizeof(one));
+	(void)n; /* a full counter already means "look" */
+}
+
+static void *runner_thread(void *arg)
+{
+	struct queue_runner *r = arg;
+	runner_pass(r);
+	event_base_dispatch(r->base);
+	return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int runner_fail(char **error_r, const char *fmt, const char *detail)
+{
+	if (asprintf(error_r, fmt, detail != NULL ? detail : "?") < 0)
+		*error_r = NULL;
+	return -1;
+}
+
+int queue_runner_start(const struct config *cfg, struct store *st, struct worker_pool *pool,
+                       struct queue_runner **r_r, char **error_r)
+{
+	struct queue_runner *r = calloc(1, sizeof(*r));
+	char *err = NULL;
+	char *host = NULL;
+	unsigned port = 0;
+
+	*r_r = NULL;
+	if (r == NULL)
+		return runner_fail(error_r, "queue runner: %s", "out of memory");
+	r->kick_fd = -1;
+	r->st = st;
+	r->pool = pool;
+	r->hostname = strdup(cfg->hostname);
+	r->remote_port = cfg->remote_port;
+	r->expiry = cfg->expiry;
+	r->max_conns = cfg->delivery_max_connections;
+	r->max_per_domain = cfg->delivery_max_per_domain;
+	r->connect_timeout = cfg->delivery_connect_timeout;
+	if (config_parse_retry_schedule(cfg->retry_schedule, r->sched, CONFIG_RETRY_MAX,
+	                                &r->nsched) < 0)
+		r->nsched = 0;
+	if (cfg->smarthost != NULL) {
+		if (config_parse_hostport(cfg->smarthost, &host, &port) < 0) {
+			free(r->hostname);
+			free(r);
+			return runner_fail(error_r, "[delivery] smarthost: bad address %s",
+			                   cfg->smarthost);
+		}
+		r->smarthost = host;
+		r->smarthost_port = port;
+	}
+	if (cfg->delivery_source_address != NULL) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&r->source;
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r->source;
+		if (inet_pton(AF_INET, cfg->delivery_source_address, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			r->sourcelen = sizeof(*sin);
+		} else if (inet_pton(AF_INET6, cfg->delivery_source_address, &sin6->sin6_addr) == 1) {
+			sin6->sin6_family = AF_INET6;
+			r->sourcelen = sizeof(*sin6);
+		}
+	}
+	snprintf(r->owner, sizeof(r->owner), "%s:%d", cfg->hostname, (int)getpid());
+
+	r->base = event_base_new();
+	r->inbox = r->base != NULL ? worker_inbox_new(r->base) : NULL;
+	r->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	r->tls = SSL_CTX_new(TLS_client_method());
+	if (r->hostname == NULL || r->base == NULL || r->inbox == NULL || r->kick_fd < 0 ||
+	    r->tls == NULL)
+		goto fail_oom;
+	/* Opportunistic TLS (RFC 7435): encrypt whenever offered, do not insist on a
+	 * valid certificate (the result is recorded; MTA-STS/DANE will insist).
+	 * The default paths are loaded so that the verification result means
+	 * something. */
+	SSL_CTX_set_verify(r->tls, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_default_verify_paths(r->tls);
+	SSL_CTX_set_min_proto_version(r->tls, TLS1_2_VERSION);
+
+	struct dns_options dopts = {.resolver = cfg->resolver, .trust_anchor = cfg->dns_trust_anchor};
+	if (dns_resolver_new(r->base, &dopts, &r->dns, &err) < 0) {
+		runner_fail(error_r, "queue runner: DNS: %s", err);
+		free(err);
+		queue_runner_free(&r);
+		return -1;
+	}
+	r->ev_kick = event_new(r->base, r->kick_fd, EV_READ | EV_PERSIST, runner_on_kick, r);
+	r->ev_timer = evtimer_new(r->base, runner_on_timer, r);
+	if (r->ev_kick == NULL || r->ev_timer == NULL || event_add(r->ev_kick, NULL) < 0)
+		goto fail_oom;
+	/* one process owns the queue: leases of an earlier run are void */
+	if (store_queue_release_leases(st, &err) < 0) {
+		runner_fail(error_r, "queue runner: %s", err);
+		free(err);
+		queue_runner_free(&r);
+		return -1;
+	}
+	store_set_queue_hook(st, runner_kick, r);
+
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int prc = pthread_create(&r->thread, NULL, runner_thread, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0) {
+		store_set_queue_hook(st, NULL, NULL);
+		runner_fail(error_r, "queue runner: %s", strerror(prc));
+		queue_runner_free(&r);
+		return -1;
+	}
+	r->started = true;
+	*r_r = r;
+	return 1;
+fail_oom:
+	queue_runner_free(&r);
+	return runner_fail(error_r, "queue runner: %s", "cannot set up (out of memory)");
+}
+
+void queue_runner_stop(struct queue_runner *r)
+{
+	if (r == NULL || !r->started)
+		return;
+	/* ctx stays: a committer reading the hook meanwhile sees fn NULL or a
+	 * runner that still exists (it is freed after the pool, before the store) */
+	store_set_queue_hook(r->st, NULL, r);
+	atomic_store(&r->stopping, true);
+	runner_kick(r);
+	pthread_join(r->thread, NULL);
+	r->started = false;
+	/* the loop has ended: end the attempts in flight here (a client with a
+	 * read job out is freed by that job's completion, in queue_runner_free) */
+	for (struct qentry *e = r->inflight; e != NULL; e = e->next)
+		for (size_t i = 0; i < e->ndests; i++) {
+			dns_cancel(&e->dests[i]->q);
+			smtp_client_cancel(&e->dests[i]->client);
+		}
+	if (r->inflight != NULL)
+		log_info(NULL, "event=queue-runner-stopped in_flight=%zu", r->nentries);
+}
+
+void queue_runner_free(struct queue_runner **rp)
+{
+	struct queue_runner *r = *rp;
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	atomic_store(&r->stopping, true);
+	/* completions of jobs that ran meanwhile (records, leases): run them, then
+	 * drop what is still in flight (its leases are released at the next start) */
+	if (r->inbox != NULL)
+		worker_inbox_run(r->inbox);
+	while (r->inflight != NULL) {
+		struct qentry *e = r->inflight;
+		r->inflight = e->next;
+		qentry_free(e);
+	}
+	if (r->ev_kick != NULL)
+		event_free(r->ev_kick);
+	if (r->ev_timer != NULL)
+		event_free(r->ev_timer);
+	dns_resolver_free(&r->dns);
+	worker_inbox_free(&r->inbox);
+	if (r->tls != NULL)
+		SSL_CTX_free(r->tls);
+	if (r->kick_fd >= 0)
+		close(r->kick_fd);
+	if (r->base != NULL)
+		event_base_free(r->base);
+	free(r->hostname);
+	free(r->smarthost);
+	free(r);
+}

@@ -1,0 +1,439 @@
+"""Outbound delivery: the queue runner, routing through DNS (dnsmasq on a
+loopback port), the SMTP client against a scriptable peer (smtppeer.py) and
+against Postfix, retries, bounces (DSN) and the queue CLI.
+
+Peers listen on 127.0.0.2 (and 127.0.0.3 is left closed, for "first MX down");
+the server's [delivery] remote_port points at the peer's port."""
+
+import email
+import email.policy
+import os
+import re
+import ssl
+import time
+
+import pytest
+
+from conftest import (ALICE, BOB, PASSWORDS, QUEUED_RE, free_port, make_message,
+                      unique)
+from dnsfix import Dnsmasq
+from smtppeer import SMTPPeer
+
+PEER = "127.0.0.2"
+CLOSED = "127.0.0.3"
+
+RECORDS = [
+    "--mx-host=dest.test,mx.dest.test,10",
+    "--host-record=mx.dest.test,%s" % PEER,
+    # two MX: the preferred one is closed
+    "--mx-host=two.test,mx1.two.test,10",
+    "--mx-host=two.test,mx2.two.test,20",
+    "--host-record=mx1.two.test,%s" % CLOSED,
+    "--host-record=mx2.two.test,%s" % PEER,
+    # no MX: the domain's own address (RFC 5321 5.1)
+    "--host-record=amx.test,%s" % PEER,
+    # null MX (RFC 7505): preference 0, root name
+    "--dns-rr=nullmx.test,15,000000",
+    "--host-record=other.test,%s" % PEER,
+    "--mx-host=other.test,other.test,10",
+]
+
+
+@pytest.fixture(scope="module")
+def dns():
+    with Dnsmasq(RECORDS) as d:
+        yield d
+
+
+def peer_port():
+    """A port free on both peer addresses."""
+    for _ in range(50):
+        p = free_port(PEER)
+        try:
+            import socket
+            s = socket.socket()
+            s.bind((CLOSED, p))
+            s.close()
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no port")
+
+
+def sender_server(make_server, dns, port, delivery=None, **kw):
+    d = {"smarthost": "", "remote_port": str(port), "retry_schedule": "1s",
+         "connect_timeout": "5s"}
+    d.update(delivery or {})
+    return make_server(tls=True, submission=True,
+                       extra={"delivery": d, "dns": {"resolver": dns.address}}, **kw)
+
+
+def submit(srv, rcpts, subject=None, body=b"hello\r\n", sender=ALICE, mail_params="",
+           rcpt_params=""):
+    if isinstance(rcpts, str):
+        rcpts = [rcpts]
+    subject = subject or unique("out")
+    c = srv.connect_465()
+    c.login(sender, PASSWORDS[sender])
+    r = c.cmd("MAIL FROM:<%s>%s" % (sender, (" " + mail_params) if mail_params else ""))
+    assert r.line.startswith("250"), r
+    for rc in rcpts:
+        r = c.cmd("RCPT TO:<%s>%s" % (rc, (" " + rcpt_params) if rcpt_params else ""))
+        assert r.line.startswith("250"), r
+    r = c.data(make_message(subject, body, sender=sender, to=rcpts[0]))
+    assert QUEUED_RE.match(r.line), r
+    c.quit()
+    return subject
+
+
+def queue_text(srv):
+    return srv.cli("queue", "list").stdout
+
+
+def wait_queue_empty(srv, timeout=30):
+    deadline = time.monotonic() + timeout
+    while queue_text(srv).strip():
+        if time.monotonic() > deadline:
+            raise AssertionError("queue not empty:\n%s\n%s" % (queue_text(srv),
+                                                              srv.stderr_tail()))
+        time.sleep(0.1)
+
+
+def wait_log(srv, pattern, timeout=30, count=1):
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [l for l in srv.stderr_bytes().decode("utf-8", "replace").splitlines()
+                 if rx.search(l)]
+        if len(lines) >= count:
+            return lines
+        if time.monotonic() > deadline:
+            raise AssertionError("no log line matching %r\n%s" % (pattern, srv.stderr_tail()))
+        time.sleep(0.1)
+
+
+def wait_inbox(srv, addr, pred, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in srv.messages(addr) if pred(r)]
+        if rows:
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError("no such message for %s: %r\n%s" % (
+                addr, srv.messages(addr), srv.stderr_tail()))
+        time.sleep(0.1)
+
+
+def bounces(srv, addr=ALICE):
+    return [r for r in srv.messages(addr)
+            if r["subject"].startswith("Undelivered Mail Returned to Sender")]
+
+
+def parse_dsn(raw):
+    """(message, {field: value} of the per-message part, [per-recipient dicts])"""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    groups = parts[1].get_payload()
+    per_msg = dict(groups[0].items())
+    per_rcpt = [dict(g.items()) for g in groups[1:]]
+    return msg, per_msg, per_rcpt
+
+
+# --------------------------------------------------------------------------
+# delivery and routing
+
+
+def test_delivers_through_mx_to_peer(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = sender_server(make_server, dns, port)
+        subject = submit(srv, "carol@dest.test", body=b"line one\r\n.\r\n..two\r\n")
+        tx = peer.wait_messages(1)[0]
+        assert tx.mail_from == ALICE
+        assert tx.rcpts == ["carol@dest.test"]
+        assert tx.helo == "mx.example.test"
+        # the wire copy has no local Return-Path; dot-stuffing was undone by
+        # the peer, so the body is exactly what was submitted
+        assert not tx.data.startswith(b"Return-Path:")
+        assert ("Subject: %s" % subject).encode() in tx.data
+        assert tx.data.endswith(b"\r\n\r\nline one\r\n.\r\n..two\r\n")
+        # PIPELINING offered: MAIL, RCPT and DATA went out before the replies
+        assert "SIZE=" in tx.mail_params
+        wait_queue_empty(srv)
+        line = wait_log(srv, r"event=delivery queue=\d+ rcpt=carol@dest\.test")[0]
+        assert "relay=mx.dest.test[127.0.0.2]:%d" % port in line
+        assert "result=delivered status=2.0.0" in line
+        assert 'reply="250 2.0.0 Ok: queued"' in line
+        assert bounces(srv) == []
+
+
+def test_mx_preference_first_down_second_used(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "dave@two.test")
+        tx = peer.wait_messages(1)[0]
+        assert tx.rcpts == ["dave@two.test"]
+        wait_queue_empty(srv)
+        line = wait_log(srv, r"event=delivery .*rcpt=dave@two\.test")[0]
+        assert "relay=mx2.two.test[127.0.0.2]:%d" % port in line
+
+
+def test_no_mx_falls_back_to_address(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "erin@amx.test")
+        assert peer.wait_messages(1)[0].rcpts == ["erin@amx.test"]
+        wait_queue_empty(srv)
+        line = wait_log(srv, r"event=delivery .*rcpt=erin@amx\.test")[0]
+        assert "relay=amx.test[127.0.0.2]:%d" % port in line
+
+
+def test_recipients_of_one_domain_share_a_transaction(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, ["a1@dest.test", "a2@dest.test", "a3@other.test"])
+        msgs = peer.wait_messages(2)
+        got = sorted(sorted(t.rcpts) for t in msgs)
+        assert got == [["a1@dest.test", "a2@dest.test"], ["a3@other.test"]]
+        wait_queue_empty(srv)
+
+
+def test_null_mx_bounces_at_once(make_server, dns):
+    port = peer_port()
+    srv = sender_server(make_server, dns, port)
+    subject = submit(srv, "frank@nullmx.test")
+    rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Undelivered"))
+    assert len(rows) == 1
+    raw = srv.show(ALICE, "INBOX", rows[0]["uid"])
+    msg, per_msg, per_rcpt = parse_dsn(raw)
+    assert per_msg["Reporting-MTA"] == "dns; mx.example.test"
+    assert len(per_rcpt) == 1
+    assert per_rcpt[0]["Final-Recipient"] == "rfc822; frank@nullmx.test"
+    assert per_rcpt[0]["Action"] == "failed"
+    assert per_rcpt[0]["Status"] == "5.1.10"
+    assert "null MX" in msg.get_payload()[0].get_payload()
+    # the original's header comes back
+    assert subject in raw.decode("utf-8", "replace")
+    wait_queue_empty(srv)
+
+
+def test_nxdomain_bounces_at_once(make_server, dns):
+    srv = sender_server(make_server, dns, peer_port())
+    submit(srv, "gina@nx.test")
+    rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Undelivered"))
+    _, _, per_rcpt = parse_dsn(srv.show(ALICE, "INBOX", rows[0]["uid"]))
+    assert per_rcpt[0]["Final-Recipient"] == "rfc822; gina@nx.test"
+    assert per_rcpt[0]["Status"] == "5.1.2"
+    wait_queue_empty(srv)
+
+
+# --------------------------------------------------------------------------
+# retries and bounces
+
+
+def test_451_then_250_is_retried(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, data_replies=["451 4.3.0 try later"]) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "hank@dest.test")
+        wait_log(srv, r"event=delivery .*rcpt=hank@dest\.test .*result=deferred status=4\.3\.0")
+        tx = peer.wait_messages(1)[0]
+        assert tx.rcpts == ["hank@dest.test"]
+        wait_queue_empty(srv)
+        lines = wait_log(srv, r"event=delivery .*rcpt=hank@dest\.test", count=2)
+        assert "attempt=1 " in lines[0] and "attempt=2 " in lines[1]
+        assert "result=delivered" in lines[1]
+        assert bounces(srv) == []
+
+
+def test_550_for_one_of_two_recipients(make_server, dns):
+    port = peer_port()
+    replies = {"nobody@dest.test": "550 5.1.1 <nobody@dest.test>: no such user"}
+    with SMTPPeer(PEER, port, rcpt_replies=replies) as peer:
+        srv = sender_server(make_server, dns, port)
+        subject = submit(srv, ["ivan@dest.test", "nobody@dest.test"])
+        tx = peer.wait_messages(1)[0]
+        assert tx.rcpts == ["ivan@dest.test"]
+        rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Undelivered"))
+        raw = srv.show(ALICE, "INBOX", rows[0]["uid"])
+        msg, per_msg, per_rcpt = parse_dsn(raw)
+        assert [r["Final-Recipient"] for r in per_rcpt] == ["rfc822; nobody@dest.test"]
+        assert per_rcpt[0]["Action"] == "failed"
+        assert per_rcpt[0]["Status"] == "5.1.1"
+        assert per_rcpt[0]["Remote-MTA"].startswith("dns; mx.dest.test")
+        assert per_rcpt[0]["Diagnostic-Code"].replace("\r\n", "").replace("\n", "") == \
+            "smtp; 550 5.1.1 <nobody@dest.test>: no such user"
+        assert msg["To"].strip("<>") == ALICE
+        assert msg["Auto-Submitted"] == "auto-replied"
+        assert subject in raw.decode("utf-8", "replace")
+        wait_queue_empty(srv)
+
+
+def test_expiry_bounces_with_4_4_7(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, rcpt_replies={"jo@dest.test": "451 4.7.1 greylisted"}):
+        srv = sender_server(make_server, dns, port, delivery={"expiry": "2s"})
+        submit(srv, "jo@dest.test")
+        rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Undelivered"))
+        _, _, per_rcpt = parse_dsn(srv.show(ALICE, "INBOX", rows[0]["uid"]))
+        assert per_rcpt[0]["Status"] == "4.4.7"
+        assert per_rcpt[0]["Action"] == "failed"
+        wait_queue_empty(srv)
+
+
+def test_notify_never_gets_no_bounce(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, rcpt_replies={"kim@dest.test": "550 5.1.1 unknown"}):
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "kim@dest.test", rcpt_params="NOTIFY=NEVER")
+        wait_log(srv, r"event=delivery .*rcpt=kim@dest\.test .*result=bounced")
+        wait_queue_empty(srv)
+        assert bounces(srv) == []
+
+
+def test_connection_refused_defers_with_reason(make_server, dns):
+    srv = sender_server(make_server, dns, peer_port(), delivery={"retry_schedule": "1h"})
+    submit(srv, "lee@dest.test")
+    line = wait_log(srv, r"event=delivery .*rcpt=lee@dest\.test")[0]
+    assert "result=deferred status=4.4.1" in line
+    assert "Connection refused" in line
+    assert "lee@dest.test" in queue_text(srv)
+    assert bounces(srv) == []
+
+
+def test_dropped_at_end_of_data_is_retried(make_server, dns):
+    port = peer_port()
+    peer = SMTPPeer(PEER, port, drop_at="dot")
+    try:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "max@dest.test")
+        wait_log(srv, r"event=delivery .*rcpt=max@dest\.test .*result=deferred status=4\.4\.2")
+    finally:
+        peer.stop()
+    with SMTPPeer(PEER, port) as peer2:
+        assert peer2.wait_messages(1)[0].rcpts == ["max@dest.test"]
+        wait_queue_empty(srv)
+
+
+# --------------------------------------------------------------------------
+# what the peer supports
+
+
+def test_starttls_used_when_offered(make_server, dns, make_cert):
+    port = peer_port()
+    cert = make_cert("mx.dest.test")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert.cert, cert.key)
+    with SMTPPeer(PEER, port, tls_context=ctx) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "nia@dest.test")
+        tx = peer.wait_messages(1)[0]
+        assert tx.tls
+        line = wait_log(srv, r"event=delivery .*rcpt=nia@dest\.test")[0]
+        assert re.search(r" tls=TLSv1\.[23]/\S+ ", line), line
+
+
+def test_helo_fallback_without_pipelining(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, ehlo_reply="502 5.5.1 EHLO not implemented") as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, ["oz1@dest.test", "oz2@dest.test"])
+        tx = peer.wait_messages(1)[0]
+        assert tx.rcpts == ["oz1@dest.test", "oz2@dest.test"]
+        assert tx.mail_params == ""  # no extensions after HELO
+        cmds = [c.split(" ")[0].upper() for c in peer.commands]
+        assert cmds[:2] == ["EHLO", "HELO"]
+
+
+def test_size_refused_by_peer_bounces(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, ehlo=("SIZE 100", "ENHANCEDSTATUSCODES")) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "pat@dest.test", body=b"x" * 500 + b"\r\n")
+        rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Undelivered"))
+        _, _, per_rcpt = parse_dsn(srv.show(ALICE, "INBOX", rows[0]["uid"]))
+        assert per_rcpt[0]["Status"] == "5.3.4"
+        assert peer.messages == []
+        assert not any(c.upper().startswith("MAIL") for c in peer.commands)
+
+
+def test_smtputf8_message_to_peer_without_it_bounces(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, ehlo=("PIPELINING", "8BITMIME")) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "r\u00e9ne@dest.test".encode().decode(), mail_params="SMTPUTF8")
+        rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Undelivered"))
+        raw = srv.show(ALICE, "INBOX", rows[0]["uid"])
+        assert b"5.6.7" in raw
+        assert peer.messages == []
+
+
+def test_dsn_parameters_passed_on(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "quinn@dest.test", mail_params="RET=HDRS ENVID=abc+2Bdef",
+               rcpt_params="NOTIFY=FAILURE,DELAY ORCPT=rfc822;quinn@dest.test")
+        tx = peer.wait_messages(1)[0]
+        assert "RET=HDRS" in tx.mail_params and "ENVID=abc+2Bdef" in tx.mail_params
+        assert tx.rcpt_params == ["NOTIFY=FAILURE,DELAY ORCPT=rfc822;quinn@dest.test"]
+
+
+# --------------------------------------------------------------------------
+# durability
+
+
+def test_kill9_with_full_queue_delivers_everything(make_server, dns):
+    port = peer_port()
+    srv = sender_server(make_server, dns, port, delivery={"retry_schedule": "1h"})
+    subjects = [submit(srv, "s%d@dest.test" % i) for i in range(5)]
+    # nothing listens yet: every entry is deferred for an hour
+    wait_log(srv, r"event=delivery .*result=deferred", count=5)
+    srv.kill9()
+    with SMTPPeer(PEER, port) as peer:
+        srv.start()
+        srv.cli("queue", "flush")
+        msgs = peer.wait_messages(5)
+        got = set()
+        for t in msgs:
+            m = re.search(rb"Subject: (\S+)", t.data)
+            got.add(m.group(1).decode())
+        assert got == set(subjects)
+        wait_queue_empty(srv)
+
+
+# --------------------------------------------------------------------------
+# a real peer: a second hermod as the receiving MTA
+
+
+def test_delivery_to_a_second_hermod(make_server, dns_far):
+    dns, _ = dns_far
+    receiver = make_server(setup=False, tls=True)
+    receiver.cli("domain", "add", "far.test")
+    receiver.cli("user", "add", "zoe@far.test", "--password-stdin", input="zoe-pass-123\n")
+    srv = sender_server(make_server, dns, receiver.port)
+    subject = submit(srv, "zoe@far.test", body=b"to another hermod\r\n.hidden dot\r\n")
+    rows = wait_inbox(receiver, "zoe@far.test", lambda r: r["subject"] == subject)
+    raw = receiver.show("zoe@far.test", "INBOX", rows[0]["uid"])
+    # the receiver's own trace fields, then exactly what was submitted
+    assert raw.startswith(b"Return-Path: <%s>\r\n" % ALICE.encode())
+    assert raw.endswith(b"\r\n\r\nto another hermod\r\n.hidden dot\r\n")
+    wait_queue_empty(srv)
+    line = wait_log(srv, r"event=delivery .*rcpt=zoe@far\.test")[0]
+    assert "result=delivered" in line
+    # the receiver offers STARTTLS with its certificate: it was used
+    assert re.search(r" tls=TLSv1\.[23]/", line), line
+
+
+@pytest.fixture(scope="module")
+def dns_far():
+    recs = ["--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.1"]
+    with Dnsmasq(recs) as d:
+        yield d, recs
