@@ -144,6 +144,8 @@ static const struct key_def config_keys[] = {
     {"delivery", "smarthost", KT_HOSTPORT, F(smarthost), 0, 0, false},
     {"delivery", "retry_schedule", KT_RETRY, F(retry_schedule), 0, 0, false},
     {"delivery", "expiry", KT_DURATION, F(expiry), 1, UINT_MAX, false},
+    {"delivery", "smarthost_user", KT_USER, F(smarthost_user), 0, 0, false},
+    {"delivery", "smarthost_password_file", KT_PATH, F(smarthost_password_file), 0, 0, false},
     {"delivery", "source_address", KT_IPADDR, F(delivery_source_address), 0, 0, false},
     {"delivery", "max_connections", KT_UINT, F(delivery_max_connections), 1, 100000, false},
     {"delivery", "max_connections_per_domain", KT_UINT, F(delivery_max_per_domain), 1, 100000,
@@ -888,6 +890,24 @@ static void config_check_tls(struct config_ctx *ctx)
 	}
 }
 
+/* AUTH to a smarthost needs the smarthost and a password. */
+static void config_check_smarthost(struct config_ctx *ctx)
+{
+	int user = config_key_index("delivery", "smarthost_user");
+	int pw = config_key_index("delivery", "smarthost_password_file");
+	const struct config *c = ctx->cfg;
+
+	if (c->smarthost_user != NULL && c->smarthost_password_file == NULL)
+		ctx_error_at(ctx, ctx->seen[user],
+		             "[delivery] smarthost_user is set but smarthost_password_file is not");
+	else if (c->smarthost_password_file != NULL && c->smarthost_user == NULL)
+		ctx_error_at(ctx, ctx->seen[pw],
+		             "[delivery] smarthost_password_file is set but smarthost_user is not");
+	else if (c->smarthost_user != NULL && c->smarthost == NULL)
+		ctx_error_at(ctx, ctx->seen[user],
+		             "[delivery] smarthost_user is set but smarthost is not");
+}
+
 /* Two listeners on the same host:port can never both bind; say so now. */
 static void config_check_listen_clash(struct config_ctx *ctx)
 {
@@ -1064,6 +1084,8 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
 	if (!ctx.failed)
 		config_check_listen_clash(&ctx);
 	if (!ctx.failed)
+		config_check_smarthost(&ctx);
+	if (!ctx.failed)
 		config_collect_listeners(&ctx);
 	if (!ctx.failed)
 		config_resolve_data_dir(&ctx);
@@ -1139,6 +1161,8 @@ void config_free(struct config **cfgp)
 	free(cfg->smarthost);
 	free(cfg->retry_schedule);
 	free(cfg->delivery_source_address);
+	free(cfg->smarthost_user);
+	free(cfg->smarthost_password_file);
 	free(cfg->resolver);
 	free(cfg->dns_trust_anchor);
 	free(cfg);

@@ -92,6 +92,8 @@ struct config {
 	/* [delivery] */
 	unsigned remote_port; /* default 25 */
 	char *smarthost;      /* host:port or NULL */
+	char *smarthost_user; /* AUTH to the smarthost (over TLS only), or NULL */
+	char *smarthost_password_file; /* its password: the file's first line */
 	char *retry_schedule; /* comma-separated durations, default "5m,15m,30m,1h,2h,4h" */
 	unsigned expiry;      /* seconds, default 5d */
 	char *delivery_source_address;     /* IP literal to bind outbound connections to, or NULL */

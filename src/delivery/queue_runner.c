@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -111,6 +112,7 @@ struct queue_runner {
 	unsigned remote_port;
 	char *smarthost;
 	unsigned smarthost_port;
+	char *smarthost_user, *smarthost_pass; /* AUTH over TLS, or NULL */
 	unsigned sched[CONFIG_RETRY_MAX];
 	size_t nsched;
 	unsigned expiry;
@@ -356,9 +358,10 @@ static void dest_set_reason(struct qdest *d, const char *fmt, ...)
 static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
 {
 	struct qdest *d = ctx;
+	struct queue_runner *r = d->e->r;
 	d->client = NULL; /* freed by the client itself after this call */
 	if (rep->try_next) {
-		if (rep->tls_failed && !d->tls_off) {
+		if (rep->tls_failed && !d->tls_off && r->smarthost_user == NULL) {
 			/* opportunistic TLS: the same address again, in plain text */
 			d->tls_off = true;
 			dest_set_reason(d, "%s: %s", d->relay, rep->reason != NULL ? rep->reason : "?");
@@ -436,6 +439,8 @@ static void dest_try_addr(struct qdest *d)
 	                  : NULL,
 	    .sourcelen = r->sourcelen,
 	    .connect_timeout = r->connect_timeout,
+	    .auth_user = r->smarthost_user,
+	    .auth_pass = r->smarthost_pass,
 	};
 	if (smtp_client_start(&p, &d->msg, dest_on_client, d, &d->client, &err) < 0) {
 		dest_set_reason(d, "%s: %s", d->relay, err != NULL ? err : "cannot connect");
@@ -623,10 +628,6 @@ struct record_job {
 	int rc;
 	char *error;
 	char *dsn_error;
-};
-
-struct dsn_read_ctx {
-	const struct qentry *e;
 };
 
 static long dsn_read(void *ctx, void *buf, size_t len, uint64_t off)
@@ -1133,6 +1134,29 @@ static int runner_fail(char **error_r, const char *fmt, const char *detail)
 	return -1;
 }
 
+/* The first line of path (without its line end): the smarthost password. */
+static int runner_read_password(const char *path, char **pw_r, char **error_r)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	if (f == NULL)
+		return runner_fail(error_r, "[delivery] smarthost_password_file: cannot read %s",
+		                   path);
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (line[0] == '\0') {
+		OPENSSL_cleanse(line, sizeof(line));
+		return runner_fail(error_r, "[delivery] smarthost_password_file: %s is empty", path);
+	}
+	*pw_r = strdup(line);
+	OPENSSL_cleanse(line, sizeof(line));
+	if (*pw_r == NULL)
+		return runner_fail(error_r, "queue runner: %s", "out of memory");
+	return 1;
+}
+
 int queue_runner_start(const struct config *cfg, struct store *st, struct worker_pool *pool,
                        struct queue_runner **r_r, char **error_r)
 {
@@ -1166,6 +1190,13 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 		r->smarthost = host;
 		r->smarthost_port = port;
 	}
+	if (cfg->smarthost_user != NULL &&
+	    runner_read_password(cfg->smarthost_password_file, &r->smarthost_pass, error_r) < 0) {
+		queue_runner_free(&r);
+		return -1;
+	}
+	if (cfg->smarthost_user != NULL && (r->smarthost_user = strdup(cfg->smarthost_user)) == NULL)
+		goto fail_oom;
 	if (cfg->delivery_source_address != NULL) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&r->source;
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r->source;
@@ -1285,5 +1316,10 @@ void queue_runner_free(struct queue_runner **rp)
 		event_base_free(r->base);
 	free(r->hostname);
 	free(r->smarthost);
+	free(r->smarthost_user);
+	if (r->smarthost_pass != NULL) {
+		OPENSSL_cleanse(r->smarthost_pass, strlen(r->smarthost_pass));
+		free(r->smarthost_pass);
+	}
 	free(r);
 }

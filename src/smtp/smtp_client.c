@@ -1,6 +1,7 @@
 /* The SMTP client: one attempt, one connection (smtp_client.h). */
 #include "smtp/smtp_client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/worker.h"
 #include "net/tls.h"
@@ -38,6 +40,9 @@ enum client_state {
 	CLIENT_HELO,
 	CLIENT_STARTTLS,
 	CLIENT_HANDSHAKE,
+	CLIENT_AUTH,      /* AUTH PLAIN, or AUTH LOGIN before the user name */
+	CLIENT_AUTH_USER, /* AUTH LOGIN: the user name sent */
+	CLIENT_AUTH_PASS, /* AUTH LOGIN: the password sent */
 	CLIENT_TRANSACTION, /* MAIL, RCPTs, DATA: replies read in order */
 	CLIENT_BODY,        /* sending the message */
 	CLIENT_DOT,         /* waiting for the reply to the end of data */
@@ -234,6 +239,88 @@ static void client_send_ehlo(struct smtp_client *c)
 
 static void client_start_transaction(struct smtp_client *c);
 
+/* ---- AUTH (to a smarthost) ---- */
+
+static bool client_offers_mech(const struct smtp_client *c, const char *mech)
+{
+	size_t n = strlen(mech);
+	for (const char *p = c->caps.auth; (p = strstr(p, mech)) != NULL; p += n)
+		if ((p == c->caps.auth || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static void client_send_b64(struct smtp_client *c, const char *prefix, const void *data,
+                            size_t len)
+{
+	char *b64 = NULL;
+	if (base64_encode(data, len, &b64) < 0) {
+		client_fail_conn(c, false, "out of memory");
+		return;
+	}
+	client_send(c, "%s%s\r\n", prefix, len > 0 ? b64 : "=");
+	OPENSSL_cleanse(b64, strlen(b64));
+	free(b64);
+}
+
+/* After EHLO inside TLS: AUTH PLAIN, or LOGIN. Never in plain text: the
+ * password would travel in the clear. */
+static void client_start_auth(struct smtp_client *c)
+{
+	if (c->ssl == NULL) {
+		client_fail_conn(c, false, "the server does not offer TLS (STARTTLS): AUTH is only "
+		                           "sent over TLS");
+		return;
+	}
+	if (client_offers_mech(c, "PLAIN")) {
+		size_t ul = strlen(c->p.auth_user), pl = strlen(c->p.auth_pass);
+		char *msg = malloc(ul + pl + 2);
+		if (msg == NULL) {
+			client_fail_conn(c, false, "out of memory");
+			return;
+		}
+		/* RFC 4616: authzid NUL authcid NUL passwd, no authzid */
+		msg[0] = '\0';
+		memcpy(msg + 1, c->p.auth_user, ul);
+		msg[ul + 1] = '\0';
+		memcpy(msg + ul + 2, c->p.auth_pass, pl);
+		client_send_b64(c, "AUTH PLAIN ", msg, ul + pl + 2);
+		OPENSSL_cleanse(msg, ul + pl + 2);
+		free(msg);
+		c->state = CLIENT_AUTH;
+		return;
+	}
+	if (client_offers_mech(c, "LOGIN")) {
+		client_send(c, "AUTH LOGIN\r\n");
+		c->state = CLIENT_AUTH;
+		return;
+	}
+	client_fail_conn(c, false, "the server offers neither AUTH PLAIN nor AUTH LOGIN (AUTH %s)",
+	                 c->caps.auth[0] != '\0' ? c->caps.auth : "not offered");
+}
+
+static void client_on_auth_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	if (r->code == 235) {
+		client_start_transaction(c);
+		return;
+	}
+	if (r->code == 334 && c->state == CLIENT_AUTH) {
+		client_send_b64(c, "", c->p.auth_user, strlen(c->p.auth_user));
+		c->state = CLIENT_AUTH_USER;
+		return;
+	}
+	if (r->code == 334 && c->state == CLIENT_AUTH_USER) {
+		client_send_b64(c, "", c->p.auth_pass, strlen(c->p.auth_pass));
+		c->state = CLIENT_AUTH_PASS;
+		return;
+	}
+	char *line = client_reply_line(r);
+	/* a refused login is the configuration's fault: defer, never bounce */
+	client_fail_conn(c, false, "AUTH failed: %s", line);
+	free(line);
+}
+
 /* ---- TLS ---- */
 
 static int client_start_tls(struct smtp_client *c)
@@ -243,7 +330,11 @@ static int client_start_tls(struct smtp_client *c)
 		return -1;
 	/* SNI and the name the certificate is checked against (recorded; whether it
 	 * is required is the policy's business: MTA-STS, DANE) */
-	if (c->p.host != NULL && c->p.host[0] != '\0' && c->p.host[0] != '[') {
+	unsigned char bin[16];
+	bool is_ip = c->p.host == NULL || inet_pton(AF_INET, c->p.host, bin) == 1 ||
+	             inet_pton(AF_INET6, c->p.host, bin) == 1;
+	/* RFC 6066 3: SNI names a host, never an address */
+	if (!is_ip && c->p.host[0] != '\0') {
 		SSL_set_tlsext_host_name(ssl, c->p.host);
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		SSL_set1_host(ssl, c->p.host);
@@ -668,6 +759,10 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				c->state = CLIENT_STARTTLS;
 				return;
 			}
+			if (c->p.auth_user != NULL) {
+				client_start_auth(c);
+				return;
+			}
 			client_start_transaction(c);
 			return;
 		}
@@ -691,16 +786,28 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		}
 		c->esmtp = false;
 		memset(&c->caps, 0, sizeof(c->caps));
+		if (c->p.auth_user != NULL) {
+			client_fail_conn(c, false, "the server does not speak ESMTP: no AUTH");
+			return;
+		}
 		client_start_transaction(c);
 		return;
 	case CLIENT_STARTTLS:
 		if (r->code != 220) {
-			/* opportunistic: go on without it */
-			client_start_transaction(c);
+			/* opportunistic: go on without it (AUTH refuses to) */
+			if (c->p.auth_user != NULL)
+				client_start_auth(c);
+			else
+				client_start_transaction(c);
 			return;
 		}
 		if (client_start_tls(c) < 0)
 			client_fail_conn(c, false, "cannot start TLS (out of memory)");
+		return;
+	case CLIENT_AUTH:
+	case CLIENT_AUTH_USER:
+	case CLIENT_AUTH_PASS:
+		client_on_auth_reply(c, r);
 		return;
 	case CLIENT_TRANSACTION:
 		client_on_tx_reply(c, r);

@@ -68,6 +68,8 @@ struct smtp_client_params {
 	socklen_t addrlen;
 	const struct sockaddr *source; /* bind address or NULL */
 	socklen_t sourcelen;
+	/* AUTH (RFC 4954) with PLAIN or LOGIN, only ever inside TLS; NULL: none */
+	const char *auth_user, *auth_pass;
 	/* Timeouts in seconds (RFC 5321 4.5.3.2); 0: the RFC's value. */
 	unsigned connect_timeout; /* default 30 */
 	unsigned command_timeout; /* greeting, EHLO, MAIL, RCPT: default 300 */

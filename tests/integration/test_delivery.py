@@ -437,3 +437,58 @@ def dns_far():
     recs = ["--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.1"]
     with Dnsmasq(recs) as d:
         yield d, recs
+
+
+# --------------------------------------------------------------------------
+# smarthost with AUTH
+
+
+def test_smarthost_with_auth_over_starttls(make_server, dns, tmp_path):
+    relay = make_server(tls=True, submission=True)
+    pwfile = tmp_path / "relay-password"
+    pwfile.write_text(PASSWORDS[ALICE] + "\n")
+    srv = sender_server(make_server, dns, 25, delivery={
+        "smarthost": "127.0.0.1:%d" % relay.submission_port,
+        "smarthost_user": ALICE, "smarthost_password_file": str(pwfile)})
+    subject = submit(srv, "zed@far-away.test")
+    wait_queue_empty(srv)
+    line = wait_log(srv, r"event=delivery .*rcpt=zed@far-away\.test")[0]
+    assert "relay=127.0.0.1[127.0.0.1]:%d" % relay.submission_port in line
+    assert "result=delivered" in line
+    assert re.search(r" tls=TLSv1\.[23]/", line), line
+    # the relay took it from alice (authenticated) into its own queue
+    wait_log(relay, r"event=delivered .* queued=1")
+    out = relay.cli("queue", "list").stdout
+    assert "zed@far-away.test" in out and ALICE in out
+    assert relay.cli("queue", "show", relay.queue()[0]["id"]).stdout.count(subject) == 1
+
+
+def test_smarthost_auth_never_in_plain_text(make_server, dns, tmp_path):
+    port = peer_port()
+    pwfile = tmp_path / "pw"
+    pwfile.write_text("secret-pass\n")
+    with SMTPPeer(PEER, port, ehlo=("PIPELINING", "AUTH PLAIN LOGIN")) as peer:
+        srv = sender_server(make_server, dns, port, delivery={
+            "smarthost": "%s:%d" % (PEER, port), "smarthost_user": "u1",
+            "smarthost_password_file": str(pwfile), "retry_schedule": "1h"})
+        submit(srv, "yan@far-away.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=yan@far-away\.test")[0]
+        assert "result=deferred" in line
+        assert "AUTH is only sent over TLS" in line
+        assert not any(c.upper().startswith("AUTH") for c in peer.commands)
+        assert not any(c.upper().startswith("MAIL") for c in peer.commands)
+
+
+def test_smarthost_auth_refused_defers(make_server, dns, tmp_path):
+    relay = make_server(tls=True, submission=True)
+    pwfile = tmp_path / "pw"
+    pwfile.write_text("wrong-password\n")
+    srv = sender_server(make_server, dns, 25, delivery={
+        "smarthost": "127.0.0.1:%d" % relay.submission_port,
+        "smarthost_user": ALICE, "smarthost_password_file": str(pwfile),
+        "retry_schedule": "1h"})
+    submit(srv, "xia@far-away.test")
+    line = wait_log(srv, r"event=delivery .*rcpt=xia@far-away\.test")[0]
+    assert "result=deferred" in line
+    assert "AUTH failed: 535 5.7.8 Authentication credentials invalid" in line
+    assert bounces(srv) == []
