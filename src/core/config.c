@@ -144,6 +144,7 @@ static const struct key_def config_keys[] = {
     {"delivery", "smarthost", KT_HOSTPORT, F(smarthost), 0, 0, false},
     {"delivery", "retry_schedule", KT_RETRY, F(retry_schedule), 0, 0, false},
     {"delivery", "expiry", KT_DURATION, F(expiry), 1, UINT_MAX, false},
+    {"delivery", "delay_warning", KT_DURATION, F(delay_warning), 0, UINT_MAX, false},
     {"delivery", "smarthost_user", KT_USER, F(smarthost_user), 0, 0, false},
     {"delivery", "smarthost_password_file", KT_PATH, F(smarthost_password_file), 0, 0, false},
     {"delivery", "source_address", KT_IPADDR, F(delivery_source_address), 0, 0, false},
@@ -825,6 +826,7 @@ static int config_set_defaults(struct config *cfg)
 	cfg->store_workers = 16;
 	cfg->remote_port = 25;
 	cfg->expiry = 5 * 86400;
+	cfg->delay_warning = 4 * 3600;
 	cfg->delivery_max_connections = 100;
 	cfg->delivery_max_per_domain = 10;
 	cfg->delivery_connect_timeout = 30;

@@ -96,6 +96,7 @@ struct config {
 	char *smarthost_password_file; /* its password: the file's first line */
 	char *retry_schedule; /* comma-separated durations, default "5m,15m,30m,1h,2h,4h" */
 	unsigned expiry;      /* seconds, default 5d */
+	unsigned delay_warning; /* seconds before the sender is told of a delay, default 4h; 0 off */
 	char *delivery_source_address;     /* IP literal to bind outbound connections to, or NULL */
 	unsigned delivery_max_connections; /* outbound connections at once, default 100 */
 	unsigned delivery_max_per_domain;  /* of them to one destination domain, default 10 */

@@ -72,6 +72,7 @@ struct qentry {
 	unsigned attempts;
 	int body, ret;
 	bool smtputf8;
+	bool warned; /* the delay warning went already */
 	struct store_blob_range range; /* the blob, past the trace fields */
 	bool have_range;
 	struct qrcpt *rcpts;
@@ -116,6 +117,7 @@ struct queue_runner {
 	unsigned sched[CONFIG_RETRY_MAX];
 	size_t nsched;
 	unsigned expiry;
+	unsigned delay_warning; /* seconds, 0 = none */
 	unsigned max_conns, max_per_domain, connect_timeout;
 	struct sockaddr_storage source;
 	socklen_t sourcelen;
@@ -621,8 +623,11 @@ struct record_job {
 	struct qentry *e;
 	struct store_queue_result *res;
 	size_t nres;
-	struct dsn_rcpt *dsn;
+	struct dsn_rcpt *dsn; /* failed recipients to report */
 	size_t ndsn;
+	struct dsn_rcpt *delay; /* delayed ones, for the one delay warning */
+	size_t ndelay;
+	bool warned;
 	int64_t now, next_attempt;
 	bool removed;
 	int rc;
@@ -658,7 +663,8 @@ static int dsn_write(void *ctx, const void *p, size_t n)
 /* Makes the DSN for job->dsn and hands it to the original sender: into the
  * account's INBOX when the sender is local, else queued (sender <>: a DSN is
  * never answered by another). Durable when it returns 1. */
-static int record_send_dsn(struct record_job *job, char **error_r)
+static int record_send_dsn(struct record_job *job, const struct dsn_rcpt *rcpts, size_t n,
+                           char **error_r)
 {
 	struct qentry *e = job->e;
 	struct queue_runner *r = e->r;
@@ -700,7 +706,7 @@ static int record_send_dsn(struct record_job *job, char **error_r)
 	static const char rp[] = "Return-Path: <>\r\n";
 	if (local > 0 && store_msg_write(m, rp, sizeof(rp) - 1, error_r) < 0)
 		goto out;
-	if (dsn_build(&p, job->dsn, job->ndsn, dsn_read, e, dsn_write, m, error_r) < 0)
+	if (dsn_build(&p, rcpts, n, dsn_read, e, dsn_write, m, error_r) < 0)
 		goto out;
 	struct store_delivery d = {.msg = m};
 	const char *rcpt[1] = {e->sender};
@@ -720,12 +726,13 @@ static int record_send_dsn(struct record_job *job, char **error_r)
 	}
 	if (store_deliver(r->st, &d, NULL, error_r) < 0)
 		goto out;
+	const char *kind = rcpts[0].action == DSN_DELAYED ? "delayed" : "failed";
 	if (d.queue_id > 0)
-		log_info(NULL, "event=dsn queue=%lld to=remote rcpts=%zu dsn_queue=%lld",
-		         (long long)e->id, job->ndsn, (long long)d.queue_id);
+		log_info(NULL, "event=dsn queue=%lld action=%s to=remote rcpts=%zu dsn_queue=%lld",
+		         (long long)e->id, kind, n, (long long)d.queue_id);
 	else
-		log_info(NULL, "event=dsn queue=%lld to=local rcpts=%zu", (long long)e->id,
-		         job->ndsn);
+		log_info(NULL, "event=dsn queue=%lld action=%s to=local rcpts=%zu", (long long)e->id,
+		         kind, n);
 	ret = 1;
 out:
 	store_msg_free(&m);
@@ -736,7 +743,18 @@ out:
 static void record_job_run(void *arg)
 {
 	struct record_job *job = arg;
-	if (job->ndsn > 0 && record_send_dsn(job, &job->dsn_error) < 0) {
+	if (job->ndelay > 0) {
+		/* the warning goes once: marked before the attempt is recorded */
+		char *err = NULL;
+		if (record_send_dsn(job, job->delay, job->ndelay, &err) > 0 &&
+		    store_queue_set_warned(job->e->r->st, job->e->id, &err) >= 0)
+			job->warned = true;
+		else
+			log_error(NULL, "event=dsn-failed queue=%lld action=delayed error=\"%s\"",
+			          (long long)job->e->id, err != NULL ? err : "?");
+		free(err);
+	}
+	if (job->ndsn > 0 && record_send_dsn(job, job->dsn, job->ndsn, &job->dsn_error) < 0) {
 		/* keep the bounced recipients queued (deferred): the DSN is tried again
 		 * at the next attempt rather than lost */
 		for (size_t i = 0; i < job->nres; i++)
@@ -765,6 +783,7 @@ static void record_job_done(void *arg)
 	free(job->dsn_error);
 	free(job->res);
 	free(job->dsn);
+	free(job->delay);
 	/* off the in-flight list */
 	for (struct qentry **pp = &r->inflight; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == e) {
@@ -784,6 +803,13 @@ static bool rcpt_wants_failure_dsn(const struct qrcpt *q)
 	return (q->notify & STORE_NOTIFY_FAILURE) != 0;
 }
 
+static bool rcpt_wants_delay_dsn(const struct qrcpt *q)
+{
+	if (q->notify == 0)
+		return true; /* RFC 3461 4.1: without NOTIFY, delays may be reported */
+	return (q->notify & STORE_NOTIFY_DELAY) != 0;
+}
+
 static void entry_finish(struct qentry *e)
 {
 	struct queue_runner *r = e->r;
@@ -796,8 +822,12 @@ static void entry_finish(struct qentry *e)
 	job->now = now;
 	job->res = calloc(e->nrcpts, sizeof(*job->res));
 	job->dsn = calloc(e->nrcpts, sizeof(*job->dsn));
-	if (job->res == NULL || job->dsn == NULL)
+	job->delay = calloc(e->nrcpts, sizeof(*job->delay));
+	if (job->res == NULL || job->dsn == NULL || job->delay == NULL)
 		goto oom;
+	/* RFC 3464 "delayed": once, when the message has waited delay_warning */
+	bool warn = !e->warned && e->sender[0] != '\0' && r->delay_warning > 0 &&
+	            now - e->created >= (int64_t)r->delay_warning;
 	bool expired = route_expired(now, e->created, r->expiry);
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		struct qrcpt *q = &e->rcpts[i];
@@ -836,6 +866,18 @@ static void entry_finish(struct qentry *e)
 			dr->reason = q->remote ? NULL : q->reply;
 			dr->last_attempt = now;
 		}
+		if (q->result == SMTP_CLIENT_DEFERRED && warn && rcpt_wants_delay_dsn(q)) {
+			struct dsn_rcpt *dr = &job->delay[job->ndelay++];
+			dr->rcpt = q->addr;
+			dr->orcpt = q->orcpt;
+			dr->action = DSN_DELAYED;
+			dr->status = q->status[0] == '4' ? q->status : "4.0.0";
+			dr->remote_mta = q->remote ? q->relay : NULL;
+			dr->diagnostic = q->remote ? q->reply : NULL;
+			dr->reason = q->remote ? NULL : q->reply;
+			dr->last_attempt = now;
+			dr->retry_until = e->created + (int64_t)r->expiry;
+		}
 	}
 	job->next_attempt = route_next_attempt(now, e->attempts + 1, r->sched, r->nsched);
 	if (worker_pool_submit(r->pool, r->inbox, record_job_run, record_job_done, job) < 0)
@@ -848,6 +890,7 @@ oom:
 	if (job != NULL) {
 		free(job->res);
 		free(job->dsn);
+		free(job->delay);
 		free(job);
 	}
 }
@@ -958,6 +1001,7 @@ static void lease_cb(void *ctx, const struct store_queue_info *info)
 	e->body = info->body;
 	e->ret = info->ret;
 	e->smtputf8 = info->smtputf8;
+	e->warned = info->warned;
 	e->range.fd = -1;
 	e->rcpts = calloc(info->nrcpt_info > 0 ? info->nrcpt_info : 1, sizeof(*e->rcpts));
 	if (e->sender == NULL || e->blob_id == NULL || e->rcpts == NULL) {
@@ -1174,6 +1218,7 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 	r->hostname = strdup(cfg->hostname);
 	r->remote_port = cfg->remote_port;
 	r->expiry = cfg->expiry;
+	r->delay_warning = cfg->delay_warning;
 	r->max_conns = cfg->delivery_max_connections;
 	r->max_per_domain = cfg->delivery_max_per_domain;
 	r->connect_timeout = cfg->delivery_connect_timeout;

@@ -405,6 +405,13 @@ int store_queue_hold(struct store *st, int64_t id, bool hold, char **error_r)
 	return rc;
 }
 
+int store_queue_set_warned(struct store *st, int64_t id, char **error_r)
+{
+	if (id <= 0)
+		return 0;
+	return STORE_DISPATCH(queue_set_warned, id, error_r);
+}
+
 int store_queue_flush(struct store *st, int64_t id, char **error_r)
 {
 	if (id < 0) {

@@ -255,6 +255,7 @@ struct store_queue_info {
 	unsigned attempts;
 	int64_t next_attempt;
 	bool held;
+	bool warned; /* a delay warning went to the sender (store_queue_set_warned) */
 	size_t nrcpt_info;
 	const struct store_queue_rcpt *rcpt_info; /* in the order queued */
 };
@@ -336,6 +337,9 @@ int store_queue_hold(struct store *st, int64_t id, bool hold, char **error_r);
 /* Makes entry id due at once (next_attempt 0; a held entry stays held): 1, 0 no
  * such entry. id 0: every entry that is not held: 1. -1 error (also id < 0). */
 int store_queue_flush(struct store *st, int64_t id, char **error_r);
+/* Marks entry id as having had its delay warning (RFC 3464 "delayed" DSN), so that
+ * the sender gets one only. 1 ok, 0 no such entry, -1 error. */
+int store_queue_set_warned(struct store *st, int64_t id, char **error_r);
 /* Every remaining recipient of entry id gets state bounce and last_reply "bounced
  * by the administrator"; the entry is released (held 0) and due at once: the
  * runner, leasing it, bounces those recipients with a DSN. 1 ok, 0 no such
@@ -758,6 +762,7 @@ struct store_ops {
 			    bool *removed_r, char **error_r);
 	int (*queue_hold)(struct store_backend *be, int64_t id, bool hold, char **error_r);
 	int (*queue_flush)(struct store_backend *be, int64_t id, char **error_r);
+	int (*queue_set_warned)(struct store_backend *be, int64_t id, char **error_r);
 	int (*queue_bounce)(struct store_backend *be, int64_t id, char **error_r);
 	int (*queue_next_due)(struct store_backend *be, int64_t *when_r, char **error_r);
 	void (*set_queue_hook)(struct store_backend *be, store_queue_hook *fn, void *ctx);

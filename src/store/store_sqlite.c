@@ -444,6 +444,7 @@ const struct store_ops store_sqlite_ops = {
     .queue_record = sqlite_queue_record,
     .queue_hold = sqlite_queue_hold,
     .queue_flush = sqlite_queue_flush,
+    .queue_set_warned = sqlite_queue_set_warned,
     .queue_bounce = sqlite_queue_bounce,
     .queue_next_due = sqlite_queue_next_due,
     .set_queue_hook = sqlite_set_queue_hook,

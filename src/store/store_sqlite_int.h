@@ -285,6 +285,7 @@ int sqlite_queue_record(struct store_backend *st, int64_t id, const struct store
                         size_t n, int64_t next_attempt, bool *removed_r, char **error_r);
 int sqlite_queue_hold(struct store_backend *st, int64_t id, bool hold, char **error_r);
 int sqlite_queue_flush(struct store_backend *st, int64_t id, char **error_r);
+int sqlite_queue_set_warned(struct store_backend *st, int64_t id, char **error_r);
 int sqlite_queue_bounce(struct store_backend *st, int64_t id, char **error_r);
 int sqlite_queue_next_due(struct store_backend *st, int64_t *when_r, char **error_r);
 void sqlite_set_queue_hook(struct store_backend *st, store_queue_hook *fn, void *ctx);

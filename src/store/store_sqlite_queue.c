@@ -73,7 +73,7 @@ static void queue_entry_clear(struct queue_entry *e)
 #define QUEUE_SELECT                                                                               \
 	"SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, q.body, q.smtputf8,"         \
 	"  q.envid, q.ret, q.trace_len, q.lease_owner, q.lease_until, q.attempts,"                 \
-	"  q.next_attempt, q.held, r.rcpt, r.state, r.notify, r.orcpt, r.last_reply"               \
+	"  q.next_attempt, q.held, q.warned, r.rcpt, r.state, r.notify, r.orcpt, r.last_reply"               \
 	" FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
 enum {
 	QC_ID,
@@ -92,6 +92,7 @@ enum {
 	QC_ATTEMPTS,
 	QC_NEXT_ATTEMPT,
 	QC_HELD,
+	QC_WARNED,
 	QC_RCPT,
 	QC_STATE,
 	QC_NOTIFY,
@@ -123,6 +124,7 @@ static int queue_entry_start(struct queue_entry *e, sqlite3_stmt *s, char **erro
 	                                      : (unsigned)attempts,
 	    .next_attempt = sqlite3_column_int64(s, QC_NEXT_ATTEMPT),
 	    .held = sqlite3_column_int(s, QC_HELD) != 0,
+	    .warned = sqlite3_column_int(s, QC_WARNED) != 0,
 	};
 	return 1;
 }
@@ -624,6 +626,13 @@ int sqlite_queue_hold(struct store_backend *st, int64_t id, bool hold, char **er
 	                     "  next_attempt = CASE WHEN ?2 = 0 THEN 0 ELSE next_attempt END"
 	                     " WHERE id = ?1",
 	                     p, 2, error_r);
+	return rc < 0 ? -1 : rc > 0 ? 1 : 0;
+}
+
+int sqlite_queue_set_warned(struct store_backend *st, int64_t id, char **error_r)
+{
+	int64_t p[1] = {id};
+	int rc = queue_wrun1(st, "UPDATE queue SET warned = 1 WHERE id = ?1", p, 1, error_r);
 	return rc < 0 ? -1 : rc > 0 ? 1 : 0;
 }
 

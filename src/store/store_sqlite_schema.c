@@ -188,6 +188,9 @@ static const char *const migrations[] = {
      * the administrator bounced them); delivered and bounced ones are removed,
      * and the entry with the last of them (store_queue_record). */
     "ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;",
+    /* v10: queue.warned: the sender has been sent a delay warning for the entry
+     * (once: store_queue_set_warned). */
+    "ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

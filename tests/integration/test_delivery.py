@@ -492,3 +492,24 @@ def test_smarthost_auth_refused_defers(make_server, dns, tmp_path):
     assert "result=deferred" in line
     assert "AUTH failed: 535 5.7.8 Authentication credentials invalid" in line
     assert bounces(srv) == []
+
+
+def test_delay_warning_sent_once(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, rcpt_replies={"wes@dest.test": "451 4.2.0 mailbox busy"}):
+        srv = sender_server(make_server, dns, port,
+                            delivery={"delay_warning": "1s", "expiry": "1h"})
+        submit(srv, "wes@dest.test")
+        rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Delayed Mail"))
+        raw = srv.show(ALICE, "INBOX", rows[0]["uid"])
+        msg, _, per_rcpt = parse_dsn(raw)
+        assert per_rcpt[0]["Action"] == "delayed"
+        assert per_rcpt[0]["Status"] == "4.2.0"
+        assert "Will-Retry-Until" in per_rcpt[0]
+        assert per_rcpt[0]["Diagnostic-Code"] == "smtp; 451 4.2.0 mailbox busy"
+        assert msg.get_payload()[2].get_content_type() == "text/rfc822-headers"
+        # more attempts follow; no second warning
+        wait_log(srv, r"event=delivery .*rcpt=wes@dest\.test .*attempt=4 ")
+        assert len([r for r in srv.messages(ALICE)
+                    if r["subject"].startswith("Delayed Mail")]) == 1
+        assert "wes@dest.test" in queue_text(srv)

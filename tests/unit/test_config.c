@@ -558,6 +558,39 @@ static void test_errors(void)
 	CHECK(load(big, &cfg, &err) == -1);
 	CHECK(err != NULL && strncmp(err, "t.conf:2: line too long (more than ", 35) == 0);
 	free(err);
+	/* [delivery] keys of the queue runner */
+	expect_error("[server]\ndata_dir=/d\n[delivery]\nsource_address = 127.0.0.1:25\n",
+	             "t.conf:4: bad address '127.0.0.1:25' for source_address (expected an IPv4 or "
+	             "IPv6 address)");
+	expect_error("[server]\ndata_dir=/d\n[delivery]\nsmarthost = r.test:587\n"
+	             "smarthost_user = u\n",
+	             "t.conf:5: [delivery] smarthost_user is set but smarthost_password_file is not");
+	expect_error("[server]\ndata_dir=/d\n[delivery]\nsmarthost_user = u\n"
+	             "smarthost_password_file = /pw\n",
+	             "t.conf:4: [delivery] smarthost_user is set but smarthost is not");
+	expect_error("[server]\ndata_dir=/d\n[delivery]\nsmarthost_password_file = /pw\n",
+	             "t.conf:4: [delivery] smarthost_password_file is set but smarthost_user is not");
+	expect_error("[server]\ndata_dir=/d\n[delivery]\nmax_connections = 0\n",
+	             "t.conf:4: max_connections must not be 0");
+	{
+		struct config *dc = NULL;
+		char *derr = NULL;
+		const char *ok = "[server]\ndata_dir=/d\n[delivery]\nsource_address = ::1\n"
+		                 "delay_warning = 0\nmax_connections_per_domain = 3\n"
+		                 "connect_timeout = 5s\nsmarthost = r.test:587\nsmarthost_user = u\n"
+		                 "smarthost_password_file = /pw\n";
+		CHECK(load(ok, &dc, &derr) == 1);
+		CHECK(dc != NULL && strcmp(dc->delivery_source_address, "::1") == 0);
+		CHECK(dc != NULL && dc->delay_warning == 0 && dc->delivery_max_per_domain == 3);
+		CHECK(dc != NULL && dc->delivery_connect_timeout == 5);
+		CHECK(dc != NULL && dc->delivery_max_connections == 100);
+		free(derr);
+		config_free(&dc);
+		CHECK(load("[server]\ndata_dir=/d\n", &dc, &derr) == 1);
+		CHECK(dc != NULL && dc->delay_warning == 4 * 3600 && dc->delivery_max_per_domain == 10);
+		free(derr);
+		config_free(&dc);
+	}
 	/* a file without a final newline still parses its last line */
 	expect_error("[server]\ndata_dir=/d\nlog_level=loud",
 	             "t.conf:3: bad log_level 'loud' (expected debug, info, warn or error)");

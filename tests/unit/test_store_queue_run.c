@@ -557,6 +557,28 @@ static void test_next_due(struct store *st)
 
 /* ---- the queue hook ---- */
 
+static void warned_cb(void *ctx, const struct store_queue_info *q)
+{
+	*(int *)ctx = q->warned ? 1 : 0;
+}
+
+/* the delay warning flag: set once, seen by show and lease */
+static void test_warned(struct store *st)
+{
+	const char *rc1[] = {"w@remote.test", NULL};
+	int64_t id = queue_msg(st, "Subject: w\r\n\r\nw\r\n", rc1);
+	int w = -1;
+	CHECK(store_queue_show(st, id, warned_cb, &w, NULL) == 1 && w == 0);
+	CHECK(store_queue_set_warned(st, id, NULL) == 1);
+	w = -1;
+	CHECK(store_queue_show(st, id, warned_cb, &w, NULL) == 1 && w == 1);
+	CHECK(store_queue_set_warned(st, id, NULL) == 1); /* again: still 1 */
+	CHECK(store_queue_set_warned(st, 999999, NULL) == 0);
+	CHECK(store_queue_set_warned(st, 0, NULL) == 0);
+	CHECK(db_int("SELECT warned FROM queue WHERE id = (SELECT max(id) FROM queue)") == 1);
+	CHECK(store_queue_delete(st, id, NULL) == 1);
+}
+
 static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
 static int hook_calls;
 static int hook_ctx_ok;
@@ -645,11 +667,12 @@ int main(void)
 	CHECK(store_domain_add(st, "example.test", NULL) == 1);
 	CHECK(store_account_add(st, "alice@example.test", "x", NULL) == 1);
 	CHECK(store_account_add(st, "bob@example.test", "x", NULL) == 1);
-	CHECK(db_int("SELECT max(version) FROM schema_version") == 9);
+	CHECK(db_int("SELECT max(version) FROM schema_version") == 10);
 	test_lease(st);
 	test_record(st);
 	test_admin(st);
 	test_next_due(st);
+	test_warned(st);
 	test_hook(st);
 	store_close(&st);
 
