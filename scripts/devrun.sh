@@ -109,6 +109,16 @@ allow_plaintext_on_loopback = yes
 EOF
 fi
 
+if ! grep -q '^[[:space:]]*srs_secret' "$CONF"; then
+	secret=$(head -c 48 /dev/urandom | base64 | tr -d '+/\n' | cut -c 1-32)
+	cat >>"$CONF" <<EOF
+
+[delivery]
+# Key of the SRS addresses of forwarded mail (docs/delivery.md), generated.
+srs_secret = $secret
+EOF
+fi
+
 "$HERMOD" check -c "$CONF" >/dev/null
 
 # Domain, account and password: each step only when missing, so an instance

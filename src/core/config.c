@@ -56,6 +56,7 @@ enum key_type {
 	KT_RESOLVER,  /* char *, IP:port or "recursive", empty = NULL */
 	KT_RETRY,     /* char *, comma-separated durations */
 	KT_IPADDR,    /* char *, an IPv4 or IPv6 literal (no port), empty = NULL */
+	KT_SECRET,    /* char *, 16+ printable non-blank ASCII characters, empty = NULL */
 	KT_SIZE,      /* uint64_t */
 	KT_DURATION,  /* unsigned seconds */
 	KT_UINT,      /* unsigned */
@@ -147,6 +148,7 @@ static const struct key_def config_keys[] = {
     {"delivery", "delay_warning", KT_DURATION, F(delay_warning), 0, UINT_MAX, false},
     {"delivery", "smarthost_user", KT_USER, F(smarthost_user), 0, 0, false},
     {"delivery", "smarthost_password_file", KT_PATH, F(smarthost_password_file), 0, 0, false},
+    {"delivery", "srs_secret", KT_SECRET, F(srs_secret), 0, 0, false},
     {"delivery", "source_address", KT_IPADDR, F(delivery_source_address), 0, 0, false},
     {"delivery", "max_connections", KT_UINT, F(delivery_max_connections), 1, 100000, false},
     {"delivery", "max_connections_per_domain", KT_UINT, F(delivery_max_per_domain), 1, 100000,
@@ -671,6 +673,20 @@ static int config_set(struct config_ctx *ctx, const struct key_def *k, const cha
 			}
 		}
 		return config_set_string(ctx, str_field, value);
+	case KT_SECRET: {
+		size_t n = strlen(value);
+		bool ok = n == 0 || (n >= 16 && n <= 255);
+		for (const char *c = value; ok && *c; c++)
+			ok = (unsigned char)*c > ' ' && (unsigned char)*c < 0x7f;
+		if (!ok) {
+			/* the value itself is not quoted back: it is a secret */
+			ctx_error_at(ctx, ctx->lineno,
+			             "bad %s (expected 16 to 255 printable characters, no blanks)",
+			             k->name);
+			return -1;
+		}
+		return config_set_string(ctx, str_field, n > 0 ? value : NULL);
+	}
 	case KT_IPADDR: {
 		struct in6_addr a;
 		if (value[0] == '\0')
@@ -1164,6 +1180,7 @@ void config_free(struct config **cfgp)
 	free(cfg->retry_schedule);
 	free(cfg->delivery_source_address);
 	free(cfg->smarthost_user);
+	free(cfg->srs_secret);
 	free(cfg->smarthost_password_file);
 	free(cfg->resolver);
 	free(cfg->dns_trust_anchor);

@@ -94,6 +94,7 @@ struct config {
 	char *smarthost;      /* host:port or NULL */
 	char *smarthost_user; /* AUTH to the smarthost (over TLS only), or NULL */
 	char *smarthost_password_file; /* its password: the file's first line */
+	char *srs_secret; /* key of the SRS hashes of forwarded mail, or NULL: no rewriting */
 	char *retry_schedule; /* comma-separated durations, default "5m,15m,30m,1h,2h,4h" */
 	unsigned expiry;      /* seconds, default 5d */
 	unsigned delay_warning; /* seconds before the sender is told of a delay, default 4h; 0 off */

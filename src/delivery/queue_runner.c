@@ -25,6 +25,7 @@
 #include "core/worker.h"
 #include "delivery/dsn.h"
 #include "delivery/route.h"
+#include "delivery/srs.h"
 #include "dns/dns.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
@@ -114,6 +115,7 @@ struct queue_runner {
 	char *smarthost;
 	unsigned smarthost_port;
 	char *smarthost_user, *smarthost_pass; /* AUTH over TLS, or NULL */
+	char *srs_secret;                      /* or NULL */
 	unsigned sched[CONFIG_RETRY_MAX];
 	size_t nsched;
 	unsigned expiry;
@@ -674,10 +676,17 @@ static int record_send_dsn(struct record_job *job, const struct dsn_rcpt *rcpts,
 	int ret = -1;
 
 	snprintf(from, sizeof(from), "MAILER-DAEMON@%s", r->hostname);
+	/* forwarded mail carries an SRS sender of ours: the report goes to the
+	 * original sender it stands for */
+	char orig[SRS_ADDR_MAX + 1];
+	const char *to = e->sender;
+	if (r->srs_secret != NULL &&
+	    srs_reverse(r->srs_secret, e->sender, job->now, orig, sizeof(orig)) > 0)
+		to = orig;
 	struct dsn_params p = {
 	    .reporting_mta = r->hostname,
 	    .from = from,
-	    .to = e->sender,
+	    .to = to,
 	    .envid = e->envid,
 	    .arrival = e->created,
 	    .now = job->now,
@@ -686,12 +695,12 @@ static int record_send_dsn(struct record_job *job, const struct dsn_rcpt *rcpts,
 	    .orig_size = e->range.len,
 	    .full_max = RUNNER_DSN_FULL_MAX,
 	};
-	int local = store_resolve_recipient(r->st, e->sender, &accounts, error_r);
+	int local = store_resolve_recipient(r->st, to, &accounts, error_r);
 	if (local < 0)
 		return -1;
 	if (local == 0) {
 		/* not an account: a remote sender, or a local domain's unknown user */
-		const char *dom = route_domain(e->sender);
+		const char *dom = route_domain(to);
 		int is_local = store_domain_exists(r->st, dom, error_r);
 		if (is_local < 0)
 			return -1;
@@ -709,7 +718,7 @@ static int record_send_dsn(struct record_job *job, const struct dsn_rcpt *rcpts,
 	if (dsn_build(&p, rcpts, n, dsn_read, e, dsn_write, m, error_r) < 0)
 		goto out;
 	struct store_delivery d = {.msg = m};
-	const char *rcpt[1] = {e->sender};
+	const char *rcpt[1] = {to};
 	size_t nacc = 0;
 	if (local > 0) {
 		while (accounts[nacc] != NULL)
@@ -1219,6 +1228,8 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 	r->remote_port = cfg->remote_port;
 	r->expiry = cfg->expiry;
 	r->delay_warning = cfg->delay_warning;
+	if (cfg->srs_secret != NULL && (r->srs_secret = strdup(cfg->srs_secret)) == NULL)
+		goto fail_oom;
 	r->max_conns = cfg->delivery_max_connections;
 	r->max_per_domain = cfg->delivery_max_per_domain;
 	r->connect_timeout = cfg->delivery_connect_timeout;
@@ -1362,6 +1373,7 @@ void queue_runner_free(struct queue_runner **rp)
 	free(r->hostname);
 	free(r->smarthost);
 	free(r->smarthost_user);
+	free(r->srs_secret);
 	if (r->smarthost_pass != NULL) {
 		OPENSSL_cleanse(r->smarthost_pass, strlen(r->smarthost_pass));
 		free(r->smarthost_pass);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "delivery/srs.h"
 #include "smtp/smtp_session_int.h"
 
 /* STORE_BODY_* of a BODY= value */
@@ -40,6 +41,30 @@ static void smtp_deliver_committed(void *ctx, int result, char *error)
 	smtp_deliver_job_post(j, result > 0 ? 1 : -1);
 }
 
+/* Forwarded mail from another domain's sender leaves with an SRS sender of the
+ * forwarding domain (docs/delivery.md), so that it passes SPF at the next hop
+ * and its bounces find their way back. Mail from our own domains (and <>)
+ * keeps its sender. 1 ok, -1 error (j->error). */
+static int smtp_deliver_srs(struct smtp_deliver_job *j)
+{
+	const char *from = j->tx->from;
+	const char *at = strrchr(from, '@');
+	if (j->srs_domain == NULL || j->srs_secret[0] == '\0' || from[0] == '\0' || at == NULL)
+		return 1;
+	int local = store_domain_exists(j->store, at + 1, &j->error);
+	if (local != 0)
+		return local < 0 ? -1 : 1;
+	char srs[SRS_ADDR_MAX + 1];
+	if (srs_forward(j->srs_secret, from, j->srs_domain, time(NULL), srs, sizeof(srs)) < 0)
+		return 1; /* too long for the scheme: keeps its sender */
+	j->queue_sender = strdup(srs);
+	if (j->queue_sender == NULL) {
+		j->error = strdup("out of memory");
+		return -1;
+	}
+	return 1;
+}
+
 /* The delivery job, on a worker: the submission header checks, then the blob
  * (store_deliver_async). Every path ends in exactly one smtp_deliver_job_post,
  * here or from the committer thread. */
@@ -54,6 +79,10 @@ static void smtp_deliver_job_run(void *arg)
 			return;
 		}
 	}
+	if (smtp_deliver_srs(j) < 0) {
+		smtp_deliver_job_post(j, -1);
+		return;
+	}
 	j->d = (struct store_delivery){
 		.accounts = j->accounts,
 		.naccounts = j->naccounts,
@@ -61,7 +90,7 @@ static void smtp_deliver_job_run(void *arg)
 		.msg = tx->m,
 		.internal_date = (int64_t)time(NULL),
 		.flags = NULL,
-		.queue_sender = tx->from,
+		.queue_sender = j->queue_sender != NULL ? j->queue_sender : tx->from,
 		.queue_rcpts = j->queue_rcpts,
 		.nqueue_rcpts = j->nqueue,
 		.queue_account = j->account,
@@ -98,7 +127,7 @@ static void smtp_deliver_job_done(void *arg)
 			 tx->id, (unsigned long long)store_msg_size(tx->m), j->naccounts, j->nqueue,
 			 dead ? " client=gone" : "");
 		/* the queue id when there is a queue entry: what `hermod queue` lists */
-		if (!dead && j->queue_id > 0)
+		if (!dead && j->queue_id > 0 && s->submission)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %lld", (long long)j->queue_id);
 		else if (!dead)
 			smtp_reply(s, "250 2.0.0 Ok: %s as %s",
@@ -131,6 +160,8 @@ static void smtp_deliver_job_done(void *arg)
 	free(j->queue_orcpt);
 	buf_free(&j->insert);
 	free(j->account);
+	free(j->srs_domain);
+	free(j->queue_sender);
 	free(j->error);
 	free(j);
 	/* s->tx was detached when the job started */
@@ -152,6 +183,8 @@ void smtp_session_deliver(struct smtp_session *s)
 	size_t n = 0, nremote = 0;
 	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
 		nremote += r->remote;
+		for (char **f = r->forwards; f != NULL && *f != NULL; f++)
+			nremote++;
 		for (char **a = r->accounts; a != NULL && *a != NULL; a++)
 			n++;
 	}
@@ -185,6 +218,25 @@ void smtp_session_deliver(struct smtp_session *s)
 			orcpt[j->nqueue] = r->orcpt;
 			queue[j->nqueue++] = r->addr;
 		}
+		/* forwarding: the alias's remote targets go to the queue, once each */
+		for (char **f = r->forwards; f != NULL && *f != NULL; f++) {
+			size_t k;
+			for (k = 0; k < j->nqueue; k++)
+				if (strcmp(queue[k], *f) == 0)
+					break;
+			if (k < j->nqueue)
+				continue;
+			notify[j->nqueue] = ((r->notify & SMTP_NOTIFY_NEVER) ? STORE_NOTIFY_NEVER : 0) |
+					    ((r->notify & SMTP_NOTIFY_SUCCESS) ? STORE_NOTIFY_SUCCESS : 0) |
+					    ((r->notify & SMTP_NOTIFY_FAILURE) ? STORE_NOTIFY_FAILURE : 0) |
+					    ((r->notify & SMTP_NOTIFY_DELAY) ? STORE_NOTIFY_DELAY : 0);
+			orcpt[j->nqueue] = NULL;
+			queue[j->nqueue++] = *f;
+			if (j->srs_domain == NULL) {
+				const char *at = strrchr(r->addr, '@');
+				j->srs_domain = strdup(at != NULL ? at + 1 : s->lim.hostname);
+			}
+		}
 		for (char **a = r->accounts; a != NULL && *a != NULL; a++) {
 			size_t k;
 			for (k = 0; k < j->naccounts; k++)
@@ -206,6 +258,7 @@ void smtp_session_deliver(struct smtp_session *s)
 	j->require_from_match = s->lim.require_from_match;
 	j->account = account;
 	snprintf(j->hostname, sizeof(j->hostname), "%s", s->lim.hostname);
+	snprintf(j->srs_secret, sizeof(j->srs_secret), "%s", s->lim.srs_secret);
 	j->inbox = s->c->loop->inbox;
 	j->post = worker_post_new(smtp_deliver_job_done, j);
 	s->tx = NULL; /* owned by the job now */

@@ -1,11 +1,14 @@
 /* RCPT TO (RFC 5321 4.1.1.3) and its recipient lookups in the store. */
 #include <event2/buffer.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/ratelimit.h"
 #include "core/log.h"
+#include "delivery/srs.h"
 #include "net/line_session.h"
 #include "smtp/smtp_session_int.h"
 
@@ -25,9 +28,10 @@ struct smtp_rcpt_lookup {
 	char *lookup;    /* address to resolve */
 	char *domain;    /* NULL: no domain check (postmaster) */
 	bool literal;    /* address literal or routing in the local part: never ours */
-	int result;      /* 1 local account(s), 0 unknown user, 2 not our domain, 3 remote
-			    (submission), -1 error */
+	int result;      /* 1 local account(s) and/or forwards, 0 unknown user, 2 not our
+			    domain, 3 remote (submission), 4 an invalid SRS address, -1 error */
 	char **accounts;
+	char **forwards; /* remote addresses it forwards to (aliases, SRS bounces) */
 	char *error;
 };
 
@@ -36,6 +40,7 @@ static void smtp_rcpt_lookup_clear(struct smtp_rcpt_lookup *lk)
 	free(lk->lookup);
 	free(lk->domain);
 	store_strv_free(&lk->accounts);
+	store_strv_free(&lk->forwards);
 	free(lk->error);
 	memset(lk, 0, sizeof(*lk));
 }
@@ -101,6 +106,7 @@ static bool smtp_rcpt_lookup_same(const struct smtp_rcpt_lookup *a,
 struct smtp_rcpt_job {
 	struct smtp_session *s;
 	struct store *store;
+	char srs_secret[256]; /* the session's, "" none */
 	bool submission;  /* an authenticated user's: other domains are relayed */
 	/* the command that started the job */
 	char *addr;       /* as given, for the reply log */
@@ -131,6 +137,27 @@ static void smtp_rcpt_job_run(void *arg)
 				lk->result = r < 0 ? -1 : j->submission ? 3 : 2;
 				continue;
 			}
+			/* a bounce to an address we made forwarding (SRS0=...@ours) goes
+			 * back to the original sender */
+			char orig[SRS_ADDR_MAX + 1];
+			int sr = j->srs_secret[0] != '\0'
+			             ? srs_reverse(j->srs_secret, lk->lookup, time(NULL), orig,
+			                           sizeof(orig))
+			             : 0;
+			if (sr < 0) {
+				lk->result = 4;
+				continue;
+			}
+			if (sr > 0) {
+				lk->forwards = calloc(2, sizeof(char *));
+				if (lk->forwards == NULL || (lk->forwards[0] = strdup(orig)) == NULL) {
+					lk->result = -1;
+					lk->error = strdup("out of memory");
+				} else {
+					lk->result = 1;
+				}
+				continue;
+			}
 		}
 		if (addrs == NULL || idx == NULL || res == NULL || rcs == NULL) {
 			lk->result = -1;
@@ -140,10 +167,18 @@ static void smtp_rcpt_job_run(void *arg)
 		addrs[k] = lk->lookup;
 		idx[k++] = i;
 	}
+	char ***fwd = k > 0 ? calloc(k, sizeof(*fwd)) : NULL;
+	if (k > 0 && fwd == NULL) {
+		for (size_t m = 0; m < k; m++) {
+			j->lk[idx[m]].result = -1;
+			j->lk[idx[m]].error = strdup("out of memory");
+		}
+		k = 0;
+	}
 	if (k > 0) {
 		/* every lookup in one read snapshot */
 		char *err = NULL;
-		int r = store_resolve_recipients(j->store, addrs, k, res, rcs, &err);
+		int r = store_resolve_recipients_fwd(j->store, addrs, k, res, fwd, rcs, &err);
 		for (size_t m = 0; m < k; m++) {
 			struct smtp_rcpt_lookup *lk = &j->lk[idx[m]];
 			if (r < 0 || rcs[m] < 0) {
@@ -152,10 +187,12 @@ static void smtp_rcpt_job_run(void *arg)
 			} else {
 				lk->result = rcs[m] > 0 ? 1 : 0;
 				lk->accounts = res[m];
+				lk->forwards = fwd[m];
 			}
 		}
 		free(err);
 	}
+	free(fwd);
 	free(addrs);
 	free(idx);
 	free(res);
@@ -196,6 +233,8 @@ static void smtp_rcpt_finish(struct smtp_session *s, char **addr, unsigned notif
 		r->remote = lk->result == 3;
 		r->addr = *addr;
 		r->accounts = lk->accounts;
+		r->forwards = lk->forwards;
+		lk->forwards = NULL;
 		r->notify = notify;
 		r->orcpt = *orcpt;
 		*addr = NULL;
@@ -205,7 +244,10 @@ static void smtp_rcpt_finish(struct smtp_session *s, char **addr, unsigned notif
 		s->tx->rcpt_tail = &r->next;
 		s->tx->nrcpts++;
 		log_info(s->c->sid, "event=rcpt to=\"%s\" result=%s", esc,
-			 r->remote ? "queued" : "ok");
+			 r->remote                                      ? "queued"
+			 : r->forwards != NULL && r->accounts == NULL ? "forward"
+			 : r->forwards != NULL                        ? "ok+forward"
+			                                              : "ok");
 		smtp_reply(s, "250 2.1.5 Ok");
 		break;
 	}
@@ -216,6 +258,10 @@ static void smtp_rcpt_finish(struct smtp_session *s, char **addr, unsigned notif
 	case 2:
 		log_info(s->c->sid, "event=rcpt to=\"%s\" result=relay-denied", esc);
 		smtp_reply_error(s, "554 5.7.1 Relay access denied");
+		break;
+	case 4:
+		log_info(s->c->sid, "event=rcpt to=\"%s\" result=srs-invalid", esc);
+		smtp_reply_error(s, "550 5.7.1 Invalid or expired SRS address");
 		break;
 	default: {
 		char eesc[600];
@@ -397,6 +443,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	j->s = s;
 	j->store = s->c->srv->store;
 	j->submission = s->submission;
+	snprintf(j->srs_secret, sizeof(j->srs_secret), "%s", s->lim.srs_secret);
 	j->addr = addr;
 	j->notify = notify;
 	j->orcpt = orcpt;

@@ -125,6 +125,7 @@ void smtp_tx_free(struct smtp_tx **txp)
 		free(r->addr);
 		free(r->orcpt);
 		store_strv_free(&r->accounts);
+		store_strv_free(&r->forwards);
 		free(r);
 	}
 	smtp_tx_ahead_free(tx);
@@ -1010,6 +1011,8 @@ static int smtp_session_start_mode(struct conn *c, bool submission)
 	s->lim.require_from_match = cfg->submission_require_from_match;
 	s->lim.rate_limit = cfg->submission_rate_limit;
 	snprintf(s->lim.hostname, sizeof(s->lim.hostname), "%s", cfg->hostname);
+	snprintf(s->lim.srs_secret, sizeof(s->lim.srs_secret), "%s",
+	         cfg->srs_secret != NULL ? cfg->srs_secret : "");
 	struct line_session_limits ll = {
 		.line_max = SMTP_COMMAND_LINE_MAX, /* RFC 5321 4.5.3.1.4 */
 		.idle_timeout = cfg->idle_timeout,

@@ -53,12 +53,14 @@ struct smtp_limits {
 	bool require_from_match;
 	unsigned rate_limit;
 	char hostname[256];
+	char srs_secret[256]; /* [delivery] srs_secret, "" none */
 };
 
 struct smtp_rcpt {
 	struct smtp_rcpt *next;
 	char *addr;
-	char **accounts; /* NULL-terminated local accounts it resolved to */
+	char **accounts; /* NULL-terminated local accounts it resolved to (may be NULL) */
+	char **forwards; /* NULL-terminated remote addresses it forwards to, or NULL */
 	bool remote;     /* submission to another domain: goes to the outbound queue */
 	unsigned notify; /* RFC 3461 NOTIFY as SMTP_NOTIFY_* bits, 0 = not given */
 	char *orcpt;     /* RFC 3461 ORCPT as given, or NULL */
@@ -143,6 +145,9 @@ struct smtp_deliver_job {
 	bool require_from_match;
 	char *account;
 	char hostname[256];
+	char srs_secret[256];
+	char *srs_domain;   /* a local domain forwarding went through: the SRS address's */
+	char *queue_sender; /* the queue's envelope sender when rewritten (SRS), or NULL */
 	int result; /* 1 ok, -1 store error, -2 From: not the user's, -3 no From: address,
 		       -4 header section over SMTP_HEADER_MAX */
 	char *error;

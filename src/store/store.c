@@ -856,7 +856,36 @@ struct resolve {
 	struct store *st;
 	struct store_lookup *lk;
 	struct store_strv out;
+	/* alias targets outside the local domains (forwarding), when asked for */
+	bool want_remote;
+	struct store_strv remote;
 };
+
+/* 1 when target is an alias target outside every local domain (added to
+ * rs->remote), 0 when it is local (or malformed), -1 error. */
+static int resolve_remote_target(struct resolve *rs, const char *target, char **error_r)
+{
+	char *addr = NULL;
+	size_t at;
+	int rc;
+
+	if (!store_addr_valid(target, false, true) || strchr(target, '@') == NULL)
+		return 0;
+	if (store_addr_normalize_ex(target, false, true, &addr, &at, error_r) < 0)
+		return -1;
+	rc = rs->st->ops->lookup_domain(rs->lk, addr + at + 1, error_r);
+	if (rc == 0) {
+		if (rs->remote.n >= STORE_RESOLVE_MAX) {
+			rc = str_error(error_r, "recipient forwards to too many addresses");
+		} else {
+			rc = store_strv_add_unique(&rs->remote, addr, error_r) < 0 ? -1 : 1;
+		}
+	} else if (rc == 1) {
+		rc = 0;
+	}
+	free(addr);
+	return rc;
+}
 
 /* 1 if address is an account (canonical form added to out), 0 if not, -1 error. */
 static int resolve_account(struct resolve *rs, const char *address, char **error_r)
@@ -888,10 +917,12 @@ static int resolve_alias(struct resolve *rs, const char *source, unsigned depth,
 	char **targets = NULL;
 	int ret = rs->st->ops->lookup_alias(rs->lk, source, &targets, error_r);
 
-	/* Targets that are neither accounts nor aliases are ignored (no forwarding
-	 * yet); past the depth bound a loop just stops expanding. */
+	/* Targets in other domains are forwarded (collected when asked for);
+	 * targets in local domains that are neither accounts nor aliases are
+	 * ignored; past the depth bound a loop just stops expanding. */
 	for (size_t i = 0; ret == 1 && targets[i] != NULL && depth < STORE_ALIAS_DEPTH_MAX; i++) {
-		if (resolve_rec(rs, targets[i], depth + 1, catchall, error_r) < 0)
+		int rr = rs->want_remote ? resolve_remote_target(rs, targets[i], error_r) : 0;
+		if (rr < 0 || (rr == 0 && resolve_rec(rs, targets[i], depth + 1, catchall, error_r) < 0))
 			ret = -1;
 	}
 	store_strv_free(&targets);
@@ -1082,16 +1113,25 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
 int store_resolve_recipients(struct store *st, const char *const *addresses, size_t n,
                              char ***results_r, int *rcs_r, char **error_r)
 {
+	return store_resolve_recipients_fwd(st, addresses, n, results_r, NULL, rcs_r, error_r);
+}
+
+int store_resolve_recipients_fwd(struct store *st, const char *const *addresses, size_t n,
+                                 char ***results_r, char ***remotes_r, int *rcs_r,
+                                 char **error_r)
+{
 	struct store_lookup *lk = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		results_r[i] = NULL;
+		if (remotes_r != NULL)
+			remotes_r[i] = NULL;
 		rcs_r[i] = 0;
 	}
 	if (st->ops->lookup_begin(st->be, &lk, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		struct resolve rs = {.st = st, .lk = lk};
+		struct resolve rs = {.st = st, .lk = lk, .want_remote = remotes_r != NULL};
 		char *err = NULL;
 		const char *a = addresses[i];
 		bool valid =
@@ -1102,8 +1142,12 @@ int store_resolve_recipients(struct store *st, const char *const *addresses, siz
 		if (rc < 0 && valid) {
 			/* the lookup failed, not the address: fail the whole call */
 			store_strv_free(&rs.out.v);
-			for (size_t k = 0; k < i; k++)
+			store_strv_free(&rs.remote.v);
+			for (size_t k = 0; k < i; k++) {
 				store_strv_free(&results_r[k]);
+				if (remotes_r != NULL)
+					store_strv_free(&remotes_r[k]);
+			}
 			st->ops->lookup_end(&lk);
 			if (error_r != NULL)
 				*error_r = err;
@@ -1112,12 +1156,15 @@ int store_resolve_recipients(struct store *st, const char *const *addresses, siz
 			return -1;
 		}
 		free(err);
-		if (rc < 0 || rs.out.n == 0) {
+		if (rc < 0 || (rs.out.n == 0 && rs.remote.n == 0)) {
 			store_strv_free(&rs.out.v);
+			store_strv_free(&rs.remote.v);
 			rcs_r[i] = rc < 0 ? -1 : 0;
 			continue;
 		}
-		results_r[i] = rs.out.v;
+		results_r[i] = rs.out.v; /* NULL when it only forwards */
+		if (remotes_r != NULL)
+			remotes_r[i] = rs.remote.v;
 		rcs_r[i] = 1;
 	}
 	st->ops->lookup_end(&lk);

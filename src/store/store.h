@@ -101,7 +101,8 @@ int store_alias_list(struct store *st, store_alias_cb *cb, void *ctx, char **err
 /* Resolves a recipient address to local accounts, in this order: exact account;
  * exact alias; plus-address "user+tag@d" retried as "user@d" (account, then alias);
  * catch-all "@d". Alias targets are followed (bounded depth 8) to accounts; targets
- * that are not local accounts are ignored for now (no forwarding yet).
+ * in local domains that are not accounts are ignored; targets in other domains
+ * are not accounts (store_resolve_recipients_fwd returns them: forwarding).
  * Postmaster (RFC 5321 4.5.1: every domain accepts mail for its postmaster, and
  * the bare "postmaster" without a domain):
  *   - "postmaster" (no '@', any case) is resolved as postmaster@<primary domain>.
@@ -125,6 +126,15 @@ int store_resolve_recipient(struct store *st, const char *address, char ***accou
  * when the lookup itself failed (then every results_r[i] is NULL). */
 int store_resolve_recipients(struct store *st, const char *const *addresses, size_t n,
 			     char ***results_r, int *rcs_r, char **error_r);
+/* store_resolve_recipients that also follows alias targets outside the local
+ * domains (forwarding): remotes_r[i] (caller-allocated, n entries) receives the
+ * NULL-terminated remote addresses addresses[i] forwards to (NULL: none;
+ * domain lower-cased, deduplicated, at most STORE_RESOLVE_MAX). rcs_r[i] is 1
+ * when addresses[i] reaches an account or forwards somewhere; results_r[i] may
+ * then be NULL (it only forwards). */
+int store_resolve_recipients_fwd(struct store *st, const char *const *addresses, size_t n,
+                                 char ***results_r, char ***remotes_r, int *rcs_r,
+                                 char **error_r);
 void store_strv_free(char ***strv);
 
 /* ---- message writer ----

@@ -513,3 +513,101 @@ def test_delay_warning_sent_once(make_server, dns):
         assert len([r for r in srv.messages(ALICE)
                     if r["subject"].startswith("Delayed Mail")]) == 1
         assert "wes@dest.test" in queue_text(srv)
+
+
+# --------------------------------------------------------------------------
+# forwarding with SRS
+
+SRS_SECRET = "test-srs-secret-0123456789"
+
+
+def fwd_server(make_server, dns, port, **kw):
+    srv = sender_server(make_server, dns, port, delivery={"srs_secret": SRS_SECRET}, **kw)
+    srv.cli("alias", "add", "fwd@example.test", "far@dest.test")
+    srv.cli("alias", "add", "both@example.test", ALICE)
+    srv.cli("alias", "add", "both@example.test", "far2@dest.test")
+    return srv
+
+
+def test_forward_to_remote_alias_target_with_srs(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = fwd_server(make_server, dns, port)
+        subject = unique("fwd")
+        r = srv.deliver("fwd@example.test", make_message(subject, sender="orig@dest.test",
+                                                         to="fwd@example.test"),
+                        sender="orig@dest.test")
+        assert re.match(r"^250 2\.0\.0 Ok: delivered as \S+$", r.line), r
+        tx = peer.wait_messages(1)[0]
+        assert tx.rcpts == ["far@dest.test"]
+        assert re.match(r"^SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=dest\.test=orig@example\.test$",
+                        tx.mail_from), tx.mail_from
+        # our Received: stays (loop detection at the next hop), no Return-Path
+        assert tx.data.startswith(b"Received: ")
+        assert ("Subject: %s" % subject).encode() in tx.data
+        wait_queue_empty(srv)
+
+
+def test_forward_alias_with_local_and_remote_targets(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = fwd_server(make_server, dns, port)
+        subject = unique("both")
+        srv.deliver("both@example.test", make_message(subject, to="both@example.test"))
+        tx = peer.wait_messages(1)[0]
+        assert tx.rcpts == ["far2@dest.test"]
+        assert srv.find(ALICE, subject)
+        wait_queue_empty(srv)
+
+
+def test_bounce_through_srs_goes_back_to_the_original_sender(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = fwd_server(make_server, dns, port)
+        srv.deliver("fwd@example.test", make_message(unique("b1"), sender="orig@dest.test"),
+                    sender="orig@dest.test")
+        srs = peer.wait_messages(1)[0].mail_from
+        # the next hop bounces to the SRS address: hermod takes it for the
+        # original sender and sends it on, with the sender <> kept
+        bounce = make_message("bounce " + unique("b2"), sender="MAILER-DAEMON@dest.test",
+                              to=srs)
+        r = srv.deliver(srs, bounce, sender="")
+        assert re.match(r"^250 2\.0\.0 Ok: delivered as \S+$", r.line), r
+        tx = peer.wait_messages(2)[1]
+        assert tx.rcpts == ["orig@dest.test"]
+        assert tx.mail_from == ""
+        # case changes on the way do not break it
+        r = srv.deliver(srs.upper().replace("@EXAMPLE.TEST", "@example.test"),
+                        bounce, sender="")
+        assert r.line.startswith("250 "), r
+        peer.wait_messages(3)
+
+
+def test_forged_srs_address_refused(make_server, dns):
+    srv = fwd_server(make_server, dns, peer_port())
+    with srv.connect() as c:
+        c.greet()
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<>").line.startswith("250")
+        r = c.cmd("RCPT TO:<SRS0=abcd=AA=dest.test=orig@example.test>")
+        assert r.line == "550 5.7.1 Invalid or expired SRS address", r
+        # the session goes on
+        assert c.cmd("RCPT TO:<%s>" % ALICE).line == "250 2.1.5 Ok"
+        c.quit()
+
+
+def test_forwarded_mail_refused_remotely_bounces_to_the_original_sender(make_server, dns):
+    port = peer_port()
+    replies = {"far@dest.test": "550 5.1.1 <far@dest.test>: no such user"}
+    with SMTPPeer(PEER, port, rcpt_replies=replies) as peer:
+        srv = fwd_server(make_server, dns, port)
+        srv.deliver("fwd@example.test", make_message(unique("rf"), sender="orig@dest.test"),
+                    sender="orig@dest.test")
+        # the DSN goes to orig@dest.test (not to the SRS address), from <>
+        tx = peer.wait_messages(1)[0]
+        assert tx.rcpts == ["orig@dest.test"]
+        assert tx.mail_from == ""
+        msg = email.message_from_bytes(tx.data, policy=email.policy.compat32)
+        assert msg.get_content_type() == "multipart/report"
+        assert b"Final-Recipient: rfc822; far@dest.test" in tx.data
+        wait_queue_empty(srv)

@@ -570,6 +570,9 @@ static void test_errors(void)
 	             "t.conf:4: [delivery] smarthost_user is set but smarthost is not");
 	expect_error("[server]\ndata_dir=/d\n[delivery]\nsmarthost_password_file = /pw\n",
 	             "t.conf:4: [delivery] smarthost_password_file is set but smarthost_user is not");
+	expect_error("[server]\ndata_dir=/d\n[delivery]\nsrs_secret = short\n",
+	             "t.conf:4: bad srs_secret (expected 16 to 255 printable characters, no "
+	             "blanks)");
 	expect_error("[server]\ndata_dir=/d\n[delivery]\nmax_connections = 0\n",
 	             "t.conf:4: max_connections must not be 0");
 	{

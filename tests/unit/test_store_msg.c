@@ -428,6 +428,40 @@ static void test_resolve_many(void)
 	store_close(&st);
 }
 
+/* alias targets outside the local domains: forwarding */
+static void test_resolve_forwards(void)
+{
+	struct store *st = open_store_host("mx.b.test");
+	CHECK(store_alias_add(st, "fwd@a.test", "Someone@Far.Test", NULL) == 1);
+	CHECK(store_alias_add(st, "mix@a.test", "alice@a.test", NULL) == 1);
+	CHECK(store_alias_add(st, "mix@a.test", "x@far.test", NULL) == 1);
+	CHECK(store_alias_add(st, "mix@a.test", "fwd@a.test", NULL) == 1); /* nested */
+	CHECK(store_alias_add(st, "dead@a.test", "ghost@a.test", NULL) == 1); /* local, no one */
+	const char *addrs[] = {"fwd@a.test", "mix@a.test", "dead@a.test", "alice@a.test"};
+	char **res[4], **fwd[4];
+	int rcs[4];
+
+	CHECK(store_resolve_recipients_fwd(st, addrs, 4, res, fwd, rcs, NULL) == 1);
+	CHECK(rcs[0] == 1 && res[0] == NULL && fwd[0] != NULL &&
+	      strcmp(fwd[0][0], "Someone@far.test") == 0 && fwd[0][1] == NULL);
+	CHECK(rcs[1] == 1 && res[1] != NULL && strcmp(res[1][0], "alice@a.test") == 0);
+	CHECK(fwd[1] != NULL && fwd[1][0] != NULL && fwd[1][1] != NULL && fwd[1][2] == NULL);
+	/* both remote targets, once each, in target order (alice@, fwd@ -> Someone@,
+	 * x@) */
+	CHECK(fwd[1] != NULL && fwd[1][0] != NULL && fwd[1][1] != NULL &&
+	      strcmp(fwd[1][0], "Someone@far.test") == 0 && strcmp(fwd[1][1], "x@far.test") == 0);
+	CHECK(rcs[2] == 0 && res[2] == NULL && fwd[2] == NULL);
+	CHECK(rcs[3] == 1 && fwd[3] == NULL);
+	for (int i = 0; i < 4; i++) {
+		store_strv_free(&res[i]);
+		store_strv_free(&fwd[i]);
+	}
+	/* without asking for forwards, an alias that only forwards is nobody */
+	CHECK(store_resolve_recipients(st, addrs, 1, res, rcs, NULL) == 1);
+	CHECK(rcs[0] == 0 && res[0] == NULL);
+	store_close(&st);
+}
+
 static void test_postmaster_empty(void)
 {
 	char dir[] = "/tmp/hermod-test-store-pm.XXXXXX";
@@ -610,6 +644,7 @@ int main(void)
 	test_postmaster();
 	test_postmaster_empty();
 	test_resolve_many();
+	test_resolve_forwards();
 	test_sweep();
 	test_backend();
 
