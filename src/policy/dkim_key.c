@@ -138,11 +138,6 @@ int dkim_key_load(const char *path, const char *domain, const char *selector, st
 	if (pkey == NULL)
 		return str_error(error_r, "%s: not a PEM private key (%s)", path,
 		                 dkim_ssl_error(ebuf, sizeof(ebuf)));
-	if (!dkim_name_valid(domain) || !dkim_name_valid(selector)) {
-		EVP_PKEY_free(pkey);
-		return str_error(error_r, "%s: invalid DKIM domain or selector '%s'/'%s'", path,
-		                 domain, selector);
-	}
 	if (dkim_key_from_pkey(pkey, path, &alg, error_r) < 0) {
 		EVP_PKEY_free(pkey);
 		return -1;
@@ -152,6 +147,14 @@ int dkim_key_load(const char *path, const char *domain, const char *selector, st
 		EVP_PKEY_free(pkey);
 		dkim_key_free(&k);
 		return str_error(error_r, "out of memory");
+	}
+	/* they go into d= and s= as they are */
+	if (!dkim_name_valid(k->domain) || !dkim_name_valid(k->selector)) {
+		str_error(error_r, "%s: invalid DKIM domain or selector '%s'/'%s'", path, domain,
+		          selector);
+		EVP_PKEY_free(pkey);
+		dkim_key_free(&k);
+		return -1;
 	}
 	k->pkey = pkey;
 	k->alg = alg;
