@@ -130,6 +130,7 @@ int dkim_key_load(const char *path, const char *domain, const char *selector, st
 	BIO *bio;
 
 	ERR_clear_error();
+	errno = 0;
 	if ((bio = BIO_new_file(path, "r")) == NULL)
 		return str_error(error_r, "%s: cannot open: %s", path,
 		                 errno != 0 ? strerror(errno) : dkim_ssl_error(ebuf, sizeof(ebuf)));
