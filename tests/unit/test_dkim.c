@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -455,6 +456,45 @@ static void test_keys(void)
 	EVP_PKEY_free(ec);
 }
 
+/* The same keys used by signers on several threads at once (the caller
+ * signs on workers): every result equals the one-thread result. */
+struct thread_arg {
+	const char *want;
+	int bad;
+};
+
+static void *sign_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct dkim_key *both[2] = {rsa_key, ed_key};
+
+	for (int i = 0; i < 10; i++) {
+		char *sig = sign(both, 2, msg_full, strlen(msg_full), (size_t)(i + 1));
+		if (sig == NULL || strcmp(sig, a->want) != 0)
+			a->bad++;
+		free(sig);
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	struct dkim_key *both[2] = {rsa_key, ed_key};
+	char *want = sign(both, 2, msg_full, strlen(msg_full), 0);
+	struct thread_arg args[4];
+	pthread_t th[4];
+
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){want, 0};
+		CHECK(pthread_create(&th[i], NULL, sign_thread, &args[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(args[i].bad == 0);
+	}
+	free(want);
+}
+
 /* Writes name with data into tmpdir/verify. */
 static void put(const char *name, const char *data)
 {
@@ -517,6 +557,18 @@ static void test_verifier(void)
 		free(p);
 	}
 	put_signed("emptybody.eml", both, 2, "From: a@example.com\r\nSubject: empty\r\n\r\n");
+	/* no empty line: all header */
+	put_signed("noblank.eml", both, 2, "From: a@example.com\r\nSubject: all header\r\n");
+	/* the rest of the header set, fields of one name several times */
+	put_signed("fields.eml", both, 2,
+	           "From: a@example.com\r\nTo: b@example.org\r\nCc: c@example.org\r\n"
+	           "Cc: d@example.org\r\nReply-To: e@example.com\r\n"
+	           "In-Reply-To: <0@example.org>\r\nReferences: <0@example.org>\r\n"
+	           "  <1@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+	           "Content-Transfer-Encoding: quoted-printable\r\n"
+	           "List-Unsubscribe: <https://example.com/u>\r\n"
+	           "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+	           "Received: from a by b\r\n\r\ncaf=C3=A9\r\n.leading dot\r\n");
 
 	cmd = str_printf("/usr/bin/python3 tests/unit/dkim_verify.py %s", dir);
 	rc = system(cmd);
@@ -546,6 +598,7 @@ int main(void)
 	test_header_canon();
 	test_folding_and_splits();
 	test_limits();
+	test_threads();
 	test_verifier();
 	dkim_key_free(&rsa_key);
 	dkim_key_free(&ed_key);
