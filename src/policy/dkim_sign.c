@@ -74,7 +74,8 @@ struct dkim_signer {
 
 	struct dkim_body body;
 	bool finished;
-	char *error; /* why a feed failed */
+	bool failed; /* a feed failed: finish fails too */
+	char *error; /* why (NULL if memory ran out formatting it) */
 };
 
 /* ---- body ---- */
@@ -400,8 +401,9 @@ static int dkim_sign_data(const struct dkim_key *k, const struct buf *hdata, con
 
 static int dkim_signer_fail(struct dkim_signer *s, const char *why)
 {
-	if (s->error == NULL)
+	if (!s->failed)
 		s->error = str_dup(why);
+	s->failed = true;
 	return -1;
 }
 
@@ -438,7 +440,7 @@ int dkim_signer_feed(struct dkim_signer *s, const void *data, size_t len)
 	const unsigned char *p = data;
 	size_t i = 0;
 
-	if (s->error != NULL)
+	if (s->failed)
 		return -1;
 	if (s->finished)
 		return dkim_signer_fail(s, "DKIM signer fed after finish");
@@ -499,8 +501,8 @@ int dkim_signer_finish(struct dkim_signer *s, struct buf *out, char **error_r)
 	size_t nfields = 0;
 	int ret = -1;
 
-	if (s->error != NULL)
-		return str_error(error_r, "%s", s->error);
+	if (s->failed)
+		return str_error(error_r, "%s", s->error != NULL ? s->error : "out of memory");
 	if (s->finished)
 		return str_error(error_r, "DKIM signer finished twice");
 	s->finished = true;
