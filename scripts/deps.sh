@@ -23,7 +23,9 @@ run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev
 # (a private instance on a loopback port; no system instance is started, below)
 # dnsmasq-base: DNS zones on a loopback port for the resolver's tests (the
 # binary only; the dnsmasq package would add a system service)
-test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt isync dovecot-core dovecot-imapd dnsmasq-base"
+# python3-dkim, python3-nacl: dkimpy verifies hermod's DKIM signatures in
+# tests/unit/test_dkim.c (tests/unit/dkim_verify.py; nacl for Ed25519)
+test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt isync dovecot-core dovecot-imapd dnsmasq-base python3-dkim python3-nacl"
 # Node.js + npm for the npm clients in tests/npm (nodemailer, the SCRAM-PLUS
 # client): Debian's packages, unless node and npm are already installed
 # (e.g. a Node.js that came with the machine).

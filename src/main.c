@@ -23,6 +23,7 @@ static void usage(FILE *f)
 	        "  message list ADDRESS [MAILBOX]\n"
 	        "  message show ADDRESS MAILBOX UID\n"
 	        "  queue   list\n"
+	        "  dkim    keygen DOMAIN [--selector S --algorithm rsa|ed25519] | list\n"
 	        "  version\n"
 	        "The config file is -c FILE, else $HERMOD_CONFIG, else " CONFIG_DEFAULT_PATH ".\n");
 }

@@ -1,4 +1,4 @@
-/* The admin CLI: domain, user, alias, mailbox, message, queue and dns subcommands
+/* The admin CLI: domain, user, alias, mailbox, message, queue, dns and dkim subcommands
  * (documented for admins in docs/cli.md).
  *
  * Arguments are checked before the config is read, so a typo gets a usage error
@@ -12,6 +12,7 @@
 #include "auth/sasl.h"
 #include "core/config.h"
 #include "mail/address.h"
+#include "policy/dkim_sign.h"
 #include "store/store.h"
 
 #include <crypt.h>
@@ -39,7 +40,9 @@ struct cli {
 	int nargs;
 	const char *config_path; /* -c FILE, or NULL */
 	bool password_stdin;
-	const char *hash; /* --hash: an existing crypt(3) hash to store as-is */
+	const char *hash;      /* --hash: an existing crypt(3) hash to store as-is */
+	const char *selector;  /* dkim keygen --selector */
+	const char *algorithm; /* dkim keygen --algorithm */
 
 	struct config *cfg;
 	struct store *st;
@@ -79,6 +82,8 @@ static const struct {
     {"queue", "hermod queue list | show ID | flush [ID] | delete|hold|release|bounce ID "
               "[-c FILE]"},
     {"dns", "hermod dns lookup TYPE NAME [-c FILE]"},
+    {"dkim", "hermod dkim keygen DOMAIN [--selector S --algorithm rsa|ed25519] | list "
+             "[-c FILE]"},
 };
 
 static const char *usage_of(const char *cmd)
@@ -1133,15 +1138,162 @@ static int cmd_dns(struct cli *c)
 	return cli_dns_lookup(c->cfg, c->args[0], c->args[1]);
 }
 
+/* ---- dkim ---- */
+
+#define CLI_TXT_STRING_MAX 255 /* RFC 1035 3.3: one character-string */
+
+/* <data_dir>/dkim, malloc'd. */
+static char *dkim_dir(const struct cli *c)
+{
+	char *dir;
+
+	if (asprintf(&dir, "%s/dkim", c->cfg->data_dir) < 0)
+		abort();
+	return dir;
+}
+
+/* The zone-file line of a key record: the value split into quoted strings of
+ * at most 255 octets on one line (a TXT record holds several; verifiers
+ * join them, RFC 6376 3.6.2.2). The value holds no '"' nor '\'. */
+static void print_dkim_txt(const char *domain, const char *selector, const char *txt)
+{
+	size_t len = strlen(txt);
+
+	printf("%s._domainkey.%s. IN TXT", selector, domain);
+	for (size_t i = 0; i < len; i += CLI_TXT_STRING_MAX) {
+		size_t k = len - i < CLI_TXT_STRING_MAX ? len - i : CLI_TXT_STRING_MAX;
+		printf(" \"%.*s\"", (int)k, txt + i);
+	}
+	putchar('\n');
+}
+
+static void print_dkim_key(void *ctx, const char *domain, const char *selector,
+                           const char *algorithm, const char *txt)
+{
+	printf("%s %s %s ", domain, selector, algorithm);
+	print_dkim_txt(domain, selector, txt);
+}
+
+static int dkim_keygen_run(struct cli *c, const char *dom, const char *const *sels,
+                           const char *const *algs, size_t n)
+{
+	char *dir = dkim_dir(c), *error = NULL, *txt = NULL;
+	int ret = CLI_EXIT_OK, rc;
+
+	/* all or nothing: no key is made when one of them exists already */
+	for (size_t i = 0; i < n && ret == CLI_EXIT_OK; i++) {
+		rc = dkim_key_exists(dir, dom, sels[i], &error);
+		if (rc < 0)
+			ret = fail_store(error, "checking the DKIM keys failed");
+		else if (rc > 0)
+			ret =
+			    fail(CLI_EXIT_ERROR, "DKIM key %s for %s already exists", sels[i], dom);
+	}
+	for (size_t i = 0; i < n && ret == CLI_EXIT_OK; i++) {
+		if (dkim_keygen(dir, dom, sels[i], algs[i], &txt, &error) < 0) {
+			ret = fail_store(error, "generating the DKIM key failed");
+			break;
+		}
+		print_dkim_txt(dom, sels[i], txt);
+		free(txt);
+		txt = NULL;
+	}
+	free(dir);
+	return ret;
+}
+
+static int cmd_dkim(struct cli *c)
+{
+	char *dom = NULL, *sel = NULL, *error = NULL, *dir, date[16], sel_r[24], sel_e[24];
+	const char *sels[2], *algs[2];
+	size_t n = 0;
+	int ret, rc;
+
+	if (c->action == NULL)
+		return usage(c);
+	if (strcmp(c->action, "list") == 0) {
+		if (c->nargs != 0 || c->selector != NULL || c->algorithm != NULL)
+			return usage(c);
+		if (config_load(config_default_path(c->config_path), &c->cfg, &error) < 0)
+			return fail_store(error, "cannot load config");
+		dir = dkim_dir(c);
+		ret = CLI_EXIT_OK;
+		if (dkim_key_list(dir, print_dkim_key, NULL, &error) < 0)
+			ret = fail_store(error, "listing the DKIM keys failed");
+		free(dir);
+		return ret;
+	}
+	if (strcmp(c->action, "keygen") != 0 || c->nargs != 1)
+		return usage(c);
+	if (c->algorithm != NULL && strcmp(c->algorithm, "rsa") != 0 &&
+	    strcmp(c->algorithm, "ed25519") != 0)
+		return fail(CLI_EXIT_USAGE, "unknown DKIM algorithm '%s' (rsa or ed25519)",
+		            c->algorithm);
+	if (c->selector != NULL && c->algorithm == NULL)
+		return fail(CLI_EXIT_USAGE, "--selector needs --algorithm (one key per selector)");
+	if (c->selector != NULL) {
+		/* DNS names are case-insensitive: the file name is lower-case */
+		if ((sel = strdup(c->selector)) == NULL)
+			abort();
+		for (char *p = sel; *p != '\0'; p++) {
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		}
+		if (!dkim_name_valid(sel)) {
+			free(sel);
+			return fail(CLI_EXIT_USAGE, "invalid DKIM selector '%s'", c->selector);
+		}
+	}
+	if (!check_domain(c->args[0], &dom)) {
+		free(sel);
+		return CLI_EXIT_USAGE;
+	}
+	if (!dkim_name_valid(dom)) {
+		ret = fail(CLI_EXIT_USAGE, "invalid domain '%s' for DKIM", c->args[0]);
+		goto out;
+	}
+	/* default selectors: the month (UTC) and r or e, e.g. 202612r and
+	 * 202612e, so that a later rollover gets new names */
+	time_t now = time(NULL);
+	struct tm tm;
+	if (gmtime_r(&now, &tm) == NULL || strftime(date, sizeof(date), "%Y%m", &tm) == 0)
+		abort();
+	snprintf(sel_r, sizeof(sel_r), "%sr", date);
+	snprintf(sel_e, sizeof(sel_e), "%se", date);
+	if (c->algorithm == NULL || strcmp(c->algorithm, "rsa") == 0) {
+		sels[n] = sel != NULL ? sel : sel_r;
+		algs[n++] = "rsa";
+	}
+	if (c->algorithm == NULL || strcmp(c->algorithm, "ed25519") == 0) {
+		sels[n] = sel != NULL ? sel : sel_e;
+		algs[n++] = "ed25519";
+	}
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		goto out;
+	rc = store_domain_exists(c->st, dom, &error);
+	if (rc < 0) {
+		ret = fail_store(error, "looking up the domain failed");
+		goto out;
+	}
+	if (rc == 0) {
+		ret = fail(CLI_EXIT_ERROR, "%s is not a local domain (see hermod domain add)", dom);
+		goto out;
+	}
+	ret = dkim_keygen_run(c, dom, sels, algs, n);
+out:
+	free(dom);
+	free(sel);
+	return ret;
+}
+
 /* ---- entry ---- */
 
 static const struct {
 	const char *name;
 	int (*run)(struct cli *c);
 } commands[] = {
-    {"domain", cmd_domain},   {"user", cmd_user},       {"alias", cmd_alias},
-    {"mailbox", cmd_mailbox}, {"message", cmd_message}, {"queue", cmd_queue},
-    {"dns", cmd_dns},
+    {"domain", cmd_domain},   {"user", cmd_user},   {"alias", cmd_alias}, {"mailbox", cmd_mailbox},
+    {"message", cmd_message}, {"queue", cmd_queue}, {"dns", cmd_dns},     {"dkim", cmd_dkim},
 };
 
 int cli_main(int argc, char **argv)
@@ -1182,6 +1334,18 @@ int cli_main(int argc, char **argv)
 				c.hash = argv[++i];
 			} else if (strncmp(a, "--hash=", 7) == 0 && strcmp(c.cmd, "user") == 0) {
 				c.hash = a + 7;
+			} else if ((strcmp(a, "--selector") == 0 ||
+			            strcmp(a, "--algorithm") == 0) &&
+			           strcmp(c.cmd, "dkim") == 0) {
+				if (i + 1 >= argc)
+					return fail(CLI_EXIT_USAGE, "option %s needs a value", a);
+				*(a[2] == 's' ? &c.selector : &c.algorithm) = argv[++i];
+			} else if (strncmp(a, "--selector=", 11) == 0 &&
+			           strcmp(c.cmd, "dkim") == 0) {
+				c.selector = a + 11;
+			} else if (strncmp(a, "--algorithm=", 12) == 0 &&
+			           strcmp(c.cmd, "dkim") == 0) {
+				c.algorithm = a + 12;
 			} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 				printf("usage: %s\n", usage_of(c.cmd));
 				return CLI_EXIT_OK;
