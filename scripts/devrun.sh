@@ -127,6 +127,11 @@ if ! "$HERMOD" domain list -c "$CONF" | grep -q "^$DOMAIN\\([[:space:]]\\|\$\\)"
 	"$HERMOD" domain add "$DOMAIN" -c "$CONF"
 fi
 
+# DKIM keys for the development domain (an RSA and an Ed25519 key).
+if ! "$HERMOD" dkim list -c "$CONF" | grep -q "^$DOMAIN "; then
+	"$HERMOD" dkim keygen "$DOMAIN" -c "$CONF" >/dev/null
+fi
+
 save_password() {
 	(umask 077 && printf '%s\n' "$1" >"$PWFILE")
 }
@@ -161,6 +166,9 @@ cat <<EOF
   POP3:        127.0.0.1:1110   (STLS; plaintext login allowed on loopback), pop3s 127.0.0.1:1995
   IMAP:        127.0.0.1:1143   (STARTTLS; plaintext login allowed on loopback), imaps 127.0.0.1:1993
   TLS:         self-signed $TLS_DIR/cert.pem (mx.example.test, localhost, 127.0.0.1)
+  DKIM:        keys for $DOMAIN: $HERMOD dkim list -c $CONF
+  outbound:    mail to other domains is queued and delivered through DNS;
+               see it with $HERMOD queue list -c $CONF
 
   send a test message:
     swaks --server 127.0.0.1:2525 --to $DEMO

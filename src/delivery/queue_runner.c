@@ -27,6 +27,8 @@
 #include "delivery/route.h"
 #include "delivery/srs.h"
 #include "dns/dns.h"
+#include "policy/dkim_sign.h"
+#include "smtp/smtp_client_parse.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
 
@@ -44,6 +46,8 @@
 #define RUNNER_HOSTS_MAX 10
 /* An original larger than this is returned with its header only. */
 #define RUNNER_DSN_FULL_MAX (1u << 20)
+/* The message is read for DKIM signing in steps of this size. */
+#define RUNNER_SIGN_STEP (128u << 10)
 
 struct queue_runner;
 
@@ -76,6 +80,7 @@ struct qentry {
 	bool warned; /* the delay warning went already */
 	struct store_blob_range range; /* the blob, past the trace fields */
 	bool have_range;
+	struct buf dkim; /* DKIM-Signature fields to send before the message */
 	struct qrcpt *rcpts;
 	size_t nrcpts;
 	struct qdest **dests;
@@ -116,6 +121,7 @@ struct queue_runner {
 	unsigned smarthost_port;
 	char *smarthost_user, *smarthost_pass; /* AUTH over TLS, or NULL */
 	char *srs_secret;                      /* or NULL */
+	char *dkim_dir;                        /* <data_dir>/dkim */
 	unsigned sched[CONFIG_RETRY_MAX];
 	size_t nsched;
 	unsigned expiry;
@@ -202,6 +208,7 @@ static void qentry_free(struct qentry *e)
 	free(e->rcpts);
 	if (e->have_range)
 		store_blob_range_close(&e->range);
+	buf_free(&e->dkim);
 	free(e->sender);
 	free(e->blob_id);
 	free(e->envid);
@@ -421,6 +428,8 @@ static void dest_try_addr(struct qdest *d)
 	    .fd = e->range.fd,
 	    .off = e->range.off,
 	    .len = e->range.len,
+	    .prefix = e->dkim.data,
+	    .prefix_len = e->dkim.len,
 	    .rcpts = d->crcpts,
 	    .nrcpts = d->n,
 	};
@@ -1034,6 +1043,74 @@ static void lease_cb(void *ctx, const struct store_queue_info *info)
 	job->tail = &e->next;
 }
 
+/* DKIM-signs entry e (on a worker: RSA is CPU work) with every key of its
+ * sender's domain, over exactly what the client will send: the wire copy of
+ * the blob before dot-stuffing. No key: nothing to do. A key or message that
+ * cannot be signed is logged and the message goes unsigned (it is not held
+ * back for it). */
+static void entry_sign(struct queue_runner *r, struct qentry *e)
+{
+	struct dkim_key **keys = NULL;
+	struct dkim_signer *signer = NULL;
+	size_t nkeys = 0;
+	char *err = NULL;
+	char *chunk = NULL;
+	struct buf wire;
+	struct smtp_wire w;
+	const char *dom = route_domain(e->sender);
+
+	buf_init(&e->dkim, 0);
+	if (dom[0] == '\0' || !e->have_range)
+		return;
+	if (dkim_keys_load_domain(r->dkim_dir, dom, &keys, &nkeys, &err) < 0) {
+		log_error(NULL, "event=dkim-failed queue=%lld domain=%s error=\"%s\"",
+		          (long long)e->id, dom, err != NULL ? err : "?");
+		free(err);
+		return;
+	}
+	if (nkeys == 0)
+		return;
+	buf_init(&wire, 0);
+	smtp_wire_init(&w, false);
+	chunk = malloc(RUNNER_SIGN_STEP);
+	if (chunk == NULL || dkim_signer_new(keys, nkeys, time(NULL), &signer, &err) < 0)
+		goto fail;
+	for (uint64_t off = 0; off < e->range.len;) {
+		size_t want = e->range.len - off < RUNNER_SIGN_STEP ? (size_t)(e->range.len - off)
+		                                                    : RUNNER_SIGN_STEP;
+		ssize_t n = pread(e->range.fd, chunk, want, (off_t)(e->range.off + off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = strdup("cannot read the queued message");
+			goto fail;
+		}
+		buf_reset(&wire);
+		if (smtp_wire_encode(&w, chunk, (size_t)n, &wire) < 0)
+			goto fail;
+		(void)dkim_signer_feed(signer, wire.data, wire.len); /* finish reports it */
+		off += (uint64_t)n;
+	}
+	buf_reset(&wire);
+	if (smtp_wire_finish(&w, &wire) < 0)
+		goto fail;
+	(void)dkim_signer_feed(signer, wire.data, wire.len);
+	if (dkim_signer_finish(signer, &e->dkim, &err) < 0)
+		goto fail;
+	goto out;
+fail:
+	log_error(NULL, "event=dkim-failed queue=%lld domain=%s error=\"%s\"", (long long)e->id,
+	          dom, err != NULL ? err : "out of memory");
+	buf_free(&e->dkim);
+	buf_init(&e->dkim, 0);
+out:
+	free(err);
+	free(chunk);
+	buf_free(&wire);
+	dkim_signer_free(&signer);
+	dkim_keys_free(&keys, nkeys);
+}
+
 static void lease_job_run(void *arg)
 {
 	struct lease_job *job = arg;
@@ -1062,6 +1139,7 @@ static void lease_job_run(void *arg)
 				e->range.off += e->trace_len;
 				e->range.len -= e->trace_len;
 			}
+			entry_sign(r, e);
 		} else {
 			log_error(NULL, "event=queue-blob-missing queue=%lld blob=%s error=\"%s\"",
 			          (long long)e->id, e->blob_id, err != NULL ? err : "gone");
@@ -1228,6 +1306,10 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 	r->remote_port = cfg->remote_port;
 	r->expiry = cfg->expiry;
 	r->delay_warning = cfg->delay_warning;
+	if (asprintf(&r->dkim_dir, "%s/dkim", cfg->data_dir) < 0) {
+		r->dkim_dir = NULL;
+		goto fail_oom;
+	}
 	if (cfg->srs_secret != NULL && (r->srs_secret = strdup(cfg->srs_secret)) == NULL)
 		goto fail_oom;
 	r->max_conns = cfg->delivery_max_connections;
@@ -1374,6 +1456,7 @@ void queue_runner_free(struct queue_runner **rp)
 	free(r->smarthost);
 	free(r->smarthost_user);
 	free(r->srs_secret);
+	free(r->dkim_dir);
 	if (r->smarthost_pass != NULL) {
 		OPENSSL_cleanse(r->smarthost_pass, strlen(r->smarthost_pass));
 		free(r->smarthost_pass);

@@ -485,6 +485,18 @@ static void client_start_body(struct smtp_client *c)
 	smtp_wire_init(&c->wire, true);
 	c->read_off = 0;
 	c->read_eof = false;
+	if (c->msg->prefix_len > 0) {
+		/* short (a few header fields): encoded on the loop */
+		struct buf b;
+		buf_init(&b, 4 * c->msg->prefix_len + 64);
+		if (smtp_wire_encode(&c->wire, c->msg->prefix, c->msg->prefix_len, &b) < 0) {
+			buf_free(&b);
+			client_fail_conn(c, false, "out of memory");
+			return;
+		}
+		evbuffer_add(bufferevent_get_output(c->bev), b.data, b.len);
+		buf_free(&b);
+	}
 	/* no reply is due while the message goes out; the write timeout guards it */
 	client_set_read_timeout(c, 0);
 	client_next_step(c);
@@ -504,7 +516,7 @@ static void client_mail_params(struct smtp_client *c, struct evbuffer *out)
 	if (!c->esmtp)
 		return;
 	if (c->caps.size)
-		evbuffer_add_printf(out, " SIZE=%llu", (unsigned long long)m->len);
+		evbuffer_add_printf(out, " SIZE=%llu", (unsigned long long)(m->len + m->prefix_len));
 	if (m->body == STORE_BODY_8BITMIME && c->caps.eightbitmime)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
 	if (m->smtputf8 && c->caps.smtputf8)
@@ -561,7 +573,8 @@ static const char *client_refusal(struct smtp_client *c, const char **status_r)
 		*status_r = "5.6.3";
 		return "the message is BINARYMIME and this client does not send binary bodies";
 	}
-	if (c->esmtp && c->caps.size && c->caps.size_max != 0 && m->len > c->caps.size_max) {
+	if (c->esmtp && c->caps.size && c->caps.size_max != 0 &&
+	    m->len + m->prefix_len > c->caps.size_max) {
 		*status_r = "5.3.4";
 		return "the message is larger than the receiving server accepts (its SIZE)";
 	}

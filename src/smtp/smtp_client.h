@@ -52,6 +52,10 @@ struct smtp_client_msg {
 	 * (the blob range, past the local trace fields). The fd stays the caller's. */
 	int fd;
 	uint64_t off, len;
+	/* Header fields sent before the stored message (DKIM-Signature), CRLF line
+	 * ends, or NULL: already in wire form, dot-stuffed like the rest. */
+	const char *prefix;
+	size_t prefix_len;
 	struct smtp_client_rcpt *rcpts;
 	size_t nrcpts;
 };
