@@ -2,8 +2,11 @@
  * rsa-sha256 and ed25519-sha256 (RFC 8463), one DKIM-Signature per key.
  *
  * Keys live in DIR/<domain>/<selector>.pem (DIR is <data_dir>/dkim; the
- * directories are mode 0700, the key files 0600, PEM PKCS#8 private keys). The
- * domain and the selector are lower-case LDH labels separated by dots.
+ * directories are mode 0700, the key files 0600). dkim_keygen writes PEM
+ * PKCS#8; any unencrypted PEM private key loads ("BEGIN RSA PRIVATE KEY" too;
+ * an encrypted one fails, never prompting). The domain and the selector are
+ * lower-case LDH labels separated by dots. Files and entries with other names
+ * in those directories are ignored (e.g. a key being written aside).
  *
  * Nothing here keeps global state: a key may be shared by signers running on
  * different threads (it is only read), a signer belongs to one thread at a time.
