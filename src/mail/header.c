@@ -203,8 +203,14 @@ enum mail_header_scan_state {
 };
 
 /* Lower case; their first letters differ, so a line can match only one. */
-enum { MAIL_HEADER_SCAN_FROM, MAIL_HEADER_SCAN_DATE, MAIL_HEADER_SCAN_MESSAGE_ID };
-static const char *const mail_header_scan_names[] = {"from", "date", "message-id"};
+enum {
+	MAIL_HEADER_SCAN_FROM,
+	MAIL_HEADER_SCAN_DATE,
+	MAIL_HEADER_SCAN_MESSAGE_ID,
+	MAIL_HEADER_SCAN_RECEIVED,
+	MAIL_HEADER_SCAN_NNAMES
+};
+static const char *const mail_header_scan_names[] = {"from", "date", "message-id", "received"};
 
 #define MAIL_HEADER_SCAN_MAX ((size_t)1 << 30) /* keeps value lengths in a uint32_t */
 
@@ -299,6 +305,9 @@ static void mail_header_scan_field(struct mail_header_scan *scan)
 	case MAIL_HEADER_SCAN_MESSAGE_ID:
 		scan->have_message_id = true;
 		break;
+	case MAIL_HEADER_SCAN_RECEIVED:
+		scan->nreceived++;
+		break;
 	}
 }
 
@@ -339,7 +348,7 @@ int mail_header_scan_feed(struct mail_header_scan *scan, const void *data, size_
 				scan->state = MAIL_HEADER_SCAN_LINE_CR;
 			} else {
 				scan->state = MAIL_HEADER_SCAN_SKIP;
-				for (uint8_t k = 0; k < 3; k++) {
+				for (uint8_t k = 0; k < MAIL_HEADER_SCAN_NNAMES; k++) {
 					if (mail_header_scan_lower(c) == mail_header_scan_names[k][0]) {
 						scan->name = k;
 						scan->name_pos = 1;

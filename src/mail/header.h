@@ -60,6 +60,7 @@ struct mail_header_scan {
 	bool failed;      /* out of memory */
 	bool have_date;
 	bool have_message_id;
+	unsigned nreceived; /* Received: fields (RFC 5321 6.3 loop detection) */
 	unsigned nfrom;    /* From: fields */
 	size_t from_start; /* offset in from of the open value's length */
 	struct buf from;   /* From: values, each a uint32_t length then the bytes */

@@ -519,11 +519,11 @@ static void smtp_tx_start_body(struct smtp_session *s, enum smtp_body_mode mode)
 		tx->write_failed = true;
 	}
 	free(err);
-	/* the submission checks need the header section: scan it on the way */
+	/* the header section is scanned on the way: the submission checks need it,
+	 * and every port counts its Received: fields (mail loops) */
 	mail_header_scan_free(&tx->header);
-	tx->scan_header = s->submission;
-	if (tx->scan_header)
-		mail_header_scan_init(&tx->header, SMTP_HEADER_MAX);
+	tx->scan_header = true;
+	mail_header_scan_init(&tx->header, SMTP_HEADER_MAX);
 	if (smtp_tx_add_trace(s, tx) < 0)
 		tx->reader.too_big = true; /* cannot happen short of memory */
 	smtp_tx_flush(s, tx);
@@ -910,6 +910,16 @@ static void smtp_session_message_end(struct smtp_session *s)
 	}
 	if (tx->write_failed) {
 		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		smtp_session_end_tx(s);
+		return;
+	}
+	/* RFC 5321 6.3: a message that has passed this many relays is looping
+	 * (forwarding between two servers, say); the threshold "should be large":
+	 * 100, as the RFC suggests (Postfix's hopcount_limit is 50) */
+	if (tx->header.nreceived >= SMTP_HOPS_MAX) {
+		log_info(s->c->sid, "event=rejected id=%s reason=too-many-hops received=%u", tx->id,
+			 tx->header.nreceived);
+		smtp_reply_error(s, "554 5.4.6 Too many hops");
 		smtp_session_end_tx(s);
 		return;
 	}

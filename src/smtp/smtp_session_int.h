@@ -126,6 +126,8 @@ struct smtp_session {
 /* RFC 5322 2.2 sets no limit on the header section; the submission checks scan
  * at most this much of it (Postfix's header_size_limit is 100 KiB). */
 #define SMTP_HEADER_MAX (256 * 1024)
+/* Received: fields at which a message is taken to be looping (RFC 5321 6.3). */
+#define SMTP_HOPS_MAX 100
 
 /* Delivery of a complete message (smtp_deliver.c, smtp_submission.c) */
 struct smtp_deliver_job {

@@ -700,3 +700,19 @@ def test_no_key_no_signature(make_server, dns):
         srv = sender_server(make_server, dns, port)
         submit(srv, "nosig@dest.test")
         assert b"DKIM-Signature" not in peer.wait_messages(1)[0].data
+
+
+# --------------------------------------------------------------------------
+# mail loops (RFC 5321 6.3)
+
+
+def test_too_many_received_fields_refused(make_server, dns):
+    srv = fwd_server(make_server, dns, peer_port())
+    hops = tuple("Received: from h%d.test by h%d.test; Mon, 1 Jan 2024 00:00:00 +0000"
+                 % (i, i + 1) for i in range(100))
+    r = srv.deliver("fwd@example.test", make_message(unique("loop"), extra_headers=hops))
+    assert r.line == "554 5.4.6 Too many hops", r
+    # 99 still go through
+    r = srv.deliver(ALICE, make_message(unique("ok"), extra_headers=hops[:99]))
+    assert r.line.startswith("250 2.0.0 Ok: delivered as "), r
+    assert queue_text(srv) == ""

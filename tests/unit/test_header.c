@@ -220,8 +220,33 @@ static void test_scan_memory(void)
 	mail_header_scan_free(&scan);
 }
 
+/* Received: fields are counted (loop detection), in any split and case; a
+ * folded one counts once; none after the header. */
+static void test_scan_received(void)
+{
+	const char msg[] = "Received: from a by b; x\r\n"
+	                   "RECEIVED : from c\r\n by d; y\r\n"
+	                   "X-Received: no\r\n"
+	                   "Receivedx: no\r\n"
+	                   "received:z\r\n"
+	                   "\r\n"
+	                   "Received: in the body\r\n";
+	for (size_t split = 1; split < sizeof(msg); split++) {
+		struct mail_header_scan scan;
+		mail_header_scan_init(&scan, 256 * 1024);
+		for (size_t i = 0; i < sizeof(msg) - 1; i += split) {
+			size_t n = sizeof(msg) - 1 - i < split ? sizeof(msg) - 1 - i : split;
+			(void)mail_header_scan_feed(&scan, msg + i, n);
+		}
+		CHECK(mail_header_scan_end(&scan) == 1);
+		CHECK(scan.nreceived == 3);
+		mail_header_scan_free(&scan);
+	}
+}
+
 int main(void)
 {
+	test_scan_received();
 	test_find();
 	test_addresses();
 	test_scan_cases();

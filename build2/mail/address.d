@@ -1,0 +1,2 @@
+build2/mail/address.o: src/mail/address.c src/mail/address.h
+src/mail/address.h:
