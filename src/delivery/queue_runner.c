@@ -48,6 +48,11 @@
 #define RUNNER_DSN_FULL_MAX (1u << 20)
 /* The message is read for DKIM signing in steps of this size. */
 #define RUNNER_SIGN_STEP (128u << 10)
+/* A connection whose messages are done is kept this long for the next one to
+ * the same address, at most RUNNER_IDLE_MAX of them (Postfix keeps cached
+ * connections 2 s by default). */
+#define RUNNER_IDLE_SECS 5
+#define RUNNER_IDLE_MAX 32
 
 struct queue_runner;
 
@@ -109,8 +114,21 @@ struct qdest {
 	bool aaaa_done;
 	struct smtp_client *client;
 	bool tls_off;
+	bool fresh; /* do not take a kept connection (one went stale) */
 	char *last_reason;
 	char relay[DNS_NAME_MAX + 64];
+};
+
+/* An open connection kept between messages (RFC 5321 does not ask for it;
+ * every large MTA does it: one TCP and TLS set-up for many messages). */
+struct idle_conn {
+	struct queue_runner *r;
+	struct idle_conn *next;
+	struct smtp_client *client;
+	char host[DNS_NAME_MAX + 1]; /* the MX name it was opened for */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool tls_off;
 };
 
 struct queue_runner {
@@ -147,6 +165,8 @@ struct queue_runner {
 	bool leasing;
 	bool want_pass;
 	bool in_start, start_again;
+	struct idle_conn *idle;
+	unsigned nidle;
 	struct qentry *inflight;
 	size_t nentries;
 	unsigned nactive;
@@ -366,11 +386,87 @@ static void dest_set_reason(struct qdest *d, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void idle_unlink(struct queue_runner *r, struct idle_conn *ic)
+{
+	for (struct idle_conn **pp = &r->idle; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == ic) {
+			*pp = ic->next;
+			r->nidle--;
+			return;
+		}
+}
+
+static void idle_on_lost(void *ctx)
+{
+	struct idle_conn *ic = ctx;
+	idle_unlink(ic->r, ic);
+	free(ic); /* the client frees itself */
+}
+
+/* Keeps d's connection for the next message to that address. */
+static void idle_park(struct qdest *d, struct smtp_client *c)
+{
+	struct queue_runner *r = d->e->r;
+	struct idle_conn *ic = calloc(1, sizeof(*ic));
+	if (ic == NULL || atomic_load(&r->stopping)) {
+		free(ic);
+		smtp_client_close(&c);
+		return;
+	}
+	if (r->nidle >= RUNNER_IDLE_MAX) {
+		/* the oldest goes (the list is newest first) */
+		struct idle_conn **pp = &r->idle;
+		while ((*pp)->next != NULL)
+			pp = &(*pp)->next;
+		struct idle_conn *old = *pp;
+		*pp = NULL;
+		r->nidle--;
+		smtp_client_close(&old->client);
+		free(old);
+	}
+	ic->r = r;
+	ic->client = c;
+	snprintf(ic->host, sizeof(ic->host), "%s", d->hosts[d->hosti - 1]);
+	socklen_t len;
+	const struct sockaddr *sa = smtp_client_addr(c, &len);
+	memcpy(&ic->addr, sa, len);
+	ic->addrlen = len;
+	ic->tls_off = d->tls_off;
+	ic->next = r->idle;
+	r->idle = ic;
+	r->nidle++;
+	smtp_client_park(c, idle_on_lost, ic);
+}
+
+/* An idle connection to exactly this address opened for this host, taken
+ * out of the pool; NULL when none. */
+static struct smtp_client *idle_take(struct queue_runner *r, const char *host,
+                                     const struct sockaddr *sa, socklen_t len)
+{
+	for (struct idle_conn *ic = r->idle; ic != NULL; ic = ic->next) {
+		if (ic->addrlen != len || memcmp(&ic->addr, sa, len) != 0 ||
+		    strcasecmp(ic->host, host) != 0)
+			continue;
+		struct smtp_client *c = ic->client;
+		idle_unlink(r, ic);
+		free(ic);
+		return c;
+	}
+	return NULL;
+}
+
 static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
 {
 	struct qdest *d = ctx;
 	struct queue_runner *r = d->e->r;
-	d->client = NULL; /* freed by the client itself after this call */
+	struct smtp_client *client = d->client;
+	d->client = NULL; /* freed by the client itself after this call, or idle */
+	if (rep->try_next && rep->reused && !d->fresh) {
+		/* a kept connection that went stale: this address again, anew */
+		d->fresh = true;
+		dest_try_addr(d);
+		return;
+	}
 	if (rep->try_next) {
 		if (rep->tls_failed && !d->tls_off && r->smarthost_user == NULL) {
 			/* opportunistic TLS: the same address again, in plain text */
@@ -396,6 +492,8 @@ static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
 		}
 		log_outcome(d->e, q, rep->tls);
 	}
+	if (rep->idle)
+		idle_park(d, client);
 	dest_done(d);
 }
 
@@ -454,7 +552,16 @@ static void dest_try_addr(struct qdest *d)
 	    .connect_timeout = r->connect_timeout,
 	    .auth_user = r->smarthost_user,
 	    .auth_pass = r->smarthost_pass,
+	    .idle_keep = RUNNER_IDLE_SECS,
 	};
+	struct smtp_client *kept =
+	    d->fresh ? NULL : idle_take(r, p.host, sa, d->addrlens[d->addri]);
+	if (kept != NULL) {
+		d->client = kept;
+		if (smtp_client_reuse(kept, &d->msg, dest_on_client, d) > 0)
+			return;
+		d->client = NULL; /* freed: a new connection instead */
+	}
 	if (smtp_client_start(&p, &d->msg, dest_on_client, d, &d->client, &err) < 0) {
 		dest_set_reason(d, "%s: %s", d->relay, err != NULL ? err : "cannot connect");
 		free(err);
@@ -1420,6 +1527,13 @@ void queue_runner_stop(struct queue_runner *r)
 			dns_cancel(&e->dests[i]->q);
 			smtp_client_cancel(&e->dests[i]->client);
 		}
+	while (r->idle != NULL) {
+		struct idle_conn *ic = r->idle;
+		r->idle = ic->next;
+		smtp_client_cancel(&ic->client);
+		free(ic);
+	}
+	r->nidle = 0;
 	if (r->inflight != NULL)
 		log_info(NULL, "event=queue-runner-stopped in_flight=%zu", r->nentries);
 }

@@ -47,6 +47,8 @@ enum client_state {
 	CLIENT_BODY,        /* sending the message */
 	CLIENT_DOT,         /* waiting for the reply to the end of data */
 	CLIENT_QUIT,
+	CLIENT_IDLE,    /* kept open between messages (params.idle_keep) */
+	CLIENT_CLOSING, /* QUIT sent on an idle connection: no callback any more */
 	CLIENT_DONE,
 };
 
@@ -87,7 +89,13 @@ struct smtp_client {
 	bool read_eof;
 	bool cancelled; /* freed as soon as the read job is back */
 
-	struct event *ev_free; /* frees the client after its last callback */
+	struct event *ev_free;  /* frees the client after its last callback */
+	struct event *ev_start; /* starts a reused connection's transaction */
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	void (*lost)(void *ctx); /* parked: the owner's */
+	void *lost_ctx;
+	bool reused;
 	char *reason;          /* connection-level outcome */
 	bool try_next, tls_failed, permanent;
 	bool finished;
@@ -97,6 +105,8 @@ static void client_free(struct smtp_client *c)
 {
 	if (c->ev_free != NULL)
 		event_free(c->ev_free);
+	if (c->ev_start != NULL)
+		event_free(c->ev_start);
 	if (c->bev != NULL && c->bev != c->plain)
 		bufferevent_free(c->bev);
 	if (c->plain != NULL)
@@ -157,6 +167,7 @@ static void client_finish(struct smtp_client *c)
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
 	    .connected = c->state != CLIENT_CONNECTING,
+	    .reused = c->reused,
 	};
 	c->state = CLIENT_DONE;
 	if (c->bev != NULL) {
@@ -652,6 +663,25 @@ static void client_send_next(struct smtp_client *c)
 
 /* The transaction is over (data accepted or refused, or nothing accepted):
  * the next one for the recipients left, or QUIT. */
+/* Every transaction of the message is over and the connection is sound: keep
+ * it for the next message. The owner decides (park, reuse or close). */
+static void client_go_idle(struct smtp_client *c)
+{
+	struct smtp_client_report rep = {
+	    .reason = c->reason,
+	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
+	    .tls_verified = c->tls_verified,
+	    .connected = true,
+	    .idle = true,
+	    .reused = c->reused,
+	};
+	c->state = CLIENT_IDLE;
+	client_set_read_timeout(c, c->p.idle_keep);
+	smtp_client_done_fn *done = c->done;
+	c->done = NULL;
+	done(c->ctx, &rep);
+}
+
 static void client_transaction_end(struct smtp_client *c)
 {
 	c->rfirst = c->rend;
@@ -660,11 +690,33 @@ static void client_transaction_end(struct smtp_client *c)
 		client_start_transaction(c);
 		return;
 	}
+	if (c->p.idle_keep > 0 && !c->try_next) {
+		client_go_idle(c);
+		return;
+	}
 	client_quit(c);
+}
+
+/* An idle connection ended (closed, timed out, spoke): tell the owner, free. */
+static void client_idle_lost(struct smtp_client *c)
+{
+	c->state = CLIENT_DONE;
+	c->finished = true;
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	}
+	if (c->lost != NULL)
+		c->lost(c->lost_ctx);
+	event_active(c->ev_free, EV_TIMEOUT, 1);
 }
 
 static void client_on_tx_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
+	if (c->cmd_next >= c->ncmds) {
+		client_fail_conn(c, false, "protocol error from the server: a reply nothing asked for");
+		return;
+	}
 	enum client_cmd cmd = c->cmds[c->cmd_next];
 	size_t idx = c->rcpt_of[c->cmd_next];
 	char status[16];
@@ -849,6 +901,12 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CLIENT_QUIT:
 		client_finish(c);
 		return;
+	case CLIENT_IDLE: /* 421 or anything else unasked for: it is over */
+		client_idle_lost(c);
+		return;
+	case CLIENT_CLOSING:
+		client_idle_lost(c);
+		return;
 	default:
 		return;
 	}
@@ -924,6 +982,8 @@ static void client_on_event(struct bufferevent *bev, short what, void *ctx)
 	case CLIENT_BODY: stage = "sending the message"; break;
 	case CLIENT_DOT: stage = "end of data"; break;
 	case CLIENT_QUIT: client_finish(c); return;
+	case CLIENT_IDLE:
+	case CLIENT_CLOSING: client_idle_lost(c); return;
 	default: stage = "command"; break;
 	}
 	char why[200];
@@ -968,6 +1028,70 @@ static void client_on_event(struct bufferevent *bev, short what, void *ctx)
 	client_fail_conn(c, false, "%s", why);
 }
 
+static void client_on_start(evutil_socket_t fd, short what, void *ctx)
+{
+	struct smtp_client *c = ctx;
+	if (!c->finished && c->state == CLIENT_TRANSACTION && c->ncmds == 0)
+		client_start_transaction(c);
+}
+
+void smtp_client_park(struct smtp_client *c, void (*lost)(void *ctx), void *ctx)
+{
+	c->lost = lost;
+	c->lost_ctx = ctx;
+}
+
+int smtp_client_reuse(struct smtp_client *c, struct smtp_client_msg *msg,
+                      smtp_client_done_fn *done, void *ctx)
+{
+	if (c->state != CLIENT_IDLE) {
+		smtp_client_cancel(&c);
+		return -1;
+	}
+	c->lost = NULL;
+	c->lost_ctx = NULL;
+	c->msg = msg;
+	c->done = done;
+	c->ctx = ctx;
+	c->reused = true;
+	c->rfirst = c->rend = 0;
+	c->try_next = c->permanent = c->tls_failed = false;
+	free(c->reason);
+	c->reason = NULL;
+	for (size_t i = 0; i < msg->nrcpts; i++) {
+		msg->rcpts[i].result = SMTP_CLIENT_UNTRIED;
+		msg->rcpts[i].status[0] = '\0';
+	}
+	/* the transaction starts from the loop, not from inside the caller */
+	c->state = CLIENT_TRANSACTION;
+	c->ncmds = c->cmd_next = 0;
+	client_set_read_timeout(c, c->p.command_timeout);
+	event_active(c->ev_start, EV_TIMEOUT, 1);
+	return 1;
+}
+
+void smtp_client_close(struct smtp_client **cp)
+{
+	struct smtp_client *c = *cp;
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	if (c->state != CLIENT_IDLE) {
+		smtp_client_cancel(&c);
+		return;
+	}
+	c->lost = NULL;
+	client_send(c, "QUIT\r\n");
+	c->state = CLIENT_CLOSING;
+	client_set_read_timeout(c, 10);
+}
+
+const struct sockaddr *smtp_client_addr(const struct smtp_client *c, socklen_t *len_r)
+{
+	*len_r = c->peerlen;
+	return (const struct sockaddr *)&c->peer;
+}
+
 int smtp_client_start(const struct smtp_client_params *params, struct smtp_client_msg *msg,
                       smtp_client_done_fn *done, void *ctx, struct smtp_client **c_r,
                       char **error_r)
@@ -987,7 +1111,12 @@ int smtp_client_start(const struct smtp_client_params *params, struct smtp_clien
 	c->ctx = ctx;
 	smtp_reply_parser_init(&c->parser);
 	c->ev_free = event_new(params->base, -1, 0, client_on_free, c);
-	if (c->ev_free == NULL) {
+	c->ev_start = event_new(params->base, -1, 0, client_on_start, c);
+	if (params->addrlen <= sizeof(c->peer)) {
+		memcpy(&c->peer, params->addr, params->addrlen);
+		c->peerlen = params->addrlen;
+	}
+	if (c->ev_free == NULL || c->ev_start == NULL) {
 		client_free(c);
 		*error_r = strdup("out of memory");
 		return -1;

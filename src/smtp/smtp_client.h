@@ -74,6 +74,9 @@ struct smtp_client_params {
 	socklen_t sourcelen;
 	/* AUTH (RFC 4954) with PLAIN or LOGIN, only ever inside TLS; NULL: none */
 	const char *auth_user, *auth_pass;
+	/* Seconds a connection whose transactions all ended may be kept open for
+	 * the next message (smtp_client_reuse); 0: QUIT at the end. */
+	unsigned idle_keep;
 	/* Timeouts in seconds (RFC 5321 4.5.3.2); 0: the RFC's value. */
 	unsigned connect_timeout; /* default 30 */
 	unsigned command_timeout; /* greeting, EHLO, MAIL, RCPT: default 300 */
@@ -94,6 +97,12 @@ struct smtp_client_report {
 	const char *tls;    /* "TLSv1.3/TLS_AES_256_GCM_SHA384" or NULL (plain text) */
 	bool tls_verified;  /* the peer's certificate chain and name verified */
 	bool connected;
+	/* the connection is kept open (params.idle_keep): the client is now the
+	 * caller's, to smtp_client_park, smtp_client_reuse or smtp_client_close */
+	bool idle;
+	/* the attempt ran on a reused connection (a failure may just be that the
+	 * connection went stale: worth a fresh one) */
+	bool reused;
 };
 
 typedef void smtp_client_done_fn(void *ctx, const struct smtp_client_report *rep);
@@ -104,7 +113,22 @@ typedef void smtp_client_done_fn(void *ctx, const struct smtp_client_report *rep
 int smtp_client_start(const struct smtp_client_params *params, struct smtp_client_msg *msg,
                       smtp_client_done_fn *done, void *ctx, struct smtp_client **c_r,
                       char **error_r);
-/* Ends an attempt without calling done (server shutdown). NULL ok. */
+/* Ends an attempt without calling done (server shutdown), or drops an idle
+ * connection. NULL ok. */
 void smtp_client_cancel(struct smtp_client **c);
+
+/* An idle connection (rep.idle) waits: lost(ctx) is called (on the loop) if the
+ * peer closes it, says something, or it stays idle longer than idle_keep; the
+ * client is freed after that call. */
+void smtp_client_park(struct smtp_client *c, void (*lost)(void *ctx), void *ctx);
+/* The next message over an idle connection: done is called as for
+ * smtp_client_start (never from inside this call). The connection's host and
+ * TLS state stay as they were. 1 ok, -1 when it cannot start (then c is freed). */
+int smtp_client_reuse(struct smtp_client *c, struct smtp_client_msg *msg,
+                      smtp_client_done_fn *done, void *ctx);
+/* QUIT on an idle connection, then freed; no callback. NULL ok. */
+void smtp_client_close(struct smtp_client **c);
+/* The peer address of a client. */
+const struct sockaddr *smtp_client_addr(const struct smtp_client *c, socklen_t *len_r);
 
 #endif

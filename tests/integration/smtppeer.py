@@ -35,7 +35,7 @@ class SMTPPeer:
                        "DSN", "SMTPUTF8"),
                  rcpt_replies=None, mail_reply="250 2.1.0 Ok", data_reply="250 2.0.0 Ok: queued",
                  data_replies=None, drop_at=None, tls_context=None, ehlo_reply=None,
-                 name="peer.test"):
+                 name="peer.test", close_after_message=False):
         """rcpt_replies: {address: reply line} (default "250 2.1.5 Ok");
         data_replies: a list of end-of-data replies used in turn (then
         data_reply); drop_at: "greeting", "mail", "rcpt", "data" or "dot" to
@@ -53,6 +53,7 @@ class SMTPPeer:
         self.tls_context = tls_context
         self.ehlo_reply = ehlo_reply
         self.name = name
+        self.close_after_message = close_after_message
         self.messages = []
         self.commands = []
         self.connections = 0
@@ -65,6 +66,7 @@ class SMTPPeer:
         self._sock.settimeout(0.2)
         self._stop = False
         self._threads = []
+        self._conns = []
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
 
@@ -77,6 +79,12 @@ class SMTPPeer:
     def stop(self):
         self._stop = True
         self._thread.join(10)
+        # connections the client keeps open between messages end here
+        for conn in list(self._conns):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for t in list(self._threads):
             t.join(10)
         self._sock.close()
@@ -113,6 +121,7 @@ class SMTPPeer:
                 return
             with self._lock:
                 self.connections += 1
+                self._conns.append(conn)
             t = threading.Thread(target=self._serve, args=(conn, addr), daemon=True)
             self._threads.append(t)
             t.start()
@@ -178,6 +187,8 @@ class SMTPPeer:
             elif line.upper() == "STARTTLS" and self.tls_context is not None and not tls:
                 f.send("220 2.0.0 Ready to start TLS")
                 f.starttls(self.tls_context)
+                with self._lock:
+                    self._conns.append(f.sock)
                 tls = True
                 tx = Transaction()
                 tx.tls = True
@@ -224,6 +235,8 @@ class SMTPPeer:
                         self.messages.append(tx)
                         self._cond.notify_all()
                 f.send(reply)
+                if self.close_after_message:
+                    return
                 nt = Transaction()
                 nt.peer, nt.tls, nt.helo = addr, tls, tx.helo
                 tx = nt

@@ -716,3 +716,43 @@ def test_too_many_received_fields_refused(make_server, dns):
     r = srv.deliver(ALICE, make_message(unique("ok"), extra_headers=hops[:99]))
     assert r.line.startswith("250 2.0.0 Ok: delivered as "), r
     assert queue_text(srv) == ""
+
+
+# --------------------------------------------------------------------------
+# connections kept for the next message
+
+
+def test_connection_reused_for_the_next_message(make_server, dns, make_cert):
+    port = peer_port()
+    cert = make_cert("mx.dest.test")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert.cert, cert.key)
+    with SMTPPeer(PEER, port, tls_context=ctx) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "r1@dest.test")
+        peer.wait_messages(1)
+        wait_queue_empty(srv)
+        submit(srv, "r2@dest.test")
+        submit(srv, "r3@other.test")  # another domain, the same MX address
+        msgs = peer.wait_messages(2)
+        wait_queue_empty(srv)
+        # other.test's MX is a different host name: its own connection
+        assert peer.connections == 2, peer.commands
+        assert [t.rcpts for t in msgs[:2]] == [["r1@dest.test"], ["r2@dest.test"]]
+        assert all(t.tls for t in msgs)
+        assert [c.split(" ")[0] for c in peer.commands].count("STARTTLS") == 2
+
+
+def test_stale_kept_connection_replaced(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, close_after_message=True) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "s1@dest.test")
+        peer.wait_messages(1)
+        wait_queue_empty(srv)
+        submit(srv, "s2@dest.test")
+        assert peer.wait_messages(2)[1].rcpts == ["s2@dest.test"]
+        wait_queue_empty(srv)
+        assert peer.connections == 2
+        line = wait_log(srv, r"event=delivery .*rcpt=s2@dest\.test")[0]
+        assert "result=delivered status=2.0.0 attempt=1 " in line
