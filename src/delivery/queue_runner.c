@@ -22,6 +22,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/worker.h"
 #include "delivery/dsn.h"
 #include "delivery/route.h"
@@ -379,10 +380,8 @@ static void dest_set_reason(struct qdest *d, const char *fmt, ...)
 {
 	va_list ap;
 	free(d->last_reason);
-	d->last_reason = NULL;
 	va_start(ap, fmt);
-	if (vasprintf(&d->last_reason, fmt, ap) < 0)
-		d->last_reason = NULL;
+	d->last_reason = str_vprintf(fmt, ap);
 	va_end(ap);
 }
 

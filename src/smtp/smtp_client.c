@@ -17,6 +17,7 @@
 
 #include "core/base64.h"
 #include "core/buf.h"
+#include "core/str.h"
 #include "core/worker.h"
 #include "net/tls.h"
 #include "smtp/smtp_client_parse.h"
@@ -188,10 +189,8 @@ static void client_fail_conn(struct smtp_client *c, bool permanent, const char *
 {
 	va_list ap;
 	free(c->reason);
-	c->reason = NULL;
 	va_start(ap, fmt);
-	if (vasprintf(&c->reason, fmt, ap) < 0)
-		c->reason = NULL;
+	c->reason = str_vprintf(fmt, ap);
 	va_end(ap);
 	c->try_next = true;
 	c->permanent = permanent;

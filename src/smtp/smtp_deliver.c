@@ -24,6 +24,15 @@ static int smtp_store_body(enum smtp_body_type body)
 	}
 }
 
+/* STORE_NOTIFY_* bits of SMTP_NOTIFY_* ones (the same RFC 3461 words) */
+static unsigned smtp_store_notify(unsigned n)
+{
+	return ((n & SMTP_NOTIFY_NEVER) ? STORE_NOTIFY_NEVER : 0) |
+	       ((n & SMTP_NOTIFY_SUCCESS) ? STORE_NOTIFY_SUCCESS : 0) |
+	       ((n & SMTP_NOTIFY_FAILURE) ? STORE_NOTIFY_FAILURE : 0) |
+	       ((n & SMTP_NOTIFY_DELAY) ? STORE_NOTIFY_DELAY : 0);
+}
+
 /* Ends the job with result: its completion goes to the session's loop. Any
  * thread; j must not be touched afterwards. */
 static void smtp_deliver_job_post(struct smtp_deliver_job *j, int result)
@@ -210,11 +219,7 @@ void smtp_session_deliver(struct smtp_session *s)
 	/* one entry per account, however many recipients lead to it */
 	for (struct smtp_rcpt *r = tx->rcpts; r != NULL; r = r->next) {
 		if (r->remote) {
-			/* SMTP_NOTIFY_* and STORE_NOTIFY_* name the same RFC 3461 words */
-			notify[j->nqueue] = ((r->notify & SMTP_NOTIFY_NEVER) ? STORE_NOTIFY_NEVER : 0) |
-					    ((r->notify & SMTP_NOTIFY_SUCCESS) ? STORE_NOTIFY_SUCCESS : 0) |
-					    ((r->notify & SMTP_NOTIFY_FAILURE) ? STORE_NOTIFY_FAILURE : 0) |
-					    ((r->notify & SMTP_NOTIFY_DELAY) ? STORE_NOTIFY_DELAY : 0);
+			notify[j->nqueue] = smtp_store_notify(r->notify);
 			orcpt[j->nqueue] = r->orcpt;
 			queue[j->nqueue++] = r->addr;
 		}
@@ -226,10 +231,7 @@ void smtp_session_deliver(struct smtp_session *s)
 					break;
 			if (k < j->nqueue)
 				continue;
-			notify[j->nqueue] = ((r->notify & SMTP_NOTIFY_NEVER) ? STORE_NOTIFY_NEVER : 0) |
-					    ((r->notify & SMTP_NOTIFY_SUCCESS) ? STORE_NOTIFY_SUCCESS : 0) |
-					    ((r->notify & SMTP_NOTIFY_FAILURE) ? STORE_NOTIFY_FAILURE : 0) |
-					    ((r->notify & SMTP_NOTIFY_DELAY) ? STORE_NOTIFY_DELAY : 0);
+			notify[j->nqueue] = smtp_store_notify(r->notify);
 			orcpt[j->nqueue] = NULL;
 			queue[j->nqueue++] = *f;
 			if (j->srs_domain == NULL) {

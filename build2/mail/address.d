@@ -1,2 +1,0 @@
-build2/mail/address.o: src/mail/address.c src/mail/address.h
-src/mail/address.h:

@@ -1,2 +1,0 @@
-build2/mail/date.o: src/mail/date.c src/mail/date.h
-src/mail/date.h:
