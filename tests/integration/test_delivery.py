@@ -756,3 +756,31 @@ def test_stale_kept_connection_replaced(make_server, dns):
         assert peer.connections == 2
         line = wait_log(srv, r"event=delivery .*rcpt=s2@dest\.test")[0]
         assert "result=delivered status=2.0.0 attempt=1 " in line
+
+
+# --------------------------------------------------------------------------
+# a real peer: Postfix as the receiving MTA
+
+
+def test_delivery_to_postfix(make_server, tmp_path):
+    from postfixfix import Postfix
+    with Postfix(host=PEER, domains=("post.test",)) as pf:
+        recs = ["--mx-host=post.test,mx.post.test,10", "--host-record=mx.post.test,%s" % PEER]
+        with Dnsmasq(recs) as pdns:
+            srv = sender_server(make_server, pdns, pf.address[1])
+            srv.cli("dkim", "keygen", "example.test")
+            subject = submit(srv, ["pat@post.test", "quin@post.test"],
+                             body=b"to postfix\r\n.leading dot\r\n")
+            msgs = pf.wait_messages(2)
+            for raw in msgs:
+                assert ("Subject: %s" % subject).encode() in raw
+                assert b"\n.leading dot\n" in raw.replace(b"\r\n", b"\n")
+                assert b"DKIM-Signature: " in raw
+            wait_queue_empty(srv)
+            lines = wait_log(srv, r"event=delivery .*rcpt=\S+@post\.test", count=2)
+            for l in lines:
+                assert "relay=mx.post.test[%s]:%d" % (PEER, pf.address[1]) in l
+                assert "result=delivered status=2.0.0" in l
+                assert re.search(r" tls=TLSv1\.[23]/", l), l
+            sent = [l for l in pf.log_lines() if "status=sent" in l]
+            assert len(sent) == 2, pf.log_lines()[-20:]
