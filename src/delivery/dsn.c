@@ -446,8 +446,15 @@ int dsn_build(const struct dsn_params *p, const struct dsn_rcpt *rcpts, size_t n
 	}
 
 	/* ---- 3: the original (RFC 3462 / RFC 3464 2.1, RFC 3461 4.3 RET) ---- */
-	out_printf(&o, "\r\n--%s\r\nContent-Type: %s\r\nContent-Description: %s\r\n\r\n", bnd,
+	out_printf(&o, "\r\n--%s\r\nContent-Type: %s\r\nContent-Description: %s\r\n", bnd,
 	           orig_type, full ? "Undelivered Message" : "Undelivered Message Headers");
+	/* RFC 2045 6.1 / RFC 6152: an 8-bit original is labelled so (its header can
+	 * be 8-bit with SMTPUTF8 too); a BINARYMIME one is binary in full only */
+	if (p->body == STORE_BODY_BINARYMIME && full)
+		out_str(&o, "Content-Transfer-Encoding: binary\r\n");
+	else if (p->body != STORE_BODY_7BIT || p->smtputf8)
+		out_str(&o, "Content-Transfer-Encoding: 8bit\r\n");
+	out_str(&o, "\r\n");
 	if (o.failed) {
 		buf_free(&o.b);
 		return str_error(error_r, "cannot write the DSN");

@@ -34,6 +34,8 @@ struct dsn_params {
 	int64_t now;               /* Date: of the DSN */
 	int ret;                   /* STORE_RET_NONE / FULL / HDRS */
 	bool smtputf8;             /* the original needs SMTPUTF8: RFC 6533 types */
+	int body;                  /* STORE_BODY_* of the original: the returned part's
+	                              Content-Transfer-Encoding (8bit, binary) */
 	uint64_t orig_size;        /* octets of the original (its wire copy) */
 	uint64_t full_max;         /* larger originals come back as their header only */
 };

@@ -807,6 +807,7 @@ static int record_send_dsn(struct record_job *job, const struct dsn_rcpt *rcpts,
 	    .now = job->now,
 	    .ret = e->ret,
 	    .smtputf8 = e->smtputf8,
+	    .body = e->body,
 	    .orig_size = e->range.len,
 	    .full_max = RUNNER_DSN_FULL_MAX,
 	};

@@ -234,8 +234,38 @@ static void test_delayed_and_utf8(void)
 	s = build(&p, &u, 1, &o);
 	CHECK(s != NULL && strstr(s, "Content-Type: message/global-delivery-status\r\n") != NULL);
 	CHECK(s != NULL && strstr(s, "Final-Recipient: utf-8; r\xc3\xa9ne@dest.test\r\n") != NULL);
-	CHECK(s != NULL && strstr(s, "Content-Type: message/global\r\n") != NULL);
+	CHECK(s != NULL && strstr(s, "Content-Type: message/global\r\nContent-Description: "
+	                             "Undelivered Message\r\nContent-Transfer-Encoding: 8bit\r\n\r\n") != NULL);
 	CHECK(s != NULL && strstr(s, "charset=utf-8") != NULL);
+	free(s);
+}
+
+/* the returned part's Content-Transfer-Encoding follows the original's BODY */
+static void test_cte(void)
+{
+	const char orig_s[] = "Subject: \xc3\xa9\r\n\r\nb\xc3\xa9\r\n";
+	struct orig o = {orig_s, sizeof(orig_s) - 1, 0, 0, 0};
+	struct dsn_params p = base_params;
+	p.orig_size = o.len;
+	p.body = STORE_BODY_8BITMIME;
+	struct dsn_rcpt r = {.rcpt = "bob@dest.test", .action = DSN_FAILED, .status = "5.0.0",
+	                     .reason = "x"};
+	char *s = build(&p, &r, 1, &o);
+	CHECK(s != NULL && strstr(s, "Message\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+	                             "Subject: \xc3\xa9") != NULL);
+	free(s);
+	p.body = STORE_BODY_BINARYMIME;
+	s = build(&p, &r, 1, &o);
+	CHECK(s != NULL && strstr(s, "Content-Transfer-Encoding: binary\r\n") != NULL);
+	free(s);
+	p.ret = STORE_RET_HDRS; /* headers only: 8bit at most */
+	s = build(&p, &r, 1, &o);
+	CHECK(s != NULL && strstr(s, "Content-Transfer-Encoding: 8bit\r\n") != NULL);
+	free(s);
+	p.body = STORE_BODY_7BIT;
+	p.ret = STORE_RET_NONE;
+	s = build(&p, &r, 1, &o);
+	CHECK(s != NULL && strstr(s, "Content-Transfer-Encoding") == NULL);
 	free(s);
 }
 
@@ -291,5 +321,6 @@ int main(void)
 	test_headers_only();
 	test_delayed_and_utf8();
 	test_fold();
+	test_cte();
 	return unit_finish("dsn");
 }
