@@ -47,10 +47,11 @@
 # so Postfix's per-destination limit would cap it at 20 deliveries at once
 # where real MX routing gives each of the 100 domains its own 20 (capped by
 # the smtp process limit, 100): smtp_destination_concurrency_limit = 100
-# restores that. Everything else stays at Postfix's defaults (queue files
+# restores that (PF_CONCURRENCY=N sets another value, PF_CONCURRENCY=default
+# leaves Postfix's 20). Everything else stays at Postfix's defaults (queue files
 # fsynced, connection cache on demand, slow start from 5, in_flow_delay).
 #
-# Environment: N (10000), C (20), SIZE (4096), BENCH_TIMEOUT (seconds to wait
+# Environment: N (10000), C (20), SIZE (4096), PF_CONCURRENCY (100), BENCH_TIMEOUT (seconds to wait
 # for the queue to empty), BENCH_ONLY=hermod|postfix, HERMOD (binary),
 # BENCH_KEEP=1 (keep the temp dir). A benchmark, not a test: it asserts
 # nothing, and exits non-zero only when a run could not be made.
@@ -65,6 +66,7 @@ SIZE=${SIZE:-4096}
 DOMAINS=100
 TIMEOUT=${BENCH_TIMEOUT:-$((120 + N / 20))}
 ONLY=${BENCH_ONLY:-}
+PF_CONCURRENCY=${PF_CONCURRENCY:-100}
 HERMOD=${HERMOD:-$ROOT/hermod}
 SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 DNSMASQ=${DNSMASQ:-$(command -v dnsmasq || echo /usr/sbin/dnsmasq)}
@@ -81,6 +83,8 @@ die() { say "error: $*"; exit 1; }
 
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number"
 [[ $C =~ ^[1-9][0-9]*$ ]] || die "C must be a positive number"
+[[ $PF_CONCURRENCY =~ ^([1-9][0-9]*|default)$ ]] || die "PF_CONCURRENCY must be a number or 'default'"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 [ -x "$SMTP_SINK" ] || die "$SMTP_SINK not found (Debian package postfix; run scripts/deps.sh test)"
 
 # Under /tmp (not $TMPDIR): the postfix and nobody users must traverse it.
@@ -522,9 +526,15 @@ notify_classes =
 # server on a port, so it makes no DNS lookups in this benchmark (hermod does).
 transport_maps = static:smtp:[$SINK_ADDR]:$SINK_PORT
 smtp_dns_support_level = disabled
+EOF
+	if [ "$PF_CONCURRENCY" != default ]; then
+		cat >>"$etc/main.cf" <<EOF
 # One next hop for all 100 domains: give it the concurrency 100 separate
 # destinations would have together (the smtp process limit, 100).
-smtp_destination_concurrency_limit = 100
+smtp_destination_concurrency_limit = $PF_CONCURRENCY
+EOF
+	fi
+	cat >>"$etc/main.cf" <<EOF
 # No syslog here: log to a file so that start-up errors are visible.
 maillog_file = $dir/maillog
 maillog_file_prefixes = $TMP
@@ -625,7 +635,8 @@ fi
 printf '\nbench-queue: %d messages of %d bytes to %d domains, %d submission connections, fsync on\n' \
 	"$N" "$SIZE" "$DOMAINS" "$C"
 printf '  (hermod looks up MX and A records through dnsmasq; Postfix is routed with\n'
-printf '   transport_maps and makes no DNS lookups)\n'
+printf '   transport_maps and makes no DNS lookups; smtp_destination_concurrency_limit = %s)\n' \
+	"$([ "$PF_CONCURRENCY" = default ] && echo "20 (default)" || echo "$PF_CONCURRENCY")"
 printf '  %-16s %16s %16s %14s %14s %14s\n' "" "delivered" "submitted" "peak RSS" "peak PSS" "sink sessions"
 printf '  %-16s %16s %16s %14s %14s %14s\n' hermod "$(with_unit "$H_RATE" msg/s)" \
 	"$(with_unit "$H_SUB" msg/s)" "$(with_unit "$H_RSS" MiB)" "$(with_unit "$H_PSS" MiB)" "${H_SESS:-n/a}"
@@ -637,5 +648,6 @@ printf '  peak RSS: hermod VmHWM; Postfix the largest sampled sum of VmRSS over 
 [ -n "$P_PROCS" ] 2>/dev/null && printf ' (up to %s at once; their VmHWMs summed over the run: %s MiB)' "$P_PROCS" "$P_HWMSUM"
 printf '\n'
 [ -z "$H_DNSQ" ] || printf '  DNS queries hermod made: %s\n' "$H_DNSQ"
+printf '  machine: %s cores, load average before the run: %s\n' "$(nproc)" "$LOAD_BEFORE"
 
 exit "$failed"
