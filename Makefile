@@ -24,7 +24,7 @@ LIB_OBJ  := $(filter-out $(BUILD)/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-test npm-deps run test test-unit test-integration test-asan fuzz bench bench-smtp bench-tls clean format
+.PHONY: all deps deps-test npm-deps run test test-unit test-integration test-asan fuzz bench bench-smtp bench-tls bench-queue clean format
 
 all: hermod
 
@@ -90,6 +90,10 @@ bench bench-smtp: deps-test hermod
 
 bench-tls: deps-test hermod
 	@bench/bench-tls.sh
+
+# Outbound queue throughput against Postfix (N, C: messages, connections)
+bench-queue: deps-test hermod
+	@bench/bench-queue.sh
 
 .PHONY: bench-pop3
 bench-pop3: deps-test hermod
