@@ -57,6 +57,9 @@ int srs_forward(const char *secret, const char *sender, const char *our_domain, 
 
 	if (at == NULL || at == sender || at[1] == '\0')
 		return -1;
+	/* the scheme's '=' separators: a domain cannot hold one (no valid one does) */
+	if (strchr(at + 1, '=') != NULL)
+		return -1;
 	srs_stamp(now, stamp);
 	if (srs_hash(secret, stamp, at + 1, sender, (size_t)(at - sender), hash) < 0)
 		return -1;

@@ -54,6 +54,7 @@ static void test_malformed(void)
 	CHECK(srs_reverse(s, "SRS0=abcd=AA=d=@example.test", 0, out, sizeof(out)) == -1);
 	CHECK(srs_forward(s, "nodomain", "example.test", 0, out, sizeof(out)) == -1);
 	CHECK(srs_forward(s, "@x.test", "example.test", 0, out, sizeof(out)) == -1);
+	CHECK(srs_forward(s, "a@x=y.test", "example.test", 0, out, sizeof(out)) == -1);
 	char big[400];
 	memset(big, 'a', 300);
 	strcpy(big + 300, "@other.test");
