@@ -784,3 +784,32 @@ def test_delivery_to_postfix(make_server, tmp_path):
                 assert re.search(r" tls=TLSv1\.[23]/", l), l
             sent = [l for l in pf.log_lines() if "status=sent" in l]
             assert len(sent) == 2, pf.log_lines()[-20:]
+
+
+# --------------------------------------------------------------------------
+# the queue CLI against the running runner
+
+
+def test_hold_release_and_admin_bounce(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, rcpt_replies={"held@dest.test": "451 4.3.0 later"}) as peer:
+        srv = sender_server(make_server, dns, port, delivery={"retry_schedule": "1s"})
+        submit(srv, "held@dest.test")
+        wait_log(srv, r"event=delivery .*rcpt=held@dest\.test .*result=deferred")
+        qid = srv.queue()[0]["id"]
+        srv.cli("queue", "hold", qid)
+        time.sleep(1.5)  # an attempt leased just before the hold ends meanwhile
+        n = len(wait_log(srv, r"event=delivery .*rcpt=held@dest\.test"))
+        time.sleep(3)  # held: not tried however due it is
+        assert len(wait_log(srv, r"event=delivery .*rcpt=held@dest\.test")) == n
+        assert "held" in queue_text(srv)
+        # bounce: released, and bounced by the runner with a DSN, not tried
+        srv.cli("queue", "bounce", qid)
+        rows = wait_inbox(srv, ALICE, lambda r: r["subject"].startswith("Undelivered"))
+        _, _, per_rcpt = parse_dsn(srv.show(ALICE, "INBOX", rows[0]["uid"]))
+        assert per_rcpt[0]["Final-Recipient"] == "rfc822; held@dest.test"
+        assert per_rcpt[0]["Status"] == "5.0.0"
+        assert per_rcpt[0]["Diagnostic-Code"] == \
+            "X-hermod; the message was bounced by the administrator"
+        wait_queue_empty(srv)
+        assert peer.messages == []
