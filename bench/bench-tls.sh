@@ -216,34 +216,6 @@ pkg_install() {
 	fi
 }
 
-# A tiny subreaper (as in bench/bench-smtp.sh): runs `postfix start`, writes
-# its exit status to a file, then adopts and reaps the daemonized master and
-# all its children until none is left, so that a stopped instance leaves no
-# zombies behind.
-REAPER='
-import ctypes, os, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGHUP, signal.SIG_IGN)
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
-    print("bench-tls: warning: cannot become a subreaper", file=sys.stderr)
-status_file, cmd = sys.argv[1], sys.argv[2:]
-pid = os.fork()
-if pid == 0:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    os.execvp(cmd[0], cmd)
-while True:
-    try:
-        wpid, st = os.wait()
-    except ChildProcessError:
-        break
-    if wpid == pid:
-        with open(status_file + ".tmp", "w") as f:
-            f.write("%d\n" % os.waitstatus_to_exitcode(st))
-        os.rename(status_file + ".tmp", status_file)
-'
-
 # The hash hermod stores (src/auth/password.c): crypt_gensalt_ra("$y$", 0,
 # NULL, 0) = yescrypt at libxcrypt's default cost, or "$6$" for SHA512-CRYPT.
 # The password comes on stdin.
@@ -262,30 +234,6 @@ if not h or h.startswith(b"*"):
     sys.exit("crypt failed")
 print(h.decode())
 '
-
-postfix_stop() {
-	[ -n "$PF_ETC" ] || return 0
-	local etc=$PF_ETC
-	PF_ETC=
-	postfix -c "$etc" stop >/dev/null 2>&1 || true
-	[ -n "$PF_REAPER_PID" ] || return 0
-	# The reaper exits once every Postfix process is gone.
-	local i=0 st p
-	while :; do
-		st=$(proc_state "$PF_REAPER_PID")
-		[ -z "$st" ] || [ "$st" = Z ] && break
-		if [ "$i" -eq 200 ]; then
-			say "Postfix processes still running after 20s; SIGKILL"
-			for p in $(ps -e -o pid=,ppid= | awk -v r="$PF_REAPER_PID" '$2 == r { print $1 }'); do
-				kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
-			done
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-	wait "$PF_REAPER_PID" 2>/dev/null || true
-	PF_REAPER_PID=
-}
 
 dovecot_stop() {
 	[ -n "$DOVECOT_PID" ] || return 0
@@ -484,38 +432,7 @@ MAIN
 		return 1
 	fi
 
-	if ! postfix -c "$etc" check 2>"$dir/check.log"; then
-		say "postfix check failed:"
-		cat "$dir/check.log" >&2
-		return 1
-	fi
-
-	PF_ETC=$etc
-	local status=$dir/start-status
-	"$PY" -c "$REAPER" "$status" postfix -c "$etc" start >"$dir/start.log" 2>&1 &
-	PF_REAPER_PID=$!
-	i=0
-	until [ -f "$status" ]; do
-		i=$((i + 1))
-		[ "$i" -lt 600 ] || break
-		sleep 0.1
-	done
-	if [ "$(cat "$status" 2>/dev/null)" != 0 ]; then
-		say "postfix start failed:"
-		cat "$dir/start.log" >&2
-		[ -f "$dir/maillog" ] && tail -n 20 "$dir/maillog" >&2
-		return 1
-	fi
-	i=0
-	until port_open "$port"; do
-		i=$((i + 1))
-		[ "$i" -lt 300 ] || {
-			say "postfix does not listen on 127.0.0.1:$port"
-			tail -n 20 "$dir/maillog" >&2
-			return 1
-		}
-		sleep 0.1
-	done
+	postfix_start "$etc" "$dir" "$port" || return 1
 
 	say "postfix+dovecot: $CLIENTS clients x ${SECONDS_}s against 127.0.0.1:$port (implicit TLS, SASL via dovecot)"
 	P_JSON=$(run_load "$port") || {

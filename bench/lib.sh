@@ -121,3 +121,110 @@ dovecot_install() {
 		return 1
 	fi
 }
+
+# ---- a private Postfix instance (bench-smtp, bench-tls, bench-queue) ----
+# The caller keeps PF_ETC and PF_REAPER_PID (empty when none runs) and calls
+# postfix_stop from its cleanup trap.
+
+# A tiny subreaper: runs `postfix start`, writes its exit status to a file,
+# then adopts and reaps the daemonized master and all its children until none
+# is left, so that a stopped instance leaves no zombies behind (nothing else
+# reaps orphans here).
+POSTFIX_REAPER='
+import ctypes, os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    print("bench: warning: cannot become a subreaper", file=sys.stderr)
+status_file, cmd = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    os.execvp(cmd[0], cmd)
+while True:
+    try:
+        wpid, st = os.wait()
+    except ChildProcessError:
+        break
+    if wpid == pid:
+        with open(status_file + ".tmp", "w") as f:
+            f.write("%d\n" % os.waitstatus_to_exitcode(st))
+        os.rename(status_file + ".tmp", status_file)
+'
+
+# postfix_master_loopback ETC PORT: only our smtpd on 127.0.0.1:PORT in
+# ETC/master.cf (no port 25), no chroot (no jail set up). 1 when another inet
+# service is left.
+postfix_master_loopback() {
+	local etc=$1 port=$2
+	postconf -c "$etc" -MX smtp/inet &&
+		postconf -c "$etc" -M "127.0.0.1:$port/inet = 127.0.0.1:$port inet n - n - - smtpd" &&
+		postconf -c "$etc" -F '*/*/chroot = n' || return 1
+	if postconf -c "$etc" -M | awk '$2 == "inet" && $1 != "127.0.0.1:'"$port"'"' | grep -q .; then
+		say "unexpected inet services in $etc/master.cf:"
+		postconf -c "$etc" -M | awk '$2 == "inet"' >&2
+		return 1
+	fi
+}
+
+# postfix_start ETC DIR PORT: `postfix check`, then `postfix start` under the
+# subreaper (PF_ETC, PF_REAPER_PID set), then waits until 127.0.0.1:PORT
+# listens. DIR holds check.log, start.log and the instance's maillog.
+postfix_start() {
+	local etc=$1 dir=$2 port=$3 i=0
+	if ! postfix -c "$etc" check 2>"$dir/check.log"; then
+		say "postfix check failed:"
+		cat "$dir/check.log" >&2
+		return 1
+	fi
+	PF_ETC=$etc
+	local status=$dir/start-status
+	"$PY" -c "$POSTFIX_REAPER" "$status" postfix -c "$etc" start >"$dir/start.log" 2>&1 &
+	PF_REAPER_PID=$!
+	until [ -f "$status" ]; do
+		i=$((i + 1))
+		[ "$i" -lt 600 ] || break
+		sleep 0.1
+	done
+	if [ "$(cat "$status" 2>/dev/null)" != 0 ]; then
+		say "postfix start failed:"
+		cat "$dir/start.log" >&2
+		[ -f "$dir/maillog" ] && tail -n 20 "$dir/maillog" >&2
+		return 1
+	fi
+	i=0
+	until port_open "$port"; do
+		i=$((i + 1))
+		[ "$i" -lt 300 ] || {
+			say "postfix does not listen on 127.0.0.1:$port"
+			tail -n 20 "$dir/maillog" >&2
+			return 1
+		}
+		sleep 0.1
+	done
+}
+
+# postfix_stop: stops the instance of PF_ETC and waits until the subreaper has
+# seen every Postfix process go (SIGKILL after 20 s).
+postfix_stop() {
+	[ -n "$PF_ETC" ] || return 0
+	local etc=$PF_ETC
+	PF_ETC=
+	postfix -c "$etc" stop >/dev/null 2>&1 || true
+	[ -n "$PF_REAPER_PID" ] || return 0
+	local i=0 p
+	while alive "$PF_REAPER_PID"; do
+		if [ "$i" -eq 200 ]; then
+			say "Postfix processes still running after 20s; SIGKILL"
+			for p in $(ps -e -o pid=,ppid= | awk -v r="$PF_REAPER_PID" '$2 == r { print $1 }'); do
+				kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+			done
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$PF_REAPER_PID" 2>/dev/null || true
+	PF_REAPER_PID=
+}
