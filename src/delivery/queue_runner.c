@@ -91,7 +91,6 @@ struct qentry {
 	size_t nrcpts;
 	struct qdest **dests;
 	size_t ndests, dests_left;
-	int64_t start_ms;
 };
 
 struct qdest {
@@ -1291,7 +1290,6 @@ static void lease_job_done(void *arg)
 		e->next = r->inflight;
 		r->inflight = e;
 		r->nentries++;
-		e->start_ms = now_ms();
 		entry_start(e);
 		e = next;
 	}

@@ -98,7 +98,7 @@ struct smtp_client {
 	void *lost_ctx;
 	bool reused;
 	char *reason;          /* connection-level outcome */
-	bool try_next, tls_failed, permanent;
+	bool try_next, tls_failed;
 	bool finished;
 };
 
@@ -163,11 +163,9 @@ static void client_finish(struct smtp_client *c)
 	struct smtp_client_report rep = {
 	    .try_next = c->try_next,
 	    .tls_failed = c->tls_failed,
-	    .permanent = c->permanent,
 	    .reason = c->reason,
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
-	    .connected = c->state != CLIENT_CONNECTING,
 	    .reused = c->reused,
 	};
 	c->state = CLIENT_DONE;
@@ -183,9 +181,9 @@ static void client_finish(struct smtp_client *c)
 }
 
 /* The attempt ends before any recipient was decided: the next address may do. */
-static void client_fail_conn(struct smtp_client *c, bool permanent, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void client_fail_conn(struct smtp_client *c, bool permanent, const char *fmt, ...)
+static void client_fail_conn(struct smtp_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_fail_conn(struct smtp_client *c, const char *fmt, ...)
 {
 	va_list ap;
 	free(c->reason);
@@ -193,7 +191,6 @@ static void client_fail_conn(struct smtp_client *c, bool permanent, const char *
 	c->reason = str_vprintf(fmt, ap);
 	va_end(ap);
 	c->try_next = true;
-	c->permanent = permanent;
 	client_finish(c);
 }
 
@@ -265,7 +262,7 @@ static void client_send_b64(struct smtp_client *c, const char *prefix, const voi
 {
 	char *b64 = NULL;
 	if (base64_encode(data, len, &b64) < 0) {
-		client_fail_conn(c, false, "out of memory");
+		client_fail_conn(c, "out of memory");
 		return;
 	}
 	client_send(c, "%s%s\r\n", prefix, len > 0 ? b64 : "=");
@@ -278,7 +275,7 @@ static void client_send_b64(struct smtp_client *c, const char *prefix, const voi
 static void client_start_auth(struct smtp_client *c)
 {
 	if (c->ssl == NULL) {
-		client_fail_conn(c, false, "the server does not offer TLS (STARTTLS): AUTH is only "
+		client_fail_conn(c, "the server does not offer TLS (STARTTLS): AUTH is only "
 		                           "sent over TLS");
 		return;
 	}
@@ -286,7 +283,7 @@ static void client_start_auth(struct smtp_client *c)
 		size_t ul = strlen(c->p.auth_user), pl = strlen(c->p.auth_pass);
 		char *msg = malloc(ul + pl + 2);
 		if (msg == NULL) {
-			client_fail_conn(c, false, "out of memory");
+			client_fail_conn(c, "out of memory");
 			return;
 		}
 		/* RFC 4616: authzid NUL authcid NUL passwd, no authzid */
@@ -305,7 +302,7 @@ static void client_start_auth(struct smtp_client *c)
 		c->state = CLIENT_AUTH;
 		return;
 	}
-	client_fail_conn(c, false, "the server offers neither AUTH PLAIN nor AUTH LOGIN (AUTH %s)",
+	client_fail_conn(c, "the server offers neither AUTH PLAIN nor AUTH LOGIN (AUTH %s)",
 	                 c->caps.auth[0] != '\0' ? c->caps.auth : "not offered");
 }
 
@@ -327,7 +324,7 @@ static void client_on_auth_reply(struct smtp_client *c, const struct smtp_reply 
 	}
 	char *line = client_reply_line(r);
 	/* a refused login is the configuration's fault: defer, never bounce */
-	client_fail_conn(c, false, "AUTH failed: %s", line);
+	client_fail_conn(c, "AUTH failed: %s", line);
 	free(line);
 }
 
@@ -475,7 +472,7 @@ static void client_next_step(struct smtp_client *c)
 	}
 	struct client_read *rd = calloc(1, sizeof(*rd));
 	if (rd == NULL) {
-		client_fail_conn(c, false, "out of memory");
+		client_fail_conn(c, "out of memory");
 		return;
 	}
 	rd->c = c;
@@ -485,7 +482,7 @@ static void client_next_step(struct smtp_client *c)
 	if (worker_pool_submit(c->p.pool, c->p.inbox, client_read_job, client_read_done, rd) < 0) {
 		c->reading = false;
 		free(rd);
-		client_fail_conn(c, false, "out of memory");
+		client_fail_conn(c, "out of memory");
 	}
 }
 
@@ -501,7 +498,7 @@ static void client_start_body(struct smtp_client *c)
 		buf_init(&b, 4 * c->msg->prefix_len + 64);
 		if (smtp_wire_encode(&c->wire, c->msg->prefix, c->msg->prefix_len, &b) < 0) {
 			buf_free(&b);
-			client_fail_conn(c, false, "out of memory");
+			client_fail_conn(c, "out of memory");
 			return;
 		}
 		evbuffer_add(bufferevent_get_output(c->bev), b.data, b.len);
@@ -513,11 +510,6 @@ static void client_start_body(struct smtp_client *c)
 }
 
 /* ---- the transaction ---- */
-
-static bool client_needs_utf8(const struct smtp_client *c)
-{
-	return c->msg->smtputf8;
-}
 
 /* Appends the MAIL command's parameters that the peer supports. */
 static void client_mail_params(struct smtp_client *c, struct evbuffer *out)
@@ -573,7 +565,7 @@ static void client_rcpt_params(struct smtp_client *c, const struct smtp_client_r
 static const char *client_refusal(struct smtp_client *c, const char **status_r)
 {
 	const struct smtp_client_msg *m = c->msg;
-	if (client_needs_utf8(c) && !(c->esmtp && c->caps.smtputf8)) {
+	if (c->msg->smtputf8 && !(c->esmtp && c->caps.smtputf8)) {
 		/* RFC 6531 3.4: no downgrade here */
 		*status_r = "5.6.7";
 		return "the message needs SMTPUTF8 (internationalized addresses or header) and "
@@ -670,7 +662,6 @@ static void client_go_idle(struct smtp_client *c)
 	    .reason = c->reason,
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
-	    .connected = true,
 	    .idle = true,
 	    .reused = c->reused,
 	};
@@ -713,7 +704,7 @@ static void client_idle_lost(struct smtp_client *c)
 static void client_on_tx_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
 	if (c->cmd_next >= c->ncmds) {
-		client_fail_conn(c, false, "protocol error from the server: a reply nothing asked for");
+		client_fail_conn(c, "protocol error from the server: a reply nothing asked for");
 		return;
 	}
 	enum client_cmd cmd = c->cmds[c->cmd_next];
@@ -807,7 +798,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CLIENT_GREETING:
 		if (r->code != 220) {
 			char *line = client_reply_line(r);
-			client_fail_conn(c, r->code / 100 == 5, "greeting: %s", line);
+			client_fail_conn(c, "greeting: %s", line);
 			free(line);
 			return;
 		}
@@ -837,21 +828,21 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;
 		} else {
 			char *line = client_reply_line(r);
-			client_fail_conn(c, false, "EHLO: %s", line);
+			client_fail_conn(c, "EHLO: %s", line);
 			free(line);
 		}
 		return;
 	case CLIENT_HELO:
 		if (r->code != 250) {
 			char *line = client_reply_line(r);
-			client_fail_conn(c, r->code / 100 == 5, "HELO: %s", line);
+			client_fail_conn(c, "HELO: %s", line);
 			free(line);
 			return;
 		}
 		c->esmtp = false;
 		memset(&c->caps, 0, sizeof(c->caps));
 		if (c->p.auth_user != NULL) {
-			client_fail_conn(c, false, "the server does not speak ESMTP: no AUTH");
+			client_fail_conn(c, "the server does not speak ESMTP: no AUTH");
 			return;
 		}
 		client_start_transaction(c);
@@ -866,7 +857,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;
 		}
 		if (client_start_tls(c) < 0)
-			client_fail_conn(c, false, "cannot start TLS (out of memory)");
+			client_fail_conn(c, "cannot start TLS (out of memory)");
 		return;
 	case CLIENT_AUTH:
 	case CLIENT_AUTH_USER:
@@ -931,7 +922,7 @@ static void client_on_read(struct bufferevent *bev, void *ctx)
 				client_decide_rest(c, c->rfirst, c->rend, SMTP_CLIENT_DEFERRED,
 				                   "4.4.2", why, false);
 			}
-			client_fail_conn(c, false, "protocol error from the server: %s", why);
+			client_fail_conn(c, "protocol error from the server: %s", why);
 			return;
 		}
 		if (res == SMTP_REPLY_NEED_MORE)
@@ -1024,7 +1015,7 @@ static void client_on_event(struct bufferevent *bev, short what, void *ctx)
 		client_finish(c);
 		return;
 	}
-	client_fail_conn(c, false, "%s", why);
+	client_fail_conn(c, "%s", why);
 }
 
 static void client_on_start(evutil_socket_t fd, short what, void *ctx)
@@ -1054,7 +1045,7 @@ int smtp_client_reuse(struct smtp_client *c, struct smtp_client_msg *msg,
 	c->ctx = ctx;
 	c->reused = true;
 	c->rfirst = c->rend = 0;
-	c->try_next = c->permanent = c->tls_failed = false;
+	c->try_next = c->tls_failed = false;
 	free(c->reason);
 	c->reason = NULL;
 	for (size_t i = 0; i < msg->nrcpts; i++) {

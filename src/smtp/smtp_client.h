@@ -91,12 +91,9 @@ struct smtp_client_report {
 	/* with try_next: the TLS handshake failed (the caller may retry this address
 	 * without STARTTLS, as opportunistic TLS allows) */
 	bool tls_failed;
-	/* the failure was a 5xx from the peer (greeting, EHLO/HELO) */
-	bool permanent;
 	const char *reason; /* one line, or NULL when everything went through */
 	const char *tls;    /* "TLSv1.3/TLS_AES_256_GCM_SHA384" or NULL (plain text) */
 	bool tls_verified;  /* the peer's certificate chain and name verified */
-	bool connected;
 	/* the connection is kept open (params.idle_keep): the client is now the
 	 * caller's, to smtp_client_park, smtp_client_reuse or smtp_client_close */
 	bool idle;
