@@ -154,6 +154,8 @@ static const struct key_def config_keys[] = {
     {"delivery", "max_connections_per_domain", KT_UINT, F(delivery_max_per_domain), 1, 100000,
      false},
     {"delivery", "connect_timeout", KT_DURATION, F(delivery_connect_timeout), 1, 3600, false},
+    {"delivery", "tls_ca_file", KT_PATH, F(delivery_tls_ca_file), 0, 0, false},
+    {"delivery", "mta_sts_port", KT_UINT, F(mta_sts_port), 1, 65535, false},
 
     {"dns", "resolver", KT_RESOLVER, F(resolver), 0, 0, false},
     {"dns", "trust_anchor", KT_PATH, F(dns_trust_anchor), 0, 0, false},
@@ -846,6 +848,7 @@ static int config_set_defaults(struct config *cfg)
 	cfg->delivery_max_connections = 100;
 	cfg->delivery_max_per_domain = 10;
 	cfg->delivery_connect_timeout = 30;
+	cfg->mta_sts_port = 443;
 	cfg->auth_allow_plaintext_on_loopback = false;
 	cfg->auth_max_failures = 10;
 	cfg->auth_account_max_failures = 50;
@@ -1179,6 +1182,7 @@ void config_free(struct config **cfgp)
 	free(cfg->smarthost);
 	free(cfg->retry_schedule);
 	free(cfg->delivery_source_address);
+	free(cfg->delivery_tls_ca_file);
 	free(cfg->smarthost_user);
 	free(cfg->srs_secret);
 	free(cfg->smarthost_password_file);

@@ -102,6 +102,10 @@ struct config {
 	unsigned delivery_max_connections; /* outbound connections at once, default 100 */
 	unsigned delivery_max_per_domain;  /* of them to one destination domain, default 10 */
 	unsigned delivery_connect_timeout; /* seconds, default 30 */
+	/* PEM CA bundle trusted when a peer's certificate must verify (MTA-STS
+	 * MX hosts and policy hosts), or NULL: the system's (/etc/ssl/certs) */
+	char *delivery_tls_ca_file;
+	unsigned mta_sts_port; /* port of MTA-STS policy hosts (HTTPS), default 443; tests */
 
 	/* [dns] */
 	char *resolver;         /* IP:port, "recursive", or NULL = /etc/resolv.conf */
