@@ -984,6 +984,10 @@ static void print_queue_envelope(void *ctx, const struct store_queue_info *q)
 		printf("Account: %s\n", q->account);
 	printf("Body: %s\n", q->body >= 0 && q->body <= 2 ? bodies[q->body] : "?");
 	printf("Smtputf8: %s\n", q->smtputf8 ? "yes" : "no");
+	if (q->tls == STORE_TLS_REQUIRE)
+		printf("Tls: requiretls\n"); /* RFC 8689 */
+	else if (q->tls == STORE_TLS_NOT_REQUIRED)
+		printf("Tls: not-required\n"); /* TLS-Required: No */
 	if (q->envid != NULL)
 		printf("Envid: %s\n", q->envid);
 	if (q->ret == 1 || q->ret == 2)

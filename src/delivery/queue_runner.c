@@ -83,6 +83,7 @@ struct qentry {
 	unsigned attempts;
 	int body, ret;
 	bool smtputf8;
+	int tls; /* STORE_TLS_*: REQUIRETLS, TLS-Required: No */
 	bool warned; /* the delay warning went already */
 	struct store_blob_range range; /* the blob, past the trace fields */
 	bool have_range;
@@ -112,6 +113,15 @@ struct qdest {
 	socklen_t addrlens[RUNNER_ADDRS_MAX];
 	size_t naddrs, addri;
 	bool aaaa_done;
+	/* TLS policy (docs/delivery.md): DNSSEC state of the MX answer and of the
+	 * current host's addresses, its usable TLSA records */
+	bool mx_secure, addr_secure;
+	enum smtp_client_tls policy;
+	const char *policy_label; /* in log lines: "dane", "mta-sts", ... */
+	const char *policy_name;  /* in reasons: "DANE", "MTA-STS", "REQUIRETLS" */
+	struct dns_tlsa *tlsa;
+	size_t ntlsa;
+	bool policy_failed; /* some host failed the policy: the defer says so */
 	struct smtp_client *client;
 	bool tls_off;
 	bool fresh; /* do not take a kept connection (one went stale) */
@@ -129,6 +139,7 @@ struct idle_conn {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	bool tls_off;
+	enum smtp_client_tls policy; /* it was opened (and authenticated) under */
 };
 
 struct queue_runner {
@@ -196,11 +207,21 @@ static void dest_done(struct qdest *d);
 
 /* ---- freeing ---- */
 
+static void dest_tlsa_clear(struct qdest *d)
+{
+	for (size_t i = 0; i < d->ntlsa; i++)
+		free(d->tlsa[i].data);
+	free(d->tlsa);
+	d->tlsa = NULL;
+	d->ntlsa = 0;
+}
+
 static void qdest_free(struct qdest *d)
 {
 	if (d == NULL)
 		return;
 	dns_cancel(&d->q);
+	dest_tlsa_clear(d);
 	smtp_client_cancel(&d->client);
 	for (size_t i = 0; i < d->n; i++)
 		free(d->crcpts[i].reply);
@@ -259,15 +280,16 @@ static void rcpt_set(struct qrcpt *q, enum smtp_client_result res, const char *s
 	q->relay = relay != NULL && relay[0] != '\0' ? strdup(relay) : NULL;
 }
 
-static void log_outcome(const struct qentry *e, const struct qrcpt *q, const char *tls)
+static void log_outcome(const struct qentry *e, const struct qrcpt *q, const char *tls,
+                        const char *policy)
 {
 	char rb[256], rp[600];
 	log_info(NULL,
-	         "event=delivery queue=%lld rcpt=%s relay=%s tls=%s result=%s status=%s "
+	         "event=delivery queue=%lld rcpt=%s relay=%s tls=%s policy=%s result=%s status=%s "
 	         "attempt=%u delay=%.1fs reply=\"%s\"",
 	         (long long)e->id, log_escape_str(q->addr, rb, sizeof(rb)),
 	         q->relay != NULL ? q->relay : "none", tls != NULL ? tls : "none",
-	         result_name(q->result), q->status[0] != '\0' ? q->status : "-", e->attempts + 1,
+	         policy != NULL ? policy : "none", result_name(q->result), q->status[0] != '\0' ? q->status : "-", e->attempts + 1,
 	         (double)(now_ms() - e->created * 1000) / 1000.0,
 	         log_escape_str(q->reply != NULL ? q->reply : "", rp, sizeof(rp)));
 }
@@ -281,7 +303,7 @@ static void dest_decide(struct qdest *d, enum smtp_client_result res, const char
 		if (q->result != SMTP_CLIENT_UNTRIED)
 			continue;
 		rcpt_set(q, res, status, reason, false, d->relay);
-		log_outcome(d->e, q, NULL);
+		log_outcome(d->e, q, NULL, d->policy_label);
 	}
 	dest_done(d);
 }
@@ -430,6 +452,7 @@ static void idle_park(struct qdest *d, struct smtp_client *c)
 	memcpy(&ic->addr, sa, len);
 	ic->addrlen = len;
 	ic->tls_off = d->tls_off;
+	ic->policy = d->policy;
 	ic->next = r->idle;
 	r->idle = ic;
 	r->nidle++;
@@ -439,11 +462,13 @@ static void idle_park(struct qdest *d, struct smtp_client *c)
 /* An idle connection to exactly this address opened for this host, taken
  * out of the pool; NULL when none. */
 static struct smtp_client *idle_take(struct queue_runner *r, const char *host,
-                                     const struct sockaddr *sa, socklen_t len)
+                                     const struct sockaddr *sa, socklen_t len,
+                                     enum smtp_client_tls policy)
 {
 	for (struct idle_conn *ic = r->idle; ic != NULL; ic = ic->next) {
+		/* one opened under another TLS policy may not have met this one */
 		if (ic->addrlen != len || memcmp(&ic->addr, sa, len) != 0 ||
-		    strcasecmp(ic->host, host) != 0)
+		    strcasecmp(ic->host, host) != 0 || ic->policy != policy)
 			continue;
 		struct smtp_client *c = ic->client;
 		idle_unlink(r, ic);
@@ -462,6 +487,14 @@ static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
 	if (rep->try_next && rep->reused && !d->fresh) {
 		/* a kept connection that went stale: this address again, anew */
 		d->fresh = true;
+		dest_try_addr(d);
+		return;
+	}
+	if (rep->try_next && rep->tls_policy_failed) {
+		/* never in plain text: the next address, the next host */
+		d->policy_failed = true;
+		dest_set_reason(d, "%s: %s", d->relay, rep->reason != NULL ? rep->reason : "?");
+		d->addri++;
 		dest_try_addr(d);
 		return;
 	}
@@ -488,7 +521,7 @@ static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
 		} else {
 			rcpt_set(q, c->result, c->status, c->reply, c->remote, d->relay);
 		}
-		log_outcome(d->e, q, rep->tls);
+		log_outcome(d->e, q, rep->tls, d->policy_label);
 	}
 	if (rep->idle)
 		idle_park(d, client);
@@ -519,6 +552,7 @@ static void dest_try_addr(struct qdest *d)
 	    .sender = e->sender,
 	    .body = e->body,
 	    .smtputf8 = e->smtputf8,
+	    .requiretls = e->tls == STORE_TLS_REQUIRE,
 	    .envid = e->envid,
 	    .ret = e->ret,
 	    .fd = e->range.fd,
@@ -540,6 +574,11 @@ static void dest_try_addr(struct qdest *d)
 	    .helo = r->hostname,
 	    .tls = r->tls,
 	    .tls_disabled = d->tls_off,
+	    .tls_policy = d->policy,
+	    .tls_policy_name = d->policy_name,
+	    .tlsa = d->tlsa,
+	    .ntlsa = d->ntlsa,
+	    .tls_name2 = d->policy == SMTP_CLIENT_TLS_DANE ? d->domain : NULL,
 	    .host = d->hosts[d->hosti - 1],
 	    .addr = sa,
 	    .addrlen = d->addrlens[d->addri],
@@ -553,7 +592,7 @@ static void dest_try_addr(struct qdest *d)
 	    .idle_keep = RUNNER_IDLE_SECS,
 	};
 	struct smtp_client *kept =
-	    d->fresh ? NULL : idle_take(r, p.host, sa, d->addrlens[d->addri]);
+	    d->fresh ? NULL : idle_take(r, p.host, sa, d->addrlens[d->addri], d->policy);
 	if (kept != NULL) {
 		d->client = kept;
 		if (smtp_client_reuse(kept, &d->msg, dest_on_client, d) > 0)
@@ -590,11 +629,80 @@ static void dest_add_addr(struct qdest *d, int family, const void *addr)
 	d->naddrs++;
 }
 
+/* The current host's addresses (and TLSA records) are known: its TLS policy
+ * (docs/delivery.md), then its first address. */
+static void dest_host_ready(struct qdest *d)
+{
+	const struct qentry *e = d->e;
+	d->policy_label = "opportunistic";
+	d->policy_name = NULL;
+	if (e->tls == STORE_TLS_NOT_REQUIRED) {
+		/* RFC 8689 5: the sender asked that policies be ignored */
+		d->policy = SMTP_CLIENT_TLS_OPPORTUNISTIC;
+		d->policy_label = "tls-required-no";
+	} else if (d->policy == SMTP_CLIENT_TLS_DANE &&
+	           (d->ntlsa > 0 || e->tls != STORE_TLS_REQUIRE)) {
+		/* (with no usable record: encrypted, not authenticated: RFC 7672 2.2) */
+		d->policy_label = d->ntlsa > 0 ? "dane" : "dane-unusable";
+		d->policy_name = "DANE";
+	} else if (e->tls == STORE_TLS_REQUIRE) {
+		/* RFC 8689 4.2.1: authenticated, by DANE or the MX name's certificate */
+		d->policy = SMTP_CLIENT_TLS_VERIFY;
+		d->policy_label = "requiretls";
+		d->policy_name = "REQUIRETLS";
+	}
+	d->addri = 0;
+	dest_try_addr(d);
+}
+
+/* The TLSA answer for the current host (RFC 7672 2.2): secure records make it
+ * a DANE host; a secure denial or an insecure answer leave it as it is; a
+ * failed lookup (bogus included) makes the host unusable. */
+static void dest_on_tlsa(void *ctx, const struct dns_answer *a)
+{
+	struct qdest *d = ctx;
+	d->q = NULL;
+	const char *host = d->hosts[d->hosti - 1];
+	if (a->status == DNS_TEMPFAIL) {
+		dest_set_reason(d, "TLSA lookup for %s failed (%s): DANE cannot be checked", host,
+		                a->why != NULL ? a->why : "temporary failure");
+		d->policy_failed = true;
+		dest_next_host(d);
+		return;
+	}
+	if (a->status == DNS_OK && a->security == DNS_SECURE) {
+		d->policy = SMTP_CLIENT_TLS_DANE;
+		d->tlsa = calloc(a->n, sizeof(*d->tlsa));
+		if (d->tlsa == NULL) {
+			dest_decide(d, SMTP_CLIENT_DEFERRED, "4.3.0", "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < a->n; i++) {
+			const struct dns_tlsa *t = &a->tlsa[i];
+			/* RFC 7672 3.1.3: PKIX-TA(0) and PKIX-EE(1) are not for SMTP */
+			if (t->usage != 2 && t->usage != 3)
+				continue;
+			struct dns_tlsa *c = &d->tlsa[d->ntlsa];
+			*c = *t;
+			c->data = malloc(t->len > 0 ? t->len : 1);
+			if (c->data == NULL) {
+				dest_decide(d, SMTP_CLIENT_DEFERRED, "4.3.0", "out of memory");
+				return;
+			}
+			memcpy(c->data, t->data, t->len);
+			d->ntlsa++;
+		}
+	}
+	dest_host_ready(d);
+}
+
 static void dest_on_addr(void *ctx, const struct dns_answer *a)
 {
 	struct qdest *d = ctx;
 	d->q = NULL;
 	const char *host = d->hosts[d->hosti - 1];
+	if (a->security == DNS_SECURE && a->status != DNS_TEMPFAIL)
+		d->addr_secure = true;
 	if (a->status == DNS_OK) {
 		for (size_t i = 0; i < a->n; i++)
 			dest_add_addr(d, a->type == DNS_TYPE_A ? AF_INET : AF_INET6,
@@ -606,39 +714,58 @@ static void dest_on_addr(void *ctx, const struct dns_answer *a)
 	} else if (d->last_reason == NULL) {
 		dest_set_reason(d, "%s has no address (%s)", host, dns_type_name(a->type));
 	}
+	char *err = NULL;
 	if (a->type == DNS_TYPE_A) {
 		/* then the IPv6 addresses (tried after the IPv4 ones) */
-		char *err = NULL;
 		if (dns_lookup(d->e->r->dns, host, DNS_TYPE_AAAA, dest_on_addr, d, &d->q, &err) > 0)
 			return;
 		free(err);
 	}
 	d->addri = 0;
-	dest_try_addr(d);
+	if (d->naddrs > 0 && d->mx_secure && d->addr_secure && d->e->r->smarthost == NULL &&
+	    d->e->tls != STORE_TLS_NOT_REQUIRED) {
+		/* RFC 7672 2.2.2: a host reached through secure MX and address
+		 * records may have TLSA records */
+		char name[DNS_NAME_MAX + 32];
+		snprintf(name, sizeof(name), "_%u._tcp.%s", d->port, host);
+		if (dns_lookup(d->e->r->dns, name, DNS_TYPE_TLSA, dest_on_tlsa, d, &d->q, &err) > 0)
+			return;
+		dest_set_reason(d, "cannot look up TLSA %s: %s", name, err != NULL ? err : "?");
+		free(err);
+		d->policy_failed = true;
+		dest_next_host(d);
+		return;
+	}
+	dest_host_ready(d);
 }
 
 static void dest_next_host(struct qdest *d)
 {
 	struct queue_runner *r = d->e->r;
 	if (d->hosti >= d->nhosts) {
-		dest_decide(d, SMTP_CLIENT_DEFERRED, "4.4.1",
+		/* 4.7.5: a certificate that did not authenticate (RFC 3463 "cryptographic
+		 * failure"), as the reason shows */
+		dest_decide(d, SMTP_CLIENT_DEFERRED, d->policy_failed ? "4.7.5" : "4.4.1",
 		            d->last_reason != NULL ? d->last_reason : "no server could be reached");
 		return;
 	}
 	const char *host = d->hosts[d->hosti++];
 	d->naddrs = d->addri = 0;
 	d->tls_off = false;
+	d->addr_secure = false;
+	d->policy = SMTP_CLIENT_TLS_OPPORTUNISTIC;
+	dest_tlsa_clear(d);
 	snprintf(d->relay, sizeof(d->relay), "%s", host);
 	/* a host given as an address literal (smarthost, domain literal) */
 	unsigned char bin[16];
 	if (inet_pton(AF_INET, host, bin) == 1) {
 		dest_add_addr(d, AF_INET, bin);
-		dest_try_addr(d);
+		dest_host_ready(d);
 		return;
 	}
 	if (inet_pton(AF_INET6, host, bin) == 1) {
 		dest_add_addr(d, AF_INET6, bin);
-		dest_try_addr(d);
+		dest_host_ready(d);
 		return;
 	}
 	char *err = NULL;
@@ -653,6 +780,7 @@ static void dest_on_mx(void *ctx, const struct dns_answer *a)
 {
 	struct qdest *d = ctx;
 	d->q = NULL;
+	d->mx_secure = a->security == DNS_SECURE;
 	switch (a->status) {
 	case DNS_OK: {
 		struct dns_mx *mx = malloc(a->n * sizeof(*mx));
@@ -695,6 +823,17 @@ static void dest_on_mx(void *ctx, const struct dns_answer *a)
 		return;
 	}
 	}
+	if (d->e->tls == STORE_TLS_REQUIRE && !d->mx_secure) {
+		/* RFC 8689 4.2.1: the MX hosts must come from DNSSEC-validated
+		 * records (or an MTA-STS policy) */
+		char why[DNS_NAME_MAX + 200];
+		snprintf(why, sizeof(why),
+		         "REQUIRETLS: the MX records of %s are not DNSSEC-validated and it has no "
+		         "MTA-STS policy",
+		         d->domain);
+		dest_decide(d, SMTP_CLIENT_BOUNCED, "5.7.30", why);
+		return;
+	}
 	d->hosti = 0;
 	dest_next_host(d);
 }
@@ -716,6 +855,11 @@ static void dest_route(struct qdest *d)
 	int lit = route_domain_literal(d->domain, &family, bin);
 	if (lit < 0) {
 		dest_decide(d, SMTP_CLIENT_BOUNCED, "5.1.2", "malformed address literal");
+		return;
+	}
+	if (lit > 0 && d->e->tls == STORE_TLS_REQUIRE) {
+		dest_decide(d, SMTP_CLIENT_BOUNCED, "5.7.30",
+		            "REQUIRETLS: an address literal cannot be authenticated");
 		return;
 	}
 	if (lit > 0) {
@@ -804,7 +948,9 @@ static int record_send_dsn(struct record_job *job, const struct dsn_rcpt *rcpts,
 	    .envid = e->envid,
 	    .arrival = e->created,
 	    .now = job->now,
-	    .ret = e->ret,
+	    /* RFC 8689 5: a report on a REQUIRETLS message may go where TLS is not
+	     * required of it: the original's header only, never its body */
+	    .ret = e->tls == STORE_TLS_REQUIRE ? STORE_RET_HDRS : e->ret,
 	    .smtputf8 = e->smtputf8,
 	    .body = e->body,
 	    .orig_size = e->range.len,
@@ -847,6 +993,7 @@ static int record_send_dsn(struct record_job *job, const struct dsn_rcpt *rcpts,
 		d.nqueue_rcpts = 1;
 		d.queue_body = e->body; /* the DSN carries (part of) the original */
 		d.queue_smtputf8 = e->smtputf8;
+		d.queue_tls = e->tls == STORE_TLS_REQUIRE ? STORE_TLS_REQUIRE : STORE_TLS_DEFAULT;
 	}
 	if (store_deliver(r->st, &d, NULL, error_r) < 0)
 		goto out;
@@ -969,7 +1116,7 @@ static void entry_finish(struct qentry *e)
 			snprintf(q->status, sizeof(q->status), "4.4.7");
 			q->result = SMTP_CLIENT_BOUNCED;
 			q->remote = false;
-			log_outcome(e, q, NULL);
+			log_outcome(e, q, NULL, NULL);
 		}
 		struct store_queue_result *res = &job->res[job->nres++];
 		res->rcpt = q->addr;
@@ -1041,7 +1188,7 @@ static void entry_start(struct qentry *e)
 		if (q->admin_bounce) {
 			rcpt_set(q, SMTP_CLIENT_BOUNCED, "5.0.0",
 			         "the message was bounced by the administrator", false, NULL);
-			log_outcome(e, q, NULL);
+			log_outcome(e, q, NULL, NULL);
 		}
 	}
 	/* one destination per recipient domain (RFC 5321 5: recipients of one
@@ -1125,6 +1272,7 @@ static void lease_cb(void *ctx, const struct store_queue_info *info)
 	e->body = info->body;
 	e->ret = info->ret;
 	e->smtputf8 = info->smtputf8;
+	e->tls = info->tls;
 	e->warned = info->warned;
 	e->range.fd = -1;
 	e->rcpts = calloc(info->nrcpt_info > 0 ? info->nrcpt_info : 1, sizeof(*e->rcpts));
@@ -1465,8 +1613,20 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 	 * The default paths are loaded so that the verification result means
 	 * something. */
 	SSL_CTX_set_verify(r->tls, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_default_verify_paths(r->tls);
+	if (cfg->delivery_tls_ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(r->tls, cfg->delivery_tls_ca_file, NULL) != 1) {
+			runner_fail(error_r, "[delivery] tls_ca_file: cannot load %s",
+			            cfg->delivery_tls_ca_file);
+			queue_runner_free(&r);
+			return -1;
+		}
+	} else {
+		SSL_CTX_set_default_verify_paths(r->tls);
+	}
 	SSL_CTX_set_min_proto_version(r->tls, TLS1_2_VERSION);
+	/* DANE (RFC 7672) through OpenSSL's verifier: enabled per connection */
+	if (SSL_CTX_dane_enable(r->tls) <= 0)
+		goto fail_oom;
 
 	struct dns_options dopts = {.resolver = cfg->resolver, .trust_anchor = cfg->dns_trust_anchor};
 	if (dns_resolver_new(r->base, &dopts, &r->dns, &err) < 0) {

@@ -198,6 +198,7 @@ enum mail_header_scan_state {
 	MAIL_HEADER_SCAN_NAME,        /* matching mail_header_scan_names[name] */
 	MAIL_HEADER_SCAN_NAME_BLANKS, /* name matched: blanks, then the colon */
 	MAIL_HEADER_SCAN_FROM_VALUE,  /* inside a From: value line */
+	MAIL_HEADER_SCAN_TLSREQ_VALUE, /* the first line of a TLS-Required: value */
 	MAIL_HEADER_SCAN_SKIP,        /* the rest of a line of no interest */
 	MAIL_HEADER_SCAN_DONE,        /* ended, too large, or out of memory */
 };
@@ -208,9 +209,11 @@ enum {
 	MAIL_HEADER_SCAN_DATE,
 	MAIL_HEADER_SCAN_MESSAGE_ID,
 	MAIL_HEADER_SCAN_RECEIVED,
+	MAIL_HEADER_SCAN_TLS_REQUIRED,
 	MAIL_HEADER_SCAN_NNAMES
 };
-static const char *const mail_header_scan_names[] = {"from", "date", "message-id", "received"};
+static const char *const mail_header_scan_names[] = {"from", "date", "message-id", "received",
+                                                     "tls-required"};
 
 #define MAIL_HEADER_SCAN_MAX ((size_t)1 << 30) /* keeps value lengths in a uint32_t */
 
@@ -308,7 +311,41 @@ static void mail_header_scan_field(struct mail_header_scan *scan)
 	case MAIL_HEADER_SCAN_RECEIVED:
 		scan->nreceived++;
 		break;
+	case MAIL_HEADER_SCAN_TLS_REQUIRED:
+		scan->state = MAIL_HEADER_SCAN_TLSREQ_VALUE;
+		scan->tlsreq_len = 0;
+		break;
 	}
+}
+
+/* Octets of the first line of a TLS-Required: value; "No" (RFC 8689 5) with
+ * blanks around it, in any case, sets tls_required_no at the line's end. A
+ * folded value is not looked at (the policies then stay as they are). */
+static size_t mail_header_scan_tlsreq(struct mail_header_scan *scan, const char *p, size_t n)
+{
+	size_t i = 0;
+	for (; i < n; i++) {
+		char c = p[i];
+		if (c == '\n') {
+			i++;
+			size_t a = 0, b = scan->tlsreq_len == UINT8_MAX ? 0 : scan->tlsreq_len;
+			while (a < b && (scan->tlsreq[a] == ' ' || scan->tlsreq[a] == '\t'))
+				a++;
+			while (b > a && (scan->tlsreq[b - 1] == ' ' || scan->tlsreq[b - 1] == '\t' ||
+			                 scan->tlsreq[b - 1] == '\r'))
+				b--;
+			if (b - a == 2 && mail_header_scan_lower(scan->tlsreq[a]) == 'n' &&
+			    mail_header_scan_lower(scan->tlsreq[a + 1]) == 'o')
+				scan->tls_required_no = true;
+			scan->state = MAIL_HEADER_SCAN_LINE_START;
+			return i;
+		}
+		if (scan->tlsreq_len < sizeof(scan->tlsreq))
+			scan->tlsreq[scan->tlsreq_len++] = c;
+		else
+			scan->tlsreq_len = UINT8_MAX; /* too long to be "No" */
+	}
+	return i;
 }
 
 static int mail_header_scan_result(const struct mail_header_scan *scan)
@@ -395,6 +432,9 @@ int mail_header_scan_feed(struct mail_header_scan *scan, const void *data, size_
 			break;
 		case MAIL_HEADER_SCAN_SKIP:
 			i += mail_header_scan_line_rest(scan, p + i, n - i, false);
+			break;
+		case MAIL_HEADER_SCAN_TLSREQ_VALUE:
+			i += mail_header_scan_tlsreq(scan, p + i, n - i);
 			break;
 		case MAIL_HEADER_SCAN_DONE:
 			break;

@@ -61,6 +61,11 @@ struct mail_header_scan {
 	bool have_date;
 	bool have_message_id;
 	unsigned nreceived; /* Received: fields (RFC 5321 6.3 loop detection) */
+	/* "TLS-Required: No" (RFC 8689 5): the value on the field's first line,
+	 * blanks around it ignored, any case */
+	bool tls_required_no;
+	uint8_t tlsreq_len;
+	char tlsreq[8];
 	unsigned nfrom;    /* From: fields */
 	size_t from_start; /* offset in from of the open value's length */
 	struct buf from;   /* From: values, each a uint32_t length then the bytes */

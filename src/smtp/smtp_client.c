@@ -19,6 +19,7 @@
 #include "core/buf.h"
 #include "core/str.h"
 #include "core/worker.h"
+#include "dns/dns.h"
 #include "net/tls.h"
 #include "smtp/smtp_client_parse.h"
 #include "store/store.h"
@@ -98,7 +99,7 @@ struct smtp_client {
 	void *lost_ctx;
 	bool reused;
 	char *reason;          /* connection-level outcome */
-	bool try_next, tls_failed;
+	bool try_next, tls_failed, tls_policy_failed;
 	bool finished;
 };
 
@@ -163,6 +164,7 @@ static void client_finish(struct smtp_client *c)
 	struct smtp_client_report rep = {
 	    .try_next = c->try_next,
 	    .tls_failed = c->tls_failed,
+	    .tls_policy_failed = c->tls_policy_failed,
 	    .reason = c->reason,
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
@@ -223,6 +225,33 @@ static void client_send(struct smtp_client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
 	va_end(ap);
+}
+
+static bool client_tls_required(const struct smtp_client *c)
+{
+	return c->p.tls_policy != SMTP_CLIENT_TLS_OPPORTUNISTIC;
+}
+
+static const char *client_policy_name(const struct smtp_client *c)
+{
+	if (c->p.tls_policy_name != NULL)
+		return c->p.tls_policy_name;
+	return c->p.tls_policy == SMTP_CLIENT_TLS_DANE ? "DANE" : "policy";
+}
+
+/* The peer does not meet the TLS policy: this connection is given up. */
+static void client_fail_policy(struct smtp_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_fail_policy(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	free(c->reason);
+	va_start(ap, fmt);
+	c->reason = str_vprintf(fmt, ap);
+	va_end(ap);
+	c->try_next = true;
+	c->tls_policy_failed = true;
+	client_finish(c);
 }
 
 static void client_quit(struct smtp_client *c)
@@ -341,10 +370,31 @@ static int client_start_tls(struct smtp_client *c)
 	bool is_ip = c->p.host == NULL || inet_pton(AF_INET, c->p.host, bin) == 1 ||
 	             inet_pton(AF_INET6, c->p.host, bin) == 1;
 	/* RFC 6066 3: SNI names a host, never an address */
-	if (!is_ip && c->p.host[0] != '\0') {
+	if (!is_ip && c->p.host[0] != '\0')
 		SSL_set_tlsext_host_name(ssl, c->p.host);
+	if (c->p.tls_policy == SMTP_CLIENT_TLS_DANE && c->p.ntlsa > 0) {
+		/* RFC 7672 3.2: the TLSA base domain is the reference name (for
+		 * DANE-TA), DANE-EE(3) ignores names (3.1.1) */
+		if (SSL_dane_enable(ssl, c->p.host) <= 0) {
+			SSL_free(ssl);
+			return -1;
+		}
+		SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (c->p.tls_name2 != NULL)
+			SSL_add1_host(ssl, c->p.tls_name2);
+		for (size_t i = 0; i < c->p.ntlsa; i++) {
+			const struct dns_tlsa *t = &c->p.tlsa[i];
+			/* unusable ones (<= 0) are skipped: the runner passes only
+			 * usages 2 and 3, OpenSSL may still refuse a digest */
+			(void)SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, t->data, t->len);
+		}
+	} else if (!is_ip && c->p.host[0] != '\0') {
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		SSL_set1_host(ssl, c->p.host);
+	} else if (c->p.host != NULL && c->p.host[0] != '\0') {
+		/* a host given as an address (a smarthost): its certificate names it */
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->p.host);
 	}
 	/* RFC 3207 5 / the STARTTLS injection class: nothing the peer sent after its
 	 * 220 may be read as a reply inside TLS */
@@ -371,8 +421,22 @@ static void client_tls_done(struct smtp_client *c)
 {
 	char desc[96];
 	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s", tls_describe(c->ssl, desc, sizeof(desc)));
-	c->tls_verified = SSL_get_verify_result(c->ssl) == X509_V_OK &&
-	                  SSL_get0_peer_certificate(c->ssl) != NULL;
+	long vr = SSL_get_verify_result(c->ssl);
+	bool dane = c->p.tls_policy == SMTP_CLIENT_TLS_DANE && c->p.ntlsa > 0;
+	c->tls_verified = vr == X509_V_OK && SSL_get0_peer_certificate(c->ssl) != NULL &&
+	                  (!dane || SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0);
+	if (!c->tls_verified && (dane || c->p.tls_policy == SMTP_CLIENT_TLS_VERIFY)) {
+		/* not the server the policy names: say goodbye inside TLS, give up */
+		free(c->reason);
+		c->reason = str_printf("TLS certificate not authenticated (%s): %s",
+		                       client_policy_name(c),
+		                       vr != X509_V_OK ? X509_verify_cert_error_string(vr)
+		                                       : "no certificate");
+		c->try_next = true;
+		c->tls_policy_failed = true;
+		client_quit(c);
+		return;
+	}
 	/* RFC 3207 4.2: forget what EHLO said before TLS, ask again */
 	memset(&c->caps, 0, sizeof(c->caps));
 	client_send_ehlo(c);
@@ -523,6 +587,8 @@ static void client_mail_params(struct smtp_client *c, struct evbuffer *out)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
 	if (m->smtputf8 && c->caps.smtputf8)
 		evbuffer_add_printf(out, " SMTPUTF8");
+	if (m->requiretls && c->caps.requiretls)
+		evbuffer_add_printf(out, " REQUIRETLS");
 	if (c->caps.dsn) {
 		if (m->ret == STORE_RET_FULL)
 			evbuffer_add_printf(out, " RET=FULL");
@@ -570,6 +636,12 @@ static const char *client_refusal(struct smtp_client *c, const char **status_r)
 		*status_r = "5.6.7";
 		return "the message needs SMTPUTF8 (internationalized addresses or header) and "
 		       "the receiving server does not support it";
+	}
+	if (m->requiretls && !(c->esmtp && c->caps.requiretls && c->ssl != NULL)) {
+		/* RFC 8689 4.2.1 */
+		*status_r = "5.7.30";
+		return "REQUIRETLS support required: the message asks for REQUIRETLS and the "
+		       "receiving server does not offer it";
 	}
 	if (m->body == STORE_BODY_BINARYMIME) {
 		*status_r = "5.6.3";
@@ -809,9 +881,14 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			c->esmtp = true;
 			smtp_ehlo_caps_parse(r, &c->caps);
 			if (c->ssl == NULL && c->caps.starttls && c->p.tls != NULL &&
-			    !c->p.tls_disabled) {
+			    (!c->p.tls_disabled || client_tls_required(c))) {
 				client_send(c, "STARTTLS\r\n");
 				c->state = CLIENT_STARTTLS;
+				return;
+			}
+			if (c->ssl == NULL && client_tls_required(c)) {
+				client_fail_policy(c, "the server does not offer STARTTLS (required by %s)",
+				                   client_policy_name(c));
 				return;
 			}
 			if (c->p.auth_user != NULL) {
@@ -819,6 +896,13 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				return;
 			}
 			client_start_transaction(c);
+			return;
+		}
+		if (r->code / 100 == 5 && client_tls_required(c)) {
+			char *line = client_reply_line(r);
+			client_fail_policy(c, "EHLO refused, no STARTTLS (required by %s): %s",
+			                   client_policy_name(c), line);
+			free(line);
 			return;
 		}
 		if (r->code / 100 == 5) {
@@ -848,6 +932,13 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		client_start_transaction(c);
 		return;
 	case CLIENT_STARTTLS:
+		if (r->code != 220 && client_tls_required(c)) {
+			char *line = client_reply_line(r);
+			client_fail_policy(c, "STARTTLS refused (required by %s): %s",
+			                   client_policy_name(c), line);
+			free(line);
+			return;
+		}
 		if (r->code != 220) {
 			/* opportunistic: go on without it (AUTH refuses to) */
 			if (c->p.auth_user != NULL)
@@ -993,8 +1084,10 @@ static void client_on_event(struct bufferevent *bev, short what, void *ctx)
 			         err != 0 ? evutil_socket_error_to_string(err) : "error");
 		}
 	}
-	if (c->state == CLIENT_HANDSHAKE)
+	if (c->state == CLIENT_HANDSHAKE) {
 		c->tls_failed = true;
+		c->tls_policy_failed = client_tls_required(c);
+	}
 	if (c->state == CLIENT_BODY || c->state == CLIENT_DOT) {
 		/* lost with the message in flight: not delivered as far as we know */
 		client_decide_rest(c, c->rfirst, c->rend, SMTP_CLIENT_DEFERRED, "4.4.2", why, false);
@@ -1045,7 +1138,7 @@ int smtp_client_reuse(struct smtp_client *c, struct smtp_client_msg *msg,
 	c->ctx = ctx;
 	c->reused = true;
 	c->rfirst = c->rend = 0;
-	c->try_next = c->tls_failed = false;
+	c->try_next = c->tls_failed = c->tls_policy_failed = false;
 	free(c->reason);
 	c->reason = NULL;
 	for (size_t i = 0; i < msg->nrcpts; i++) {

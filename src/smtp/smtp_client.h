@@ -46,6 +46,9 @@ struct smtp_client_msg {
 	const char *sender; /* "" for <> */
 	int body;           /* STORE_BODY_* */
 	bool smtputf8;
+	/* REQUIRETLS (RFC 8689): sent with MAIL; a peer that does not offer it gets
+	 * nothing (5.7.30). The TLS policy that goes with it is params.tls_policy. */
+	bool requiretls;
 	const char *envid; /* as given (xtext), or NULL */
 	int ret;           /* STORE_RET_* */
 	/* The stored message: the wire copy is read from fd at [off, off + len)
@@ -60,13 +63,41 @@ struct smtp_client_msg {
 	size_t nrcpts;
 };
 
+/* What TLS the destination requires: the runner's policy decision (MTA-STS,
+ * DANE; docs/delivery.md). */
+enum smtp_client_tls {
+	/* STARTTLS whenever offered; the certificate is checked and the result
+	 * recorded (report.tls_verified), never required */
+	SMTP_CLIENT_TLS_OPPORTUNISTIC = 0,
+	/* STARTTLS required, the chain verified against the CA store of the TLS
+	 * context and the certificate valid for `host` (MTA-STS enforce, RFC 8461
+	 * 4.2) */
+	SMTP_CLIENT_TLS_VERIFY,
+	/* STARTTLS required, the peer authenticated by the TLSA records (RFC 7672
+	 * 3, OpenSSL's DANE verifier); with ntlsa 0 (records exist, none usable:
+	 * RFC 7672 2.2) encrypted without authentication */
+	SMTP_CLIENT_TLS_DANE,
+};
+
+struct dns_tlsa;
+
 struct smtp_client_params {
 	struct event_base *base;
 	struct worker_pool *pool; /* message reads */
 	struct worker_inbox *inbox;
 	const char *helo;   /* our host name */
 	SSL_CTX *tls;       /* client context for STARTTLS; NULL: never */
-	bool tls_disabled;  /* this attempt without STARTTLS (retry after a failed handshake) */
+	bool tls_disabled;  /* this attempt without STARTTLS (retry after a failed handshake);
+	                       only with SMTP_CLIENT_TLS_OPPORTUNISTIC */
+	enum smtp_client_tls tls_policy;
+	const char *tls_policy_name; /* what asked for it, in reasons ("MTA-STS"); NULL ok */
+	/* SMTP_CLIENT_TLS_DANE: the usable TLSA records (usage 2 or 3: RFC 7672
+	 * 3.1.3); host is the TLSA base domain and reference name */
+	const struct dns_tlsa *tlsa;
+	size_t ntlsa;
+	/* a further name a DANE-TA certificate may carry (the next-hop domain:
+	 * RFC 7672 3.2.2), or NULL */
+	const char *tls_name2;
 	const char *host;   /* the peer's host name (MX name): SNI, certificate name, logs */
 	const struct sockaddr *addr;
 	socklen_t addrlen;
@@ -91,9 +122,14 @@ struct smtp_client_report {
 	/* with try_next: the TLS handshake failed (the caller may retry this address
 	 * without STARTTLS, as opportunistic TLS allows) */
 	bool tls_failed;
+	/* with try_next: the peer did not meet params.tls_policy (no STARTTLS, or
+	 * a certificate that did not authenticate); never retried in plain text */
+	bool tls_policy_failed;
 	const char *reason; /* one line, or NULL when everything went through */
 	const char *tls;    /* "TLSv1.3/TLS_AES_256_GCM_SHA384" or NULL (plain text) */
-	bool tls_verified;  /* the peer's certificate chain and name verified */
+	/* the peer's certificate chain and name verified (DANE: a TLSA record
+	 * matched) */
+	bool tls_verified;
 	/* the connection is kept open (params.idle_keep): the client is now the
 	 * caller's, to smtp_client_park, smtp_client_reuse or smtp_client_close */
 	bool idle;

@@ -109,6 +109,10 @@ static void smtp_deliver_job_run(void *arg)
 		.queue_ret = tx->ret,
 		.queue_body = smtp_store_body(tx->body),
 		.queue_smtputf8 = tx->smtputf8,
+		/* RFC 8689: REQUIRETLS, else TLS-Required: No in the header */
+		.queue_tls = tx->requiretls            ? STORE_TLS_REQUIRE
+			     : tx->header.tls_required_no ? STORE_TLS_NOT_REQUIRED
+							  : STORE_TLS_DEFAULT,
 		.queue_notify = j->queue_notify,
 		.queue_orcpt = j->queue_orcpt,
 		/* our Return-Path: is for local mailboxes only (RFC 5321 4.4: the

@@ -352,6 +352,17 @@ static enum smtp_parse_result mail_param(void *ctx_, const struct esmtp_param *p
 			return SMTP_PARSE_SYNTAX;
 		}
 		r->smtputf8 = true;
+	} else if ((ctx->ext & SMTP_EXT_REQUIRETLS) && ci_equal(p->key, p->key_len, "REQUIRETLS")) {
+		/* RFC 8689 3: no value */
+		if (r->requiretls) {
+			*error_r = "duplicate REQUIRETLS";
+			return SMTP_PARSE_SYNTAX;
+		}
+		if (v != NULL) {
+			*error_r = "REQUIRETLS takes no value";
+			return SMTP_PARSE_SYNTAX;
+		}
+		r->requiretls = true;
 	} else if ((ctx->ext & SMTP_EXT_DSN) && ci_equal(p->key, p->key_len, "RET")) {
 		/* RFC 3461 4.3 */
 		if (r->ret != NULL) {

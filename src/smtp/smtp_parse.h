@@ -61,6 +61,7 @@ enum smtp_body_type { SMTP_BODY_7BIT = 0, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMI
 /* Extensions a session advertised: the parameters they define are accepted only
  * then (RFC 5321 4.1.1.11: others get 555). */
 #define SMTP_EXT_DSN 0x1u /* RFC 3461: RET, ENVID (MAIL); NOTIFY, ORCPT (RCPT) */
+#define SMTP_EXT_REQUIRETLS 0x2u /* RFC 8689: REQUIRETLS (MAIL); advertised inside TLS */
 
 /* NOTIFY (RFC 3461 4.1) as bits; 0 = not given. NEVER is never combined. */
 #define SMTP_NOTIFY_NEVER 0x1u
@@ -74,6 +75,7 @@ struct smtp_mail_args {
 	uint64_t size;
 	enum smtp_body_type body;
 	bool smtputf8;
+	bool requiretls; /* RFC 8689 3 */
 	/* DSN (RFC 3461) and AUTH= (RFC 4954) values, NULL when absent; malloc'd */
 	char *ret;   /* "FULL" / "HDRS" */
 	char *envid; /* as given (xtext, RFC 3461 4.4), checked to decode to printable

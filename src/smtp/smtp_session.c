@@ -352,6 +352,10 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
 	smtp_reply(s, "250-DSN");
 	if (smtp_tls_available(s))
 		smtp_reply(s, "250-STARTTLS");
+	/* RFC 8689: only inside TLS (the parameter is refused outside); the queue
+	 * keeps the requirement (docs/delivery.md) */
+	if (s->c->ssl != NULL)
+		smtp_reply(s, "250-REQUIRETLS");
 	if (s->submission && smtp_plaintext_ok(s)) {
 		unsigned char cb[32];
 		bool have_cb = s->c->ssl != NULL && tls_channel_binding(s->c->ssl, cb) > 0;
@@ -365,7 +369,9 @@ static void smtp_cmd_helo(struct smtp_session *s, const struct smtp_command *cmd
  * advertised (none after HELO). */
 unsigned smtp_session_ext(const struct smtp_session *s)
 {
-	return s->esmtp ? SMTP_EXT_DSN : 0;
+	if (!s->esmtp)
+		return 0;
+	return SMTP_EXT_DSN | (s->c->ssl != NULL ? SMTP_EXT_REQUIRETLS : 0);
 }
 
 /* Starts the transaction MAIL asked for; takes args->envid. */
@@ -379,6 +385,7 @@ static void smtp_mail_accept(struct smtp_session *s, struct smtp_mail_args *args
 		return;
 	}
 	tx->smtputf8 = args->smtputf8;
+	tx->requiretls = args->requiretls;
 	tx->body = args->body;
 	tx->envid = args->envid;
 	args->envid = NULL;

@@ -71,6 +71,7 @@ struct smtp_tx {
 	char id[32];
 	char *from; /* reverse-path address, "" for <> */
 	bool smtputf8;
+	bool requiretls; /* RFC 8689 REQUIRETLS given with MAIL */
 	enum smtp_body_type body;
 	char *envid; /* RFC 3461 ENVID as given (xtext), or NULL */
 	int ret;     /* RFC 3461 RET as STORE_RET_* */

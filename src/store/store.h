@@ -174,6 +174,10 @@ void store_msg_free(struct store_msg **m);
 #define STORE_BODY_7BIT 0
 #define STORE_BODY_8BITMIME 1
 #define STORE_BODY_BINARYMIME 2
+/* What the sender asked of TLS on the way out (RFC 8689) */
+#define STORE_TLS_DEFAULT 0      /* the destination's policy (MTA-STS, DANE) */
+#define STORE_TLS_REQUIRE 1      /* REQUIRETLS: authenticated TLS at every hop */
+#define STORE_TLS_NOT_REQUIRED 2 /* TLS-Required: No: policy failures ignored */
 
 struct store_delivery {
 	const char *const *accounts; /* canonical account addresses (deduplicated by caller) */
@@ -189,6 +193,7 @@ struct store_delivery {
 	int queue_ret;            /* STORE_RET_* */
 	int queue_body;           /* STORE_BODY_* */
 	bool queue_smtputf8;      /* SMTPUTF8 (RFC 6531) */
+	int queue_tls;            /* STORE_TLS_* */
 	const unsigned *queue_notify;     /* per queue rcpt: STORE_NOTIFY_* bits; may be NULL */
 	const char *const *queue_orcpt;   /* per queue rcpt: ORCPT as given or NULL; may be NULL */
 	const char *mailbox; /* NULL = INBOX */
@@ -254,6 +259,7 @@ struct store_queue_info {
 	/* The rest of the envelope */
 	int body;              /* STORE_BODY_* */
 	bool smtputf8;
+	int tls;               /* STORE_TLS_* */
 	const char *envid;     /* NULL when not given */
 	int ret;               /* STORE_RET_* */
 	uint64_t trace_len;    /* the wire copy starts at this offset of the blob */

@@ -59,6 +59,7 @@ static int gc_queue_one(struct store_backend *st, struct store_gc_req *r, char *
 		sqlite3_bind_text(st->st_queue_insert, 8, d->queue_envid, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st->st_queue_insert, 9, d->queue_ret);
 	sqlite3_bind_int64(st->st_queue_insert, 10, (int64_t)d->trace_len);
+	sqlite3_bind_int(st->st_queue_insert, 11, d->queue_tls);
 	rc = sqlite3_step(st->st_queue_insert);
 	stmt_done(st->st_queue_insert);
 	if (rc != SQLITE_DONE)

@@ -73,7 +73,7 @@ static void queue_entry_clear(struct queue_entry *e)
 #define QUEUE_SELECT                                                                               \
 	"SELECT q.id, q.sender, q.size, q.created, q.account, q.blob, q.body, q.smtputf8,"         \
 	"  q.envid, q.ret, q.trace_len, q.lease_owner, q.lease_until, q.attempts,"                 \
-	"  q.next_attempt, q.held, q.warned, r.rcpt, r.state, r.notify, r.orcpt, r.last_reply"               \
+	"  q.next_attempt, q.held, q.warned, q.tls, r.rcpt, r.state, r.notify, r.orcpt, r.last_reply"               \
 	" FROM queue q LEFT JOIN queue_rcpts r ON r.queue_id = q.id"
 enum {
 	QC_ID,
@@ -93,6 +93,7 @@ enum {
 	QC_NEXT_ATTEMPT,
 	QC_HELD,
 	QC_WARNED,
+	QC_TLS,
 	QC_RCPT,
 	QC_STATE,
 	QC_NOTIFY,
@@ -116,6 +117,7 @@ static int queue_entry_start(struct queue_entry *e, sqlite3_stmt *s, char **erro
 	    .created = sqlite3_column_int64(s, QC_CREATED),
 	    .body = sqlite3_column_int(s, QC_BODY),
 	    .smtputf8 = sqlite3_column_int(s, QC_SMTPUTF8) != 0,
+	    .tls = sqlite3_column_int(s, QC_TLS),
 	    .ret = sqlite3_column_int(s, QC_RET),
 	    .trace_len = (uint64_t)sqlite3_column_int64(s, QC_TRACE_LEN),
 	    .lease_until = sqlite3_column_int64(s, QC_LEASE_UNTIL),

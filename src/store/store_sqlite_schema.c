@@ -191,6 +191,9 @@ static const char *const migrations[] = {
     /* v10: queue.warned: the sender has been sent a delay warning for the entry
      * (once: store_queue_set_warned). */
     "ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;",
+    /* v11: queue.tls: what the sender asked of TLS (STORE_TLS_*: REQUIRETLS,
+     * TLS-Required: No; RFC 8689). */
+    "ALTER TABLE queue ADD COLUMN tls INTEGER NOT NULL DEFAULT 0;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -259,8 +262,8 @@ int sqlite_prepare_writer(struct store_backend *st, char **error_r)
 	     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
 	    {offsetof(struct store_backend, st_queue_insert),
 	     "INSERT INTO queue (blob, sender, account, size, created, next_attempt,"
-	     "                   body, smtputf8, envid, ret, trace_len)"
-	     " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10)"},
+	     "                   body, smtputf8, envid, ret, trace_len, tls)"
+	     " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
 	    /* The caller deduplicates; a repeated recipient is queued once. */
 	    {offsetof(struct store_backend, st_queue_rcpt),
 	     "INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt, notify, orcpt)"

@@ -244,8 +244,44 @@ static void test_scan_received(void)
 	}
 }
 
+/* TLS-Required: No (RFC 8689 5) in any case and split, blanks around the
+ * value; anything else is not it. */
+static void test_scan_tls_required(void)
+{
+	static const struct {
+		const char *msg;
+		bool no;
+	} cases[] = {
+	    {"TLS-Required: No\r\n\r\nbody", true},
+	    {"Subject: x\r\ntls-required:no\n\n", true},
+	    {"TLS-REQUIRED :  nO \t\r\n\r\n", true},
+	    {"TLS-Required: No thanks\r\n\r\n", false},
+	    {"TLS-Required: Nooooooooooooo\r\n\r\n", false},
+	    {"TLS-Required: No              x\r\n\r\n", false},
+	    {"TLS-Required: Yes\r\n\r\n", false},
+	    {"X-TLS-Required: No\r\n\r\n", false},
+	    {"TLS-Requiredx: No\r\n\r\n", false},
+	    {"Subject: x\r\n\r\nTLS-Required: No\r\n", false},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		const char *msg = cases[c].msg;
+		size_t len = strlen(msg);
+		for (size_t split = 1; split <= len; split++) {
+			struct mail_header_scan scan;
+			mail_header_scan_init(&scan, 256 * 1024);
+			for (size_t i = 0; i < len; i += split)
+				(void)mail_header_scan_feed(&scan, msg + i,
+				                            len - i < split ? len - i : split);
+			(void)mail_header_scan_end(&scan);
+			CHECK(scan.tls_required_no == cases[c].no);
+			mail_header_scan_free(&scan);
+		}
+	}
+}
+
 int main(void)
 {
+	test_scan_tls_required();
 	test_scan_received();
 	test_find();
 	test_addresses();

@@ -224,6 +224,36 @@ static void test_mail(void)
 	smtp_mail_args_free(NULL);
 }
 
+/* REQUIRETLS (RFC 8689 3): only when the session offers it (inside TLS), no
+ * value, once. */
+static void test_mail_requiretls(void)
+{
+	static const struct {
+		const char *in;
+		unsigned ext;
+		enum smtp_parse_result result;
+		bool requiretls;
+	} cases[] = {
+	    {"<a@b.c> REQUIRETLS", SMTP_EXT_DSN | SMTP_EXT_REQUIRETLS, SMTP_PARSE_OK, true},
+	    {"<a@b.c> requiretls SIZE=1", SMTP_EXT_REQUIRETLS, SMTP_PARSE_OK, true},
+	    {"<a@b.c>", SMTP_EXT_REQUIRETLS, SMTP_PARSE_OK, false},
+	    {"<a@b.c> REQUIRETLS", SMTP_EXT_DSN, SMTP_PARSE_PARAM, false},
+	    {"<a@b.c> REQUIRETLS=1", SMTP_EXT_REQUIRETLS, SMTP_PARSE_SYNTAX, false},
+	    {"<a@b.c> REQUIRETLS REQUIRETLS", SMTP_EXT_REQUIRETLS, SMTP_PARSE_SYNTAX, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct smtp_mail_args a;
+		const char *err = NULL;
+		enum smtp_parse_result res =
+		    smtp_mail_args_parse(cases[i].in, strlen(cases[i].in), cases[i].ext, &a, &err);
+		CHECK(res == cases[i].result);
+		if (res == SMTP_PARSE_OK) {
+			CHECK(a.requiretls == cases[i].requiretls);
+			smtp_mail_args_free(&a);
+		}
+	}
+}
+
 /* ---- RCPT ---- */
 
 struct rcpt_case {
@@ -684,6 +714,7 @@ int main(void)
 {
 	test_commands();
 	test_mail();
+	test_mail_requiretls();
 	test_rcpt();
 	test_dsn_not_advertised();
 	test_bdat();
