@@ -83,6 +83,11 @@ struct smtp_client {
 	bool mail_failed;  /* MAIL refused: RCPT/DATA replies are only consumed */
 	bool data_sent;    /* DATA went out (pipelined or after the RCPT replies) */
 	bool pipelined;
+	/* CHUNKING (RFC 3030): the message goes in BDAT chunks, one a read step;
+	 * raw: BINARYMIME, sent as stored */
+	bool bdat, bdat_raw;
+	bool bdat_failed;      /* a chunk was refused: the outcome is decided */
+	unsigned bdat_pending; /* chunks whose reply is awaited */
 
 	/* the message stream */
 	struct smtp_wire wire;
@@ -476,12 +481,13 @@ static void client_read_job(void *arg)
 		}
 		got += (size_t)n;
 	}
-	if (smtp_wire_encode(&c->wire, tmp, got, &rd->out) < 0)
+	if (c->bdat_raw ? buf_append(&rd->out, tmp, got) < 0
+	                : smtp_wire_encode(&c->wire, tmp, got, &rd->out) < 0)
 		rd->failed = true;
 	c->read_off += got;
 	if (!rd->failed && c->read_off >= m->len) {
 		rd->eof = true;
-		if (smtp_wire_finish(&c->wire, &rd->out) < 0)
+		if (!c->bdat_raw && smtp_wire_finish(&c->wire, &rd->out) < 0)
 			rd->failed = true;
 	}
 	free(tmp);
@@ -512,6 +518,18 @@ static void client_read_done(void *arg)
 		client_finish(c); /* the connection is dropped mid-data: the peer discards it */
 		return;
 	}
+	if (c->state != CLIENT_BODY) {
+		/* a refused chunk ended the transaction meanwhile */
+		buf_free(&rd->out);
+		free(rd);
+		return;
+	}
+	if (c->bdat) {
+		/* RFC 3030 2: BDAT <size> [LAST], then exactly size octets */
+		evbuffer_add_printf(bufferevent_get_output(c->bev), "BDAT %zu%s\r\n", rd->out.len,
+		                    rd->eof ? " LAST" : "");
+		c->bdat_pending++;
+	}
 	evbuffer_add(bufferevent_get_output(c->bev), rd->out.data, rd->out.len);
 	buf_free(&rd->out);
 	if (rd->eof) {
@@ -522,6 +540,11 @@ static void client_read_done(void *arg)
 		return;
 	}
 	free(rd);
+	if (c->bdat && !c->pipelined) {
+		/* one chunk at a time: the next after this one's reply */
+		client_set_read_timeout(c, CLIENT_DATA_BLOCK_TIMEOUT);
+		return;
+	}
 	client_next_step(c);
 }
 
@@ -529,6 +552,8 @@ static void client_read_done(void *arg)
 static void client_next_step(struct smtp_client *c)
 {
 	if (c->reading || c->read_eof || c->state != CLIENT_BODY)
+		return;
+	if (c->bdat && !c->pipelined && c->bdat_pending > 0)
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= CLIENT_OUTPUT_LOW) {
 		bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_OUTPUT_LOW / 2, 0);
@@ -553,9 +578,11 @@ static void client_next_step(struct smtp_client *c)
 static void client_start_body(struct smtp_client *c)
 {
 	c->state = CLIENT_BODY;
-	smtp_wire_init(&c->wire, true);
+	smtp_wire_init(&c->wire, !c->bdat);
 	c->read_off = 0;
 	c->read_eof = false;
+	c->bdat_failed = false;
+	c->bdat_pending = 0;
 	if (c->msg->prefix_len > 0) {
 		/* short (a few header fields): encoded on the loop */
 		struct buf b;
@@ -565,12 +592,53 @@ static void client_start_body(struct smtp_client *c)
 			client_fail_conn(c, "out of memory");
 			return;
 		}
+		if (c->bdat) {
+			/* the header fields in front go as a chunk of their own */
+			evbuffer_add_printf(bufferevent_get_output(c->bev), "BDAT %zu\r\n", b.len);
+			c->bdat_pending++;
+		}
 		evbuffer_add(bufferevent_get_output(c->bev), b.data, b.len);
 		buf_free(&b);
 	}
-	/* no reply is due while the message goes out; the write timeout guards it */
-	client_set_read_timeout(c, 0);
+	/* no reply is due while the message goes out (but BDAT replies); the write
+	 * timeout guards it */
+	client_set_read_timeout(c, c->bdat && c->bdat_pending > 0 ? CLIENT_DATA_BLOCK_TIMEOUT : 0);
 	client_next_step(c);
+}
+
+/* The reply to a BDAT chunk: the last one's decides the transaction, an
+ * earlier refusal decides it at once (the rest is not sent). */
+static void client_transaction_end(struct smtp_client *c);
+static void client_on_bdat_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	if (c->bdat_pending == 0) {
+		client_fail_conn(c, "protocol error from the server: a reply nothing asked for");
+		return;
+	}
+	c->bdat_pending--;
+	bool last = c->state == CLIENT_DOT && c->bdat_pending == 0;
+	if (!c->bdat_failed && (r->code / 100 != 2 || last)) {
+		char status[16];
+		char *line = client_reply_line(r);
+		client_status(r, status);
+		enum smtp_client_result res = r->code / 100 == 2   ? SMTP_CLIENT_DELIVERED
+		                              : r->code / 100 == 5 ? SMTP_CLIENT_BOUNCED
+		                                                   : SMTP_CLIENT_DEFERRED;
+		client_decide_rest(c, c->rfirst, c->rend, res, status, line, true);
+		free(line);
+		c->bdat_failed = r->code / 100 != 2;
+	}
+	if (last) {
+		client_transaction_end(c);
+		return;
+	}
+	if (c->bdat_failed) {
+		/* the outcome is known; the session is not worth resynchronising */
+		client_quit(c);
+		return;
+	}
+	if (c->state == CLIENT_BODY && !c->pipelined)
+		client_next_step(c);
 }
 
 /* ---- the transaction ---- */
@@ -585,6 +653,8 @@ static void client_mail_params(struct smtp_client *c, struct evbuffer *out)
 		evbuffer_add_printf(out, " SIZE=%llu", (unsigned long long)(m->len + m->prefix_len));
 	if (m->body == STORE_BODY_8BITMIME && c->caps.eightbitmime)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
+	if (m->body == STORE_BODY_BINARYMIME && c->bdat_raw)
+		evbuffer_add_printf(out, " BODY=BINARYMIME");
 	if (m->smtputf8 && c->caps.smtputf8)
 		evbuffer_add_printf(out, " SMTPUTF8");
 	if (m->requiretls && c->caps.requiretls)
@@ -643,9 +713,12 @@ static const char *client_refusal(struct smtp_client *c, const char **status_r)
 		return "REQUIRETLS support required: the message asks for REQUIRETLS and the "
 		       "receiving server does not offer it";
 	}
-	if (m->body == STORE_BODY_BINARYMIME) {
+	if (m->body == STORE_BODY_BINARYMIME &&
+	    !(c->esmtp && c->caps.chunking && c->caps.binarymime)) {
+		/* RFC 3030 3: no conversion here */
 		*status_r = "5.6.3";
-		return "the message is BINARYMIME and this client does not send binary bodies";
+		return "the message is BINARYMIME and the receiving server does not support "
+		       "BINARYMIME and CHUNKING";
 	}
 	if (c->esmtp && c->caps.size && c->caps.size_max != 0 &&
 	    m->len + m->prefix_len > c->caps.size_max) {
@@ -685,6 +758,8 @@ static void client_start_transaction(struct smtp_client *c)
 	c->mail_failed = false;
 	c->data_sent = false;
 	c->pipelined = c->esmtp && c->caps.pipelining;
+	c->bdat = c->esmtp && c->caps.chunking;
+	c->bdat_raw = c->bdat && m->body == STORE_BODY_BINARYMIME;
 
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	evbuffer_add_printf(out, "MAIL FROM:<%s>", m->sender);
@@ -699,14 +774,19 @@ static void client_start_transaction(struct smtp_client *c)
 			c->rcpt_of[c->ncmds] = i;
 			c->cmds[c->ncmds++] = CMD_RCPT;
 		}
-		client_send_data(c);
+		/* with CHUNKING the first BDAT waits for the RCPT replies: no chunk
+		 * is sent for nobody */
+		if (!c->bdat)
+			client_send_data(c);
 	}
 	c->state = CLIENT_TRANSACTION;
 	client_set_read_timeout(c, c->p.command_timeout);
 }
 
-/* Without PIPELINING: the next command after a reply. */
-static void client_send_next(struct smtp_client *c)
+/* After the replies so far (without PIPELINING; with it, the RCPT replies
+ * before the first BDAT): the next command. 1 something went out (or the
+ * message started), 0 nothing is left to send. */
+static int client_send_next(struct smtp_client *c)
 {
 	struct smtp_client_msg *m = c->msg;
 	size_t sent_rcpts = c->ncmds - 1; /* after MAIL */
@@ -718,10 +798,16 @@ static void client_send_next(struct smtp_client *c)
 		evbuffer_add(out, "\r\n", 2);
 		c->rcpt_of[c->ncmds] = i;
 		c->cmds[c->ncmds++] = CMD_RCPT;
-		return;
+		return 1;
 	}
-	if (c->accepted > 0)
-		client_send_data(c);
+	if (c->accepted == 0)
+		return 0;
+	if (c->bdat) {
+		client_start_body(c);
+		return 1;
+	}
+	client_send_data(c);
+	return 1;
 }
 
 /* The transaction is over (data accepted or refused, or nothing accepted):
@@ -854,13 +940,12 @@ static void client_on_tx_reply(struct smtp_client *c, const struct smtp_reply *r
 		client_quit(c);
 		return;
 	}
-	if (c->pipelined || c->mail_failed) {
+	if (c->mail_failed || (c->pipelined && !c->bdat)) {
 		/* every reply is in and DATA was not accepted (handled above) */
 		client_transaction_end(c);
 		return;
 	}
-	client_send_next(c);
-	if (c->cmd_next == c->ncmds) /* nothing sent: no recipient was accepted */
+	if (client_send_next(c) == 0) /* no recipient was accepted */
 		client_transaction_end(c);
 }
 
@@ -959,9 +1044,17 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		client_on_tx_reply(c, r);
 		return;
 	case CLIENT_BODY:
+		if (c->bdat) {
+			client_on_bdat_reply(c, r);
+			return;
+		}
 		/* a reply before the end of the data: the peer gave up on it */
 		/* fall through */
 	case CLIENT_DOT: {
+		if (c->bdat) {
+			client_on_bdat_reply(c, r);
+			return;
+		}
 		char status[16];
 		char *line = client_reply_line(r);
 		client_status(r, status);

@@ -35,13 +35,15 @@ class SMTPPeer:
                        "DSN", "SMTPUTF8"),
                  rcpt_replies=None, mail_reply="250 2.1.0 Ok", data_reply="250 2.0.0 Ok: queued",
                  data_replies=None, drop_at=None, tls_context=None, ehlo_reply=None,
-                 name="peer.test", close_after_message=False):
+                 name="peer.test", close_after_message=False, bdat_replies=None):
         """rcpt_replies: {address: reply line} (default "250 2.1.5 Ok");
         data_replies: a list of end-of-data replies used in turn (then
         data_reply); drop_at: "greeting", "mail", "rcpt", "data" or "dot" to
         close the connection there; tls_context: offer STARTTLS with it;
         ehlo_reply: a reply line that replaces the whole EHLO answer (e.g.
-        "502 5.5.1 no EHLO" to force HELO)."""
+        "502 5.5.1 no EHLO" to force HELO); bdat_replies: replies to BDAT
+        chunks in turn (then "250 2.0.0 Ok" for a chunk, data_reply for the
+        LAST one); offer CHUNKING through ehlo."""
         self.host, self.port = host, port
         self.greeting = greeting
         self.ehlo = list(ehlo)
@@ -54,6 +56,8 @@ class SMTPPeer:
         self.ehlo_reply = ehlo_reply
         self.name = name
         self.close_after_message = close_after_message
+        self.bdat_replies = list(bdat_replies or [])
+        self.chunks = []  # (size, last) of every BDAT received
         self.messages = []
         self.commands = []
         self.connections = 0
@@ -240,6 +244,34 @@ class SMTPPeer:
                 nt = Transaction()
                 nt.peer, nt.tls, nt.helo = addr, tls, tx.helo
                 tx = nt
+            elif cmd == "BDAT":
+                # RFC 3030: BDAT size [LAST], then exactly size octets
+                parts = line.split()
+                size = int(parts[1])
+                last = len(parts) > 2 and parts[2].upper() == "LAST"
+                chunk = f.read_exact(size)
+                if chunk is None:
+                    return
+                with self._lock:
+                    self.chunks.append((size, last))
+                tx.data += chunk
+                if self.bdat_replies:
+                    reply = self.bdat_replies.pop(0)
+                elif last:
+                    reply = self.data_replies.pop(0) if self.data_replies else self.data_reply
+                else:
+                    reply = "250 2.0.0 %d octets received" % size
+                if not last:
+                    f.send(reply)
+                    continue
+                if reply.startswith("250") and tx.rcpts:
+                    with self._cond:
+                        self.messages.append(tx)
+                        self._cond.notify_all()
+                f.send(reply)
+                nt = Transaction()
+                nt.peer, nt.tls, nt.helo = addr, tls, tx.helo
+                tx = nt
             elif cmd == "RSET":
                 nt = Transaction()
                 nt.peer, nt.tls, nt.helo = addr, tls, tx.helo
@@ -275,6 +307,13 @@ class _LineIO:
                 return None
         line, _, self.buf = self.buf.partition(b"\r\n")
         return line.decode("utf-8", "replace")
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            if not self._fill():
+                return None
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
 
     def read_data(self):
         """The message after DATA, dot-stuffing undone, CRLF kept."""

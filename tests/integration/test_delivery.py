@@ -813,3 +813,105 @@ def test_hold_release_and_admin_bounce(make_server, dns):
             "X-hermod; the message was bounced by the administrator"
         wait_queue_empty(srv)
         assert peer.messages == []
+
+
+# --------------------------------------------------------------------------
+# CHUNKING (RFC 3030) on the way out
+
+EHLO_CHUNKING = ("PIPELINING", "8BITMIME", "SIZE 100000000", "ENHANCEDSTATUSCODES", "DSN",
+                 "SMTPUTF8", "CHUNKING")
+
+
+def submit_bdat(srv, rcpt, data, body_param=""):
+    """Submits data (the whole message) with one BDAT LAST."""
+    c = srv.connect_465()
+    c.login(ALICE, PASSWORDS[ALICE])
+    r = c.cmd("MAIL FROM:<%s>%s" % (ALICE, (" " + body_param) if body_param else ""))
+    assert r.line == "250 2.1.0 Ok", r
+    r = c.cmd("RCPT TO:<%s>" % rcpt)
+    assert r.line == "250 2.1.5 Ok", r
+    c.send(b"BDAT %d LAST\r\n" % len(data) + data)
+    r = c.read_reply()
+    assert QUEUED_RE.match(r.line), r
+    c.quit()
+
+
+def test_chunking_peer_gets_bdat_without_dot_stuffing(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, ehlo=EHLO_CHUNKING) as peer:
+        srv = sender_server(make_server, dns, port)
+        srv.cli("dkim", "keygen", "example.test")
+        subject = submit(srv, "bdat@dest.test", body=b"one\r\n.\r\n..two\r\n")
+        tx = peer.wait_messages(1)[0]
+        # the DKIM-Signature chunk, then the message in one LAST chunk
+        assert [last for _, last in peer.chunks] == [False, True], peer.chunks
+        assert tx.data.startswith(b"DKIM-Signature: ")
+        assert ("Subject: %s" % subject).encode() in tx.data
+        assert tx.data.endswith(b"\r\n\r\none\r\n.\r\n..two\r\n")
+        assert not any(c.upper().startswith("DATA") for c in peer.commands)
+        wait_queue_empty(srv)
+        line = wait_log(srv, r"event=delivery .*rcpt=bdat@dest\.test")[0]
+        assert "result=delivered status=2.0.0" in line, line
+
+
+def test_chunking_refused_chunk_bounces_with_its_reply(make_server, dns):
+    port = peer_port()
+    with SMTPPeer(PEER, port, ehlo=EHLO_CHUNKING,
+                  data_reply="554 5.6.0 Content refused") as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "nobdat@dest.test")
+        wait_queue_empty(srv)
+        line = wait_log(srv, r"event=delivery .*rcpt=nobdat@dest\.test")[0]
+        assert "result=bounced status=5.6.0" in line, line
+        assert 'reply="554 5.6.0 Content refused"' in line, line
+        assert peer.messages == []
+
+
+def test_binarymime_goes_raw_to_a_peer_with_binarymime(make_server, dns):
+    port = peer_port()
+    data = (b"From: <%s>\r\nTo: <bin@dest.test>\r\nSubject: binary\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n"
+            b"\r\n\x00\x01\xff binary octets\r\n.\r\n" % ALICE.encode())
+    with SMTPPeer(PEER, port, ehlo=EHLO_CHUNKING + ("BINARYMIME",)) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit_bdat(srv, "bin@dest.test", data, body_param="BODY=BINARYMIME")
+        tx = peer.wait_messages(1)[0]
+        assert "BODY=BINARYMIME" in tx.mail_params.split(), tx.mail_params
+        # as stored, byte for byte, no dot-stuffing (the submission port's
+        # trace field first)
+        assert tx.data.endswith(data), tx.data[-200:]
+        assert peer.chunks[-1][1] is True
+        wait_queue_empty(srv)
+
+
+def test_binarymime_to_a_peer_without_it_bounces(make_server, dns):
+    port = peer_port()
+    data = b"From: <%s>\r\nSubject: binary2\r\n\r\n\x00x\r\n" % ALICE.encode()
+    with SMTPPeer(PEER, port, ehlo=EHLO_CHUNKING) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit_bdat(srv, "bin2@dest.test", data, body_param="BODY=BINARYMIME")
+        wait_queue_empty(srv)
+        line = wait_log(srv, r"event=delivery .*rcpt=bin2@dest\.test")[0]
+        assert "result=bounced status=5.6.3" in line, line
+        assert ("the message is BINARYMIME and the receiving server does not support "
+                "BINARYMIME and CHUNKING") in line
+        assert peer.messages == []
+
+
+def test_chunking_without_pipelining_one_chunk_at_a_time(make_server, dns):
+    port = peer_port()
+    body = b"".join(b"line %06d of a large message\r\n" % i for i in range(10000))
+    with SMTPPeer(PEER, port, ehlo=("CHUNKING", "SIZE 100000000")) as peer:
+        srv = sender_server(make_server, dns, port)
+        submit(srv, "big@dest.test", body=body)
+        tx = peer.wait_messages(1)[0]
+        assert tx.data.endswith(b"\r\n\r\n" + body)
+        # 128 KiB read steps: several chunks, the last one LAST
+        assert len(peer.chunks) == 3, peer.chunks
+        assert [last for _, last in peer.chunks] == [False, False, True]
+        # without PIPELINING each command waited for its reply: the log of
+        # commands is in order and complete
+        cmds = [c.split()[0].upper() for c in peer.commands]
+        assert cmds[:3] == ["EHLO", "MAIL", "RCPT"]
+        assert cmds[3:6] == ["BDAT", "BDAT", "BDAT"]
+        wait_queue_empty(srv)
