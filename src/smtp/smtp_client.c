@@ -72,6 +72,8 @@ struct smtp_client {
 	bool esmtp; /* EHLO worked (else HELO: no extensions) */
 	char tls_desc[96];
 	bool tls_verified;
+	enum smtp_client_tls_result tls_result;
+	char local_ip[INET6_ADDRSTRLEN];
 
 	/* the transaction: recipients [rfirst, rend) of msg; replies awaited for
 	 * cmds[cmd_next..ncmds) */
@@ -173,6 +175,8 @@ static void client_finish(struct smtp_client *c)
 	    .reason = c->reason,
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
+	    .tls_result = c->tls_result,
+	    .local_ip = c->local_ip,
 	    .reused = c->reused,
 	};
 	c->state = CLIENT_DONE;
@@ -430,7 +434,14 @@ static void client_tls_done(struct smtp_client *c)
 	bool dane = c->p.tls_policy == SMTP_CLIENT_TLS_DANE && c->p.ntlsa > 0;
 	c->tls_verified = vr == X509_V_OK && SSL_get0_peer_certificate(c->ssl) != NULL &&
 	                  (!dane || SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0);
+	c->tls_result = SMTP_CLIENT_TLS_OK;
 	if (!c->tls_verified && (dane || c->p.tls_policy == SMTP_CLIENT_TLS_VERIFY)) {
+		c->tls_result = dane                                 ? SMTP_CLIENT_TLS_DANE_MISMATCH
+		                : vr == X509_V_ERR_HOSTNAME_MISMATCH ? SMTP_CLIENT_TLS_HOST_MISMATCH
+		                : vr == X509_V_ERR_IP_ADDRESS_MISMATCH
+		                    ? SMTP_CLIENT_TLS_HOST_MISMATCH
+		                : vr == X509_V_ERR_CERT_HAS_EXPIRED ? SMTP_CLIENT_TLS_EXPIRED
+		                                                    : SMTP_CLIENT_TLS_UNTRUSTED;
 		/* not the server the policy names: say goodbye inside TLS, give up */
 		free(c->reason);
 		c->reason = str_printf("TLS certificate not authenticated (%s): %s",
@@ -820,6 +831,8 @@ static void client_go_idle(struct smtp_client *c)
 	    .reason = c->reason,
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
+	    .tls_result = c->tls_result,
+	    .local_ip = c->local_ip,
 	    .idle = true,
 	    .reused = c->reused,
 	};
@@ -971,6 +984,9 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				c->state = CLIENT_STARTTLS;
 				return;
 			}
+			if (c->ssl == NULL && !c->caps.starttls && c->p.tls != NULL &&
+			    !c->p.tls_disabled)
+				c->tls_result = SMTP_CLIENT_TLS_NO_STARTTLS;
 			if (c->ssl == NULL && client_tls_required(c)) {
 				client_fail_policy(c, "the server does not offer STARTTLS (required by %s)",
 				                   client_policy_name(c));
@@ -1017,6 +1033,8 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		client_start_transaction(c);
 		return;
 	case CLIENT_STARTTLS:
+		if (r->code != 220)
+			c->tls_result = SMTP_CLIENT_TLS_NO_STARTTLS;
 		if (r->code != 220 && client_tls_required(c)) {
 			char *line = client_reply_line(r);
 			client_fail_policy(c, "STARTTLS refused (required by %s): %s",
@@ -1137,6 +1155,15 @@ static void client_on_event(struct bufferevent *bev, short what, void *ctx)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == CLIENT_CONNECTING) {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+			if (getsockname(bufferevent_getfd(bev), (struct sockaddr *)&ss, &sl) == 0) {
+				const void *a = ss.ss_family == AF_INET6
+				                    ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+				                    : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+				if (inet_ntop(ss.ss_family, a, c->local_ip, sizeof(c->local_ip)) == NULL)
+					c->local_ip[0] = '\0';
+			}
 			c->state = CLIENT_GREETING;
 			client_set_read_timeout(c, c->p.command_timeout);
 			bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -1178,6 +1205,7 @@ static void client_on_event(struct bufferevent *bev, short what, void *ctx)
 		}
 	}
 	if (c->state == CLIENT_HANDSHAKE) {
+		c->tls_result = SMTP_CLIENT_TLS_HANDSHAKE;
 		c->tls_failed = true;
 		c->tls_policy_failed = client_tls_required(c);
 	}

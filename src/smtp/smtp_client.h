@@ -113,6 +113,18 @@ struct smtp_client_params {
 	unsigned command_timeout; /* greeting, EHLO, MAIL, RCPT: default 300 */
 };
 
+/* How TLS went on the connection, as TLS reports count it (RFC 8460 4.3). */
+enum smtp_client_tls_result {
+	SMTP_CLIENT_TLS_NONE = 0,      /* not got that far, or TLS not tried (disabled) */
+	SMTP_CLIENT_TLS_OK,            /* negotiated, authenticated when the policy asks */
+	SMTP_CLIENT_TLS_NO_STARTTLS,   /* starttls-not-supported (or refused) */
+	SMTP_CLIENT_TLS_HANDSHAKE,     /* the handshake failed: validation-failure */
+	SMTP_CLIENT_TLS_HOST_MISMATCH, /* certificate-host-mismatch */
+	SMTP_CLIENT_TLS_EXPIRED,       /* certificate-expired */
+	SMTP_CLIENT_TLS_UNTRUSTED,     /* certificate-not-trusted */
+	SMTP_CLIENT_TLS_DANE_MISMATCH, /* validation-failure: no TLSA record matched */
+};
+
 /* What the attempt found; valid during the done callback. */
 struct smtp_client_report {
 	/* true: nothing was decided for any recipient (connection refused or lost,
@@ -130,6 +142,8 @@ struct smtp_client_report {
 	/* the peer's certificate chain and name verified (DANE: a TLSA record
 	 * matched) */
 	bool tls_verified;
+	enum smtp_client_tls_result tls_result;
+	const char *local_ip; /* our address on the connection, "" when not connected */
 	/* the connection is kept open (params.idle_keep): the client is now the
 	 * caller's, to smtp_client_park, smtp_client_reuse or smtp_client_close */
 	bool idle;

@@ -405,6 +405,25 @@ int store_queue_hold(struct store *st, int64_t id, bool hold, char **error_r)
 	return rc;
 }
 
+int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_row *rows, size_t n,
+                     char **error_r)
+{
+	if (n == 0)
+		return 1;
+	return STORE_DISPATCH(tlsrpt_add, rows, n, error_r);
+}
+
+long store_tlsrpt_list(struct store *st, const char *before, store_tlsrpt_cb *cb, void *ctx,
+                       char **error_r)
+{
+	return STORE_DISPATCH(tlsrpt_list, before, cb, ctx, error_r);
+}
+
+int store_tlsrpt_delete(struct store *st, const char *day, const char *domain, char **error_r)
+{
+	return STORE_DISPATCH(tlsrpt_delete, day, domain, error_r);
+}
+
 int store_queue_set_warned(struct store *st, int64_t id, char **error_r)
 {
 	if (id <= 0)

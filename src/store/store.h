@@ -379,6 +379,32 @@ int store_queue_next_due(struct store *st, int64_t *when_r, char **error_r);
 typedef void store_queue_hook(void *ctx);
 void store_set_queue_hook(struct store *st, store_queue_hook *fn, void *ctx);
 
+/* ---- TLS reports (RFC 8460) ----
+ * Outbound session counts per day and policy domain: the queue runner adds
+ * them, and once a day reads the days that are over to make the reports
+ * (docs/delivery.md). */
+struct store_tlsrpt_row {
+	const char *day;         /* "YYYY-MM-DD", UTC */
+	const char *domain;      /* the policy domain (the recipient domain) */
+	const char *policy_type; /* "sts", "tlsa" or "no-policy-found" */
+	const char *policy;      /* the policy's strings, LF-separated, or "" */
+	const char *mx;          /* the receiving MX host name, or "" */
+	const char *result;      /* "" a successful session, else an RFC 8460 4.3 result-type */
+	const char *sending_ip, *receiving_ip; /* "" when not known */
+	uint64_t count;
+};
+/* Adds the counts of rows[0..n) (to a row with the same key when there is one).
+ * 1 ok, -1 error. */
+int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_row *rows, size_t n,
+                     char **error_r);
+typedef void store_tlsrpt_cb(void *ctx, const struct store_tlsrpt_row *row);
+/* Every row of a day before `before` ("YYYY-MM-DD"), ordered by day, domain,
+ * policy: cb per row (valid during the call). The number of rows, -1 error. */
+long store_tlsrpt_list(struct store *st, const char *before, store_tlsrpt_cb *cb, void *ctx,
+                       char **error_r);
+/* Removes the rows of one day and domain. 1 ok, -1 error. */
+int store_tlsrpt_delete(struct store *st, const char *day, const char *domain, char **error_r);
+
 /* ---- reading (admin CLI now, IMAP/POP3 later) ---- */
 struct store_mailbox_info {
 	const char *name;
@@ -782,6 +808,12 @@ struct store_ops {
 	int (*queue_bounce)(struct store_backend *be, int64_t id, char **error_r);
 	int (*queue_next_due)(struct store_backend *be, int64_t *when_r, char **error_r);
 	void (*set_queue_hook)(struct store_backend *be, store_queue_hook *fn, void *ctx);
+	int (*tlsrpt_add)(struct store_backend *be, const struct store_tlsrpt_row *rows, size_t n,
+	                  char **error_r);
+	long (*tlsrpt_list)(struct store_backend *be, const char *before, store_tlsrpt_cb *cb,
+	                    void *ctx, char **error_r);
+	int (*tlsrpt_delete)(struct store_backend *be, const char *day, const char *domain,
+	                     char **error_r);
 	int (*mailbox_list)(struct store_backend *be, const char *account, store_mailbox_cb *cb,
 			    void *ctx, char **error_r);
 	int (*message_list)(struct store_backend *be, const char *account, const char *mailbox,

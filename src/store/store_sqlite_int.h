@@ -286,6 +286,13 @@ int sqlite_queue_record(struct store_backend *st, int64_t id, const struct store
 int sqlite_queue_hold(struct store_backend *st, int64_t id, bool hold, char **error_r);
 int sqlite_queue_flush(struct store_backend *st, int64_t id, char **error_r);
 int sqlite_queue_set_warned(struct store_backend *st, int64_t id, char **error_r);
+/* store_sqlite_tlsrpt.c */
+int sqlite_tlsrpt_add(struct store_backend *st, const struct store_tlsrpt_row *rows, size_t n,
+                      char **error_r);
+long sqlite_tlsrpt_list(struct store_backend *st, const char *before, store_tlsrpt_cb *cb,
+                        void *ctx, char **error_r);
+int sqlite_tlsrpt_delete(struct store_backend *st, const char *day, const char *domain,
+                         char **error_r);
 int sqlite_queue_bounce(struct store_backend *st, int64_t id, char **error_r);
 int sqlite_queue_next_due(struct store_backend *st, int64_t *when_r, char **error_r);
 void sqlite_set_queue_hook(struct store_backend *st, store_queue_hook *fn, void *ctx);

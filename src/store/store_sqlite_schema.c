@@ -194,6 +194,14 @@ static const char *const migrations[] = {
     /* v11: queue.tls: what the sender asked of TLS (STORE_TLS_*: REQUIRETLS,
      * TLS-Required: No; RFC 8689). */
     "ALTER TABLE queue ADD COLUMN tls INTEGER NOT NULL DEFAULT 0;",
+    /* v12: outbound TLS session counts per day and policy domain, for the
+     * daily TLS reports (RFC 8460; store_tlsrpt_add). */
+    "CREATE TABLE tlsrpt ("
+    "  day TEXT NOT NULL, domain TEXT NOT NULL, policy_type TEXT NOT NULL,"
+    "  policy TEXT NOT NULL, mx TEXT NOT NULL, result TEXT NOT NULL,"
+    "  sending_ip TEXT NOT NULL, receiving_ip TEXT NOT NULL, count INTEGER NOT NULL,"
+    "  PRIMARY KEY (day, domain, policy_type, policy, mx, result, sending_ip, receiving_ip)"
+    ") WITHOUT ROWID;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
