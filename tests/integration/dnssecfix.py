@@ -100,7 +100,7 @@ _KEEP_SIGNED = {"SOA", "DNSKEY", "NSEC", "NSEC3", "NSEC3PARAM"}
 # dies with the test process (PR_SET_PDEATHSIG), runs the daemon with its
 # output into a log file, passes SIGTERM on to it, reaps every process until
 # none is left and exits. STOP seconds after a SIGTERM whatever is left gets
-# SIGKILL.
+# SIGKILL (again every 0.2 s, for what is reparented to it meanwhile).
 _REAPER = r"""
 import ctypes, os, signal, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -137,7 +137,8 @@ def term(*_):
         except OSError:
             pass
     signal.signal(signal.SIGALRM, kill_all)
-    signal.setitimer(signal.ITIMER_REAL, stop)
+    # then every 0.2 s: processes reparented to us after a kill get theirs
+    signal.setitimer(signal.ITIMER_REAL, stop, 0.2)
 signal.signal(signal.SIGTERM, term)
 child = os.fork()
 if child == 0:
