@@ -24,7 +24,11 @@ SignedZone(zone="dane.test", records=(), bogus=False, ttl=300)
            zone itself and its denials of existence stay secure). True
            instead of a list adds one record "bogus A 127.0.0.66" and breaks
            its signature (its full name: .bogus_name). Everything else in the
-           zone stays secure.
+           zone stays secure. hermod with the trust anchor reports such a
+           set as "; tempfail bogus ttl 60 (validation failure <NAME TYPE
+           IN>: ECDSA signature verification failed from 127.0.0.1)";
+           without it, the records, TTL 60 (unbound in front validates too,
+           and keeps bogus data for its val-bogus-ttl).
   ttl      the TTL of every record (and the negative TTL). unbound serves
            it as is, not counted down in its cache (serve-original-ttl), so
            that tests can check exact TTLs.
