@@ -25,7 +25,11 @@ run_pkgs="gcc make pkg-config libevent-dev libssl-dev libsqlite3-dev libinih-dev
 # binary only; the dnsmasq package would add a system service)
 # python3-dkim, python3-nacl: dkimpy verifies hermod's DKIM signatures in
 # tests/unit/test_dkim.c (tests/unit/dkim_verify.py; nacl for Ed25519)
-test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt isync dovecot-core dovecot-imapd dnsmasq-base python3-dkim python3-nacl"
+# nsd, ldnsutils, unbound: a DNSSEC-signed zone (ldns-keygen, ldns-signzone)
+# served by a private nsd with a private validating unbound in front, on
+# loopback ports (tests/integration/dnssecfix.py); the system services the
+# packages bring are kept from starting and disabled, below
+test_pkgs="python3-pytest swaks libnet-ssleay-perl postfix clang libclang-rt-14-dev curl apache2-utils fetchmail mutt neomutt isync dovecot-core dovecot-imapd dnsmasq-base python3-dkim python3-nacl nsd ldnsutils unbound"
 # Node.js + npm for the npm clients in tests/npm (nodemailer, the SCRAM-PLUS
 # client): Debian's packages, unless node and npm are already installed
 # (e.g. a Node.js that came with the machine).
@@ -75,12 +79,15 @@ case " $missing " in
 	;;
 esac
 
-# Dovecot's packages start a system instance (ports 143/993 on every address):
-# a policy-rc.d that refuses service starts keeps them from doing so while we
+# Dovecot's packages start a system instance (ports 143/993 on every address),
+# and so do nsd's (port 53 on every address, no zones) and unbound's (a
+# recursive resolver on 127.0.0.1:53, which, with resolvconf installed, becomes
+# the machine's resolver; the two also fight over 127.0.0.1:53): a
+# policy-rc.d that refuses service starts keeps them from doing so while we
 # install, and is removed afterwards (only if we made it).
 made_policy=
 case " $missing " in
-*" dovecot-"*)
+*" dovecot-"* | *" nsd "* | *" unbound "*)
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 		chmod 755 /usr/sbin/policy-rc.d
@@ -110,6 +117,18 @@ elif ! apt_install; then
 	apt-get update -q
 	apt_install
 fi
+
+# nsd and unbound: the tests run private instances only; do not start the
+# system ones at the next boot either.
+for svc in nsd unbound; do
+	case " $missing " in
+	*" $svc "*)
+		if command -v systemctl >/dev/null 2>&1; then
+			systemctl disable "$svc.service" >/dev/null 2>&1 || true
+		fi
+		;;
+	esac
+done
 
 # Check again: apt-get can succeed without installing everything we asked for
 # only in odd cases, but say so clearly if it happens.

@@ -1,7 +1,9 @@
 """The DNS resolver (src/dns/) through `hermod dns lookup TYPE NAME`, against
 a dnsmasq on a loopback port: every record type hermod asks for, negative
-answers, DNSSEC state, bad input, a dead server. The output is exact:
-records in the order of the answer, then "; STATUS SECURITY ttl N"."""
+answers, DNSSEC state, bad input, a dead server; and against a DNSSEC-signed
+zone (dnssecfix: nsd + unbound): secure, bogus and insecure answers, and
+authenticated denial. The output is exact: records in the order of the
+answer, then "; STATUS SECURITY ttl N"."""
 
 import os
 import subprocess
@@ -9,7 +11,9 @@ import tempfile
 
 import pytest
 
+import dnssecfix
 from dnsfix import Dnsmasq, free_udp_tcp_port
+from dnssecfix import SignedZone, tlsa_rdata
 
 RECORDS = [
     "--mx-host=example.test,mx1.example.test,10",
@@ -162,3 +166,148 @@ def test_config_values(hermod_bin, conf_dir):
     assert r.stderr.strip().endswith(
         "bad address 'dns.example.test:53' for resolver (expected IPv4:port or "
         "[IPv6]:port, port 1-65535, or recursive)")
+
+
+# --- a DNSSEC-signed zone (dnssecfix): nsd serving dane.test, unbound in front
+
+# a TLSA record set whose signature the fixture breaks (bogus), next to an
+# intact address at the same host
+BAD_TLSA = "3 1 1 " + "cd" * 32
+
+
+@pytest.fixture(scope="module")
+def mx_cert(make_cert):
+    return make_cert("mx.dane.test")
+
+
+@pytest.fixture(scope="module")
+def signed(mx_cert):
+    why = dnssecfix.available()
+    if why is not None:
+        pytest.skip(why)
+    z = SignedZone("dane.test", [
+        ("mx", "A", "127.0.0.2"),
+        ("@", "MX", "10 mx.dane.test."),
+        ("_25._tcp.mx", "TLSA", tlsa_rdata(mx_cert)),
+        ("bad", "A", "127.0.0.3"),
+        ("_25._tcp.bad", "TLSA", BAD_TLSA),
+    ], bogus=["_25._tcp.bad"])
+    yield z
+    z.stop()
+
+
+@pytest.fixture(scope="module")
+def signed_conf(signed, conf_dir):
+    return write_conf(conf_dir, "signed.conf", "resolver = %s\ntrust_anchor = %s\n"
+                      % (signed.resolver, signed.trust_anchor))
+
+
+def test_tlsa_rdata(mx_cert):
+    """The SPKI digest is the one openssl computes."""
+    pub = subprocess.run(["openssl", "x509", "-in", mx_cert.cert, "-pubkey", "-noout"],
+                         capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         capture_output=True, check=True).stdout
+    import hashlib
+    assert tlsa_rdata(mx_cert) == "3 1 1 " + hashlib.sha256(der).hexdigest()
+    assert tlsa_rdata(mx_cert.cert, 3, 0, 1) == "3 0 1 " + hashlib.sha256(mx_cert.der).hexdigest()
+    assert tlsa_rdata(mx_cert, 2, 0, 0) == "2 0 0 " + mx_cert.der.hex()
+
+
+@pytest.mark.parametrize("rtype,name,records", [
+    ("A", "mx.dane.test", ["A 127.0.0.2"]),
+    ("MX", "dane.test", ["MX 10 mx.dane.test"]),
+    ("TLSA", "_25._tcp.mx.dane.test", None),  # the certificate's: filled in below
+    # the address next to the bogus TLSA set is fine
+    ("A", "bad.dane.test", ["A 127.0.0.3"]),
+])
+def test_signed_secure(hermod_bin, signed_conf, mx_cert, rtype, name, records):
+    if records is None:
+        records = ["TLSA " + tlsa_rdata(mx_cert)]
+    r = lookup(hermod_bin, signed_conf, rtype, name)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        0, "".join(l + "\n" for l in records) + "; ok secure ttl 300\n", "")
+
+
+def test_signed_bogus(hermod_bin, signed_conf):
+    """A record set whose signature does not verify: bogus, no records, a
+    temporary failure (docs/dns.md; RFC 4035 5.5), libunbound's reason."""
+    r = lookup(hermod_bin, signed_conf, "TLSA", "_25._tcp.bad.dane.test")
+    assert (r.returncode, r.stderr) == (1, "")
+    assert r.stdout == (
+        "; tempfail bogus ttl 60 (validation failure <_25._tcp.bad.dane.test. TLSA IN>: "
+        "ECDSA signature verification failed from 127.0.0.1)\n")
+
+
+def test_signed_denial(hermod_bin, signed_conf):
+    """Authenticated denial of existence (NSEC): NXDOMAIN and NODATA, secure,
+    with the SOA's negative TTL."""
+    r = lookup(hermod_bin, signed_conf, "A", "nosuch.dane.test")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "; nxdomain secure ttl 300\n", "")
+    r = lookup(hermod_bin, signed_conf, "TLSA", "_25._tcp.nosuch.dane.test")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "; nxdomain secure ttl 300\n", "")
+    r = lookup(hermod_bin, signed_conf, "TXT", "mx.dane.test")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "; nodata secure ttl 300\n", "")
+
+
+def test_signed_dnskey_anchor(hermod_bin, signed, conf_dir):
+    """The zone's DNSKEY records work as the trust anchor as well as its DS."""
+    c = write_conf(conf_dir, "signed-dnskey.conf", "resolver = %s\ntrust_anchor = %s\n"
+                   % (signed.resolver, signed.dnskey))
+    r = lookup(hermod_bin, c, "A", "mx.dane.test")
+    assert (r.returncode, r.stdout) == (0, "A 127.0.0.2\n; ok secure ttl 300\n")
+
+
+def test_signed_without_trust_anchor(hermod_bin, signed, conf_dir, mx_cert):
+    """The same zone through the same forwarder, no trust_anchor: nothing is
+    validated, every answer is insecure, the broken signature unnoticed."""
+    c = write_conf(conf_dir, "signed-nota.conf", "resolver = %s\n" % signed.resolver)
+    for rtype, name, out in [
+            ("A", "mx.dane.test", "A 127.0.0.2\n; ok insecure ttl 300\n"),
+            ("MX", "dane.test", "MX 10 mx.dane.test\n; ok insecure ttl 300\n"),
+            ("TLSA", "_25._tcp.mx.dane.test",
+             "TLSA %s\n; ok insecure ttl 300\n" % tlsa_rdata(mx_cert)),
+            # unbound (validating in front) found it bogus, passes it on and
+            # keeps it for its val-bogus-ttl: 60 s
+            ("TLSA", "_25._tcp.bad.dane.test", "TLSA %s\n; ok insecure ttl 60\n" % BAD_TLSA),
+            ("A", "nosuch.dane.test", "; nxdomain insecure ttl 300\n")]:
+        r = lookup(hermod_bin, c, rtype, name)
+        assert (r.returncode, r.stdout, r.stderr) == (0, out, ""), (rtype, name)
+
+
+def test_signed_zone_fixture(hermod_bin, conf_dir):
+    """Another zone name (outside .test), bogus=True; names outside the zone
+    are NXDOMAIN from unbound (nothing asked beyond loopback); stop() leaves
+    no process behind."""
+    why = dnssecfix.available()
+    if why is not None:
+        pytest.skip(why)
+    with SignedZone("signed.example", [("www", "A", "127.0.0.9")], bogus=True) as z:
+        assert z.bogus_name == "bogus.signed.example"
+        reapers = [p.pid for _, p in z._procs]
+        daemons = [pid for pid in _all_pids() if _ppid(pid) in reapers]
+        assert len(daemons) == 2
+        c = write_conf(conf_dir, "signed2.conf", "resolver = %s\ntrust_anchor = %s\n"
+                       % (z.resolver, z.trust_anchor))
+        r = lookup(hermod_bin, c, "A", "www.signed.example")
+        assert (r.returncode, r.stdout) == (0, "A 127.0.0.9\n; ok secure ttl 300\n")
+        r = lookup(hermod_bin, c, "A", z.bogus_name)
+        assert (r.returncode, r.stdout) == (1, (
+            "; tempfail bogus ttl 60 (validation failure <bogus.signed.example. A IN>: "
+            "ECDSA signature verification failed from 127.0.0.1)\n"))
+        r = lookup(hermod_bin, c, "A", "www.example.com")
+        assert (r.returncode, r.stdout) == (0, "; nxdomain insecure ttl 0\n")
+    for pid in reapers + daemons:
+        assert not os.path.exists("/proc/%d" % pid), pid
+
+
+def _all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
