@@ -39,6 +39,7 @@ Helpers
 """
 
 import base64
+import collections
 import os
 import re
 import shutil
@@ -104,13 +105,24 @@ _LIVE_SERVERS = []
 # small utilities
 
 
+_HANDED_OUT = collections.deque(maxlen=2048)
+
+
 def free_port(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A free TCP port on host, not one this process was given recently: the
+    kernel may hand the same ephemeral port out again at once, and a server
+    taking two of them for two listeners would then refuse its config."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.append(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def unique(prefix="t"):

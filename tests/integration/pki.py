@@ -6,11 +6,11 @@ DANE-TA) and for TLSA data.
     leaf = ca.issue("mx.sts.test")          # CertPair: .cert, .key, .name
     leaf_ip = ca.issue("127.0.0.2")         # an IP subjectAltName
     ctx = server_context(leaf)              # an ssl.SSLContext serving it
-    tlsa = tlsa_rdata(leaf.cert)            # "3 1 1 <sha256 of the SPKI>"
+    ctx = server_context(leaf, chain=True)  # ... with the CA's certificate
+
+(TLSA data for them: dnssecfix.tlsa_rdata.)
 """
 
-import base64
-import hashlib
 import ipaddress
 import os
 import ssl
@@ -64,34 +64,18 @@ class TestCA:
         _run(["openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
               "-CAcreateserial", "-days", str(days), "-extfile", ext, "-out", cert])
         os.chmod(key, 0o600)
-        return CertPair(cert, key, names[0])
+        pair = CertPair(cert, key, names[0])
+        # the leaf then the CA, as a server sends its chain (DANE-TA needs the
+        # trust anchor in it: RFC 7672 3.2.1)
+        pair.chain = base + "-chain.pem"
+        with open(pair.chain, "w") as out, open(cert) as a, open(self.cert) as b:
+            out.write(a.read() + b.read())
+        return pair
 
 
-def server_context(pair):
-    """A server-side SSLContext presenting pair."""
+def server_context(pair, chain=False):
+    """A server-side SSLContext presenting pair (with chain, and the CA's
+    certificate after it)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(pair.cert, pair.key)
+    ctx.load_cert_chain(pair.chain if chain else pair.cert, pair.key)
     return ctx
-
-
-def spki_der(cert_pem_path):
-    """The DER SubjectPublicKeyInfo of a PEM certificate."""
-    pem = _run(["openssl", "x509", "-in", cert_pem_path, "-noout", "-pubkey"])
-    body = b"".join(l for l in pem.splitlines() if l and not l.startswith(b"-----"))
-    return base64.b64decode(body)
-
-
-def tlsa_rdata(cert_pem_path, usage=3, selector=1, mtype=1):
-    """TLSA presentation data for the certificate (RFC 6698 2.1): selector 1
-    the SubjectPublicKeyInfo, 0 the whole certificate; mtype 1 SHA-256, 2
-    SHA-512, 0 the data itself."""
-    if selector == 1:
-        data = spki_der(cert_pem_path)
-    else:
-        with open(cert_pem_path) as f:
-            data = ssl.PEM_cert_to_DER_cert(f.read())
-    if mtype == 1:
-        data = hashlib.sha256(data).digest()
-    elif mtype == 2:
-        data = hashlib.sha512(data).digest()
-    return "%d %d %d %s" % (usage, selector, mtype, data.hex())

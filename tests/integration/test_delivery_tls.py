@@ -188,3 +188,176 @@ def test_requiretls_untrusted_certificate_defers(make_server, dns, ca, tmp_path)
         # never in plain text: one connection, STARTTLS, QUIT
         assert [c.split()[0].upper() for c in peer.commands] == ["EHLO", "STARTTLS", "QUIT"]
         assert "gil@far.test" in queue_text(srv)
+
+
+# --------------------------------------------------------------------------
+# DANE (RFC 7672): a DNSSEC-signed zone (nsd + ldns-signzone behind unbound)
+# and hermod validating from its trust anchor. One zone for the module: its
+# TLSA names carry the port of the peers, chosen once.
+
+
+class DaneWorld:
+    pass
+
+
+@pytest.fixture(scope="module")
+def dane(tmp_path_factory, ca):
+    from dnssecfix import SignedZone, tlsa_rdata
+    from conftest import make_cert_files
+    w = DaneWorld()
+    w.port = peer_port()
+    d = str(tmp_path_factory.mktemp("dane"))
+    w.ee = make_cert_files(d + "/ee", "mx-ee.dane.test")         # DANE-EE, self-signed
+    w.other = make_cert_files(d + "/other", "mx-ee.dane.test")   # not in any TLSA
+    w.ta_leaf = ca.issue("mx-ta.dane.test")                       # DANE-TA: our CA
+    w.ta_wrong = ca.issue("elsewhere.test")                       # the CA's, wrong name
+    p = "_%d._tcp." % w.port
+    recs = [
+        # DANE-EE on the only MX
+        ("ee", "MX", "10 mx-ee.dane.test."),
+        ("mx-ee", "A", PEER),
+        (p + "mx-ee", "TLSA", tlsa_rdata(w.ee, 3, 1, 1)),
+        # DANE-TA: the issuing CA's certificate
+        ("ta", "MX", "10 mx-ta.dane.test."),
+        ("mx-ta", "A", PEER),
+        (p + "mx-ta", "TLSA", tlsa_rdata(ca.cert, 2, 0, 1)),
+        # the first MX has a bogus TLSA set, the second is fine
+        ("two", "MX", "10 mx-bogus.dane.test."),
+        ("two", "MX", "20 mx-ee.dane.test."),
+        ("mx-bogus", "A", PEER),
+        ("bogusonly", "MX", "10 mx-bogus.dane.test."),
+        (p + "mx-bogus", "TLSA", tlsa_rdata(w.ee, 3, 1, 1)),
+        # only PKIX usages: none usable, TLS without authentication
+        ("pkix", "MX", "10 mx-pkix.dane.test."),
+        ("mx-pkix", "A", PEER),
+        (p + "mx-pkix", "TLSA", tlsa_rdata(w.ee, 1, 1, 1)),
+        # signed, but no TLSA: opportunistic
+        ("plain", "MX", "10 mx-plain.dane.test."),
+        ("mx-plain", "A", PEER),
+    ]
+    with SignedZone("dane.test", recs, bogus=[p + "mx-bogus"]) as z:
+        w.zone = z
+        yield w
+
+
+def dane_server(make_server, w, delivery=None):
+    d = {"smarthost": "", "remote_port": str(w.port), "retry_schedule": "1h",
+         "connect_timeout": "5s"}
+    d.update(delivery or {})
+    return make_server(tls=True, submission=True, extra={
+        "delivery": d,
+        "dns": {"resolver": w.zone.resolver, "trust_anchor": w.zone.trust_anchor}})
+
+
+def test_dane_ee_match_delivers(make_server, dane):
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.ee)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "ann@ee.dane.test")
+        tx = peer.wait_messages(1)[0]
+        assert tx.tls
+        line = wait_log(srv, r"event=delivery .*rcpt=ann@ee\.dane\.test")[0]
+        assert "relay=mx-ee.dane.test[%s]:%d" % (PEER, dane.port) in line
+        assert " policy=dane result=delivered status=2.0.0 " in line, line
+
+
+def test_dane_ee_mismatch_defers_never_in_plain_text(make_server, dane):
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.other)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "bob@ee.dane.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=bob@ee\.dane\.test")[0]
+        assert " policy=dane result=deferred status=4.7.5 " in line, line
+        assert ("reply=\"mx-ee.dane.test[%s]:%d: TLS certificate not authenticated (DANE): "
+                % (PEER, dane.port)) in line, line
+        assert peer.messages == []
+        assert [c.split()[0].upper() for c in peer.commands] == ["EHLO", "STARTTLS", "QUIT"]
+
+
+def test_dane_peer_without_starttls_defers(make_server, dane):
+    with SMTPPeer(PEER, dane.port) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "cyd@ee.dane.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=cyd@ee\.dane\.test")[0]
+        assert " result=deferred status=4.7.5 " in line, line
+        assert "the server does not offer STARTTLS (required by DANE)" in line, line
+        assert peer.messages == []
+
+
+def test_dane_ta_issuer_and_name_checked(make_server, dane):
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.ta_leaf, chain=True)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "dee@ta.dane.test")
+        peer.wait_messages(1)
+        line = wait_log(srv, r"event=delivery .*rcpt=dee@ta\.dane\.test")[0]
+        assert " policy=dane result=delivered " in line, line
+    # the same issuer, a certificate for another name: not authenticated
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.ta_wrong, chain=True)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "eli@ta.dane.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=eli@ta\.dane\.test")[0]
+        assert " policy=dane result=deferred status=4.7.5 " in line, line
+        assert peer.messages == []
+
+
+def test_dane_bogus_tlsa_skips_that_mx(make_server, dane):
+    # mx-bogus and mx-ee are the same peer: only the second MX may be used
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.ee)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "fin@two.dane.test")
+        peer.wait_messages(1)
+        line = wait_log(srv, r"event=delivery .*rcpt=fin@two\.dane\.test")[0]
+        assert "relay=mx-ee.dane.test[" in line, line
+        assert " policy=dane result=delivered " in line, line
+        assert peer.connections == 1
+
+
+def test_dane_bogus_tlsa_only_mx_defers(make_server, dane):
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.ee)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "gus@bogusonly.dane.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=gus@bogusonly\.dane\.test")[0]
+        assert " result=deferred status=4.7.5 " in line, line
+        assert re.search(r'reply="TLSA lookup for mx-bogus\.dane\.test failed \(validation '
+                         r'failure <_\d+\._tcp\.mx-bogus\.dane\.test\. TLSA IN>: [^)]*\): DANE '
+                         r'cannot be checked"', line), line
+        # the host is never connected to
+        assert peer.connections == 0
+
+
+def test_dane_unusable_tlsa_encrypts_without_authentication(make_server, dane):
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.other)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "ivy@pkix.dane.test")
+        tx = peer.wait_messages(1)[0]
+        assert tx.tls
+        line = wait_log(srv, r"event=delivery .*rcpt=ivy@pkix\.dane\.test")[0]
+        assert " policy=dane-unusable result=delivered " in line, line
+
+
+def test_dane_no_tlsa_is_opportunistic(make_server, dane):
+    with SMTPPeer(PEER, dane.port) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "jo@plain.dane.test")
+        tx = peer.wait_messages(1)[0]
+        assert not tx.tls
+        line = wait_log(srv, r"event=delivery .*rcpt=jo@plain\.dane\.test")[0]
+        assert " tls=none policy=opportunistic result=delivered " in line, line
+
+
+def test_tls_required_no_overrides_dane(make_server, dane):
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.other)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "kim@ee.dane.test", headers="TLS-Required: No\r\n")
+        peer.wait_messages(1)
+        line = wait_log(srv, r"event=delivery .*rcpt=kim@ee\.dane\.test")[0]
+        assert " policy=tls-required-no result=delivered " in line, line
+
+
+def test_requiretls_over_dane(make_server, dane):
+    with SMTPPeer(PEER, dane.port, ehlo=EHLO_RT,
+                  tls_context=server_context(dane.ee)) as peer:
+        srv = dane_server(make_server, dane)
+        submit(srv, "lee@ee.dane.test", mail_params="REQUIRETLS")
+        tx = peer.wait_messages(1)[0]
+        assert tx.mail_params.split()[-1] == "REQUIRETLS"
+        line = wait_log(srv, r"event=delivery .*rcpt=lee@ee\.dane\.test")[0]
+        assert " policy=dane result=delivered " in line, line
