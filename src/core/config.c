@@ -156,6 +156,7 @@ static const struct key_def config_keys[] = {
     {"delivery", "connect_timeout", KT_DURATION, F(delivery_connect_timeout), 1, 3600, false},
     {"delivery", "tls_ca_file", KT_PATH, F(delivery_tls_ca_file), 0, 0, false},
     {"delivery", "mta_sts_port", KT_UINT, F(mta_sts_port), 1, 65535, false},
+    {"delivery", "tls_reports", KT_BOOL, F(tls_reports), 0, 0, false},
 
     {"dns", "resolver", KT_RESOLVER, F(resolver), 0, 0, false},
     {"dns", "trust_anchor", KT_PATH, F(dns_trust_anchor), 0, 0, false},
@@ -849,6 +850,7 @@ static int config_set_defaults(struct config *cfg)
 	cfg->delivery_max_per_domain = 10;
 	cfg->delivery_connect_timeout = 30;
 	cfg->mta_sts_port = 443;
+	cfg->tls_reports = true;
 	cfg->auth_allow_plaintext_on_loopback = false;
 	cfg->auth_max_failures = 10;
 	cfg->auth_account_max_failures = 50;

@@ -106,6 +106,7 @@ struct config {
 	 * MX hosts and policy hosts), or NULL: the system's (/etc/ssl/certs) */
 	char *delivery_tls_ca_file;
 	unsigned mta_sts_port; /* port of MTA-STS policy hosts (HTTPS), default 443; tests */
+	bool tls_reports;      /* send daily TLS reports (RFC 8460), default yes */
 
 	/* [dns] */
 	char *resolver;         /* IP:port, "recursive", or NULL = /etc/resolv.conf */

@@ -27,6 +27,8 @@
 #include "delivery/dsn.h"
 #include "delivery/route.h"
 #include "delivery/srs.h"
+#include "delivery/tlsrpt.h"
+#include "delivery/tlsrpt_count.h"
 #include "dns/dns.h"
 #include "policy/dkim_sign.h"
 #include "smtp/smtp_client_parse.h"
@@ -54,6 +56,8 @@
  * connections 2 s by default). */
 #define RUNNER_IDLE_SECS 5
 #define RUNNER_IDLE_MAX 32
+/* TLS report counts go to the store this often (when there are any). */
+#define RUNNER_TLSRPT_FLUSH_SECS 5
 
 struct queue_runner;
 
@@ -170,6 +174,8 @@ struct queue_runner {
 	SSL_CTX *tls;
 	int kick_fd;
 	struct event *ev_kick, *ev_timer;
+	struct tlsrpt_counts *counts; /* NULL: [delivery] tls_reports off */
+	struct event *ev_counts;
 	atomic_bool stopping;
 	char owner[64];
 
@@ -478,12 +484,83 @@ static struct smtp_client *idle_take(struct queue_runner *r, const char *host,
 	return NULL;
 }
 
+/* ---- TLS report counts (RFC 8460) ---- */
+
+static const char *count_result(enum smtp_client_tls_result res)
+{
+	switch (res) {
+	case SMTP_CLIENT_TLS_OK: return "";
+	case SMTP_CLIENT_TLS_NO_STARTTLS: return tlsrpt_result_name(TLSRPT_STARTTLS_NOT_SUPPORTED);
+	case SMTP_CLIENT_TLS_HOST_MISMATCH:
+		return tlsrpt_result_name(TLSRPT_CERTIFICATE_HOST_MISMATCH);
+	case SMTP_CLIENT_TLS_EXPIRED: return tlsrpt_result_name(TLSRPT_CERTIFICATE_EXPIRED);
+	case SMTP_CLIENT_TLS_UNTRUSTED: return tlsrpt_result_name(TLSRPT_CERTIFICATE_NOT_TRUSTED);
+	case SMTP_CLIENT_TLS_HANDSHAKE:
+	case SMTP_CLIENT_TLS_DANE_MISMATCH: return tlsrpt_result_name(TLSRPT_VALIDATION_FAILURE);
+	default: return NULL;
+	}
+}
+
+/* One session (or a policy failure before one) to the current host, counted
+ * for the recipient domain's TLS report. result NULL: not counted. */
+static void dest_count(struct qdest *d, const char *result, const char *sending_ip,
+                       bool with_peer)
+{
+	struct queue_runner *r = d->e->r;
+	/* a smarthost is not the domain's MX; the sender asked that policies not
+	 * matter */
+	if (r->counts == NULL || result == NULL || r->smarthost != NULL || d->hosti == 0 ||
+	    d->e->tls == STORE_TLS_NOT_REQUIRED)
+		return;
+	char rip[INET6_ADDRSTRLEN] = "";
+	if (with_peer && d->addri < d->naddrs) {
+		const struct sockaddr *sa = (const struct sockaddr *)&d->addrs[d->addri];
+		const void *a = sa->sa_family == AF_INET6
+		                    ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+		                    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+		if (inet_ntop(sa->sa_family, a, rip, sizeof(rip)) == NULL)
+			rip[0] = '\0';
+	}
+	struct buf policy;
+	buf_init(&policy, 64 * 1024);
+	const char *type = tlsrpt_policy_type_name(TLSRPT_POLICY_NONE);
+	if (d->policy == SMTP_CLIENT_TLS_DANE) {
+		type = tlsrpt_policy_type_name(TLSRPT_POLICY_TLSA);
+		for (size_t i = 0; i < d->ntlsa; i++) {
+			const struct dns_tlsa *t = &d->tlsa[i];
+			char head[16];
+			snprintf(head, sizeof(head), "%s%u %u %u ", i > 0 ? "\n" : "", t->usage,
+			         t->selector, t->mtype);
+			(void)buf_append(&policy, head, strlen(head));
+			for (size_t k = 0; k < t->len; k++) {
+				char hx[3];
+				snprintf(hx, sizeof(hx), "%02x", t->data[k]);
+				(void)buf_append(&policy, hx, 2);
+			}
+		}
+	}
+	struct store_tlsrpt_row row = {
+	    .domain = d->domain,
+	    .policy_type = type,
+	    .policy = policy.data != NULL ? policy.data : "",
+	    .mx = d->hosts[d->hosti - 1],
+	    .result = result,
+	    .sending_ip = sending_ip != NULL ? sending_ip : "",
+	    .receiving_ip = rip,
+	    .count = 1,
+	};
+	tlsrpt_counts_note(r->counts, time(NULL), &row);
+	buf_free(&policy);
+}
+
 static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
 {
 	struct qdest *d = ctx;
 	struct queue_runner *r = d->e->r;
 	struct smtp_client *client = d->client;
 	d->client = NULL; /* freed by the client itself after this call, or idle */
+	if (!rep->reused)
+		dest_count(d, count_result(rep->tls_result), rep->local_ip, true);
 	if (rep->try_next && rep->reused && !d->fresh) {
 		/* a kept connection that went stale: this address again, anew */
 		d->fresh = true;
@@ -664,6 +741,11 @@ static void dest_on_tlsa(void *ctx, const struct dns_answer *a)
 	d->q = NULL;
 	const char *host = d->hosts[d->hosti - 1];
 	if (a->status == DNS_TEMPFAIL) {
+		if (a->security == DNS_BOGUS) {
+			d->policy = SMTP_CLIENT_TLS_DANE;
+			dest_count(d, tlsrpt_result_name(TLSRPT_DNSSEC_INVALID), NULL, false);
+			d->policy = SMTP_CLIENT_TLS_OPPORTUNISTIC;
+		}
 		dest_set_reason(d, "TLSA lookup for %s failed (%s): DANE cannot be checked", host,
 		                a->why != NULL ? a->why : "temporary failure");
 		d->policy_failed = true;
@@ -1479,6 +1561,12 @@ static void runner_on_timer(evutil_socket_t fd, short what, void *ctx)
 	runner_pass(ctx);
 }
 
+static void runner_on_counts(evutil_socket_t fd, short what, void *ctx)
+{
+	struct queue_runner *r = ctx;
+	tlsrpt_counts_flush(r->counts);
+}
+
 static void runner_on_kick(evutil_socket_t fd, short what, void *ctx)
 {
 	struct queue_runner *r = ctx;
@@ -1637,6 +1725,13 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 	}
 	r->ev_kick = event_new(r->base, r->kick_fd, EV_READ | EV_PERSIST, runner_on_kick, r);
 	r->ev_timer = evtimer_new(r->base, runner_on_timer, r);
+	if (cfg->tls_reports) {
+		struct timeval every = {.tv_sec = RUNNER_TLSRPT_FLUSH_SECS};
+		r->counts = tlsrpt_counts_new(st, pool, r->inbox);
+		r->ev_counts = event_new(r->base, -1, EV_PERSIST, runner_on_counts, r);
+		if (r->counts == NULL || r->ev_counts == NULL || event_add(r->ev_counts, &every) < 0)
+			goto fail_oom;
+	}
 	if (r->ev_kick == NULL || r->ev_timer == NULL || event_add(r->ev_kick, NULL) < 0)
 		goto fail_oom;
 	/* one process owns the queue: leases of an earlier run are void */
@@ -1716,6 +1811,9 @@ void queue_runner_free(struct queue_runner **rp)
 		event_free(r->ev_kick);
 	if (r->ev_timer != NULL)
 		event_free(r->ev_timer);
+	if (r->ev_counts != NULL)
+		event_free(r->ev_counts);
+	tlsrpt_counts_free(&r->counts); /* after the inbox ran: writes what is left */
 	dns_resolver_free(&r->dns);
 	worker_inbox_free(&r->inbox);
 	if (r->tls != NULL)
