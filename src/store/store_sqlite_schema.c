@@ -191,6 +191,15 @@ static const char *const migrations[] = {
     /* v10: queue.warned: the sender has been sent a delay warning for the entry
      * (once: store_queue_set_warned). */
     "ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;",
+    /* v11: the MTA-STS policy cache (RFC 8461 5.1): per recipient domain the
+     * policy file as fetched, the TXT record's id it was fetched under, when,
+     * and until when it may be used (fetched + max_age). */
+    "CREATE TABLE mta_sts ("
+    "  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+    "  id TEXT NOT NULL,"
+    "  policy TEXT NOT NULL,"
+    "  fetched INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
