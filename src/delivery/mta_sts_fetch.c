@@ -57,6 +57,7 @@ struct sts_job {
 	struct mta_sts_query *q; /* NULL once the query has gone */
 	struct store *st;
 	bool put;
+	char domain[MTA_STS_NAME_MAX + 1];
 	struct store_mta_sts row; /* get: the result; put: what to store (owned) */
 	int rc;
 	char *error;
@@ -249,7 +250,7 @@ static void sts_job_run(void *arg)
 	if (job->put)
 		job->rc = store_mta_sts_put(job->st, &job->row, &job->error);
 	else
-		job->rc = store_mta_sts_get(job->st, job->row.domain, &job->row, &job->error);
+		job->rc = store_mta_sts_get(job->st, job->domain, &job->row, &job->error);
 }
 
 static void sts_after_cache(struct mta_sts_query *q, struct sts_job *job);
@@ -282,15 +283,16 @@ static int sts_job_start(struct mta_sts_query *q, const char *policy, int64_t no
 	job->q = q;
 	job->st = q->ctx->st;
 	job->put = policy != NULL;
-	job->row.domain = strdup(q->domain);
+	snprintf(job->domain, sizeof(job->domain), "%s", q->domain);
 	if (job->put) {
+		job->row.domain = strdup(q->domain);
 		job->row.id = strdup(q->txt_id);
 		job->row.policy = strdup(policy);
 		job->row.fetched = now;
 		job->row.expires = now + (int64_t)q->fetched.max_age;
 	}
-	if (job->row.domain == NULL ||
-	    (job->put && (job->row.id == NULL || job->row.policy == NULL)) ||
+	if ((job->put &&
+	     (job->row.domain == NULL || job->row.id == NULL || job->row.policy == NULL)) ||
 	    worker_pool_submit(q->ctx->pool, q->ctx->inbox, sts_job_run, sts_job_done, job) < 0) {
 		store_mta_sts_clear(&job->row);
 		free(job);
@@ -698,8 +700,13 @@ int mta_sts_lookup(struct mta_sts_ctx *ctx, const char *domain, mta_sts_cb *cb, 
 	ctx->queries = q;
 	q->linked = true;
 	/* RFC 8461 3.1: the TXT record at _mta-sts.DOMAIN */
-	if (dns_lookup(ctx->r, name, DNS_TYPE_TXT, sts_on_txt, q, &q->dq, error_r) < 0) {
+	char *error = NULL;
+	if (dns_lookup(ctx->r, name, DNS_TYPE_TXT, sts_on_txt, q, &q->dq, &error) < 0) {
 		sts_query_free(q);
+		if (error_r != NULL)
+			*error_r = error;
+		else
+			free(error);
 		return -1;
 	}
 	if (q_r != NULL)
