@@ -508,7 +508,9 @@ static void sts_on_finish(evutil_socket_t fd, short what, void *arg)
 			snprintf(why, sizeof(why), "response too large (limit %u octets)",
 			         MTA_STS_BODY_MAX);
 		else
-			snprintf(why, sizeof(why), "%s:%u: %s", q->addr, q->ctx->port,
+			snprintf(why, sizeof(why),
+			         strchr(q->addr, ':') != NULL ? "[%s]:%u: %s" : "%s:%u: %s",
+			         q->addr, q->ctx->port,
 			         q->connect_failed ? "cannot connect"
 			                           : sts_http_error_name(q->http_error));
 		sts_fetch_fail(q, why);
