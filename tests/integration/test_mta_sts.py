@@ -125,13 +125,14 @@ class Env:
         self.conf = os.path.join(self.dir, "hermod.conf")
 
     def records(self, txt=None, address=True):
-        """(Re)starts dnsmasq: TXT _mta-sts.DOMAIN = txt (None: no record),
+        """(Re)starts dnsmasq: TXT _mta-sts.DOMAIN = txt (None: no record, a
+        list: several records),
         mta-sts.DOMAIN A 127.0.0.1 when address."""
         if self.dns is not None:
             self.dns.stop()
         recs = []
-        if txt is not None:
-            recs.append("--txt-record=_mta-sts.%s,%s" % (self.domain, txt))
+        for t in ([] if txt is None else [txt] if isinstance(txt, str) else txt):
+            recs.append("--txt-record=_mta-sts.%s,%s" % (self.domain, t))
         if address:
             recs.append("--host-record=mta-sts.%s,127.0.0.1" % self.domain)
         self.dns = Dnsmasq(recs)
@@ -304,6 +305,8 @@ def test_txt_gone_uses_cache(env, hermod_bin):
     ("v=spf1 -all", "no STSv1 TXT record"),
     ("v=STSv1; id=", "TXT record: bad id"),
     ("v=STSv1 id=abc", "TXT record: ';' expected"),
+    (["v=STSv1; id=a", "v=STSv1; id=b"], "several STSv1 TXT records"),
+    (["v=spf1 -all", "v=STSv10; id=b"], "no STSv1 TXT record"),
 ])
 def test_no_policy_published(env, hermod_bin, txt, reason):
     e = env("nopolicy.test")
@@ -328,3 +331,10 @@ def test_usage(hermod_bin):
                        text=True)
     assert (p.returncode, p.stdout, p.stderr) == (
         2, "", "hermod: 'a..test' is not a valid domain name\n")
+
+
+def test_other_txt_records_ignored(env, hermod_bin):
+    e = env("othertxt.test")
+    e.records(txt=["v=spf1 -all", "v=STSv1; id=z9; ext=1", "hello"])
+    e.server.policy(POLICY.format(d=e.domain))
+    assert e.lookup(hermod_bin) == (0, e.policy_out("z9", "fetched"), "")
