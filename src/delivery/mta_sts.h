@@ -103,6 +103,9 @@ struct mta_sts_ctx *mta_sts_new(struct event_base *base, struct dns_resolver *r,
                                 struct worker_pool *pool, struct worker_inbox *inbox,
                                 struct store *st, const char *ca_file, unsigned port,
                                 char **error_r);
+/* Seconds a fetch (address lookup, connect, TLS, HTTP) may take for lookups
+ * started from now on; 0: MTA_STS_FETCH_TIMEOUT. For tests. */
+void mta_sts_set_fetch_timeout(struct mta_sts_ctx *ctx, unsigned seconds);
 /* Cancels every pending lookup (their callbacks are not called) and frees.
  * NULL ok; sets *ctx to NULL. */
 void mta_sts_free(struct mta_sts_ctx **ctx);

@@ -49,6 +49,7 @@ struct mta_sts_ctx {
 	struct store *st;
 	SSL_CTX *ssl_ctx;
 	unsigned port;
+	unsigned fetch_timeout;        /* seconds */
 	struct mta_sts_query *queries; /* pending ones */
 };
 
@@ -140,6 +141,7 @@ struct mta_sts_ctx *mta_sts_new(struct event_base *base, struct dns_resolver *r,
 	ctx->inbox = inbox;
 	ctx->st = st;
 	ctx->port = port != 0 ? port : 443;
+	ctx->fetch_timeout = MTA_STS_FETCH_TIMEOUT;
 	ctx->ssl_ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx->ssl_ctx == NULL) {
 		str_error(error_r, "cannot create a TLS context");
@@ -393,8 +395,10 @@ static void sts_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	char why[64];
 
-	snprintf(why, sizeof(why), "timed out after %d s", MTA_STS_FETCH_TIMEOUT);
-	sts_fetch_fail(arg, why);
+	struct mta_sts_query *q = arg;
+
+	snprintf(why, sizeof(why), "timed out after %u s", q->ctx->fetch_timeout);
+	sts_fetch_fail(q, why);
 }
 
 /* An OpenSSL error of the connection, when the certificate check left none. */
@@ -588,7 +592,7 @@ static void sts_http_start(struct mta_sts_query *q)
 	}
 	evhttp_connection_set_max_body_size(q->evcon, MTA_STS_BODY_MAX);
 	evhttp_connection_set_max_headers_size(q->evcon, MTA_STS_HEADERS_MAX);
-	evhttp_connection_set_timeout(q->evcon, MTA_STS_FETCH_TIMEOUT);
+	evhttp_connection_set_timeout(q->evcon, (int)q->ctx->fetch_timeout);
 	evhttp_connection_set_retries(q->evcon, 0);
 	req = evhttp_request_new(sts_on_response, q);
 	if (req == NULL)
@@ -642,7 +646,7 @@ static void sts_on_addr(void *arg, const struct dns_answer *a)
 
 static void sts_fetch_start(struct mta_sts_query *q)
 {
-	struct timeval tv = {MTA_STS_FETCH_TIMEOUT, 0};
+	struct timeval tv = {(time_t)q->ctx->fetch_timeout, 0};
 	char *error = NULL;
 	char why[STS_REASON_MAX];
 
@@ -714,6 +718,11 @@ int mta_sts_lookup(struct mta_sts_ctx *ctx, const char *domain, mta_sts_cb *cb, 
 	if (q_r != NULL)
 		*q_r = q;
 	return 1;
+}
+
+void mta_sts_set_fetch_timeout(struct mta_sts_ctx *ctx, unsigned seconds)
+{
+	ctx->fetch_timeout = seconds > 0 ? seconds : MTA_STS_FETCH_TIMEOUT;
 }
 
 void mta_sts_cancel(struct mta_sts_query **q)

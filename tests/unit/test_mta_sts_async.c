@@ -334,6 +334,37 @@ static void test_free_pending(const char *resolver, struct store *st)
 	}
 }
 
+/* A policy host that takes the connection and never answers the TLS
+ * handshake: the fetch times out, the connection is dropped mid-handshake. */
+static void test_fetch_timeout(const char *resolver, struct store *st)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	struct env e;
+	struct result r;
+
+	CHECK(l >= 0 && bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 8) == 0 &&
+	      getsockname(l, (struct sockaddr *)&sa, &sl) == 0);
+	env_open(&e, resolver, 0, st);
+	mta_sts_free(&e.sts);
+	e.sts = mta_sts_new(e.base, e.r, e.pool, e.inbox, st, NULL, ntohs(sa.sin_port), NULL);
+	CHECK(e.sts != NULL);
+	mta_sts_set_fetch_timeout(e.sts, 1);
+	time_t t0 = time(NULL);
+	lookup(&e, "fetch.test", &r); /* cached with another id */
+	wait_for(&e, &r);
+	CHECK(r.have_pol);
+	CHECK_STR(r.reason, "cached (fetch failed: timed out after 1 s)");
+	CHECK(time(NULL) - t0 <= 4);
+	lookup(&e, "expired.test", &r);
+	wait_for(&e, &r);
+	CHECK(!r.have_pol);
+	CHECK_STR(r.reason, "fetch failed: timed out after 1 s");
+	env_close(&e);
+	close(l);
+}
+
 /* The TXT lookup times out: the cached policy is used. */
 static void test_dns_down(struct store *st)
 {
@@ -380,6 +411,7 @@ int main(void)
 		test_chain(addr, st);
 		test_cancel(addr, st);
 		test_free_pending(addr, st);
+		test_fetch_timeout(addr, st);
 	}
 	stop_dnsmasq();
 	test_dns_down(st);
