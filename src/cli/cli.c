@@ -1,4 +1,4 @@
-/* The admin CLI: domain, user, alias, mailbox, message, queue, dns and dkim subcommands
+/* The admin CLI: domain, user, alias, mailbox, message, queue, dns, mta-sts and dkim subcommands
  * (documented for admins in docs/cli.md).
  *
  * Arguments are checked before the config is read, so a typo gets a usage error
@@ -7,10 +7,13 @@
  * add/del/passwd commands print nothing (scriptable, like useradd). */
 #include "cli/cli.h"
 #include "cli/cli_dns.h"
+#include "cli/cli_mta_sts.h"
 
 #include "auth/password.h"
 #include "auth/sasl.h"
 #include "core/config.h"
+#include "delivery/mta_sts.h"
+#include "dns/dns.h"
 #include "mail/address.h"
 #include "policy/dkim_sign.h"
 #include "store/store.h"
@@ -82,6 +85,7 @@ static const struct {
     {"queue", "hermod queue list | show ID | flush [ID] | delete|hold|release|bounce ID "
               "[-c FILE]"},
     {"dns", "hermod dns lookup TYPE NAME [-c FILE]"},
+    {"mta-sts", "hermod mta-sts lookup DOMAIN [-c FILE]"},
     {"dkim", "hermod dkim keygen DOMAIN [--selector S --algorithm rsa|ed25519] | list "
              "[-c FILE]"},
 };
@@ -1142,6 +1146,21 @@ static int cmd_dns(struct cli *c)
 	return cli_dns_lookup(c->cfg, c->args[0], c->args[1]);
 }
 
+/* ---- mta-sts ---- */
+
+static int cmd_mta_sts(struct cli *c)
+{
+	int ret;
+
+	if (c->action == NULL || strcmp(c->action, "lookup") != 0 || c->nargs != 1)
+		return usage(c);
+	if (dns_name_check(c->args[0]) != 1 || strlen(c->args[0]) > MTA_STS_NAME_MAX - 9)
+		return fail(CLI_EXIT_USAGE, "'%s' is not a valid domain name", c->args[0]);
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		return ret;
+	return cli_mta_sts_lookup(c->cfg, c->st, c->args[0]);
+}
+
 /* ---- dkim ---- */
 
 #define CLI_TXT_STRING_MAX 255 /* RFC 1035 3.3: one character-string */
@@ -1296,8 +1315,9 @@ static const struct {
 	const char *name;
 	int (*run)(struct cli *c);
 } commands[] = {
-    {"domain", cmd_domain},   {"user", cmd_user},   {"alias", cmd_alias}, {"mailbox", cmd_mailbox},
-    {"message", cmd_message}, {"queue", cmd_queue}, {"dns", cmd_dns},     {"dkim", cmd_dkim},
+    {"domain", cmd_domain},   {"user", cmd_user},       {"alias", cmd_alias},
+    {"mailbox", cmd_mailbox}, {"message", cmd_message}, {"queue", cmd_queue},
+    {"dns", cmd_dns},         {"dkim", cmd_dkim},       {"mta-sts", cmd_mta_sts},
 };
 
 int cli_main(int argc, char **argv)

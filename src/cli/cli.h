@@ -1,4 +1,4 @@
-/* The admin command-line tool: hermod domain|user|alias|mailbox|message|queue|dns ...
+/* The admin command-line tool: hermod domain|user|alias|mailbox|message|queue|dns|mta-sts ...
  * (admin reference: docs/cli.md)
  * (contract in DESIGN.md, "Command-line interface"). Works while the server runs:
  * it opens the same store, whose writes wait on SQLite's busy timeout. */
@@ -11,7 +11,7 @@
 #define CLI_EXIT_USAGE 2 /* bad arguments */
 
 /* argv[0] is the subcommand ("domain", "user", "alias", "mailbox", "message", "dns",
- * "queue"), the rest its arguments; "-c FILE" may appear anywhere. Output goes to
+ * "mta-sts", "queue"), the rest its arguments; "-c FILE" may appear anywhere. Output goes to
  * stdout; an error is one line on stderr starting with "hermod: " (a successful
  * command may add one "hermod: note: " line). Returns the process exit code. */
 int cli_main(int argc, char **argv);

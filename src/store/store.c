@@ -1266,3 +1266,54 @@ out:
 	free(addr);
 	return ret;
 }
+
+/* ---- MTA-STS policy cache ---- */
+
+static bool store_mta_sts_str_ok(const char *s, size_t max)
+{
+	return s != NULL && s[0] != '\0' && strlen(s) <= max;
+}
+
+void store_mta_sts_clear(struct store_mta_sts *r)
+{
+	if (r == NULL)
+		return;
+	free(r->domain);
+	free(r->id);
+	free(r->policy);
+	memset(r, 0, sizeof(*r));
+}
+
+int store_mta_sts_get(struct store *st, const char *domain, struct store_mta_sts *r,
+                      char **error_r)
+{
+	memset(r, 0, sizeof(*r));
+	if (!store_mta_sts_str_ok(domain, STORE_MTA_STS_DOMAIN_MAX)) {
+		str_error(error_r, "invalid domain");
+		return -1;
+	}
+	int rc = STORE_DISPATCH(mta_sts_get, domain, r, error_r);
+	if (rc != 1)
+		store_mta_sts_clear(r);
+	return rc;
+}
+
+int store_mta_sts_put(struct store *st, const struct store_mta_sts *p, char **error_r)
+{
+	if (!store_mta_sts_str_ok(p->domain, STORE_MTA_STS_DOMAIN_MAX) ||
+	    !store_mta_sts_str_ok(p->id, STORE_MTA_STS_ID_MAX) || p->policy == NULL ||
+	    strlen(p->policy) > STORE_MTA_STS_POLICY_MAX) {
+		str_error(error_r, "invalid MTA-STS cache entry");
+		return -1;
+	}
+	return STORE_DISPATCH(mta_sts_put, p, error_r);
+}
+
+int store_mta_sts_delete(struct store *st, const char *domain, char **error_r)
+{
+	if (!store_mta_sts_str_ok(domain, STORE_MTA_STS_DOMAIN_MAX)) {
+		str_error(error_r, "invalid domain");
+		return -1;
+	}
+	return STORE_DISPATCH(mta_sts_delete, domain, error_r);
+}

@@ -699,6 +699,30 @@ int store_blob_cache_get(struct store *st, const char *blob_id, char **data_r, s
 int store_blob_cache_put(struct store *st, const char *blob_id, const void *data, size_t len,
 			 char **error_r);
 
+/* ---- MTA-STS policy cache (RFC 8461 5.1; delivery/mta_sts.h) ----
+ * One row per recipient domain: the policy file as fetched (validated by the
+ * caller), the id of the TXT record it was fetched under, when it was fetched
+ * and until when it may be used (fetched + max_age), unix seconds. The domain
+ * is the caller's, lower-case; at most STORE_MTA_STS_DOMAIN_MAX octets, id at
+ * most STORE_MTA_STS_ID_MAX, policy at most STORE_MTA_STS_POLICY_MAX (-1
+ * otherwise). get: 1 found (r's strings malloc'd: store_mta_sts_clear), also
+ * when expired (the caller decides), 0 none. put: replaces the domain's row;
+ * 1 ok. delete: 1 removed, 0 none. */
+#define STORE_MTA_STS_DOMAIN_MAX 253
+#define STORE_MTA_STS_ID_MAX 32
+#define STORE_MTA_STS_POLICY_MAX (64u * 1024)
+struct store_mta_sts {
+	char *domain;
+	char *id;
+	char *policy;
+	int64_t fetched, expires;
+};
+int store_mta_sts_get(struct store *st, const char *domain, struct store_mta_sts *r,
+		      char **error_r);
+int store_mta_sts_put(struct store *st, const struct store_mta_sts *p, char **error_r);
+int store_mta_sts_delete(struct store *st, const char *domain, char **error_r);
+void store_mta_sts_clear(struct store_mta_sts *r);
+
 /* ---- change notification ----
  * A watcher of an account is told after every committed change to any of its
  * mailboxes made through this store (deliveries, APPEND, flags, copies, moves,
@@ -868,6 +892,11 @@ struct store_ops {
 			      size_t *len_r, char **error_r);
 	int (*blob_cache_put)(struct store_backend *be, const char *blob_id, const void *data,
 			      size_t len, char **error_r);
+	int (*mta_sts_get)(struct store_backend *be, const char *domain, struct store_mta_sts *r,
+			   char **error_r);
+	int (*mta_sts_put)(struct store_backend *be, const struct store_mta_sts *p,
+			   char **error_r);
+	int (*mta_sts_delete)(struct store_backend *be, const char *domain, char **error_r);
 };
 
 /* The SQLite backend (store_sqlite.c). */

@@ -473,4 +473,7 @@ const struct store_ops store_sqlite_ops = {
     .append = sqlite_append,
     .blob_cache_get = sqlite_blob_cache_get,
     .blob_cache_put = sqlite_blob_cache_put,
+    .mta_sts_get = sqlite_mta_sts_get,
+    .mta_sts_put = sqlite_mta_sts_put,
+    .mta_sts_delete = sqlite_mta_sts_delete,
 };

@@ -13,6 +13,7 @@
  *                            \Deleted (APPEND is a delivery: store_sqlite_deliver.c)
  *   store_sqlite_queue.c     the outbound queue: list/show/delete, the queue
  *                            runner's leases and results, hold/flush/bounce
+ *   store_sqlite_policy.c    the MTA-STS policy cache
  *
  * Connections and threads
  *   - One writer connection (st->wdb), used under st->wmu by admin writes and by the
@@ -351,5 +352,10 @@ int sqlite_blob_cache_get(struct store_backend *st, const char *blob_id, char **
                           size_t *len_r, char **error_r);
 int sqlite_blob_cache_put(struct store_backend *st, const char *blob_id, const void *data,
                           size_t len, char **error_r);
+/* ---- the MTA-STS policy cache (store_sqlite_policy.c) ---- */
+int sqlite_mta_sts_get(struct store_backend *st, const char *domain, struct store_mta_sts *r,
+                       char **error_r);
+int sqlite_mta_sts_put(struct store_backend *st, const struct store_mta_sts *p, char **error_r);
+int sqlite_mta_sts_delete(struct store_backend *st, const char *domain, char **error_r);
 
 #endif

@@ -202,6 +202,15 @@ static const char *const migrations[] = {
     "  sending_ip TEXT NOT NULL, receiving_ip TEXT NOT NULL, count INTEGER NOT NULL,"
     "  PRIMARY KEY (day, domain, policy_type, policy, mx, result, sending_ip, receiving_ip)"
     ") WITHOUT ROWID;",
+    /* v13: the MTA-STS policy cache (RFC 8461 5.1): per recipient domain the
+     * policy file as fetched, the TXT record's id it was fetched under, when,
+     * and until when it may be used (fetched + max_age). */
+    "CREATE TABLE mta_sts ("
+    "  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+    "  id TEXT NOT NULL,"
+    "  policy TEXT NOT NULL,"
+    "  fetched INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

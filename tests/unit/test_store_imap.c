@@ -1232,6 +1232,9 @@ static void test_migrate_v5(void)
 	    "ALTER TABLE mailboxes DROP COLUMN expunge_floor;"
 	    "ALTER TABLE queue DROP COLUMN held;"
 	    "ALTER TABLE queue DROP COLUMN warned;"
+	    "ALTER TABLE queue DROP COLUMN tls;"
+	    "DROP TABLE tlsrpt;"
+	    "DROP TABLE mta_sts;"
 	    "DELETE FROM schema_version WHERE version >= 6;";
 	char *err = NULL;
 	CHECK(sqlite3_exec(db, undo, NULL, NULL, &err) == SQLITE_OK);

@@ -667,7 +667,7 @@ int main(void)
 	CHECK(store_domain_add(st, "example.test", NULL) == 1);
 	CHECK(store_account_add(st, "alice@example.test", "x", NULL) == 1);
 	CHECK(store_account_add(st, "bob@example.test", "x", NULL) == 1);
-	CHECK(db_int("SELECT max(version) FROM schema_version") == 10);
+	CHECK(db_int("SELECT max(version) FROM schema_version") == 13);
 	test_lease(st);
 	test_record(st);
 	test_admin(st);
