@@ -25,6 +25,7 @@
 #include "core/str.h"
 #include "core/worker.h"
 #include "delivery/dsn.h"
+#include "delivery/mta_sts.h"
 #include "delivery/route.h"
 #include "delivery/srs.h"
 #include "delivery/tlsrpt.h"
@@ -126,6 +127,11 @@ struct qdest {
 	struct dns_tlsa *tlsa;
 	size_t ntlsa;
 	bool policy_failed; /* some host failed the policy: the defer says so */
+	/* MTA-STS (RFC 8461): looked up beside the MX records; the policy when one
+	 * applies (mode testing or enforce) */
+	struct mta_sts_query *sts_q;
+	bool sts_wait, mx_ready;
+	struct mta_sts_policy *sts;
 	struct smtp_client *client;
 	bool tls_off;
 	bool fresh; /* do not take a kept connection (one went stale) */
@@ -171,6 +177,7 @@ struct queue_runner {
 	struct event_base *base;
 	struct worker_inbox *inbox;
 	struct dns_resolver *dns;
+	struct mta_sts_ctx *sts;
 	SSL_CTX *tls;
 	int kick_fd;
 	struct event *ev_kick, *ev_timer;
@@ -227,6 +234,8 @@ static void qdest_free(struct qdest *d)
 	if (d == NULL)
 		return;
 	dns_cancel(&d->q);
+	mta_sts_cancel(&d->sts_q);
+	free(d->sts);
 	dest_tlsa_clear(d);
 	smtp_client_cancel(&d->client);
 	for (size_t i = 0; i < d->n; i++)
@@ -304,6 +313,8 @@ static void log_outcome(const struct qentry *e, const struct qrcpt *q, const cha
 static void dest_decide(struct qdest *d, enum smtp_client_result res, const char *status,
                         const char *reason)
 {
+	mta_sts_cancel(&d->sts_q);
+	d->sts_wait = false;
 	for (size_t i = 0; i < d->n; i++) {
 		struct qrcpt *q = &d->e->rcpts[d->idx[i]];
 		if (q->result != SMTP_CLIENT_UNTRIED)
@@ -524,7 +535,14 @@ static void dest_count(struct qdest *d, const char *result, const char *sending_
 	struct buf policy;
 	buf_init(&policy, 64 * 1024);
 	const char *type = tlsrpt_policy_type_name(TLSRPT_POLICY_NONE);
-	if (d->policy == SMTP_CLIENT_TLS_DANE) {
+	if (d->policy != SMTP_CLIENT_TLS_DANE && d->sts != NULL) {
+		/* RFC 8460 4.4: the policy's lines */
+		type = tlsrpt_policy_type_name(TLSRPT_POLICY_STS);
+		(void)buf_printf(&policy, "version: STSv1\nmode: %s", mta_sts_mode_name(d->sts->mode));
+		for (size_t i = 0; i < d->sts->nmx; i++)
+			(void)buf_printf(&policy, "\nmx: %s", d->sts->mx[i]);
+		(void)buf_printf(&policy, "\nmax_age: %u", (unsigned)d->sts->max_age);
+	} else if (d->policy == SMTP_CLIENT_TLS_DANE) {
 		type = tlsrpt_policy_type_name(TLSRPT_POLICY_TLSA);
 		for (size_t i = 0; i < d->ntlsa; i++) {
 			const struct dns_tlsa *t = &d->tlsa[i];
@@ -559,8 +577,14 @@ static void dest_on_client(void *ctx, const struct smtp_client_report *rep)
 	struct queue_runner *r = d->e->r;
 	struct smtp_client *client = d->client;
 	d->client = NULL; /* freed by the client itself after this call, or idle */
-	if (!rep->reused)
-		dest_count(d, count_result(rep->tls_result), rep->local_ip, true);
+	if (!rep->reused) {
+		/* MTA-STS testing: what enforcing would have found (RFC 8461 5) */
+		bool testing = d->policy != SMTP_CLIENT_TLS_DANE && d->sts != NULL &&
+		               d->sts->mode == MTA_STS_MODE_TESTING &&
+		               rep->tls_result == SMTP_CLIENT_TLS_OK;
+		dest_count(d, count_result(testing ? rep->tls_auth : rep->tls_result), rep->local_ip,
+		           true);
+	}
 	if (rep->try_next && rep->reused && !d->fresh) {
 		/* a kept connection that went stale: this address again, anew */
 		d->fresh = true;
@@ -722,12 +746,21 @@ static void dest_host_ready(struct qdest *d)
 		/* (with no usable record: encrypted, not authenticated: RFC 7672 2.2) */
 		d->policy_label = d->ntlsa > 0 ? "dane" : "dane-unusable";
 		d->policy_name = "DANE";
+	} else if (d->sts != NULL && d->sts->mode == MTA_STS_MODE_ENFORCE) {
+		/* RFC 8461 4.2: a certificate valid for the MX name (the host matched
+		 * the policy: dest_next_host) */
+		d->policy = SMTP_CLIENT_TLS_VERIFY;
+		d->policy_label = "mta-sts";
+		d->policy_name = e->tls == STORE_TLS_REQUIRE ? "REQUIRETLS" : "MTA-STS";
 	} else if (e->tls == STORE_TLS_REQUIRE) {
 		/* RFC 8689 4.2.1: authenticated, by DANE or the MX name's certificate */
 		d->policy = SMTP_CLIENT_TLS_VERIFY;
 		d->policy_label = "requiretls";
 		d->policy_name = "REQUIRETLS";
 	}
+	if (strcmp(d->policy_label, "opportunistic") == 0 && d->sts != NULL &&
+	    d->sts->mode == MTA_STS_MODE_TESTING)
+		d->policy_label = "mta-sts-testing";
 	d->addri = 0;
 	dest_try_addr(d);
 }
@@ -832,6 +865,15 @@ static void dest_next_host(struct qdest *d)
 		return;
 	}
 	const char *host = d->hosts[d->hosti++];
+	bool sts_applies = d->sts != NULL && (d->sts->mode == MTA_STS_MODE_ENFORCE ||
+	                                      (d->e->tls == STORE_TLS_REQUIRE && !d->mx_secure));
+	if (sts_applies && !mta_sts_mx_match(d->sts, host)) {
+		/* RFC 8461 4.1: never to an MX host the policy does not name */
+		dest_set_reason(d, "%s does not match the MTA-STS policy of %s", host, d->domain);
+		d->policy_failed = true;
+		dest_next_host(d);
+		return;
+	}
 	d->naddrs = d->addri = 0;
 	d->tls_off = false;
 	d->addr_secure = false;
@@ -856,6 +898,45 @@ static void dest_next_host(struct qdest *d)
 		free(err);
 		dest_next_host(d);
 	}
+}
+
+static void dest_routes_ready(struct qdest *d);
+
+/* The MTA-STS lookup's answer (mta_sts.h): the policy, when one applies. A
+ * failed fetch with nothing cached is no policy (RFC 8461 5.1), counted for
+ * the TLS report. */
+static void dest_on_sts(void *ctx, const struct mta_sts_policy *pol, const char *reason)
+{
+	struct qdest *d = ctx;
+	d->sts_q = NULL;
+	d->sts_wait = false;
+	if (pol != NULL && pol->mode != MTA_STS_MODE_NONE) {
+		d->sts = malloc(sizeof(*d->sts));
+		if (d->sts != NULL)
+			*d->sts = *pol;
+	}
+	if (pol == NULL && reason != NULL && strncmp(reason, "fetch failed", 12) == 0 &&
+	    d->e->r->counts != NULL) {
+		/* RFC 8460 4.3.2: the domain has a TXT record, the policy did not come */
+		enum tlsrpt_result res =
+		    strstr(reason, "certificate") != NULL || strstr(reason, "TLS") != NULL
+		        ? TLSRPT_STS_WEBPKI_INVALID
+		    : strstr(reason, "policy:") != NULL ? TLSRPT_STS_POLICY_INVALID
+		                                        : TLSRPT_STS_POLICY_FETCH_ERROR;
+		struct store_tlsrpt_row row = {
+		    .domain = d->domain,
+		    .policy_type = tlsrpt_policy_type_name(TLSRPT_POLICY_STS),
+		    .policy = "",
+		    .mx = "",
+		    .result = tlsrpt_result_name(res),
+		    .sending_ip = "",
+		    .receiving_ip = "",
+		    .count = 1,
+		};
+		tlsrpt_counts_note(d->e->r->counts, time(NULL), &row);
+	}
+	if (d->mx_ready)
+		dest_routes_ready(d);
 }
 
 static void dest_on_mx(void *ctx, const struct dns_answer *a)
@@ -905,7 +986,16 @@ static void dest_on_mx(void *ctx, const struct dns_answer *a)
 		return;
 	}
 	}
-	if (d->e->tls == STORE_TLS_REQUIRE && !d->mx_secure) {
+	d->mx_ready = true;
+	if (!d->sts_wait)
+		dest_routes_ready(d);
+}
+
+/* The MX hosts and the MTA-STS policy are known: the first host. */
+static void dest_routes_ready(struct qdest *d)
+{
+	bool sts = d->sts != NULL && d->sts->mode != MTA_STS_MODE_NONE;
+	if (d->e->tls == STORE_TLS_REQUIRE && !d->mx_secure && !sts) {
 		/* RFC 8689 4.2.1: the MX hosts must come from DNSSEC-validated
 		 * records (or an MTA-STS policy) */
 		char why[DNS_NAME_MAX + 200];
@@ -956,6 +1046,16 @@ static void dest_route(struct qdest *d)
 		snprintf(why, sizeof(why), "invalid domain: %s", err != NULL ? err : "?");
 		free(err);
 		dest_decide(d, SMTP_CLIENT_BOUNCED, "5.1.2", why);
+		return;
+	}
+	/* the MTA-STS policy at the same time (mostly from the cache); the sender
+	 * who wrote TLS-Required: No asked that it not matter */
+	if (r->sts != NULL && d->e->tls != STORE_TLS_NOT_REQUIRED) {
+		d->sts_wait = true;
+		if (mta_sts_lookup(r->sts, d->domain, dest_on_sts, d, &d->sts_q, &err) < 0) {
+			d->sts_wait = false;
+			free(err);
+		}
 	}
 }
 
@@ -1723,6 +1823,13 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 		queue_runner_free(&r);
 		return -1;
 	}
+	if ((r->sts = mta_sts_new(r->base, r->dns, pool, r->inbox, st, cfg->delivery_tls_ca_file,
+	                          cfg->mta_sts_port, &err)) == NULL) {
+		runner_fail(error_r, "queue runner: MTA-STS: %s", err);
+		free(err);
+		queue_runner_free(&r);
+		return -1;
+	}
 	r->ev_kick = event_new(r->base, r->kick_fd, EV_READ | EV_PERSIST, runner_on_kick, r);
 	r->ev_timer = evtimer_new(r->base, runner_on_timer, r);
 	if (cfg->tls_reports) {
@@ -1814,6 +1921,7 @@ void queue_runner_free(struct queue_runner **rp)
 	if (r->ev_counts != NULL)
 		event_free(r->ev_counts);
 	tlsrpt_counts_free(&r->counts); /* after the inbox ran: writes what is left */
+	mta_sts_free(&r->sts);
 	dns_resolver_free(&r->dns);
 	worker_inbox_free(&r->inbox);
 	if (r->tls != NULL)

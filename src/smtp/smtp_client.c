@@ -72,7 +72,7 @@ struct smtp_client {
 	bool esmtp; /* EHLO worked (else HELO: no extensions) */
 	char tls_desc[96];
 	bool tls_verified;
-	enum smtp_client_tls_result tls_result;
+	enum smtp_client_tls_result tls_result, tls_auth;
 	char local_ip[INET6_ADDRSTRLEN];
 
 	/* the transaction: recipients [rfirst, rend) of msg; replies awaited for
@@ -176,6 +176,7 @@ static void client_finish(struct smtp_client *c)
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
 	    .tls_result = c->tls_result,
+	    .tls_auth = c->tls_auth,
 	    .local_ip = c->local_ip,
 	    .reused = c->reused,
 	};
@@ -434,14 +435,15 @@ static void client_tls_done(struct smtp_client *c)
 	bool dane = c->p.tls_policy == SMTP_CLIENT_TLS_DANE && c->p.ntlsa > 0;
 	c->tls_verified = vr == X509_V_OK && SSL_get0_peer_certificate(c->ssl) != NULL &&
 	                  (!dane || SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0);
+	c->tls_auth = c->tls_verified                         ? SMTP_CLIENT_TLS_OK
+	              : dane                                  ? SMTP_CLIENT_TLS_DANE_MISMATCH
+	              : vr == X509_V_ERR_HOSTNAME_MISMATCH    ? SMTP_CLIENT_TLS_HOST_MISMATCH
+	              : vr == X509_V_ERR_IP_ADDRESS_MISMATCH  ? SMTP_CLIENT_TLS_HOST_MISMATCH
+	              : vr == X509_V_ERR_CERT_HAS_EXPIRED     ? SMTP_CLIENT_TLS_EXPIRED
+	                                                      : SMTP_CLIENT_TLS_UNTRUSTED;
 	c->tls_result = SMTP_CLIENT_TLS_OK;
 	if (!c->tls_verified && (dane || c->p.tls_policy == SMTP_CLIENT_TLS_VERIFY)) {
-		c->tls_result = dane                                 ? SMTP_CLIENT_TLS_DANE_MISMATCH
-		                : vr == X509_V_ERR_HOSTNAME_MISMATCH ? SMTP_CLIENT_TLS_HOST_MISMATCH
-		                : vr == X509_V_ERR_IP_ADDRESS_MISMATCH
-		                    ? SMTP_CLIENT_TLS_HOST_MISMATCH
-		                : vr == X509_V_ERR_CERT_HAS_EXPIRED ? SMTP_CLIENT_TLS_EXPIRED
-		                                                    : SMTP_CLIENT_TLS_UNTRUSTED;
+		c->tls_result = c->tls_auth;
 		/* not the server the policy names: say goodbye inside TLS, give up */
 		free(c->reason);
 		c->reason = str_printf("TLS certificate not authenticated (%s): %s",
@@ -832,6 +834,7 @@ static void client_go_idle(struct smtp_client *c)
 	    .tls = c->tls_desc[0] != '\0' ? c->tls_desc : NULL,
 	    .tls_verified = c->tls_verified,
 	    .tls_result = c->tls_result,
+	    .tls_auth = c->tls_auth,
 	    .local_ip = c->local_ip,
 	    .idle = true,
 	    .reused = c->reused,

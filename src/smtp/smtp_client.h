@@ -143,6 +143,10 @@ struct smtp_client_report {
 	 * matched) */
 	bool tls_verified;
 	enum smtp_client_tls_result tls_result;
+	/* after a handshake: whether the certificate would have authenticated the
+	 * peer (OK) or why not, whatever the policy (MTA-STS testing mode reports
+	 * it); SMTP_CLIENT_TLS_NONE without TLS */
+	enum smtp_client_tls_result tls_auth;
 	const char *local_ip; /* our address on the connection, "" when not connected */
 	/* the connection is kept open (params.idle_keep): the client is now the
 	 * caller's, to smtp_client_park, smtp_client_reuse or smtp_client_close */

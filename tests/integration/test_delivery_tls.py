@@ -361,3 +361,116 @@ def test_requiretls_over_dane(make_server, dane):
         assert tx.mail_params.split()[-1] == "REQUIRETLS"
         line = wait_log(srv, r"event=delivery .*rcpt=lee@ee\.dane\.test")[0]
         assert " policy=dane result=delivered " in line, line
+
+
+# --------------------------------------------------------------------------
+# MTA-STS (RFC 8461) enforcement: policies from an HTTPS server on 127.0.0.1
+# (test_mta_sts.PolicyServer) with a certificate of the test CA, names from
+# dnsmasq.
+
+
+STS_DOMAINS = ("sts.test", "stsbad.test", "ststest.test")
+
+
+@pytest.fixture(scope="module")
+def sts(ca):
+    from test_mta_sts import PolicyServer
+    leaf = ca.issue(*["mta-sts." + d for d in STS_DOMAINS])
+    srv = PolicyServer(leaf.cert, leaf.key)
+
+    def policy(mode, mx):
+        return (200, {"Content-Type": "text/plain"},
+                ("version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: 86400\r\n"
+                 % (mode, mx)).encode())
+
+    srv.by_host = {
+        "mta-sts.sts.test": policy("enforce", "mx.sts.test"),
+        "mta-sts.stsbad.test": policy("enforce", "*.sts.test"),
+        "mta-sts.ststest.test": policy("testing", "mx.ststest.test"),
+    }
+    recs = ["--mx-host=sts.test,mx.sts.test,10",
+            "--mx-host=stsbad.test,mx.elsewhere.test,10",
+            "--mx-host=ststest.test,mx.ststest.test,10"]
+    for d in ("mx.sts.test", "mx.elsewhere.test", "mx.ststest.test"):
+        recs.append("--host-record=%s,%s" % (d, PEER))
+    for d in STS_DOMAINS:
+        recs.append("--txt-record=_mta-sts.%s,v=STSv1; id=20261202;" % d)
+        recs.append("--host-record=mta-sts.%s,127.0.0.1" % d)
+    with Dnsmasq(recs) as dns_:
+        srv.dns = dns_
+        yield srv
+    srv.stop()
+
+
+def sts_server(make_server, sts, ca, port):
+    return tls_server(make_server, sts.dns, ca, port,
+                      delivery={"mta_sts_port": str(sts.port), "retry_schedule": "1h"})
+
+
+def test_mta_sts_enforce_verified_certificate_delivers(make_server, sts, ca):
+    port = peer_port()
+    with SMTPPeer(PEER, port, tls_context=server_context(ca.issue("mx.sts.test"))) as peer:
+        srv = sts_server(make_server, sts, ca, port)
+        submit(srv, "amy@sts.test")
+        tx = peer.wait_messages(1)[0]
+        assert tx.tls
+        line = wait_log(srv, r"event=delivery .*rcpt=amy@sts\.test")[0]
+        assert " policy=mta-sts result=delivered status=2.0.0 " in line, line
+
+
+def test_mta_sts_enforce_bad_certificate_defers(make_server, sts, ca, make_cert):
+    port = peer_port()
+    with SMTPPeer(PEER, port, tls_context=server_context(make_cert("mx.sts.test"))) as peer:
+        srv = sts_server(make_server, sts, ca, port)
+        submit(srv, "bo@sts.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=bo@sts\.test")[0]
+        assert " policy=mta-sts result=deferred status=4.7.5 " in line, line
+        assert ("TLS certificate not authenticated (MTA-STS): self-signed certificate"
+                in line), line
+        assert peer.messages == []
+        assert [c.split()[0].upper() for c in peer.commands] == ["EHLO", "STARTTLS", "QUIT"]
+
+
+def test_mta_sts_enforce_without_starttls_defers(make_server, sts, ca):
+    port = peer_port()
+    with SMTPPeer(PEER, port) as peer:
+        srv = sts_server(make_server, sts, ca, port)
+        submit(srv, "cy@sts.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=cy@sts\.test")[0]
+        assert " result=deferred status=4.7.5 " in line, line
+        assert "the server does not offer STARTTLS (required by MTA-STS)" in line, line
+        assert peer.messages == []
+
+
+def test_mta_sts_enforce_mx_not_in_policy_never_connected(make_server, sts, ca):
+    port = peer_port()
+    with SMTPPeer(PEER, port, tls_context=server_context(ca.issue("mx.elsewhere.test"))) as peer:
+        srv = sts_server(make_server, sts, ca, port)
+        submit(srv, "di@stsbad.test")
+        line = wait_log(srv, r"event=delivery .*rcpt=di@stsbad\.test")[0]
+        assert " result=deferred status=4.7.5 " in line, line
+        assert 'reply="mx.elsewhere.test does not match the MTA-STS policy of stsbad.test"' \
+            in line, line
+        assert peer.connections == 0
+
+
+def test_mta_sts_testing_mode_delivers_anyway(make_server, sts, ca, make_cert):
+    port = peer_port()
+    with SMTPPeer(PEER, port, tls_context=server_context(make_cert("mx.ststest.test"))) as peer:
+        srv = sts_server(make_server, sts, ca, port)
+        submit(srv, "ed@ststest.test")
+        peer.wait_messages(1)
+        line = wait_log(srv, r"event=delivery .*rcpt=ed@ststest\.test")[0]
+        assert " policy=mta-sts-testing result=delivered " in line, line
+
+
+def test_requiretls_over_mta_sts(make_server, sts, ca):
+    port = peer_port()
+    with SMTPPeer(PEER, port, ehlo=EHLO_RT,
+                  tls_context=server_context(ca.issue("mx.sts.test"))) as peer:
+        srv = sts_server(make_server, sts, ca, port)
+        submit(srv, "fo@sts.test", mail_params="REQUIRETLS")
+        tx = peer.wait_messages(1)[0]
+        assert tx.mail_params.split()[-1] == "REQUIRETLS"
+        line = wait_log(srv, r"event=delivery .*rcpt=fo@sts\.test")[0]
+        assert " policy=mta-sts result=delivered " in line, line

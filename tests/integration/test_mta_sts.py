@@ -7,7 +7,6 @@ cache in the store. Output and exit codes are exact."""
 import http.server
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -16,45 +15,10 @@ import threading
 import pytest
 
 from dnsfix import Dnsmasq
+from pki import TestCA
 
 POLICY = ("version: STSv1\r\nmode: enforce\r\nmx: mail.{d}\r\nmx: *.backup.{d}\r\n"
           "max_age: 86400\r\n")
-
-
-def openssl(args, cwd):
-    p = subprocess.run(["openssl"] + args, cwd=cwd, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-    assert p.returncode == 0, p.stdout.decode("utf-8", "replace")
-
-
-class PolicyCA:
-    """A CA and leaf certificates it signs (ECDSA P-256), made with openssl."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.cert = os.path.join(directory, "ca.pem")
-        openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-nodes", "-days", "2", "-subj", "/CN=hermod test CA",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                 "-keyout", "ca.key", "-out", "ca.pem"], directory)
-
-    def leaf(self, name):
-        """(cert, key) paths of a certificate for DNS name `name`."""
-        cert = os.path.join(self.dir, name + ".pem")
-        key = os.path.join(self.dir, name + ".key")
-        if os.path.exists(cert):
-            return cert, key
-        ext = os.path.join(self.dir, name + ".ext")
-        with open(ext, "w") as f:
-            f.write("subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n"
-                    "extendedKeyUsage=serverAuth\n" % name)
-        openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-nodes", "-subj", "/CN=" + name, "-keyout", key, "-out", name + ".csr"],
-                self.dir)
-        openssl(["x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert], self.dir)
-        return cert, key
 
 
 class PolicyServer:
@@ -64,6 +28,7 @@ class PolicyServer:
     def __init__(self, cert, key, tls=True):
         self.requests = []
         self.response = (404, {"Content-Type": "text/plain"}, b"")
+        self.by_host = {}  # Host -> a response of its own
         self.sni = []
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
@@ -74,7 +39,8 @@ class PolicyServer:
             def do_GET(self):
                 outer.requests.append((self.path, self.headers.get("Host"),
                                        outer.sni[-1] if outer.sni else None))
-                status, headers, body = outer.response
+                host = (self.headers.get("Host") or "").split(":")[0]
+                status, headers, body = outer.by_host.get(host, outer.response)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -107,7 +73,7 @@ class PolicyServer:
 @pytest.fixture(scope="module")
 def ca():
     d = tempfile.mkdtemp(prefix="hermod-sts-ca-")
-    yield PolicyCA(d)
+    yield TestCA(d)
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -119,7 +85,8 @@ class Env:
         self.ca = ca
         self.domain = domain
         self.dir = tempfile.mkdtemp(prefix="hermod-sts-")
-        cert, key = ca.leaf(cert_name or "mta-sts." + domain)
+        leaf = ca.issue(cert_name or "mta-sts." + domain)
+        cert, key = leaf.cert, leaf.key
         self.server = PolicyServer(cert, key, tls)
         self.dns = None
         self.conf = os.path.join(self.dir, "hermod.conf")
