@@ -1,5 +1,5 @@
-/* The admin CLI: domain, user, alias, mailbox, message, queue, dns, mta-sts and dkim subcommands
- * (documented for admins in docs/cli.md).
+/* The admin CLI: domain, user, alias, mailbox, message, queue, dns, mta-sts, tls-report and
+ * dkim subcommands (documented for admins in docs/cli.md).
  *
  * Arguments are checked before the config is read, so a typo gets a usage error
  * (exit 2) even on a machine without a config; runtime failures exit 1. Every
@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/cli_dns.h"
 #include "cli/cli_mta_sts.h"
+#include "cli/cli_tlsrpt.h"
 
 #include "auth/password.h"
 #include "auth/sasl.h"
@@ -19,6 +20,7 @@
 #include "store/store.h"
 
 #include <crypt.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -86,6 +88,7 @@ static const struct {
               "[-c FILE]"},
     {"dns", "hermod dns lookup TYPE NAME [-c FILE]"},
     {"mta-sts", "hermod mta-sts lookup DOMAIN [-c FILE]"},
+    {"tls-report", "hermod tls-report list | send [BEFORE] [-c FILE]"},
     {"dkim", "hermod dkim keygen DOMAIN [--selector S --algorithm rsa|ed25519] | list "
              "[-c FILE]"},
 };
@@ -1161,6 +1164,49 @@ static int cmd_mta_sts(struct cli *c)
 	return cli_mta_sts_lookup(c->cfg, c->st, c->args[0]);
 }
 
+/* ---- tls-report ---- */
+
+/* "YYYY-MM-DD", digits where they belong. */
+static bool is_day(const char *s)
+{
+	static const char shape[] = "dddd-dd-dd";
+	for (size_t i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
+			return false;
+	return s[sizeof(shape) - 1] == '\0';
+}
+
+static int cmd_tls_report(struct cli *c)
+{
+	int ret;
+	char today[16];
+
+	if (c->action == NULL)
+		return usage(c);
+	if (strcmp(c->action, "list") == 0) {
+		if (c->nargs != 0)
+			return usage(c);
+		if ((ret = cli_open(c)) != CLI_EXIT_OK)
+			return ret;
+		return cli_tlsrpt_list(c->st);
+	}
+	if (strcmp(c->action, "send") != 0 || c->nargs > 1)
+		return usage(c);
+	const char *before = c->nargs == 1 ? c->args[0] : NULL;
+	if (before != NULL && !is_day(before))
+		return fail(CLI_EXIT_USAGE, "'%s' is not a day (YYYY-MM-DD)", before);
+	if (before == NULL) {
+		time_t now = time(NULL);
+		struct tm tm;
+		if (gmtime_r(&now, &tm) == NULL || strftime(today, sizeof(today), "%Y-%m-%d", &tm) == 0)
+			return fail(CLI_EXIT_ERROR, "cannot tell the date");
+		before = today;
+	}
+	if ((ret = cli_open(c)) != CLI_EXIT_OK)
+		return ret;
+	return cli_tlsrpt_send(c->cfg, c->st, before);
+}
+
 /* ---- dkim ---- */
 
 #define CLI_TXT_STRING_MAX 255 /* RFC 1035 3.3: one character-string */
@@ -1318,6 +1364,7 @@ static const struct {
     {"domain", cmd_domain},   {"user", cmd_user},       {"alias", cmd_alias},
     {"mailbox", cmd_mailbox}, {"message", cmd_message}, {"queue", cmd_queue},
     {"dns", cmd_dns},         {"dkim", cmd_dkim},       {"mta-sts", cmd_mta_sts},
+    {"tls-report", cmd_tls_report},
 };
 
 int cli_main(int argc, char **argv)

@@ -30,6 +30,7 @@
 #include "delivery/srs.h"
 #include "delivery/tlsrpt.h"
 #include "delivery/tlsrpt_count.h"
+#include "delivery/tlsrpt_send.h"
 #include "dns/dns.h"
 #include "policy/dkim_sign.h"
 #include "smtp/smtp_client_parse.h"
@@ -59,6 +60,9 @@
 #define RUNNER_IDLE_MAX 32
 /* TLS report counts go to the store this often (when there are any). */
 #define RUNNER_TLSRPT_FLUSH_SECS 5
+/* The days that are over are reported this long after start, then hourly. */
+#define RUNNER_TLSRPT_FIRST_SECS 60
+#define RUNNER_TLSRPT_EVERY_SECS 3600
 
 struct queue_runner;
 
@@ -183,6 +187,8 @@ struct queue_runner {
 	struct event *ev_kick, *ev_timer;
 	struct tlsrpt_counts *counts; /* NULL: [delivery] tls_reports off */
 	struct event *ev_counts;
+	struct event *ev_report;
+	struct tlsrpt_send *report; /* a report run in progress */
 	atomic_bool stopping;
 	char owner[64];
 
@@ -1667,6 +1673,44 @@ static void runner_on_counts(evutil_socket_t fd, short what, void *ctx)
 	tlsrpt_counts_flush(r->counts);
 }
 
+static void runner_report_done(void *ctx, const struct tlsrpt_send_result *res)
+{
+	struct queue_runner *r = ctx;
+	r->report = NULL;
+	if (res->reports + res->no_policy + res->deferred + res->failed > 0)
+		log_info(NULL, "event=tlsrpt-run reports=%u no_policy=%u deferred=%u failed=%u",
+		         res->reports, res->no_policy, res->deferred, res->failed);
+}
+
+/* Hourly: the TLS reports of the days that are over (tlsrpt_send.h). */
+static void runner_on_report(evutil_socket_t fd, short what, void *ctx)
+{
+	struct queue_runner *r = ctx;
+	struct timeval next = {.tv_sec = RUNNER_TLSRPT_EVERY_SECS};
+	event_add(r->ev_report, &next);
+	if (r->report != NULL || atomic_load(&r->stopping))
+		return;
+	time_t now = time(NULL);
+	struct tm tm;
+	char today[16];
+	if (gmtime_r(&now, &tm) == NULL || strftime(today, sizeof(today), "%Y-%m-%d", &tm) == 0)
+		return;
+	struct tlsrpt_send_params p = {
+	    .base = r->base,
+	    .dns = r->dns,
+	    .pool = r->pool,
+	    .inbox = r->inbox,
+	    .st = r->st,
+	    .hostname = r->hostname,
+	    .before = today,
+	};
+	char *err = NULL;
+	if (tlsrpt_send_start(&p, runner_report_done, r, &r->report, &err) < 0) {
+		log_warn(NULL, "event=tlsrpt-failed error=\"%s\"", err != NULL ? err : "?");
+		free(err);
+	}
+}
+
 static void runner_on_kick(evutil_socket_t fd, short what, void *ctx)
 {
 	struct queue_runner *r = ctx;
@@ -1836,7 +1880,10 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 		struct timeval every = {.tv_sec = RUNNER_TLSRPT_FLUSH_SECS};
 		r->counts = tlsrpt_counts_new(st, pool, r->inbox);
 		r->ev_counts = event_new(r->base, -1, EV_PERSIST, runner_on_counts, r);
-		if (r->counts == NULL || r->ev_counts == NULL || event_add(r->ev_counts, &every) < 0)
+		struct timeval first = {.tv_sec = RUNNER_TLSRPT_FIRST_SECS};
+		r->ev_report = evtimer_new(r->base, runner_on_report, r);
+		if (r->counts == NULL || r->ev_counts == NULL || r->ev_report == NULL ||
+		    event_add(r->ev_counts, &every) < 0 || event_add(r->ev_report, &first) < 0)
 			goto fail_oom;
 	}
 	if (r->ev_kick == NULL || r->ev_timer == NULL || event_add(r->ev_kick, NULL) < 0)
@@ -1894,6 +1941,8 @@ void queue_runner_stop(struct queue_runner *r)
 		free(ic);
 	}
 	r->nidle = 0;
+	/* a report run: its store job, if out, frees it when it comes back */
+	tlsrpt_send_cancel(&r->report);
 	if (r->inflight != NULL)
 		log_info(NULL, "event=queue-runner-stopped in_flight=%zu", r->nentries);
 }
@@ -1920,6 +1969,8 @@ void queue_runner_free(struct queue_runner **rp)
 		event_free(r->ev_timer);
 	if (r->ev_counts != NULL)
 		event_free(r->ev_counts);
+	if (r->ev_report != NULL)
+		event_free(r->ev_report);
 	tlsrpt_counts_free(&r->counts); /* after the inbox ran: writes what is left */
 	mta_sts_free(&r->sts);
 	dns_resolver_free(&r->dns);

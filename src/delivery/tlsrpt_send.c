@@ -216,7 +216,13 @@ static int report_json(const struct tlsrpt_send *s, size_t first, size_t end, ti
 	size_t n = end - first;
 	struct tlsrpt_policy *pol = calloc(n, sizeof(*pol));
 	struct tlsrpt_failure *fail = calloc(n, sizeof(*fail));
-	const char **mx = calloc(n, sizeof(*mx));
+	/* room for every row's MX host, and every MTA-STS policy's patterns */
+	size_t mx_cap = n;
+	for (size_t i = first; i < end; i++)
+		if (type_of(s->rows[i].f[F_TYPE]) == TLSRPT_POLICY_STS)
+			for (const char *q = s->rows[i].f[F_POLICY]; (q = strstr(q, "mx: ")) != NULL; q++)
+				mx_cap++;
+	const char **mx = calloc(mx_cap, sizeof(*mx));
 	char **copies = calloc(n, sizeof(*copies));
 	size_t npol = 0, nfail = 0, nmx = 0;
 	char contact[300];
@@ -244,13 +250,20 @@ static int report_json(const struct tlsrpt_send *s, size_t first, size_t end, ti
 		p->n_strings = nstr;
 		p->mx_hosts = &mx[nmx];
 		p->failures = &fail[nfail];
+		/* mx-host (RFC 8460 4.4): an MTA-STS policy's patterns, else the MX
+		 * hosts the sessions went to */
+		for (size_t k = 0; p->type == TLSRPT_POLICY_STS && k < nstr && nmx < mx_cap; k++)
+			if (strncmp(strv[k], "mx: ", 4) == 0) {
+				mx[nmx++] = strv[k] + 4;
+				p->n_mx_hosts++;
+			}
 		for (size_t j = pstart; j < i; j++) {
 			const struct row *r = &s->rows[j];
-			if (r->f[F_MX][0] != '\0') {
+			if (r->f[F_MX][0] != '\0' && p->type != TLSRPT_POLICY_STS) {
 				bool seen = false;
 				for (size_t m = 0; m < p->n_mx_hosts; m++)
 					seen |= strcmp(p->mx_hosts[m], r->f[F_MX]) == 0;
-				if (!seen) {
+				if (!seen && nmx < mx_cap) {
 					mx[nmx++] = r->f[F_MX];
 					p->n_mx_hosts++;
 				}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ALICE, PASSWORDS, QUEUED_RE, make_message, unique
+from conftest import ALICE, BOB, PASSWORDS, QUEUED_RE, make_message, unique
 from pki import TestCA, server_context
 from smtppeer import SMTPPeer
 from test_delivery import (CLOSED, PEER, RECORDS, bounces, parse_dsn, peer_port, queue_text,
@@ -231,6 +231,8 @@ def dane(tmp_path_factory, ca):
         ("pkix", "MX", "10 mx-pkix.dane.test."),
         ("mx-pkix", "A", PEER),
         (p + "mx-pkix", "TLSA", tlsa_rdata(w.ee, 1, 1, 1)),
+        # its TLS reports go to bob (RFC 8460 3)
+        ("_smtp._tls.ee", "TXT", '"v=TLSRPTv1; rua=mailto:%s"' % BOB),
         # signed, but no TLSA: opportunistic
         ("plain", "MX", "10 mx-plain.dane.test."),
         ("mx-plain", "A", PEER),
@@ -474,3 +476,89 @@ def test_requiretls_over_mta_sts(make_server, sts, ca):
         assert tx.mail_params.split()[-1] == "REQUIRETLS"
         line = wait_log(srv, r"event=delivery .*rcpt=fo@sts\.test")[0]
         assert " policy=mta-sts result=delivered " in line, line
+
+
+# --------------------------------------------------------------------------
+# TLS reports (RFC 8460)
+
+
+def test_tls_report_for_a_dane_domain(make_server, dane):
+    import gzip
+    import json
+    srv = dane_server(make_server, dane)
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.ee)) as peer:
+        submit(srv, "mo@ee.dane.test")
+        peer.wait_messages(1)
+        wait_log(srv, r"event=delivery .*rcpt=mo@ee\.dane\.test .*result=delivered")
+    with SMTPPeer(PEER, dane.port, tls_context=server_context(dane.other)) as peer:
+        submit(srv, "ned@ee.dane.test")
+        wait_log(srv, r"event=delivery .*rcpt=ned@ee\.dane\.test .*result=deferred")
+    # the counts reach the store within 5 s
+    deadline = time.monotonic() + 20
+    while True:
+        rows = srv.cli("tls-report", "list").stdout.splitlines()
+        if len(rows) == 2:
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    assert sorted(r.split(" ", 1)[1] for r in rows) == [
+        "ee.dane.test tlsa mx-ee.dane.test - 127.0.0.1 %s 1" % PEER,
+        "ee.dane.test tlsa mx-ee.dane.test validation-failure 127.0.0.1 %s 1" % PEER]
+    assert all(r.startswith(day + " ") for r in rows)
+    # today is not over: nothing to report yet
+    out = srv.cli("tls-report", "send").stdout
+    assert out == "reports 0, no policy 0, deferred 0, failed 0\n"
+    out = srv.cli("tls-report", "send", "2999-01-01").stdout
+    assert out == "reports 1, no policy 0, deferred 0, failed 0\n"
+    assert srv.cli("tls-report", "list").stdout == ""
+    rows = [r for r in srv.messages(BOB) if r["subject"].startswith("Report Domain: ")]
+    assert len(rows) == 1, srv.messages(BOB)
+    assert rows[0]["subject"] == (
+        "Report Domain: ee.dane.test Submitter: mx.example.test Report-ID: "
+        "<%sT00:00:00Z.ee.dane.test@mx.example.test>" % day)
+    raw = srv.show(BOB, "INBOX", rows[0]["uid"])
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["TLS-Report-Domain"] == "ee.dane.test"
+    assert msg["TLS-Report-Submitter"] == "mx.example.test"
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "tlsrpt"
+    att = msg.get_payload()[1]
+    assert att.get_content_type() == "application/tlsrpt+gzip"
+    assert re.fullmatch(r"mx\.example\.test!ee\.dane\.test!\d+!\d+\.json\.gz",
+                        att.get_filename()), att.get_filename()
+    report = json.loads(gzip.decompress(att.get_payload(decode=True)))
+    assert report["organization-name"] == "mx.example.test"
+    assert report["contact-info"] == "postmaster@mx.example.test"
+    assert report["date-range"]["start-datetime"] == day + "T00:00:00Z"
+    assert report["date-range"]["end-datetime"] == day + "T23:59:59Z"
+    from dnssecfix import tlsa_rdata
+    assert report["policies"] == [{
+        "policy": {"policy-type": "tlsa", "policy-string": [tlsa_rdata(dane.ee, 3, 1, 1)],
+                   "policy-domain": "ee.dane.test", "mx-host": ["mx-ee.dane.test"]},
+        "summary": {"total-successful-session-count": 1, "total-failure-session-count": 1},
+        "failure-details": [{"result-type": "validation-failure", "sending-mta-ip": "127.0.0.1",
+                             "receiving-mx-hostname": "mx-ee.dane.test",
+                             "receiving-ip": PEER, "failed-session-count": 1}]}]
+
+
+def test_tls_report_not_sent_without_a_reporting_policy(make_server, dane):
+    srv = dane_server(make_server, dane)
+    with SMTPPeer(PEER, dane.port) as peer:
+        submit(srv, "ola@plain.dane.test")
+        peer.wait_messages(1)
+    deadline = time.monotonic() + 20
+    while srv.cli("tls-report", "list").stdout == "":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    out = srv.cli("tls-report", "send", "2999-01-01").stdout
+    assert out == "reports 0, no policy 1, deferred 0, failed 0\n"
+    assert srv.cli("tls-report", "list").stdout == ""
+
+
+def test_tls_report_usage(make_server):
+    srv = make_server()
+    r = srv.cli("tls-report", "send", "yesterday", check=False)
+    assert (r.returncode, r.stderr) == (2, b"hermod: 'yesterday' is not a day (YYYY-MM-DD)\n")
+    r = srv.cli("tls-report", "frob", check=False)
+    assert r.returncode == 2
