@@ -28,6 +28,8 @@ EHLO_BASE = [
     "250-DSN",
 ]
 EHLO_NO_TLS = EHLO_BASE + ["250 CHUNKING"]
+# inside TLS: REQUIRETLS (RFC 8689), no STARTTLS
+EHLO_IN_TLS = EHLO_BASE + ["250-REQUIRETLS", "250 CHUNKING"]
 EHLO_WITH_STARTTLS = EHLO_BASE + ["250-STARTTLS", "250 CHUNKING"]
 
 
@@ -60,7 +62,7 @@ def test_starttls_then_ehlo_again(tls_server):
         assert c.tls_active
         assert c.sock.version() == "TLSv1.3"  # both ends offer it
         r = c.cmd("EHLO client.remote.test")
-        assert r.lines == EHLO_NO_TLS, r  # no STARTTLS inside TLS, no AUTH on 25
+        assert r.lines == EHLO_IN_TLS, r  # no STARTTLS inside TLS, no AUTH on 25
         c.mail()
         c.rcpt(ALICE)
         subject = unique("starttls-raw")
