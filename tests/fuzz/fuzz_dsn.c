@@ -91,13 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dsn_build(&p, &r, 1, orig_read, &o, out_write, &out, &err) > 0) {
 		/* our own lines: up to the part that returns the original */
 		const char *end = out.data;
-		const char *stop = strstr(out.data, "Content-Type: message/rfc822");
-		if (stop == NULL)
-			stop = strstr(out.data, "Content-Type: text/rfc822-headers");
-		if (stop == NULL)
-			stop = strstr(out.data, "Content-Type: message/global");
-		if (stop == NULL)
-			stop = out.data + out.len;
+		static const char *const parts[] = {
+		    "Content-Type: message/rfc822", "Content-Type: text/rfc822-headers",
+		    "Content-Type: message/global", "Content-Type: message/global-headers"};
+		const char *stop = out.data + out.len;
+		for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
+			const char *at = strstr(out.data, parts[k]);
+			if (at != NULL && at < stop)
+				stop = at;
+		}
 		for (const char *l = out.data; l < stop; l = end + 1) {
 			end = memchr(l, '\n', (size_t)(stop - l));
 			if (end == NULL)
