@@ -1368,6 +1368,25 @@ static void dest_done(struct qdest *d)
 
 /* ---- entries ---- */
 
+/* The entry's message cannot be read (its blob is gone: a damaged data dir):
+ * an attempt that failed here, retried on the schedule and bounced at expiry
+ * like any other, so that the entry does not stay leased and its sender
+ * learns of it. */
+static void entry_unreadable(struct qentry *e)
+{
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		struct qrcpt *q = &e->rcpts[i];
+		if (q->admin_bounce)
+			rcpt_set(q, SMTP_CLIENT_BOUNCED, "5.0.0",
+			         "the message was bounced by the administrator", false, NULL);
+		else
+			rcpt_set(q, SMTP_CLIENT_DEFERRED, "4.3.0",
+			         "local error: the queued message cannot be read", false, NULL);
+		log_outcome(e, q, NULL, NULL);
+	}
+	entry_finish(e);
+}
+
 static void entry_start(struct qentry *e)
 {
 	/* administrator bounces first: they need no connection */
@@ -1617,7 +1636,7 @@ static void lease_job_done(void *arg)
 	struct qentry *e = job->head;
 	while (e != NULL) {
 		struct qentry *next = e->next;
-		if (atomic_load(&r->stopping) || !e->have_range) {
+		if (atomic_load(&r->stopping)) {
 			/* not started: the lease keeps it until the next start */
 			qentry_free(e);
 			e = next;
@@ -1626,7 +1645,10 @@ static void lease_job_done(void *arg)
 		e->next = r->inflight;
 		r->inflight = e;
 		r->nentries++;
-		entry_start(e);
+		if (e->have_range)
+			entry_start(e);
+		else
+			entry_unreadable(e);
 		e = next;
 	}
 	runner_arm_timer(r, job->next_due);

@@ -815,6 +815,32 @@ def test_hold_release_and_admin_bounce(make_server, dns):
         assert peer.messages == []
 
 
+def test_entry_whose_message_is_gone_is_deferred_not_stuck(make_server, dns):
+    import sqlite3
+    port = peer_port()
+    srv = sender_server(make_server, dns, port, delivery={"retry_schedule": "1h"})
+    submit(srv, "lost@dest.test")  # nobody listens: deferred
+    wait_log(srv, r"event=delivery .*rcpt=lost@dest\.test .*result=deferred")
+    qid = srv.queue()[0]["id"]
+    # a damaged data dir: the blob's row is gone
+    db = sqlite3.connect(os.path.join(srv.data_dir, "hermod.db"), timeout=10)
+    db.execute("DELETE FROM blobs WHERE id = (SELECT blob FROM queue WHERE id = ?)", (qid,))
+    db.commit()
+    db.close()
+    srv.cli("queue", "flush", qid)
+    line = wait_log(srv, r"event=delivery .*rcpt=lost@dest\.test .*status=4\.3\.0")[0]
+    assert 'result=deferred status=4.3.0 attempt=2 ' in line, line
+    assert 'reply="local error: the queued message cannot be read"' in line, line
+    wait_log(srv, r"event=queue-blob-missing queue=%s " % qid)
+    # recorded and released: not leased, next try on the schedule
+    q = srv.queue()[0]
+    assert q["states"]["lost@dest.test"] == \
+        "deferred: local error: the queued message cannot be read", q
+    assert "being tried" not in q["state"], q
+    # and the server goes on serving
+    submit(srv, "next@dest.test")
+
+
 # --------------------------------------------------------------------------
 # CHUNKING (RFC 3030) on the way out
 
