@@ -13,7 +13,8 @@
 
 int cli_async_open(struct cli_async *a, const struct config *cfg)
 {
-	struct dns_options opts = {.resolver = cfg->resolver, .trust_anchor = cfg->dns_trust_anchor};
+	struct dns_options opts = {.resolver = cfg->resolver,
+	                           .trust_anchor = cfg->dns_trust_anchor};
 	char *error = NULL;
 
 	memset(a, 0, sizeof(*a));

@@ -18,8 +18,8 @@ struct tlsrpt_counts {
 	struct store *st;
 	struct worker_pool *pool;
 	struct worker_inbox *inbox;
-	struct dict *d;      /* key -> uint64_t count */
-	bool flushing; /* a job is out */
+	struct dict *d; /* key -> uint64_t count */
+	bool flushing;  /* a job is out */
 };
 
 struct flush_job {
@@ -71,8 +71,8 @@ void tlsrpt_counts_note(struct tlsrpt_counts *c, time_t now, const struct store_
 	char day[16];
 	if (gmtime_r(&now, &tm) == NULL || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
 		return;
-	const char *v[KEY_FIELDS] = {day,         row->domain, row->policy_type, row->policy,
-	                             row->mx,     row->result, row->sending_ip,  row->receiving_ip};
+	const char *v[KEY_FIELDS] = {day,     row->domain, row->policy_type, row->policy,
+	                             row->mx, row->result, row->sending_ip,  row->receiving_ip};
 	char key[DICT_KEY_MAX];
 	size_t klen = key_build(key, sizeof(key), v);
 	if (klen == 0)

@@ -156,7 +156,8 @@ static bool same_group(const struct row *a, const struct row *b)
 
 static bool same_policy(const struct row *a, const struct row *b)
 {
-	return strcmp(a->f[F_TYPE], b->f[F_TYPE]) == 0 && strcmp(a->f[F_POLICY], b->f[F_POLICY]) == 0;
+	return strcmp(a->f[F_TYPE], b->f[F_TYPE]) == 0 &&
+	       strcmp(a->f[F_POLICY], b->f[F_POLICY]) == 0;
 }
 
 static enum tlsrpt_policy_type type_of(const char *name)
@@ -220,7 +221,8 @@ static int report_json(const struct tlsrpt_send *s, size_t first, size_t end, ti
 	size_t mx_cap = n;
 	for (size_t i = first; i < end; i++)
 		if (type_of(s->rows[i].f[F_TYPE]) == TLSRPT_POLICY_STS)
-			for (const char *q = s->rows[i].f[F_POLICY]; (q = strstr(q, "mx: ")) != NULL; q++)
+			for (const char *q = s->rows[i].f[F_POLICY];
+			     (q = strstr(q, "mx: ")) != NULL; q++)
 				mx_cap++;
 	const char **mx = calloc(mx_cap, sizeof(*mx));
 	char **copies = calloc(n, sizeof(*copies));
@@ -309,8 +311,8 @@ out:
 
 /* The whole report message (RFC 8460 5.3). */
 static int report_message(const struct tlsrpt_send *s, const char *day, const char *domain,
-                          const char *to, const struct buf *gz, time_t start,
-                          const char *report_id, struct buf *out)
+                          const char *to, const struct buf *gz, time_t start, const char *report_id,
+                          struct buf *out)
 {
 	char fname[600], boundary[64], date[64], msgid[300];
 	unsigned char rnd[12];
@@ -332,34 +334,34 @@ static int report_message(const struct tlsrpt_send *s, const char *day, const ch
 	char *b64 = NULL;
 	if (base64_encode((const unsigned char *)gz->data, gz->len, &b64) < 0)
 		return -1;
-	int rc = buf_printf(out,
-	                    "From: TLS reports <noreply-tlsrpt@%s>\r\n"
-	                    "To: <%s>\r\n"
-	                    "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n"
-	                    "Date: %s\r\n"
-	                    "Message-ID: %s\r\n"
-	                    "TLS-Report-Domain: %s\r\n"
-	                    "TLS-Report-Submitter: %s\r\n"
-	                    "Auto-Submitted: auto-generated\r\n"
-	                    "MIME-Version: 1.0\r\n"
-	                    "Content-Type: multipart/report; report-type=\"tlsrpt\";\r\n"
-	                    "\tboundary=\"%s\"\r\n"
-	                    "\r\n"
-	                    "--%s\r\n"
-	                    "Content-Type: text/plain; charset=us-ascii\r\n"
-	                    "\r\n"
-	                    "This is the aggregate TLS report (RFC 8460) of %s for the mail it\r\n"
-	                    "sent to %s on %s (UTC).\r\n"
-	                    "\r\n"
-	                    "--%s\r\n"
-	                    "Content-Type: application/tlsrpt+gzip\r\n"
-	                    "Content-Transfer-Encoding: base64\r\n"
-	                    "Content-Disposition: attachment;\r\n"
-	                    "\tfilename=\"%s\"\r\n"
-	                    "\r\n",
-	                    s->hostname, to, domain, s->hostname, report_id, date, msgid, domain,
-	                    s->hostname, boundary, boundary, s->hostname, domain, day, boundary,
-	                    fname);
+	int rc =
+	    buf_printf(out,
+	               "From: TLS reports <noreply-tlsrpt@%s>\r\n"
+	               "To: <%s>\r\n"
+	               "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n"
+	               "Date: %s\r\n"
+	               "Message-ID: %s\r\n"
+	               "TLS-Report-Domain: %s\r\n"
+	               "TLS-Report-Submitter: %s\r\n"
+	               "Auto-Submitted: auto-generated\r\n"
+	               "MIME-Version: 1.0\r\n"
+	               "Content-Type: multipart/report; report-type=\"tlsrpt\";\r\n"
+	               "\tboundary=\"%s\"\r\n"
+	               "\r\n"
+	               "--%s\r\n"
+	               "Content-Type: text/plain; charset=us-ascii\r\n"
+	               "\r\n"
+	               "This is the aggregate TLS report (RFC 8460) of %s for the mail it\r\n"
+	               "sent to %s on %s (UTC).\r\n"
+	               "\r\n"
+	               "--%s\r\n"
+	               "Content-Type: application/tlsrpt+gzip\r\n"
+	               "Content-Transfer-Encoding: base64\r\n"
+	               "Content-Disposition: attachment;\r\n"
+	               "\tfilename=\"%s\"\r\n"
+	               "\r\n",
+	               s->hostname, to, domain, s->hostname, report_id, date, msgid, domain,
+	               s->hostname, boundary, boundary, s->hostname, domain, day, boundary, fname);
 	/* base64 in lines of 76 (RFC 2045 6.8) */
 	size_t bl = strlen(b64);
 	for (size_t i = 0; rc > 0 && i < bl; i += 76) {
@@ -424,7 +426,8 @@ static void group_run(void *arg)
 		return;
 	if (j->report) {
 		struct tm tm = {0};
-		if (sscanf(r0->f[F_DAY], "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) != 3) {
+		if (sscanf(r0->f[F_DAY], "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) !=
+		    3) {
 			j->rc = -1;
 			j->error = strdup("bad day in the counts");
 			return;
@@ -497,8 +500,8 @@ static void group_done(void *arg)
 	next_group(s);
 }
 
-static void group_submit(struct tlsrpt_send *s, const struct tlsrpt_policy_record *rec,
-                         bool report, bool keep)
+static void group_submit(struct tlsrpt_send *s, const struct tlsrpt_policy_record *rec, bool report,
+                         bool keep)
 {
 	struct group_job *j = calloc(1, sizeof(*j));
 	if (j == NULL) {
@@ -543,8 +546,9 @@ static void on_txt(void *ctx, const struct dns_answer *a)
 	const char *why = NULL;
 	if (a->status == DNS_TEMPFAIL) {
 		bool drop = too_old(r0->f[F_DAY], s->before);
-		log_info(NULL, "event=tlsrpt-deferred day=%s domain=%s reason=\"%s\"%s", r0->f[F_DAY],
-		         r0->f[F_DOMAIN], a->why != NULL ? a->why : "DNS temporary failure",
+		log_info(NULL, "event=tlsrpt-deferred day=%s domain=%s reason=\"%s\"%s",
+		         r0->f[F_DAY], r0->f[F_DOMAIN],
+		         a->why != NULL ? a->why : "DNS temporary failure",
 		         drop ? " dropped=yes" : "");
 		s->res.deferred += !drop;
 		group_submit(s, NULL, false, !drop);

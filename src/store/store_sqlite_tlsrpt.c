@@ -26,8 +26,8 @@ int sqlite_tlsrpt_add(struct store_backend *st, const struct store_tlsrpt_row *r
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct store_tlsrpt_row *r = &rows[i];
-		const char *v[8] = {r->day,    r->domain, r->policy_type, r->policy,
-		                    r->mx,     r->result, r->sending_ip,  r->receiving_ip};
+		const char *v[8] = {r->day, r->domain, r->policy_type, r->policy,
+		                    r->mx,  r->result, r->sending_ip,  r->receiving_ip};
 		for (int k = 0; k < 8; k++)
 			sqlite3_bind_text(stmt, k + 1, v[k] != NULL ? v[k] : "", -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 9, r->count > INT64_MAX ? INT64_MAX : (int64_t)r->count);

@@ -3,6 +3,7 @@
  * cancelling; a lookup started from a callback; freeing with lookups pending;
  * the lookup timeout. */
 #include "unit.h"
+#include "unit_dnsmasq.h"
 
 #include "dns/dns.h"
 
@@ -20,69 +21,13 @@
 
 #define NLOOKUPS 50
 
-static pid_t dnsmasq_pid;
-
-/* A port free for UDP and TCP on 127.0.0.1. */
-static int free_port(void)
-{
-	for (int tries = 0; tries < 50; tries++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		socklen_t sl = sizeof(sa);
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		int port = -1;
-		if (t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
-		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			port = ntohs(sa.sin_port);
-		close(t);
-		close(u);
-		if (port > 0)
-			return port;
-	}
-	return -1;
-}
+/* the records of the test's DNS server (unit_dnsmasq.h) */
+static const char *const dns_records[] = {"--host-record=h.example.test,127.0.0.9",
+                                          "--mx-host=example.test,h.example.test,5"};
 
 static int start_dnsmasq(int port)
 {
-	char portarg[32];
-	snprintf(portarg, sizeof(portarg), "--port=%d", port);
-	dnsmasq_pid = fork();
-	if (dnsmasq_pid < 0)
-		return -1;
-	if (dnsmasq_pid == 0) {
-		execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv",
-		      "--no-hosts", "--conf-file=/dev/null", "--listen-address=127.0.0.1",
-		      "--bind-interfaces", portarg, "--local-ttl=60", "--user=root",
-		      "--pid-file=", "--address=/#/", "--host-record=h.example.test,127.0.0.9",
-		      "--mx-host=example.test,h.example.test,5", (char *)NULL);
-		_exit(127);
-	}
-	/* answering? a few tries of a real lookup follow in the tests; wait for
-	 * the UDP port to be taken */
-	for (int i = 0; i < 200; i++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-		                         .sin_port = htons((uint16_t)port),
-		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int u = socket(AF_INET, SOCK_DGRAM, 0);
-		int taken = bind(u, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == EADDRINUSE;
-		close(u);
-		if (taken)
-			return 1;
-		if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid)
-			return -1;
-		usleep(20000);
-	}
-	return -1;
-}
-
-static void stop_dnsmasq(void)
-{
-	if (dnsmasq_pid > 0) {
-		kill(dnsmasq_pid, SIGTERM);
-		waitpid(dnsmasq_pid, NULL, 0);
-		dnsmasq_pid = 0;
-	}
+	return unit_dnsmasq_start(port, dns_records, sizeof(dns_records) / sizeof(dns_records[0]));
 }
 
 struct result {
@@ -217,7 +162,7 @@ static void test_timeout(void)
 {
 	struct ctx c = {.base = event_base_new()};
 	char addr[32];
-	int port = free_port();
+	int port = unit_free_port();
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	struct dns_options o = {.resolver = addr, .timeout = 1};
 	char *error = NULL;
@@ -274,15 +219,15 @@ static void test_options(void)
 int main(void)
 {
 	char addr[32];
-	int port = free_port();
+	int port = unit_free_port();
 
 	test_options();
 	CHECK(port > 0 && start_dnsmasq(port) == 1);
-	if (dnsmasq_pid > 0) {
+	if (unit_dnsmasq_pid > 0) {
 		snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 		test_many(addr);
 	}
-	stop_dnsmasq();
+	unit_dnsmasq_stop();
 	test_timeout();
 	return unit_finish("dns_async");
 }

@@ -7,6 +7,7 @@
  * store jobs finishing later touch nothing freed: run it under ASan). The
  * HTTPS fetch itself is tested end to end in tests/integration/test_mta_sts.py. */
 #include "unit.h"
+#include "unit_dnsmasq.h"
 
 #include "core/worker.h"
 #include "delivery/mta_sts.h"
@@ -28,71 +29,17 @@
 
 #define POLICY "version: STSv1\nmode: enforce\nmx: mail.cached.test\nmax_age: 3600\n"
 
-static pid_t dnsmasq_pid;
 static int dead_port; /* nothing listens there (TCP) */
 
-static int free_port(void)
-{
-	for (int tries = 0; tries < 50; tries++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		socklen_t sl = sizeof(sa);
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		int port = -1;
-		if (t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		    getsockname(t, (struct sockaddr *)&sa, &sl) == 0 &&
-		    bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			port = ntohs(sa.sin_port);
-		close(t);
-		close(u);
-		if (port > 0)
-			return port;
-	}
-	return -1;
-}
+static const char *const dns_records[] = {"--txt-record=_mta-sts.cached.test,v=STSv1; id=c1",
+                                          "--txt-record=_mta-sts.fetch.test,v=STSv1; id=f2",
+                                          "--host-record=mta-sts.fetch.test,127.0.0.1",
+                                          "--txt-record=_mta-sts.expired.test,v=STSv1; id=e1",
+                                          "--host-record=mta-sts.expired.test,127.0.0.1"};
 
 static int start_dnsmasq(int port)
 {
-	char portarg[32];
-	snprintf(portarg, sizeof(portarg), "--port=%d", port);
-	dnsmasq_pid = fork();
-	if (dnsmasq_pid < 0)
-		return -1;
-	if (dnsmasq_pid == 0) {
-		execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv",
-		      "--no-hosts", "--conf-file=/dev/null", "--listen-address=127.0.0.1",
-		      "--bind-interfaces", portarg, "--local-ttl=60", "--user=root",
-		      "--pid-file=", "--address=/#/",
-		      "--txt-record=_mta-sts.cached.test,v=STSv1; id=c1",
-		      "--txt-record=_mta-sts.fetch.test,v=STSv1; id=f2",
-		      "--host-record=mta-sts.fetch.test,127.0.0.1",
-		      "--txt-record=_mta-sts.expired.test,v=STSv1; id=e1",
-		      "--host-record=mta-sts.expired.test,127.0.0.1", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-		                         .sin_port = htons((uint16_t)port),
-		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int u = socket(AF_INET, SOCK_DGRAM, 0);
-		int taken = bind(u, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == EADDRINUSE;
-		close(u);
-		if (taken)
-			return 1;
-		if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid)
-			return -1;
-		usleep(20000);
-	}
-	return -1;
-}
-
-static void stop_dnsmasq(void)
-{
-	if (dnsmasq_pid > 0) {
-		kill(dnsmasq_pid, SIGTERM);
-		waitpid(dnsmasq_pid, NULL, 0);
-		dnsmasq_pid = 0;
-	}
+	return unit_dnsmasq_start(port, dns_records, sizeof(dns_records) / sizeof(dns_records[0]));
 }
 
 /* ---- a loop with everything a lookup needs ---- */
@@ -372,7 +319,7 @@ static void test_dns_down(struct store *st)
 	struct result r;
 	char addr[32];
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", unit_free_port());
 	env_open(&e, addr, 1, st);
 	lookup(&e, "cached.test", &r);
 	wait_for(&e, &r);
@@ -396,16 +343,16 @@ int main(void)
 	struct store_options opts = {.data_dir = dir, .fsync = false};
 	struct store *st = NULL;
 	char addr[32];
-	int port = free_port();
+	int port = unit_free_port();
 
 	signal(SIGPIPE, SIG_IGN);
-	dead_port = free_port();
+	dead_port = unit_free_port();
 	if (mkdtemp(dir) == NULL || store_open(&opts, &st, NULL) != 1) {
 		fprintf(stderr, "cannot open a store in %s\n", dir);
 		return 1;
 	}
 	CHECK(port > 0 && start_dnsmasq(port) == 1);
-	if (dnsmasq_pid > 0) {
+	if (unit_dnsmasq_pid > 0) {
 		snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 		test_results(addr, st);
 		test_chain(addr, st);
@@ -413,7 +360,7 @@ int main(void)
 		test_free_pending(addr, st);
 		test_fetch_timeout(addr, st);
 	}
-	stop_dnsmasq();
+	unit_dnsmasq_stop();
 	test_dns_down(st);
 	store_close(&st);
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
