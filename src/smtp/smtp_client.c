@@ -89,6 +89,7 @@ struct smtp_client {
 	 * raw: BINARYMIME, sent as stored */
 	bool bdat, bdat_raw;
 	bool bdat_failed;      /* a chunk was refused: the outcome is decided */
+	unsigned ntx;          /* transactions (MAILs) on this connection: RFC 9422 MAILMAX */
 	unsigned bdat_pending; /* chunks whose reply is awaited */
 
 	/* the message stream */
@@ -774,6 +775,7 @@ static void client_start_transaction(struct smtp_client *c)
 	c->bdat = c->esmtp && c->caps.chunking;
 	c->bdat_raw = c->bdat && m->body == STORE_BODY_BINARYMIME;
 
+	c->ntx++;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	evbuffer_add_printf(out, "MAIL FROM:<%s>", m->sender);
 	client_mail_params(c, out);
@@ -846,15 +848,30 @@ static void client_go_idle(struct smtp_client *c)
 	done(c->ctx, &rep);
 }
 
+/* RFC 9422: the peer takes no more transactions on this connection */
+static bool client_mailmax_reached(const struct smtp_client *c)
+{
+	return c->esmtp && c->caps.mailmax != 0 && c->ntx >= c->caps.mailmax;
+}
+
 static void client_transaction_end(struct smtp_client *c)
 {
 	c->rfirst = c->rend;
+	if (c->rfirst < c->msg->nrcpts && client_mailmax_reached(c)) {
+		/* the rest on another connection, at the next try */
+		client_decide_rest(c, c->rfirst, c->msg->nrcpts, SMTP_CLIENT_DEFERRED, "4.5.3",
+		                   "the server takes no more transactions on one connection "
+		                   "(LIMITS MAILMAX)",
+		                   false);
+		client_quit(c);
+		return;
+	}
 	if (c->rfirst < c->msg->nrcpts) {
 		/* RSET is not needed after a completed or refused transaction */
 		client_start_transaction(c);
 		return;
 	}
-	if (c->p.idle_keep > 0 && !c->try_next) {
+	if (c->p.idle_keep > 0 && !c->try_next && !client_mailmax_reached(c)) {
 		client_go_idle(c);
 		return;
 	}

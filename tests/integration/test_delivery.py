@@ -743,6 +743,33 @@ def test_connection_reused_for_the_next_message(make_server, dns, make_cert):
         assert [c.split(" ")[0] for c in peer.commands].count("STARTTLS") == 2
 
 
+def test_limits_mailmax_honoured(make_server, dns):
+    # RFC 9422: MAILMAX=2 transactions a connection, RCPTMAX=1 recipient each
+    port = peer_port()
+    ehlo = ("PIPELINING", "ENHANCEDSTATUSCODES", "LIMITS MAILMAX=2 RCPTMAX=1")
+    with SMTPPeer(PEER, port, ehlo=ehlo) as peer:
+        srv = sender_server(make_server, dns, port, delivery={"retry_schedule": "1s"})
+        submit(srv, ["m1@dest.test", "m2@dest.test", "m3@dest.test"])
+        msgs = peer.wait_messages(3, timeout=30)
+        wait_queue_empty(srv)
+        assert sorted(r for t in msgs for r in t.rcpts) == \
+            ["m1@dest.test", "m2@dest.test", "m3@dest.test"]
+        assert all(len(t.rcpts) == 1 for t in msgs)
+        # two transactions on the first connection, the third on another
+        assert peer.connections == 2, peer.commands
+        line = wait_log(srv, r"event=delivery .*rcpt=m3@dest\.test .*result=deferred")[0]
+        assert "status=4.5.3" in line and "(LIMITS MAILMAX)" in line, line
+        # the second connection is kept with one transaction left: m4 takes
+        # it; past MAILMAX it is not kept, and m5 opens a third
+        submit(srv, "m4@dest.test")
+        peer.wait_messages(4)
+        wait_queue_empty(srv)
+        assert peer.connections == 2, peer.commands
+        submit(srv, "m5@dest.test")
+        peer.wait_messages(5)
+        assert peer.connections == 3, peer.commands
+
+
 def test_stale_kept_connection_replaced(make_server, dns):
     port = peer_port()
     with SMTPPeer(PEER, port, close_after_message=True) as peer:
