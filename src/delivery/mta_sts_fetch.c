@@ -33,6 +33,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/dict.h"
 #include "core/str.h"
 #include "core/worker.h"
 #include "dns/dns.h"
@@ -51,7 +52,13 @@ struct mta_sts_ctx {
 	unsigned port;
 	unsigned fetch_timeout;        /* seconds */
 	struct mta_sts_query *queries; /* pending ones */
+	/* domains without a TXT record whose cache row was found missing, until
+	 * when that is believed (their next lookups skip the store read) */
+	struct dict *absent;
 };
+
+#define STS_ABSENT_MAX 4096
+#define STS_ABSENT_SECS 600
 
 /* A store call on the pool. q is touched on the loop only. */
 struct sts_job {
@@ -143,7 +150,11 @@ struct mta_sts_ctx *mta_sts_new(struct event_base *base, struct dns_resolver *r,
 	ctx->port = port != 0 ? port : 443;
 	ctx->fetch_timeout = MTA_STS_FETCH_TIMEOUT;
 	ctx->ssl_ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx->ssl_ctx == NULL) {
+	ctx->absent = dict_new(sizeof(int64_t), STS_ABSENT_MAX, DICT_EVICT);
+	if (ctx->ssl_ctx == NULL || ctx->absent == NULL) {
+		dict_free(&ctx->absent);
+		if (ctx->ssl_ctx != NULL)
+			SSL_CTX_free(ctx->ssl_ctx);
 		str_error(error_r, "cannot create a TLS context");
 		free(ctx);
 		return NULL;
@@ -178,6 +189,7 @@ void mta_sts_free(struct mta_sts_ctx **ctxp)
 	while (ctx->queries != NULL)
 		sts_query_free(ctx->queries);
 	SSL_CTX_free(ctx->ssl_ctx);
+	dict_free(&ctx->absent);
 	free(ctx);
 }
 
@@ -265,6 +277,12 @@ static void sts_job_done(void *arg)
 
 	if (q != NULL) {
 		q->job = NULL;
+		if (!job->put && job->rc == 0) {
+			int64_t *until =
+			    dict_put(q->ctx->absent, job->domain, strlen(job->domain), NULL);
+			if (until != NULL)
+				*until = (int64_t)time(NULL) + STS_ABSENT_SECS;
+		}
 		if (job->put)
 			sts_after_put(q, job);
 		else
@@ -286,6 +304,8 @@ static int sts_job_start(struct mta_sts_query *q, const char *policy, int64_t no
 	job->st = q->ctx->st;
 	job->put = policy != NULL;
 	snprintf(job->domain, sizeof(job->domain), "%s", q->domain);
+	if (job->put)
+		dict_delete(q->ctx->absent, q->domain, strlen(q->domain));
 	if (job->put) {
 		job->row.domain = strdup(q->domain);
 		job->row.id = strdup(q->txt_id);
@@ -335,7 +355,12 @@ static void sts_on_txt(void *arg, const struct dns_answer *a)
 		         a->why != NULL ? a->why : "temporary failure");
 		break;
 	}
-	if (sts_job_start(q, NULL, 0) < 0)
+	/* no TXT record and, a moment ago, no cached policy: most domains, and
+	 * no store read for them each time */
+	int64_t *until = q->txt == STS_TXT_NONE
+	                     ? dict_get(q->ctx->absent, q->domain, strlen(q->domain))
+	                     : NULL;
+	if ((until != NULL && *until > (int64_t)time(NULL)) || sts_job_start(q, NULL, 0) < 0)
 		sts_after_cache(q, NULL); /* as if nothing were cached */
 }
 
