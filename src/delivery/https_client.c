@@ -33,7 +33,7 @@ struct https_request {
 	unsigned port;
 	char path[HTTPS_PATH_MAX + 1];
 	enum evhttp_cmd_type method;
-	char *ctype_out, *accept;
+	char *ctype_out, *accept, *host_header;
 	char *body_out;
 	size_t body_out_len;
 	unsigned timeout;
@@ -188,6 +188,7 @@ static void req_free(struct https_request *r)
 		event_free(r->finish);
 	free(r->ctype_out);
 	free(r->accept);
+	free(r->host_header);
 	free(r->body_out);
 	free(r->body);
 	free(r);
@@ -365,7 +366,9 @@ static void http_start(struct https_request *r)
 	evhttp_request_set_error_cb(req, on_http_error);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char hostport[HTTPS_HOST_MAX + 8];
-	if (r->port == 443)
+	if (r->host_header != NULL)
+		snprintf(hostport, sizeof(hostport), "%s", r->host_header);
+	else if (r->port == 443)
 		snprintf(hostport, sizeof(hostport), "%s", r->host);
 	else
 		snprintf(hostport, sizeof(hostport), "%s:%u", r->host, r->port);
@@ -450,6 +453,7 @@ int https_request_start(const struct https_request_params *p, https_done *done, 
 	strcpy(r->path, p->path);
 	if ((p->content_type != NULL && (r->ctype_out = strdup(p->content_type)) == NULL) ||
 	    (p->accept != NULL && (r->accept = strdup(p->accept)) == NULL) ||
+	    (p->host_header != NULL && (r->host_header = strdup(p->host_header)) == NULL) ||
 	    (p->body_len > 0 && (r->body_out = malloc(p->body_len)) == NULL) ||
 	    (r->timer = evtimer_new(r->base, on_timer, r)) == NULL ||
 	    (r->finish = event_new(r->base, -1, 0, on_finish, r)) == NULL) {

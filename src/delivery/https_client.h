@@ -41,6 +41,7 @@ struct https_request_params {
 	const void *body;         /* POST: copied */
 	size_t body_len;
 	const char *accept;       /* NULL: no Accept header */
+	const char *host_header;  /* NULL: host[:port] (the port when not 443) */
 	unsigned timeout;         /* seconds, the whole exchange */
 	size_t max_body;          /* responses over it fail */
 	size_t max_headers;
