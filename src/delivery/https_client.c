@@ -125,6 +125,11 @@ int https_uri_parse(const char *uri, char host[HTTPS_HOST_MAX + 1], unsigned *po
 	host[hlen] = '\0';
 	if (dns_name_check(host) != 1)
 		return -1;
+	/* a host name: labels neither begin nor end with "-" (RFC 1123 2.1) */
+	for (size_t i = 0; i < hlen; i++)
+		if (host[i] == '-' && (i == 0 || host[i - 1] == '.' || i + 1 == hlen ||
+		                       host[i + 1] == '.'))
+			return -1;
 	/* not an IPv4 literal: the certificate is checked for a name */
 	struct in_addr a4;
 	if (inet_pton(AF_INET, host, &a4) == 1)
