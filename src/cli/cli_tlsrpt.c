@@ -66,6 +66,7 @@ int cli_tlsrpt_send(const struct config *cfg, struct store *st, const char *befo
 	    .st = st,
 	    .hostname = cfg->hostname,
 	    .before = before,
+	    .ca_file = cfg->delivery_tls_ca_file,
 	};
 	struct tlsrpt_send *s = NULL;
 	if (tlsrpt_send_start(&p, cli_tlsrpt_done, &w, &s, &error) < 0) {

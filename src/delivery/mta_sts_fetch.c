@@ -7,35 +7,27 @@
  *   TXT    _mta-sts.DOMAIN through hermod's resolver
  *   CACHE  store_mta_sts_get on the worker pool
  *   ADDR   mta-sts.DOMAIN A, then AAAA when there is no A (only for a fetch)
- *   HTTP   GET /.well-known/mta-sts.txt over TLS (libevent's HTTP client on an
- *          OpenSSL bufferevent), the certificate verified for mta-sts.DOMAIN
+ *   HTTP   GET /.well-known/mta-sts.txt over TLS (https_client.h: the address
+ *          of mta-sts.DOMAIN, the certificate verified for that name)
  *   STORE  store_mta_sts_put of the fetched policy on the worker pool
  * A store job belongs to the pool until its completion ran: a query that goes
  * away (cancel, free) only unhooks itself from the job, whose completion then
- * frees the job and nothing else. The HTTP connection is freed from an event
- * of ours (never inside libevent's callback stack). */
+ * frees the job and nothing else. */
 #include "delivery/mta_sts.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "core/dict.h"
 #include "core/str.h"
 #include "core/worker.h"
+#include "delivery/https_client.h"
 #include "dns/dns.h"
 #include "store/store.h"
 
@@ -97,39 +89,13 @@ struct mta_sts_query {
 	struct mta_sts_policy cached;
 
 	/* the fetch */
-	struct event *timer;  /* the whole fetch: MTA_STS_FETCH_TIMEOUT */
-	struct event *finish; /* the HTTP exchange is over: evaluate it */
-	struct evhttp_connection *evcon;
-	bool closing; /* evcon is being freed: its callbacks are ignored */
-	bool tried_aaaa;
-	char addr[INET6_ADDRSTRLEN];
-	int http_error; /* enum evhttp_request_error + 1; 0 none */
-	bool connect_failed;
-	int http_status;
-	bool ctype_ok;
-	char ctype[64];
-	char tls_error[128];
-	char *body;
-	size_t body_len;
+	struct https_request *req;
 	struct mta_sts_policy fetched;
 };
 
 static void sts_fetch_fail(struct mta_sts_query *q, const char *why);
 
 /* ---- the context ---- */
-
-/* Keeps the first certificate error of a handshake for the reason. */
-static int sts_verify_cb(int ok, X509_STORE_CTX *x)
-{
-	if (!ok) {
-		SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-		struct mta_sts_query *q = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
-		if (q != NULL && q->tls_error[0] == '\0')
-			snprintf(q->tls_error, sizeof(q->tls_error), "certificate: %s",
-			         X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
-	}
-	return ok;
-}
 
 struct mta_sts_ctx *mta_sts_new(struct event_base *base, struct dns_resolver *r,
                                 struct worker_pool *pool, struct worker_inbox *inbox,
@@ -149,28 +115,17 @@ struct mta_sts_ctx *mta_sts_new(struct event_base *base, struct dns_resolver *r,
 	ctx->st = st;
 	ctx->port = port != 0 ? port : 443;
 	ctx->fetch_timeout = MTA_STS_FETCH_TIMEOUT;
-	ctx->ssl_ctx = SSL_CTX_new(TLS_client_method());
-	ctx->absent = dict_new(sizeof(int64_t), STS_ABSENT_MAX, DICT_EVICT);
-	if (ctx->ssl_ctx == NULL || ctx->absent == NULL) {
-		dict_free(&ctx->absent);
-		if (ctx->ssl_ctx != NULL)
-			SSL_CTX_free(ctx->ssl_ctx);
-		str_error(error_r, "cannot create a TLS context");
+	/* RFC 8461 3.3: the policy host's certificate MUST be valid for
+	 * mta-sts.DOMAIN and chain to a trusted root */
+	ctx->ssl_ctx = https_ssl_ctx_new(ca_file, error_r);
+	if (ctx->ssl_ctx == NULL) {
 		free(ctx);
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx->ssl_ctx, TLS1_2_VERSION);
-	/* RFC 8461 3.3: the policy host's certificate MUST be valid for
-	 * mta-sts.DOMAIN and chain to a trusted root */
-	SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, sts_verify_cb);
-	int ok = ca_file != NULL ? SSL_CTX_load_verify_locations(ctx->ssl_ctx, ca_file, NULL)
-	                         : SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
-	if (ok != 1) {
-		if (error_r != NULL && asprintf(error_r, "cannot load the CA file %s",
-		                                ca_file != NULL ? ca_file : "(system)") < 0)
-			*error_r = NULL;
-		ERR_clear_error();
+	ctx->absent = dict_new(sizeof(int64_t), STS_ABSENT_MAX, DICT_EVICT);
+	if (ctx->absent == NULL) {
 		SSL_CTX_free(ctx->ssl_ctx);
+		str_error(error_r, "out of memory");
 		free(ctx);
 		return NULL;
 	}
@@ -198,15 +153,7 @@ void mta_sts_free(struct mta_sts_ctx **ctxp)
 static void sts_fetch_cleanup(struct mta_sts_query *q)
 {
 	dns_cancel(&q->dq);
-	if (q->timer != NULL)
-		event_del(q->timer);
-	if (q->finish != NULL)
-		event_del(q->finish);
-	if (q->evcon != NULL) {
-		q->closing = true;
-		evhttp_connection_free(q->evcon);
-		q->evcon = NULL;
-	}
+	https_request_cancel(&q->req);
 }
 
 static void sts_unlink(struct mta_sts_query *q)
@@ -231,11 +178,6 @@ static void sts_query_free(struct mta_sts_query *q)
 		q->job->q = NULL; /* its completion frees it */
 		q->job = NULL;
 	}
-	if (q->timer != NULL)
-		event_free(q->timer);
-	if (q->finish != NULL)
-		event_free(q->finish);
-	free(q->body);
 	sts_unlink(q);
 	free(q);
 }
@@ -416,39 +358,6 @@ static void sts_fetch_fail(struct mta_sts_query *q, const char *why)
 		sts_finish(q, NULL, "fetch failed: %s", why);
 }
 
-static void sts_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	char why[64];
-
-	struct mta_sts_query *q = arg;
-
-	snprintf(why, sizeof(why), "timed out after %u s", q->ctx->fetch_timeout);
-	sts_fetch_fail(q, why);
-}
-
-/* An OpenSSL error of the connection, when the certificate check left none. */
-static void sts_note_tls_error(struct mta_sts_query *q)
-{
-	if (q->tls_error[0] != '\0' || q->evcon == NULL)
-		return;
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(q->evcon);
-	unsigned long e = bev != NULL ? bufferevent_get_openssl_error(bev) : 0;
-	/* a failed connect() comes as an error without an OpenSSL reason */
-	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-	if (reason != NULL)
-		snprintf(q->tls_error, sizeof(q->tls_error), "TLS: %s", reason);
-}
-
-static void sts_on_http_error(enum evhttp_request_error err, void *arg)
-{
-	struct mta_sts_query *q = arg;
-
-	if (q->closing)
-		return;
-	q->http_error = (int)err + 1;
-	sts_note_tls_error(q);
-}
-
 /* RFC 8461 3.3: the media type MUST be text/plain (parameters allowed). */
 static bool sts_ctype_plain(const char *v)
 {
@@ -460,231 +369,65 @@ static bool sts_ctype_plain(const char *v)
 	return *v == '\0' || *v == ';' || *v == ' ' || *v == '\t';
 }
 
-static void sts_on_response(struct evhttp_request *req, void *arg)
-{
-	struct mta_sts_query *q = arg;
-
-	if (q->closing)
-		return;
-	/* libevent 2.1 reports a failed connect (TCP or TLS handshake) with the
-	 * request itself, response code 0, and no error callback */
-	if (req != NULL && evhttp_request_get_response_code(req) == 0 && q->http_error == 0) {
-		q->connect_failed = true;
-		sts_note_tls_error(q);
-	}
-	if (req != NULL && evhttp_request_get_response_code(req) != 0) {
-		q->http_status = evhttp_request_get_response_code(req);
-		const char *ct =
-		    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-		if (ct != NULL) {
-			q->ctype_ok = sts_ctype_plain(ct);
-			/* for the reason: printable ASCII only, bounded */
-			size_t k = 0;
-			for (const char *p = ct; *p != '\0' && k + 1 < sizeof(q->ctype); p++)
-				q->ctype[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
-			q->ctype[k] = '\0';
-		}
-		struct evbuffer *in = evhttp_request_get_input_buffer(req);
-		size_t len = evbuffer_get_length(in);
-		if (len > MTA_STS_BODY_MAX) {
-			q->http_error = EVREQ_HTTP_DATA_TOO_LONG + 1;
-		} else if ((q->body = malloc(len + 1)) != NULL) {
-			evbuffer_remove(in, q->body, len);
-			q->body[len] = '\0';
-			q->body_len = len;
-		}
-	}
-	/* evaluated outside libevent's callback stack, where evcon can go */
-	event_active(q->finish, 0, 0);
-}
-
-static const char *sts_http_error_name(int e)
-{
-	switch (e - 1) {
-	case EVREQ_HTTP_TIMEOUT:
-		return "timed out";
-	case EVREQ_HTTP_EOF:
-		return "connection closed";
-	case EVREQ_HTTP_INVALID_HEADER:
-		return "invalid HTTP response";
-	case EVREQ_HTTP_BUFFER_ERROR:
-		return "connection failed";
-	case EVREQ_HTTP_REQUEST_CANCEL:
-		return "request cancelled";
-	case EVREQ_HTTP_DATA_TOO_LONG:
-		return "response over the size limit";
-	}
-	return "HTTP error";
-}
-
-static void sts_on_finish(evutil_socket_t fd, short what, void *arg)
+static void sts_on_fetched(void *arg, const struct https_response *res)
 {
 	struct mta_sts_query *q = arg;
 	char why[STS_REASON_MAX];
 	const char *perr = NULL;
 
-	if (q->evcon != NULL) {
-		q->closing = true;
-		evhttp_connection_free(q->evcon);
-		q->evcon = NULL;
-	}
-	if (q->tls_error[0] != '\0') {
-		sts_fetch_fail(q, q->tls_error);
-		return;
-	}
-	if (q->http_status == 0) {
-		if (q->http_error - 1 == EVREQ_HTTP_DATA_TOO_LONG)
-			snprintf(why, sizeof(why), "response too large (limit %u octets)",
-			         MTA_STS_BODY_MAX);
-		else
-			snprintf(why, sizeof(why),
-			         strchr(q->addr, ':') != NULL ? "[%s]:%u: %s" : "%s:%u: %s",
-			         q->addr, q->ctx->port,
-			         q->connect_failed ? "cannot connect"
-			                           : sts_http_error_name(q->http_error));
-		sts_fetch_fail(q, why);
+	q->req = NULL;
+	if (res->error != NULL) {
+		sts_fetch_fail(q, res->error);
 		return;
 	}
 	/* RFC 8461 3.3: HTTP 200 only; redirects are not followed */
-	if (q->http_status != 200) {
-		snprintf(why, sizeof(why), "HTTP status %d", q->http_status);
+	if (res->status != 200) {
+		snprintf(why, sizeof(why), "HTTP status %d", res->status);
 		sts_fetch_fail(q, why);
 		return;
 	}
-	if (q->http_error - 1 == EVREQ_HTTP_DATA_TOO_LONG) {
-		snprintf(why, sizeof(why), "response too large (limit %u octets)",
-		         MTA_STS_BODY_MAX);
-		sts_fetch_fail(q, why);
-		return;
-	}
-	if (!q->ctype_ok) {
-		if (q->ctype[0] == '\0')
+	if (res->ctype == NULL || !sts_ctype_plain(res->ctype)) {
+		if (res->ctype == NULL)
 			snprintf(why, sizeof(why), "no Content-Type (text/plain required)");
 		else
-			snprintf(why, sizeof(why), "Content-Type %s (text/plain required)",
-			         q->ctype);
+			snprintf(why, sizeof(why), "Content-Type %.63s (text/plain required)",
+			         res->ctype);
 		sts_fetch_fail(q, why);
 		return;
 	}
-	if (q->body == NULL) {
-		sts_fetch_fail(q, "out of memory");
-		return;
-	}
-	if (mta_sts_policy_parse(q->body, q->body_len, &q->fetched, &perr) < 0) {
+	if (mta_sts_policy_parse(res->body, res->body_len, &q->fetched, &perr) < 0) {
 		sts_fetch_fail(q, perr);
 		return;
 	}
 	int64_t now = time(NULL);
 	snprintf(q->fetched.id, sizeof(q->fetched.id), "%s", q->txt_id);
 	q->fetched.expires = now + (int64_t)q->fetched.max_age;
-	event_del(q->timer);
 	/* RFC 8461 5.1: a new policy is cached and used */
-	if (sts_job_start(q, q->body, now) < 0)
+	if (sts_job_start(q, res->body, now) < 0)
 		sts_finish(q, &q->fetched, "fetched (not cached: out of memory)", NULL);
-}
-
-static void sts_http_start(struct mta_sts_query *q)
-{
-	struct bufferevent *bev = NULL;
-	struct evhttp_request *req = NULL;
-	SSL *ssl = SSL_new(q->ctx->ssl_ctx);
-
-	if (ssl == NULL)
-		goto fail;
-	SSL_set_app_data(ssl, q);
-	/* RFC 8461 3.3: SNI and the certificate's name are mta-sts.DOMAIN */
-	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (SSL_set_tlsext_host_name(ssl, q->host) != 1 || SSL_set1_host(ssl, q->host) != 1) {
-		SSL_free(ssl);
-		goto fail;
-	}
-	bev = bufferevent_openssl_socket_new(q->ctx->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-	                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		goto fail;
-	}
-	/* the body ends at the connection's end too (HTTP/1.0 style): no
-	 * close_notify needed for that */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	/* addr is an IP literal (our resolver answered): libevent resolves
-	 * nothing itself */
-	q->evcon = evhttp_connection_base_bufferevent_new(q->ctx->base, NULL, bev, q->addr,
-	                                                  (unsigned short)q->ctx->port);
-	if (q->evcon == NULL) {
-		bufferevent_free(bev);
-		goto fail;
-	}
-	evhttp_connection_set_max_body_size(q->evcon, MTA_STS_BODY_MAX);
-	evhttp_connection_set_max_headers_size(q->evcon, MTA_STS_HEADERS_MAX);
-	evhttp_connection_set_timeout(q->evcon, (int)q->ctx->fetch_timeout);
-	evhttp_connection_set_retries(q->evcon, 0);
-	req = evhttp_request_new(sts_on_response, q);
-	if (req == NULL)
-		goto fail;
-	evhttp_request_set_error_cb(req, sts_on_http_error);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	if (evhttp_add_header(h, "Host", q->host) != 0 ||
-	    evhttp_add_header(h, "Connection", "close") != 0 ||
-	    evhttp_add_header(h, "Accept", "text/plain") != 0) {
-		evhttp_request_free(req);
-		goto fail;
-	}
-	/* evhttp_make_request owns req from here, also when it fails */
-	if (evhttp_make_request(q->evcon, req, EVHTTP_REQ_GET, STS_PATH) != 0)
-		goto fail;
-	return;
-fail:
-	sts_fetch_fail(q, "cannot start the HTTPS request");
-}
-
-static void sts_on_addr(void *arg, const struct dns_answer *a)
-{
-	struct mta_sts_query *q = arg;
-	char *error = NULL;
-	char why[STS_REASON_MAX];
-
-	q->dq = NULL;
-	if (a->status == DNS_OK && a->n > 0) {
-		if (a->type == DNS_TYPE_A)
-			inet_ntop(AF_INET, &a->a[0], q->addr, sizeof(q->addr));
-		else
-			inet_ntop(AF_INET6, &a->aaaa[0], q->addr, sizeof(q->addr));
-		sts_http_start(q);
-		return;
-	}
-	if (a->type == DNS_TYPE_A && a->status != DNS_TEMPFAIL && !q->tried_aaaa) {
-		q->tried_aaaa = true;
-		if (dns_lookup(q->ctx->r, q->host, DNS_TYPE_AAAA, sts_on_addr, q, &q->dq, &error) <
-		    0) {
-			snprintf(why, sizeof(why), "%s: %s", q->host, error != NULL ? error : "?");
-			free(error);
-			sts_fetch_fail(q, why);
-		}
-		return;
-	}
-	snprintf(why, sizeof(why), "%s: %s", q->host,
-	         a->status == DNS_TEMPFAIL ? (a->why != NULL ? a->why : "DNS failure")
-	                                   : "no address");
-	sts_fetch_fail(q, why);
 }
 
 static void sts_fetch_start(struct mta_sts_query *q)
 {
-	struct timeval tv = {(time_t)q->ctx->fetch_timeout, 0};
 	char *error = NULL;
 	char why[STS_REASON_MAX];
+	struct https_request_params hp = {
+	    .base = q->ctx->base,
+	    .dns = q->ctx->r,
+	    .ssl_ctx = q->ctx->ssl_ctx,
+	    /* RFC 8461 3.3: SNI and the certificate's name are mta-sts.DOMAIN */
+	    .host = q->host,
+	    .port = q->ctx->port,
+	    .path = STS_PATH,
+	    .method = "GET",
+	    .accept = "text/plain",
+	    .host_header = q->host,
+	    .timeout = q->ctx->fetch_timeout,
+	    .max_body = MTA_STS_BODY_MAX,
+	    .max_headers = MTA_STS_HEADERS_MAX,
+	};
 
-	if (q->timer == NULL)
-		q->timer = evtimer_new(q->ctx->base, sts_on_timer, q);
-	if (q->finish == NULL)
-		q->finish = event_new(q->ctx->base, -1, 0, sts_on_finish, q);
-	if (q->timer == NULL || q->finish == NULL) {
-		sts_fetch_fail(q, "out of memory");
-		return;
-	}
-	evtimer_add(q->timer, &tv);
-	if (dns_lookup(q->ctx->r, q->host, DNS_TYPE_A, sts_on_addr, q, &q->dq, &error) < 0) {
+	if (https_request_start(&hp, sts_on_fetched, q, &q->req, &error) < 0) {
 		snprintf(why, sizeof(why), "%s: %s", q->host, error != NULL ? error : "?");
 		free(error);
 		sts_fetch_fail(q, why);

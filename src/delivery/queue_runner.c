@@ -159,6 +159,7 @@ struct idle_conn {
 struct queue_runner {
 	/* settings, copied at start */
 	char *hostname;
+	char *tls_ca_file; /* [delivery] tls_ca_file, for https: TLS reports */
 	unsigned remote_port;
 	char *smarthost;
 	unsigned smarthost_port;
@@ -1725,6 +1726,7 @@ static void runner_on_report(evutil_socket_t fd, short what, void *ctx)
 	    .st = r->st,
 	    .hostname = r->hostname,
 	    .before = today,
+	    .ca_file = r->tls_ca_file,
 	};
 	char *err = NULL;
 	if (tlsrpt_send_start(&p, runner_report_done, r, &r->report, &err) < 0) {
@@ -1818,6 +1820,9 @@ int queue_runner_start(const struct config *cfg, struct store *st, struct worker
 		goto fail_oom;
 	}
 	if (cfg->srs_secret != NULL && (r->srs_secret = strdup(cfg->srs_secret)) == NULL)
+		goto fail_oom;
+	if (cfg->delivery_tls_ca_file != NULL &&
+	    (r->tls_ca_file = strdup(cfg->delivery_tls_ca_file)) == NULL)
 		goto fail_oom;
 	r->max_conns = cfg->delivery_max_connections;
 	r->max_per_domain = cfg->delivery_max_per_domain;
@@ -2007,6 +2012,7 @@ void queue_runner_free(struct queue_runner **rp)
 	free(r->smarthost);
 	free(r->smarthost_user);
 	free(r->srs_secret);
+	free(r->tls_ca_file);
 	free(r->dkim_dir);
 	if (r->smarthost_pass != NULL) {
 		OPENSSL_cleanse(r->smarthost_pass, strlen(r->smarthost_pass));

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/worker.h"
+#include "delivery/https_client.h"
 #include "delivery/tlsrpt.h"
 #include "dns/dns.h"
 #include "store/store.h"
@@ -21,6 +22,10 @@
 /* A report larger than this (JSON) is not sent: a day of one domain would
  * need more distinct failures than anybody reads. */
 #define REPORT_JSON_MAX (8u << 20)
+/* RFC 8460 5.4: the POST of a report to an https: address */
+#define POST_TIMEOUT 60              /* seconds, the whole exchange */
+#define POST_RESPONSE_MAX (64u << 10) /* the response is read up to this, discarded */
+#define POST_TYPE "application/tlsrpt+gzip"
 
 enum { F_DAY, F_DOMAIN, F_TYPE, F_POLICY, F_MX, F_RESULT, F_SIP, F_RIP, NFIELDS };
 
@@ -42,6 +47,9 @@ struct tlsrpt_send {
 	size_t nrows, cap;
 	bool oom;
 	size_t gfirst, gend; /* the current group: rows [gfirst, gend) */
+	char *ca_file;
+	SSL_CTX *ssl;              /* for the POSTs, made when first needed */
+	struct group_job *posting; /* the group whose POSTs are out, on the loop */
 };
 
 struct group_job {
@@ -49,14 +57,36 @@ struct group_job {
 	struct tlsrpt_policy_record rec;
 	bool report; /* send the report (else only delete the counts) */
 	bool keep;   /* keep the counts (DNS temporary failure) */
+	bool delete_only; /* the second job of a group: the counts go */
 	unsigned sent;
 	int rc;
 	char *error;
+	/* https: addresses, posted on the loop after the job (RFC 8460 5.4) */
+	struct buf gz;
+	size_t next_rua; /* the next address to look at */
+	bool post; /* there are https: addresses to post to */
+	bool post_failed;
+	struct https_request *req;
 };
+
+static void group_job_free(struct group_job *j)
+{
+	if (j == NULL)
+		return;
+	https_request_cancel(&j->req);
+	buf_free(&j->gz);
+	free(j->error);
+	free(j);
+}
 
 static void send_free(struct tlsrpt_send *s)
 {
 	dns_cancel(&s->q);
+	group_job_free(s->posting);
+	s->posting = NULL;
+	if (s->ssl != NULL)
+		SSL_CTX_free(s->ssl);
+	free(s->ca_file);
 	for (size_t i = 0; i < s->nrows; i++)
 		for (int k = 0; k < NFIELDS; k++)
 			free(s->rows[i].f[k]);
@@ -424,7 +454,8 @@ static void group_run(void *arg)
 	j->rc = 1;
 	if (j->keep)
 		return;
-	if (j->report) {
+	bool https = false;
+	if (j->report && !j->delete_only) {
 		struct tm tm = {0};
 		if (sscanf(r0->f[F_DAY], "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) !=
 		    3) {
@@ -438,21 +469,22 @@ static void group_run(void *arg)
 		char report_id[400];
 		snprintf(report_id, sizeof(report_id), "%sT00:00:00Z.%s@%s", r0->f[F_DAY],
 		         r0->f[F_DOMAIN], s->hostname);
-		struct buf json, gz, msg;
+		struct buf json, msg;
 		buf_init(&json, REPORT_JSON_MAX);
-		buf_init(&gz, 0);
 		buf_init(&msg, 0);
 		if (report_json(s, s->gfirst, s->gend, start, report_id, &json) < 0 ||
-		    tlsrpt_gzip(json.data, json.len, &gz) < 0) {
+		    tlsrpt_gzip(json.data, json.len, &j->gz) < 0) {
 			j->rc = -1;
 			j->error = strdup("cannot build the report (too large, or out of memory)");
 		}
 		for (size_t i = 0; j->rc > 0 && i < j->rec.n; i++) {
 			const struct tlsrpt_rua *u = &j->rec.rua[i];
-			if (u->scheme != TLSRPT_MAILTO)
-				continue; /* HTTPS reporting: not built (docs/delivery.md) */
+			if (u->scheme != TLSRPT_MAILTO) {
+				https = true; /* posted on the loop (group_done) */
+				continue;
+			}
 			buf_reset(&msg);
-			if (report_message(s, r0->f[F_DAY], r0->f[F_DOMAIN], u->addr, &gz, start,
+			if (report_message(s, r0->f[F_DAY], r0->f[F_DOMAIN], u->addr, &j->gz, start,
 			                   report_id, &msg) < 0) {
 				j->rc = -1;
 				j->error = strdup("cannot build the report message");
@@ -465,13 +497,36 @@ static void group_run(void *arg)
 			j->sent++;
 		}
 		buf_free(&json);
-		buf_free(&gz);
 		buf_free(&msg);
-		if (j->rc < 0)
-			return;
+		j->post = https && j->rc > 0;
+		if (j->rc < 0 || https)
+			return; /* the counts stay until the POSTs are done */
+		buf_free(&j->gz);
 	}
 	if (store_tlsrpt_delete(s->p.st, r0->f[F_DAY], r0->f[F_DOMAIN], &j->error) < 0)
 		j->rc = -1;
+}
+
+static void group_submit_job(struct tlsrpt_send *s, struct group_job *j);
+static void post_next(struct tlsrpt_send *s, struct group_job *j);
+
+/* The group is over: counted, the next one. */
+static void group_end(struct tlsrpt_send *s, struct group_job *j)
+{
+	const struct row *r0 = &s->rows[s->gfirst];
+	if (j->rc < 0 || j->post_failed) {
+		if (j->rc < 0)
+			log_warn(NULL, "event=tlsrpt-failed day=%s domain=%s error=\"%s\"",
+			         r0->f[F_DAY], r0->f[F_DOMAIN], j->error != NULL ? j->error : "?");
+		s->res.failed++;
+		s->res.reports += j->sent; /* those did go */
+	} else if (j->report) {
+		log_info(NULL, "event=tlsrpt-sent day=%s domain=%s reports=%u", r0->f[F_DAY],
+		         r0->f[F_DOMAIN], j->sent);
+		s->res.reports += j->sent;
+	}
+	group_job_free(j);
+	next_group(s);
 }
 
 static void group_done(void *arg)
@@ -480,24 +535,105 @@ static void group_done(void *arg)
 	struct tlsrpt_send *s = j->s;
 	s->job_out = false;
 	if (s->cancelled) {
-		free(j->error);
-		free(j);
+		group_job_free(j);
 		send_free(s);
 		return;
 	}
-	const struct row *r0 = &s->rows[s->gfirst];
-	if (j->rc < 0) {
-		log_warn(NULL, "event=tlsrpt-failed day=%s domain=%s error=\"%s\"", r0->f[F_DAY],
-		         r0->f[F_DOMAIN], j->error != NULL ? j->error : "?");
-		s->res.failed++;
-	} else if (j->report) {
-		log_info(NULL, "event=tlsrpt-sent day=%s domain=%s reports=%u", r0->f[F_DAY],
-		         r0->f[F_DOMAIN], j->sent);
-		s->res.reports += j->sent;
+	if (j->rc > 0 && j->post && !j->delete_only) {
+		/* the report is built, the mailto: copies are out: the POSTs,
+		 * one after the other, on this loop */
+		s->posting = j;
+		post_next(s, j);
+		return;
 	}
-	free(j->error);
-	free(j);
-	next_group(s);
+	group_end(s, j);
+}
+
+static void post_done(void *ctx, const struct https_response *res)
+{
+	struct group_job *j = ctx;
+	struct tlsrpt_send *s = j->s;
+	const struct row *r0 = &s->rows[s->gfirst];
+	const struct tlsrpt_rua *u = &j->rec.rua[j->next_rua];
+	j->req = NULL;
+	/* RFC 8460 5.4: a 2xx answer is success; redirects are not followed */
+	if (res->error == NULL && res->status >= 200 && res->status <= 299) {
+		log_info(NULL, "event=tlsrpt-posted day=%s domain=%s uri=\"%s\" status=%d",
+		         r0->f[F_DAY], r0->f[F_DOMAIN], u->uri, res->status);
+		j->sent++;
+	} else {
+		char st[32];
+		snprintf(st, sizeof(st), "HTTP status %d", res->status);
+		log_warn(NULL, "event=tlsrpt-failed day=%s domain=%s uri=\"%s\" error=\"%s\"",
+		         r0->f[F_DAY], r0->f[F_DOMAIN], u->uri,
+		         res->error != NULL ? res->error : st);
+		j->post_failed = true;
+	}
+	j->next_rua++;
+	post_next(s, j);
+}
+
+/* Posts to the next https: address of j, or, when all are done, removes the
+ * counts (all went) or keeps them (one failed). */
+static void post_next(struct tlsrpt_send *s, struct group_job *j)
+{
+	const struct row *r0 = &s->rows[s->gfirst];
+	for (; j->next_rua < j->rec.n; j->next_rua++) {
+		const struct tlsrpt_rua *u = &j->rec.rua[j->next_rua];
+		if (u->scheme != TLSRPT_HTTPS)
+			continue;
+		char host[HTTPS_HOST_MAX + 1], path[HTTPS_PATH_MAX + 1];
+		unsigned port = 0;
+		char *err = NULL;
+		if (https_uri_parse(u->uri, host, &port, path) < 0) {
+			err = strdup("not a usable https URI");
+		} else if (s->ssl == NULL && (s->ssl = https_ssl_ctx_new(s->ca_file, &err)) == NULL) {
+			/* err says why */
+		} else {
+			struct https_request_params hp = {
+			    .base = s->p.base,
+			    .dns = s->p.dns,
+			    .ssl_ctx = s->ssl,
+			    .host = host,
+			    .port = port,
+			    .path = path,
+			    .method = "POST",
+			    .content_type = POST_TYPE,
+			    .body = j->gz.data,
+			    .body_len = j->gz.len,
+			    .timeout = POST_TIMEOUT,
+			    .max_body = POST_RESPONSE_MAX,
+			};
+			if (https_request_start(&hp, post_done, j, &j->req, &err) > 0)
+				return; /* post_done goes on */
+		}
+		log_warn(NULL, "event=tlsrpt-failed day=%s domain=%s uri=\"%s\" error=\"%s\"",
+		         r0->f[F_DAY], r0->f[F_DOMAIN], u->uri, err != NULL ? err : "?");
+		free(err);
+		j->post_failed = true;
+	}
+	s->posting = NULL;
+	buf_free(&j->gz);
+	if (j->post_failed) {
+		group_end(s, j); /* counted as failed: the counts stay for the next run */
+		return;
+	}
+	j->delete_only = true;
+	group_submit_job(s, j);
+}
+
+/* Hands j to the pool (group_run, then group_done); counted as failed when
+ * it cannot. */
+static void group_submit_job(struct tlsrpt_send *s, struct group_job *j)
+{
+	s->job_out = true;
+	if (worker_pool_submit(s->p.pool, s->p.inbox, group_run, group_done, j) < 0) {
+		s->job_out = false;
+		j->rc = -1;
+		free(j->error);
+		j->error = strdup("out of memory");
+		group_end(s, j);
+	}
 }
 
 static void group_submit(struct tlsrpt_send *s, const struct tlsrpt_policy_record *rec, bool report,
@@ -510,17 +646,12 @@ static void group_submit(struct tlsrpt_send *s, const struct tlsrpt_policy_recor
 		return;
 	}
 	j->s = s;
+	buf_init(&j->gz, 0);
 	if (rec != NULL)
 		j->rec = *rec;
 	j->report = report;
 	j->keep = keep;
-	s->job_out = true;
-	if (worker_pool_submit(s->p.pool, s->p.inbox, group_run, group_done, j) < 0) {
-		s->job_out = false;
-		free(j);
-		s->res.failed++;
-		next_group(s);
-	}
+	group_submit_job(s, j);
 }
 
 /* The day before `before` by TLSRPT_SEND_KEEP_DAYS or more. */
@@ -599,6 +730,13 @@ int tlsrpt_send_start(const struct tlsrpt_send_params *p, tlsrpt_send_done *done
 	s->p = *p;
 	s->p.hostname = s->hostname;
 	s->p.before = s->before;
+	if (p->ca_file != NULL && (s->ca_file = strdup(p->ca_file)) == NULL) {
+		free(j);
+		send_free(s);
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	s->p.ca_file = s->ca_file;
 	s->done = done;
 	s->ctx = ctx;
 	j->s = s;
@@ -621,6 +759,8 @@ void tlsrpt_send_cancel(struct tlsrpt_send **sp)
 		return;
 	*sp = NULL;
 	dns_cancel(&s->q);
+	group_job_free(s->posting); /* its POST, if one is out */
+	s->posting = NULL;
 	if (s->job_out) {
 		s->cancelled = true; /* freed by the job's completion */
 		return;

@@ -31,10 +31,12 @@ struct tlsrpt_send_params {
 	struct store *st;
 	const char *hostname; /* organization-name, submitter, the From: domain */
 	const char *before;   /* "YYYY-MM-DD": the days before it are reported */
+	const char *ca_file;  /* https: reports: the CA file ([delivery] tls_ca_file);
+	                       * NULL: the system store */
 };
 
 struct tlsrpt_send_result {
-	unsigned reports;   /* report messages stored or queued (one per address) */
+	unsigned reports;   /* reports stored, queued or posted (one per address) */
 	unsigned no_policy; /* day and domain pairs whose domain wants no report */
 	unsigned deferred;  /* pairs kept for later (DNS temporary failure) */
 	unsigned failed;    /* pairs that could not be reported (kept) */

@@ -562,3 +562,112 @@ def test_tls_report_usage(make_server):
     assert (r.returncode, r.stderr) == (2, b"hermod: 'yesterday' is not a day (YYYY-MM-DD)\n")
     r = srv.cli("tls-report", "frob", check=False)
     assert r.returncode == 2
+
+
+# ---- TLS reports posted to https: addresses (RFC 8460 5.4) ----
+# A report server (test_mta_sts.PolicyServer, POSTs recorded) with a
+# certificate of the test CA for reports.rpt.test and reports.rpt500.test, a
+# second one with a certificate of another CA for reports.rptbad.test; plain
+# dnsmasq domains whose MX is a local SMTPPeer.
+
+
+RPT_DOMAINS = ("rpt.test", "rpt500.test", "rptbad.test")
+
+
+@pytest.fixture(scope="module")
+def rpt(ca, tmp_path_factory):
+    from test_mta_sts import PolicyServer
+    good = PolicyServer(*_pair(ca.issue("reports.rpt.test", "reports.rpt500.test")))
+    other = TestCA(str(tmp_path_factory.mktemp("otherca")), name="another CA")
+    bad = PolicyServer(*_pair(other.issue("reports.rptbad.test")))
+    ports = {"rpt.test": good.port, "rpt500.test": good.port, "rptbad.test": bad.port}
+    recs = []
+    for d in RPT_DOMAINS:
+        recs.append("--mx-host=%s,mx.%s,10" % (d, d))
+        recs.append("--host-record=mx.%s,%s" % (d, PEER))
+        recs.append("--host-record=reports.%s,127.0.0.1" % d)
+        recs.append("--txt-record=_smtp._tls.%s,v=TLSRPTv1; rua=https://reports.%s:%d/v1/tlsrpt"
+                    % (d, d, ports[d]))
+    with Dnsmasq(recs) as dns_:
+        good.dns = dns_
+        good.bad = bad
+        yield good
+    good.stop()
+    bad.stop()
+
+
+def _pair(leaf):
+    return leaf.cert, leaf.key
+
+
+def rpt_counted(make_server, rpt, ca, domain):
+    """A server that delivered one message to domain, its count in the store."""
+    port = peer_port()
+    with SMTPPeer(PEER, port, tls_context=server_context(ca.issue("mx." + domain))) as peer:
+        srv = tls_server(make_server, rpt.dns, ca, port)
+        submit(srv, "amy@" + domain)
+        peer.wait_messages(1)
+    deadline = time.monotonic() + 20
+    while srv.cli("tls-report", "list").stdout == "":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return srv
+
+
+def test_tls_report_posted_to_an_https_address(make_server, rpt, ca):
+    import gzip
+    import json
+    rpt.posts.clear()
+    rpt.post_response = (200, {"Content-Type": "text/plain"}, b"thanks")
+    srv = rpt_counted(make_server, rpt, ca, "rpt.test")
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    out = srv.cli("tls-report", "send", "2999-01-01").stdout
+    assert out == "reports 1, no policy 0, deferred 0, failed 0\n"
+    assert srv.cli("tls-report", "list").stdout == ""
+    assert len(rpt.posts) == 1, rpt.posts
+    path, headers, body = rpt.posts[0]
+    assert path == "/v1/tlsrpt"
+    assert headers["Content-Type"] == "application/tlsrpt+gzip"
+    assert headers["Host"] == "reports.rpt.test:%d" % rpt.port
+    assert rpt.sni[-1] == "reports.rpt.test"
+    report = json.loads(gzip.decompress(body))
+    assert report["organization-name"] == "mx.example.test"
+    assert report["report-id"] == "%sT00:00:00Z.rpt.test@mx.example.test" % day
+    assert report["date-range"] == {"start-datetime": day + "T00:00:00Z",
+                                    "end-datetime": day + "T23:59:59Z"}
+    assert [p["policy"] for p in report["policies"]] == [
+        {"policy-type": "no-policy-found", "policy-domain": "rpt.test",
+         "mx-host": ["mx.rpt.test"]}]
+    assert report["policies"][0]["summary"] == {"total-successful-session-count": 1,
+                                                "total-failure-session-count": 0}
+    # nothing mailed
+    assert [m for m in srv.messages(BOB) if m["subject"].startswith("Report Domain: ")] == []
+
+
+def test_tls_report_post_answered_500_keeps_the_counts(make_server, rpt, ca):
+    rpt.posts.clear()
+    rpt.post_response = (500, {}, b"")
+    srv = rpt_counted(make_server, rpt, ca, "rpt500.test")
+    before = srv.cli("tls-report", "list").stdout
+    r = srv.cli("tls-report", "send", "2999-01-01", check=False)
+    assert (r.returncode, r.stdout) == (1, "reports 0, no policy 0, deferred 0, failed 1\n")
+    assert "error=\"HTTP status 500\"" in r.stderr.decode(), r.stderr
+    assert len(rpt.posts) == 1
+    assert srv.cli("tls-report", "list").stdout == before
+    # the next run posts again; a 202 is success too
+    rpt.post_response = (202, {}, b"")
+    out = srv.cli("tls-report", "send", "2999-01-01").stdout
+    assert out == "reports 1, no policy 0, deferred 0, failed 0\n"
+    assert len(rpt.posts) == 2
+    assert srv.cli("tls-report", "list").stdout == ""
+
+
+def test_tls_report_post_untrusted_certificate_keeps_the_counts(make_server, rpt, ca):
+    rpt.bad.posts.clear()
+    srv = rpt_counted(make_server, rpt, ca, "rptbad.test")
+    before = srv.cli("tls-report", "list").stdout
+    r = srv.cli("tls-report", "send", "2999-01-01", check=False)
+    assert (r.returncode, r.stdout) == (1, "reports 0, no policy 0, deferred 0, failed 1\n")
+    assert "error=\"certificate: " in r.stderr.decode(), r.stderr
+    assert rpt.bad.posts == []
+    assert srv.cli("tls-report", "list").stdout == before

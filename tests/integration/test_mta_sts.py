@@ -23,13 +23,16 @@ POLICY = ("version: STSv1\r\nmode: enforce\r\nmx: mail.{d}\r\nmx: *.backup.{d}\r
 
 class PolicyServer:
     """HTTPS on 127.0.0.1: every GET answers with (status, headers, body) of
-    self.response; requests are recorded as (path, Host header, SNI name)."""
+    self.response; requests are recorded as (path, Host header, SNI name).
+    A POST is recorded in self.posts and answered with self.post_response."""
 
     def __init__(self, cert, key, tls=True):
         self.requests = []
         self.response = (404, {"Content-Type": "text/plain"}, b"")
         self.by_host = {}  # Host -> a response of its own
         self.sni = []
+        self.posts = []  # POSTs: (path, headers, body)
+        self.post_response = (200, {}, b"")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         ctx.sni_callback = lambda sock, name, c: self.sni.append(name)
@@ -41,6 +44,18 @@ class PolicyServer:
                                        outer.sni[-1] if outer.sni else None))
                 host = (self.headers.get("Host") or "").split(":")[0]
                 status, headers, body = outer.by_host.get(host, outer.response)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                outer.posts.append((self.path, dict(self.headers.items()),
+                                    self.rfile.read(n)))
+                status, headers, body = outer.post_response
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
