@@ -193,18 +193,27 @@ static void client_finish(struct smtp_client *c)
 		event_active(c->ev_free, EV_TIMEOUT, 1);
 }
 
-/* The attempt ends before any recipient was decided: the next address may do. */
+/* The attempt ends before any recipient was decided: the next address may do
+ * (policy: because the peer did not meet the TLS policy). */
+static void client_vfail(struct smtp_client *c, bool policy, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void client_vfail(struct smtp_client *c, bool policy, const char *fmt, va_list ap)
+{
+	free(c->reason);
+	c->reason = str_vprintf(fmt, ap);
+	c->try_next = true;
+	c->tls_policy_failed = policy;
+	client_finish(c);
+}
+
 static void client_fail_conn(struct smtp_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void client_fail_conn(struct smtp_client *c, const char *fmt, ...)
 {
 	va_list ap;
-	free(c->reason);
 	va_start(ap, fmt);
-	c->reason = str_vprintf(fmt, ap);
+	client_vfail(c, c->tls_policy_failed, fmt, ap);
 	va_end(ap);
-	c->try_next = true;
-	client_finish(c);
 }
 
 /* A one-line form of reply r ("550 5.1.1 text"). */
@@ -256,13 +265,9 @@ static void client_fail_policy(struct smtp_client *c, const char *fmt, ...)
 static void client_fail_policy(struct smtp_client *c, const char *fmt, ...)
 {
 	va_list ap;
-	free(c->reason);
 	va_start(ap, fmt);
-	c->reason = str_vprintf(fmt, ap);
+	client_vfail(c, true, fmt, ap);
 	va_end(ap);
-	c->try_next = true;
-	c->tls_policy_failed = true;
-	client_finish(c);
 }
 
 static void client_quit(struct smtp_client *c)
