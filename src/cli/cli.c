@@ -14,13 +14,13 @@
 #include "auth/sasl.h"
 #include "core/config.h"
 #include "delivery/mta_sts.h"
+#include "delivery/tlsrpt.h"
 #include "dns/dns.h"
 #include "mail/address.h"
 #include "policy/dkim_sign.h"
 #include "store/store.h"
 
 #include <crypt.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -1166,20 +1166,10 @@ static int cmd_mta_sts(struct cli *c)
 
 /* ---- tls-report ---- */
 
-/* "YYYY-MM-DD", digits where they belong. */
-static bool is_day(const char *s)
-{
-	static const char shape[] = "dddd-dd-dd";
-	for (size_t i = 0; i < sizeof(shape) - 1; i++)
-		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
-			return false;
-	return s[sizeof(shape) - 1] == '\0';
-}
-
 static int cmd_tls_report(struct cli *c)
 {
 	int ret;
-	char today[16];
+	char today[TLSRPT_DAY_LEN + 1];
 
 	if (c->action == NULL)
 		return usage(c);
@@ -1193,12 +1183,10 @@ static int cmd_tls_report(struct cli *c)
 	if (strcmp(c->action, "send") != 0 || c->nargs > 1)
 		return usage(c);
 	const char *before = c->nargs == 1 ? c->args[0] : NULL;
-	if (before != NULL && !is_day(before))
+	if (before != NULL && tlsrpt_day_start(before) < 0)
 		return fail(CLI_EXIT_USAGE, "'%s' is not a day (YYYY-MM-DD)", before);
 	if (before == NULL) {
-		time_t now = time(NULL);
-		struct tm tm;
-		if (gmtime_r(&now, &tm) == NULL || strftime(today, sizeof(today), "%Y-%m-%d", &tm) == 0)
+		if (tlsrpt_day(time(NULL), today) < 0)
 			return fail(CLI_EXIT_ERROR, "cannot tell the date");
 		before = today;
 	}
@@ -1361,10 +1349,11 @@ static const struct {
 	const char *name;
 	int (*run)(struct cli *c);
 } commands[] = {
-    {"domain", cmd_domain},   {"user", cmd_user},       {"alias", cmd_alias},
-    {"mailbox", cmd_mailbox}, {"message", cmd_message}, {"queue", cmd_queue},
-    {"dns", cmd_dns},         {"dkim", cmd_dkim},       {"mta-sts", cmd_mta_sts},
-    {"tls-report", cmd_tls_report},
+    {"domain", cmd_domain},   {"user", cmd_user},
+    {"alias", cmd_alias},     {"mailbox", cmd_mailbox},
+    {"message", cmd_message}, {"queue", cmd_queue},
+    {"dns", cmd_dns},         {"dkim", cmd_dkim},
+    {"mta-sts", cmd_mta_sts}, {"tls-report", cmd_tls_report},
 };
 
 int cli_main(int argc, char **argv)

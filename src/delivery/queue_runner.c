@@ -1713,10 +1713,8 @@ static void runner_on_report(evutil_socket_t fd, short what, void *ctx)
 	event_add(r->ev_report, &next);
 	if (r->report != NULL || atomic_load(&r->stopping))
 		return;
-	time_t now = time(NULL);
-	struct tm tm;
-	char today[16];
-	if (gmtime_r(&now, &tm) == NULL || strftime(today, sizeof(today), "%Y-%m-%d", &tm) == 0)
+	char today[TLSRPT_DAY_LEN + 1];
+	if (tlsrpt_day(time(NULL), today) < 0)
 		return;
 	struct tlsrpt_send_params p = {
 	    .base = r->base,

@@ -660,3 +660,27 @@ int tlsrpt_report_filename(const char *sender, const char *policy_domain, time_t
 		return -1;
 	return 1;
 }
+
+int tlsrpt_day(time_t t, char *out)
+{
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, TLSRPT_DAY_LEN + 1, "%Y-%m-%d", &tm) != TLSRPT_DAY_LEN)
+		return -1;
+	return 1;
+}
+
+time_t tlsrpt_day_start(const char *day)
+{
+	struct tm tm = {0};
+	for (int i = 0; i < TLSRPT_DAY_LEN; i++)
+		if (i == 4 || i == 7 ? day[i] != '-' : day[i] < '0' || day[i] > '9')
+			return -1;
+	if (day[TLSRPT_DAY_LEN] != '\0' ||
+	    sscanf(day, "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) != 3 ||
+	    tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return timegm(&tm);
+}

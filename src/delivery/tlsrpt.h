@@ -151,6 +151,15 @@ int tlsrpt_gzip(const void *data, size_t len, struct buf *out);
  * (letters, digits, '-', '.'), unique_id letters and digits, or NULL.
  * Returns 1 ok (out NUL-terminated), -1 when a name breaks those rules, a
  * time is negative, or the result does not fit outlen. */
+/* --- days (reports cover one UTC day) --- */
+
+#define TLSRPT_DAY_LEN 10 /* "YYYY-MM-DD" */
+/* The UTC day of t as "YYYY-MM-DD" into out (at least TLSRPT_DAY_LEN + 1).
+ * 1 ok, -1 when t cannot be represented. */
+int tlsrpt_day(time_t t, char *out);
+/* The first second (UTC) of day "YYYY-MM-DD"; -1 when day is not one. */
+time_t tlsrpt_day_start(const char *day);
+
 int tlsrpt_report_filename(const char *sender, const char *policy_domain, time_t begin, time_t end,
                            const char *unique_id, char *out, size_t outlen);
 

@@ -9,6 +9,7 @@
 #include "core/dict.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "delivery/tlsrpt.h"
 #include "store/store.h"
 
 /* A row's key: its eight strings, each followed by a NUL. */
@@ -67,9 +68,8 @@ void tlsrpt_counts_note(struct tlsrpt_counts *c, time_t now, const struct store_
 {
 	if (c == NULL)
 		return;
-	struct tm tm;
-	char day[16];
-	if (gmtime_r(&now, &tm) == NULL || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
+	char day[TLSRPT_DAY_LEN + 1];
+	if (tlsrpt_day(now, day) < 0)
 		return;
 	const char *v[KEY_FIELDS] = {day,     row->domain, row->policy_type, row->policy,
 	                             row->mx, row->result, row->sending_ip,  row->receiving_ip};

@@ -456,16 +456,12 @@ static void group_run(void *arg)
 		return;
 	bool https = false;
 	if (j->report && !j->delete_only) {
-		struct tm tm = {0};
-		if (sscanf(r0->f[F_DAY], "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) !=
-		    3) {
+		time_t start = tlsrpt_day_start(r0->f[F_DAY]);
+		if (start < 0) {
 			j->rc = -1;
 			j->error = strdup("bad day in the counts");
 			return;
 		}
-		tm.tm_year -= 1900;
-		tm.tm_mon -= 1;
-		time_t start = timegm(&tm);
 		char report_id[400];
 		snprintf(report_id, sizeof(report_id), "%sT00:00:00Z.%s@%s", r0->f[F_DAY],
 		         r0->f[F_DOMAIN], s->hostname);
@@ -657,15 +653,8 @@ static void group_submit(struct tlsrpt_send *s, const struct tlsrpt_policy_recor
 /* The day before `before` by TLSRPT_SEND_KEEP_DAYS or more. */
 static bool too_old(const char *day, const char *before)
 {
-	struct tm a = {0}, b = {0};
-	if (sscanf(day, "%4d-%2d-%2d", &a.tm_year, &a.tm_mon, &a.tm_mday) != 3 ||
-	    sscanf(before, "%4d-%2d-%2d", &b.tm_year, &b.tm_mon, &b.tm_mday) != 3)
-		return true;
-	a.tm_year -= 1900;
-	b.tm_year -= 1900;
-	a.tm_mon -= 1;
-	b.tm_mon -= 1;
-	return timegm(&b) - timegm(&a) >= (time_t)TLSRPT_SEND_KEEP_DAYS * 86400;
+	time_t a = tlsrpt_day_start(day), b = tlsrpt_day_start(before);
+	return a < 0 || b < 0 || b - a >= (time_t)TLSRPT_SEND_KEEP_DAYS * 86400;
 }
 
 static void on_txt(void *ctx, const struct dns_answer *a)

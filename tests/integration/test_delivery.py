@@ -17,6 +17,7 @@ import pytest
 from conftest import (ALICE, BOB, PASSWORDS, QUEUED_RE, free_port, make_message,
                       unique)
 from dnsfix import Dnsmasq
+from pki import server_context
 from smtppeer import SMTPPeer
 
 PEER = "127.0.0.2"
@@ -328,9 +329,7 @@ def test_dropped_at_end_of_data_is_retried(make_server, dns):
 
 def test_starttls_used_when_offered(make_server, dns, make_cert):
     port = peer_port()
-    cert = make_cert("mx.dest.test")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert.cert, cert.key)
+    ctx = server_context(make_cert("mx.dest.test"))
     with SMTPPeer(PEER, port, tls_context=ctx) as peer:
         srv = sender_server(make_server, dns, port)
         submit(srv, "nia@dest.test")
@@ -724,9 +723,7 @@ def test_too_many_received_fields_refused(make_server, dns):
 
 def test_connection_reused_for_the_next_message(make_server, dns, make_cert):
     port = peer_port()
-    cert = make_cert("mx.dest.test")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert.cert, cert.key)
+    ctx = server_context(make_cert("mx.dest.test"))
     with SMTPPeer(PEER, port, tls_context=ctx) as peer:
         srv = sender_server(make_server, dns, port)
         submit(srv, "r1@dest.test")

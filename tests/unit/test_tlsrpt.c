@@ -519,8 +519,24 @@ static void test_filename(void)
 	      -1);
 }
 
+/* UTC days: what the counts are keyed by and the reports cover. */
+static void test_days(void)
+{
+	char d[TLSRPT_DAY_LEN + 1];
+	CHECK(tlsrpt_day(0, d) == 1 && strcmp(d, "1970-01-01") == 0);
+	CHECK(tlsrpt_day(1764719999, d) == 1 && strcmp(d, "2025-12-02") == 0);
+	CHECK(tlsrpt_day_start("2025-12-02") == 1764633600);
+	CHECK(tlsrpt_day_start("1970-01-01") == 0);
+	static const char *const bad[] = {"",           "2025-12-2",  "2025-13-01",
+	                                  "2025-00-10", "2025-12-32", "2025-12-02x",
+	                                  "yesterday",  "2025/12/02", "+025-12-02"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(tlsrpt_day_start(bad[i]) == -1);
+}
+
 int main(void)
 {
+	test_days();
 	test_record_valid();
 	test_record_invalid();
 	test_select();
